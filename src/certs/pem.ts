@@ -1,0 +1,38 @@
+/**
+ * PEM framing and fingerprints.
+ *
+ * @module pem
+ */
+import { createHash } from 'node:crypto';
+
+/** Wraps DER in a PEM block with 64-character lines. */
+export function toPem(der: Uint8Array, label = 'CERTIFICATE'): string {
+  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
+}
+
+/** Every PEM block in `text`, in order. */
+export function pemBlocks(text: string): { label: string; der: Buffer }[] {
+  const out: { label: string; der: Buffer }[] = [];
+  const re = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    out.push({ label: m[1] as string, der: Buffer.from((m[2] as string).replace(/\s+/g, ''), 'base64') });
+  }
+  return out;
+}
+
+/** Certificates from PEM text (any number of blocks) or a single DER certificate. */
+export function certificatesFrom(input: Uint8Array | string): Buffer[] {
+  const text = typeof input === 'string' ? input : Buffer.from(input).toString('latin1');
+  if (text.includes('-----BEGIN')) {
+    return pemBlocks(text)
+      .filter((b) => b.label === 'CERTIFICATE')
+      .map((b) => b.der);
+  }
+  return typeof input === 'string' ? [] : [Buffer.from(input)];
+}
+
+/** SHA-256 fingerprint of DER bytes, lower-case hex without separators. */
+export function fingerprint(der: Uint8Array): string {
+  return createHash('sha256').update(der).digest('hex');
+}

@@ -1,0 +1,202 @@
+/**
+ * The one adapter to `@peculiar/x509`: certificate creation and extension parsing.
+ * Public types never mention the library; DER `Buffer`s and KeyObjects go in and out.
+ *
+ * The library's dependency injection (tsyringe) needs a Reflect polyfill before it loads,
+ * so it is imported lazily, after `reflect-metadata`, on first use: importing profilesmith
+ * itself stays free of side effects.
+ */
+import { createPublicKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
+import { CertificateInvalid, KeyUnsupported } from '../errors.js';
+import { fingerprint } from './pem.js';
+
+type X509Module = typeof import('@peculiar/x509');
+let loaded: Promise<X509Module> | undefined;
+
+async function lib(): Promise<X509Module> {
+  loaded ??= import('reflect-metadata').then(() => import('@peculiar/x509'));
+  return loaded;
+}
+
+const crypto = webcrypto as unknown as Crypto;
+
+export const EKU = {
+  emailProtection: '1.3.6.1.5.5.7.3.4',
+  codeSigning: '1.3.6.1.5.5.7.3.3',
+  serverAuth: '1.3.6.1.5.5.7.3.1',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
+} as const;
+
+export type KeyUsageName =
+  | 'digitalSignature'
+  | 'nonRepudiation'
+  | 'keyEncipherment'
+  | 'dataEncipherment'
+  | 'keyAgreement'
+  | 'keyCertSign'
+  | 'cRLSign';
+
+const KU_BITS: Record<KeyUsageName, number> = {
+  digitalSignature: 1,
+  nonRepudiation: 2,
+  keyEncipherment: 4,
+  dataEncipherment: 8,
+  keyAgreement: 16,
+  keyCertSign: 32,
+  cRLSign: 64,
+};
+
+/** A distinguished name as ordered attribute/value pairs, e.g. `[['CN', 'Alice']]`. */
+export type NameSpec = [attribute: 'CN' | 'O' | 'OU' | 'E' | 'C', value: string][];
+
+export interface CertificateSpec {
+  subject: NameSpec;
+  /** The issuer's certificate; omitted for a self-signed root. */
+  issuerCertificate?: Buffer;
+  /** Hex serial; default: 16 random bytes. */
+  serialNumber?: string;
+  notBefore: Date;
+  notAfter: Date;
+  publicKey: KeyObject;
+  signingKey: KeyObject;
+  ca?: { pathLength?: number };
+  keyUsage: KeyUsageName[];
+  extendedKeyUsage?: string[];
+  email?: string;
+  dnsNames?: string[];
+}
+
+/** A random positive 16-byte serial (RFC 5280 allows up to 20 octets). */
+export function randomSerial(): string {
+  const b = randomBytes(16);
+  b[0] = ((b[0] as number) & 0x7f) | 0x10;
+  return b.toString('hex');
+}
+
+/** WebCrypto algorithm for signing with `key`. */
+function signingAlgorithm(key: KeyObject): RsaHashedImportParams | EcKeyImportParams {
+  if (key.asymmetricKeyType === 'rsa') return { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+  if (key.asymmetricKeyType === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    if (curve === 'prime256v1') return { name: 'ECDSA', namedCurve: 'P-256' };
+    if (curve === 'secp384r1') return { name: 'ECDSA', namedCurve: 'P-384' };
+  }
+  throw new KeyUnsupported(String(key.asymmetricKeyType), 'Only RSA and ECDSA P-256/P-384 keys can sign certificates');
+}
+
+async function toCryptoKey(key: KeyObject): Promise<CryptoKey> {
+  const alg = signingAlgorithm(key);
+  return crypto.subtle.importKey('pkcs8', key.export({ format: 'der', type: 'pkcs8' }), alg, false, ['sign']);
+}
+
+function jsonName(name: NameSpec) {
+  return name.map(([k, v]) => ({ [k]: [v] }));
+}
+
+/** Creates and signs a certificate; returns its DER. */
+export async function createCertificate(spec: CertificateSpec): Promise<Buffer> {
+  const x = await lib();
+  const spki = spec.publicKey.export({ format: 'der', type: 'spki' });
+  const signingKey = await toCryptoKey(spec.signingKey);
+  const alg = signingAlgorithm(spec.signingKey);
+  const hash = 'namedCurve' in alg && alg.namedCurve === 'P-384' ? 'SHA-384' : 'SHA-256';
+  const issuer = spec.issuerCertificate ? new x.X509Certificate(Uint8Array.from(spec.issuerCertificate)) : undefined;
+  const extensions: InstanceType<X509Module['Extension']>[] = [
+    new x.BasicConstraintsExtension(!!spec.ca, spec.ca?.pathLength, true),
+    new x.KeyUsagesExtension(spec.keyUsage.reduce((n, u) => n | KU_BITS[u], 0), true),
+    await x.SubjectKeyIdentifierExtension.create(spki, false, crypto),
+  ];
+  const akiKey = issuer ? issuer.publicKey.rawData : spki;
+  extensions.push(await x.AuthorityKeyIdentifierExtension.create(akiKey, false, crypto));
+  if (spec.extendedKeyUsage?.length) {
+    extensions.push(new x.ExtendedKeyUsageExtension(spec.extendedKeyUsage, false));
+  }
+  const names = [
+    ...(spec.email ? [{ type: 'email' as const, value: spec.email }] : []),
+    ...(spec.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
+  ];
+  if (names.length) extensions.push(new x.SubjectAlternativeNameExtension(names, false));
+  const cert = await x.X509CertificateGenerator.create(
+    {
+      serialNumber: spec.serialNumber ?? randomSerial(),
+      subject: jsonName(spec.subject),
+      issuer: issuer ? issuer.subjectName.toJSON() : jsonName(spec.subject),
+      notBefore: spec.notBefore,
+      notAfter: spec.notAfter,
+      publicKey: spki,
+      signingKey,
+      signingAlgorithm: { ...alg, hash },
+      extensions,
+    },
+    crypto,
+  );
+  return Buffer.from(cert.rawData);
+}
+
+/** What we read from a certificate, in plain types. */
+export interface CertificateInfo {
+  /** Lower-case hex, no leading zeros beyond the DER encoding. */
+  serial: string;
+  subject: string;
+  issuer: string;
+  /** The subject's CN, when there is one. */
+  commonName: string | undefined;
+  notBefore: Date;
+  notAfter: Date;
+  /** rfc822Name entries of subjectAltName, in order. */
+  emails: string[];
+  /** emailAddress attributes of the subject DN (legacy). */
+  subjectEmails: string[];
+  extendedKeyUsage: string[];
+  keyUsage: KeyUsageName[];
+  isCA: boolean;
+  /** SHA-256 of the DER, hex. */
+  fingerprint: string;
+  publicKey: KeyObject;
+  /** `rsa-2048`, `ec-p256`, ... */
+  keyType: string;
+  der: Buffer;
+}
+
+/** Parses a DER certificate. Throws CertificateInvalid on garbage. */
+export async function describeCertificate(der: Uint8Array): Promise<CertificateInfo> {
+  const x = await lib();
+  let cert: InstanceType<X509Module['X509Certificate']>;
+  try {
+    cert = new x.X509Certificate(Uint8Array.from(der));
+  } catch (cause) {
+    throw new CertificateInvalid('malformed', 'The data is not an X.509 certificate', { cause });
+  }
+  const san = cert.getExtension(x.SubjectAlternativeNameExtension);
+  const eku = cert.getExtension(x.ExtendedKeyUsageExtension);
+  const ku = cert.getExtension(x.KeyUsagesExtension);
+  const bc = cert.getExtension(x.BasicConstraintsExtension);
+  const emails = san ? san.names.items.filter((n) => n.type === 'email').map((n) => n.value) : [];
+  const subjectJson = cert.subjectName.toJSON();
+  const attr = (k: string) => subjectJson.flatMap((rdn) => rdn[k] ?? []);
+  const publicKey = createPublicKey({ key: Buffer.from(cert.publicKey.rawData), format: 'der', type: 'spki' });
+  const kd = publicKey.asymmetricKeyDetails ?? {};
+  const keyType =
+    publicKey.asymmetricKeyType === 'rsa'
+      ? `rsa-${kd.modulusLength ?? 0}`
+      : `${publicKey.asymmetricKeyType ?? 'unknown'}${kd.namedCurve ? '-' + kd.namedCurve : ''}`;
+  return {
+    serial: cert.serialNumber.toLowerCase(),
+    subject: cert.subject,
+    issuer: cert.issuer,
+    commonName: attr('CN')[0],
+    notBefore: cert.notBefore,
+    notAfter: cert.notAfter,
+    emails,
+    subjectEmails: attr('E'),
+    extendedKeyUsage: eku ? Array.from(eku.usages, String) : [],
+    keyUsage: ku
+      ? (Object.keys(KU_BITS) as KeyUsageName[]).filter((n) => (ku.usages & KU_BITS[n]) !== 0)
+      : [],
+    isCA: bc?.ca ?? false,
+    fingerprint: fingerprint(der),
+    publicKey,
+    keyType,
+    der: Buffer.from(der),
+  };
+}

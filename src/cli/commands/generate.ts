@@ -1,0 +1,120 @@
+import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { generateProfile } from '../../profile/generate.js';
+import { applySetValues, loadTemplate } from '../../profile/template.js';
+import { InputInvalid } from '../../errors.js';
+import { UsageError } from '../errors.js';
+import { openStoreFromArgs, parseSets, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { note, printJson, warn, writeArtifact } from '../output.js';
+
+interface Args extends StoreArgs {
+  template: string;
+  user: string;
+  set?: string[];
+  data?: string;
+  out?: string;
+  sign: boolean;
+  pkcs12Password: boolean;
+  passwordsOut?: string;
+  allowInvalid?: boolean;
+  includeRevoked?: boolean;
+  json?: boolean;
+}
+
+/** Reads a JSON object of template data (at most 1 MiB). */
+export async function readDataFile(io: Context['io'], path: string): Promise<Record<string, unknown>> {
+  const full = resolve(io.cwd, path);
+  let text: string;
+  try {
+    if ((await stat(full)).size > 1024 * 1024) throw new InputInvalid('data', `The data file "${path}" is larger than 1 MiB`);
+    text = await readFile(full, 'utf8');
+  } catch (err) {
+    if (err instanceof InputInvalid) throw err;
+    throw new InputInvalid('data', `Cannot read the data file "${path}": ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch (err) {
+    throw new InputInvalid('data', `The data file "${path}" is not JSON: ${(err as Error).message}`);
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new InputInvalid('data', `The data file "${path}" must hold a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+function csvField(s: string): string {
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function generateCommand(ctx: Context): CommandModule<object, Args> {
+  return {
+    command: 'generate <template>',
+    describe: 'generate a signed profile for a user from a template',
+    builder: (y: Argv) =>
+      storeOptions(y)
+        .positional('template', { type: 'string', describe: 'built-in template name or path to a .hbs file' })
+        .option('user', { type: 'string', demandOption: true, describe: 'the user (email address)' })
+        .option('set', { type: 'string', array: true, describe: 'template variable key=value (not for secrets: use --data)' })
+        .option('data', { type: 'string', describe: 'JSON file of template variables' })
+        .option('out', { alias: 'o', type: 'string', describe: 'output file (- for stdout); default <PayloadIdentifier>.mobileconfig' })
+        .option('sign', { type: 'boolean', default: true, describe: 'sign the profile (--no-sign writes the XML)' })
+        .option('pkcs12-password', {
+          type: 'boolean',
+          default: true,
+          describe: 'put PKCS#12 passwords in the profile (obfuscation only); --no-pkcs12-password needs --passwords-out',
+        })
+        .option('passwords-out', { type: 'string', describe: 'write the PKCS#12 passwords to this file (mode 0600, CSV)' })
+        .option('include-revoked', { type: 'boolean', describe: 'also ship revoked encryption certificates' })
+        .option('allow-invalid', { type: 'boolean', describe: 'write the profile even when validation finds errors' })
+        .option('json', { type: 'boolean', describe: 'print a JSON summary' })
+        .example(
+          '$0 generate exchange-smime --store ./store --user alice@example.com --set exchange.host=mail.example.com -o alice.mobileconfig',
+          'an Exchange S/MIME profile',
+        ) as unknown as Argv<Args>,
+    handler: async (args) => {
+      if (!args.pkcs12Password && !args.passwordsOut) {
+        throw new UsageError('--no-pkcs12-password needs --passwords-out FILE, or the passwords would be lost');
+      }
+      const template = loadTemplate(args.template.includes('/') ? resolve(ctx.io.cwd, args.template) : args.template);
+      const data = args.data ? await readDataFile(ctx.io, args.data) : {};
+      const { unknown } = applySetValues(template, data, parseSets(args.set));
+      for (const key of unknown) warn(ctx.io, `--set ${key}: template "${template.name}" has no such variable`);
+      const store = await openStoreFromArgs(args, ctx.io, true);
+      const profile = await generateProfile({
+        store,
+        template,
+        user: args.user,
+        data,
+        sign: args.sign,
+        embedPkcs12Passwords: args.pkcs12Password,
+        includeRevoked: !!args.includeRevoked,
+        allowInvalid: !!args.allowInvalid,
+      });
+      for (const issue of profile.issues) {
+        warn(ctx.io, `${issue.severity === 'error' ? 'INVALID ' : ''}${issue.path}: ${issue.message} [${issue.rule}]`);
+      }
+      if (args.passwordsOut) {
+        const csv = ['payloadIdentifier,serial,purpose,password', ...profile.passwords.map((p) => [p.payloadIdentifier, p.serial, p.purpose, p.password].map(csvField).join(','))];
+        await writeArtifact(ctx.io, args.passwordsOut, Buffer.from(csv.join('\n') + '\n'), false, 0o600);
+      }
+      const where = await writeArtifact(ctx.io, args.out ?? `${profile.identifier}.mobileconfig`, profile.bytes, profile.signed, 0o600);
+      const summary = {
+        file: where,
+        identifier: profile.identifier,
+        uuid: profile.uuid,
+        signed: profile.signed,
+        signingSerial: profile.signingSerial ?? null,
+        encryptionSerials: profile.encryptionSerials,
+        warnings: profile.issues.length,
+      };
+      if (args.json && where !== 'stdout') printJson(ctx.io, summary);
+      else {
+        note(
+          ctx.io,
+          `Wrote ${where} (${profile.signed ? 'signed' : 'unsigned'}; signing identity ${profile.signingSerial ?? 'none'}, ${profile.encryptionSerials.length} encryption identities)`,
+        );
+      }
+    },
+  };
+}

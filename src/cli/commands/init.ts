@@ -1,0 +1,36 @@
+import type { Argv, CommandModule } from 'yargs';
+import { initStore } from '../../store/fs-store.js';
+import type { KeyAlgorithm } from '../../certs/keys.js';
+import { getPassphrase, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { note, printJson } from '../output.js';
+
+interface Args extends StoreArgs {
+  org: string;
+  keyType: KeyAlgorithm;
+  json?: boolean;
+}
+
+export function initCommand(ctx: Context): CommandModule<object, Args> {
+  return {
+    command: 'init',
+    describe: 'create a store with a root CA, intermediate and profile signer',
+    builder: (y: Argv) =>
+      storeOptions(y)
+        .option('org', { type: 'string', demandOption: true, describe: 'organization name for the CA certificates' })
+        .option('key-type', {
+          choices: ['rsa-2048', 'rsa-3072', 'rsa-4096', 'ec-p256', 'ec-p384'] as const,
+          default: 'rsa-2048' as const,
+          describe: 'key algorithm of the CA and the profile signer',
+        })
+        .option('json', { type: 'boolean', describe: 'print the result as JSON' })
+        .example('$0 init --store ./store --org "Example Corp"', 'create a store') as unknown as Argv<Args>,
+    handler: async (args) => {
+      const dir = storeDir(args, ctx.io);
+      const passphrase = await getPassphrase(args, ctx.io, { confirm: true });
+      if (ctx.io.stderr.isTTY) note(ctx.io, 'Generating keys...');
+      const store = await initStore(dir, { organization: args.org, passphrase, keyAlgorithm: args.keyType });
+      if (args.json) printJson(ctx.io, { store: store.dir, organization: store.organization });
+      else note(ctx.io, `Created the store at ${store.dir} for "${store.organization}" (root CA, issuing CA, profile signer)`);
+    },
+  };
+}

@@ -1,0 +1,72 @@
+import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { verifyProfile, type VerifyResult } from '../../cms/verify.js';
+import { InputInvalid } from '../../errors.js';
+import { parseXmlPlist } from '../../profile/validate.js';
+import { openStore } from '../../store/fs-store.js';
+import { storeDir, type Context, type StoreArgs } from '../options.js';
+import { printJson } from '../output.js';
+
+interface Args extends StoreArgs {
+  file: string;
+  ca?: string[];
+  json?: boolean;
+}
+
+const MAX_PROFILE_BYTES = 16 * 1024 * 1024;
+
+export async function readInputFile(io: Context['io'], path: string, what: string, max = MAX_PROFILE_BYTES): Promise<Buffer> {
+  const full = resolve(io.cwd, path);
+  try {
+    const s = await stat(full);
+    if (!s.isFile()) throw new InputInvalid(what, `"${path}" is not a file`);
+    if (s.size > max) throw new InputInvalid(what, `"${path}" is larger than ${Math.round(max / 1048576)} MiB`);
+    return await readFile(full);
+  } catch (err) {
+    if (err instanceof InputInvalid) throw err;
+    throw new InputInvalid(what, `Cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+function printHuman(io: Context['io'], r: VerifyResult): void {
+  const lines = [
+    `${r.valid ? 'Verified' : 'NOT VALID'}: ${r.signer ? `signed by "${r.signer.subject}"` : 'no signer certificate'}`,
+    ...(r.signingTime ? [`signing time: ${r.signingTime.toISOString()}`] : []),
+    ...(r.signer ? [`signer valid: ${r.signer.notBefore.toISOString()} to ${r.signer.notAfter.toISOString()}`] : []),
+    `chain: ${r.chain.map((c) => `"${c.subject}"`).join(' <- ') || '(none)'} (trust: ${r.trustSource === 'given' ? 'given CA' : 'public roots'})`,
+    ...r.reasons.map((x) => `reason: ${x.message} [${x.code}]`),
+  ];
+  io.stdout.write(lines.join('\n') + '\n');
+}
+
+export function verifyCommand(ctx: Context): CommandModule<object, Args> {
+  return {
+    command: 'verify <file>',
+    describe: 'check the signature and chain of a signed profile',
+    builder: (y: Argv) =>
+      y
+        .positional('file', { type: 'string', describe: 'the .mobileconfig to check' })
+        .option('ca', { type: 'string', array: true, describe: 'trusted root certificate (PEM/DER); default: the store root with --store' })
+        .option('store', { type: 'string', describe: 'trust the root of this store' })
+        .option('json', { type: 'boolean', describe: 'print the result as JSON' })
+        .example('$0 verify alice.mobileconfig --ca root.pem', 'verify against a root')
+        .epilogue('Exit codes: 0 valid, 1 could not check, 3 checked and not valid (tampered, expired, untrusted)') as unknown as Argv<Args>,
+    handler: async (args) => {
+      const bytes = await readInputFile(ctx.io, args.file, 'profile');
+      let ca: Buffer[] | undefined;
+      if (args.ca?.length) ca = await Promise.all(args.ca.map((p) => readInputFile(ctx.io, p, 'ca', 1024 * 1024)));
+      else if (args.store || ctx.io.env.PROFILESMITH_STORE) ca = (await (await openStore(storeDir(args, ctx.io))).trustChain()).roots;
+      const result = await verifyProfile(bytes, ca ? { ca } : {});
+      try {
+        parseXmlPlist(result.content.toString('utf8'));
+      } catch {
+        result.valid = false;
+        result.reasons.push({ code: 'content-not-plist', message: 'The signed content is not a property list' });
+      }
+      if (args.json) printJson(ctx.io, { ...result, content: undefined, bytes: result.content.length });
+      else printHuman(ctx.io, result);
+      if (!result.valid) ctx.exitCode = 3;
+    },
+  };
+}

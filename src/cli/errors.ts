@@ -1,0 +1,55 @@
+import { isProfilesmithError } from '../errors.js';
+
+/** Bad or conflicting flags, a missing argument, a prompt needed while not interactive: exit 2. */
+export class UsageError extends Error {
+  readonly code = 'ERR_USAGE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** What to type next, by error code. Library messages stay CLI-agnostic; advice lives here. */
+export function hintFor(code: string): string | undefined {
+  switch (code) {
+    case 'ERR_STORE_NOT_INITIALIZED':
+      return 'Run `profilesmith init --store DIR --org NAME` to create one, or pass --store';
+    case 'ERR_KEY_PASSPHRASE':
+      return 'Set PROFILESMITH_PASSPHRASE or pass --passphrase-file';
+    case 'ERR_STORE_ENTRY_NOT_FOUND':
+      return 'See `profilesmith cert list` for what the store holds';
+    case 'ERR_TEMPLATE_NOT_FOUND':
+      return 'See `profilesmith templates list`, or pass a path to a .hbs file';
+    case 'ERR_STORE_IO':
+      return 'Run `profilesmith store check` to see what is damaged';
+    default:
+      return undefined;
+  }
+}
+
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof UsageError) return 2;
+  return 1;
+}
+
+/** One line for stderr; the stack and cause chain only with --debug. */
+export function formatError(err: unknown, debug: boolean): string {
+  const known = err instanceof UsageError || isProfilesmithError(err);
+  const message = err instanceof Error ? err.message : String(err);
+  let out = `error: ${message.split('\n')[0]}`;
+  if (debug) {
+    let e: unknown = err;
+    const parts: string[] = [];
+    while (e instanceof Error) {
+      parts.push(e.stack ?? String(e));
+      e = e.cause;
+    }
+    return `${out}\n${parts.join('\ncaused by: ')}`;
+  }
+  if (!known) out += '\nThis is a bug; re-run with --debug and report it';
+  else if (err instanceof Error) {
+    const hint = hintFor((err as { code?: string }).code ?? '');
+    if (hint) out += `\nhint: ${hint}`;
+  }
+  return out;
+}

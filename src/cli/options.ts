@@ -1,0 +1,80 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Argv } from 'yargs';
+import { openStore, type FileStore } from '../store/fs-store.js';
+import { resolveStoreDir } from '../store/location.js';
+import { UsageError } from './errors.js';
+import { readSecret, type Io } from './io.js';
+
+/** Per-run state shared by the handlers: the Io and the exit code a handler may set. */
+export interface Context {
+  io: Io;
+  exitCode: number;
+}
+
+export interface StoreArgs {
+  store?: string;
+  passphraseFile?: string;
+}
+
+export function storeOptions<T>(y: Argv<T>) {
+  return y
+    .option('store', { type: 'string', describe: 'store directory (default: $PROFILESMITH_STORE, then the data directory)' })
+    .option('passphrase-file', {
+      type: 'string',
+      describe: 'read the store passphrase from this file (- for stdin); or set PROFILESMITH_PASSPHRASE',
+    });
+}
+
+async function readSecretFile(path: string, io: Io): Promise<string> {
+  let text: string;
+  try {
+    if (path === '-') {
+      const chunks: Buffer[] = [];
+      for await (const c of io.stdin) chunks.push(Buffer.from(c as Buffer));
+      text = Buffer.concat(chunks).toString('utf8');
+    } else {
+      text = await readFile(resolve(io.cwd, path), 'utf8');
+    }
+  } catch (err) {
+    throw new UsageError(`Cannot read the passphrase file "${path}": ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  const value = text.replace(/\r?\n$/, '');
+  if (!value) throw new UsageError(`The passphrase file "${path}" is empty`);
+  return value;
+}
+
+/** The passphrase: --passphrase-file, then PROFILESMITH_PASSPHRASE, then PROFILESMITH_PASSPHRASE_FILE, then a prompt on a TTY. */
+export async function getPassphrase(args: StoreArgs, io: Io, options: { confirm?: boolean } = {}): Promise<string> {
+  if (args.passphraseFile) return readSecretFile(args.passphraseFile, io);
+  if (io.env.PROFILESMITH_PASSPHRASE) return io.env.PROFILESMITH_PASSPHRASE;
+  if (io.env.PROFILESMITH_PASSPHRASE_FILE) return readSecretFile(io.env.PROFILESMITH_PASSPHRASE_FILE, io);
+  const how = 'set PROFILESMITH_PASSPHRASE or pass --passphrase-file';
+  const first = await readSecret(io, 'Store passphrase: ', how);
+  if (!first) throw new UsageError('The passphrase must not be empty');
+  if (options.confirm && (await readSecret(io, 'Again: ', how)) !== first) throw new UsageError('The passphrases do not match');
+  return first;
+}
+
+export function storeDir(args: StoreArgs, io: Io): string {
+  return resolveStoreDir(args.store ? resolve(io.cwd, args.store) : undefined, io.env);
+}
+
+/** Opens the store; with `keys`, asks for the passphrase and checks it. */
+export async function openStoreFromArgs(args: StoreArgs, io: Io, keys: boolean): Promise<FileStore> {
+  const dir = storeDir(args, io);
+  const store = await openStore(dir);
+  if (keys) await store.unlock(await getPassphrase(args, io));
+  return store;
+}
+
+/** Parses repeated `--set key=value`. */
+export function parseSets(values: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of values ?? []) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new UsageError(`--set takes key=value, got "${kv}"`);
+    out[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return out;
+}

@@ -1,0 +1,227 @@
+/**
+ * Verifying signed profiles. A negative answer is a result (`valid: false` with every
+ * reason), not an exception; exceptions mean the bytes could not be checked at all.
+ *
+ * @module verify
+ */
+import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto';
+import { rootCertificates } from 'node:tls';
+import { child, children, DerError, parseDer, readOid, readTime, TAG, type DerNode } from '../asn1/der.js';
+import { ProfileParseError } from '../errors.js';
+import { certificatesFrom, fingerprint } from '../certs/pem.js';
+import { issuerAndSerial } from './certificate.js';
+import { OID } from './sign.js';
+
+const HASHES: Record<string, string> = {
+  [OID.sha256]: 'sha256',
+  [OID.sha384]: 'sha384',
+  [OID.sha512]: 'sha512',
+  [OID.sha1]: 'sha1',
+};
+
+/** At most this many certificates are read from one SignedData. */
+const MAX_CERTIFICATES = 64;
+
+export interface VerifyReason {
+  /** `signature-invalid`, `digest-mismatch`, `signer-expired`, `signer-not-yet-valid`, `untrusted`, `signer-revoked`, ... */
+  code: string;
+  message: string;
+}
+
+export interface CertificateSummary {
+  subject: string;
+  issuer: string;
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+  fingerprint: string;
+}
+
+export interface VerifyResult {
+  /** True only when the signature is intact, the chain reaches a trust anchor and every certificate is in date. */
+  valid: boolean;
+  reasons: VerifyReason[];
+  /** The signed content, exactly as signed. */
+  content: Buffer;
+  signer: CertificateSummary | undefined;
+  signingTime: Date | undefined;
+  /** Signer first, then each issuer found, up to the anchor when trusted. */
+  chain: CertificateSummary[];
+  /** `given` when `ca` was passed, `system` for Node's bundled Mozilla roots. */
+  trustSource: 'given' | 'system';
+}
+
+export interface VerifyProfileOptions {
+  /** Trust anchors, PEM or DER. Default: the Mozilla roots bundled with Node. */
+  ca?: (string | Uint8Array)[];
+  /** Default: `() => new Date()`. */
+  now?: () => Date;
+  /** Serials (lower-case hex) revoked by an anchor's CA; a signer among them fails. */
+  revokedSerials?: ReadonlySet<string>;
+}
+
+function summary(c: X509Certificate): CertificateSummary {
+  return {
+    subject: c.subject.replace(/\n/g, ', '),
+    issuer: c.issuer.replace(/\n/g, ', '),
+    serial: c.serialNumber.toLowerCase().replace(/^(00)+(?=.)/, ''),
+    notBefore: new Date(c.validFrom),
+    notAfter: new Date(c.validTo),
+    fingerprint: fingerprint(c.raw),
+  };
+}
+
+interface ParsedSignedData {
+  content: Buffer;
+  certificates: X509Certificate[];
+  signerInfo: DerNode;
+}
+
+/** Reads the SignedData; throws ProfileParseError when the bytes are not one. */
+export function parseSignedData(bytes: Uint8Array): ParsedSignedData {
+  try {
+    const ci = parseDer(bytes);
+    if (ci.tag !== TAG.SEQUENCE || readOid(child(ci, 0)) !== OID.signedData) {
+      throw new DerError('not a CMS SignedData');
+    }
+    const sd = child(child(ci, 1, 0xa0), 0, TAG.SEQUENCE);
+    const parts = children(sd);
+    const encap = parts[2];
+    if (!encap || readOid(child(encap, 0)) !== OID.data) throw new DerError('the content is not id-data');
+    const eContent = child(child(encap, 1, 0xa0), 0);
+    // A BER-constructed OCTET STRING (0x24) is not DER; we only accept the primitive form.
+    if (eContent.tag !== TAG.OCTET_STRING) throw new DerError('the content is not a primitive OCTET STRING');
+    const certNode = parts.find((p) => p.tag === 0xa0);
+    const certDers = certNode ? children(certNode) : [];
+    if (certDers.length > MAX_CERTIFICATES) throw new DerError(`more than ${MAX_CERTIFICATES} certificates`);
+    const certificates = certDers.filter((c) => c.tag === TAG.SEQUENCE).map((c) => new X509Certificate(c.raw));
+    const signerInfos = parts[parts.length - 1];
+    if (!signerInfos || signerInfos.tag !== TAG.SET) throw new DerError('no SignerInfos');
+    const infos = children(signerInfos);
+    if (infos.length !== 1) throw new DerError(`expected one SignerInfo, found ${infos.length}`);
+    return { content: Buffer.from(eContent.value), certificates, signerInfo: infos[0] as DerNode };
+  } catch (cause) {
+    if (cause instanceof ProfileParseError) throw cause;
+    throw new ProfileParseError(`Not a signed profile: ${(cause as Error).message}`, { cause });
+  }
+}
+
+let systemRoots: X509Certificate[] | undefined;
+
+/**
+ * Verifies a signed profile: the signature, the content digest, the chain to a trust
+ * anchor, and the validity of every certificate on it.
+ * @throws ERR_PROFILE_PARSE when the bytes are not a CMS SignedData
+ * @example
+ * const result = await verifyProfile(der, { ca: [rootPem] })
+ * if (!result.valid) console.error(result.reasons)
+ */
+export async function verifyProfile(bytes: Uint8Array, options: VerifyProfileOptions = {}): Promise<VerifyResult> {
+  const { content, certificates, signerInfo } = parseSignedData(bytes);
+  const now = (options.now ?? (() => new Date()))();
+  const reasons: VerifyReason[] = [];
+  const fail = (code: string, message: string) => reasons.push({ code, message });
+
+  const si = children(signerInfo);
+  const sid = si[1] as DerNode;
+  const signerCert = certificates.find((c) => {
+    try {
+      return issuerAndSerial(c.raw).equals(sid.raw);
+    } catch {
+      return false;
+    }
+  });
+  let signingTime: Date | undefined;
+  if (!signerCert) {
+    fail('signer-missing', 'The signer certificate is not in the profile');
+  } else {
+    try {
+      const hash = HASHES[readOid(child(si[2] as DerNode, 0))];
+      const attrsNode = si[3]?.tag === 0xa0 ? (si[3] as DerNode) : undefined;
+      const sigAlgNode = si[attrsNode ? 4 : 3] as DerNode;
+      const sigNode = si[attrsNode ? 5 : 4] as DerNode;
+      if (!hash) throw new DerError('unsupported digest algorithm');
+      const contentDigest = createHash(hash).update(content).digest();
+      let signedBytes: Buffer = content;
+      if (attrsNode) {
+        let digest: Buffer | undefined;
+        for (const attr of children(attrsNode)) {
+          const type = readOid(child(attr, 0));
+          const value = child(child(attr, 1, TAG.SET), 0);
+          if (type === OID.messageDigest) digest = value.value;
+          if (type === OID.signingTime) signingTime = readTime(value);
+        }
+        if (!digest || !digest.equals(contentDigest)) {
+          fail('digest-mismatch', 'The content does not match its signed digest: the profile was changed after signing');
+        }
+        signedBytes = Buffer.concat([Buffer.from([TAG.SET]), attrsNode.raw.subarray(1)]);
+      }
+      // rsaEncryption, sha256WithRSAEncryption and ecdsa-with-SHA256 all verify as `hash` with the key's own scheme.
+      readOid(child(sigAlgNode, 0));
+      const ok = cryptoVerify(hash, signedBytes, signerCert.publicKey, sigNode.value);
+      if (!ok) fail('signature-invalid', 'The signature does not verify with the signer certificate');
+    } catch (cause) {
+      if (cause instanceof DerError || (cause as { code?: string }).code?.startsWith('ERR_OSSL')) {
+        fail('signature-invalid', `The signature cannot be checked: ${(cause as Error).message}`);
+      } else {
+        throw cause;
+      }
+    }
+  }
+
+  const chain: X509Certificate[] = [];
+  const given = options.ca !== undefined;
+  let anchors: X509Certificate[];
+  if (given) {
+    anchors = (options.ca ?? []).flatMap((c) => certificatesFrom(c)).map((d) => new X509Certificate(d));
+  } else {
+    systemRoots ??= rootCertificates.map((pem) => new X509Certificate(pem));
+    anchors = systemRoots;
+  }
+  if (signerCert) {
+    let trusted = false;
+    let current = signerCert;
+    chain.push(current);
+    for (let depth = 0; depth < 10 && !trusted; depth++) {
+      const anchor = anchors.find(
+        (a) => a.fingerprint256 === current.fingerprint256 || (current.checkIssued(a) && current.verify(a.publicKey)),
+      );
+      if (anchor) {
+        if (anchor.fingerprint256 !== current.fingerprint256) chain.push(anchor);
+        trusted = true;
+        break;
+      }
+      const next = certificates.find(
+        (c) => c !== current && !chain.includes(c) && current.checkIssued(c) && current.verify(c.publicKey),
+      );
+      if (!next) break;
+      chain.push(next);
+      current = next;
+    }
+    if (!trusted) {
+      fail(
+        'untrusted',
+        given
+          ? 'The signer does not chain to the given CA'
+          : 'The signer does not chain to a public root; pass the CA that issued it',
+      );
+    }
+    chain.forEach((c, i) => {
+      const who = i === 0 ? 'signer' : 'chain';
+      if (now > new Date(c.validTo)) fail(`${who}-expired`, `The ${i === 0 ? 'signer' : 'issuer'} certificate "${summary(c).subject}" expired on ${new Date(c.validTo).toISOString()}`);
+      if (now < new Date(c.validFrom)) fail(`${who}-not-yet-valid`, `The ${i === 0 ? 'signer' : 'issuer'} certificate "${summary(c).subject}" is not valid before ${new Date(c.validFrom).toISOString()}`);
+    });
+    if (options.revokedSerials?.has(summary(signerCert).serial)) {
+      fail('signer-revoked', 'The signer certificate has been revoked');
+    }
+  }
+  return {
+    valid: reasons.length === 0,
+    reasons,
+    content,
+    signer: signerCert ? summary(signerCert) : undefined,
+    signingTime,
+    chain: chain.map(summary),
+    trustSource: given ? 'given' : 'system',
+  };
+}

@@ -1,0 +1,215 @@
+/**
+ * Typed errors with stable codes. Every failure a user can cause throws a subclass of
+ * {@link ProfilesmithError}; branch on `err.code`, never on the message.
+ *
+ * @module errors
+ */
+
+/** One finding of profile validation. */
+export interface ProfileIssue {
+  /** Stable rule id, for example `empty-string` or `uuid-reference`. */
+  rule: string;
+  /** Where: payload identifier (or type) and key, for example `com.example.eas / Host`. */
+  path: string;
+  message: string;
+  severity: 'error' | 'warning';
+}
+
+/** Base class of every error profilesmith throws on purpose. */
+export class ProfilesmithError extends Error {
+  static code = 'ERR_PROFILESMITH';
+  readonly code: string = ProfilesmithError.code;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A template name that is neither built in nor a readable file. */
+export class TemplateNotFound extends ProfilesmithError {
+  static override code = 'ERR_TEMPLATE_NOT_FOUND';
+  override readonly code = 'ERR_TEMPLATE_NOT_FOUND';
+  constructor(
+    readonly template: string,
+    readonly searched: string[],
+  ) {
+    super(`Template "${template}" was not found`);
+  }
+}
+
+/** Handlebars could not parse a template. */
+export class TemplateSyntaxError extends ProfilesmithError {
+  static override code = 'ERR_TEMPLATE_SYNTAX';
+  override readonly code = 'ERR_TEMPLATE_SYNTAX';
+  constructor(
+    readonly template: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`Template "${template}" has a syntax error: ${detail}`, options);
+  }
+}
+
+/** A template variable is missing, unknown to a typed helper, or of the wrong type. */
+export class TemplateDataError extends ProfilesmithError {
+  static override code = 'ERR_TEMPLATE_DATA';
+  override readonly code = 'ERR_TEMPLATE_DATA';
+  constructor(
+    readonly template: string,
+    readonly variable: string,
+    detail: string,
+  ) {
+    super(`Template "${template}": variable "${variable}" ${detail}`);
+  }
+}
+
+/** The rendered or given profile breaks a rule that would make iOS reject it. */
+export class ProfileInvalid extends ProfilesmithError {
+  static override code = 'ERR_PROFILE_INVALID';
+  override readonly code = 'ERR_PROFILE_INVALID';
+  constructor(readonly issues: ProfileIssue[]) {
+    const first = issues.find((i) => i.severity === 'error') ?? issues[0];
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+    super(first ? `Profile is invalid: ${first.path}: ${first.message}${more}` : 'Profile is invalid');
+  }
+}
+
+/** Bytes that are not a property list nor a CMS-wrapped one. */
+export class ProfileParseError extends ProfilesmithError {
+  static override code = 'ERR_PROFILE_PARSE';
+  override readonly code = 'ERR_PROFILE_PARSE';
+}
+
+/** A key type or size the operation does not accept. */
+export class KeyUnsupported extends ProfilesmithError {
+  static override code = 'ERR_KEY_UNSUPPORTED';
+  override readonly code = 'ERR_KEY_UNSUPPORTED';
+  constructor(
+    readonly keyType: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Wrong or missing passphrase for the store or a key. */
+export class KeyPassphraseInvalid extends ProfilesmithError {
+  static override code = 'ERR_KEY_PASSPHRASE';
+  override readonly code = 'ERR_KEY_PASSPHRASE';
+  constructor(
+    readonly entry: string,
+    message = 'The passphrase is wrong',
+  ) {
+    super(message);
+  }
+}
+
+/** A certificate that cannot serve: malformed, expired, key mismatch, wrong address. */
+export class CertificateInvalid extends ProfilesmithError {
+  static override code = 'ERR_CERT_INVALID';
+  override readonly code = 'ERR_CERT_INVALID';
+  constructor(
+    readonly reason: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Something unexpected failed while building CMS. */
+export class SigningFailed extends ProfilesmithError {
+  static override code = 'ERR_SIGNING_FAILED';
+  override readonly code = 'ERR_SIGNING_FAILED';
+}
+
+/** The store directory holds no store. */
+export class StoreNotInitialized extends ProfilesmithError {
+  static override code = 'ERR_STORE_NOT_INITIALIZED';
+  override readonly code = 'ERR_STORE_NOT_INITIALIZED';
+  constructor(readonly dir: string) {
+    super(`No certificate store at "${dir}"`);
+  }
+}
+
+/** A store already exists where one would be created. */
+export class StoreExists extends ProfilesmithError {
+  static override code = 'ERR_STORE_EXISTS';
+  override readonly code = 'ERR_STORE_EXISTS';
+  constructor(readonly dir: string) {
+    super(`A store or other files already exist at "${dir}"; it is left as it was`);
+  }
+}
+
+/** A user, serial or fingerprint the store does not hold. */
+export class StoreEntryNotFound extends ProfilesmithError {
+  static override code = 'ERR_STORE_ENTRY_NOT_FOUND';
+  override readonly code = 'ERR_STORE_ENTRY_NOT_FOUND';
+  constructor(
+    readonly entry: string,
+    readonly kind: 'user' | 'certificate' | 'identity',
+    message?: string,
+  ) {
+    super(message ?? `No ${kind} "${entry}" in the store`);
+  }
+}
+
+/** Filesystem trouble inside the store, or a store that is damaged or locked. */
+export class StoreIOError extends ProfilesmithError {
+  static override code = 'ERR_STORE_IO';
+  override readonly code = 'ERR_STORE_IO';
+  constructor(
+    readonly path: string,
+    readonly op: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A value from the user (an address, a duration, a file) that is not acceptable. */
+export class InputInvalid extends ProfilesmithError {
+  static override code = 'ERR_INPUT_INVALID';
+  override readonly code = 'ERR_INPUT_INVALID';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Every error class, for `instanceof`-free narrowing on `code`. */
+export type AnyProfilesmithError =
+  | TemplateNotFound
+  | TemplateSyntaxError
+  | TemplateDataError
+  | ProfileInvalid
+  | ProfileParseError
+  | KeyUnsupported
+  | KeyPassphraseInvalid
+  | CertificateInvalid
+  | SigningFailed
+  | StoreNotInitialized
+  | StoreExists
+  | StoreEntryNotFound
+  | StoreIOError
+  | InputInvalid;
+
+/** The stable codes. */
+export type ErrorCode = AnyProfilesmithError['code'];
+
+/**
+ * True for errors thrown by any copy of profilesmith (works across duplicated installs).
+ * @example
+ * try { await generateProfile(...) } catch (e) { if (isProfilesmithError(e)) console.error(e.code) }
+ */
+export function isProfilesmithError(err: unknown): err is AnyProfilesmithError {
+  return (
+    err instanceof Error &&
+    typeof (err as { code?: unknown }).code === 'string' &&
+    (err as unknown as { code: string }).code.startsWith('ERR_') &&
+    (err instanceof ProfilesmithError || /^[A-Z]\w+$/.test(err.name))
+  );
+}

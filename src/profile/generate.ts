@@ -1,0 +1,199 @@
+/**
+ * The main entry: template + store + user → a validated, signed profile.
+ *
+ * @module generate
+ */
+import { ProfileInvalid, StoreEntryNotFound, type ProfileIssue } from '../errors.js';
+import { assertEmail } from '../certs/email.js';
+import { fingerprint } from '../certs/pem.js';
+import { randomPassword, toPkcs12 } from '../certs/pkcs12.js';
+import { describeCertificate } from '../certs/x509.js';
+import { signProfile, type Signer } from '../cms/sign.js';
+import { statusOf, type CertificateRecord, type CertificateStore } from '../store/store.js';
+import { defaultProfileIdentifier, stableUuid } from './ids.js';
+import { renderTemplate } from './render.js';
+import { loadTemplate, resolveData, type Template } from './template.js';
+import { validateXml, type PlistValue } from './validate.js';
+
+export interface GenerateProfileOptions {
+  store: CertificateStore;
+  /** Built-in name, path to a `.hbs` file, or a loaded {@link Template}. */
+  template: string | Template;
+  /** The user's address (matched case-insensitively). */
+  user: string;
+  /** Template variables, nested (`{ exchange: { host } }`). */
+  data?: Record<string, unknown>;
+  /** Sign the profile. Default: true. */
+  sign?: boolean;
+  /** Signer to use instead of the store's profile-signing identity. */
+  signer?: Signer;
+  /**
+   * Put each PKCS#12 password in its payload's Password key. Default: true. That is
+   * obfuscation, not encryption: anyone holding the profile can extract the keys.
+   * With false, the device asks for the passwords, returned in `passwords`.
+   */
+  embedPkcs12Passwords?: boolean;
+  /** Also ship revoked encryption certificates. Default: false. */
+  includeRevoked?: boolean;
+  /** Return a profile with validation errors instead of throwing. Default: false. */
+  allowInvalid?: boolean;
+  /** Default: `() => new Date()`. */
+  now?: () => Date;
+}
+
+/** One PKCS#12 password, for delivery apart from the profile. */
+export interface Pkcs12Password {
+  payloadIdentifier: string;
+  serial: string;
+  purpose: CertificateRecord['purpose'];
+  password: string;
+}
+
+export interface GeneratedProfile {
+  /** The rendered XML plist: exactly the bytes that are signed. */
+  xml: string;
+  /** The parsed plist, for inspection. */
+  plist: PlistValue;
+  /** Validation findings (warnings; errors only with `allowInvalid`). */
+  issues: ProfileIssue[];
+  /** The profile file: signed DER, or the XML bytes with `sign: false`. */
+  bytes: Uint8Array;
+  signed: boolean;
+  identifier: string;
+  uuid: string;
+  passwords: Pkcs12Password[];
+  /** Serials of the identities shipped. */
+  signingSerial: string | undefined;
+  encryptionSerials: string[];
+}
+
+const newestFirst = (a: CertificateRecord, b: CertificateRecord) =>
+  b.notBefore.localeCompare(a.notBefore) || b.notAfter.localeCompare(a.notAfter) || b.created.localeCompare(a.created);
+
+/** The identities a profile ships for a user: newest valid signing, the non-revoked encryption history. */
+export function selectIdentities(records: CertificateRecord[], now: Date, includeRevoked = false) {
+  const signing = records
+    .filter((r) => r.purpose === 'smime-signing' && statusOf(r, now) === 'valid')
+    .sort(newestFirst)[0];
+  const history = records
+    .filter((r) => r.purpose === 'smime-encryption' && (includeRevoked || !r.revoked))
+    .sort(newestFirst);
+  const current = history.find((r) => statusOf(r, now) === 'valid');
+  return { signing, current, history };
+}
+
+/**
+ * Renders a template for one user of the store, validates it, and signs it.
+ * @throws ERR_STORE_ENTRY_NOT_FOUND (unknown user, no valid identity), ERR_TEMPLATE_*,
+ * ERR_PROFILE_INVALID, ERR_KEY_PASSPHRASE, ERR_SIGNING_FAILED
+ * @example
+ * const store = await openStore('./store', { passphrase })
+ * const profile = await generateProfile({
+ *   store, template: 'exchange-smime', user: 'alice@example.com',
+ *   data: { exchange: { host: 'mail.example.com' } },
+ * })
+ * await writeFile('alice.mobileconfig', profile.bytes)
+ */
+export async function generateProfile(options: GenerateProfileOptions): Promise<GeneratedProfile> {
+  const now = (options.now ?? (() => new Date()))();
+  const template = typeof options.template === 'string' ? loadTemplate(options.template) : options.template;
+  assertEmail(options.user);
+  const { store } = options;
+  const records = await store.listCertificates({ user: options.user });
+  if (!records.length) throw new StoreEntryNotFound(options.user, 'user', `No certificates for user "${options.user}" in the store`);
+  const { signing, current, history } = selectIdentities(records, now, options.includeRevoked);
+  const uses = template.meta.identities ?? {};
+  if (uses.signing === 'required' && !signing) {
+    throw new StoreEntryNotFound(options.user, 'identity', `User "${options.user}" has no valid smime-signing certificate`);
+  }
+  if (uses.encryption === 'required' && !current) {
+    throw new StoreEntryNotFound(options.user, 'identity', `User "${options.user}" has no valid smime-encryption certificate`);
+  }
+  const useSigning = uses.signing === 'none' ? undefined : signing;
+  const useHistory = uses.encryption === 'none' ? [] : history;
+
+  // The address exactly as the certificates carry it: iOS compares it case-sensitively.
+  const newest = useSigning ?? current ?? records[records.length - 1]!;
+  const email = newest.user;
+  const newestInfo = await describeCertificate(await store.getCertificate(newest.serial));
+  const identifier =
+    typeof options.data?.identifier === 'string' && options.data.identifier
+      ? options.data.identifier
+      : defaultProfileIdentifier(email, template.name);
+  const builtins = { user: { email, name: newestInfo.commonName ?? email }, store: { organization: store.organization } };
+  const data = resolveData(template, { ...(options.data ?? {}) }, builtins);
+
+  const chain = await store.trustChain();
+  const certPayload = (der: Buffer, role: string) => {
+    const info = fingerprint(der);
+    return {
+      identifier: `${identifier}.${role}.${info.slice(0, 16)}`,
+      uuid: stableUuid(identifier, role, info),
+      content: der,
+      fileName: `${role}-${info.slice(0, 8)}.cer`,
+    };
+  };
+  const names = await Promise.all([...chain.roots, ...chain.intermediates].map((d) => describeCertificate(d)));
+  const roots = chain.roots.map((d, i) => ({ ...certPayload(d, 'root'), displayName: names[i]?.commonName ?? 'Root CA' }));
+  const intermediates = chain.intermediates.map((d, i) => ({
+    ...certPayload(d, 'intermediate'),
+    displayName: names[chain.roots.length + i]?.commonName ?? 'Intermediate CA',
+  }));
+
+  const embed = options.embedPkcs12Passwords ?? true;
+  const passwords: Pkcs12Password[] = [];
+  const local = email.slice(0, email.lastIndexOf('@')).replace(/[^A-Za-z0-9._-]+/g, '-') || 'user';
+  const identityPayload = async (record: CertificateRecord, role: 'signing' | 'encryption') => {
+    const identity = await store.getIdentity(record.serial);
+    const password = randomPassword();
+    const payloadIdentifier = `${identifier}.${role}.${record.serial}`;
+    passwords.push({ payloadIdentifier, serial: record.serial, purpose: record.purpose, password });
+    const until = record.notAfter.slice(0, 10);
+    return {
+      identifier: payloadIdentifier,
+      uuid: stableUuid(identifier, role, record.fingerprint),
+      displayName: `S/MIME ${role} ${email} (until ${until})`,
+      fileName: `${local}-${role}-${record.serial.slice(0, 8)}.p12`,
+      content: toPkcs12(identity.certificate, identity.privateKey, { password, friendlyName: `${email} ${role}` }),
+      password: embed ? password : undefined,
+      serial: record.serial,
+    };
+  };
+  const signingPayload = useSigning ? await identityPayload(useSigning, 'signing') : undefined;
+  const historyPayloads = await Promise.all(useHistory.map((r) => identityPayload(r, 'encryption')));
+  const encryptionPayload = current ? historyPayloads[useHistory.indexOf(current)] : undefined;
+
+  const context = {
+    ...data,
+    profile: { identifier, uuid: stableUuid(identifier) },
+    certificates: { roots, intermediates },
+    identities: {
+      signing: signingPayload,
+      encryption: encryptionPayload,
+      history: historyPayloads,
+      all: [...(signingPayload ? [signingPayload] : []), ...historyPayloads],
+    },
+    payloads: { account: { identifier: `${identifier}.account`, uuid: stableUuid(identifier, 'account') } },
+    ...builtins,
+  };
+  const xml = renderTemplate(template, context);
+  const { plist, issues } = validateXml(xml);
+  if (issues.some((i) => i.severity === 'error') && !options.allowInvalid) throw new ProfileInvalid(issues);
+
+  const sign = options.sign ?? true;
+  const bytes = sign
+    ? await signProfile(xml, options.signer ?? (await store.profileSigner()), { now: () => now })
+    : Buffer.from(xml, 'utf8');
+  return {
+    xml,
+    plist: plist as PlistValue,
+    issues,
+    bytes,
+    signed: sign,
+    identifier,
+    uuid: context.profile.uuid,
+    passwords,
+    signingSerial: signingPayload?.serial,
+    encryptionSerials: historyPayloads.map((p) => p.serial),
+  };
+}

@@ -1,0 +1,203 @@
+/**
+ * Templates: Handlebars over XML plist, each with a sibling `<name>.json` describing its
+ * variables (type, default, description) and example data. The same file drives
+ * `templates show`, the golden tests and the README table.
+ *
+ * @module template
+ */
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TemplateDataError, TemplateNotFound } from '../errors.js';
+
+/** A declared template variable. Names are dotted paths into the data (`exchange.host`). */
+export interface TemplateVariable {
+  type: 'string' | 'boolean' | 'integer';
+  required?: boolean;
+  /** A literal, or `$user.email`, `$user.name`, `$store.organization`. */
+  default?: string | boolean | number;
+  description?: string;
+  enum?: (string | number)[];
+}
+
+/** How a template uses the user's identities. */
+export type IdentityUse = 'required' | 'optional' | 'none';
+
+export interface TemplateMeta {
+  description: string;
+  /** Payload types the template emits, for listings. */
+  payloads?: string[];
+  identities?: { signing?: IdentityUse; encryption?: IdentityUse };
+  variables: Record<string, TemplateVariable>;
+  /** Example data, used by `templates show` and the golden tests. */
+  example?: Record<string, unknown>;
+}
+
+export interface Template {
+  /** Built-in name, or the file name for a template given by path. */
+  name: string;
+  source: string;
+  meta: TemplateMeta;
+  /** Where it was read from; absent for source given inline. */
+  path?: string;
+}
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** templates/ of the package, from both src/profile and dist/profile. */
+export const BUILTIN_DIR = resolve(HERE, '..', '..', 'templates');
+const SUFFIX = '.mobileconfig.hbs';
+const MAX_TEMPLATE_BYTES = 1024 * 1024;
+
+const EMPTY_META: TemplateMeta = {
+  description: 'Custom template',
+  identities: { signing: 'optional', encryption: 'optional' },
+  variables: {},
+};
+
+function readMeta(path: string, name: string): TemplateMeta {
+  if (!existsSync(path)) return EMPTY_META;
+  try {
+    const meta = JSON.parse(readFileSync(path, 'utf8')) as TemplateMeta;
+    if (typeof meta !== 'object' || !meta || typeof meta.variables !== 'object') throw new Error('no variables');
+    return meta;
+  } catch (err) {
+    throw new TemplateDataError(name, basename(path), `metadata is not valid: ${(err as Error).message}`);
+  }
+}
+
+function fromFile(path: string, name: string): Template {
+  const stat = statSync(path);
+  if (stat.size > MAX_TEMPLATE_BYTES) throw new TemplateDataError(name, path, 'template file is larger than 1 MiB');
+  const metaPath = path.endsWith(SUFFIX)
+    ? path.slice(0, -SUFFIX.length) + '.json'
+    : path.replace(/\.(hbs|mobileconfig|xml|plist)$/, '') + '.json';
+  return { name, source: readFileSync(path, 'utf8'), meta: readMeta(metaPath, name), path };
+}
+
+/**
+ * Loads a template: a built-in name (`exchange-smime`), a path to a `.hbs` file (its
+ * sibling `.json` metadata is read when present), or the template source itself.
+ * @throws ERR_TEMPLATE_NOT_FOUND
+ */
+export function loadTemplate(nameOrPath: string): Template {
+  if (/^[a-z0-9][a-z0-9-]*$/.test(nameOrPath)) {
+    const builtin = join(BUILTIN_DIR, nameOrPath + SUFFIX);
+    if (existsSync(builtin)) return fromFile(builtin, nameOrPath);
+  }
+  if (nameOrPath.includes('<plist')) return { name: 'inline', source: nameOrPath, meta: EMPTY_META };
+  const path = resolve(nameOrPath);
+  if (existsSync(path) && statSync(path).isFile()) return fromFile(path, basename(path).replace(SUFFIX, ''));
+  throw new TemplateNotFound(nameOrPath, [BUILTIN_DIR, path]);
+}
+
+/** Names of the built-in templates. */
+export function listTemplates(): { name: string; description: string; payloads: string[] }[] {
+  return readdirSync(BUILTIN_DIR)
+    .filter((f) => f.endsWith(SUFFIX))
+    .sort()
+    .map((f) => {
+      const name = f.slice(0, -SUFFIX.length);
+      const meta = loadTemplate(name).meta;
+      return { name, description: meta.description, payloads: meta.payloads ?? [] };
+    });
+}
+
+/** Reads a dotted path from nested data. */
+export function getPath(data: Record<string, unknown>, path: string): unknown {
+  let cur: unknown = data;
+  for (const part of path.split('.')) {
+    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, part)) return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+/** Writes a dotted path into nested data, creating objects on the way. */
+export function setPath(data: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  if (parts.some((p) => !p || p === '__proto__' || p === 'constructor' || p === 'prototype')) {
+    throw new TemplateDataError('data', path, 'is not a valid variable name');
+  }
+  let cur = data;
+  for (const part of parts.slice(0, -1)) {
+    const next = cur[part];
+    if (next === null || typeof next !== 'object' || Array.isArray(next)) cur[part] = {};
+    cur = cur[part] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1] as string] = value;
+}
+
+/**
+ * Turns `--set key=value` strings into typed values by the template's declarations:
+ * `true`/`false` (also yes/no, 1/0) for booleans, decimal for integers.
+ * Returns the keys the template does not declare, for a warning.
+ * @throws ERR_TEMPLATE_DATA for a value that does not fit its type
+ */
+export function applySetValues(
+  template: Template,
+  data: Record<string, unknown>,
+  sets: Record<string, string>,
+): { unknown: string[] } {
+  const unknown: string[] = [];
+  for (const [key, raw] of Object.entries(sets)) {
+    const decl = template.meta.variables[key];
+    let value: unknown = raw;
+    if (!decl) unknown.push(key);
+    else if (decl.type === 'boolean') {
+      const v = raw.toLowerCase();
+      if (['true', 'yes', '1', 'on'].includes(v)) value = true;
+      else if (['false', 'no', '0', 'off'].includes(v)) value = false;
+      else throw new TemplateDataError(template.name, key, `must be true or false, got "${raw}"`);
+    } else if (decl.type === 'integer') {
+      if (!/^-?\d{1,15}$/.test(raw)) throw new TemplateDataError(template.name, key, `must be an integer, got "${raw}"`);
+      value = Number(raw);
+    }
+    setPath(data, key, value);
+  }
+  return { unknown };
+}
+
+// XML 1.0 forbids these characters even as entities; plist parsers reject them.
+const XML_INVALID = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Fills defaults and checks every declared variable's type and presence, and that no
+ * string anywhere in the data holds a character XML cannot carry.
+ * @throws ERR_TEMPLATE_DATA naming the variable
+ */
+export function resolveData(
+  template: Template,
+  data: Record<string, unknown>,
+  builtins: Record<string, unknown> = {},
+): Record<string, unknown> {
+  const out = structuredClone(data);
+  for (const [name, decl] of Object.entries(template.meta.variables)) {
+    let value = getPath(out, name);
+    if ((value === undefined || value === null || value === '') && decl.default !== undefined) {
+      // A default of "$user.email" refers to what the generator knows (user, store).
+      value = typeof decl.default === 'string' && decl.default.startsWith('$') ? getPath(builtins, decl.default.slice(1)) : decl.default;
+      setPath(out, name, value);
+    }
+    if (value === undefined || value === null || value === '') {
+      if (decl.required) throw new TemplateDataError(template.name, name, 'is required');
+      continue;
+    }
+    const ok =
+      decl.type === 'string' ? typeof value === 'string' : decl.type === 'boolean' ? typeof value === 'boolean' : Number.isSafeInteger(value);
+    if (!ok) throw new TemplateDataError(template.name, name, `must be a ${decl.type}, got ${JSON.stringify(value)}`);
+    if (decl.enum && !decl.enum.includes(value as string | number)) {
+      throw new TemplateDataError(template.name, name, `must be one of ${decl.enum.join(', ')}`);
+    }
+  }
+  const walk = (v: unknown, path: string): void => {
+    if (typeof v === 'string') {
+      if (XML_INVALID.test(v)) throw new TemplateDataError(template.name, path, 'holds a control character that a property list cannot carry');
+      if (v.length > 65_536) throw new TemplateDataError(template.name, path, 'is longer than 65536 characters');
+    } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`));
+    else if (v && typeof v === 'object' && !Buffer.isBuffer(v)) {
+      for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
+    }
+  };
+  walk(out, '');
+  return out;
+}

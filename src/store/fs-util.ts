@@ -1,0 +1,73 @@
+import { randomBytes } from 'node:crypto';
+import { constants, promises as fs } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { StoreIOError } from '../errors.js';
+
+/** Maps a filesystem failure to StoreIOError, shaped like smallstep's FileError. */
+export function ioError(path: string, op: string, cause: unknown): StoreIOError {
+  const code = (cause as NodeJS.ErrnoException)?.code ?? 'error';
+  return new StoreIOError(path, op, `Cannot ${op} "${path}": ${code}`, { cause });
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  try {
+    const h = await fs.open(dir, constants.O_RDONLY);
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still atomic.
+  }
+}
+
+/** Writes a file atomically: temp file in the same directory, fsync, rename, fsync the directory. */
+export async function atomicWrite(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  const tmp = join(dirname(path), `.tmp-${randomBytes(6).toString('hex')}`);
+  try {
+    const h = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+    try {
+      await h.writeFile(data);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    await fs.rename(tmp, path);
+    await fsyncDir(dirname(path));
+  } catch (cause) {
+    await fs.rm(tmp, { force: true }).catch(() => {});
+    throw ioError(path, 'write', cause);
+  }
+}
+
+/** Writes files into a fresh temp directory and renames it into place: all of them or none. */
+export async function atomicDir(path: string, files: Record<string, { data: string | Uint8Array; mode: number }>): Promise<void> {
+  const tmp = join(dirname(path), `.tmp-${randomBytes(6).toString('hex')}`);
+  try {
+    await fs.mkdir(tmp, { mode: 0o700 });
+    for (const [name, f] of Object.entries(files)) {
+      const h = await fs.open(join(tmp, name), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, f.mode);
+      try {
+        await h.writeFile(f.data);
+        await h.sync();
+      } finally {
+        await h.close();
+      }
+    }
+    await fsyncDir(tmp);
+    await fs.rename(tmp, path);
+    await fsyncDir(dirname(path));
+  } catch (cause) {
+    await fs.rm(tmp, { recursive: true, force: true }).catch(() => {});
+    throw ioError(path, 'write', cause);
+  }
+}
+
+export async function readText(path: string): Promise<string> {
+  try {
+    return await fs.readFile(path, 'utf8');
+  } catch (cause) {
+    throw ioError(path, 'read', cause);
+  }
+}

@@ -1,0 +1,21 @@
+import { homedir, platform } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/**
+ * Where the store lives: the flag, then `PROFILESMITH_STORE`, then the platform's data
+ * directory (XDG on Linux, Application Support on macOS, LOCALAPPDATA on Windows).
+ * `env` is passed in: the library never reads the process environment itself.
+ */
+export function resolveStoreDir(flag: string | undefined, env: Record<string, string | undefined> = {}): string {
+  if (flag) return resolve(flag);
+  if (env.PROFILESMITH_STORE) return resolve(env.PROFILESMITH_STORE);
+  const home = homedir();
+  switch (platform()) {
+    case 'darwin':
+      return join(home, 'Library', 'Application Support', 'profilesmith');
+    case 'win32':
+      return join(env.LOCALAPPDATA ?? join(home, 'AppData', 'Local'), 'profilesmith');
+    default:
+      return join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'profilesmith');
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * A cross-process write lock: a lock file created with O_EXCL. The holder refreshes its
+ * mtime every few seconds; a lock left by a killed process goes stale and is taken over.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants, promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StoreIOError } from '../errors.js';
+
+const HEARTBEAT_MS = 2_000;
+const STALE_MS = 15_000;
+
+export interface LockOptions {
+  /** How long to wait for another writer. Default: 60 s. */
+  timeoutMs?: number;
+}
+
+/** Runs `fn` while holding `dir/store.lock`. */
+export async function withLock<T>(dir: string, fn: () => Promise<T>, options: LockOptions = {}): Promise<T> {
+  const path = join(dir, 'store.lock');
+  const token = randomBytes(8).toString('hex');
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  let delay = 10;
+  for (;;) {
+    try {
+      const h = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      await h.writeFile(token);
+      await h.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new StoreIOError(path, 'lock', `Cannot lock the store at "${dir}": ${(err as NodeJS.ErrnoException).code}`, { cause: err });
+      }
+      const stat = await fs.stat(path).catch(() => undefined);
+      if (stat && Date.now() - stat.mtimeMs > STALE_MS) {
+        // Take over a stale lock: rename is atomic, so only one contender wins it.
+        const grave = `${path}.stale-${token}`;
+        if (await fs.rename(path, grave).then(() => true, () => false)) await fs.rm(grave, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new StoreIOError(path, 'lock', `The store at "${dir}" is locked by another process`);
+      }
+      await sleep(delay + Math.random() * delay);
+      delay = Math.min(delay * 2, 200);
+    }
+  }
+  const beat = setInterval(() => {
+    const t = new Date();
+    fs.utimes(path, t, t).catch(() => {});
+  }, HEARTBEAT_MS);
+  beat.unref();
+  try {
+    return await fn();
+  } finally {
+    clearInterval(beat);
+    const held = await fs.readFile(path, 'utf8').catch(() => '');
+    if (held === token) await fs.rm(path, { force: true });
+  }
+}

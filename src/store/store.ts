@@ -1,0 +1,85 @@
+/**
+ * The certificate store contract: what the generator needs from wherever certificates and
+ * keys live. The file store implements it; embedders may bring their own.
+ *
+ * @module store
+ */
+import type { CertificatePurpose, Identity } from '../certs/issue.js';
+import type { Signer } from '../cms/sign.js';
+
+/** Status of a certificate at a given moment. */
+export type CertificateStatus = 'valid' | 'expired' | 'revoked' | 'not-yet-valid';
+
+/** What the store records about each user certificate; readable without the passphrase. */
+export interface CertificateRecord {
+  /** Lower-case hex. */
+  serial: string;
+  /** The address as written in the certificate. */
+  user: string;
+  purpose: CertificatePurpose;
+  /** `issued` by this store's CA, or `imported` from outside. */
+  source: 'issued' | 'imported';
+  subject: string;
+  issuer: string;
+  /** ISO-8601. */
+  notBefore: string;
+  notAfter: string;
+  /** SHA-256 of the DER, lower-case hex. */
+  fingerprint: string;
+  /** ISO-8601, when the store took it in. */
+  created: string;
+  revoked?: { date: string; reason: string };
+}
+
+/** A record with its status computed at a moment. */
+export interface CertificateListing extends CertificateRecord {
+  status: CertificateStatus;
+}
+
+export interface ListCertificatesOptions {
+  /** Case-insensitive address. */
+  user?: string;
+  purpose?: CertificatePurpose;
+}
+
+export interface IssueUserCertificateOptions {
+  user: string;
+  name: string;
+  purpose: CertificatePurpose;
+  /** Default: 365. */
+  days?: number;
+}
+
+/** The CA certificates a device needs to trust the user identities. */
+export interface TrustChain {
+  /** DER of each root. */
+  roots: Buffer[];
+  /** DER of each intermediate. */
+  intermediates: Buffer[];
+}
+
+/** The contract every store implements. */
+export interface CertificateStore {
+  /** The organization the store was created for. */
+  readonly organization: string;
+  /** Every user certificate record, oldest first. */
+  listCertificates(options?: ListCertificatesOptions): Promise<CertificateRecord[]>;
+  /** DER of one user certificate. */
+  getCertificate(serial: string): Promise<Buffer>;
+  /** A certificate with its private key; needs the passphrase. */
+  getIdentity(serial: string): Promise<Identity>;
+  /** Issues and records a user certificate from the store's CA. */
+  issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord>;
+  /** Roots and intermediates that the profiles ship. */
+  trustChain(): Promise<TrustChain>;
+  /** The identity that signs profiles. */
+  profileSigner(): Promise<Signer>;
+}
+
+/** `valid`, `expired`, `not-yet-valid` or `revoked` at `now`. */
+export function statusOf(record: CertificateRecord, now: Date): CertificateStatus {
+  if (record.revoked) return 'revoked';
+  if (now.getTime() > Date.parse(record.notAfter)) return 'expired';
+  if (now.getTime() < Date.parse(record.notBefore)) return 'not-yet-valid';
+  return 'valid';
+}

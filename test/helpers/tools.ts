@@ -1,0 +1,69 @@
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { ExecutionContext } from 'ava';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+export const BIN = join(ROOT, 'dist', 'cli', 'main.js');
+
+function has(cmd: string, args: string[]): boolean {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return r.status === 0;
+}
+export const HAS_OPENSSL = has('openssl', ['version']);
+export const HAS_PYTHON = has('python3', ['-c', 'import plistlib']);
+
+/** Skips (saying why) when a tool the oracle needs is missing. Returns true to go on. */
+export function need(t: ExecutionContext, tool: 'openssl' | 'python3'): boolean {
+  const ok = tool === 'openssl' ? HAS_OPENSSL : HAS_PYTHON;
+  if (!ok) {
+    t.log(`SKIPPED: ${tool} is not installed, so this oracle cannot run`);
+    t.pass();
+  }
+  return ok;
+}
+
+export function tmp(t: ExecutionContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'profilesmith-test-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Runs the built CLI as a process. */
+export function cli(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; input?: string | Buffer } = {},
+): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [BIN, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env },
+    input: options.input ?? '',
+    encoding: 'utf8',
+  });
+}
+
+export function openssl(args: string[], input?: Buffer | string): SpawnSyncReturns<Buffer> {
+  return spawnSync('openssl', args, { input: input ?? '' });
+}
+
+export function python(code: string, input?: Buffer): SpawnSyncReturns<string> {
+  return spawnSync('python3', ['-c', code], { input: input ?? '', encoding: 'utf8' });
+}
+
+/** Every file below `dir` with its bytes and mode, for byte-identical comparisons. */
+export function snapshotDir(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      const s = statSync(p);
+      if (s.isDirectory()) {
+        out[p + '/'] = (s.mode & 0o777).toString(8);
+        walk(p);
+      } else out[p] = `${(s.mode & 0o777).toString(8)}:${readFileSync(p).toString('base64')}`;
+    }
+  };
+  walk(dir);
+  return out;
+}
