@@ -60,8 +60,13 @@ export function renderTemplate(template: Template, context: Record<string, unkno
     return fn(context, { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false });
   } catch (err) {
     if (err instanceof TemplateDataError) throw err;
-    const m = /"([^"]+)" not defined in/.exec((err as Error).message);
-    if (m) throw new TemplateDataError(template.name, m[1] as string, `is not defined${/ - (\d+):/.test((err as Error).message) ? ` (line ${/ - (\d+):/.exec((err as Error).message)?.[1]})` : ''}`);
+    const m = /"([^"]+)" not defined in.* - (\d+):(\d+)/.exec((err as Error).message);
+    if (m) {
+      // Handlebars names only the last segment; read the whole path from the source at the position it gives.
+      const lineText = template.source.split('\n')[Number(m[2]) - 1] ?? '';
+      const expr = /^[\w.@/-]+/.exec(lineText.slice(Number(m[3])))?.[0] ?? (m[1] as string);
+      throw new TemplateDataError(template.name, expr, `is not defined (line ${m[2]})`);
+    }
     throw new TemplateSyntaxError(template.name, (err as Error).message.split('\n')[0] ?? 'render error', { cause: err });
   }
 }

@@ -5,10 +5,10 @@
  *
  * @module validate
  */
-import { parse as parsePlist } from 'plist';
 import type { ProfileIssue } from '../errors.js';
+import { parsePlistXml, type PlistValue } from './plist-xml.js';
 
-export type PlistValue = string | number | boolean | Date | Buffer | Uint8Array | PlistValue[] | { [k: string]: PlistValue };
+export type { PlistValue };
 export type PlistDict = { [k: string]: PlistValue };
 
 /** Payload types that yield an identity (certificate + private key) on the device. */
@@ -31,10 +31,9 @@ const UUID = /^[0-9A-Za-z]{8}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A
 const isDict = (v: unknown): v is PlistDict =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date) && !(v instanceof Uint8Array);
 
-/** Parses XML plist text. Throws the parser's error for malformed XML. */
+/** Parses XML plist text. Throws PlistSyntaxError for malformed XML. */
 export function parseXmlPlist(xml: string): PlistValue {
-  if (/<!ENTITY/i.test(xml)) throw new Error('entity declarations are not allowed');
-  return parsePlist(xml) as PlistValue;
+  return parsePlistXml(xml);
 }
 
 /** Where an issue is: the payload's identifier (or type, or index) and the key. */

@@ -1,0 +1,213 @@
+/**
+ * A strict, bounded parser for XML property lists. Written here rather than taken from
+ * `plist` because that one reports errors on the console through xmldom and gives no
+ * bounds; profiles come from outside, so this parser:
+ * - never reads a DTD, and refuses entity declarations (no external entities, no
+ *   billion laughs); only the five XML entities and character references are expanded;
+ * - bounds nesting depth and element count;
+ * - rejects characters XML 1.0 forbids, and unknown or misplaced elements,
+ * and reports every failure as one message with a line number.
+ */
+
+export type PlistValue =
+  | string
+  | number
+  | boolean
+  | Date
+  | Uint8Array
+  | PlistValue[]
+  | { [key: string]: PlistValue };
+
+export class PlistSyntaxError extends Error {}
+
+export interface ParsePlistOptions {
+  /** Default: 64. */
+  maxDepth?: number;
+  /** Default: 1,000,000. */
+  maxElements?: number;
+}
+
+const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+// eslint-disable-next-line no-control-regex
+const FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
+
+/** Parses XML plist text into plain values (`<data>` → Uint8Array, `<date>` → Date). */
+export function parsePlistXml(text: string, options: ParsePlistOptions = {}): PlistValue {
+  const maxDepth = options.maxDepth ?? 64;
+  const maxElements = options.maxElements ?? 1_000_000;
+  let pos = 0;
+  let elements = 0;
+  const src = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+
+  const line = () => src.slice(0, pos).split('\n').length;
+  const fail = (msg: string): never => {
+    throw new PlistSyntaxError(`${msg} at line ${line()}`);
+  };
+  if (FORBIDDEN.test(src)) {
+    pos = src.search(FORBIDDEN);
+    fail('forbidden control character');
+  }
+
+  const skipMisc = () => {
+    for (;;) {
+      while (pos < src.length && /\s/.test(src[pos] as string)) pos++;
+      if (src.startsWith('<?', pos)) {
+        const end = src.indexOf('?>', pos);
+        if (end < 0) fail('unterminated processing instruction');
+        pos = end + 2;
+      } else if (src.startsWith('<!--', pos)) {
+        const end = src.indexOf('-->', pos + 4);
+        if (end < 0) fail('unterminated comment');
+        pos = end + 3;
+      } else if (src.startsWith('<!DOCTYPE', pos)) {
+        const end = src.indexOf('>', pos);
+        if (end < 0) fail('unterminated DOCTYPE');
+        const decl = src.slice(pos, end);
+        if (decl.includes('[')) fail('a DOCTYPE with an internal subset is not allowed');
+        pos = end + 1;
+      } else if (src.startsWith('<!', pos) && !src.startsWith('<![CDATA[', pos)) {
+        fail('declarations are not allowed');
+      } else return;
+    }
+  };
+
+  const decode = (raw: string): string =>
+    raw.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-z]+);|&/g, (m, ref: string | undefined) => {
+      if (!ref) return fail('bare "&" (write &amp;)');
+      if (ref[0] === '#') {
+        const cp = ref[1] === 'x' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
+        if (!(cp === 9 || cp === 10 || cp === 13 || (cp >= 0x20 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff))) {
+          return fail(`character reference ${m} is not allowed in XML`);
+        }
+        return String.fromCodePoint(cp);
+      }
+      return ENTITIES[ref] ?? fail(`unknown entity ${m}`);
+    });
+
+  /** Text up to the closing tag `</name>`, with CDATA sections and comments handled. */
+  const readText = (name: string): string => {
+    let out = '';
+    for (;;) {
+      const lt = src.indexOf('<', pos);
+      if (lt < 0) fail(`unterminated <${name}>`);
+      out += decode(src.slice(pos, lt));
+      pos = lt;
+      if (src.startsWith('<![CDATA[', pos)) {
+        const end = src.indexOf(']]>', pos);
+        if (end < 0) fail('unterminated CDATA');
+        out += src.slice(pos + 9, end);
+        pos = end + 3;
+      } else if (src.startsWith('<!--', pos)) {
+        const end = src.indexOf('-->', pos);
+        if (end < 0) fail('unterminated comment');
+        pos = end + 3;
+      } else if (src.startsWith(`</${name}`, pos)) {
+        const end = src.indexOf('>', pos);
+        if (end < 0 || src.slice(pos + name.length + 2, end).trim()) fail(`bad closing tag for <${name}>`);
+        pos = end + 1;
+        return out;
+      } else {
+        fail(`unexpected markup inside <${name}>`);
+      }
+    }
+  };
+
+  /** Reads `<name ...>` or `<name/>`; returns the name and whether it self-closes. */
+  const readOpen = (): { name: string; empty: boolean } => {
+    skipMisc();
+    if (src[pos] !== '<') fail('expected an element');
+    const end = src.indexOf('>', pos);
+    if (end < 0) fail('unterminated tag');
+    const body = src.slice(pos + 1, end);
+    const m = /^([A-Za-z][A-Za-z0-9_.-]*)((?:\s+[A-Za-z_:][\w:.-]*\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)$/.exec(body);
+    if (!m) fail(`malformed tag <${body.slice(0, 40)}>`);
+    pos = end + 1;
+    if (++elements > maxElements) fail(`more than ${maxElements} elements`);
+    return { name: (m as RegExpExecArray)[1] as string, empty: (m as RegExpExecArray)[3] === '/' };
+  };
+
+  const closes = (name: string): boolean => {
+    skipMisc();
+    if (!src.startsWith(`</${name}`, pos)) return false;
+    const end = src.indexOf('>', pos);
+    if (end < 0 || src.slice(pos + name.length + 2, end).trim()) fail(`bad closing tag for <${name}>`);
+    pos = end + 1;
+    return true;
+  };
+
+  const value = (depth: number): PlistValue => {
+    if (depth > maxDepth) fail(`nesting deeper than ${maxDepth}`);
+    const { name, empty } = readOpen();
+    switch (name) {
+      case 'dict': {
+        const out: { [k: string]: PlistValue } = {};
+        if (empty) return out;
+        while (!closes('dict')) {
+          const k = readOpen();
+          if (k.name !== 'key') fail(`expected <key> in <dict>, found <${k.name}>`);
+          const key = k.empty ? '' : readText('key');
+          if (key === '__proto__') fail('the key "__proto__" is not allowed');
+          if (Object.hasOwn(out, key)) fail(`duplicate key "${key}"`);
+          out[key] = value(depth + 1);
+        }
+        return out;
+      }
+      case 'array': {
+        const out: PlistValue[] = [];
+        if (empty) return out;
+        while (!closes('array')) out.push(value(depth + 1));
+        return out;
+      }
+      case 'string':
+        return empty ? '' : readText('string');
+      case 'key':
+        return fail('<key> outside a <dict>');
+      case 'integer': {
+        const t = empty ? '' : readText('integer').trim();
+        if (!/^[+-]?\d{1,19}$|^0x[0-9a-fA-F]{1,16}$/.test(t)) fail(`"${t.slice(0, 20)}" is not an integer`);
+        const n = Number(t);
+        if (!Number.isSafeInteger(n)) fail(`integer ${t} is out of range`);
+        return n;
+      }
+      case 'real': {
+        const t = empty ? '' : readText('real').trim();
+        const n = Number(t);
+        if (!t || Number.isNaN(n)) fail(`"${t.slice(0, 20)}" is not a real number`);
+        return n;
+      }
+      case 'true':
+      case 'false':
+        if (!empty && !closes(name)) fail(`<${name}> must be empty`);
+        return name === 'true';
+      case 'date': {
+        const t = empty ? '' : readText('date').trim();
+        const d = new Date(t);
+        if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(t) || Number.isNaN(d.getTime())) fail(`"${t.slice(0, 30)}" is not a date`);
+        return d;
+      }
+      case 'data': {
+        const t = (empty ? '' : readText('data')).replace(/\s+/g, '');
+        if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 === 1) fail('<data> is not base64');
+        return new Uint8Array(Buffer.from(t, 'base64'));
+      }
+      default:
+        return fail(`unknown element <${name}>`);
+    }
+  };
+
+  skipMisc();
+  const top = readOpen();
+  let result: PlistValue;
+  if (top.name === 'plist') {
+    if (top.empty) fail('empty <plist>');
+    result = value(1);
+    if (!closes('plist')) fail('expected </plist>');
+  } else {
+    pos = src.lastIndexOf('<', pos - 1);
+    elements--;
+    result = value(1);
+  }
+  skipMisc();
+  if (pos < src.length) fail('content after the end of the property list');
+  return result;
+}
