@@ -38,19 +38,35 @@ function repeatTo(src: Buffer, v: number): Buffer {
   return out;
 }
 
+const HASH_SIZES: Record<string, [u: number, v: number]> = {
+  sha1: [20, 64],
+  sha224: [28, 64],
+  sha256: [32, 64],
+  sha384: [48, 128],
+  sha512: [64, 128],
+};
+
 /**
- * The RFC 7292 appendix B.2 key derivation with SHA-1 (u = 20, v = 64).
+ * The RFC 7292 appendix B.2 key derivation (SHA-1 unless `hash` says otherwise).
  * `id` is 1 for a key, 2 for an IV, 3 for a MAC key.
  */
-export function pkcs12Kdf(password: Buffer, salt: Buffer, id: 1 | 2 | 3, iterations: number, size: number): Buffer {
-  const u = 20;
-  const v = 64;
+export function pkcs12Kdf(
+  password: Buffer,
+  salt: Buffer,
+  id: 1 | 2 | 3,
+  iterations: number,
+  size: number,
+  hash = 'sha1',
+): Buffer {
+  const sizes = HASH_SIZES[hash];
+  if (!sizes) throw new InputInvalid('pkcs12', `Hash "${hash}" is not supported in PKCS#12`);
+  const [u, v] = sizes;
   const D = Buffer.alloc(v, id);
   const I = Buffer.concat([repeatTo(salt, v), repeatTo(password, v)]);
   const out = Buffer.alloc(size);
   for (let produced = 0; produced < size; ) {
-    let A = createHash('sha1').update(D).update(I).digest();
-    for (let r = 1; r < iterations; r++) A = createHash('sha1').update(A).digest();
+    let A = createHash(hash).update(D).update(I).digest();
+    for (let r = 1; r < iterations; r++) A = createHash(hash).update(A).digest();
     A.copy(out, produced, 0, Math.min(u, size - produced));
     produced += u;
     if (produced >= size) break;

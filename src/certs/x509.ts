@@ -6,7 +6,7 @@
  * so it is imported lazily, after `reflect-metadata`, on first use: importing profilesmith
  * itself stays free of side effects.
  */
-import { createPublicKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomBytes, webcrypto, X509Certificate as NodeX509, type KeyObject } from 'node:crypto';
 import { CertificateInvalid, KeyUnsupported } from '../errors.js';
 import { fingerprint } from './pem.js';
 
@@ -150,12 +150,23 @@ export interface CertificateInfo {
   extendedKeyUsage: string[];
   keyUsage: KeyUsageName[];
   isCA: boolean;
+  /** Issuer equals subject and the signature verifies with its own key. */
+  selfSigned: boolean;
   /** SHA-256 of the DER, hex. */
   fingerprint: string;
   publicKey: KeyObject;
   /** `rsa-2048`, `ec-p256`, ... */
   keyType: string;
   der: Buffer;
+}
+
+function isSelfSigned(der: Uint8Array): boolean {
+  try {
+    const c = new NodeX509(der);
+    return c.checkIssued(c) && c.verify(c.publicKey);
+  } catch {
+    return false;
+  }
 }
 
 /** Parses a DER certificate. Throws CertificateInvalid on garbage. */
@@ -194,9 +205,45 @@ export async function describeCertificate(der: Uint8Array): Promise<CertificateI
       ? (Object.keys(KU_BITS) as KeyUsageName[]).filter((n) => (ku.usages & KU_BITS[n]) !== 0)
       : [],
     isCA: bc?.ca ?? false,
+    selfSigned: isSelfSigned(der),
     fingerprint: fingerprint(der),
     publicKey,
     keyType,
     der: Buffer.from(der),
   };
+}
+
+/** @internal The CRL builder behind certs/crl.ts. */
+export async function createCrlDer(options: {
+  issuerCertificate: Buffer;
+  issuerKey: KeyObject;
+  entries: { serial: string; date: Date; reason: string }[];
+  thisUpdate: Date;
+  nextUpdate: Date;
+  crlNumber: Buffer;
+}): Promise<Buffer> {
+  const x = await lib();
+  const issuer = new x.X509Certificate(Uint8Array.from(options.issuerCertificate));
+  const alg = signingAlgorithm(options.issuerKey);
+  const hash = 'namedCurve' in alg && alg.namedCurve === 'P-384' ? 'SHA-384' : 'SHA-256';
+  const crl = await x.X509CrlGenerator.create(
+    {
+      issuer: issuer.subjectName.toJSON(),
+      thisUpdate: options.thisUpdate,
+      nextUpdate: options.nextUpdate,
+      signingKey: await toCryptoKey(options.issuerKey),
+      signingAlgorithm: { ...alg, hash },
+      extensions: [
+        await x.AuthorityKeyIdentifierExtension.create(issuer.publicKey.rawData, false, crypto),
+        new x.Extension('2.5.29.20', false, Uint8Array.from(options.crlNumber)),
+      ],
+      entries: options.entries.map((e) => ({
+        serialNumber: e.serial,
+        revocationDate: e.date,
+        reason: x.X509CrlReason[e.reason as keyof typeof x.X509CrlReason],
+      })),
+    },
+    crypto,
+  );
+  return Buffer.from(crl.rawData);
 }

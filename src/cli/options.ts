@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { openStore, type FileStore } from '../store/fs-store.js';
 import { resolveStoreDir } from '../store/location.js';
 import { UsageError } from './errors.js';
+import { readSecretFile } from './files.js';
 import { readSecret, type Io } from './io.js';
 
 /** Per-run state shared by the handlers: the Io and the exit code a handler may set. */
@@ -26,29 +26,18 @@ export function storeOptions<T>(y: Argv<T>) {
     });
 }
 
-async function readSecretFile(path: string, io: Io): Promise<string> {
-  let text: string;
-  try {
-    if (path === '-') {
-      const chunks: Buffer[] = [];
-      for await (const c of io.stdin) chunks.push(Buffer.from(c as Buffer));
-      text = Buffer.concat(chunks).toString('utf8');
-    } else {
-      text = await readFile(resolve(io.cwd, path), 'utf8');
-    }
-  } catch (err) {
-    throw new UsageError(`Cannot read the passphrase file "${path}": ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-  const value = text.replace(/\r?\n$/, '');
+function nonEmpty(value: string, path: string): string {
   if (!value) throw new UsageError(`The passphrase file "${path}" is empty`);
   return value;
 }
 
 /** The passphrase: --passphrase-file, then PROFILESMITH_PASSPHRASE, then PROFILESMITH_PASSPHRASE_FILE, then a prompt on a TTY. */
 export async function getPassphrase(args: StoreArgs, io: Io, options: { confirm?: boolean } = {}): Promise<string> {
-  if (args.passphraseFile) return readSecretFile(args.passphraseFile, io);
+  if (args.passphraseFile) return nonEmpty(await readSecretFile(io, args.passphraseFile), args.passphraseFile);
   if (io.env.PROFILESMITH_PASSPHRASE) return io.env.PROFILESMITH_PASSPHRASE;
-  if (io.env.PROFILESMITH_PASSPHRASE_FILE) return readSecretFile(io.env.PROFILESMITH_PASSPHRASE_FILE, io);
+  if (io.env.PROFILESMITH_PASSPHRASE_FILE) {
+    return nonEmpty(await readSecretFile(io, io.env.PROFILESMITH_PASSPHRASE_FILE), io.env.PROFILESMITH_PASSPHRASE_FILE);
+  }
   const how = 'set PROFILESMITH_PASSPHRASE or pass --passphrase-file';
   const first = await readSecret(io, 'Store passphrase: ', how);
   if (!first) throw new UsageError('The passphrase must not be empty');

@@ -1,6 +1,9 @@
 import yargs, { type Argv } from 'yargs';
 import { caCommand } from './commands/ca.js';
 import { certCommand } from './commands/cert.js';
+import { crlCommand } from './commands/crl.js';
+import { storeCommand } from './commands/store.js';
+import { userCommand } from './commands/user.js';
 import { demoCommand } from './commands/demo.js';
 import { generateCommand } from './commands/generate.js';
 import { initCommand } from './commands/init.js';
@@ -10,9 +13,9 @@ import type { Io } from './io.js';
 import type { Context } from './options.js';
 import { errorLine } from './output.js';
 
-const EPILOGUE = `Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 verify: checked and not valid.
+const EPILOGUE = `Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 a check (verify, store check) ran and said no.
 Environment: PROFILESMITH_STORE (store directory), PROFILESMITH_PASSPHRASE, PROFILESMITH_PASSPHRASE_FILE,
-PROFILESMITH_DEBUG=1 (same as --debug), NO_COLOR.`;
+PROFILESMITH_NEW_PASSPHRASE (store passphrase), PROFILESMITH_DEBUG=1 (same as --debug), NO_COLOR.`;
 
 export function buildParser(ctx: Context, argv: string[]): Argv {
   return yargs(argv)
@@ -23,6 +26,9 @@ export function buildParser(ctx: Context, argv: string[]): Argv {
     .command(caCommand(ctx))
     .command(generateCommand(ctx))
     .command(verifyCommand(ctx))
+    .command(userCommand(ctx))
+    .command(crlCommand(ctx))
+    .command(storeCommand(ctx))
     .command(demoCommand(ctx))
     .option('debug', { type: 'boolean', describe: 'print stack traces and causes' })
     .example('$0 init --store ./store --org "Example Corp"', 'create a store and its CA')

@@ -76,7 +76,7 @@ export function selectIdentities(records: CertificateRecord[], now: Date, includ
     .filter((r) => r.purpose === 'smime-signing' && statusOf(r, now) === 'valid')
     .sort(newestFirst)[0];
   const history = records
-    .filter((r) => r.purpose === 'smime-encryption' && (includeRevoked || !r.revoked))
+    .filter((r) => r.purpose === 'smime-encryption' && !r.retired && (includeRevoked || !r.revoked))
     .sort(newestFirst);
   const current = history.find((r) => statusOf(r, now) === 'valid');
   return { signing, current, history };
@@ -101,6 +101,9 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
   const { store } = options;
   const records = await store.listCertificates({ user: options.user });
   if (!records.length) throw new StoreEntryNotFound(options.user, 'user', `No certificates for user "${options.user}" in the store`);
+  if (records.every((r) => r.revoked || r.retired)) {
+    throw new StoreEntryNotFound(options.user, 'user', `User "${options.user}" was removed: every certificate is revoked or retired`);
+  }
   const { signing, current, history } = selectIdentities(records, now, options.includeRevoked);
   const uses = template.meta.identities ?? {};
   if (uses.signing === 'required' && !signing) {
@@ -123,22 +126,21 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
   const builtins = { user: { email, name: newestInfo.commonName ?? email }, store: { organization: store.organization } };
   const data = resolveData(template, { ...(options.data ?? {}) }, builtins);
 
+  // The store CA, plus the issuers of every identity shipped (outside CAs for imports), once each.
   const chain = await store.trustChain();
-  const certPayload = (der: Buffer, role: string) => {
-    const info = fingerprint(der);
-    return {
-      identifier: `${identifier}.${role}.${info.slice(0, 16)}`,
-      uuid: stableUuid(identifier, role, info),
-      content: der,
-      fileName: `${role}-${info.slice(0, 8)}.cer`,
-    };
-  };
-  const names = await Promise.all([...chain.roots, ...chain.intermediates].map((d) => describeCertificate(d)));
-  const roots = chain.roots.map((d, i) => ({ ...certPayload(d, 'root'), displayName: names[i]?.commonName ?? 'Root CA' }));
-  const intermediates = chain.intermediates.map((d, i) => ({
-    ...certPayload(d, 'intermediate'),
-    displayName: names[chain.roots.length + i]?.commonName ?? 'Intermediate CA',
-  }));
+  const issuers = await Promise.all([...(useSigning ? [useSigning] : []), ...useHistory].map((r) => store.issuerChain(r.serial)));
+  const caCerts = new Map<string, Buffer>();
+  for (const der of [...chain.roots, ...chain.intermediates, ...issuers.flat()]) caCerts.set(fingerprint(der), der);
+  const described = await Promise.all([...caCerts.values()].map((d) => describeCertificate(d)));
+  const certPayload = (info: (typeof described)[number], role: 'root' | 'intermediate') => ({
+    identifier: `${identifier}.${role}.${info.fingerprint.slice(0, 16)}`,
+    uuid: stableUuid(identifier, role, info.fingerprint),
+    content: info.der,
+    fileName: `${role}-${info.fingerprint.slice(0, 8)}.cer`,
+    displayName: info.commonName ?? (role === 'root' ? 'Root CA' : 'Intermediate CA'),
+  });
+  const roots = described.filter((i) => i.selfSigned).map((i) => certPayload(i, 'root'));
+  const intermediates = described.filter((i) => !i.selfSigned).map((i) => certPayload(i, 'intermediate'));
 
   const embed = options.embedPkcs12Passwords ?? true;
   const passwords: Pkcs12Password[] = [];

@@ -5,19 +5,22 @@
  *
  * Layout:
  * ```
- * store.json                      format, organization, KDF parameters, passphrase check
- * ca/root.pem ca/root.key         root CA (key sealed)
- * ca/intermediate.pem .key        issuing CA
- * signer/cert.pem signer/key      profile-signing identity
- * certs/<serial>/cert.pem key entry.json   one directory per user certificate
+ * store.json                         format, organization, KDF parameters, passphrase check, key generation
+ * revocations.json                   revoked and retired serials (absent until the first)
+ * ca/root.pem ca/root.key.<g>        root CA (key sealed; <g> is the key generation)
+ * ca/intermediate.pem .key.<g>       issuing CA
+ * signer/cert.pem signer/key.<g>     profile-signing identity
+ * certs/<serial>/cert.pem key.<g> entry.json    one directory per user certificate
+ * chains/<sha256>.pem                issuer certificates of imported identities
  * ```
+ * Changing the passphrase writes every key under generation g+1, then switches
+ * store.json in one rename: a crash leaves the old keys or the new ones in force, never a mix.
  *
  * @module fs-store
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { randomBytes, createPrivateKey, type KeyObject } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import {
   CertificateInvalid,
   InputInvalid,
@@ -28,34 +31,45 @@ import {
   StoreNotInitialized,
 } from '../errors.js';
 import { createCertificateAuthority } from '../certs/ca.js';
-import { issueCertificate, type Identity } from '../certs/issue.js';
+import { createCrl, type RevocationReason } from '../certs/crl.js';
+import { checkImport, type IdentityBundle } from '../certs/import.js';
+import { issueCertificate, type CertificatePurpose, type Identity } from '../certs/issue.js';
 import { assertEmail, printable } from '../certs/email.js';
 import type { KeyAlgorithm } from '../certs/keys.js';
-import { certificatesFrom, toPem } from '../certs/pem.js';
+import { certificatesFrom, fingerprint, toPem } from '../certs/pem.js';
 import { describeCertificate } from '../certs/x509.js';
 import { keySigner, type Signer } from '../cms/sign.js';
-import { atomicDir, ioError, readText } from './fs-util.js';
+import { atomicDir, atomicWrite, ioError, readText } from './fs-util.js';
 import { withLock } from './lock.js';
 import { DEFAULT_KDF_COST, deriveKey, newKdfParams, seal, unseal, type KdfParams, type Sealed } from './secret-box.js';
-import type {
-  CertificateRecord,
-  CertificateStore,
-  IssueUserCertificateOptions,
-  ListCertificatesOptions,
-  TrustChain,
+import {
+  type CertificateRecord,
+  type CertificateStore,
+  type IssueUserCertificateOptions,
+  type ListCertificatesOptions,
+  type TrustChain,
 } from './store.js';
 
 const FORMAT = 'profilesmith-store';
 const CHECK_AAD = 'store-check';
 const CHECK_TEXT = 'profilesmith';
 
-interface StoreMeta {
+/** @internal */
+export interface StoreMeta {
   format: typeof FORMAT;
   version: 1;
   organization: string;
   created: string;
   kdf: KdfParams;
   check: Sealed;
+  keyGeneration: number;
+}
+
+interface Revocation {
+  serial: string;
+  date: string;
+  reason: RevocationReason | 'retired';
+  kind: 'revoked' | 'retired';
 }
 
 export interface InitStoreOptions {
@@ -76,7 +90,29 @@ export interface OpenStoreOptions {
   now?: () => Date;
 }
 
+export interface ImportIdentityOptions {
+  user: string;
+  purpose: CertificatePurpose;
+  /** Issuer certificates to keep with it (besides those in the bundle). */
+  chain?: Buffer[];
+  /** Refuse what would otherwise be a warning. */
+  strict?: boolean;
+}
+
+export interface ImportIdentityResult {
+  record: CertificateRecord;
+  /** True when the same certificate was already in the store: nothing was written. */
+  duplicate: boolean;
+  warnings: string[];
+}
+
+export interface RemoveUserResult {
+  revoked: CertificateRecord[];
+  retired: CertificateRecord[];
+}
+
 const SERIAL = /^[0-9a-f]{2,40}$/;
+const KEY_FILES = ['ca/root.key', 'ca/intermediate.key', 'signer/key'];
 
 /** Serial as we name entries: lower-case hex without leading zero octets. */
 export function normalizeSerial(serial: string): string {
@@ -85,9 +121,8 @@ export function normalizeSerial(serial: string): string {
   return s;
 }
 
-function sealedFile(key: Buffer, privateKey: KeyObject, aad: string): string {
-  return JSON.stringify(seal(key, privateKey.export({ format: 'der', type: 'pkcs8' }), aad)) + '\n';
-}
+const sealKey = (key: Buffer, privateKey: KeyObject, rel: string) =>
+  JSON.stringify(seal(key, privateKey.export({ format: 'der', type: 'pkcs8' }), rel)) + '\n';
 
 async function isEmptyOrMissing(dir: string): Promise<boolean> {
   try {
@@ -95,6 +130,20 @@ async function isEmptyOrMissing(dir: string): Promise<boolean> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
     throw ioError(dir, 'read', err);
+  }
+}
+
+const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+
+function parseMeta(text: string, path: string): StoreMeta {
+  try {
+    const meta = JSON.parse(text) as StoreMeta;
+    if (meta.format !== FORMAT || meta.version !== 1 || typeof meta.organization !== 'string' || !Number.isInteger(meta.keyGeneration)) {
+      throw new Error('format');
+    }
+    return meta;
+  } catch (cause) {
+    throw new StoreIOError(path, 'read', `"${path}" is not a profilesmith store file`, { cause });
   }
 }
 
@@ -124,6 +173,7 @@ export async function initStore(dir: string, options: InitStoreOptions): Promise
     created: now().toISOString(),
     kdf,
     check: seal(key, Buffer.from(CHECK_TEXT), CHECK_AAD),
+    keyGeneration: 1,
   };
   // Build the whole store beside its final place, then rename it in: a crash leaves nothing half made.
   const tmp = join(dirname(root), `.${randomBytes(6).toString('hex')}.profilesmith-init`);
@@ -131,15 +181,16 @@ export async function initStore(dir: string, options: InitStoreOptions): Promise
     await fs.mkdir(tmp, { mode: 0o700 });
     await atomicDir(join(tmp, 'ca'), {
       'root.pem': { data: toPem(ca.root.certificate), mode: 0o644 },
-      'root.key': { data: sealedFile(key, ca.root.privateKey, 'ca/root.key'), mode: 0o600 },
+      'root.key.1': { data: sealKey(key, ca.root.privateKey, 'ca/root.key'), mode: 0o600 },
       'intermediate.pem': { data: toPem(ca.intermediate.certificate), mode: 0o644 },
-      'intermediate.key': { data: sealedFile(key, ca.intermediate.privateKey, 'ca/intermediate.key'), mode: 0o600 },
+      'intermediate.key.1': { data: sealKey(key, ca.intermediate.privateKey, 'ca/intermediate.key'), mode: 0o600 },
     });
     await atomicDir(join(tmp, 'signer'), {
       'cert.pem': { data: toPem(ca.signer.certificate), mode: 0o644 },
-      key: { data: sealedFile(key, ca.signer.privateKey, 'signer/key'), mode: 0o600 },
+      'key.1': { data: sealKey(key, ca.signer.privateKey, 'signer/key'), mode: 0o600 },
     });
     await fs.mkdir(join(tmp, 'certs'), { mode: 0o700 });
+    await fs.mkdir(join(tmp, 'chains'), { mode: 0o700 });
     await fs.writeFile(join(tmp, 'store.json'), JSON.stringify(meta, null, 2) + '\n', { mode: 0o600 });
     if (!(await isEmptyOrMissing(root))) throw new StoreExists(root);
     await fs.rmdir(root).catch(() => {});
@@ -160,23 +211,16 @@ export async function initStore(dir: string, options: InitStoreOptions): Promise
  */
 export async function openStore(dir: string, options: OpenStoreOptions = {}): Promise<FileStore> {
   const root = resolve(dir);
+  const path = join(root, 'store.json');
   let text: string;
   try {
-    text = await fs.readFile(join(root, 'store.json'), 'utf8');
+    text = await fs.readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') {
-      throw new StoreNotInitialized(root);
-    }
-    throw ioError(join(root, 'store.json'), 'read', err);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new StoreNotInitialized(root);
+    throw ioError(path, 'read', err);
   }
-  let meta: StoreMeta;
-  try {
-    meta = JSON.parse(text) as StoreMeta;
-    if (meta.format !== FORMAT || meta.version !== 1 || typeof meta.organization !== 'string') throw new Error('format');
-  } catch (cause) {
-    throw new StoreIOError(join(root, 'store.json'), 'read', `"${join(root, 'store.json')}" is not a profilesmith store file`, { cause });
-  }
-  const store = new FileStore(root, meta, undefined, options.now ?? (() => new Date()));
+  const store = new FileStore(root, parseMeta(text, path), undefined, options.now ?? (() => new Date()));
   if (options.passphrase !== undefined) await store.unlock(options.passphrase);
   return store;
 }
@@ -185,35 +229,58 @@ export async function openStore(dir: string, options: OpenStoreOptions = {}): Pr
 export class FileStore implements CertificateStore {
   readonly organization: string;
   #key: Buffer | undefined;
+  #meta: StoreMeta;
 
   /** @internal */
   constructor(
     readonly dir: string,
-    readonly meta: StoreMeta,
+    meta: StoreMeta,
     key: Buffer | undefined,
     private readonly now: () => Date,
   ) {
     this.organization = meta.organization;
+    this.#meta = meta;
     this.#key = key;
   }
 
   /** Checks the passphrase and keeps the derived key for this instance. */
   async unlock(passphrase: string): Promise<void> {
+    this.#key = await this.derive(passphrase, this.#meta);
+  }
+
+  private async derive(passphrase: string, meta: StoreMeta): Promise<Buffer> {
     let key: Buffer;
     try {
-      key = await deriveKey(passphrase, this.meta.kdf);
+      key = await deriveKey(passphrase, meta.kdf);
     } catch (cause) {
       throw new StoreIOError(this.dir, 'read', 'The store file has unusable key-derivation parameters', { cause });
     }
-    if (unseal(key, this.meta.check, CHECK_AAD)?.toString() !== CHECK_TEXT) {
+    if (unseal(key, meta.check, CHECK_AAD)?.toString() !== CHECK_TEXT) {
       throw new KeyPassphraseInvalid(this.dir, `The passphrase for the store at "${this.dir}" is wrong`);
     }
-    this.#key = key;
+    return key;
+  }
+
+  private requireKey(what: string): Buffer {
+    if (!this.#key) throw new KeyPassphraseInvalid(this.dir, `The store passphrase is needed to ${what}`);
+    return this.#key;
+  }
+
+  /** Runs a write under the store lock, after checking no passphrase change happened meanwhile. */
+  private async write<T>(fn: () => Promise<T>): Promise<T> {
+    return withLock(this.dir, async () => {
+      const path = join(this.dir, 'store.json');
+      const current = parseMeta(await readText(path), path);
+      if (current.keyGeneration !== this.#meta.keyGeneration) {
+        throw new StoreIOError(path, 'write', 'The store passphrase was changed while this ran; run it again');
+      }
+      return fn();
+    });
   }
 
   private async readKey(rel: string): Promise<KeyObject> {
-    if (!this.#key) throw new KeyPassphraseInvalid(rel, 'The store passphrase is needed to use private keys');
-    const path = join(this.dir, rel);
+    const key = this.requireKey('use private keys');
+    const path = join(this.dir, `${rel}.${this.#meta.keyGeneration}`);
     let sealed: Sealed;
     try {
       sealed = JSON.parse(await readText(path)) as Sealed;
@@ -221,7 +288,7 @@ export class FileStore implements CertificateStore {
       if (cause instanceof StoreIOError) throw cause;
       throw new StoreIOError(path, 'read', `The key file "${path}" is damaged`, { cause });
     }
-    const der = unseal(this.#key, sealed, rel);
+    const der = unseal(key, sealed, rel);
     if (!der) throw new StoreIOError(path, 'decrypt', `The key file "${path}" does not decrypt: it is damaged or was moved`);
     return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
   }
@@ -236,16 +303,53 @@ export class FileStore implements CertificateStore {
     return { roots: [await this.readCert('ca/root.pem')], intermediates: [await this.readCert('ca/intermediate.pem')] };
   }
 
+  /** The issuers of a stored certificate, as far as the store knows them (leaf-most first). */
+  async issuerChain(serial: string): Promise<Buffer[]> {
+    const record = await this.readRecord(normalizeSerial(serial));
+    if (record.source === 'issued') {
+      const { roots, intermediates } = await this.trustChain();
+      return [...intermediates, ...roots];
+    }
+    return Promise.all((record.chain ?? []).map((fp) => this.readCert(`chains/${fp}.pem`)));
+  }
+
   async profileSigner(): Promise<Signer> {
     const [certificate, key, chain] = await Promise.all([
       this.readCert('signer/cert.pem'),
       this.readKey('signer/key'),
       this.trustChain(),
     ]);
+    const serial = normalizeSerial((await describeCertificate(certificate)).serial);
+    if ((await this.revocations()).some((r) => r.serial === serial && r.kind === 'revoked')) {
+      throw new CertificateInvalid('revoked', 'The profile-signing certificate of this store has been revoked');
+    }
     return keySigner({ key, certificate, chain: chain.intermediates });
   }
 
-  private async readRecord(serial: string): Promise<CertificateRecord> {
+  private async revocations(): Promise<Revocation[]> {
+    const path = join(this.dir, 'revocations.json');
+    let text: string;
+    try {
+      text = await fs.readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw ioError(path, 'read', err);
+    }
+    try {
+      const r = JSON.parse(text) as { entries: Revocation[] };
+      if (!Array.isArray(r.entries)) throw new Error('entries');
+      return r.entries;
+    } catch (cause) {
+      throw new StoreIOError(path, 'read', `"${path}" is damaged`, { cause });
+    }
+  }
+
+  /** Serials revoked by this store's CA (the signer's included), for `verify`. */
+  async revokedSerials(): Promise<Set<string>> {
+    return new Set((await this.revocations()).filter((r) => r.kind === 'revoked').map((r) => r.serial));
+  }
+
+  private async readRecord(serial: string, revocations?: Revocation[]): Promise<CertificateRecord> {
     const path = join(this.dir, 'certs', serial, 'entry.json');
     let text: string;
     try {
@@ -254,13 +358,19 @@ export class FileStore implements CertificateStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreEntryNotFound(serial, 'certificate');
       throw ioError(path, 'read', err);
     }
+    let r: CertificateRecord;
     try {
-      const r = JSON.parse(text) as CertificateRecord;
+      r = JSON.parse(text) as CertificateRecord;
       if (r.serial !== serial || typeof r.user !== 'string') throw new Error('mismatch');
-      return r;
     } catch (cause) {
       throw new StoreIOError(path, 'read', `The store entry "${path}" is damaged`, { cause });
     }
+    for (const rev of revocations ?? (await this.revocations())) {
+      if (rev.serial !== serial) continue;
+      if (rev.kind === 'revoked') r.revoked = { date: rev.date, reason: rev.reason };
+      else r.retired = { date: rev.date };
+    }
+    return r;
   }
 
   async listCertificates(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {
@@ -271,10 +381,21 @@ export class FileStore implements CertificateStore {
       throw ioError(join(this.dir, 'certs'), 'read', err);
     }
     const user = options.user?.toLowerCase();
-    const records = await Promise.all(names.filter((n) => SERIAL.test(n)).map((n) => this.readRecord(n)));
+    const revocations = await this.revocations();
+    const records = await Promise.all(names.filter((n) => SERIAL.test(n)).map((n) => this.readRecord(n, revocations)));
     return records
       .filter((r) => (!user || r.user.toLowerCase() === user) && (!options.purpose || r.purpose === options.purpose))
       .sort((a, b) => a.notBefore.localeCompare(b.notBefore) || a.created.localeCompare(b.created) || a.serial.localeCompare(b.serial));
+  }
+
+  /** A record by serial or SHA-256 fingerprint. */
+  async findCertificate(serialOrFingerprint: string): Promise<CertificateRecord> {
+    const q = serialOrFingerprint.toLowerCase().replace(/:/g, '');
+    if (/^[0-9a-f]{64}$/.test(q)) {
+      const hit = (await this.listCertificates()).find((r) => r.fingerprint === q);
+      if (hit) return hit;
+    }
+    return this.readRecord(normalizeSerial(q));
   }
 
   async getCertificate(serial: string): Promise<Buffer> {
@@ -291,7 +412,7 @@ export class FileStore implements CertificateStore {
 
   async issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord> {
     const user = assertEmail(options.user);
-    if (!this.#key) throw new KeyPassphraseInvalid(this.dir, 'The store passphrase is needed to issue certificates');
+    this.requireKey('issue certificates');
     const issuer: Identity = {
       certificate: await this.readCert('ca/intermediate.pem'),
       privateKey: await this.readKey('ca/intermediate.key'),
@@ -303,18 +424,60 @@ export class FileStore implements CertificateStore {
       now: this.now,
       ...(options.days !== undefined ? { days: options.days } : {}),
     });
-    return this.addEntry(identity, user, options.purpose, 'issued');
+    return (await this.addEntry(identity, user, options.purpose, 'issued', [])).record;
+  }
+
+  /**
+   * Issues a new certificate for the user and purpose, named like the newest one; the old
+   * one stays in the history.
+   * @throws ERR_STORE_ENTRY_NOT_FOUND when the user holds no certificate of that purpose
+   */
+  async renewCertificate(user: string, purpose: CertificatePurpose, days?: number): Promise<CertificateRecord> {
+    const newest = (await this.listCertificates({ user, purpose })).at(-1);
+    if (!newest) throw new StoreEntryNotFound(user, 'user', `User "${user}" holds no ${purpose} certificate to renew`);
+    const info = await describeCertificate(await this.getCertificate(newest.serial));
+    return this.issueCertificate({ user: newest.user, name: info.commonName ?? newest.user, purpose, ...(days ? { days } : {}) });
+  }
+
+  /**
+   * Takes in an identity issued elsewhere, after {@link checkImport}. The same certificate
+   * again is a no-op (`duplicate: true`).
+   * @throws ERR_CERT_INVALID, ERR_KEY_UNSUPPORTED, ERR_INPUT_INVALID
+   */
+  async importIdentity(bundle: IdentityBundle, options: ImportIdentityOptions): Promise<ImportIdentityResult> {
+    assertEmail(options.user);
+    this.requireKey('store keys');
+    const check = await checkImport(bundle, {
+      user: options.user,
+      purpose: options.purpose,
+      now: this.now(),
+      ...(options.strict ? { strict: true } : {}),
+    });
+    const existing = (await this.listCertificates()).find((r) => r.fingerprint === check.info.fingerprint);
+    if (existing) return { record: existing, duplicate: true, warnings: [] };
+    const leafFp = check.info.fingerprint;
+    const chain = [...bundle.chain, ...(options.chain ?? [])].filter(
+      (der, i, all) => fingerprint(der) !== leafFp && all.findIndex((d) => d.equals(der)) === i,
+    );
+    const { record } = await this.addEntry(
+      { certificate: bundle.certificate, privateKey: bundle.privateKey },
+      check.email,
+      options.purpose,
+      'imported',
+      chain,
+    );
+    return { record, duplicate: false, warnings: check.warnings };
   }
 
   /** Records an identity under its serial, atomically and under the store lock. */
-  protected async addEntry(
+  private async addEntry(
     identity: Identity,
     user: string,
-    purpose: CertificateRecord['purpose'],
+    purpose: CertificatePurpose,
     source: CertificateRecord['source'],
-  ): Promise<CertificateRecord> {
-    const key = this.#key;
-    if (!key) throw new KeyPassphraseInvalid(this.dir, 'The store passphrase is needed to store keys');
+    chain: Buffer[],
+  ): Promise<{ record: CertificateRecord }> {
+    const key = this.requireKey('store keys');
     const info = await describeCertificate(identity.certificate);
     const serial = normalizeSerial(info.serial);
     const record: CertificateRecord = {
@@ -328,18 +491,148 @@ export class FileStore implements CertificateStore {
       notAfter: info.notAfter.toISOString(),
       fingerprint: info.fingerprint,
       created: this.now().toISOString(),
+      ...(chain.length ? { chain: chain.map((c) => fingerprint(c)) } : {}),
     };
-    await withLock(this.dir, async () => {
+    await this.write(async () => {
       const path = join(this.dir, 'certs', serial);
-      if (await fs.stat(path).then(() => true, () => false)) {
-        throw new CertificateInvalid('duplicate', `A certificate with serial ${serial} is already in the store`);
+      if (await exists(path)) {
+        throw new CertificateInvalid('duplicate', `A different certificate with serial ${serial} is already in the store`);
+      }
+      await fs.mkdir(join(this.dir, 'chains'), { recursive: true, mode: 0o700 });
+      for (const der of chain) {
+        const p = join(this.dir, 'chains', `${fingerprint(der)}.pem`);
+        if (!(await exists(p))) await atomicWrite(p, toPem(der), 0o644);
       }
       await atomicDir(path, {
         'cert.pem': { data: toPem(identity.certificate), mode: 0o644 },
-        key: { data: sealedFile(key, identity.privateKey, `certs/${serial}/key`), mode: 0o600 },
+        [`key.${this.#meta.keyGeneration}`]: { data: sealKey(key, identity.privateKey, `certs/${serial}/key`), mode: 0o600 },
         'entry.json': { data: JSON.stringify(record, null, 2) + '\n', mode: 0o644 },
       });
     });
-    return record;
+    return { record };
+  }
+
+  private async addRevocations(items: Revocation[]): Promise<void> {
+    await this.write(async () => {
+      const entries = await this.revocations();
+      for (const item of items) if (!entries.some((e) => e.serial === item.serial)) entries.push(item);
+      await atomicWrite(join(this.dir, 'revocations.json'), JSON.stringify({ version: 1, entries }, null, 2) + '\n', 0o644);
+    });
+  }
+
+  /**
+   * Revokes a certificate issued by this store's CA (a user certificate or the profile signer).
+   * @throws ERR_STORE_ENTRY_NOT_FOUND; ERR_CERT_INVALID for an outside CA's certificate
+   */
+  async revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<CertificateRecord | { serial: string; signer: true }> {
+    const s = normalizeSerial(serial);
+    const signerSerial = normalizeSerial((await describeCertificate(await this.readCert('signer/cert.pem'))).serial);
+    const date = this.now().toISOString();
+    if (s === signerSerial) {
+      await this.addRevocations([{ serial: s, date, reason, kind: 'revoked' }]);
+      return { serial: s, signer: true };
+    }
+    const record = await this.readRecord(s);
+    if (record.source !== 'issued') {
+      throw new CertificateInvalid('outside-ca', `Certificate ${s} was issued by an outside CA ("${record.issuer}"); only that CA can revoke it`);
+    }
+    if (record.revoked) return record;
+    await this.addRevocations([{ serial: s, date, reason, kind: 'revoked' }]);
+    return { ...record, revoked: { date, reason } };
+  }
+
+  /**
+   * Unenrollment: takes every certificate of the user out of generation. With `revoke`,
+   * certificates of this store's CA are revoked (`cessationOfOperation`); those of outside
+   * CAs, which we cannot revoke, are marked retired.
+   * @throws ERR_STORE_ENTRY_NOT_FOUND for an unknown user
+   */
+  async removeUser(user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {
+    const records = (await this.listCertificates({ user })).filter((r) => !r.revoked && !r.retired);
+    if (!(await this.listCertificates({ user })).length) throw new StoreEntryNotFound(user, 'user', `No certificates for user "${user}" in the store`);
+    const date = this.now().toISOString();
+    const revoked = options.revoke ? records.filter((r) => r.source === 'issued') : [];
+    const retired = records.filter((r) => !revoked.includes(r));
+    await this.addRevocations([
+      ...revoked.map((r) => ({ serial: r.serial, date, reason: 'cessationOfOperation' as const, kind: 'revoked' as const })),
+      ...retired.map((r) => ({ serial: r.serial, date, reason: 'retired' as const, kind: 'retired' as const })),
+    ]);
+    return { revoked, retired };
+  }
+
+  /**
+   * A DER CRL signed by the issuing CA, listing every serial it revoked with reason and date.
+   * @example
+   * await writeFile('crl.der', await store.createCrl({ nextUpdate: 7 * 86400_000 }))
+   */
+  async createCrl(options: { nextUpdateMs?: number } = {}): Promise<Buffer> {
+    const now = this.now();
+    const entries = (await this.revocations())
+      .filter((r) => r.kind === 'revoked')
+      .map((r) => ({ serial: r.serial, date: new Date(r.date), reason: r.reason as RevocationReason }));
+    return createCrl({
+      issuerCertificate: await this.readCert('ca/intermediate.pem'),
+      issuerKey: await this.readKey('ca/intermediate.key'),
+      entries,
+      thisUpdate: now,
+      nextUpdate: new Date(now.getTime() + (options.nextUpdateMs ?? 7 * 86_400_000)),
+    });
+  }
+
+  /** Relative paths (without generation) of every sealed key in the store. */
+  private async keyFiles(): Promise<string[]> {
+    const names = await fs.readdir(join(this.dir, 'certs')).catch(() => [] as string[]);
+    return [...KEY_FILES, ...names.filter((n) => SERIAL.test(n)).map((n) => `certs/${n}/key`)];
+  }
+
+  /**
+   * Re-encrypts every private key under a new passphrase (new salt, new key), all or none.
+   * @throws ERR_KEY_PASSPHRASE when the current passphrase was not given; ERR_STORE_IO when a key does not decrypt
+   */
+  async changePassphrase(newPassphrase: string, options: { kdfCost?: number } = {}): Promise<number> {
+    if (!newPassphrase) throw new InputInvalid('passphrase', 'The new passphrase must not be empty');
+    this.requireKey('change the passphrase');
+    return this.write(async () => {
+      const gen = this.#meta.keyGeneration;
+      const next = gen + 1;
+      const kdf = newKdfParams(options.kdfCost ?? Math.log2(this.#meta.kdf.N));
+      const newKey = await deriveKey(newPassphrase, kdf);
+      const files = await this.keyFiles();
+      const written: string[] = [];
+      try {
+        for (const rel of files) {
+          const key = await this.readKey(rel);
+          const path = join(this.dir, `${rel}.${next}`);
+          await atomicWrite(path, sealKey(newKey, key, rel), 0o600);
+          written.push(path);
+        }
+        const meta: StoreMeta = { ...this.#meta, kdf, check: seal(newKey, Buffer.from(CHECK_TEXT), CHECK_AAD), keyGeneration: next };
+        await atomicWrite(join(this.dir, 'store.json'), JSON.stringify(meta, null, 2) + '\n', 0o600);
+        this.#meta = meta;
+        this.#key = newKey;
+      } catch (err) {
+        await Promise.all(written.map((p) => fs.rm(p, { force: true })));
+        throw err;
+      }
+      // Committed: the old generation is garbage now.
+      await Promise.all(files.map((rel) => fs.rm(join(this.dir, `${rel}.${gen}`), { force: true })));
+      return files.length;
+    });
+  }
+
+  /** @internal For store check. */
+  get meta(): StoreMeta {
+    return this.#meta;
+  }
+
+  /** @internal For store check: is the passphrase known. */
+  get unlocked(): boolean {
+    return this.#key !== undefined;
+  }
+
+  /** @internal For store check: decrypt one key file. */
+  checkKey(rel: string): Promise<KeyObject> {
+    return this.readKey(rel);
   }
 }
+

@@ -7,8 +7,8 @@
 import type { CertificatePurpose, Identity } from '../certs/issue.js';
 import type { Signer } from '../cms/sign.js';
 
-/** Status of a certificate at a given moment. */
-export type CertificateStatus = 'valid' | 'expired' | 'revoked' | 'not-yet-valid';
+/** Status of a certificate at a given moment. `retired`: taken out of use without revocation (outside CAs). */
+export type CertificateStatus = 'valid' | 'expired' | 'revoked' | 'retired' | 'not-yet-valid';
 
 /** What the store records about each user certificate; readable without the passphrase. */
 export interface CertificateRecord {
@@ -29,6 +29,10 @@ export interface CertificateRecord {
   /** ISO-8601, when the store took it in. */
   created: string;
   revoked?: { date: string; reason: string };
+  /** Taken out of generation without revocation: an outside CA's certificate of a removed user. */
+  retired?: { date: string };
+  /** SHA-256 fingerprints of the issuer certificates that came with an imported identity. */
+  chain?: string[];
 }
 
 /** A record with its status computed at a moment. */
@@ -70,8 +74,10 @@ export interface CertificateStore {
   getIdentity(serial: string): Promise<Identity>;
   /** Issues and records a user certificate from the store's CA. */
   issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord>;
-  /** Roots and intermediates that the profiles ship. */
+  /** The store CA's roots and intermediates, shipped in every profile. */
   trustChain(): Promise<TrustChain>;
+  /** The issuers (DER, leaf-most first) of one stored certificate, as far as the store knows them. */
+  issuerChain(serial: string): Promise<Buffer[]>;
   /** The identity that signs profiles. */
   profileSigner(): Promise<Signer>;
 }
@@ -79,6 +85,7 @@ export interface CertificateStore {
 /** `valid`, `expired`, `not-yet-valid` or `revoked` at `now`. */
 export function statusOf(record: CertificateRecord, now: Date): CertificateStatus {
   if (record.revoked) return 'revoked';
+  if (record.retired) return 'retired';
   if (now.getTime() > Date.parse(record.notAfter)) return 'expired';
   if (now.getTime() < Date.parse(record.notBefore)) return 'not-yet-valid';
   return 'valid';

@@ -23,8 +23,8 @@ async function journey(t: import('ava').ExecutionContext) {
 test('init, issue, list, export, generate, verify from the command line', async (t) => {
   const { dir, store, run } = await journey(t);
   t.is(statSync(store).mode & 0o777, 0o700);
-  t.is(statSync(join(store, 'signer', 'key')).mode & 0o777, 0o600);
-  t.notRegex(readFileSync(join(store, 'signer', 'key'), 'utf8'), /PRIVATE KEY/);
+  t.is(statSync(join(store, 'signer', 'key.1')).mode & 0o777, 0o600);
+  t.notRegex(readFileSync(join(store, 'signer', 'key.1'), 'utf8'), /PRIVATE KEY/);
 
   const list = run(['cert', 'list', '--store', store, '--json']);
   t.is(list.status, 0, list.stderr);

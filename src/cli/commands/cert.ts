@@ -1,8 +1,16 @@
 import type { Argv, CommandModule } from 'yargs';
+import { REVOCATION_REASONS, type RevocationReason } from '../../certs/crl.js';
 import { PURPOSES, type CertificatePurpose } from '../../certs/issue.js';
+import { toPem } from '../../certs/pem.js';
+import { toPkcs12 } from '../../certs/pkcs12.js';
+import { describeCertificate } from '../../certs/x509.js';
 import { statusOf } from '../../store/store.js';
+import { parseDuration } from '../../util/duration.js';
+import { UsageError } from '../errors.js';
+import { readSecretFile } from '../files.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { note, printJson, printTable } from '../output.js';
+import { note, printJson, printTable, writeArtifact } from '../output.js';
+import { importBatchCommand, importCommand } from './cert-import.js';
 
 interface IssueArgs extends StoreArgs {
   user: string;
@@ -14,7 +22,33 @@ interface IssueArgs extends StoreArgs {
 
 interface ListArgs extends StoreArgs {
   user?: string;
+  expiring?: string;
   json?: boolean;
+}
+
+interface ShowArgs extends StoreArgs {
+  id: string;
+  json?: boolean;
+  pem?: boolean;
+}
+
+interface ExportArgs extends StoreArgs {
+  serial: string;
+  format: 'pem' | 'der' | 'p12';
+  out?: string;
+  passwordFile?: string;
+}
+
+interface RenewArgs extends StoreArgs {
+  user: string;
+  purpose: CertificatePurpose;
+  days?: number;
+  json?: boolean;
+}
+
+interface RevokeArgs extends StoreArgs {
+  serial: string;
+  reason: RevocationReason;
 }
 
 function issue(ctx: Context): CommandModule<object, IssueArgs> {
@@ -49,12 +83,17 @@ function list(ctx: Context): CommandModule<object, ListArgs> {
     builder: (y: Argv) =>
       storeOptions(y)
         .option('user', { type: 'string', describe: 'only this address' })
+        .option('expiring', { type: 'string', describe: 'only valid certificates that expire within this time (30d, 12h)' })
         .option('json', { type: 'boolean', describe: 'print a JSON array' })
         .example('$0 cert list --store ./store --user alice@example.com', "list Alice's certificates") as unknown as Argv<ListArgs>,
     handler: async (args) => {
       const store = await openStoreFromArgs(args, ctx.io, false);
       const now = new Date();
-      const rows = (await store.listCertificates(args.user ? { user: args.user } : {})).map((r) => ({
+      const horizon = args.expiring ? now.getTime() + parseDuration(args.expiring, 'expiring') : undefined;
+      const records = (await store.listCertificates(args.user ? { user: args.user } : {})).filter(
+        (r) => horizon === undefined || (statusOf(r, now) === 'valid' && Date.parse(r.notAfter) <= horizon),
+      );
+      const rows = records.map((r) => ({
         serial: r.serial,
         user: r.user,
         purpose: r.purpose,
@@ -66,6 +105,7 @@ function list(ctx: Context): CommandModule<object, ListArgs> {
         notAfter: r.notAfter,
         fingerprint: r.fingerprint,
         ...(r.revoked ? { revoked: r.revoked } : {}),
+        ...(r.retired ? { retired: r.retired } : {}),
       }));
       if (args.json) return printJson(ctx.io, rows);
       if (!rows.length) return note(ctx.io, 'No certificates');
@@ -78,11 +118,122 @@ function list(ctx: Context): CommandModule<object, ListArgs> {
   };
 }
 
+function show(ctx: Context): CommandModule<object, ShowArgs> {
+  return {
+    command: 'show <id>',
+    describe: 'show one certificate by serial or SHA-256 fingerprint',
+    builder: (y: Argv) =>
+      storeOptions(y)
+        .positional('id', { type: 'string', describe: 'serial (hex) or SHA-256 fingerprint' })
+        .option('json', { type: 'boolean', describe: 'print JSON' })
+        .option('pem', { type: 'boolean', describe: 'print the certificate as PEM' })
+        .conflicts('json', 'pem')
+        .example('$0 cert show 3fa0643c1347aa5a7ee4ed0770f9dfb4 --store ./store', 'details of one certificate') as unknown as Argv<ShowArgs>,
+    handler: async (args) => {
+      const store = await openStoreFromArgs(args, ctx.io, false);
+      const record = await store.findCertificate(args.id);
+      const der = await store.getCertificate(record.serial);
+      if (args.pem) return void ctx.io.stdout.write(toPem(der));
+      const info = await describeCertificate(der);
+      const detail = {
+        ...record,
+        status: statusOf(record, new Date()),
+        emails: info.emails,
+        extendedKeyUsage: info.extendedKeyUsage,
+        keyUsage: info.keyUsage,
+        keyType: info.keyType,
+      };
+      if (args.json) return printJson(ctx.io, detail);
+      const lines = Object.entries(detail).map(([k, v]) => `${k.padEnd(17)} ${Array.isArray(v) ? v.join(', ') : typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+      ctx.io.stdout.write(lines.join('\n') + '\n');
+    },
+  };
+}
+
+function exportCmd(ctx: Context): CommandModule<object, ExportArgs> {
+  return {
+    command: 'export <serial>',
+    describe: 'export a certificate (pem, der) or an identity (p12)',
+    builder: (y: Argv) =>
+      storeOptions(y)
+        .positional('serial', { type: 'string', describe: 'serial or fingerprint' })
+        .option('format', { choices: ['pem', 'der', 'p12'] as const, default: 'pem' as const, describe: 'output format; p12 includes the private key' })
+        .option('out', { alias: 'o', type: 'string', default: '-', describe: 'output file (- for stdout)' })
+        .option('password-file', { type: 'string', describe: 'p12: file holding the password to protect it with' })
+        .example('$0 cert export 3fa0… --store ./store --format p12 --password-file pw.txt -o alice.p12', 'an iOS-compatible PKCS#12') as unknown as Argv<ExportArgs>,
+    handler: async (args) => {
+      if (args.format === 'p12' && !args.passwordFile) throw new UsageError('--format p12 needs --password-file: a PKCS#12 must have a password');
+      const store = await openStoreFromArgs(args, ctx.io, args.format === 'p12');
+      const record = await store.findCertificate(args.serial);
+      let bytes: Uint8Array;
+      if (args.format === 'p12') {
+        const password = await readSecretFile(ctx.io, args.passwordFile as string, 'password');
+        if (!password) throw new UsageError('The PKCS#12 password must not be empty');
+        const id = await store.getIdentity(record.serial);
+        bytes = toPkcs12(id.certificate, id.privateKey, { password, friendlyName: `${record.user} ${record.purpose}` });
+      } else {
+        const der = await store.getCertificate(record.serial);
+        bytes = args.format === 'der' ? der : Buffer.from(toPem(der));
+      }
+      const where = await writeArtifact(ctx.io, args.out ?? '-', bytes, args.format !== 'pem', args.format === 'p12' ? 0o600 : 0o644);
+      if (where !== 'stdout') note(ctx.io, `Wrote ${where}`);
+    },
+  };
+}
+
+function renew(ctx: Context): CommandModule<object, RenewArgs> {
+  return {
+    command: 'renew',
+    describe: 'issue a new certificate; the old one stays in the history',
+    builder: (y: Argv) =>
+      storeOptions(y)
+        .option('user', { type: 'string', demandOption: true, describe: 'the user (email address)' })
+        .option('purpose', { choices: PURPOSES, demandOption: true, describe: 'which certificate to renew' })
+        .option('days', { type: 'number', describe: 'validity in days (default 365)' })
+        .option('json', { type: 'boolean', describe: 'print the new record as JSON' })
+        .example('$0 cert renew --store ./store --user alice@example.com --purpose smime-encryption', 'a new encryption certificate') as unknown as Argv<RenewArgs>,
+    handler: async (args) => {
+      const store = await openStoreFromArgs(args, ctx.io, true);
+      const record = await store.renewCertificate(args.user, args.purpose, args.days);
+      if (args.json) printJson(ctx.io, record);
+      else note(ctx.io, `Issued ${record.purpose} certificate ${record.serial} for ${record.user}, valid until ${record.notAfter.slice(0, 10)}; the previous ones stay in the history`);
+    },
+  };
+}
+
+function revoke(ctx: Context): CommandModule<object, RevokeArgs> {
+  return {
+    command: 'revoke <serial>',
+    describe: 'revoke a certificate issued by the store CA',
+    builder: (y: Argv) =>
+      storeOptions(y)
+        .positional('serial', { type: 'string', describe: 'serial or fingerprint (the profile signer too)' })
+        .option('reason', { choices: Object.keys(REVOCATION_REASONS) as RevocationReason[], default: 'unspecified' as RevocationReason, describe: 'RFC 5280 reason' })
+        .example('$0 cert revoke 3fa0… --store ./store --reason keyCompromise', 'revoke, then publish a CRL') as unknown as Argv<RevokeArgs>,
+    handler: async (args) => {
+      const store = await openStoreFromArgs(args, ctx.io, false);
+      const serial = /^[0-9a-f:]{64,}$/i.test(args.serial) ? (await store.findCertificate(args.serial)).serial : args.serial;
+      const r = await store.revokeCertificate(serial, args.reason);
+      note(ctx.io, `Revoked ${r.serial}${'signer' in r ? ' (the profile signer)' : ` (${r.user}, ${r.purpose})`}: ${args.reason}. Publish a new CRL with \`profilesmith crl\``);
+    },
+  };
+}
+
 export function certCommand(ctx: Context): CommandModule<object, object> {
   return {
     command: 'cert <command>',
     describe: 'user certificates in the store',
-    builder: (y: Argv) => y.command(issue(ctx)).command(list(ctx)).demandCommand(1),
+    builder: (y: Argv) =>
+      y
+        .command(issue(ctx))
+        .command(list(ctx))
+        .command(show(ctx))
+        .command(exportCmd(ctx))
+        .command(renew(ctx))
+        .command(revoke(ctx))
+        .command(importCommand(ctx))
+        .command(importBatchCommand(ctx))
+        .demandCommand(1),
     handler: () => {},
   };
 }

@@ -1,9 +1,8 @@
-import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { generateProfile } from '../../profile/generate.js';
 import { applySetValues, loadTemplate } from '../../profile/template.js';
-import { InputInvalid } from '../../errors.js';
+import { readDataFile } from '../files.js';
 import { UsageError } from '../errors.js';
 import { openStoreFromArgs, parseSets, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, printJson, warn, writeArtifact } from '../output.js';
@@ -20,27 +19,6 @@ interface Args extends StoreArgs {
   allowInvalid?: boolean;
   includeRevoked?: boolean;
   json?: boolean;
-}
-
-/** Reads a JSON object of template data (at most 1 MiB). */
-export async function readDataFile(io: Context['io'], path: string): Promise<Record<string, unknown>> {
-  const full = resolve(io.cwd, path);
-  let text: string;
-  try {
-    if ((await stat(full)).size > 1024 * 1024) throw new InputInvalid('data', `The data file "${path}" is larger than 1 MiB`);
-    text = await readFile(full, 'utf8');
-  } catch (err) {
-    if (err instanceof InputInvalid) throw err;
-    throw new InputInvalid('data', `Cannot read the data file "${path}": ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text.replace(/^\uFEFF/, ''));
-  } catch (err) {
-    throw new InputInvalid('data', `The data file "${path}" is not JSON: ${(err as Error).message}`);
-  }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new InputInvalid('data', `The data file "${path}" must hold a JSON object`);
-  return value as Record<string, unknown>;
 }
 
 function csvField(s: string): string {

@@ -1,8 +1,6 @@
-import { readFile, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { verifyProfile, type VerifyResult } from '../../cms/verify.js';
-import { InputInvalid } from '../../errors.js';
+import { readInputFile } from '../files.js';
 import { parseXmlPlist } from '../../profile/validate.js';
 import { openStore } from '../../store/fs-store.js';
 import { storeDir, type Context, type StoreArgs } from '../options.js';
@@ -12,21 +10,6 @@ interface Args extends StoreArgs {
   file: string;
   ca?: string[];
   json?: boolean;
-}
-
-const MAX_PROFILE_BYTES = 16 * 1024 * 1024;
-
-export async function readInputFile(io: Context['io'], path: string, what: string, max = MAX_PROFILE_BYTES): Promise<Buffer> {
-  const full = resolve(io.cwd, path);
-  try {
-    const s = await stat(full);
-    if (!s.isFile()) throw new InputInvalid(what, `"${path}" is not a file`);
-    if (s.size > max) throw new InputInvalid(what, `"${path}" is larger than ${Math.round(max / 1048576)} MiB`);
-    return await readFile(full);
-  } catch (err) {
-    if (err instanceof InputInvalid) throw err;
-    throw new InputInvalid(what, `Cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
 }
 
 function printHuman(io: Context['io'], r: VerifyResult): void {
@@ -56,8 +39,13 @@ export function verifyCommand(ctx: Context): CommandModule<object, Args> {
       const bytes = await readInputFile(ctx.io, args.file, 'profile');
       let ca: Buffer[] | undefined;
       if (args.ca?.length) ca = await Promise.all(args.ca.map((p) => readInputFile(ctx.io, p, 'ca', 1024 * 1024)));
-      else if (args.store || ctx.io.env.PROFILESMITH_STORE) ca = (await (await openStore(storeDir(args, ctx.io))).trustChain()).roots;
-      const result = await verifyProfile(bytes, ca ? { ca } : {});
+      let revokedSerials: Set<string> | undefined;
+      if (args.store || ctx.io.env.PROFILESMITH_STORE) {
+        const store = await openStore(storeDir(args, ctx.io));
+        if (!ca) ca = (await store.trustChain()).roots;
+        revokedSerials = await store.revokedSerials();
+      }
+      const result = await verifyProfile(bytes, { ...(ca ? { ca } : {}), ...(revokedSerials ? { revokedSerials } : {}) });
       try {
         parseXmlPlist(result.content.toString('utf8'));
       } catch {

@@ -1,0 +1,43 @@
+/**
+ * Certificate revocation lists (RFC 5280 section 5), signed by the issuing CA.
+ *
+ * @module crl
+ */
+import type { KeyObject } from 'node:crypto';
+import { int } from '../asn1/der.js';
+import { createCrlDer } from './x509.js';
+
+/** RFC 5280 5.3.1 reason codes that we write. */
+export const REVOCATION_REASONS = {
+  unspecified: 0,
+  keyCompromise: 1,
+  affiliationChanged: 3,
+  superseded: 4,
+  cessationOfOperation: 5,
+} as const;
+export type RevocationReason = keyof typeof REVOCATION_REASONS;
+
+export interface CrlEntry {
+  /** Hex serial. */
+  serial: string;
+  date: Date;
+  reason: RevocationReason;
+}
+
+export interface CreateCrlOptions {
+  /** The issuing CA's certificate (DER) and key. */
+  issuerCertificate: Buffer;
+  issuerKey: KeyObject;
+  entries: CrlEntry[];
+  thisUpdate: Date;
+  nextUpdate: Date;
+}
+
+/**
+ * Builds a DER CRL with the authority key identifier and a CRL number (the thisUpdate time
+ * in seconds, so numbers grow without kept state), as RFC 5280 5.2 requires.
+ */
+export function createCrl(options: CreateCrlOptions): Promise<Buffer> {
+  const crlNumber = int(BigInt(Math.floor(options.thisUpdate.getTime() / 1000)));
+  return createCrlDer({ ...options, crlNumber });
+}

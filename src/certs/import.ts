@@ -1,0 +1,150 @@
+/**
+ * Taking in identities issued elsewhere (a commercial CA, AD CS): reading PKCS#12, PEM or
+ * DER, and the checks an identity must pass before the store keeps it.
+ *
+ * @module import
+ */
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { CertificateInvalid, InputInvalid, KeyUnsupported } from '../errors.js';
+import type { CertificatePurpose } from './issue.js';
+import { describeKey, keysMatch } from './keys.js';
+import { certificatesFrom, pemBlocks } from './pem.js';
+import { readPkcs12 } from './pkcs12-read.js';
+import { describeCertificate, EKU, type CertificateInfo } from './x509.js';
+
+export interface IdentityBundle {
+  certificate: Buffer;
+  privateKey: KeyObject;
+  /** Other certificates that came with it (issuers), in file order. */
+  chain: Buffer[];
+}
+
+function looksLikePkcs12(bytes: Buffer): boolean {
+  // A PFX is a DER SEQUENCE starting with INTEGER 3.
+  return bytes[0] === 0x30 && bytes.subarray(2, 12).includes(Buffer.from([0x02, 0x01, 0x03]));
+}
+
+function keyFromPem(text: string, password: string | undefined): KeyObject | undefined {
+  const block = pemBlocks(text).find((b) => /PRIVATE KEY$/.test(b.label));
+  if (!block) return undefined;
+  try {
+    const pem = text.slice(text.indexOf(`-----BEGIN ${block.label}-----`), text.indexOf(`-----END ${block.label}-----`) + block.label.length + 14);
+    return createPrivateKey(password !== undefined ? { key: pem, passphrase: password } : { key: pem });
+  } catch (cause) {
+    const encrypted = block.label.startsWith('ENCRYPTED');
+    throw new InputInvalid(
+      'key',
+      encrypted ? 'The private key is encrypted and the password is wrong or missing' : 'The private key cannot be read',
+    );
+  }
+}
+
+/**
+ * Reads an identity from a PKCS#12 file, or from PEM/DER certificate bytes plus a key
+ * (in the same PEM, or in `keyBytes`).
+ * @throws ERR_INPUT_INVALID for unreadable input, a wrong password, no key, or several keys
+ */
+export function readIdentity(bytes: Uint8Array, options: { password?: string; keyBytes?: Uint8Array } = {}): IdentityBundle {
+  const buf = Buffer.from(bytes);
+  let certs: Buffer[];
+  let keys: KeyObject[];
+  if (looksLikePkcs12(buf) && !options.keyBytes) {
+    const p12 = readPkcs12(buf, options.password ?? '');
+    certs = p12.certificates.map((c) => c.der);
+    keys = p12.keys.map((k) => k.key);
+  } else {
+    const text = buf.toString('latin1');
+    certs = text.includes('-----BEGIN') ? certificatesFrom(text) : [buf];
+    const keySource = options.keyBytes ? Buffer.from(options.keyBytes) : text.includes('PRIVATE KEY-----') ? buf : undefined;
+    let key: KeyObject | undefined;
+    if (keySource) {
+      const keyText = keySource.toString('latin1');
+      key = keyText.includes('-----BEGIN')
+        ? keyFromPem(keyText, options.password)
+        : (() => {
+            try {
+              return createPrivateKey({ key: keySource, format: 'der', type: 'pkcs8' });
+            } catch {
+              throw new InputInvalid('key', 'The key file is not a PKCS#8 DER or PEM private key');
+            }
+          })();
+    }
+    keys = key ? [key] : [];
+  }
+  if (!certs.length) throw new InputInvalid('certificate', 'The file holds no certificate');
+  const parsed = certs.map((der) => {
+    try {
+      return { der, x: new X509Certificate(der) };
+    } catch {
+      throw new InputInvalid('certificate', 'The file is not a PKCS#12, a PEM file or a DER certificate');
+    }
+  });
+  if (!keys.length) throw new InputInvalid('key', 'The file holds no private key (give the key in the same PEM, with --key, or import a .p12)');
+  if (keys.length > 1) throw new InputInvalid('key', `The file holds ${keys.length} private keys; one identity is expected`);
+  const key = keys[0] as KeyObject;
+  const leaf = parsed.find((c) => keysMatch(key, c.x.publicKey));
+  if (!leaf) throw new CertificateInvalid('key-mismatch', 'The private key does not belong to any certificate in the file');
+  return { certificate: leaf.der, privateKey: key, chain: parsed.filter((c) => c !== leaf).map((c) => c.der) };
+}
+
+export interface ImportCheckOptions {
+  user: string;
+  purpose: CertificatePurpose;
+  /** Refuse instead of warning (missing emailProtection, key usage that does not fit). */
+  strict?: boolean;
+  now?: Date;
+}
+
+export interface ImportCheckResult {
+  info: CertificateInfo;
+  /** The address as the certificate writes it. */
+  email: string;
+  warnings: string[];
+  expired: boolean;
+}
+
+/**
+ * The checks before an outside identity is stored: the key matches; RSA of 2048 bits or
+ * more; the address is the certificate's (case-insensitive); emailProtection (warning, or
+ * refused with `strict`); an expired certificate only into the encryption history.
+ * @throws ERR_CERT_INVALID, ERR_KEY_UNSUPPORTED
+ */
+export async function checkImport(bundle: IdentityBundle, options: ImportCheckOptions): Promise<ImportCheckResult> {
+  const info = await describeCertificate(bundle.certificate);
+  const now = options.now ?? new Date();
+  const warnings: string[] = [];
+  if (!keysMatch(bundle.privateKey, info.publicKey)) {
+    throw new CertificateInvalid('key-mismatch', 'The private key does not belong to the certificate');
+  }
+  const kind = describeKey(bundle.privateKey);
+  if (!/^rsa-\d+$/.test(kind) || Number(kind.slice(4)) < 2048) {
+    throw new KeyUnsupported(kind, `S/MIME on iOS needs RSA of 2048 bits or more; this key is ${kind}`);
+  }
+  const addresses = [...info.emails, ...info.subjectEmails];
+  const email = addresses.find((a) => a.toLowerCase() === options.user.toLowerCase());
+  if (!email) {
+    throw new CertificateInvalid(
+      'address-mismatch',
+      addresses.length
+        ? `The certificate is for "${addresses.join('", "')}", not "${options.user}"`
+        : `The certificate names no email address; "${options.user}" was expected`,
+    );
+  }
+  if (info.emails.length !== 1) warnings.push(`the certificate has ${info.emails.length} rfc822Name entries; iOS uses only the first`);
+  const soft = (message: string) => {
+    if (options.strict) throw new CertificateInvalid('policy', `Refused (--strict): ${message}`);
+    warnings.push(message);
+  };
+  if (!info.extendedKeyUsage.includes(EKU.emailProtection)) soft('the certificate has no emailProtection extended key usage');
+  const wanted = options.purpose === 'smime-signing' ? 'digitalSignature' : 'keyEncipherment';
+  if (info.keyUsage.length && !info.keyUsage.includes(wanted)) soft(`the key usage lacks ${wanted}, which ${options.purpose} needs`);
+  if (info.isCA) throw new CertificateInvalid('ca', 'The certificate is a CA certificate, not a user identity');
+  const expired = now > info.notAfter;
+  if (expired) {
+    if (options.purpose === 'smime-signing') {
+      throw new CertificateInvalid('expired', `The certificate expired on ${info.notAfter.toISOString()}; an expired signing identity is of no use`);
+    }
+    warnings.push(`expired on ${info.notAfter.toISOString().slice(0, 10)}: kept in the encryption history to read old mail`);
+  }
+  return { info, email, warnings, expired };
+}

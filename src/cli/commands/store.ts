@@ -1,0 +1,87 @@
+import type { Argv, CommandModule } from 'yargs';
+import { checkStore } from '../../store/check.js';
+import { openStore } from '../../store/fs-store.js';
+import { UsageError } from '../errors.js';
+import { readSecretFile } from '../files.js';
+import { readSecret } from '../io.js';
+import { getPassphrase, openStoreFromArgs, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { note, printJson } from '../output.js';
+
+interface CheckArgs extends StoreArgs {
+  json?: boolean;
+}
+
+interface PassphraseArgs extends StoreArgs {
+  newPassphraseFile?: string;
+}
+
+function check(ctx: Context): CommandModule<object, CheckArgs> {
+  return {
+    command: 'check',
+    describe: 'report damaged entries, wrong modes, keys that do not decrypt',
+    builder: (y: Argv) =>
+      storeOptions(y)
+        .option('json', { type: 'boolean', describe: 'print the findings as JSON' })
+        .example('$0 store check --store ./store', 'check everything (keys too, when the passphrase is given)')
+        .epilogue('Exit codes: 0 no errors, 1 could not check, 3 checked and found errors. Nothing is changed or deleted.') as unknown as Argv<CheckArgs>,
+    handler: async (args) => {
+      const store = await openStore(storeDir(args, ctx.io));
+      const hasPassphrase = !!(args.passphraseFile || ctx.io.env.PROFILESMITH_PASSPHRASE || ctx.io.env.PROFILESMITH_PASSPHRASE_FILE || ctx.io.stdin.isTTY);
+      if (hasPassphrase) await store.unlock(await getPassphrase(args, ctx.io));
+      const findings = await checkStore(store);
+      const errors = findings.filter((f) => f.severity === 'error').length;
+      if (args.json) printJson(ctx.io, { keysChecked: hasPassphrase, errors, findings });
+      else {
+        for (const f of findings) ctx.io.stdout.write(`${f.severity}: ${f.path}: ${f.message}\n`);
+        if (!hasPassphrase) note(ctx.io, 'Keys were not decrypted: give the passphrase to check them too');
+        note(ctx.io, errors ? `${errors} error(s) found in ${store.dir}` : `No errors in ${store.dir}`);
+      }
+      if (errors) ctx.exitCode = 3;
+    },
+  };
+}
+
+function passphrase(ctx: Context): CommandModule<object, PassphraseArgs> {
+  return {
+    command: 'passphrase',
+    describe: 'change the passphrase: every key re-encrypted, or none',
+    builder: (y: Argv) =>
+      storeOptions(y)
+        .option('new-passphrase-file', { type: 'string', describe: 'file holding the new passphrase; or PROFILESMITH_NEW_PASSPHRASE, or a prompt' })
+        .example('$0 store passphrase --store ./store --new-passphrase-file new.txt', 'rotate the passphrase') as unknown as Argv<PassphraseArgs>,
+    handler: async (args) => {
+      const store = await openStoreFromArgs(args, ctx.io, true);
+      let next: string;
+      if (args.newPassphraseFile) next = await readSecretFile(ctx.io, args.newPassphraseFile, 'new passphrase');
+      else if (ctx.io.env.PROFILESMITH_NEW_PASSPHRASE) next = ctx.io.env.PROFILESMITH_NEW_PASSPHRASE;
+      else {
+        const how = 'pass --new-passphrase-file or set PROFILESMITH_NEW_PASSPHRASE';
+        next = await readSecret(ctx.io, 'New passphrase: ', how);
+        if ((await readSecret(ctx.io, 'Again: ', how)) !== next) throw new UsageError('The passphrases do not match');
+      }
+      if (!next) throw new UsageError('The new passphrase must not be empty');
+      const n = await store.changePassphrase(next);
+      note(ctx.io, `Re-encrypted ${n} keys under the new passphrase`);
+    },
+  };
+}
+
+function path(ctx: Context): CommandModule<object, StoreArgs> {
+  return {
+    command: 'path',
+    describe: 'print the store directory',
+    builder: (y: Argv) => storeOptions(y).example('$0 store path', 'where the store is') as unknown as Argv<StoreArgs>,
+    handler: (args) => {
+      ctx.io.stdout.write(storeDir(args, ctx.io) + '\n');
+    },
+  };
+}
+
+export function storeCommand(ctx: Context): CommandModule<object, object> {
+  return {
+    command: 'store <command>',
+    describe: 'the certificate store itself',
+    builder: (y: Argv) => y.command(check(ctx)).command(passphrase(ctx)).command(path(ctx)).demandCommand(1),
+    handler: () => {},
+  };
+}

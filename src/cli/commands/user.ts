@@ -1,0 +1,42 @@
+import type { Argv, CommandModule } from 'yargs';
+import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { note, printJson } from '../output.js';
+
+interface RemoveArgs extends StoreArgs {
+  email: string;
+  revoke?: boolean;
+  json?: boolean;
+}
+
+function remove(ctx: Context): CommandModule<object, RemoveArgs> {
+  return {
+    command: 'remove <email>',
+    describe: 'unenroll a user: no more profiles; --revoke revokes',
+    builder: (y: Argv) =>
+      storeOptions(y)
+        .positional('email', { type: 'string', describe: "the user's address" })
+        .option('revoke', { type: 'boolean', describe: 'revoke every certificate our CA issued to the user (outside ones are retired)' })
+        .option('json', { type: 'boolean', describe: 'print what changed as JSON' })
+        .example('$0 user remove bob@example.com --store ./store --revoke', 'unenroll Bob and revoke his certificates') as unknown as Argv<RemoveArgs>,
+    handler: async (args) => {
+      const store = await openStoreFromArgs(args, ctx.io, false);
+      const r = await store.removeUser(args.email, { revoke: !!args.revoke });
+      if (args.json) return printJson(ctx.io, { revoked: r.revoked.map((x) => x.serial), retired: r.retired.map((x) => x.serial) });
+      const outside = r.retired.filter((x) => x.source === 'imported');
+      note(ctx.io, `Removed ${args.email}: ${r.revoked.length} revoked, ${r.retired.length} retired`);
+      if (outside.length) {
+        note(ctx.io, `${outside.length} certificate(s) came from outside CAs and cannot be revoked here; ask their issuer: ${outside.map((x) => `${x.serial} (${x.issuer})`).join('; ')}`);
+      }
+      if (r.revoked.length) note(ctx.io, 'Publish a new CRL with `profilesmith crl`');
+    },
+  };
+}
+
+export function userCommand(ctx: Context): CommandModule<object, object> {
+  return {
+    command: 'user <command>',
+    describe: 'users of the store',
+    builder: (y: Argv) => y.command(remove(ctx)).demandCommand(1),
+    handler: () => {},
+  };
+}

@@ -1,0 +1,51 @@
+import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { InputInvalid } from '../errors.js';
+import { UsageError } from './errors.js';
+import type { Io } from './io.js';
+
+const MiB = 1024 * 1024;
+
+/** Reads an input file after checking it is a file under `max` bytes: a 50 MB mistake is refused before it is read. */
+export async function readInputFile(io: Io, path: string, what: string, max = 16 * MiB): Promise<Buffer> {
+  const full = resolve(io.cwd, path);
+  try {
+    const s = await stat(full);
+    if (!s.isFile()) throw new InputInvalid(what, `"${path}" is not a file`);
+    if (s.size > max) throw new InputInvalid(what, `"${path}" is larger than ${Math.round(max / MiB)} MiB; refusing to read it`);
+    return await readFile(full);
+  } catch (err) {
+    if (err instanceof InputInvalid) throw err;
+    throw new InputInvalid(what, `Cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+/** Reads a secret from a file (or stdin for `-`), without its final line break. */
+export async function readSecretFile(io: Io, path: string, what = 'passphrase'): Promise<string> {
+  let text: string;
+  try {
+    if (path === '-') {
+      const chunks: Buffer[] = [];
+      for await (const c of io.stdin) chunks.push(Buffer.from(c as Buffer));
+      text = Buffer.concat(chunks).toString('utf8');
+    } else {
+      text = (await readInputFile(io, path, what, MiB)).toString('utf8');
+    }
+  } catch (err) {
+    throw new UsageError(`Cannot read the ${what} file "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return text.replace(/\r?\n$/, '');
+}
+
+/** Reads a JSON object of template data (at most 1 MiB). */
+export async function readDataFile(io: Io, path: string): Promise<Record<string, unknown>> {
+  const text = (await readInputFile(io, path, 'data', MiB)).toString('utf8');
+  let value: unknown;
+  try {
+    value = JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch (err) {
+    throw new InputInvalid('data', `The data file "${path}" is not JSON: ${(err as Error).message}`);
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new InputInvalid('data', `The data file "${path}" must hold a JSON object`);
+  return value as Record<string, unknown>;
+}

@@ -1,0 +1,111 @@
+/**
+ * `store check`: reads everything in a file store and reports what is damaged. It never
+ * changes or deletes anything.
+ *
+ * @module check
+ */
+import { X509Certificate } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { keysMatch } from '../certs/keys.js';
+import { certificatesFrom, fingerprint } from '../certs/pem.js';
+import type { FileStore } from './fs-store.js';
+import type { CertificateRecord } from './store.js';
+
+export interface StoreFinding {
+  severity: 'error' | 'warning' | 'info';
+  path: string;
+  message: string;
+}
+
+/** Checks a file store. Keys are decrypted only when the store is unlocked. */
+export async function checkStore(store: FileStore): Promise<StoreFinding[]> {
+  const findings: StoreFinding[] = [];
+  const add = (severity: StoreFinding['severity'], path: string, message: string) => findings.push({ severity, path, message });
+  const gen = store.meta.keyGeneration;
+  const rel = (p: string) => join(store.dir, p);
+
+  const mode = async (p: string, max: number, what: string) => {
+    const st = await fs.stat(rel(p)).catch(() => undefined);
+    if (!st) return add('error', rel(p), `${what} is missing`);
+    if (st.mode & 0o077 & ~max) add('error', rel(p), `${what} has mode ${(st.mode & 0o777).toString(8)}; it must not be readable by others (chmod ${max === 0o044 ? '644' : '600'})`);
+  };
+  const cert = async (p: string): Promise<X509Certificate | undefined> => {
+    try {
+      const der = certificatesFrom(await fs.readFile(rel(p), 'utf8'))[0];
+      if (!der) throw new Error('no certificate');
+      return new X509Certificate(der);
+    } catch {
+      add('error', rel(p), 'is missing, truncated or not a certificate');
+      return undefined;
+    }
+  };
+  const key = async (p: string, c: X509Certificate | undefined) => {
+    await mode(`${p}.${gen}`, 0, 'key file');
+    if (!store.unlocked) return;
+    try {
+      const k = await store.checkKey(p);
+      if (c && !keysMatch(k, c.publicKey)) add('error', rel(`${p}.${gen}`), 'the key does not belong to its certificate');
+    } catch (err) {
+      add('error', rel(`${p}.${gen}`), (err as Error).message);
+    }
+  };
+
+  const st = await fs.stat(store.dir);
+  if (st.mode & 0o077) add('error', store.dir, `the store directory has mode ${(st.mode & 0o777).toString(8)}; it must be 700`);
+  await mode('store.json', 0, 'store.json');
+
+  const root = await cert('ca/root.pem');
+  const inter = await cert('ca/intermediate.pem');
+  const signer = await cert('signer/cert.pem');
+  if (root && !(root.checkIssued(root) && root.verify(root.publicKey))) add('error', rel('ca/root.pem'), 'the root is not self-signed');
+  if (root && inter && !inter.verify(root.publicKey)) add('error', rel('ca/intermediate.pem'), 'the intermediate does not chain to the root');
+  if (inter && signer && !signer.verify(inter.publicKey)) add('error', rel('signer/cert.pem'), 'the signer does not chain to the intermediate');
+  await key('ca/root.key', root);
+  await key('ca/intermediate.key', inter);
+  await key('signer/key', signer);
+
+  try {
+    const text = await fs.readFile(rel('revocations.json'), 'utf8');
+    if (!Array.isArray((JSON.parse(text) as { entries?: unknown }).entries)) throw new Error('entries');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') add('error', rel('revocations.json'), 'is truncated or corrupted');
+  }
+
+  const scanLeftovers = async (dir: string) => {
+    for (const n of await fs.readdir(rel(dir)).catch(() => [] as string[])) {
+      if (n.startsWith('.tmp-')) add('info', rel(join(dir, n)), 'left over from an interrupted write; safe to delete');
+    }
+  };
+  await scanLeftovers('.');
+  await scanLeftovers('certs');
+  await scanLeftovers('chains');
+  if (await fs.stat(rel('store.lock')).catch(() => undefined)) add('info', rel('store.lock'), 'a writer holds the lock, or one was killed (the lock goes stale after 15 s)');
+
+  for (const name of await fs.readdir(rel('certs')).catch(() => [] as string[])) {
+    if (name.startsWith('.')) continue;
+    const dir = `certs/${name}`;
+    let record: CertificateRecord;
+    try {
+      record = JSON.parse(await fs.readFile(rel(`${dir}/entry.json`), 'utf8')) as CertificateRecord;
+      if (record.serial !== name) throw new Error('serial');
+    } catch {
+      add('error', rel(`${dir}/entry.json`), 'is missing, truncated or corrupted');
+      continue;
+    }
+    const c = await cert(`${dir}/cert.pem`);
+    if (!c) continue;
+    if (fingerprint(c.raw) !== record.fingerprint) add('error', rel(`${dir}/cert.pem`), 'does not match the fingerprint its entry records');
+    await key(`${dir}/key`, c);
+    for (const n of await fs.readdir(rel(dir))) {
+      if (/^key\.\d+$/.test(n) && n !== `key.${gen}`) add('info', rel(`${dir}/${n}`), 'a key of another passphrase generation, left by an interrupted passphrase change; safe to delete');
+    }
+    if (record.source === 'issued') {
+      if (inter && !c.verify(inter.publicKey)) add('error', rel(`${dir}/cert.pem`), 'does not chain to the store intermediate that issued it');
+    } else if (record.chain?.length) {
+      const issuer = await cert(`chains/${record.chain[0]}.pem`);
+      if (issuer && !c.verify(issuer.publicKey)) add('error', rel(`${dir}/cert.pem`), 'does not chain to its stored issuer');
+    }
+  }
+  return findings;
+}

@@ -1,0 +1,90 @@
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { chmodSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { checkStore } from '../../src/store/check.js';
+import { openStore } from '../../src/store/fs-store.js';
+import { withLock } from '../../src/store/lock.js';
+import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
+import { cli, ROOT, snapshotDir, tmp } from '../helpers/tools.js';
+
+const WRITER = join(ROOT, 'test', 'helpers', 'writer.ts');
+
+function writer(dir: string, count: number, tag: string) {
+  const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, String(count), tag], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c) => (err += c));
+  const done = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, done, err: () => err };
+}
+
+test('concurrent writers in separate processes both succeed and lose nothing', async (t) => {
+  const dir = join(tmp(t), 'store');
+  await aliceStore(dir);
+  const writers = ['a', 'b', 'c'].map((tag) => writer(dir, 4, tag));
+  const codes = await Promise.all(writers.map((w) => w.done));
+  t.deepEqual(codes, [0, 0, 0], writers.map((w) => w.err()).join('\n'));
+  const store = await openStore(dir, { passphrase: PASSPHRASE });
+  const records = await store.listCertificates();
+  t.is(records.length, 3 + 12);
+  for (const tag of ['a', 'b', 'c']) for (let i = 0; i < 4; i++) t.truthy(records.find((r) => r.user === `${tag}${i}@example.com`));
+  t.deepEqual((await checkStore(store)).filter((f) => f.severity === 'error'), []);
+});
+
+test('a writer killed with SIGKILL at any moment leaves a readable store with the old or the new state', async (t) => {
+  const dir = join(tmp(t), 'store');
+  await aliceStore(dir);
+  let before = 3;
+  for (const delay of [150, 400, 650, 900, 1300]) {
+    const w = writer(dir, 100, `k${delay}-`);
+    await sleep(delay);
+    w.child.kill('SIGKILL');
+    await w.done;
+    const store = await openStore(dir, { passphrase: PASSPHRASE });
+    const findings = await checkStore(store);
+    t.deepEqual(findings.filter((f) => f.severity === 'error'), [], `after a kill at ${delay} ms`);
+    const records = await store.listCertificates();
+    t.true(records.length >= before);
+    for (const r of records) t.truthy(await store.getIdentity(r.serial), 'every listed entry is whole');
+    before = records.length;
+    // A killed writer's lock goes stale after 15 s (tested below); remove it so the next round does not wait.
+    rmSync(join(dir, 'store.lock'), { force: true });
+  }
+});
+
+test('store check reports truncation, corruption, bad modes and broken chains, and deletes nothing', async (t) => {
+  const base = tmp(t);
+  const dir = join(base, 'store');
+  const store = await aliceStore(dir);
+  const [a, b, c] = await store.listCertificates();
+  writeFileSync(join(dir, 'certs', a!.serial, 'entry.json'), '{"serial": "tru');
+  chmodSync(join(dir, 'certs', b!.serial, 'key.1'), 0o644);
+  const sealed = JSON.parse(readFileSync(join(dir, 'certs', c!.serial, 'key.1'), 'utf8'));
+  sealed.data = Buffer.from(sealed.data, 'base64').fill(7, 10, 20).toString('base64');
+  writeFileSync(join(dir, 'certs', c!.serial, 'key.1'), JSON.stringify(sealed));
+  writeFileSync(join(dir, 'certs', b!.serial, 'cert.pem'), readFileSync(join(dir, 'ca', 'root.pem')));
+  const snapshot = snapshotDir(dir);
+  const r = cli(['store', 'check', '--store', dir, '--json'], { cwd: base, env: { PROFILESMITH_PASSPHRASE: PASSPHRASE } });
+  t.is(r.status, 3, r.stderr);
+  const report = JSON.parse(r.stdout);
+  const where = (serial: string, file: string) => report.findings.filter((f: any) => f.severity === 'error' && f.path.endsWith(join(serial, file)));
+  t.is(where(a!.serial, 'entry.json').length, 1, 'truncated entry');
+  t.is(where(b!.serial, 'key.1').length >= 1, true, 'mode 644 on a key');
+  t.true(where(b!.serial, 'cert.pem').length >= 1, 'certificate swapped');
+  t.regex(where(c!.serial, 'key.1')[0]?.message ?? '', /does not decrypt/);
+  t.deepEqual(snapshotDir(dir), snapshot, 'nothing changed or deleted');
+});
+
+test('a lock left by a killed writer goes stale and the next writer takes it over; a live one is waited for', async (t) => {
+  const dir = join(tmp(t), 'store');
+  const store = await aliceStore(dir);
+  const lock = join(dir, 'store.lock');
+  writeFileSync(lock, 'left by a killed process');
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(lock, old, old);
+  await store.issueCertificate({ user: 'late@example.com', name: 'Late', purpose: 'smime-signing' });
+  t.is((await store.listCertificates({ user: 'late@example.com' })).length, 1);
+  writeFileSync(lock, 'held by a live writer');
+  await t.throwsAsync(withLock(dir, async () => 1, { timeoutMs: 300 }), { code: 'ERR_STORE_IO', message: `The store at "${dir}" is locked by another process` });
+});
