@@ -58,7 +58,18 @@ const MAX_BAGS = 256;
 export interface Pkcs12Contents {
   keys: { key: KeyObject; localKeyId: Buffer | undefined }[];
   certificates: { der: Buffer; localKeyId: Buffer | undefined }[];
+  /** Encryption schemes met (`pbes2`, `pbeWithSHAAnd3-KeyTripleDES-CBC`, ...) and the MAC digest. */
+  algorithms: Set<string>;
+  macDigest: string | undefined;
 }
+
+const PBE_NAMES: Record<string, string> = {
+  '1.2.840.113549.1.12.1.3': 'pbeWithSHAAnd3-KeyTripleDES-CBC',
+  '1.2.840.113549.1.12.1.4': 'pbeWithSHAAnd2-KeyTripleDES-CBC',
+  '1.2.840.113549.1.12.1.5': 'pbeWithSHAAnd128BitRC2-CBC',
+  '1.2.840.113549.1.12.1.6': 'pbeWithSHAAnd40BitRC2-CBC',
+  '1.2.840.113549.1.5.13': 'pbes2',
+};
 
 class WrongPassword extends Error {}
 
@@ -70,8 +81,9 @@ function bounded(iterations: bigint, max: number): number {
 }
 
 /** Decrypts with the algorithm named by `alg` (an AlgorithmIdentifier node). */
-function decrypt(alg: DerNode, data: Buffer, password: string, bmp: Buffer): Buffer {
+function decrypt(alg: DerNode, data: Buffer, password: string, bmp: Buffer, seen?: Set<string>): Buffer {
   const oid = readOid(child(alg, 0));
+  seen?.add(PBE_NAMES[oid] ?? oid);
   const params = child(alg, 1);
   const legacy = PKCS12_PBE[oid];
   let out: Buffer | undefined;
@@ -118,9 +130,13 @@ function decrypt(alg: DerNode, data: Buffer, password: string, bmp: Buffer): Buf
 }
 
 /** The MAC check; returns false on a mismatch. */
+function macDigest(macData: DerNode): string | undefined {
+  return DIGESTS[readOid(child(child(child(macData, 0), 0), 0))];
+}
+
 function macMatches(macData: DerNode, authSafe: Buffer, bmp: Buffer): boolean {
   const digestInfo = child(macData, 0);
-  const hash = DIGESTS[readOid(child(child(digestInfo, 0), 0))];
+  const hash = macDigest(macData);
   if (!hash) throw new InputInvalid('pkcs12', 'The PKCS#12 MAC uses an unsupported digest');
   const expected = child(digestInfo, 1, TAG.OCTET_STRING).value;
   const salt = child(macData, 1, TAG.OCTET_STRING).value;
@@ -151,7 +167,7 @@ function readSafeContents(der: Buffer, password: string, bmp: Buffer, out: Pkcs1
       if (readOid(child(value, 0)) !== OID.x509Certificate) continue;
       out.certificates.push({ der: Buffer.from(child(child(value, 1, 0xa0), 0, TAG.OCTET_STRING).value), localKeyId });
     } else if (type === OID.keyBag || type === OID.shroudedKeyBag) {
-      const pkcs8 = type === OID.keyBag ? value.raw : decrypt(child(value, 0), child(value, 1, TAG.OCTET_STRING).value, password, bmp);
+      const pkcs8 = type === OID.keyBag ? value.raw : decrypt(child(value, 0), child(value, 1, TAG.OCTET_STRING).value, password, bmp, out.algorithms);
       let key: KeyObject;
       try {
         key = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
@@ -182,7 +198,7 @@ export function readPkcs12(der: Uint8Array, password: string): Pkcs12Contents {
       if (!match) throw new WrongPassword();
       bmp = match;
     }
-    const out: Pkcs12Contents = { keys: [], certificates: [] };
+    const out: Pkcs12Contents = { keys: [], certificates: [], algorithms: new Set(), macDigest: macData ? macDigest(macData) : undefined };
     for (const info of children(parseDer(authSafe))) {
       const type = readOid(child(info, 0));
       const content = child(child(info, 1, 0xa0), 0);
@@ -195,7 +211,7 @@ export function readPkcs12(der: Uint8Array, password: string): Pkcs12Contents {
         if (!enc) continue;
         // [0] IMPLICIT OCTET STRING: primitive (0x80), or constructed (0xa0) from BER encoders.
         const data = enc.tag === 0x80 ? enc.value : Buffer.concat(children(enc).map((c) => c.value));
-        readSafeContents(decrypt(parts[1] as DerNode, data, password, bmp), password, bmp, out);
+        readSafeContents(decrypt(parts[1] as DerNode, data, password, bmp, out.algorithms), password, bmp, out);
       }
     }
     return out;

@@ -88,6 +88,8 @@ export interface ToPkcs12Options {
   password: string;
   /** Shown in the keychain. */
   friendlyName?: string;
+  /** Source of salts. Default: crypto.randomBytes. Inject only for reproducible test vectors. */
+  random?: (size: number) => Buffer;
 }
 
 /**
@@ -105,7 +107,8 @@ export function toPkcs12(certificate: Uint8Array, privateKey: KeyObject, options
     ...(options.friendlyName ? [seq(oid(OID.friendlyName), setOf(bmpString(options.friendlyName)))] : []),
   );
 
-  const keySalt = randomBytes(8);
+  const random = options.random ?? randomBytes;
+  const keySalt = random(8);
   const key = pkcs12Kdf(pw, keySalt, 1, ITERATIONS, 24);
   const iv = pkcs12Kdf(pw, keySalt, 2, ITERATIONS, 8);
   const cipher = createCipheriv('des-ede3-cbc', key, iv);
@@ -123,7 +126,7 @@ export function toPkcs12(certificate: Uint8Array, privateKey: KeyObject, options
   const dataInfo = (safeContents: Buffer) => seq(oid(OID.data), explicit(0, octets(safeContents)));
   const authSafe = seq(dataInfo(seq(certBag)), dataInfo(seq(keyBag)));
 
-  const macSalt = randomBytes(8);
+  const macSalt = random(8);
   const macKey = pkcs12Kdf(pw, macSalt, 3, ITERATIONS, 20);
   const mac = createHmac('sha1', macKey).update(authSafe).digest();
   return seq(
@@ -134,8 +137,12 @@ export function toPkcs12(certificate: Uint8Array, privateKey: KeyObject, options
 }
 
 /** A random PKCS#12 password: 24 characters from an unambiguous alphabet (~140 bits). */
-export function randomPassword(): string {
+export function randomPassword(random: (size: number) => Buffer = randomBytes): string {
   const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
-  const bytes = randomBytes(24);
-  return Array.from(bytes, (b) => alphabet[b % alphabet.length]).join('');
+  // Rejection sampling keeps every character equally likely (256 is not a multiple of 57).
+  const out: string[] = [];
+  while (out.length < 24) {
+    for (const b of random(32)) if (b < 228 && out.length < 24) out.push(alphabet[b % 57] as string);
+  }
+  return out.join('');
 }

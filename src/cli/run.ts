@@ -7,13 +7,17 @@ import { userCommand } from './commands/user.js';
 import { demoCommand } from './commands/demo.js';
 import { generateCommand } from './commands/generate.js';
 import { initCommand } from './commands/init.js';
+import { inspectCommand } from './commands/inspect.js';
+import { lintCommand } from './commands/lint.js';
+import { signCommand } from './commands/sign.js';
+import { templatesCommand } from './commands/templates.js';
 import { verifyCommand } from './commands/verify.js';
 import { exitCodeFor, formatError, UsageError } from './errors.js';
 import type { Io } from './io.js';
 import type { Context } from './options.js';
 import { errorLine } from './output.js';
 
-const EPILOGUE = `Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 a check (verify, store check) ran and said no.
+const EPILOGUE = `Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 a check (verify, lint, store check) ran and said no.
 Environment: PROFILESMITH_STORE (store directory), PROFILESMITH_PASSPHRASE, PROFILESMITH_PASSPHRASE_FILE,
 PROFILESMITH_NEW_PASSPHRASE (store passphrase), PROFILESMITH_DEBUG=1 (same as --debug), NO_COLOR.`;
 
@@ -26,6 +30,10 @@ export function buildParser(ctx: Context, argv: string[]): Argv {
     .command(caCommand(ctx))
     .command(generateCommand(ctx))
     .command(verifyCommand(ctx))
+    .command(signCommand(ctx))
+    .command(lintCommand(ctx))
+    .command(inspectCommand(ctx))
+    .command(templatesCommand(ctx))
     .command(userCommand(ctx))
     .command(crlCommand(ctx))
     .command(storeCommand(ctx))

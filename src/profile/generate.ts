@@ -3,24 +3,25 @@
  *
  * @module generate
  */
-import { ProfileInvalid, StoreEntryNotFound, type ProfileIssue } from '../errors.js';
+import { randomBytes } from 'node:crypto';
+import { InputInvalid, ProfileInvalid, StoreEntryNotFound, type ProfileIssue } from '../errors.js';
 import { assertEmail } from '../certs/email.js';
 import { fingerprint } from '../certs/pem.js';
 import { randomPassword, toPkcs12 } from '../certs/pkcs12.js';
-import { describeCertificate } from '../certs/x509.js';
+import { describeCertificate, type CertificateInfo } from '../certs/x509.js';
 import { signProfile, type Signer } from '../cms/sign.js';
 import { statusOf, type CertificateRecord, type CertificateStore } from '../store/store.js';
 import { defaultProfileIdentifier, stableUuid } from './ids.js';
 import { renderTemplate } from './render.js';
-import { loadTemplate, resolveData, type Template } from './template.js';
+import { loadTemplate, resolveData, type IdentityUse, type Template } from './template.js';
 import { validateXml, type PlistValue } from './validate.js';
 
 export interface GenerateProfileOptions {
   store: CertificateStore;
   /** Built-in name, path to a `.hbs` file, or a loaded {@link Template}. */
   template: string | Template;
-  /** The user's address (matched case-insensitively). */
-  user: string;
+  /** The user's address (matched case-insensitively). Not needed by templates without identities (root-ca). */
+  user?: string;
   /** Template variables, nested (`{ exchange: { host } }`). */
   data?: Record<string, unknown>;
   /** Sign the profile. Default: true. */
@@ -39,6 +40,8 @@ export interface GenerateProfileOptions {
   allowInvalid?: boolean;
   /** Default: `() => new Date()`. */
   now?: () => Date;
+  /** Source of PKCS#12 salts and passwords. Default: crypto.randomBytes. Inject only for test vectors. */
+  random?: (size: number) => Buffer;
 }
 
 /** One PKCS#12 password, for delivery apart from the profile. */
@@ -82,6 +85,65 @@ export function selectIdentities(records: CertificateRecord[], now: Date, includ
   return { signing, current, history };
 }
 
+interface ResolvedUser {
+  email: string;
+  name: string;
+  signing: CertificateRecord | undefined;
+  current: CertificateRecord | undefined;
+  history: CertificateRecord[];
+}
+
+async function resolveUser(
+  store: CertificateStore,
+  user: string,
+  uses: { signing?: IdentityUse; encryption?: IdentityUse },
+  now: Date,
+  includeRevoked: boolean,
+): Promise<ResolvedUser> {
+  assertEmail(user);
+  const records = await store.listCertificates({ user });
+  if (!records.length) throw new StoreEntryNotFound(user, 'user', `No certificates for user "${user}" in the store`);
+  if (records.every((r) => r.revoked || r.retired)) {
+    throw new StoreEntryNotFound(user, 'user', `User "${user}" was removed: every certificate is revoked or retired`);
+  }
+  const { signing, current, history } = selectIdentities(records, now, includeRevoked);
+  if (uses.signing === 'required' && !signing) {
+    throw new StoreEntryNotFound(user, 'identity', `User "${user}" has no valid smime-signing certificate`);
+  }
+  if (uses.encryption === 'required' && !current) {
+    throw new StoreEntryNotFound(user, 'identity', `User "${user}" has no valid smime-encryption certificate`);
+  }
+  const useSigning = uses.signing === 'none' ? undefined : signing;
+  const useHistory = uses.encryption === 'none' ? [] : history;
+  if (!useSigning && !useHistory.length && (uses.signing !== 'none' || uses.encryption !== 'none')) {
+    throw new StoreEntryNotFound(user, 'identity', `User "${user}" has no usable S/MIME identity`);
+  }
+  // The address exactly as the certificates carry it: iOS compares it case-sensitively.
+  const newest = useSigning ?? current ?? records[records.length - 1]!;
+  const info = await describeCertificate(await store.getCertificate(newest.serial));
+  return { email: newest.user, name: info.commonName ?? newest.user, signing: useSigning, current: uses.encryption === 'none' ? undefined : current, history: useHistory };
+}
+
+/** The CA certificates to ship: the store CA plus the issuers of `records`, once each, roots apart. */
+async function caPayloads(store: CertificateStore, records: CertificateRecord[], identifier: string) {
+  const chain = await store.trustChain();
+  const issuers = await Promise.all(records.map((r) => store.issuerChain(r.serial)));
+  const certs = new Map<string, Buffer>();
+  for (const der of [...chain.roots, ...chain.intermediates, ...issuers.flat()]) certs.set(fingerprint(der), der);
+  const described = await Promise.all([...certs.values()].map((d) => describeCertificate(d)));
+  const payload = (info: CertificateInfo, role: 'root' | 'intermediate') => ({
+    identifier: `${identifier}.${role}.${info.fingerprint.slice(0, 16)}`,
+    uuid: stableUuid(identifier, role, info.fingerprint),
+    content: info.der,
+    fileName: `${role}-${info.fingerprint.slice(0, 8)}.cer`,
+    displayName: info.commonName ?? (role === 'root' ? 'Root CA' : 'Intermediate CA'),
+  });
+  return {
+    roots: described.filter((i) => i.selfSigned).map((i) => payload(i, 'root')),
+    intermediates: described.filter((i) => !i.selfSigned).map((i) => payload(i, 'intermediate')),
+  };
+}
+
 /**
  * Renders a template for one user of the store, validates it, and signs it.
  * @throws ERR_STORE_ENTRY_NOT_FOUND (unknown user, no valid identity), ERR_TEMPLATE_*,
@@ -96,90 +158,73 @@ export function selectIdentities(records: CertificateRecord[], now: Date, includ
  */
 export async function generateProfile(options: GenerateProfileOptions): Promise<GeneratedProfile> {
   const now = (options.now ?? (() => new Date()))();
+  const random = options.random ?? randomBytes;
   const template = typeof options.template === 'string' ? loadTemplate(options.template) : options.template;
-  assertEmail(options.user);
   const { store } = options;
-  const records = await store.listCertificates({ user: options.user });
-  if (!records.length) throw new StoreEntryNotFound(options.user, 'user', `No certificates for user "${options.user}" in the store`);
-  if (records.every((r) => r.revoked || r.retired)) {
-    throw new StoreEntryNotFound(options.user, 'user', `User "${options.user}" was removed: every certificate is revoked or retired`);
-  }
-  const { signing, current, history } = selectIdentities(records, now, options.includeRevoked);
-  const uses = template.meta.identities ?? {};
-  if (uses.signing === 'required' && !signing) {
-    throw new StoreEntryNotFound(options.user, 'identity', `User "${options.user}" has no valid smime-signing certificate`);
-  }
-  if (uses.encryption === 'required' && !current) {
-    throw new StoreEntryNotFound(options.user, 'identity', `User "${options.user}" has no valid smime-encryption certificate`);
-  }
-  const useSigning = uses.signing === 'none' ? undefined : signing;
-  const useHistory = uses.encryption === 'none' ? [] : history;
+  const uses = template.meta.identities ?? { signing: 'optional', encryption: 'optional' };
+  const needsUser = uses.signing !== 'none' || uses.encryption !== 'none';
+  if (needsUser && options.user === undefined) throw new InputInvalid('user', `Template "${template.name}" needs a user`);
+  const user = options.user !== undefined && needsUser ? await resolveUser(store, options.user, uses, now, !!options.includeRevoked) : undefined;
 
-  // The address exactly as the certificates carry it: iOS compares it case-sensitively.
-  const newest = useSigning ?? current ?? records[records.length - 1]!;
-  const email = newest.user;
-  const newestInfo = await describeCertificate(await store.getCertificate(newest.serial));
+  const given = options.data?.identifier;
   const identifier =
-    typeof options.data?.identifier === 'string' && options.data.identifier
-      ? options.data.identifier
-      : defaultProfileIdentifier(email, template.name);
-  const builtins = { user: { email, name: newestInfo.commonName ?? email }, store: { organization: store.organization } };
+    typeof given === 'string' && given
+      ? given
+      : user
+        ? defaultProfileIdentifier(user.email, template.name)
+        : `profilesmith.${template.name}.${store.organization.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'store'}`;
+  const builtins = { user: user ? { email: user.email, name: user.name } : undefined, store: { organization: store.organization } };
   const data = resolveData(template, { ...(options.data ?? {}) }, builtins);
 
-  // The store CA, plus the issuers of every identity shipped (outside CAs for imports), once each.
-  const chain = await store.trustChain();
-  const issuers = await Promise.all([...(useSigning ? [useSigning] : []), ...useHistory].map((r) => store.issuerChain(r.serial)));
-  const caCerts = new Map<string, Buffer>();
-  for (const der of [...chain.roots, ...chain.intermediates, ...issuers.flat()]) caCerts.set(fingerprint(der), der);
-  const described = await Promise.all([...caCerts.values()].map((d) => describeCertificate(d)));
-  const certPayload = (info: (typeof described)[number], role: 'root' | 'intermediate') => ({
-    identifier: `${identifier}.${role}.${info.fingerprint.slice(0, 16)}`,
-    uuid: stableUuid(identifier, role, info.fingerprint),
-    content: info.der,
-    fileName: `${role}-${info.fingerprint.slice(0, 8)}.cer`,
-    displayName: info.commonName ?? (role === 'root' ? 'Root CA' : 'Intermediate CA'),
-  });
-  const roots = described.filter((i) => i.selfSigned).map((i) => certPayload(i, 'root'));
-  const intermediates = described.filter((i) => !i.selfSigned).map((i) => certPayload(i, 'intermediate'));
+  const shipped = user ? [...(user.signing ? [user.signing] : []), ...user.history] : [];
+  // Without a user (the trust profile), every outside CA an active import came with.
+  const chainSources = user
+    ? shipped
+    : (await store.listCertificates()).filter((r) => r.source === 'imported' && !r.revoked && !r.retired);
+  const certificates = await caPayloads(store, chainSources, identifier);
 
   const embed = options.embedPkcs12Passwords ?? true;
   const passwords: Pkcs12Password[] = [];
+  const email = user?.email ?? '';
   const local = email.slice(0, email.lastIndexOf('@')).replace(/[^A-Za-z0-9._-]+/g, '-') || 'user';
   const identityPayload = async (record: CertificateRecord, role: 'signing' | 'encryption') => {
     const identity = await store.getIdentity(record.serial);
-    const password = randomPassword();
+    const password = randomPassword(random);
     const payloadIdentifier = `${identifier}.${role}.${record.serial}`;
     passwords.push({ payloadIdentifier, serial: record.serial, purpose: record.purpose, password });
-    const until = record.notAfter.slice(0, 10);
     return {
       identifier: payloadIdentifier,
       uuid: stableUuid(identifier, role, record.fingerprint),
-      displayName: `S/MIME ${role} ${email} (until ${until})`,
+      displayName: `S/MIME ${role} ${email} (until ${record.notAfter.slice(0, 10)})`,
       fileName: `${local}-${role}-${record.serial.slice(0, 8)}.p12`,
-      content: toPkcs12(identity.certificate, identity.privateKey, { password, friendlyName: `${email} ${role}` }),
+      content: toPkcs12(identity.certificate, identity.privateKey, { password, friendlyName: `${email} ${role}`, random }),
       password: embed ? password : undefined,
       serial: record.serial,
     };
   };
-  const signingPayload = useSigning ? await identityPayload(useSigning, 'signing') : undefined;
-  const historyPayloads = await Promise.all(useHistory.map((r) => identityPayload(r, 'encryption')));
-  const encryptionPayload = current ? historyPayloads[useHistory.indexOf(current)] : undefined;
+  const signingPayload = user?.signing ? await identityPayload(user.signing, 'signing') : undefined;
+  const historyPayloads = [];
+  for (const r of user?.history ?? []) historyPayloads.push(await identityPayload(r, 'encryption'));
+  const encryptionPayload = user?.current ? historyPayloads[user.history.indexOf(user.current)] : undefined;
+  const handle = (role: string) => ({ identifier: `${identifier}.${role}`, uuid: stableUuid(identifier, role) });
 
   const context = {
     ...data,
     profile: { identifier, uuid: stableUuid(identifier) },
-    certificates: { roots, intermediates },
+    certificates,
     identities: {
       signing: signingPayload,
       encryption: encryptionPayload,
       history: historyPayloads,
       all: [...(signingPayload ? [signingPayload] : []), ...historyPayloads],
     },
-    payloads: { account: { identifier: `${identifier}.account`, uuid: stableUuid(identifier, 'account') } },
+    payloads: { account: handle('account'), mail: handle('mail'), scep: handle('scep'), removalPassword: handle('removal-password') },
     ...builtins,
   };
   const xml = renderTemplate(template, context);
-  const { plist, issues } = validateXml(xml);
+  // The PKCS#12 payloads were just built here, so opening them again would only cost time;
+  // embedded passwords are the admin's documented choice, so that warning is left out.
+  const { plist, issues } = validateXml(xml, { now, openPkcs12: false, skip: embed ? ['password-unencrypted'] : [] });
   if (issues.some((i) => i.severity === 'error') && !options.allowInvalid) throw new ProfileInvalid(issues);
 
   const sign = options.sign ?? true;

@@ -5,7 +5,9 @@
  */
 import Handlebars from 'handlebars';
 import { TemplateDataError, TemplateSyntaxError } from '../errors.js';
-import type { Template } from './template.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BUILTIN_DIR, type Template } from './template.js';
 
 type HelperOptions = { loc?: { start?: { line: number; column: number } } };
 
@@ -16,8 +18,23 @@ export function plistDate(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/** The shared pieces (profile head, CA payloads, identities, S/MIME keys), read once. */
+let partials: Record<string, string> | undefined;
+function builtinPartials(): Record<string, string> {
+  if (!partials) {
+    const dir = join(BUILTIN_DIR, 'partials');
+    partials = Object.fromEntries(
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.hbs'))
+        .map((f) => [f.slice(0, -4), readFileSync(join(dir, f), 'utf8')]),
+    );
+  }
+  return partials;
+}
+
 function environment(templateName: string): typeof Handlebars {
   const hb = Handlebars.create();
+  for (const [name, source] of Object.entries(builtinPartials())) hb.registerPartial(name, hb.compile(source, { strict: true, preventIndent: true }));
   hb.registerHelper('bool', (value: unknown, options: HelperOptions) => {
     if (typeof value !== 'boolean') {
       throw new TemplateDataError(templateName, 'bool', `helper needs true or false${where(options)}, got ${JSON.stringify(value) ?? 'undefined'}`);
@@ -64,7 +81,9 @@ export function renderTemplate(template: Template, context: Record<string, unkno
     if (m) {
       // Handlebars names only the last segment; read the whole path from the source at the position it gives.
       const lineText = template.source.split('\n')[Number(m[2]) - 1] ?? '';
-      const expr = /^[\w.@/-]+/.exec(lineText.slice(Number(m[3])))?.[0] ?? (m[1] as string);
+      const found = /^[\w.@/-]+/.exec(lineText.slice(Number(m[3])))?.[0];
+      // The position may be inside a partial; trust it only when it names the same variable.
+      const expr = found && found.endsWith(m[1] as string) ? found : (m[1] as string);
       throw new TemplateDataError(template.name, expr, `is not defined (line ${m[2]})`);
     }
     throw new TemplateSyntaxError(template.name, (err as Error).message.split('\n')[0] ?? 'render error', { cause: err });

@@ -12,7 +12,8 @@ import { TemplateDataError, TemplateNotFound } from '../errors.js';
 
 /** A declared template variable. Names are dotted paths into the data (`exchange.host`). */
 export interface TemplateVariable {
-  type: 'string' | 'boolean' | 'integer';
+  /** `date` is an ISO-8601 string; `real` any number. */
+  type: 'string' | 'boolean' | 'integer' | 'real' | 'date';
   required?: boolean;
   /** A literal, or `$user.email`, `$user.name`, `$store.organization`. */
   default?: string | boolean | number;
@@ -48,6 +49,27 @@ export const BUILTIN_DIR = resolve(HERE, '..', '..', 'templates');
 const SUFFIX = '.mobileconfig.hbs';
 const MAX_TEMPLATE_BYTES = 1024 * 1024;
 
+/**
+ * Profile-level options every template gets (its own declarations win): what the
+ * profile-head partial writes at the top level (apple-spec section 2).
+ */
+export const COMMON_VARIABLES: Record<string, TemplateVariable> = {
+  identifier: { type: 'string', description: 'Top-level PayloadIdentifier (reverse DNS). Default: derived from the address (or organization) and template' },
+  displayName: { type: 'string', default: 'Profile', description: 'Profile name on the install screen' },
+  description: { type: 'string', description: 'PayloadDescription; left out when not set' },
+  organization: { type: 'string', default: '$store.organization', description: "PayloadOrganization. Default: the store's organization" },
+  targetDeviceType: { type: 'integer', default: 1, enum: [0, 1, 2, 3, 4, 5, 6], description: 'TargetDeviceType: 1 iPhone/iPad (so iOS does not ask), 0 any' },
+  'removal.disallowed': { type: 'boolean', default: false, description: 'PayloadRemovalDisallowed (supervised devices only)' },
+  'removal.password': { type: 'string', description: 'Removal password payload + HasRemovalPasscode (supervised only). A secret: give it in --data, not --set' },
+  'removal.date': { type: 'date', description: 'RemovalDate: remove the profile at this time (ISO-8601)' },
+  'removal.after': { type: 'real', description: 'DurationUntilRemoval: seconds after install' },
+  consentText: { type: 'string', description: 'ConsentText shown before install (default language)' },
+};
+
+function withCommon(meta: TemplateMeta): TemplateMeta {
+  return { ...meta, variables: { ...COMMON_VARIABLES, ...meta.variables } };
+}
+
 const EMPTY_META: TemplateMeta = {
   description: 'Custom template',
   identities: { signing: 'optional', encryption: 'optional' },
@@ -55,11 +77,11 @@ const EMPTY_META: TemplateMeta = {
 };
 
 function readMeta(path: string, name: string): TemplateMeta {
-  if (!existsSync(path)) return EMPTY_META;
+  if (!existsSync(path)) return withCommon(EMPTY_META);
   try {
     const meta = JSON.parse(readFileSync(path, 'utf8')) as TemplateMeta;
     if (typeof meta !== 'object' || !meta || typeof meta.variables !== 'object') throw new Error('no variables');
-    return meta;
+    return withCommon(meta);
   } catch (err) {
     throw new TemplateDataError(name, basename(path), `metadata is not valid: ${(err as Error).message}`);
   }
@@ -84,7 +106,7 @@ export function loadTemplate(nameOrPath: string): Template {
     const builtin = join(BUILTIN_DIR, nameOrPath + SUFFIX);
     if (existsSync(builtin)) return fromFile(builtin, nameOrPath);
   }
-  if (nameOrPath.includes('<plist')) return { name: 'inline', source: nameOrPath, meta: EMPTY_META };
+  if (nameOrPath.includes('<plist')) return { name: 'inline', source: nameOrPath, meta: withCommon(EMPTY_META) };
   const path = resolve(nameOrPath);
   if (existsSync(path) && statSync(path).isFile()) return fromFile(path, basename(path).replace(SUFFIX, ''));
   throw new TemplateNotFound(nameOrPath, [BUILTIN_DIR, path]);
@@ -151,6 +173,9 @@ export function applySetValues(
     } else if (decl.type === 'integer') {
       if (!/^-?\d{1,15}$/.test(raw)) throw new TemplateDataError(template.name, key, `must be an integer, got "${raw}"`);
       value = Number(raw);
+    } else if (decl.type === 'real') {
+      if (!/^-?\d{1,15}(\.\d{1,15})?$/.test(raw)) throw new TemplateDataError(template.name, key, `must be a number, got "${raw}"`);
+      value = Number(raw);
     }
     setPath(data, key, value);
   }
@@ -183,8 +208,19 @@ export function resolveData(
       continue;
     }
     const ok =
-      decl.type === 'string' ? typeof value === 'string' : decl.type === 'boolean' ? typeof value === 'boolean' : Number.isSafeInteger(value);
-    if (!ok) throw new TemplateDataError(template.name, name, `must be a ${decl.type}, got ${JSON.stringify(value)}`);
+      decl.type === 'string'
+        ? typeof value === 'string'
+        : decl.type === 'boolean'
+          ? typeof value === 'boolean'
+          : decl.type === 'real'
+            ? typeof value === 'number' && Number.isFinite(value) && value > 0
+            : decl.type === 'date'
+              ? typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(value) && !Number.isNaN(Date.parse(value))
+              : Number.isSafeInteger(value);
+    if (!ok) {
+      const what = decl.type === 'date' ? 'an ISO-8601 date and time' : decl.type === 'real' ? 'a positive number' : `a ${decl.type}`;
+      throw new TemplateDataError(template.name, name, `must be ${what}, got ${JSON.stringify(value)}`);
+    }
     if (decl.enum && !decl.enum.includes(value as string | number)) {
       throw new TemplateDataError(template.name, name, `must be one of ${decl.enum.join(', ')}`);
     }

@@ -31,7 +31,7 @@ for (const [name, xml, rule, path] of cases) {
 }
 
 test('a clean profile has no issues', (t) => {
-  const xml = profile(payload('com.apple.security.pkcs12', 2), payload('com.apple.eas.account', 1, `<key>Host</key><string>h</string><key>SMIMESigningCertificateUUID</key><string>${U(2)}</string>${smimeBools}`));
+  const xml = profile(payload('com.apple.security.pkcs12', 2, '<key>PayloadContent</key><data>AAAA</data>'), payload('com.apple.eas.account', 1, `<key>Host</key><string>h</string><key>SMIMESigningCertificateUUID</key><string>${U(2)}</string>${smimeBools}`));
   t.deepEqual(validateXml(xml).issues, []);
 });
 

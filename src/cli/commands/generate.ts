@@ -9,7 +9,7 @@ import { note, printJson, warn, writeArtifact } from '../output.js';
 
 interface Args extends StoreArgs {
   template: string;
-  user: string;
+  user?: string;
   set?: string[];
   data?: string;
   out?: string;
@@ -32,7 +32,7 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
     builder: (y: Argv) =>
       storeOptions(y)
         .positional('template', { type: 'string', describe: 'built-in template name or path to a .hbs file' })
-        .option('user', { type: 'string', demandOption: true, describe: 'the user (email address)' })
+        .option('user', { type: 'string', describe: 'the user (email address); not needed for root-ca' })
         .option('set', { type: 'string', array: true, describe: 'template variable key=value (not for secrets: use --data)' })
         .option('data', { type: 'string', describe: 'JSON file of template variables' })
         .option('out', { alias: 'o', type: 'string', describe: 'output file (- for stdout); default <PayloadIdentifier>.mobileconfig' })
@@ -55,6 +55,10 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
         throw new UsageError('--no-pkcs12-password needs --passwords-out FILE, or the passwords would be lost');
       }
       const template = loadTemplate(args.template.includes('/') ? resolve(ctx.io.cwd, args.template) : args.template);
+      const ids = template.meta.identities ?? {};
+      if (!args.user && (ids.signing !== 'none' || ids.encryption !== 'none')) {
+        throw new UsageError(`Template "${template.name}" makes a profile for one user: pass --user EMAIL`);
+      }
       const data = args.data ? await readDataFile(ctx.io, args.data) : {};
       const { unknown } = applySetValues(template, data, parseSets(args.set));
       for (const key of unknown) warn(ctx.io, `--set ${key}: template "${template.name}" has no such variable`);
@@ -62,7 +66,7 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
       const profile = await generateProfile({
         store,
         template,
-        user: args.user,
+        ...(args.user ? { user: args.user } : {}),
         data,
         sign: args.sign,
         embedPkcs12Passwords: args.pkcs12Password,

@@ -1,0 +1,56 @@
+import type { Argv, CommandModule } from 'yargs';
+import { inspectProfile, type InspectResult } from '../../profile/inspect.js';
+import { readInputFile } from '../files.js';
+import type { Context } from '../options.js';
+import { printJson } from '../output.js';
+
+interface Args {
+  file: string;
+  json?: boolean;
+  showSecrets?: boolean;
+}
+
+function human(r: InspectResult): string {
+  const out = [
+    `Profile:   ${r.displayName ?? '(no display name)'}  ${r.identifier ?? ''}  ${r.uuid ?? ''}`,
+    `Format:    ${r.signed ? 'signed, ' : 'unsigned, '}${r.format} plist${r.encrypted ? ', payloads encrypted' : ''}`,
+  ];
+  if (r.organization) out.push(`Org:       ${r.organization}`);
+  if (r.signed) {
+    out.push(`Signer:    ${r.signer?.subject ?? '(missing)'}${r.signatureIntact === false ? '  SIGNATURE BROKEN' : ''}`);
+    if (r.signingTime) out.push(`Signed at: ${r.signingTime.toISOString()}`);
+    out.push(`Chain:     ${r.chain.map((c) => c.subject).join(' <- ')}`);
+  }
+  out.push('', 'Payloads:');
+  for (const p of r.payloads) {
+    out.push(`  ${p.type}  ${p.identifier ?? ''}  ${p.uuid ?? ''}${p.displayName ? `  "${p.displayName}"` : ''}`);
+    for (const [k, v] of Object.entries(p.secrets)) out.push(`    ${k}: ${v}`);
+    for (const c of p.certificates) {
+      out.push(`    cert: ${c.subject}${c.emails.length ? `  <${c.emails.join(', ')}>` : ''}  ${c.notBefore.slice(0, 10)} to ${c.notAfter.slice(0, 10)}${c.hasPrivateKey ? '  (with key)' : ''}${c.extendedKeyUsage.length ? `  EKU ${c.extendedKeyUsage.join(',')}` : ''}`);
+    }
+    if (p.note) out.push(`    note: ${p.note}`);
+  }
+  if (r.references.length) {
+    out.push('', 'References:');
+    for (const ref of r.references) out.push(`  ${ref.from} ${ref.key} -> ${ref.target ?? `${ref.to} (NOT FOUND)`}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+export function inspectCommand(ctx: Context): CommandModule<object, Args> {
+  return {
+    command: 'inspect <file>',
+    describe: 'show signer, payloads, references and certificates',
+    builder: (y: Argv) =>
+      y
+        .positional('file', { type: 'string', describe: 'a profile (XML, binary or signed)' })
+        .option('json', { type: 'boolean', describe: 'print JSON' })
+        .option('show-secrets', { type: 'boolean', describe: 'show passwords and PKCS#12 bytes instead of redacting them' })
+        .example('$0 inspect alice.mobileconfig', 'what is in the profile') as unknown as Argv<Args>,
+    handler: async (args) => {
+      const r = await inspectProfile(await readInputFile(ctx.io, args.file, 'profile'), { showSecrets: !!args.showSecrets });
+      if (args.json) printJson(ctx.io, r);
+      else ctx.io.stdout.write(human(r));
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import type { Argv, CommandModule } from 'yargs';
+import { signProfile } from '../../cms/sign.js';
+import { ProfileInvalid } from '../../errors.js';
+import { parseProfile } from '../../profile/parse.js';
+import { validateProfile } from '../../profile/validate.js';
+import { readInputFile } from '../files.js';
+import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { note, warn, writeArtifact } from '../output.js';
+
+interface Args extends StoreArgs {
+  file: string;
+  out: string;
+  allowInvalid?: boolean;
+}
+
+export function signCommand(ctx: Context): CommandModule<object, Args> {
+  return {
+    command: 'sign <file>',
+    describe: "sign an existing profile with the store's signing identity",
+    builder: (y: Argv) =>
+      storeOptions(y)
+        .positional('file', { type: 'string', describe: 'an unsigned profile (XML or binary plist)' })
+        .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'output file (- for stdout)' })
+        .option('allow-invalid', { type: 'boolean', describe: 'sign even when validation finds errors' })
+        .example('$0 sign wifi.mobileconfig --store ./store -o wifi-signed.mobileconfig', 'sign a profile made elsewhere') as unknown as Argv<Args>,
+    handler: async (args) => {
+      const bytes = await readInputFile(ctx.io, args.file, 'profile');
+      const parsed = parseProfile(bytes);
+      if (parsed.signed) warn(ctx.io, `${args.file} is already signed; its content is signed again`);
+      const issues = validateProfile(parsed.plist, { ...(parsed.xml ? { xml: parsed.xml } : {}) });
+      for (const i of issues) warn(ctx.io, `${i.severity === 'error' ? 'INVALID ' : ''}${i.path}: ${i.message} [${i.rule}]`);
+      if (issues.some((i) => i.severity === 'error')) {
+        if (!args.allowInvalid) throw new ProfileInvalid(issues);
+        warn(ctx.io, 'signing a profile with errors because of --allow-invalid: iOS will refuse it');
+      }
+      const store = await openStoreFromArgs(args, ctx.io, true);
+      const der = await signProfile(parsed.content, await store.profileSigner());
+      const where = await writeArtifact(ctx.io, args.out, der, true, 0o600);
+      if (where !== 'stdout') note(ctx.io, `Wrote ${where} (signed)`);
+    },
+  };
+}

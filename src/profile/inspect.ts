@@ -1,0 +1,144 @@
+/**
+ * What a profile holds, for people and for support: signer and chain, each payload, the
+ * graph of UUID references, and the certificates inside. Secrets are redacted unless asked.
+ *
+ * @module inspect
+ */
+import { X509Certificate } from 'node:crypto';
+import { keysMatch } from '../certs/keys.js';
+import { certificatesFrom } from '../certs/pem.js';
+import { readPkcs12 } from '../certs/pkcs12-read.js';
+import { verifyProfile, type CertificateSummary } from '../cms/verify.js';
+import { parseProfile, type PlistFormat } from './parse.js';
+import type { PlistValue } from './plist-xml.js';
+import { IDENTITY_REFERENCES } from './validate.js';
+
+const SECRET_KEYS = new Set(['Password', 'CertificatePassword', 'IncomingPassword', 'OutgoingPassword', 'RemovalPassword', 'Challenge']);
+export const REDACTED = '<redacted>';
+
+export interface InspectedCertificate {
+  subject: string;
+  issuer: string;
+  emails: string[];
+  extendedKeyUsage: string[];
+  notBefore: string;
+  notAfter: string;
+  /** True for the certificate whose key is in a PKCS#12. */
+  hasPrivateKey: boolean;
+}
+
+export interface InspectedPayload {
+  type: string;
+  identifier: string | undefined;
+  uuid: string | undefined;
+  displayName: string | undefined;
+  /** Secret values, redacted unless `showSecrets`. */
+  secrets: Record<string, string>;
+  certificates: InspectedCertificate[];
+  /** Why certificates could not be listed (a PKCS#12 without Password). */
+  note?: string;
+  /** base64 PKCS#12, only with `showSecrets`. */
+  pkcs12?: string;
+}
+
+export interface InspectResult {
+  format: PlistFormat;
+  signed: boolean;
+  signer: CertificateSummary | undefined;
+  signingTime: Date | undefined;
+  chain: CertificateSummary[];
+  signatureIntact: boolean | undefined;
+  encrypted: boolean;
+  identifier: string | undefined;
+  uuid: string | undefined;
+  displayName: string | undefined;
+  organization: string | undefined;
+  payloads: InspectedPayload[];
+  /** UUID references: from payload identifier and key to the target payload. */
+  references: { from: string; key: string; to: string; target: string | undefined }[];
+}
+
+const str = (v: PlistValue | undefined) => (typeof v === 'string' ? v : undefined);
+
+function describeCert(der: Buffer, hasPrivateKey: boolean): InspectedCertificate {
+  const c = new X509Certificate(der);
+  const emails = (c.subjectAltName ?? '').split(', ').filter((s) => s.startsWith('email:')).map((s) => s.slice(6));
+  return {
+    subject: c.subject.replace(/\n/g, ', '),
+    issuer: c.issuer.replace(/\n/g, ', '),
+    emails,
+    extendedKeyUsage: c.keyUsage ?? [],
+    notBefore: new Date(c.validFrom).toISOString(),
+    notAfter: new Date(c.validTo).toISOString(),
+    hasPrivateKey,
+  };
+}
+
+function inspectPayload(p: Record<string, PlistValue>, showSecrets: boolean): InspectedPayload {
+  const type = str(p.PayloadType) ?? '(no PayloadType)';
+  const out: InspectedPayload = { type, identifier: str(p.PayloadIdentifier), uuid: str(p.PayloadUUID), displayName: str(p.PayloadDisplayName), secrets: {}, certificates: [] };
+  const walk = (v: PlistValue, key: string) => {
+    if (SECRET_KEYS.has(key) && typeof v === 'string') out.secrets[key] = showSecrets ? v : REDACTED;
+    else if (v && typeof v === 'object' && !(v instanceof Uint8Array) && !(v instanceof Date) && !Array.isArray(v)) {
+      for (const [k, x] of Object.entries(v)) walk(x, k);
+    }
+  };
+  for (const [k, v] of Object.entries(p)) walk(v, k);
+  const content = p.PayloadContent;
+  try {
+    if (content instanceof Uint8Array && ['com.apple.security.root', 'com.apple.security.pkcs1'].includes(type)) {
+      out.certificates.push(describeCert(Buffer.from(content), false));
+    } else if (content instanceof Uint8Array && type === 'com.apple.security.pem') {
+      out.certificates.push(...certificatesFrom(Buffer.from(content).toString('latin1')).map((d) => describeCert(d, false)));
+    } else if (content instanceof Uint8Array && type === 'com.apple.security.pkcs12') {
+      if (showSecrets) out.pkcs12 = Buffer.from(content).toString('base64');
+      const password = str(p.Password);
+      if (password === undefined) out.note = 'no Password in the payload: the device asks for it, so the contents are not shown';
+      else {
+        const p12 = readPkcs12(content, password);
+        for (const c of p12.certificates) {
+          const x = new X509Certificate(c.der);
+          out.certificates.push(describeCert(c.der, p12.keys.some((k) => keysMatch(k.key, x.publicKey))));
+        }
+      }
+    }
+  } catch (err) {
+    out.note = `cannot be read: ${(err as Error).message}`;
+  }
+  return out;
+}
+
+/**
+ * Describes a profile. Passwords are `<redacted>` and PKCS#12 bytes left out unless `showSecrets`.
+ * @throws ERR_PROFILE_PARSE
+ */
+export async function inspectProfile(bytes: Uint8Array, options: { showSecrets?: boolean } = {}): Promise<InspectResult> {
+  const parsed = parseProfile(bytes);
+  const top = (parsed.plist && typeof parsed.plist === 'object' && !Array.isArray(parsed.plist) ? parsed.plist : {}) as Record<string, PlistValue>;
+  const verified = parsed.signed ? await verifyProfile(bytes, { ca: [] }) : undefined;
+  const raw = Array.isArray(top.PayloadContent) ? top.PayloadContent : [];
+  const dicts = raw.filter((p): p is Record<string, PlistValue> => !!p && typeof p === 'object' && !Array.isArray(p) && !(p instanceof Uint8Array) && !(p instanceof Date));
+  const payloads = dicts.map((p) => inspectPayload(p, !!options.showSecrets));
+  const references: InspectResult['references'] = [];
+  for (const p of dicts) {
+    for (const key of IDENTITY_REFERENCES) {
+      const to = str(p[key]);
+      if (to) references.push({ from: str(p.PayloadIdentifier) ?? str(p.PayloadType) ?? '?', key, to, target: str(dicts.find((d) => d.PayloadUUID === to)?.PayloadIdentifier) });
+    }
+  }
+  return {
+    format: parsed.format,
+    signed: parsed.signed,
+    signer: verified?.signer,
+    signingTime: verified?.signingTime,
+    chain: verified?.chain ?? [],
+    signatureIntact: verified ? !verified.reasons.some((r) => ['digest-mismatch', 'signature-invalid', 'signer-missing'].includes(r.code)) : undefined,
+    encrypted: top.EncryptedPayloadContent !== undefined,
+    identifier: str(top.PayloadIdentifier),
+    uuid: str(top.PayloadUUID),
+    displayName: str(top.PayloadDisplayName),
+    organization: str(top.PayloadOrganization),
+    payloads,
+    references,
+  };
+}

@@ -1,0 +1,120 @@
+/**
+ * Lint rules from Apple's schema: types, required keys, allowed values, unknown keys (with
+ * "did you mean"), keys iOS does not have, deprecated keys. iOS ignores a misspelled key
+ * without a word and fails the whole install for a wrong type (apple-spec section 1).
+ */
+import type { ProfileIssue } from '../errors.js';
+import type { PlistValue } from './plist-xml.js';
+import { payloadKeys, suggest, topLevelKeys, type KeySchema } from './schema.js';
+
+type Add = (rule: string, path: string, message: string, severity?: ProfileIssue['severity']) => void;
+
+const isDict = (v: unknown): v is Record<string, PlistValue> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date) && !(v instanceof Uint8Array);
+
+function typeOk(schema: KeySchema, v: PlistValue, parent: string): boolean {
+  switch (schema.type) {
+    case 'string':
+      // SCEP's SubjectAltName values may be a string or an array of strings (apple-spec 9b).
+      return typeof v === 'string' || (parent === 'SubjectAltName' && Array.isArray(v) && v.every((x) => typeof x === 'string'));
+    case 'boolean':
+      return typeof v === 'boolean';
+    case 'integer':
+      return typeof v === 'number' && Number.isInteger(v);
+    case 'real':
+      return typeof v === 'number';
+    case 'data':
+      return v instanceof Uint8Array;
+    case 'date':
+      return v instanceof Date;
+    case 'array':
+      return Array.isArray(v);
+    case 'dictionary':
+      return isDict(v);
+    default:
+      return true;
+  }
+}
+
+const describe = (v: PlistValue): string =>
+  typeof v === 'string' ? 'a string' : typeof v === 'boolean' ? 'a boolean' : typeof v === 'number' ? 'a number' : v instanceof Date ? 'a date' : v instanceof Uint8Array ? 'data' : Array.isArray(v) ? 'an array' : 'a dictionary';
+
+/**
+ * A dictionary with arbitrary key names: Apple's schema writes it as one subkey `ANY`, or
+ * (ConsentText) as one `…Item` subkey that itself holds `ANY`. Returns the value schema.
+ */
+function anyKeySchema(schemas: KeySchema[]): KeySchema | undefined {
+  const only = schemas.length === 1 ? schemas[0] : undefined;
+  if (!only) return undefined;
+  if (only.key === 'ANY') return only;
+  if (only.key.endsWith('Item') && only.subkeys?.length === 1 && only.subkeys[0]?.key === 'ANY') return only.subkeys[0];
+  return undefined;
+}
+
+/** Checks `dict` against `schemas`; `path` prefixes each finding ("payload / "). */
+export function checkKeys(dict: Record<string, PlistValue>, schemas: KeySchema[], path: string, add: Add, parent = ''): void {
+  const any = anyKeySchema(schemas);
+  if (any) {
+    for (const [key, value] of Object.entries(dict)) {
+      if (!typeOk(any, value, parent)) add('wrong-type', `${path}${key}`, `Must be a ${any.type}, not ${describe(value)}`);
+    }
+    return;
+  }
+  const byKey = new Map(schemas.map((s) => [s.key, s]));
+  for (const s of schemas) {
+    if (s.required && dict[s.key] === undefined) {
+      if (s.key === 'PayloadContent' && dict.EncryptedPayloadContent !== undefined) continue;
+      add('missing-key', `${path}${s.key}`, 'Required key is missing');
+    }
+  }
+  for (const [key, value] of Object.entries(dict)) {
+    const s = byKey.get(key);
+    const where = `${path}${key}`;
+    if (!s) {
+      const hint = suggest(key, [...byKey.keys()]);
+      add('unknown-key', where, `Unknown key: iOS ignores it${hint ? `; did you mean ${hint}?` : ''}`, 'warning');
+      continue;
+    }
+    if (!typeOk(s, value, parent)) {
+      add('wrong-type', where, `Must be ${s.type === 'integer' ? 'an integer' : `a ${s.type}`}, not ${describe(value)}`);
+      continue;
+    }
+    if (s.values && (typeof value === 'string' || typeof value === 'number') && !s.values.includes(value)) {
+      add('value-not-allowed', where, `"${String(value)}" is not one of ${s.values.join(', ')}`);
+    }
+    if (typeof value === 'number' && ((s.min !== undefined && value < s.min) || (s.max !== undefined && value > s.max))) {
+      add('value-out-of-range', where, `${value} is outside ${s.min ?? '-∞'}..${s.max ?? '∞'}`);
+    }
+    if (s.ios === 'n/a') add('not-on-ios', where, 'iOS does not have this key (macOS or other platforms only); it is ignored', 'warning');
+    if (s.deprecated) add('deprecated-key', where, `Deprecated since iOS ${s.deprecated}`, 'warning');
+    if (s.subkeys?.length) {
+      if (s.type === 'dictionary' && isDict(value)) checkKeys(value, s.subkeys, `${where}.`, add, key);
+      if (s.type === 'array' && Array.isArray(value)) {
+        const item = s.subkeys[0] as KeySchema;
+        value.forEach((v, i) => {
+          if (!typeOk(item, v, key)) add('wrong-type', `${where}[${i}]`, `Must be a ${item.type}, not ${describe(v)}`);
+          else if (item.type === 'dictionary' && isDict(v) && item.subkeys?.length) checkKeys(v, item.subkeys, `${where}[${i}].`, add, key);
+        });
+      }
+    }
+  }
+}
+
+/** Schema rules for the top level (PayloadContent items are checked per payload). */
+export function checkTopLevel(profile: Record<string, PlistValue>, add: Add): void {
+  const { PayloadContent: _content, ...rest } = profile;
+  const schemas = topLevelKeys().filter((s) => s.key !== 'PayloadContent');
+  checkKeys(rest, schemas, '', add);
+}
+
+/** Schema rules for one payload; unknown payload types get one warning. */
+export function checkPayload(payload: Record<string, PlistValue>, path: string, add: Add): void {
+  const type = typeof payload.PayloadType === 'string' ? payload.PayloadType : undefined;
+  if (!type) return;
+  const schemas = payloadKeys(type);
+  if (!schemas) {
+    add('unknown-payload-type', `${path}PayloadType`, `"${type}" is not a payload type this linter knows; its keys are not checked`, 'warning');
+    return;
+  }
+  checkKeys(payload, schemas, path, add);
+}
