@@ -67,3 +67,7 @@ export function snapshotDir(dir: string): Record<string, string> {
   walk(dir);
   return out;
 }
+
+export function pythonBytes(code: string, input?: Buffer): SpawnSyncReturns<Buffer> {
+  return spawnSync('python3', ['-c', code], { input: input ?? '' });
+}
