@@ -3,7 +3,7 @@
  *
  * @module issue
  */
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { InputInvalid, KeyUnsupported } from '../errors.js';
 import { describeKey, generateKeyPair, type KeyAlgorithm } from './keys.js';
 import { createCertificate, EKU, type KeyUsageName } from './x509.js';
@@ -66,7 +66,7 @@ export async function issueCertificate(issuer: Identity, options: IssueCertifica
   const alg = options.keyAlgorithm ?? 'rsa-2048';
   if (!alg.startsWith('rsa-')) throw new KeyUnsupported(alg, 'S/MIME certificates for iOS need RSA keys');
   const pair = options.privateKey
-    ? { privateKey: options.privateKey, publicKey: options.publicKey ?? options.privateKey }
+    ? { privateKey: options.privateKey, publicKey: options.publicKey ?? createPublicKey(options.privateKey) }
     : await generateKeyPair(alg);
   const kind = describeKey(pair.privateKey);
   if (!/^rsa-(\d+)$/.test(kind) || Number(kind.slice(4)) < 2048) {

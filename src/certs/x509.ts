@@ -169,8 +169,23 @@ function isSelfSigned(der: Uint8Array): boolean {
   }
 }
 
+/** Parsed certificates by fingerprint: a batch describes the same CA certificates per profile. */
+const described = new Map<string, Promise<CertificateInfo>>();
+
 /** Parses a DER certificate. Throws CertificateInvalid on garbage. */
-export async function describeCertificate(der: Uint8Array): Promise<CertificateInfo> {
+export function describeCertificate(der: Uint8Array): Promise<CertificateInfo> {
+  const fp = fingerprint(der);
+  let hit = described.get(fp);
+  if (!hit) {
+    if (described.size >= 1024) described.clear();
+    hit = parseCertificate(der, fp);
+    described.set(fp, hit);
+    hit.catch(() => described.delete(fp));
+  }
+  return hit;
+}
+
+async function parseCertificate(der: Uint8Array, fp: string): Promise<CertificateInfo> {
   const x = await lib();
   let cert: InstanceType<X509Module['X509Certificate']>;
   try {
@@ -206,7 +221,7 @@ export async function describeCertificate(der: Uint8Array): Promise<CertificateI
       : [],
     isCA: bc?.ca ?? false,
     selfSigned: isSelfSigned(der),
-    fingerprint: fingerprint(der),
+    fingerprint: fp,
     publicKey,
     keyType,
     der: Buffer.from(der),

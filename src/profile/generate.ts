@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { InputInvalid, ProfileInvalid, StoreEntryNotFound, type ProfileIssue } from '../errors.js';
 import { assertEmail } from '../certs/email.js';
+import type { Identity } from '../certs/issue.js';
 import { fingerprint } from '../certs/pem.js';
 import { randomPassword, toPkcs12 } from '../certs/pkcs12.js';
 import { describeCertificate, type CertificateInfo } from '../certs/x509.js';
@@ -42,6 +43,11 @@ export interface GenerateProfileOptions {
   now?: () => Date;
   /** Source of PKCS#12 salts and passwords. Default: crypto.randomBytes. Inject only for test vectors. */
   random?: (size: number) => Buffer;
+  /**
+   * Reuse each identity's PKCS#12 (and its password) kept by the store, when the store
+   * offers `cachedPkcs12`. Default: false. Batch runs turn it on.
+   */
+  pkcs12Cache?: boolean;
 }
 
 /** One PKCS#12 password, for delivery apart from the profile. */
@@ -187,9 +193,16 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
   const passwords: Pkcs12Password[] = [];
   const email = user?.email ?? '';
   const local = email.slice(0, email.lastIndexOf('@')).replace(/[^A-Za-z0-9._-]+/g, '-') || 'user';
-  const identityPayload = async (record: CertificateRecord, role: 'signing' | 'encryption') => {
-    const identity = await store.getIdentity(record.serial);
+  const build = (identity: Identity, record: CertificateRecord) => {
     const password = randomPassword(random);
+    const friendlyName = `${email} ${record.purpose}`;
+    return { password, pkcs12: toPkcs12(identity.certificate, identity.privateKey, { password, friendlyName, random }) };
+  };
+  const identityPayload = async (record: CertificateRecord, role: 'signing' | 'encryption') => {
+    const { password, pkcs12 } =
+      options.pkcs12Cache && store.cachedPkcs12
+        ? await store.cachedPkcs12(record.serial, (identity) => build(identity, record))
+        : build(await store.getIdentity(record.serial), record);
     const payloadIdentifier = `${identifier}.${role}.${record.serial}`;
     passwords.push({ payloadIdentifier, serial: record.serial, purpose: record.purpose, password });
     return {
@@ -197,7 +210,7 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
       uuid: stableUuid(identifier, role, record.fingerprint),
       displayName: `S/MIME ${role} ${email} (until ${record.notAfter.slice(0, 10)})`,
       fileName: `${local}-${role}-${record.serial.slice(0, 8)}.p12`,
-      content: toPkcs12(identity.certificate, identity.privateKey, { password, friendlyName: `${email} ${role}`, random }),
+      content: pkcs12,
       password: embed ? password : undefined,
       serial: record.serial,
     };

@@ -230,6 +230,8 @@ export class FileStore implements CertificateStore {
   readonly organization: string;
   #key: Buffer | undefined;
   #meta: StoreMeta;
+  #records: { revKey: string; records: Map<string, CertificateRecord> } | undefined;
+  #issuer: Identity | undefined;
 
   /** @internal */
   constructor(
@@ -264,6 +266,32 @@ export class FileStore implements CertificateStore {
   private requireKey(what: string): Buffer {
     if (!this.#key) throw new KeyPassphraseInvalid(this.dir, `The store passphrase is needed to ${what}`);
     return this.#key;
+  }
+
+  /**
+   * The identity as an iOS-form PKCS#12, built once and kept in the entry, sealed like its
+   * key. A new passphrase (new key generation) or a different certificate invalidates it.
+   * Batch runs use it: the PKCS#12 key derivation is the per-user cost once signing is native.
+   */
+  async cachedPkcs12(serial: string, build: (identity: Identity) => { password: string; pkcs12: Buffer }): Promise<{ password: string; pkcs12: Buffer }> {
+    const s = normalizeSerial(serial);
+    const key = this.requireKey('use private keys');
+    const rel = `certs/${s}/p12`;
+    const path = join(this.dir, `${rel}.${this.#meta.keyGeneration}`);
+    const record = await this.readRecord(s);
+    const cached = await fs.readFile(path, 'utf8').then(
+      (text) => unseal(key, JSON.parse(text) as Sealed, rel),
+      () => undefined,
+    );
+    if (cached) {
+      const v = JSON.parse(cached.toString()) as { fingerprint: string; password: string; pkcs12: string };
+      if (v.fingerprint === record.fingerprint) return { password: v.password, pkcs12: Buffer.from(v.pkcs12, 'base64') };
+    }
+    const built = build(await this.getIdentity(s));
+    const plain = Buffer.from(JSON.stringify({ fingerprint: record.fingerprint, password: built.password, pkcs12: built.pkcs12.toString('base64') }));
+    // Idempotent, so no lock: concurrent builders each write a valid file and the last rename wins.
+    await atomicWrite(path, JSON.stringify(seal(key, plain, rel)) + '\n', 0o600).catch(() => {});
+    return built;
   }
 
   /** Runs a write under the store lock, after checking no passphrase change happened meanwhile. */
@@ -365,27 +393,58 @@ export class FileStore implements CertificateStore {
     } catch (cause) {
       throw new StoreIOError(path, 'read', `The store entry "${path}" is damaged`, { cause });
     }
-    for (const rev of revocations ?? (await this.revocations())) {
-      if (rev.serial !== serial) continue;
-      if (rev.kind === 'revoked') r.revoked = { date: rev.date, reason: rev.reason };
-      else r.retired = { date: rev.date };
-    }
+    this.applyRevocations(r, revocations ?? (await this.revocations()));
     return r;
   }
 
-  async listCertificates(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {
+  private applyRevocations(r: CertificateRecord, revocations: Revocation[]): void {
+    for (const rev of revocations) {
+      if (rev.serial !== r.serial) continue;
+      if (rev.kind === 'revoked') r.revoked = { date: rev.date, reason: rev.reason };
+      else r.retired = { date: rev.date };
+    }
+  }
+
+  /**
+   * Every record, read incrementally: entries are never removed, so only new directory
+   * names are read, and revocations are re-applied when revocations.json changes. A batch
+   * over 10,000 users then reads each entry.json once, not once per user.
+   */
+  private async allRecords(): Promise<Map<string, CertificateRecord>> {
     let names: string[];
     try {
       names = await fs.readdir(join(this.dir, 'certs'));
     } catch (err) {
       throw ioError(join(this.dir, 'certs'), 'read', err);
     }
-    const user = options.user?.toLowerCase();
+    const revStat = await fs.stat(join(this.dir, 'revocations.json')).catch(() => undefined);
+    const revKey = revStat ? `${revStat.mtimeMs}:${revStat.size}` : '';
+    const cache = (this.#records ??= { revKey: '', records: new Map() });
+    const fresh = names.filter((n) => SERIAL.test(n) && !cache.records.has(n));
+    if (!fresh.length && cache.revKey === revKey) return cache.records;
     const revocations = await this.revocations();
-    const records = await Promise.all(names.filter((n) => SERIAL.test(n)).map((n) => this.readRecord(n, revocations)));
-    return records
-      .filter((r) => (!user || r.user.toLowerCase() === user) && (!options.purpose || r.purpose === options.purpose))
-      .sort((a, b) => a.notBefore.localeCompare(b.notBefore) || a.created.localeCompare(b.created) || a.serial.localeCompare(b.serial));
+    if (cache.revKey !== revKey) {
+      for (const r of cache.records.values()) {
+        delete r.revoked;
+        delete r.retired;
+        this.applyRevocations(r, revocations);
+      }
+      cache.revKey = revKey;
+    }
+    for (let i = 0; i < fresh.length; i += 256) {
+      const batch = await Promise.all(fresh.slice(i, i + 256).map((n) => this.readRecord(n, revocations)));
+      for (const r of batch) cache.records.set(r.serial, r);
+    }
+    return cache.records;
+  }
+
+  async listCertificates(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {
+    const user = options.user?.toLowerCase();
+    const out: CertificateRecord[] = [];
+    for (const r of (await this.allRecords()).values()) {
+      if ((!user || r.user.toLowerCase() === user) && (!options.purpose || r.purpose === options.purpose)) out.push({ ...r });
+    }
+    return out.sort((a, b) => a.notBefore.localeCompare(b.notBefore) || a.created.localeCompare(b.created) || a.serial.localeCompare(b.serial));
   }
 
   /** A record by serial or SHA-256 fingerprint. */
@@ -413,16 +472,15 @@ export class FileStore implements CertificateStore {
   async issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord> {
     const user = assertEmail(options.user);
     this.requireKey('issue certificates');
-    const issuer: Identity = {
-      certificate: await this.readCert('ca/intermediate.pem'),
-      privateKey: await this.readKey('ca/intermediate.key'),
-    };
-    const identity = await issueCertificate(issuer, {
+    // The issuing key is decrypted once per instance: issue-batch issues thousands.
+    this.#issuer ??= { certificate: await this.readCert('ca/intermediate.pem'), privateKey: await this.readKey('ca/intermediate.key') };
+    const identity = await issueCertificate(this.#issuer, {
       purpose: options.purpose,
       email: user,
       name: options.name,
       now: this.now,
       ...(options.days !== undefined ? { days: options.days } : {}),
+      ...(options.privateKey ? { privateKey: options.privateKey } : {}),
     });
     return (await this.addEntry(identity, user, options.purpose, 'issued', [])).record;
   }
@@ -610,12 +668,14 @@ export class FileStore implements CertificateStore {
         await atomicWrite(join(this.dir, 'store.json'), JSON.stringify(meta, null, 2) + '\n', 0o600);
         this.#meta = meta;
         this.#key = newKey;
+        this.#issuer = undefined;
       } catch (err) {
         await Promise.all(written.map((p) => fs.rm(p, { force: true })));
         throw err;
       }
-      // Committed: the old generation is garbage now.
+      // Committed: the old generation (keys and cached PKCS#12 files) is garbage now.
       await Promise.all(files.map((rel) => fs.rm(join(this.dir, `${rel}.${gen}`), { force: true })));
+      await Promise.all(files.filter((rel) => rel.startsWith('certs/')).map((rel) => fs.rm(join(this.dir, `${dirname(rel)}/p12.${gen}`), { force: true })));
       return files.length;
     });
   }

@@ -4,6 +4,7 @@
  *
  * @module store
  */
+import type { KeyObject } from 'node:crypto';
 import type { CertificatePurpose, Identity } from '../certs/issue.js';
 import type { Signer } from '../cms/sign.js';
 
@@ -52,6 +53,8 @@ export interface IssueUserCertificateOptions {
   purpose: CertificatePurpose;
   /** Default: 365. */
   days?: number;
+  /** Certify this key instead of generating one. */
+  privateKey?: KeyObject;
 }
 
 /** The CA certificates a device needs to trust the user identities. */
@@ -80,6 +83,11 @@ export interface CertificateStore {
   issuerChain(serial: string): Promise<Buffer[]>;
   /** The identity that signs profiles. */
   profileSigner(): Promise<Signer>;
+  /**
+   * Optional: a PKCS#12 of the identity built once and kept (encrypted) by the store, so
+   * batch runs skip the key derivation. `build` makes it when there is none.
+   */
+  cachedPkcs12?(serial: string, build: (identity: Identity) => { password: string; pkcs12: Buffer }): Promise<{ password: string; pkcs12: Buffer }>;
 }
 
 /** `valid`, `expired`, `not-yet-valid` or `revoked` at `now`. */

@@ -73,6 +73,9 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
         includeRevoked: !!args.includeRevoked,
         allowInvalid: !!args.allowInvalid,
       });
+      if (profile.issues.some((i) => i.severity === 'error')) {
+        warn(ctx.io, 'writing a profile with errors because of --allow-invalid: iOS will refuse to install it');
+      }
       for (const issue of profile.issues) {
         warn(ctx.io, `${issue.severity === 'error' ? 'INVALID ' : ''}${issue.path}: ${issue.message} [${issue.rule}]`);
       }
