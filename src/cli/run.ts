@@ -1,4 +1,5 @@
 import yargs, { type Argv } from 'yargs';
+import { batchCommand } from './commands/batch.js';
 import { caCommand } from './commands/ca.js';
 import { certCommand } from './commands/cert.js';
 import { crlCommand } from './commands/crl.js';
@@ -29,6 +30,7 @@ export function buildParser(ctx: Context, argv: string[]): Argv {
     .command(certCommand(ctx))
     .command(caCommand(ctx))
     .command(generateCommand(ctx))
+    .command(batchCommand(ctx))
     .command(verifyCommand(ctx))
     .command(signCommand(ctx))
     .command(lintCommand(ctx))

@@ -1,6 +1,7 @@
 /**
  * A small RFC 4180 reader: a UTF-8 BOM, CRLF or LF line ends, quoted fields holding commas,
  * quotes ("") and line breaks. Each row carries the line it starts on, for error messages.
+ * Incremental, so a users file of any size is read in constant memory.
  */
 import { InputInvalid } from '../errors.js';
 
@@ -9,65 +10,102 @@ export interface CsvRow {
   fields: string[];
 }
 
-export function parseCsv(text: string): CsvRow[] {
-  const src = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  const rows: CsvRow[] = [];
-  let fields: string[] = [];
-  let field = '';
-  let quoted = false;
-  let line = 1;
-  let rowLine = 1;
-  let started = false;
-  for (let i = 0; i < src.length; i++) {
-    const c = src[i] as string;
-    if (quoted) {
-      if (c === '"') {
-        if (src[i + 1] === '"') {
-          field += '"';
-          i++;
-        } else quoted = false;
+/** Feed text in chunks with `push`, then call `end`. */
+export class CsvParser {
+  #fields: string[] = [];
+  #field = '';
+  #quoted = false;
+  #afterQuote = false;
+  #started = false;
+  #line = 1;
+  #rowLine = 1;
+  #first = true;
+  #pendingCR = false;
+  /** Longest field accepted; a users file with a 1 MB field is not a users file. */
+  static MAX_FIELD = 64 * 1024;
+
+  push(chunk: string): CsvRow[] {
+    const rows: CsvRow[] = [];
+    let src = chunk;
+    if (this.#first) {
+      this.#first = false;
+      if (src.charCodeAt(0) === 0xfeff) src = src.slice(1);
+    }
+    for (let i = 0; i < src.length; i++) {
+      const c = src[i] as string;
+      if (this.#pendingCR) {
+        this.#pendingCR = false;
+        if (c === '\n') continue;
+      }
+      if (this.#quoted) {
+        if (c === '"') {
+          this.#quoted = false;
+          this.#afterQuote = true;
+        } else {
+          if (c === '\n') this.#line++;
+          this.#field += c;
+        }
+      } else if (c === '"' && this.#afterQuote) {
+        this.#field += '"';
+        this.#quoted = true;
+        this.#afterQuote = false;
+      } else if (c === '"' && this.#field === '') {
+        this.#quoted = true;
+        this.#started = true;
+      } else if (c === ',') {
+        this.#fields.push(this.#field);
+        this.#field = '';
+        this.#started = true;
+        this.#afterQuote = false;
+      } else if (c === '\n' || c === '\r') {
+        if (c === '\r') this.#pendingCR = true;
+        this.#endRow(rows);
+        this.#line++;
+        this.#rowLine = this.#line;
       } else {
-        if (c === '\n') line++;
-        field += c;
+        this.#field += c;
+        this.#started = true;
+        this.#afterQuote = false;
       }
-      continue;
+      if (this.#field.length > CsvParser.MAX_FIELD) throw new InputInvalid('csv', `Line ${this.#rowLine}: a field is longer than ${CsvParser.MAX_FIELD} characters`);
     }
-    if (c === '"' && field === '') {
-      quoted = true;
-      started = true;
-    } else if (c === ',') {
-      fields.push(field);
-      field = '';
-      started = true;
-    } else if (c === '\n' || c === '\r') {
-      if (c === '\r' && src[i + 1] === '\n') i++;
-      if (started || field) {
-        fields.push(field);
-        rows.push({ line: rowLine, fields });
-      }
-      fields = [];
-      field = '';
-      started = false;
-      line++;
-      rowLine = line;
-    } else {
-      field += c;
-      started = true;
+    return rows;
+  }
+
+  #endRow(rows: CsvRow[]): void {
+    if (this.#started || this.#field) {
+      this.#fields.push(this.#field);
+      rows.push({ line: this.#rowLine, fields: this.#fields });
     }
+    this.#fields = [];
+    this.#field = '';
+    this.#started = false;
+    this.#afterQuote = false;
   }
-  if (quoted) throw new InputInvalid('csv', `Line ${rowLine}: a quoted field is not closed`);
-  if (started || field) {
-    fields.push(field);
-    rows.push({ line: rowLine, fields });
+
+  end(): CsvRow[] {
+    if (this.#quoted) throw new InputInvalid('csv', `Line ${this.#rowLine}: a quoted field is not closed`);
+    const rows: CsvRow[] = [];
+    this.#endRow(rows);
+    return rows;
   }
-  return rows;
 }
 
-/** Rows as objects keyed by the header row (lower-cased, trimmed). */
+export function parseCsv(text: string): CsvRow[] {
+  const p = new CsvParser();
+  return [...p.push(text), ...p.end()];
+}
+
+/** Header keys: lower-cased and trimmed, except dotted template variables, which keep their case. */
+export function headerKeys(row: CsvRow): string[] {
+  return row.fields.map((h) => (h.includes('.') ? h.trim() : h.trim().toLowerCase()));
+}
+
+/** Rows as objects keyed by the header row. */
 export function parseCsvRecords(text: string): { line: number; values: Record<string, string> }[] {
   const [header, ...rows] = parseCsv(text);
   if (!header) return [];
-  const keys = header.fields.map((h) => h.trim().toLowerCase());
+  const keys = headerKeys(header);
   return rows.map((r) => ({
     line: r.line,
     values: Object.fromEntries(keys.map((k, i) => [k, (r.fields[i] ?? '').trim()])),

@@ -9,8 +9,11 @@ import { parseDuration } from '../../util/duration.js';
 import { UsageError } from '../errors.js';
 import { readSecretFile } from '../files.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { note, printJson, printTable, writeArtifact } from '../output.js';
+import { note, printJson, printTable, warn, writeArtifact } from '../output.js';
 import { importBatchCommand, importCommand } from './cert-import.js';
+import { resolve } from 'node:path';
+import { issueBatch } from '../../batch/issue-batch.js';
+import { progressReporter } from '../progress.js';
 
 interface IssueArgs extends StoreArgs {
   user: string;
@@ -46,6 +49,14 @@ interface RenewArgs extends StoreArgs {
   json?: boolean;
 }
 
+interface IssueBatchArgs extends StoreArgs {
+  users: string;
+  purpose: CertificatePurpose;
+  days?: number;
+  jobs?: number;
+  json?: boolean;
+}
+
 interface RevokeArgs extends StoreArgs {
   serial: string;
   reason: RevocationReason;
@@ -72,6 +83,41 @@ function issue(ctx: Context): CommandModule<object, IssueArgs> {
       const record = await store.issueCertificate({ user: args.user, name: args.name, purpose: args.purpose, days: args.days });
       if (args.json) printJson(ctx.io, { ...record, status: statusOf(record, new Date()) });
       else note(ctx.io, `Issued ${record.purpose} certificate ${record.serial} for ${record.user}, valid until ${record.notAfter.slice(0, 10)}`);
+    },
+  };
+}
+
+function issueBatchCmd(ctx: Context): CommandModule<object, IssueBatchArgs> {
+  return {
+    command: 'issue-batch',
+    describe: 'issue a certificate to every user of a users file who lacks one',
+    builder: (y: Argv) =>
+      storeOptions(y)
+        .option('users', { type: 'string', demandOption: true, describe: 'users.csv (header: email[,name]) or users.json' })
+        .option('purpose', { choices: PURPOSES, demandOption: true, describe: 'certificate template' })
+        .option('days', { type: 'number', describe: 'validity in days (default 365)' })
+        .option('jobs', { type: 'number', describe: 'keys generated at once (default: the number of cores)' })
+        .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
+        .example('$0 cert issue-batch --store ./store --users users.csv --purpose smime-signing', 'a signing certificate for everyone') as unknown as Argv<IssueBatchArgs>,
+    handler: async (args) => {
+      const store = await openStoreFromArgs(args, ctx.io, true);
+      const progress = args.json ? undefined : progressReporter(ctx.io, 'issue');
+      const s = await issueBatch({
+        store,
+        usersFile: resolve(ctx.io.cwd, args.users),
+        purpose: args.purpose,
+        ...(args.days ? { days: args.days } : {}),
+        ...(args.jobs ? { jobs: args.jobs } : {}),
+        ...(progress ? { onProgress: progress.update } : {}),
+        onFailure: (f) => {
+          progress?.done();
+          warn(ctx.io, `line ${f.line}: ${f.email || '(no email)'}: ${f.message}`);
+        },
+      });
+      progress?.done();
+      note(ctx.io, `${s.generated} issued, ${s.existing} already held one, ${s.failed} failed in ${(s.elapsedMs / 1000).toFixed(1)} s`);
+      if (args.json) printJson(ctx.io, s);
+      if (s.failed) ctx.exitCode = 1;
     },
   };
 }
@@ -226,6 +272,7 @@ export function certCommand(ctx: Context): CommandModule<object, object> {
     builder: (y: Argv) =>
       y
         .command(issue(ctx))
+        .command(issueBatchCmd(ctx))
         .command(list(ctx))
         .command(show(ctx))
         .command(exportCmd(ctx))

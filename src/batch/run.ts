@@ -1,0 +1,213 @@
+/**
+ * Batch generation: one signed profile per user of a users file, on worker threads, with
+ * the users file streamed and profiles written by the workers, so memory stays flat.
+ *
+ * @module batch
+ */
+import { availableParallelism } from 'node:os';
+import { constants, promises as fs } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { randomBytes } from 'node:crypto';
+import { ProfilesmithError, StoreIOError } from '../errors.js';
+import { loadTemplate } from '../profile/template.js';
+import { openStore } from '../store/fs-store.js';
+import { atomicWrite } from '../store/fs-util.js';
+import { countUsers, readUsers } from './users.js';
+import type { WorkerInit, WorkerResult, WorkerTask } from './worker.js';
+
+export interface BatchProgress {
+  done: number;
+  total: number;
+  generated: number;
+  unchanged: number;
+  failed: number;
+  elapsedMs: number;
+}
+
+export interface BatchFailure {
+  line: number;
+  email: string;
+  code: string;
+  message: string;
+}
+
+export interface BatchSummary extends BatchProgress {
+  /** The first 1,000 failures. */
+  failures: BatchFailure[];
+  profilesPerSecond: number;
+  /** True when `strict` stopped the run at a failure. */
+  stopped: boolean;
+}
+
+export interface RunBatchOptions {
+  storeDir: string;
+  passphrase: string;
+  /** Built-in name or path. */
+  template: string;
+  usersFile: string;
+  outDir: string;
+  /** Data for every user; users-file columns override it. */
+  data?: Record<string, unknown>;
+  /** `--set` values, typed by the template. */
+  sets?: Record<string, string>;
+  /** Worker threads. Default: the number of cores. */
+  jobs?: number;
+  /** Default: true. With false, pass `passwordsOut`. */
+  embedPkcs12Passwords?: boolean;
+  includeRevoked?: boolean;
+  /** Skip users whose profile would not change (kept in OUT/.profilesmith-batch.json). */
+  onlyChanged?: boolean;
+  /** Stop at the first failed row: rows then go one at a time, so nothing after it is made. */
+  strict?: boolean;
+  /** A CSV (mode 0600) of the PKCS#12 passwords, when they are kept out of the profiles. */
+  passwordsOut?: string;
+  onProgress?: (p: BatchProgress) => void;
+  onFailure?: (f: BatchFailure) => void;
+}
+
+const MANIFEST = '.profilesmith-batch.json';
+const IN_FLIGHT_PER_WORKER = 4;
+
+function csvField(s: string): string {
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function workerUrl(): URL {
+  // Under a TypeScript loader (tests) the sibling is .ts; built, it is .js.
+  return new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
+}
+
+/**
+ * Generates a signed profile for every user of `usersFile` into `outDir`.
+ * A bad row is reported with its line number and skipped; the others complete.
+ * @throws ERR_STORE_*, ERR_KEY_PASSPHRASE, ERR_TEMPLATE_* before any work; ERR_INPUT_INVALID for an unreadable users file
+ * @example
+ * const summary = await runBatch({ storeDir: './store', passphrase, template: 'exchange-smime',
+ *   usersFile: 'users.csv', outDir: 'out', sets: { 'exchange.host': 'mail.example.com' } })
+ */
+export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> {
+  const started = Date.now();
+  // Fail fast, in this thread, on what would fail every row.
+  loadTemplate(options.template);
+  await openStore(options.storeDir, { passphrase: options.passphrase });
+  const total = await countUsers(options.usersFile);
+  const outDir = resolve(options.outDir);
+  await fs.mkdir(outDir, { recursive: true, mode: 0o700 });
+
+  const manifestPath = join(outDir, MANIFEST);
+  const manifest: Record<string, string> = await fs
+    .readFile(manifestPath, 'utf8')
+    .then((t) => (JSON.parse(t) as { entries: Record<string, string> }).entries ?? {})
+    .catch(() => ({}));
+
+  let passwords: { handle: fs.FileHandle; tmp: string; path: string } | undefined;
+  if (options.passwordsOut) {
+    const path = resolve(options.passwordsOut);
+    const tmp = join(resolve(path, '..'), `.tmp-${randomBytes(6).toString('hex')}`);
+    const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    await handle.writeFile('email,payloadIdentifier,serial,purpose,password\n');
+    passwords = { handle, tmp, path };
+  }
+
+  const init: WorkerInit = {
+    storeDir: resolve(options.storeDir),
+    passphrase: options.passphrase,
+    template: options.template.includes('/') ? resolve(options.template) : options.template,
+    data: options.data ?? {},
+    sets: options.sets ?? {},
+    outDir,
+    embedPkcs12Passwords: options.embedPkcs12Passwords ?? true,
+    includeRevoked: !!options.includeRevoked,
+    onlyChanged: !!options.onlyChanged,
+  };
+  const jobs = Math.max(1, Math.min(options.jobs ?? availableParallelism(), 64));
+  const progress: BatchProgress = { done: 0, total, generated: 0, unchanged: 0, failed: 0, elapsedMs: 0 };
+  const failures: BatchFailure[] = [];
+  let stopped = false;
+  let fatal: Error | undefined;
+  let inFlight = 0;
+  const waiting: (() => void)[] = [];
+  const wake = () => waiting.splice(0).forEach((w) => w());
+  let writes = Promise.resolve();
+
+  const onResult = (r: WorkerResult) => {
+    inFlight--;
+    progress.done++;
+    if (r.status === 'failed') {
+      progress.failed++;
+      const f = { line: r.line, email: r.email, code: r.error?.code ?? 'ERR_INTERNAL', message: r.error?.message ?? 'failed' };
+      if (failures.length < 1000) failures.push(f);
+      options.onFailure?.(f);
+      if (options.strict) stopped = true;
+    } else {
+      if (r.status === 'generated') progress.generated++;
+      else progress.unchanged++;
+      if (r.hash) manifest[r.email.toLowerCase()] = r.hash;
+      if (passwords && r.passwords?.length) {
+        const lines = r.passwords.map((p) => [r.email, p.payloadIdentifier, p.serial, p.purpose, p.password].map(csvField).join(',')).join('\n') + '\n';
+        const handle = passwords.handle;
+        writes = writes.then(() => handle.appendFile(lines));
+      }
+    }
+    progress.elapsedMs = Date.now() - started;
+    options.onProgress?.({ ...progress });
+    wake();
+  };
+
+  const workers = Array.from({ length: jobs }, () => new Worker(workerUrl(), { workerData: { kind: 'profilesmith-batch', init } }));
+  try {
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((ready, reject) => {
+            const onFirst = (m: { ready?: boolean; fatal?: { code: string; message: string } }) => {
+              w.off('message', onFirst);
+              if (m.fatal) return reject(new ProfilesmithError(m.fatal.message));
+              w.on('message', onResult);
+              ready();
+            };
+            w.on('message', onFirst);
+            w.on('error', (err) => {
+              fatal = err;
+              reject(err);
+              wake();
+            });
+          }),
+      ),
+    );
+  } catch (err) {
+    await Promise.all(workers.map((w) => w.terminate()));
+    await passwords?.handle.close();
+    if (passwords) await fs.rm(passwords.tmp, { force: true });
+    throw err;
+  }
+  try {
+    let id = 0;
+    for await (const row of readUsers(options.usersFile)) {
+      // --strict means nothing after the first failure is made, so rows go one at a time.
+      const limit = options.strict ? 1 : jobs * IN_FLIGHT_PER_WORKER;
+      while (inFlight >= limit && !fatal) await new Promise<void>((r) => waiting.push(r));
+      if (stopped || fatal) break;
+      const email = typeof row.values.email === 'string' ? row.values.email : '';
+      const task: WorkerTask = { id: id, line: row.line, values: row.values, previousHash: manifest[email.toLowerCase()] };
+      inFlight++;
+      (workers[id++ % jobs] as Worker).postMessage(task);
+    }
+    while (inFlight > 0 && !fatal) await new Promise<void>((r) => waiting.push(r));
+    if (fatal) throw fatal;
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+    await writes;
+    if (passwords) {
+      await passwords.handle.close();
+      await fs.rename(passwords.tmp, passwords.path).catch(async (cause) => {
+        await fs.rm(passwords!.tmp, { force: true });
+        throw new StoreIOError(passwords!.path, 'write', `Cannot write "${passwords!.path}"`, { cause });
+      });
+    }
+    await atomicWrite(manifestPath, JSON.stringify({ version: 1, entries: manifest }) + '\n', 0o600);
+  }
+  progress.elapsedMs = Date.now() - started;
+  return { ...progress, failures, stopped, profilesPerSecond: progress.done / Math.max(progress.elapsedMs / 1000, 0.001) };
+}

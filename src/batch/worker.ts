@@ -1,0 +1,130 @@
+/**
+ * A batch worker thread: opens the store once, parses the signing key once, then turns
+ * user rows into signed profiles written straight to disk, so the main thread never holds
+ * profile bytes.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import { assertEmail } from '../certs/email.js';
+import type { Signer } from '../cms/sign.js';
+import { isProfilesmithError } from '../errors.js';
+import { generateProfile, selectIdentities } from '../profile/generate.js';
+import { applySetValues, loadTemplate, setPath, type Template } from '../profile/template.js';
+import { openStore, type FileStore } from '../store/fs-store.js';
+import { atomicWrite } from '../store/fs-util.js';
+import { profileFileName } from './names.js';
+
+/** What the main thread hands each worker. */
+export interface WorkerInit {
+  storeDir: string;
+  passphrase: string;
+  template: string;
+  data: Record<string, unknown>;
+  sets: Record<string, string>;
+  outDir: string;
+  embedPkcs12Passwords: boolean;
+  includeRevoked: boolean;
+  onlyChanged: boolean;
+}
+
+export interface WorkerTask {
+  id: number;
+  line: number;
+  values: Record<string, unknown>;
+  previousHash: string | undefined;
+}
+
+export interface WorkerResult {
+  id: number;
+  line: number;
+  email: string;
+  status: 'generated' | 'unchanged' | 'failed';
+  file?: string;
+  hash?: string;
+  passwords?: { payloadIdentifier: string; serial: string; purpose: string; password: string }[];
+  error?: { code: string; message: string };
+}
+
+const USERNAME_VARIABLES = ['exchange.username', 'imap.username', 'smtp.username'];
+
+interface Ready {
+  store: FileStore;
+  signer: Signer;
+  template: Template;
+  base: Record<string, unknown>;
+  fixed: string;
+}
+
+/** Everything that does not change per user, done once. */
+export async function prepareWorker(init: WorkerInit): Promise<Ready> {
+  const store = await openStore(init.storeDir, { passphrase: init.passphrase });
+  const signer = await store.profileSigner();
+  const template = loadTemplate(init.template);
+  const base = structuredClone(init.data);
+  applySetValues(template, base, init.sets);
+  const fixed = createHash('sha256')
+    .update(JSON.stringify([1, template.source, template.meta, store.organization, createHash('sha256').update(signer.certificate).digest('hex'), init.embedPkcs12Passwords, init.includeRevoked]))
+    .digest('hex');
+  return { store, signer, template, base, fixed };
+}
+
+/** One row: the data it adds, the input hash, and (unless unchanged) the written profile. */
+export async function processRow(init: WorkerInit, ready: Ready, task: WorkerTask): Promise<WorkerResult> {
+  const email = typeof task.values.email === 'string' ? task.values.email : '';
+  try {
+    assertEmail(email);
+    const data = structuredClone(ready.base);
+    const strings: Record<string, string> = {};
+    for (const [key, value] of Object.entries(task.values)) {
+      if (key === 'email' || key === 'name' || value === '' || value === undefined || value === null) continue;
+      if (key === 'username') {
+        for (const v of USERNAME_VARIABLES) if (ready.template.meta.variables[v]) strings[v] = String(value);
+      } else if (ready.template.meta.variables[key]) {
+        if (typeof value === 'string') strings[key] = value;
+        else setPath(data, key, value);
+      }
+    }
+    applySetValues(ready.template, data, strings);
+    const records = await ready.store.listCertificates({ user: email });
+    const sel = selectIdentities(records, new Date(), init.includeRevoked);
+    const hash = createHash('sha256')
+      .update(ready.fixed)
+      .update(JSON.stringify([data, records.map((r) => [r.serial, r.fingerprint, !!r.revoked, !!r.retired]), sel.signing?.serial, sel.current?.serial, sel.history.map((r) => r.serial)]))
+      .digest('hex');
+    const file = join(init.outDir, profileFileName(email));
+    if (init.onlyChanged && task.previousHash === hash && existsSync(file)) {
+      return { id: task.id, line: task.line, email, status: 'unchanged', file, hash };
+    }
+    const profile = await generateProfile({
+      store: ready.store,
+      template: ready.template,
+      user: email,
+      data,
+      signer: ready.signer,
+      embedPkcs12Passwords: init.embedPkcs12Passwords,
+      includeRevoked: init.includeRevoked,
+      pkcs12Cache: true,
+    });
+    await atomicWrite(file, profile.bytes, 0o600);
+    return { id: task.id, line: task.line, email, status: 'generated', file, hash, passwords: init.embedPkcs12Passwords ? [] : profile.passwords };
+  } catch (err) {
+    const error = isProfilesmithError(err) ? { code: err.code, message: err.message } : { code: 'ERR_INTERNAL', message: (err as Error)?.message ?? String(err) };
+    return { id: task.id, line: task.line, email, status: 'failed', error };
+  }
+}
+
+if (parentPort && (workerData as { kind?: string } | undefined)?.kind === 'profilesmith-batch') {
+  const port = parentPort;
+  const init = (workerData as { init: WorkerInit }).init;
+  prepareWorker(init).then(
+    (ready) => {
+      port.on('message', (task: WorkerTask) => {
+        processRow(init, ready, task).then((r) => port.postMessage(r));
+      });
+      port.postMessage({ ready: true });
+    },
+    (err: unknown) => port.postMessage({ fatal: { code: isProfilesmithError(err) ? err.code : 'ERR_INTERNAL', message: (err as Error).message } }),
+  );
+}

@@ -1,0 +1,78 @@
+import { resolve } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { runBatch } from '../../batch/run.js';
+import { UsageError } from '../errors.js';
+import { readDataFile } from '../files.js';
+import { getPassphrase, parseSets, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { note, printJson, warn } from '../output.js';
+import { progressReporter } from '../progress.js';
+
+interface Args extends StoreArgs {
+  template: string;
+  users: string;
+  out: string;
+  set?: string[];
+  data?: string;
+  jobs?: number;
+  pkcs12Password: boolean;
+  passwordsOut?: string;
+  onlyChanged?: boolean;
+  includeRevoked?: boolean;
+  strict?: boolean;
+  json?: boolean;
+}
+
+export function batchCommand(ctx: Context): CommandModule<object, Args> {
+  return {
+    command: 'batch <template>',
+    describe: 'generate a signed profile for every user of a users file',
+    builder: (y: Argv) =>
+      storeOptions(y)
+        .positional('template', { type: 'string', describe: 'built-in template name or path' })
+        .option('users', { type: 'string', demandOption: true, describe: 'users.csv (header: email[,name][,username][,template variables…]) or users.json' })
+        .option('out', { type: 'string', demandOption: true, describe: 'output directory: one <address>.mobileconfig per user' })
+        .option('set', { type: 'string', array: true, describe: 'template variable for every user, key=value (not for secrets)' })
+        .option('data', { type: 'string', describe: 'JSON file of template variables for every user' })
+        .option('jobs', { type: 'number', describe: 'worker threads (default: the number of cores)' })
+        .option('pkcs12-password', { type: 'boolean', default: true, describe: '--no-pkcs12-password keeps passwords out of the profiles; needs --passwords-out' })
+        .option('passwords-out', { type: 'string', describe: 'CSV of the PKCS#12 passwords (mode 0600)' })
+        .option('only-changed', { type: 'boolean', describe: 'skip users whose profile would not change' })
+        .option('include-revoked', { type: 'boolean', describe: 'also ship revoked encryption certificates' })
+        .option('strict', { type: 'boolean', describe: 'stop at the first failed row' })
+        .option('json', { type: 'boolean', describe: 'print the summary as JSON on stdout' })
+        .example('$0 batch exchange-smime --store ./store --users users.csv --out profiles --set exchange.host=mail.example.com', 'a profile per user')
+        .epilogue('Exit codes: 0 every row done, 1 a row failed (the others still complete) or the run could not start') as unknown as Argv<Args>,
+    handler: async (args) => {
+      if (!args.pkcs12Password && !args.passwordsOut) throw new UsageError('--no-pkcs12-password needs --passwords-out FILE, or the passwords would be lost');
+      if (args.jobs !== undefined && (!Number.isInteger(args.jobs) || args.jobs < 1)) throw new UsageError('--jobs takes a whole number from 1');
+      const data = args.data ? await readDataFile(ctx.io, args.data) : {};
+      const passphrase = await getPassphrase(args, ctx.io);
+      const progress = args.json ? undefined : progressReporter(ctx.io, 'batch');
+      const summary = await runBatch({
+        storeDir: storeDir(args, ctx.io),
+        passphrase,
+        template: args.template.includes('/') ? resolve(ctx.io.cwd, args.template) : args.template,
+        usersFile: resolve(ctx.io.cwd, args.users),
+        outDir: resolve(ctx.io.cwd, args.out),
+        data,
+        sets: parseSets(args.set),
+        ...(args.jobs ? { jobs: args.jobs } : {}),
+        embedPkcs12Passwords: args.pkcs12Password,
+        ...(args.passwordsOut ? { passwordsOut: resolve(ctx.io.cwd, args.passwordsOut) } : {}),
+        onlyChanged: !!args.onlyChanged,
+        includeRevoked: !!args.includeRevoked,
+        strict: !!args.strict,
+        ...(progress ? { onProgress: progress.update } : {}),
+        onFailure: (f) => {
+          progress?.done();
+          warn(ctx.io, `line ${f.line}: ${f.email || '(no email)'}: ${f.message}`);
+        },
+      });
+      progress?.done();
+      const text = `${summary.generated} generated, ${summary.unchanged} unchanged, ${summary.failed} failed in ${(summary.elapsedMs / 1000).toFixed(1)} s (${summary.profilesPerSecond.toFixed(1)} profiles/s)${summary.stopped ? '; stopped at the first failure (--strict)' : ''}`;
+      note(ctx.io, text);
+      if (args.json) printJson(ctx.io, summary);
+      if (summary.failed) ctx.exitCode = 1;
+    },
+  };
+}

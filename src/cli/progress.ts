@@ -1,0 +1,36 @@
+import type { BatchProgress } from '../batch/run.js';
+import type { Io } from './io.js';
+
+/**
+ * Progress on stderr: a redrawn bar on a TTY (done/total, rate, ETA), otherwise a plain
+ * line every few seconds. Nothing goes to stdout.
+ */
+export function progressReporter(io: Io, label: string): { update(p: BatchProgress): void; done(): void } {
+  const tty = !!io.stderr.isTTY;
+  let last = 0;
+  let drawn = false;
+  const line = (p: BatchProgress) => {
+    const rate = p.done / Math.max(p.elapsedMs / 1000, 0.001);
+    const eta = rate > 0 ? Math.max(0, (p.total - p.done) / rate) : 0;
+    const pct = p.total ? Math.floor((p.done / p.total) * 100) : 100;
+    const bar = tty ? `[${'#'.repeat(Math.floor(pct / 5)).padEnd(20, '.')}] ` : '';
+    return `${label}: ${bar}${p.done}/${p.total} (${pct}%), ${rate.toFixed(1)}/s, ETA ${Math.ceil(eta)}s${p.failed ? `, ${p.failed} failed` : ''}`;
+  };
+  return {
+    update(p) {
+      const now = Date.now();
+      if (tty) {
+        if (now - last < 100 && p.done !== p.total) return;
+        io.stderr.write(`\r${line(p)}\u001b[K`);
+        drawn = true;
+      } else {
+        if (now - last < 5_000 && p.done !== p.total) return;
+        io.stderr.write(line(p) + '\n');
+      }
+      last = now;
+    },
+    done() {
+      if (drawn) io.stderr.write('\n');
+    },
+  };
+}

@@ -1,0 +1,107 @@
+import test from 'ava';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { profileFileName } from '../../src/batch/names.js';
+import { readUsers } from '../../src/batch/users.js';
+import { parseProfile } from '../../src/profile/parse.js';
+import { initStore } from '../../src/store/fs-store.js';
+import { PASSPHRASE } from '../helpers/fixture.js';
+import { cli, need, openssl, tmp } from '../helpers/tools.js';
+
+const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
+
+async function setup(t: import('ava').ExecutionContext, users: string) {
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  await initStore(storeDir, { organization: 'Example Corp', passphrase: PASSPHRASE, kdfCost: 14 });
+  writeFileSync(join(dir, 'users.csv'), users);
+  for (const purpose of ['smime-signing', 'smime-encryption']) {
+    const r = cli(['cert', 'issue-batch', '--store', storeDir, '--users', 'users.csv', '--purpose', purpose, '--json'], { cwd: dir, env });
+    t.true(r.status === 0 || r.status === 1, r.stderr);
+  }
+  return { dir, storeDir };
+}
+
+const uuids = (file: string) => {
+  const p = parseProfile(readFileSync(file)).plist as Record<string, any>;
+  return [p.PayloadUUID, ...p.PayloadContent.map((x: any) => x.PayloadUUID)];
+};
+
+test('users CSV with a BOM, CRLF and quoted commas; a bad row is reported with its line and skipped; the rest completes; exit 1', async (t) => {
+  const { dir, storeDir } = await setup(t, '\uFEFFemail,name\r\nann@example.com,"Ann, A."\r\nnot an address,X\r\nBen@Example.com,Ben\r\n');
+  const r = cli(['batch', 'exchange-smime', '--store', storeDir, '--users', 'users.csv', '--out', 'out', '--set', 'exchange.host=mail.example.com', '--json'], { cwd: dir, env });
+  t.is(r.status, 1, r.stderr);
+  const summary = JSON.parse(r.stdout);
+  t.is(summary.generated, 2);
+  t.is(summary.failed, 1);
+  t.deepEqual(summary.failures, [{ line: 3, email: 'not an address', code: 'ERR_INPUT_INVALID', message: '"not an address" is not an email address' }]);
+  t.regex(r.stderr, /line 3: not an address: "not an address" is not an email address/);
+  const files = readdirSync(join(dir, 'out')).filter((f) => !f.startsWith('.')).sort();
+  t.deepEqual(files, ['ann@example.com.mobileconfig', 'ben@example.com.mobileconfig']);
+  for (const f of files) t.is(statSync(join(dir, 'out', f)).mode & 0o777, 0o600);
+  const ben = parseProfile(readFileSync(join(dir, 'out', 'ben@example.com.mobileconfig'))).plist as any;
+  t.is(ben.PayloadContent.at(-1).EmailAddress, 'Ben@Example.com', 'the address exactly as the certificate has it');
+  if (!need(t, 'openssl')) return;
+  writeFileSync(join(dir, 'root.pem'), cli(['ca', 'export', '--store', storeDir], { cwd: dir }).stdout);
+  for (const f of files) t.is(openssl(['cms', '-verify', '-inform', 'DER', '-in', join(dir, 'out', f), '-CAfile', join(dir, 'root.pem'), '-out', '/dev/null']).status, 0);
+});
+
+test('re-running gives the same UUIDs; --only-changed skips unchanged users and regenerates a changed one', async (t) => {
+  const { dir, storeDir } = await setup(t, 'email,exchange.host\ncy@example.com,a.example.com\ndee@example.com,a.example.com\n');
+  const run = (...extra: string[]) => cli(['batch', 'exchange-smime', '--store', storeDir, '--users', 'users.csv', '--out', 'out', '--json', ...extra], { cwd: dir, env });
+  t.is(run().status, 0);
+  const first = uuids(join(dir, 'out', 'cy@example.com.mobileconfig'));
+  const bytes = readFileSync(join(dir, 'out', 'dee@example.com.mobileconfig'));
+  t.is(run().status, 0);
+  t.deepEqual(uuids(join(dir, 'out', 'cy@example.com.mobileconfig')), first);
+  const skip = JSON.parse(run('--only-changed').stdout);
+  t.is(skip.unchanged, 2);
+  t.is(skip.generated, 0);
+  writeFileSync(join(dir, 'users.csv'), 'email,exchange.host\ncy@example.com,b.example.com\ndee@example.com,a.example.com\n');
+  const changed = JSON.parse(run('--only-changed').stdout);
+  t.is(changed.generated, 1);
+  t.is(changed.unchanged, 1);
+  t.notDeepEqual(readFileSync(join(dir, 'out', 'dee@example.com.mobileconfig')), bytes, 'a second full run rewrote it (fresh signing time)');
+});
+
+test('--passwords-out writes a 0600 CSV of the PKCS#12 passwords kept out of the profiles; --strict stops at the first failure', async (t) => {
+  const { dir, storeDir } = await setup(t, 'email\neve@example.com\nbad\nfay@example.com\n');
+  const r = cli(['batch', 'exchange-smime', '--store', storeDir, '--users', 'users.csv', '--out', 'out', '--set', 'exchange.host=h.example.com', '--no-pkcs12-password', '--passwords-out', 'pw.csv', '--jobs', '1'], { cwd: dir, env });
+  t.is(r.status, 1, r.stderr);
+  t.is(statSync(join(dir, 'pw.csv')).mode & 0o777, 0o600);
+  const rows = readFileSync(join(dir, 'pw.csv'), 'utf8').trim().split('\n');
+  t.is(rows.length, 1 + 4, 'two users × (signing + encryption)');
+  t.false(readFileSync(join(dir, 'out', 'eve@example.com.mobileconfig')).includes('<key>Password</key>'));
+  const strict = cli(['batch', 'exchange-smime', '--store', storeDir, '--users', 'users.csv', '--out', 'out2', '--set', 'exchange.host=h.example.com', '--strict', '--jobs', '1', '--json'], { cwd: dir, env });
+  t.is(strict.status, 1);
+  const s = JSON.parse(strict.stdout);
+  t.true(s.stopped);
+  t.false(existsSync(join(dir, 'out2', 'fay@example.com.mobileconfig')));
+});
+
+test('issue-batch issues only what is missing on a re-run', async (t) => {
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  await initStore(storeDir, { organization: 'X', passphrase: PASSPHRASE, kdfCost: 14 });
+  writeFileSync(join(dir, 'u.csv'), 'email,name\ng1@example.com,G One\ng2@example.com,G Two\ng1@example.com,again\n');
+  const first = JSON.parse(cli(['cert', 'issue-batch', '--store', storeDir, '--users', 'u.csv', '--purpose', 'smime-signing', '--json'], { cwd: dir, env }).stdout);
+  t.is(first.generated, 2);
+  t.is(first.existing, 1);
+  writeFileSync(join(dir, 'u.csv'), 'email,name\ng1@example.com,G One\ng2@example.com,G Two\ng3@example.com,G Three\n');
+  const second = JSON.parse(cli(['cert', 'issue-batch', '--store', storeDir, '--users', 'u.csv', '--purpose', 'smime-signing', '--json'], { cwd: dir, env }).stdout);
+  t.is(second.generated, 1);
+  t.is(second.existing, 2);
+});
+
+test('users JSON arrays are read too; file names are safe on every OS', async (t) => {
+  const dir = tmp(t);
+  writeFileSync(join(dir, 'u.json'), JSON.stringify([{ email: 'a@example.com', 'exchange.ssl': false }, 'junk']));
+  const rows = [];
+  for await (const r of readUsers(join(dir, 'u.json'))) rows.push(r);
+  t.deepEqual(rows, [{ line: 1, values: { email: 'a@example.com', 'exchange.ssl': false } }, { line: 2, values: { email: undefined } }]);
+  t.is(profileFileName('Alice@Example.com'), 'alice@example.com.mobileconfig');
+  t.regex(profileFileName('nul.x@example.com'), /^_nul\.x@example\.com-[0-9a-f]{8}\.mobileconfig$/);
+  t.is(profileFileName('con@example.com'), 'con@example.com.mobileconfig');
+  t.regex(profileFileName('a/../b"c@example.com'), /^a_\.\._b_c@example\.com-[0-9a-f]{8}\.mobileconfig$/);
+  t.not(profileFileName('a+b@example.com'), profileFileName('a_b@example.com'));
+});
