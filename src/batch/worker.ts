@@ -13,7 +13,7 @@ import { isProfilesmithError } from '../errors.js';
 import { generateProfile, selectIdentities } from '../profile/generate.js';
 import { applySetValues, loadTemplate, setPath, type Template } from '../profile/template.js';
 import { openStore, type FileStore } from '../store/fs-store.js';
-import { atomicWrite } from '../store/fs-util.js';
+import { atomicWriteSyncFast } from '../store/fs-util.js';
 import { profileFileName } from './names.js';
 
 /** What the main thread hands each worker. */
@@ -107,7 +107,9 @@ export async function processRow(init: WorkerInit, ready: Ready, task: WorkerTas
       includeRevoked: init.includeRevoked,
       pkcs12Cache: true,
     });
-    await atomicWrite(file, profile.bytes, 0o600);
+    // Batch output can be regenerated: atomic (never partial) but without fsync per file,
+    // and synchronous, since this is a worker thread.
+    atomicWriteSyncFast(file, profile.bytes, 0o600);
     return { id: task.id, line: task.line, email, status: 'generated', file, hash, passwords: init.embedPkcs12Passwords ? [] : profile.passwords };
   } catch (err) {
     const error = isProfilesmithError(err) ? { code: err.code, message: err.message } : { code: 'ERR_INTERNAL', message: (err as Error)?.message ?? String(err) };

@@ -11,6 +11,7 @@ import { createCipheriv, createHash, createHmac, randomBytes, type KeyObject } f
 import { bmpString, explicit, int, octets, oid, seq, setOf } from '../asn1/der.js';
 import { InputInvalid } from '../errors.js';
 import { privateKeyDer } from './keys.js';
+import { sha1Repeat } from './sha1-loop.js';
 
 const OID = {
   data: '1.2.840.113549.1.7.1',
@@ -65,8 +66,9 @@ export function pkcs12Kdf(
   const I = Buffer.concat([repeatTo(salt, v), repeatTo(password, v)]);
   const out = Buffer.alloc(size);
   for (let produced = 0; produced < size; ) {
-    let A = createHash(hash).update(D).update(I).digest();
-    for (let r = 1; r < iterations; r++) A = createHash(hash).update(A).digest();
+    let A: Buffer = createHash(hash).update(D).update(I).digest();
+    if (hash === 'sha1') A = sha1Repeat(A, iterations - 1);
+    else for (let r = 1; r < iterations; r++) A = createHash(hash).update(A).digest();
     A.copy(out, produced, 0, Math.min(u, size - produced));
     produced += u;
     if (produced >= size) break;

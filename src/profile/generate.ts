@@ -126,8 +126,8 @@ async function resolveUser(
   }
   // The address exactly as the certificates carry it: iOS compares it case-sensitively.
   const newest = useSigning ?? current ?? records[records.length - 1]!;
-  const info = await describeCertificate(await store.getCertificate(newest.serial));
-  return { email: newest.user, name: info.commonName ?? newest.user, signing: useSigning, current: uses.encryption === 'none' ? undefined : current, history: useHistory };
+  const name = newest.name ?? (await describeCertificate(await store.getCertificate(newest.serial))).commonName ?? newest.user;
+  return { email: newest.user, name, signing: useSigning, current: uses.encryption === 'none' ? undefined : current, history: useHistory };
 }
 
 /** The CA certificates to ship: the store CA plus the issuers of `records`, once each, roots apart. */
@@ -215,9 +215,10 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
       serial: record.serial,
     };
   };
-  const signingPayload = user?.signing ? await identityPayload(user.signing, 'signing') : undefined;
-  const historyPayloads = [];
-  for (const r of user?.history ?? []) historyPayloads.push(await identityPayload(r, 'encryption'));
+  const [signingPayload, ...historyPayloads] = await Promise.all([
+    user?.signing ? identityPayload(user.signing, 'signing') : undefined,
+    ...(user?.history ?? []).map((r) => identityPayload(r, 'encryption')),
+  ]);
   const encryptionPayload = user?.current ? historyPayloads[user.history.indexOf(user.current)] : undefined;
   const handle = (role: string) => ({ identifier: `${identifier}.${role}`, uuid: stableUuid(identifier, role) });
 
@@ -254,6 +255,6 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
     uuid: context.profile.uuid,
     passwords,
     signingSerial: signingPayload?.serial,
-    encryptionSerials: historyPayloads.map((p) => p.serial),
+    encryptionSerials: historyPayloads.map((p) => p!.serial),
   };
 }

@@ -3,7 +3,7 @@
  * with their Password or hold other than one identity, ciphers older iOS refuses,
  * certificates expired or about to, and passwords in a profile that is not encrypted.
  */
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import type { ProfileIssue } from '../errors.js';
 import { keysMatch } from '../certs/keys.js';
 import { certificatesFrom } from '../certs/pem.js';
@@ -31,9 +31,24 @@ export interface CertRuleOptions {
   encrypted?: boolean;
 }
 
-function checkValidity(cert: X509Certificate, path: string, now: Date, add: Add): void {
-  const notAfter = new Date(cert.validTo);
-  const name = cert.subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3) ?? cert.subject.replace(/\n/g, ', ');
+/** Expiry and name by certificate digest: a batch lints the same CA certificates in every profile. */
+const seen = new Map<string, { notAfter: Date; name: string }>();
+
+function certFacts(der: Uint8Array): { notAfter: Date; name: string } {
+  const key = createHash('sha256').update(der).digest('base64');
+  let facts = seen.get(key);
+  if (!facts) {
+    const cert = new X509Certificate(der);
+    const name = cert.subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3) ?? cert.subject.replace(/\n/g, ', ');
+    facts = { notAfter: new Date(cert.validTo), name };
+    if (seen.size >= 1024) seen.clear();
+    seen.set(key, facts);
+  }
+  return facts;
+}
+
+function checkValidity(der: Uint8Array, path: string, now: Date, add: Add): void {
+  const { notAfter, name } = certFacts(der);
   if (notAfter < now) add('cert-expired', path, `Certificate "${name}" expired on ${notAfter.toISOString().slice(0, 10)}`, 'warning');
   else if (notAfter.getTime() - now.getTime() < 30 * DAY) {
     add('cert-expiring', path, `Certificate "${name}" expires on ${notAfter.toISOString().slice(0, 10)}, within 30 days`, 'warning');
@@ -55,7 +70,7 @@ export function checkCertificates(payload: Record<string, PlistValue>, path: str
     }
     try {
       if (!ders[0]) throw new Error('none');
-      checkValidity(new X509Certificate(ders[0]), `${path}PayloadContent`, options.now, add);
+      checkValidity(ders[0], `${path}PayloadContent`, options.now, add);
     } catch {
       add('certificate-invalid', `${path}PayloadContent`, 'Is not a certificate iOS can read');
     }
@@ -79,7 +94,7 @@ export function checkCertificates(payload: Record<string, PlistValue>, path: str
     }
     for (const k of identities) {
       const c = p12.certificates.find((x) => keysMatch(k.key, new X509Certificate(x.der).publicKey));
-      if (c) checkValidity(new X509Certificate(c.der), `${path}PayloadContent`, options.now, add);
+      if (c) checkValidity(c.der, `${path}PayloadContent`, options.now, add);
     }
   }
 }

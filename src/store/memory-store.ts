@@ -63,6 +63,7 @@ export class MemoryStore implements CertificateStore {
       notAfter: info.notAfter.toISOString(),
       fingerprint: info.fingerprint,
       created: this.#now().toISOString(),
+      ...(info.commonName ? { name: info.commonName } : {}),
       ...(options.chain?.length ? { chain: options.chain.map((c) => fingerprint(c)) } : {}),
     };
     this.#entries.set(record.serial, { record, identity: { certificate: options.certificate, privateKey: options.privateKey }, chain: options.chain ?? [] });

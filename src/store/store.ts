@@ -22,6 +22,8 @@ export interface CertificateRecord {
   source: 'issued' | 'imported';
   subject: string;
   issuer: string;
+  /** The subject's common name, when it has one. */
+  name?: string;
   /** ISO-8601. */
   notBefore: string;
   notAfter: string;

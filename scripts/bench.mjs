@@ -1,0 +1,179 @@
+// npm run bench: throughput of batch generation, measured side by side with the baselines
+// on this machine in the same run (these machines are shared and noisy, so ratios matter).
+// Not a test. Writes bench/results/latest.json.
+//
+//   BENCH_USERS=1000,10000 npm run bench      (default; BENCH_QUICK=1 runs 200 and 1000)
+import { spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { createRequire } from 'node:module';
+import { initStore, openStore, generateProfile, signProfile } from '../dist/index.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const CACHE = join(ROOT, 'bench', '.cache');
+const RESULTS = join(ROOT, 'bench', 'results');
+const PASS_ENV = 'PROFILESMITH_BENCH_PASSPHRASE';
+process.env[PASS_ENV] ??= 'bench store passphrase';
+const passphrase = process.env[PASS_ENV];
+const quick = process.env.BENCH_QUICK === '1';
+const sizes = (process.env.BENCH_USERS ?? (quick ? '200,1000' : '1000,10000')).split(',').map(Number);
+const maxUsers = Math.max(...sizes);
+const jobs = availableParallelism();
+const log = (...a) => console.error(...a);
+
+// 1. A store with maxUsers users, each holding one signing and three encryption identities.
+//    Keys come from a pool (RSA keygen is not what is measured); the store is kept between runs.
+const storeDir = join(CACHE, `store-${maxUsers}`);
+const ready = join(CACHE, `ready-${maxUsers}`);
+if (!existsSync(ready)) {
+  rmSync(storeDir, { recursive: true, force: true });
+  mkdirSync(CACHE, { recursive: true });
+  log(`setting up ${maxUsers} users × 4 identities (once; kept in bench/.cache)...`);
+  const store = await initStore(storeDir, { organization: 'Bench Corp', passphrase, kdfCost: 14 });
+  const pool = Array.from({ length: 32 }, () => generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey);
+  let done = 0;
+  const tasks = [];
+  for (let u = 0; u < maxUsers; u++) {
+    for (const [i, purpose] of ['smime-signing', 'smime-encryption', 'smime-encryption', 'smime-encryption'].entries()) {
+      tasks.push(() => store.issueCertificate({ user: `user${u}@example.com`, name: `User ${u}`, purpose, privateKey: pool[(u * 4 + i) % pool.length] }));
+    }
+  }
+  const workers = Array.from({ length: 8 }, async () => {
+    while (tasks.length) {
+      await tasks.shift()();
+      if (++done % 2000 === 0) log(`  ${done}/${maxUsers * 4}`);
+    }
+  });
+  await Promise.all(workers);
+  writeFileSync(ready, new Date().toISOString());
+}
+for (const n of sizes) {
+  writeFileSync(join(CACHE, `users-${n}.csv`), 'email\n' + Array.from({ length: n }, (_, i) => `user${i}@example.com`).join('\n') + '\n');
+}
+
+// 2. The physical limit: openssl speed's RSA-2048 sign rate on one core.
+function opensslSpeed() {
+  const r = spawnSync('openssl', ['speed', '-seconds', '3', '-mr', 'rsa2048'], { encoding: 'utf8' });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('+F2:'));
+  return line ? 1 / Number(line.split(':')[3]) : NaN;
+}
+log('openssl speed rsa2048...');
+const speedBefore = opensslSpeed();
+
+// 3. Batch runs (a child process each, for its peak RSS). Cold: every PKCS#12 built; warm: cached in the store.
+function clearPkcs12Cache() {
+  for (const d of readdirSync(join(storeDir, 'certs'))) {
+    for (const f of readdirSync(join(storeDir, 'certs', d))) if (f.startsWith('p12.')) rmSync(join(storeDir, 'certs', d, f));
+  }
+}
+function batch(n) {
+  const out = join(CACHE, `out-${n}`);
+  rmSync(out, { recursive: true, force: true });
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'bench-batch.mjs'), storeDir, join(CACHE, `users-${n}.csv`), out, String(jobs), PASS_ENV], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) throw new Error(r.stderr);
+  const res = JSON.parse(r.stdout);
+  if (res.summary.failed) throw new Error(`batch failed: ${JSON.stringify(res.summary.failures)}`);
+  return { users: n, wallSeconds: wall, profilesPerSecond: n / wall, msPerProfile: (wall * 1000) / n, maxRssMB: res.maxRssMB };
+}
+const runs = {};
+log('batch runs...');
+clearPkcs12Cache();
+runs.cold = batch(sizes[0]);
+log(`  cold ${sizes[0]}: ${runs.cold.profilesPerSecond.toFixed(0)}/s`);
+for (const n of sizes) {
+  batch(n); // fills the cache for these users
+  runs[`warm${n}`] = batch(n);
+  log(`  warm ${n}: ${runs[`warm${n}`].profilesPerSecond.toFixed(0)}/s, peak RSS ${runs[`warm${n}`].maxRssMB.toFixed(0)} MB`);
+}
+
+// 4. Baselines over the same plists: a shell-style loop of openssl smime -sign (one process
+//    per profile, as admins run it), the mobileconfig package's sign(), and our signProfile.
+const store = await openStore(storeDir, { passphrase });
+const signer = await store.profileSigner();
+const sample = [];
+for (let i = 0; i < (quick ? 50 : 200); i++) {
+  sample.push((await generateProfile({ store, template: 'exchange-smime', user: `user${i}@example.com`, data: { exchange: { host: 'mail.example.com' } }, sign: false })).xml);
+}
+const plistDir = join(CACHE, 'plists');
+rmSync(plistDir, { recursive: true, force: true });
+mkdirSync(plistDir);
+sample.forEach((xml, i) => writeFileSync(join(plistDir, `${i}.xml`), xml));
+const keyPass = 'bench signer key';
+process.env.BENCH_KEY_PASS = keyPass;
+// The signer key for openssl: encrypted PEM (-passin env:), mode 0600, removed at the end.
+const { createPrivateKey } = await import('node:crypto');
+const { readFileSync } = await import('node:fs');
+const signerKeyObject = await (async () => {
+  const fsStore = store;
+  // profileSigner keeps the key private; read it through the store's own decrypt path.
+  return fsStore.checkKey('signer/key');
+})();
+writeFileSync(join(CACHE, 'signer.key'), signerKeyObject.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: keyPass }), { mode: 0o600 });
+writeFileSync(join(CACHE, 'signer.pem'), readFileSync(join(storeDir, 'signer', 'cert.pem')));
+writeFileSync(join(CACHE, 'chain.pem'), readFileSync(join(storeDir, 'ca', 'intermediate.pem')));
+log('openssl smime -sign loop...');
+let t0 = process.hrtime.bigint();
+for (let i = 0; i < sample.length; i++) {
+  const r = spawnSync('openssl', ['smime', '-sign', '-signer', join(CACHE, 'signer.pem'), '-inkey', join(CACHE, 'signer.key'), '-passin', 'env:BENCH_KEY_PASS', '-certfile', join(CACHE, 'chain.pem'), '-nodetach', '-binary', '-outform', 'der', '-md', 'sha256', '-in', join(plistDir, `${i}.xml`), '-out', join(plistDir, `${i}.der`)]);
+  if (r.status !== 0) throw new Error(r.stderr.toString());
+}
+const opensslLoop = sample.length / (Number(process.hrtime.bigint() - t0) / 1e9);
+
+log('mobileconfig package sign()...');
+const require = createRequire(import.meta.url);
+const mobileconfig = require('mobileconfig');
+const sign = promisify(mobileconfig.sign);
+const keyPem = signerKeyObject.export({ type: 'pkcs8', format: 'pem' }); // in memory only
+const certPem = readFileSync(join(storeDir, 'signer', 'cert.pem'), 'utf8');
+const caPem = readFileSync(join(storeDir, 'ca', 'intermediate.pem'), 'utf8');
+const mcCount = quick ? 10 : 40;
+t0 = process.hrtime.bigint();
+for (let i = 0; i < mcCount; i++) await sign(sample[i % sample.length], { key: keyPem, cert: certPem, ca: [caPem], signingTime: true });
+const mobileconfigRate = mcCount / (Number(process.hrtime.bigint() - t0) / 1e9);
+
+log('library signProfile, one core...');
+let count = 0;
+t0 = process.hrtime.bigint();
+while (Number(process.hrtime.bigint() - t0) < 3e9) await signProfile(sample[count++ % sample.length], signer);
+const librarySign = count / (Number(process.hrtime.bigint() - t0) / 1e9);
+const speedAfter = opensslSpeed();
+rmSync(join(CACHE, 'signer.key'), { force: true });
+
+const limit = (speedBefore + speedAfter) / 2;
+const big = runs[`warm${sizes[sizes.length - 1]}`];
+const small = runs[`warm${sizes[0]}`];
+const result = {
+  date: new Date().toISOString(),
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, jobs },
+  opensslSpeedRsa2048SignPerSecond: limit,
+  opensslSmimeLoopProfilesPerSecond: opensslLoop,
+  mobileconfigSignProfilesPerSecond: mobileconfigRate,
+  librarySignPerSecond: librarySign,
+  runs,
+  ratios: {
+    warmBatchVsOpensslLoop: small.profilesPerSecond / opensslLoop,
+    coldBatchVsOpensslLoop: runs.cold.profilesPerSecond / opensslLoop,
+    warmBatchVsMobileconfig: small.profilesPerSecond / mobileconfigRate,
+    coldBatchVsMobileconfig: runs.cold.profilesPerSecond / mobileconfigRate,
+    librarySignVsOpensslSpeed: librarySign / limit,
+    msPerProfileLargeVsSmall: big.msPerProfile / small.msPerProfile,
+  },
+  peakRssMB: Math.max(...Object.values(runs).map((r) => r.maxRssMB)),
+};
+mkdirSync(RESULTS, { recursive: true });
+writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+const f = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
+console.log(`machine: ${result.machine.cpus} × ${result.machine.model}, Node ${process.version}, ${jobs} jobs
+openssl speed rsa2048 (1 core):      ${f(limit)} sign/s
+openssl smime -sign loop:            ${f(opensslLoop)} profiles/s
+mobileconfig sign():                 ${f(mobileconfigRate)} profiles/s
+library signProfile (1 core):        ${f(librarySign)} signatures/s = ${f(result.ratios.librarySignVsOpensslSpeed)} × openssl speed
+batch, cold (PKCS#12 built), ${sizes[0]}:    ${f(runs.cold.profilesPerSecond)} profiles/s = ${f(result.ratios.coldBatchVsOpensslLoop)} × openssl loop, ${f(result.ratios.coldBatchVsMobileconfig)} × mobileconfig
+${sizes.map((n) => `batch, warm (PKCS#12 cached), ${n}: ${f(runs[`warm${n}`].profilesPerSecond)} profiles/s, ${f(runs[`warm${n}`].msPerProfile)} ms/profile, peak RSS ${f(runs[`warm${n}`].maxRssMB)} MB`).join('\n')}
+ratios: warm batch = ${f(result.ratios.warmBatchVsOpensslLoop)} × openssl loop, ${f(result.ratios.warmBatchVsMobileconfig)} × mobileconfig; ms/profile ${sizes[sizes.length - 1]} vs ${sizes[0]}: ${f(result.ratios.msPerProfileLargeVsSmall)}
+wrote ${join(RESULTS, 'latest.json')}`);
