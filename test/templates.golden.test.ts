@@ -58,3 +58,32 @@ test('one byte-exact signed vector: RSA PKCS#1 v1.5 is deterministic', async (t)
   t.is(v.status, 0, v.stderr.toString());
   t.deepEqual(v.stdout, xml);
 });
+
+test('profile-level options on any template: removal password, removal date, consent text, description, target device', async (t) => {
+  const store = await fixtureStore();
+  const data = {
+    description: 'Mail signing for Alice',
+    targetDeviceType: 0,
+    consentText: 'I agree & accept',
+    removal: { disallowed: true, password: 'un-install-me', date: '2027-06-01T12:00:00.250Z' },
+  };
+  const p = await generateProfile({ store, template: 'smime-identities', user: 'alice@example.com', data, sign: false, now: () => FIXTURE_NOW, embedPkcs12Passwords: false });
+  const top = p.plist as Record<string, any>;
+  t.is(top.PayloadDescription, 'Mail signing for Alice');
+  t.is(top.TargetDeviceType, 0);
+  t.deepEqual(top.ConsentText, { default: 'I agree & accept' });
+  t.true(top.PayloadRemovalDisallowed);
+  t.true(top.HasRemovalPasscode);
+  t.deepEqual(top.RemovalDate, new Date('2027-06-01T12:00:00Z'));
+  t.regex(p.xml, /<date>2027-06-01T12:00:00Z<\/date>/, 'no fractional seconds');
+  const removal = top.PayloadContent.find((x: any) => x.PayloadType === 'com.apple.profileRemovalPassword');
+  t.is(removal.RemovalPassword, 'un-install-me');
+  const rules = (await lintProfile(p.bytes, { now: FIXTURE_NOW })).findings.map((f) => f.rule);
+  t.deepEqual(rules, ['password-unencrypted'], 'only the honest warning about the removal password');
+  const after = await generateProfile({ store, template: 'root-ca', data: { removal: { after: 86400 } }, sign: false, now: () => FIXTURE_NOW });
+  t.is((after.plist as any).DurationUntilRemoval, 86400);
+  await t.throwsAsync(generateProfile({ store, template: 'root-ca', data: { targetDeviceType: 9 }, sign: false }), {
+    code: 'ERR_TEMPLATE_DATA',
+    message: 'Template "root-ca": variable "targetDeviceType" must be one of 0, 1, 2, 3, 4, 5, 6',
+  });
+});

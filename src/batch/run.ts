@@ -90,7 +90,8 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
   const started = Date.now();
   // Fail fast, in this thread, on what would fail every row.
   loadTemplate(options.template);
-  await openStore(options.storeDir, { passphrase: options.passphrase });
+  // This thread holds the one record index and hands each row its user's records.
+  const store = await openStore(options.storeDir, { passphrase: options.passphrase });
   const total = await countUsers(options.usersFile);
   const outDir = resolve(options.outDir);
   await fs.mkdir(outDir, { recursive: true, mode: 0o700 });
@@ -155,7 +156,8 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     wake();
   };
 
-  const workers = Array.from({ length: jobs }, () => new Worker(workerUrl(), { workerData: { kind: 'profilesmith-batch', init } }));
+  // A small young generation keeps each worker's footprint down; profiles are short-lived garbage.
+  const workers = Array.from({ length: jobs }, () => new Worker(workerUrl(), { workerData: { kind: 'profilesmith-batch', init }, resourceLimits: { maxYoungGenerationSizeMb: 4 } }));
   try {
     await Promise.all(
       workers.map(
@@ -190,7 +192,8 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
       while (inFlight >= limit && !fatal) await new Promise<void>((r) => waiting.push(r));
       if (stopped || fatal) break;
       const email = typeof row.values.email === 'string' ? row.values.email : '';
-      const task: WorkerTask = { id: id, line: row.line, values: row.values, previousHash: manifest[email.toLowerCase()] };
+      const records = /^[^@\s]+@[^@\s]+$/.test(email) ? await store.listCertificates({ user: email }) : [];
+      const task: WorkerTask = { id: id, line: row.line, values: row.values, previousHash: manifest[email.toLowerCase()], records };
       inFlight++;
       (workers[id++ % jobs] as Worker).postMessage(task);
     }

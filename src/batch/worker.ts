@@ -14,6 +14,7 @@ import { generateProfile, selectIdentities } from '../profile/generate.js';
 import { applySetValues, loadTemplate, setPath, type Template } from '../profile/template.js';
 import { openStore, type FileStore } from '../store/fs-store.js';
 import { atomicWriteSyncFast } from '../store/fs-util.js';
+import type { CertificateRecord } from '../store/store.js';
 import { profileFileName } from './names.js';
 
 /** What the main thread hands each worker. */
@@ -34,6 +35,8 @@ export interface WorkerTask {
   line: number;
   values: Record<string, unknown>;
   previousHash: string | undefined;
+  /** The user's certificate records, from the main thread's index. */
+  records: CertificateRecord[];
 }
 
 export interface WorkerResult {
@@ -87,7 +90,8 @@ export async function processRow(init: WorkerInit, ready: Ready, task: WorkerTas
       }
     }
     applySetValues(ready.template, data, strings);
-    const records = await ready.store.listCertificates({ user: email });
+    const records = task.records;
+    ready.store.remember(records);
     const sel = selectIdentities(records, new Date(), init.includeRevoked);
     const hash = createHash('sha256')
       .update(ready.fixed)
@@ -106,6 +110,7 @@ export async function processRow(init: WorkerInit, ready: Ready, task: WorkerTas
       embedPkcs12Passwords: init.embedPkcs12Passwords,
       includeRevoked: init.includeRevoked,
       pkcs12Cache: true,
+      records,
     });
     // Batch output can be regenerated: atomic (never partial) but without fsync per file,
     // and synchronous, since this is a worker thread.

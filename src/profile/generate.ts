@@ -43,6 +43,8 @@ export interface GenerateProfileOptions {
   now?: () => Date;
   /** Source of PKCS#12 salts and passwords. Default: crypto.randomBytes. Inject only for test vectors. */
   random?: (size: number) => Buffer;
+  /** The user's records, when the caller already has them (saves a store lookup). */
+  records?: CertificateRecord[];
   /**
    * Reuse each identity's PKCS#12 (and its password) kept by the store, when the store
    * offers `cachedPkcs12`. Default: false. Batch runs turn it on.
@@ -105,9 +107,10 @@ async function resolveUser(
   uses: { signing?: IdentityUse; encryption?: IdentityUse },
   now: Date,
   includeRevoked: boolean,
+  given?: CertificateRecord[],
 ): Promise<ResolvedUser> {
   assertEmail(user);
-  const records = await store.listCertificates({ user });
+  const records = given ?? (await store.listCertificates({ user }));
   if (!records.length) throw new StoreEntryNotFound(user, 'user', `No certificates for user "${user}" in the store`);
   if (records.every((r) => r.revoked || r.retired)) {
     throw new StoreEntryNotFound(user, 'user', `User "${user}" was removed: every certificate is revoked or retired`);
@@ -170,7 +173,10 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
   const uses = template.meta.identities ?? { signing: 'optional', encryption: 'optional' };
   const needsUser = uses.signing !== 'none' || uses.encryption !== 'none';
   if (needsUser && options.user === undefined) throw new InputInvalid('user', `Template "${template.name}" needs a user`);
-  const user = options.user !== undefined && needsUser ? await resolveUser(store, options.user, uses, now, !!options.includeRevoked) : undefined;
+  const user =
+    options.user !== undefined && needsUser
+      ? await resolveUser(store, options.user, uses, now, !!options.includeRevoked, options.records)
+      : undefined;
 
   const given = options.data?.identifier;
   const identifier =

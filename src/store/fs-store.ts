@@ -86,6 +86,11 @@ export interface InitStoreOptions {
 export interface OpenStoreOptions {
   /** Needed for anything that uses a private key; checked at open when given. */
   passphrase?: string;
+  /**
+   * fsync every write. Default: true. False suits bulk loads (a migration of thousands of
+   * identities): writes stay atomic, but a power cut may lose the newest entries.
+   */
+  durable?: boolean;
   /** Default: `() => new Date()`. */
   now?: () => Date;
 }
@@ -222,7 +227,7 @@ export async function openStore(dir: string, options: OpenStoreOptions = {}): Pr
     if (code === 'ENOENT' || code === 'ENOTDIR') throw new StoreNotInitialized(root);
     throw ioError(path, 'read', err);
   }
-  const store = new FileStore(root, parseMeta(text, path), undefined, options.now ?? (() => new Date()));
+  const store = new FileStore(root, parseMeta(text, path), undefined, options.now ?? (() => new Date()), options.durable ?? true);
   if (options.passphrase !== undefined) await store.unlock(options.passphrase);
   return store;
 }
@@ -238,6 +243,7 @@ export class FileStore implements CertificateStore {
   #issuer: Identity | undefined;
   #refresh: Promise<Map<string, CertificateRecord>> | undefined;
   #checkedAt = 0;
+  #known = new Map<string, CertificateRecord>();
 
   /** @internal */
   constructor(
@@ -245,6 +251,7 @@ export class FileStore implements CertificateStore {
     meta: StoreMeta,
     key: Buffer | undefined,
     private readonly now: () => Date,
+    private readonly durable = true,
   ) {
     this.organization = meta.organization;
     this.#meta = meta;
@@ -357,8 +364,22 @@ export class FileStore implements CertificateStore {
 
   /** A record from the cache when it is there, else from disk. */
   private async record(serial: string): Promise<CertificateRecord> {
-    const cached = (await this.allRecords()).get(serial);
-    return cached ? { ...cached } : this.readRecord(serial);
+    // Without the full index (a batch worker is handed each user's records), one entry is
+    // enough; loading 40,000 entries in every worker would cost seconds and megabytes.
+    const cached = this.#records ? (await this.allRecords()).get(serial) : this.#known.get(serial);
+    if (cached) return { ...cached };
+    const r = await this.readRecord(serial);
+    if (!this.#records) this.remember([r]);
+    return r;
+  }
+
+  /**
+   * @internal Records the caller already holds (a batch worker gets each user's records
+   * from the main thread), so single lookups need no disk read and no full index.
+   */
+  remember(records: CertificateRecord[]): void {
+    if (this.#known.size > 20_000) this.#known.clear();
+    for (const r of records) this.#known.set(r.serial, r);
   }
 
   async trustChain(): Promise<TrustChain> {
@@ -644,7 +665,7 @@ export class FileStore implements CertificateStore {
         'cert.pem': { data: toPem(identity.certificate), mode: 0o644 },
         [`key.${this.#meta.keyGeneration}`]: { data: sealKey(key, identity.privateKey, `certs/${serial}/key`), mode: 0o600 },
         'entry.json': { data: JSON.stringify(record, null, 2) + '\n', mode: 0o644 },
-      });
+      }, this.durable);
     });
     return { record };
   }

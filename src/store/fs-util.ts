@@ -46,7 +46,11 @@ export async function atomicWrite(path: string, data: string | Uint8Array, mode 
 }
 
 /** Writes files into a fresh temp directory and renames it into place: all of them or none. */
-export async function atomicDir(path: string, files: Record<string, { data: string | Uint8Array; mode: number }>): Promise<void> {
+export async function atomicDir(
+  path: string,
+  files: Record<string, { data: string | Uint8Array; mode: number }>,
+  durable = true,
+): Promise<void> {
   const tmp = join(dirname(path), `.tmp-${randomBytes(6).toString('hex')}`);
   try {
     await fs.mkdir(tmp, { mode: 0o700 });
@@ -54,14 +58,14 @@ export async function atomicDir(path: string, files: Record<string, { data: stri
       const h = await fs.open(join(tmp, name), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, f.mode);
       try {
         await h.writeFile(f.data);
-        await h.sync();
+        if (durable) await h.sync();
       } finally {
         await h.close();
       }
     }
-    await fsyncDir(tmp);
+    if (durable) await fsyncDir(tmp);
     await fs.rename(tmp, path);
-    await fsyncDir(dirname(path));
+    if (durable) await fsyncDir(dirname(path));
   } catch (cause) {
     await fs.rm(tmp, { recursive: true, force: true }).catch(() => {});
     throw ioError(path, 'write', cause);

@@ -16,8 +16,25 @@ export interface LockOptions {
   timeoutMs?: number;
 }
 
-/** Runs `fn` while holding `dir/store.lock`. */
-export async function withLock<T>(dir: string, fn: () => Promise<T>, options: LockOptions = {}): Promise<T> {
+/** Writers of this process, queued per store: they wait in line rather than poll the file lock. */
+const queues = new Map<string, Promise<unknown>>();
+
+/** Runs `fn` while holding `dir/store.lock`; writers in one process take turns first. */
+export function withLock<T>(dir: string, fn: () => Promise<T>, options: LockOptions = {}): Promise<T> {
+  const previous = queues.get(dir) ?? Promise.resolve();
+  const run = previous.then(
+    () => withFileLock(dir, fn, options),
+    () => withFileLock(dir, fn, options),
+  );
+  const tail = run.catch(() => {});
+  queues.set(dir, tail);
+  tail.then(() => {
+    if (queues.get(dir) === tail) queues.delete(dir);
+  });
+  return run;
+}
+
+async function withFileLock<T>(dir: string, fn: () => Promise<T>, options: LockOptions): Promise<T> {
   const path = join(dir, 'store.lock');
   const token = randomBytes(8).toString('hex');
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
