@@ -305,7 +305,8 @@ export class FileStore implements CertificateStore {
     const built = build(await this.getIdentity(s));
     const plain = Buffer.from(JSON.stringify({ fingerprint: record.fingerprint, password: built.password, pkcs12: built.pkcs12.toString('base64') }));
     // Idempotent, so no lock: concurrent builders each write a valid file and the last rename wins.
-    await atomicWrite(path, JSON.stringify(seal(key, plain, rel)) + '\n', 0o600).catch(() => {});
+    // A cache: atomic but not fsynced (losing it costs one rebuild).
+    await atomicWrite(path, JSON.stringify(seal(key, plain, rel)) + '\n', 0o600, false).catch(() => {});
     return built;
   }
 
