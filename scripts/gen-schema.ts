@@ -10,6 +10,7 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
+import type { KeySchema } from '../src/profile/schema.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const OUT = join(ROOT, 'src', 'profile', 'schema.gen.ts');
@@ -35,21 +36,6 @@ interface YamlKey {
   range?: { min?: number; max?: number };
   supportedOS?: Record<string, { introduced?: string; deprecated?: string; removed?: string }>;
   subkeys?: YamlKey[];
-}
-
-export interface KeySchema {
-  key: string;
-  type: string;
-  required?: true;
-  values?: (string | number)[];
-  min?: number;
-  max?: number;
-  /** iOS version that introduced it, or 'n/a' when it does not exist on iOS. */
-  ios?: string;
-  deprecated?: string;
-  removed?: string;
-  /** Schema of the dictionary's keys, or of an array's items (one entry). */
-  subkeys?: KeySchema[];
 }
 
 function convert(k: YamlKey): KeySchema {

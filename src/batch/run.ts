@@ -13,6 +13,7 @@ import { ProfilesmithError, StoreIOError } from '../errors.js';
 import { loadTemplate } from '../profile/template.js';
 import { openStore } from '../store/fs-store.js';
 import { atomicWrite } from '../store/fs-util.js';
+import { csvField } from '../util/csv.js';
 import { countUsers, readUsers } from './users.js';
 import type { WorkerInit, WorkerResult, WorkerTask } from './worker.js';
 
@@ -69,9 +70,6 @@ export interface RunBatchOptions {
 const MANIFEST = '.profilesmith-batch.json';
 const IN_FLIGHT_PER_WORKER = 4;
 
-function csvField(s: string): string {
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
 
 function workerUrl(): URL {
   // Under a TypeScript loader (tests) the sibling is .ts; built, it is .js.

@@ -111,3 +111,8 @@ export function parseCsvRecords(text: string): { line: number; values: Record<st
     values: Object.fromEntries(keys.map((k, i) => [k, (r.fields[i] ?? '').trim()])),
   }));
 }
+
+/** One CSV field, quoted when it holds a comma, a quote or a line break. */
+export function csvField(s: string): string {
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}

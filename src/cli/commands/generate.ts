@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { generateProfile } from '../../profile/generate.js';
 import { applySetValues, loadTemplate } from '../../profile/template.js';
+import { csvField } from '../../util/csv.js';
 import { readDataFile } from '../files.js';
 import { UsageError } from '../errors.js';
 import { openStoreFromArgs, parseSets, storeOptions, type Context, type StoreArgs } from '../options.js';
@@ -21,9 +22,6 @@ interface Args extends StoreArgs {
   json?: boolean;
 }
 
-function csvField(s: string): string {
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
 
 export function generateCommand(ctx: Context): CommandModule<object, Args> {
   return {
