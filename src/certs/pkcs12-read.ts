@@ -10,7 +10,7 @@ import { createDecipheriv, createHmac, createPrivateKey, pbkdf2Sync, timingSafeE
 import { child, children, DerError, parseDer, readInt, readOid, TAG, type DerNode } from '../asn1/der.js';
 import { InputInvalid } from '../errors.js';
 import { pkcs12Kdf, pkcs12Password } from './pkcs12.js';
-import { rc2Decrypt } from './rc2.js';
+import { rc2Decrypt } from './forge.js';
 
 const OID = {
   data: '1.2.840.113549.1.7.1',

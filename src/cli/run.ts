@@ -3,6 +3,7 @@ import { batchCommand } from './commands/batch.js';
 import { caCommand } from './commands/ca.js';
 import { certCommand } from './commands/cert.js';
 import { crlCommand } from './commands/crl.js';
+import { decryptCommand } from './commands/decrypt.js';
 import { storeCommand } from './commands/store.js';
 import { userCommand } from './commands/user.js';
 import { demoCommand } from './commands/demo.js';
@@ -33,6 +34,7 @@ export function buildParser(ctx: Context, argv: string[]): Argv {
     .command(batchCommand(ctx))
     .command(verifyCommand(ctx))
     .command(signCommand(ctx))
+    .command(decryptCommand(ctx))
     .command(lintCommand(ctx))
     .command(inspectCommand(ctx))
     .command(templatesCommand(ctx))

@@ -4,10 +4,12 @@
  * @module generate
  */
 import { randomBytes } from 'node:crypto';
-import { InputInvalid, ProfileInvalid, StoreEntryNotFound, type ProfileIssue } from '../errors.js';
+import { CertificateInvalid, InputInvalid, ProfileInvalid, StoreEntryNotFound, type ProfileIssue } from '../errors.js';
 import { assertEmail } from '../certs/email.js';
 import type { Identity } from '../certs/issue.js';
-import { fingerprint } from '../certs/pem.js';
+import { certificatesFrom, fingerprint } from '../certs/pem.js';
+import type { ContentCipher } from '../cms/envelope.js';
+import { encryptProfileXml } from './encrypt.js';
 import { randomPassword, toPkcs12 } from '../certs/pkcs12.js';
 import { describeCertificate, type CertificateInfo } from '../certs/x509.js';
 import { signProfile, type Signer } from '../cms/sign.js';
@@ -43,6 +45,13 @@ export interface GenerateProfileOptions {
   now?: () => Date;
   /** Source of PKCS#12 salts and passwords. Default: crypto.randomBytes. Inject only for test vectors. */
   random?: (size: number) => Buffer;
+  /**
+   * Encrypt the payloads to this device certificate (PEM or DER, RSA): EncryptedPayloadContent,
+   * then the outer profile is signed. The device must already hold the matching identity.
+   */
+  encryptTo?: string | Uint8Array;
+  /** Content cipher for `encryptTo`. Default: `aes-256-cbc`; `des-ede3-cbc` for old devices. */
+  cipher?: ContentCipher;
   /** The user's records, when the caller already has them (saves a store lookup). */
   records?: CertificateRecord[];
   /**
@@ -76,6 +85,8 @@ export interface GeneratedProfile {
   /** Serials of the identities shipped. */
   signingSerial: string | undefined;
   encryptionSerials: string[];
+  /** True when the payloads are in EncryptedPayloadContent. `plist` is then the plain one. */
+  encrypted: boolean;
 }
 
 const newestFirst = (a: CertificateRecord, b: CertificateRecord) =>
@@ -241,11 +252,19 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
     payloads: { account: handle('account'), mail: handle('mail'), scep: handle('scep'), removalPassword: handle('removal-password') },
     ...builtins,
   };
-  const xml = renderTemplate(template, context);
+  let xml = renderTemplate(template, context);
   // The PKCS#12 payloads were just built here, so opening them again would only cost time;
-  // embedded passwords are the admin's documented choice, so that warning is left out.
-  const { plist, issues } = validateXml(xml, { now, openPkcs12: false, skip: embed ? ['password-unencrypted'] : [] });
+  // embedded passwords are the admin's documented choice (or encrypted), so that warning is left out.
+  const skip = embed || options.encryptTo ? ['password-unencrypted'] : [];
+  const { plist, issues } = validateXml(xml, { now, openPkcs12: false, skip });
   if (issues.some((i) => i.severity === 'error') && !options.allowInvalid) throw new ProfileInvalid(issues);
+  if (options.encryptTo !== undefined) {
+    const recipient = certificatesFrom(options.encryptTo)[0];
+    if (!recipient) throw new CertificateInvalid('malformed', 'The device certificate to encrypt to is missing');
+    xml = encryptProfileXml(xml, recipient, options.cipher);
+    const outer = validateXml(xml, { now, openPkcs12: false });
+    if (outer.issues.some((i) => i.severity === 'error')) throw new ProfileInvalid(outer.issues);
+  }
 
   const sign = options.sign ?? true;
   const bytes = sign
@@ -262,5 +281,6 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
     passwords,
     signingSerial: signingPayload?.serial,
     encryptionSerials: historyPayloads.map((p) => p!.serial),
+    encrypted: options.encryptTo !== undefined,
   };
 }

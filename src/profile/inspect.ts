@@ -12,6 +12,8 @@ import { verifyProfile, type CertificateSummary } from '../cms/verify.js';
 import { parseProfile, type PlistFormat } from './parse.js';
 import type { PlistValue } from './plist-xml.js';
 import { IDENTITY_REFERENCES } from './validate.js';
+import { child, children, parseDer, readOid } from '../asn1/der.js';
+import { envelopeRecipients } from '../cms/envelope.js';
 
 const SECRET_KEYS = new Set(['Password', 'CertificatePassword', 'IncomingPassword', 'OutgoingPassword', 'RemovalPassword', 'Challenge']);
 export const REDACTED = '<redacted>';
@@ -49,6 +51,8 @@ export interface InspectResult {
   chain: CertificateSummary[];
   signatureIntact: boolean | undefined;
   encrypted: boolean;
+  /** For an encrypted profile: the recipients' issuer and serial. */
+  recipients: { issuer: string; serial: string }[];
   identifier: string | undefined;
   uuid: string | undefined;
   displayName: string | undefined;
@@ -108,6 +112,28 @@ function inspectPayload(p: Record<string, PlistValue>, showSecrets: boolean): In
   return out;
 }
 
+/** Who an EncryptedPayloadContent is encrypted to (issuer and serial of each recipient). */
+export function recipientsOf(der: Uint8Array): { issuer: string; serial: string }[] {
+  try {
+    return envelopeRecipients(der).map((r) => ({ issuer: nameToString(r.issuer), serial: r.serial }));
+  } catch {
+    return [];
+  }
+}
+
+/** A DER Name as `CN=…, O=…` (the attributes we print; others by OID). */
+function nameToString(der: Buffer): string {
+  const names: Record<string, string> = { '2.5.4.3': 'CN', '2.5.4.10': 'O', '2.5.4.11': 'OU', '2.5.4.6': 'C', '1.2.840.113549.1.9.1': 'E' };
+  try {
+    return children(parseDer(der))
+      .flatMap((rdn) => children(rdn))
+      .map((atv) => `${names[readOid(child(atv, 0))] ?? readOid(child(atv, 0))}=${child(atv, 1).value.toString('utf8')}`)
+      .join(', ');
+  } catch {
+    return '(unreadable name)';
+  }
+}
+
 /**
  * Describes a profile. Passwords are `<redacted>` and PKCS#12 bytes left out unless `showSecrets`.
  * @throws ERR_PROFILE_PARSE
@@ -134,6 +160,7 @@ export async function inspectProfile(bytes: Uint8Array, options: { showSecrets?:
     chain: verified?.chain ?? [],
     signatureIntact: verified ? !verified.reasons.some((r) => ['digest-mismatch', 'signature-invalid', 'signer-missing'].includes(r.code)) : undefined,
     encrypted: top.EncryptedPayloadContent !== undefined,
+    recipients: top.EncryptedPayloadContent instanceof Uint8Array ? recipientsOf(top.EncryptedPayloadContent) : [],
     identifier: str(top.PayloadIdentifier),
     uuid: str(top.PayloadUUID),
     displayName: str(top.PayloadDisplayName),

@@ -21,6 +21,12 @@ export type PlistValue =
 export class PlistSyntaxError extends Error {}
 
 export interface ParsePlistOptions {
+  /**
+   * Filled with the text span of each top-level dictionary entry, from its `<key>` to the end
+   * of its value, so a caller can cut the exact rendered bytes (encryption moves
+   * PayloadContent without re-serialising it).
+   */
+  spans?: Map<string, { start: number; end: number; valueStart: number }>;
   /** Default: 64. */
   maxDepth?: number;
   /** Default: 1,000,000. */
@@ -38,6 +44,7 @@ export function parsePlistXml(text: string, options: ParsePlistOptions = {}): Pl
   let pos = 0;
   let elements = 0;
   const src = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const shift = text.length - src.length;
 
   const line = () => src.slice(0, pos).split('\n').length;
   const fail = (msg: string): never => {
@@ -143,12 +150,16 @@ export function parsePlistXml(text: string, options: ParsePlistOptions = {}): Pl
         const out: { [k: string]: PlistValue } = {};
         if (empty) return out;
         while (!closes('dict')) {
+          const start = pos;
           const k = readOpen();
           if (k.name !== 'key') fail(`expected <key> in <dict>, found <${k.name}>`);
           const key = k.empty ? '' : readText('key');
           if (key === '__proto__') fail('the key "__proto__" is not allowed');
           if (Object.hasOwn(out, key)) fail(`duplicate key "${key}"`);
+          skipMisc();
+          const valueStart = pos;
           out[key] = value(depth + 1);
+          if (depth === 1) options.spans?.set(key, { start: start + shift, end: pos + shift, valueStart: valueStart + shift });
         }
         return out;
       }

@@ -3,7 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { generateProfile } from '../../profile/generate.js';
 import { applySetValues, loadTemplate } from '../../profile/template.js';
 import { csvField } from '../../util/csv.js';
-import { readDataFile } from '../files.js';
+import { readDataFile, readInputFile } from '../files.js';
 import { UsageError } from '../errors.js';
 import { openStoreFromArgs, parseSets, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, printJson, warn, writeArtifact } from '../output.js';
@@ -19,6 +19,8 @@ interface Args extends StoreArgs {
   passwordsOut?: string;
   allowInvalid?: boolean;
   includeRevoked?: boolean;
+  encryptTo?: string;
+  cipher: 'aes-256' | '3des';
   json?: boolean;
 }
 
@@ -42,6 +44,8 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
         })
         .option('passwords-out', { type: 'string', describe: 'write the PKCS#12 passwords to this file (mode 0600, CSV)' })
         .option('include-revoked', { type: 'boolean', describe: 'also ship revoked encryption certificates' })
+        .option('encrypt-to', { type: 'string', describe: "device certificate (PEM/DER): encrypt the payloads to it; the device must hold its key" })
+        .option('cipher', { choices: ['aes-256', '3des'] as const, default: 'aes-256' as const, describe: 'content cipher with --encrypt-to (3des for old devices)' })
         .option('allow-invalid', { type: 'boolean', describe: 'write the profile even when validation finds errors' })
         .option('json', { type: 'boolean', describe: 'print a JSON summary' })
         .example(
@@ -70,6 +74,7 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
         embedPkcs12Passwords: args.pkcs12Password,
         includeRevoked: !!args.includeRevoked,
         allowInvalid: !!args.allowInvalid,
+        ...(args.encryptTo ? { encryptTo: await readInputFile(ctx.io, args.encryptTo, 'encrypt-to', 1024 * 1024), cipher: args.cipher === '3des' ? ('des-ede3-cbc' as const) : ('aes-256-cbc' as const) } : {}),
       });
       if (profile.issues.some((i) => i.severity === 'error')) {
         warn(ctx.io, 'writing a profile with errors because of --allow-invalid: iOS will refuse to install it');
@@ -95,7 +100,7 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
       else {
         note(
           ctx.io,
-          `Wrote ${where} (${profile.signed ? 'signed' : 'unsigned'}; signing identity ${profile.signingSerial ?? 'none'}, ${profile.encryptionSerials.length} encryption identities)`,
+          `Wrote ${where} (${profile.signed ? 'signed' : 'unsigned'}${profile.encrypted ? ', payloads encrypted to the device' : ''}; signing identity ${profile.signingSerial ?? 'none'}, ${profile.encryptionSerials.length} encryption identities)`,
         );
       }
     },

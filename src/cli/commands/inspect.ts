@@ -16,6 +16,7 @@ function human(r: InspectResult): string {
     `Format:    ${r.signed ? 'signed, ' : 'unsigned, '}${r.format} plist${r.encrypted ? ', payloads encrypted' : ''}`,
   ];
   if (r.organization) out.push(`Org:       ${r.organization}`);
+  for (const x of r.recipients) out.push(`Encrypted to: ${x.issuer}, serial ${x.serial}`);
   if (r.signed) {
     out.push(`Signer:    ${r.signer?.subject ?? '(missing)'}${r.signatureIntact === false ? '  SIGNATURE BROKEN' : ''}`);
     if (r.signingTime) out.push(`Signed at: ${r.signingTime.toISOString()}`);

@@ -1,7 +1,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { verifyProfile, type VerifyResult } from '../../cms/verify.js';
 import { readInputFile } from '../files.js';
-import { parseXmlPlist } from '../../profile/validate.js';
+import { recipientsOf } from '../../profile/inspect.js';
+import { parseProfile } from '../../profile/parse.js';
 import { openStore } from '../../store/fs-store.js';
 import { storeDir, type Context, type StoreArgs } from '../options.js';
 import { printJson } from '../output.js';
@@ -46,14 +47,19 @@ export function verifyCommand(ctx: Context): CommandModule<object, Args> {
         revokedSerials = await store.revokedSerials();
       }
       const result = await verifyProfile(bytes, { ...(ca ? { ca } : {}), ...(revokedSerials ? { revokedSerials } : {}) });
+      let encryptedTo: { issuer: string; serial: string }[] | undefined;
       try {
-        parseXmlPlist(result.content.toString('utf8'));
+        const top = parseProfile(result.content).plist as Record<string, unknown>;
+        if (top?.EncryptedPayloadContent instanceof Uint8Array) encryptedTo = recipientsOf(top.EncryptedPayloadContent);
       } catch {
         result.valid = false;
         result.reasons.push({ code: 'content-not-plist', message: 'The signed content is not a property list' });
       }
-      if (args.json) printJson(ctx.io, { ...result, content: undefined, bytes: result.content.length });
-      else printHuman(ctx.io, result);
+      if (args.json) printJson(ctx.io, { ...result, content: undefined, bytes: result.content.length, encryptedTo: encryptedTo ?? null });
+      else {
+        printHuman(ctx.io, result);
+        for (const r of encryptedTo ?? []) ctx.io.stdout.write(`payloads encrypted to: ${r.issuer}, serial ${r.serial}\n`);
+      }
       if (!result.valid) ctx.exitCode = 3;
     },
   };

@@ -1,0 +1,24 @@
+/**
+ * The one adapter to node-forge, for the two legacy operations Node 20 cannot do natively:
+ * - RC2-CBC decryption, for reading legacy PKCS#12 (OpenSSL's -legacy encrypts certificates
+ *   with 40-bit RC2; Node does not load OpenSSL's legacy provider);
+ * - RSA PKCS#1 v1.5 decryption, for opening encrypted profiles: Node 20 refuses
+ *   RSA_PKCS1_PADDING in privateDecrypt (CVE-2023-46809) without implicit rejection.
+ * Neither is on a hot path.
+ */
+import type { KeyObject } from 'node:crypto';
+import forge from 'node-forge';
+
+export function rc2Decrypt(key: Buffer, iv: Buffer, data: Buffer, bits: number): Buffer | undefined {
+  const cipher = forge.rc2.createDecryptionCipher(forge.util.createBuffer(key.toString('binary')), bits);
+  cipher.start(forge.util.createBuffer(iv.toString('binary')));
+  cipher.update(forge.util.createBuffer(data.toString('binary')));
+  if (!cipher.finish()) return undefined;
+  return Buffer.from(cipher.output.getBytes(), 'binary');
+}
+
+/** RSAES-PKCS1-v1_5 decryption; throws on a wrong key or bad padding. */
+export function rsaPkcs1Decrypt(key: KeyObject, data: Buffer): Buffer {
+  const forgeKey = forge.pki.privateKeyFromPem(key.export({ type: 'pkcs1', format: 'pem' }).toString());
+  return Buffer.from(forgeKey.decrypt(data.toString('binary'), 'RSAES-PKCS1-V1_5'), 'binary');
+}
