@@ -63,6 +63,10 @@ export interface RunBatchOptions {
   strict?: boolean;
   /** A CSV (mode 0600) of the PKCS#12 passwords, when they are kept out of the profiles. */
   passwordsOut?: string;
+  /** Encrypt every profile to this device certificate; a `device_cert` column (a path) overrides it per user. */
+  encryptTo?: Uint8Array;
+  /** Default: `aes-256-cbc`. */
+  cipher?: 'aes-256-cbc' | 'des-ede3-cbc';
   onProgress?: (p: BatchProgress) => void;
   onFailure?: (f: BatchFailure) => void;
 }
@@ -119,6 +123,9 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     embedPkcs12Passwords: options.embedPkcs12Passwords ?? true,
     includeRevoked: !!options.includeRevoked,
     onlyChanged: !!options.onlyChanged,
+    usersDir: resolve(options.usersFile, '..'),
+    ...(options.encryptTo ? { encryptTo: options.encryptTo } : {}),
+    ...(options.cipher ? { cipher: options.cipher } : {}),
   };
   const jobs = Math.max(1, Math.min(options.jobs ?? availableParallelism(), 64));
   const progress: BatchProgress = { done: 0, total, generated: 0, unchanged: 0, failed: 0, elapsedMs: 0 };

@@ -4,12 +4,12 @@
  * profile bytes.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { assertEmail } from '../certs/email.js';
 import type { Signer } from '../cms/sign.js';
-import { isProfilesmithError } from '../errors.js';
+import { InputInvalid, isProfilesmithError } from '../errors.js';
 import { generateProfile, selectIdentities } from '../profile/generate.js';
 import { applySetValues, loadTemplate, setPath, type Template } from '../profile/template.js';
 import { openStore, type FileStore } from '../store/fs-store.js';
@@ -28,6 +28,11 @@ export interface WorkerInit {
   embedPkcs12Passwords: boolean;
   includeRevoked: boolean;
   onlyChanged: boolean;
+  /** Device certificate (PEM/DER) to encrypt every profile to; a `device_cert` column overrides it per user. */
+  encryptTo?: Uint8Array;
+  cipher?: 'aes-256-cbc' | 'des-ede3-cbc';
+  /** Where relative `device_cert` paths start. */
+  usersDir?: string;
 }
 
 export interface WorkerTask {
@@ -60,6 +65,16 @@ interface Ready {
   fixed: string;
 }
 
+function readDeviceCert(init: WorkerInit, path: string): Uint8Array {
+  const full = resolve(init.usersDir ?? '.', path);
+  try {
+    if (statSync(full).size > 1024 * 1024) throw new Error('larger than 1 MiB');
+    return readFileSync(full);
+  } catch (err) {
+    throw new InputInvalid('device_cert', `Cannot read the device certificate "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
 /** Everything that does not change per user, done once. */
 export async function prepareWorker(init: WorkerInit): Promise<Ready> {
   const store = await openStore(init.storeDir, { passphrase: init.passphrase });
@@ -81,7 +96,7 @@ export async function processRow(init: WorkerInit, ready: Ready, task: WorkerTas
     const data = structuredClone(ready.base);
     const strings: Record<string, string> = {};
     for (const [key, value] of Object.entries(task.values)) {
-      if (key === 'email' || key === 'name' || value === '' || value === undefined || value === null) continue;
+      if (key === 'email' || key === 'name' || key === 'device_cert' || value === '' || value === undefined || value === null) continue;
       if (key === 'username') {
         for (const v of USERNAME_VARIABLES) if (ready.template.meta.variables[v]) strings[v] = String(value);
       } else if (ready.template.meta.variables[key]) {
@@ -90,11 +105,13 @@ export async function processRow(init: WorkerInit, ready: Ready, task: WorkerTas
       }
     }
     applySetValues(ready.template, data, strings);
+    const deviceCert = typeof task.values.device_cert === 'string' && task.values.device_cert ? readDeviceCert(init, task.values.device_cert) : init.encryptTo;
     const records = task.records;
     ready.store.remember(records);
     const sel = selectIdentities(records, new Date(), init.includeRevoked);
     const hash = createHash('sha256')
       .update(ready.fixed)
+      .update(deviceCert ? createHash('sha256').update(deviceCert).digest() : '')
       .update(JSON.stringify([data, records.map((r) => [r.serial, r.fingerprint, !!r.revoked, !!r.retired]), sel.signing?.serial, sel.current?.serial, sel.history.map((r) => r.serial)]))
       .digest('hex');
     const file = join(init.outDir, profileFileName(email));
@@ -111,6 +128,7 @@ export async function processRow(init: WorkerInit, ready: Ready, task: WorkerTas
       includeRevoked: init.includeRevoked,
       pkcs12Cache: true,
       records,
+      ...(deviceCert ? { encryptTo: deviceCert, ...(init.cipher ? { cipher: init.cipher } : {}) } : {}),
     });
     // Batch output can be regenerated: atomic (never partial) but without fsync per file,
     // and synchronous, since this is a worker thread.

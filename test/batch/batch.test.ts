@@ -105,3 +105,21 @@ test('users JSON arrays are read too; file names are safe on every OS', async (t
   t.regex(profileFileName('a/../b"c@example.com'), /^a_\.\._b_c@example\.com-[0-9a-f]{8}\.mobileconfig$/);
   t.not(profileFileName('a+b@example.com'), profileFileName('a_b@example.com'));
 });
+
+test('a device_cert column encrypts that user\'s profile to their device', async (t) => {
+  if (!need(t, 'openssl')) return;
+  const { dir, storeDir } = await setup(t, 'email,device_cert\nhal@example.com,devices/hal.pem\nivy@example.com,\n');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(join(dir, 'devices'));
+  t.is(openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'devices', 'hal.key'), '-out', join(dir, 'devices', 'hal.pem'), '-subj', '/CN=Hal iPhone', '-days', '30']).status, 0);
+  const r = cli(['batch', 'exchange-smime', '--store', storeDir, '--users', 'users.csv', '--out', 'out', '--set', 'exchange.host=h.example.com', '--json'], { cwd: dir, env });
+  t.is(r.status, 0, r.stderr);
+  const hal = parseProfile(readFileSync(join(dir, 'out', 'hal@example.com.mobileconfig'))).plist as Record<string, unknown>;
+  const ivy = parseProfile(readFileSync(join(dir, 'out', 'ivy@example.com.mobileconfig'))).plist as Record<string, unknown>;
+  t.true(hal.IsEncrypted as boolean);
+  t.true(hal.EncryptedPayloadContent instanceof Uint8Array);
+  t.true(Array.isArray(ivy.PayloadContent));
+  const d = cli(['decrypt', join('out', 'hal@example.com.mobileconfig'), '--key', join('devices', 'hal.key')], { cwd: dir });
+  t.is(d.status, 0, d.stderr);
+  t.regex(d.stdout, /hal@example\.com/);
+});

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { runBatch } from '../../batch/run.js';
 import { UsageError } from '../errors.js';
-import { readDataFile } from '../files.js';
+import { readDataFile, readInputFile } from '../files.js';
 import { getPassphrase, parseSets, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, printJson, warn } from '../output.js';
 import { progressReporter } from '../progress.js';
@@ -19,6 +19,8 @@ interface Args extends StoreArgs {
   onlyChanged?: boolean;
   includeRevoked?: boolean;
   strict?: boolean;
+  encryptTo?: string;
+  cipher: 'aes-256' | '3des';
   json?: boolean;
 }
 
@@ -39,6 +41,8 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
         .option('only-changed', { type: 'boolean', describe: 'skip users whose profile would not change' })
         .option('include-revoked', { type: 'boolean', describe: 'also ship revoked encryption certificates' })
         .option('strict', { type: 'boolean', describe: 'stop at the first failed row' })
+        .option('encrypt-to', { type: 'string', describe: 'device certificate to encrypt every profile to (a device_cert column overrides it per user)' })
+        .option('cipher', { choices: ['aes-256', '3des'] as const, default: 'aes-256' as const, describe: 'content cipher for encrypted profiles' })
         .option('json', { type: 'boolean', describe: 'print the summary as JSON on stdout' })
         .example('$0 batch exchange-smime --store ./store --users users.csv --out profiles --set exchange.host=mail.example.com', 'a profile per user')
         .epilogue('Exit codes: 0 every row done, 1 a row failed (the others still complete) or the run could not start') as unknown as Argv<Args>,
@@ -62,6 +66,8 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
         onlyChanged: !!args.onlyChanged,
         includeRevoked: !!args.includeRevoked,
         strict: !!args.strict,
+        ...(args.encryptTo ? { encryptTo: await readInputFile(ctx.io, args.encryptTo, 'encrypt-to', 1024 * 1024) } : {}),
+        cipher: args.cipher === '3des' ? 'des-ede3-cbc' : 'aes-256-cbc',
         ...(progress ? { onProgress: progress.update } : {}),
         onFailure: (f) => {
           progress?.done();
