@@ -64,6 +64,7 @@ export interface CertificateSpec {
   extendedKeyUsage?: string[];
   email?: string;
   dnsNames?: string[];
+  ipAddresses?: string[];
 }
 
 /** A random positive 16-byte serial (RFC 5280 allows up to 20 octets). */
@@ -114,6 +115,7 @@ export async function createCertificate(spec: CertificateSpec): Promise<Buffer> 
   const names = [
     ...(spec.email ? [{ type: 'email' as const, value: spec.email }] : []),
     ...(spec.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
+    ...(spec.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
   ];
   if (names.length) extensions.push(new x.SubjectAlternativeNameExtension(names, false));
   const cert = await x.X509CertificateGenerator.create(

@@ -8,5 +8,9 @@ const code = await run(process.argv.slice(2), {
   stdin: process.stdin,
   env: process.env,
   cwd: process.cwd(),
+  onTerminate: (fn) => {
+    process.once('SIGTERM', fn);
+    process.once('SIGINT', fn);
+  },
 });
 process.exitCode = code;

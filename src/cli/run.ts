@@ -9,6 +9,8 @@ import { userCommand } from './commands/user.js';
 import { demoCommand } from './commands/demo.js';
 import { generateCommand } from './commands/generate.js';
 import { initCommand } from './commands/init.js';
+import { linkCommand } from './commands/link.js';
+import { serveCommand } from './commands/serve.js';
 import { inspectCommand } from './commands/inspect.js';
 import { lintCommand } from './commands/lint.js';
 import { signCommand } from './commands/sign.js';
@@ -35,6 +37,8 @@ export function buildParser(ctx: Context, argv: string[]): Argv {
     .command(verifyCommand(ctx))
     .command(signCommand(ctx))
     .command(decryptCommand(ctx))
+    .command(serveCommand(ctx))
+    .command(linkCommand(ctx))
     .command(lintCommand(ctx))
     .command(inspectCommand(ctx))
     .command(templatesCommand(ctx))

@@ -738,6 +738,12 @@ export class FileStore implements CertificateStore {
     });
   }
 
+  /** The issuing CA's certificate and key (for a server certificate, say); needs the passphrase. */
+  async issuerIdentity(): Promise<Identity> {
+    this.#issuer ??= { certificate: await this.readCert('ca/intermediate.pem'), privateKey: await this.readKey('ca/intermediate.key') };
+    return this.#issuer;
+  }
+
   /** Relative paths (without generation) of every sealed key in the store. */
   private async keyFiles(): Promise<string[]> {
     const names = await fs.readdir(join(this.dir, 'certs')).catch(() => [] as string[]);

@@ -1,0 +1,67 @@
+import type { Argv, CommandModule } from 'yargs';
+import { LinkBook, linkState } from '../../server/links.js';
+import { parseDuration } from '../../util/duration.js';
+import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { note, printJson, printTable } from '../output.js';
+
+interface CreateArgs extends StoreArgs {
+  user: string;
+  ttl: string;
+  uses: number;
+  baseUrl: string;
+  json?: boolean;
+}
+
+export function linkCommand(ctx: Context): CommandModule<object, object> {
+  return {
+    command: 'link <command>',
+    describe: 'one-time download links for profilesmith serve',
+    builder: (y: Argv) =>
+      y
+        .command<CreateArgs>({
+          command: 'create',
+          describe: 'make a link for a user; prints it on stdout',
+          builder: (yy: Argv) =>
+            storeOptions(yy)
+              .option('user', { type: 'string', demandOption: true, describe: 'the user the link is for' })
+              .option('ttl', { type: 'string', default: '24h', describe: 'how long it lives (24h, 7d)' })
+              .option('uses', { type: 'number', default: 1, describe: 'how many downloads it allows' })
+              .option('base-url', { type: 'string', default: 'https://localhost:8443', describe: 'the address of profilesmith serve' })
+              .option('json', { type: 'boolean', describe: 'print JSON' })
+              .example('$0 link create --store ./store --user alice@example.com --base-url https://profiles.example.com', 'a link for Alice') as unknown as Argv<CreateArgs>,
+          handler: async (args) => {
+            const store = await openStoreFromArgs(args, ctx.io, false);
+            const users = await store.listCertificates({ user: args.user });
+            if (!users.length) note(ctx.io, `warning: no certificates for "${args.user}" yet; the link fails until there are`);
+            const { token, link } = await new LinkBook(store.dir).create(args.user, { ttlMs: parseDuration(args.ttl, 'ttl'), uses: args.uses });
+            const url = `${args.baseUrl.replace(/\/+$/, '')}/p/${token}`;
+            if (args.json) printJson(ctx.io, { url, id: link.id, user: link.user, expires: link.expires, uses: link.usesLeft });
+            else ctx.io.stdout.write(url + '\n');
+          },
+        })
+        .command<StoreArgs & { json?: boolean }>({
+          command: 'list',
+          describe: 'list links (never their tokens)',
+          builder: (yy: Argv) => storeOptions(yy).option('json', { type: 'boolean', describe: 'print JSON' }).example('$0 link list --store ./store', 'all links') as unknown as Argv<StoreArgs & { json?: boolean }>,
+          handler: async (args) => {
+            const store = await openStoreFromArgs(args, ctx.io, false);
+            const now = new Date();
+            const rows = (await new LinkBook(store.dir).list()).map((l) => ({ id: l.id, user: l.user, state: linkState(l, now), expires: l.expires, usesLeft: l.usesLeft }));
+            if (args.json) return printJson(ctx.io, rows);
+            printTable(ctx.io, ['ID', 'USER', 'STATE', 'EXPIRES', 'USES LEFT'], rows.map((r) => [r.id, r.user, r.state, r.expires.slice(0, 16), String(r.usesLeft)]));
+          },
+        })
+        .command<StoreArgs & { id: string }>({
+          command: 'revoke <id>',
+          describe: 'revoke a link by its id',
+          builder: (yy: Argv) => storeOptions(yy).positional('id', { type: 'string', describe: 'the id from link list' }).example('$0 link revoke 3fa0643c1347 --store ./store', 'stop a link') as unknown as Argv<StoreArgs & { id: string }>,
+          handler: async (args) => {
+            const store = await openStoreFromArgs(args, ctx.io, false);
+            const l = await new LinkBook(store.dir).revoke(args.id);
+            note(ctx.io, `Revoked link ${l.id} for ${l.user}`);
+          },
+        })
+        .demandCommand(1),
+    handler: () => {},
+  };
+}

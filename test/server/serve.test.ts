@@ -1,0 +1,122 @@
+import test from 'ava';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { verifyProfile } from '../../src/cms/verify.js';
+import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
+import { BIN, cli, tmp } from '../helpers/tools.js';
+
+const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
+
+interface Server {
+  base: string;
+  proc: ChildProcessWithoutNullStreams;
+  log: () => string;
+  exited: Promise<number | null>;
+}
+
+async function serve(t: import('ava').ExecutionContext, storeDir: string, extra: string[] = []): Promise<Server> {
+  const proc = spawn(process.execPath, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--tls-from-store', '--port', '0', ...extra], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+  });
+  let log = '';
+  proc.stderr.on('data', (c) => (log += c));
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  t.teardown(() => proc.kill('SIGKILL'));
+  const base = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (c) => {
+      out += c;
+      if (out.includes('\n')) resolve(out.trim());
+    });
+    proc.on('exit', () => reject(new Error(`serve exited: ${log}`)));
+  });
+  return { base, proc, log: () => log, exited };
+}
+
+function get(url: string, ca: string): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    request(url, { ca, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+async function setup(t: import('ava').ExecutionContext, extra: string[] = []) {
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  const store = await aliceStore(storeDir);
+  const ca = cli(['ca', 'export', '--store', storeDir]).stdout;
+  const server = await serve(t, storeDir, extra);
+  const link = (uses = 1) => cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', server.base, '--uses', String(uses)], { env }).stdout.trim();
+  return { dir, storeDir, store, ca, server, link };
+}
+
+test('a link shows a page, then the signed profile once; then 410; other paths 404; the log holds no token', async (t) => {
+  const { ca, server, link, store } = await setup(t);
+  const url = link();
+  const token = url.split('/p/')[1]!;
+  const page = await get(url, ca);
+  t.is(page.status, 200);
+  const html = page.body.toString();
+  t.regex(html, /Example Corp: mail settings for alice@example\.com/);
+  t.true(html.includes(`href="/p/${token}/install"`));
+  t.regex(html, /Profile Downloaded/);
+  t.notRegex(html, /https?:\/\/(?!www\.w3)/, 'no external assets');
+  const dl = await get(`${url}/install`, ca);
+  t.is(dl.status, 200);
+  t.is(dl.headers['content-type'], 'application/x-apple-aspen-config');
+  t.is(dl.headers['content-disposition'], 'attachment; filename="alice@example.com.mobileconfig"');
+  const v = await verifyProfile(dl.body, { ca: (await store.trustChain()).roots });
+  t.true(v.valid, JSON.stringify(v.reasons));
+  t.is((await get(`${url}/install`, ca)).status, 410);
+  t.is((await get(url, ca)).status, 410);
+  t.is((await get(`${server.base}/p/AAAAAAAAAAAAAAAAAAAAAA`, ca)).status, 404);
+  t.is((await get(`${server.base}/../../store/store.json`, ca)).status, 404);
+  t.is((await get(`${server.base}/`, ca)).status, 404);
+  t.false(server.log().includes(token), 'the access log never holds the token');
+  t.regex(server.log(), /GET \/p\/<token>\/install 200/);
+});
+
+test('100 downloads at once all succeed and verify; SIGTERM finishes the requests in flight and exits', async (t) => {
+  const { ca, server, link, store } = await setup(t, ['--rate-limit', '1000']);
+  const url = link(100);
+  const results = await Promise.all(Array.from({ length: 100 }, () => get(`${url}/install`, ca)));
+  t.deepEqual([...new Set(results.map((r) => r.status))], [200]);
+  const roots = (await store.trustChain()).roots;
+  for (const r of results) t.true((await verifyProfile(r.body, { ca: roots })).valid);
+  t.is((await get(`${url}/install`, ca)).status, 410, 'the 101st is refused');
+  const last = link();
+  const inFlight = get(`${last}/install`, ca);
+  await new Promise((r) => setTimeout(r, 20));
+  server.proc.kill('SIGTERM');
+  t.is((await inFlight).status, 200);
+  t.is(await server.exited, 0);
+});
+
+test('per-address rate limit answers 429', async (t) => {
+  const { ca, server } = await setup(t, ['--rate-limit', '3']);
+  const statuses = [];
+  for (let i = 0; i < 5; i++) statuses.push((await get(`${server.base}/x`, ca)).status);
+  t.deepEqual(statuses, [404, 404, 404, 429, 429]);
+});
+
+test('the page works in headless Chromium: the Install link and the steps are there', async (t) => {
+  const chromium = ['chromium', 'chromium-browser'].find((c) => spawnSync(c, ['--version']).status === 0);
+  if (!chromium) {
+    t.log('SKIPPED: Chromium is not installed (Debian package chromium; .ci/run installs it)');
+    t.pass();
+    return;
+  }
+  const { server, link, dir } = await setup(t);
+  const url = link();
+  const r = spawnSync(chromium, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${join(dir, 'chrome')}`, '--ignore-certificate-errors', '--dump-dom', url], { encoding: 'utf8', timeout: 60_000 });
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /<a class="install" id="install" href="\/p\/[A-Za-z0-9_-]{22}\/install">Install profile<\/a>/);
+  t.regex(r.stdout, /Certificate Trust Settings/);
+  t.regex(server.log(), /GET \/p\/<token> 200/);
+});
