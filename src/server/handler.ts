@@ -30,6 +30,16 @@ export interface ProfileHandlerOptions {
   now?: () => Date;
 }
 
+/** What each payload type is, in words for the install page. */
+const PAYLOAD_NAMES: Record<string, string> = {
+  'com.apple.security.root': 'the certificate authority (root)',
+  'com.apple.security.pkcs1': 'intermediate certificates',
+  'com.apple.security.pkcs12': 'your S/MIME identities (signing and encryption)',
+  'com.apple.security.scep': 'a signing key made on your device',
+  'com.apple.eas.account': 'your Exchange mail account',
+  'com.apple.mail.managed': 'your mail account',
+};
+
 const TOKEN_PATH = /^\/p\/([A-Za-z0-9_-]{22})(\/install)?$/;
 
 /** Creates the handler. */
@@ -39,7 +49,7 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
   const buckets = new Map<string, { count: number; reset: number }>();
   const signer = options.signer ? Promise.resolve(options.signer) : options.store.profileSigner();
   signer.catch(() => {});
-  const payloadNames = (template.meta.payloads ?? []).map((p) => p.replace('com.apple.security.root', 'certificate authority (root)').replace('com.apple.security.pkcs1', 'intermediate certificate').replace('com.apple.security.pkcs12', 'your S/MIME identities').replace('com.apple.eas.account', 'Exchange mail account').replace('com.apple.mail.managed', 'mail account').replace('com.apple.security.scep', 'a signing key made on the device'));
+  const payloadNames = (template.meta.payloads ?? []).map((p) => PAYLOAD_NAMES[p] ?? p);
 
   const send = (res: ServerResponse, status: number, body: string | Uint8Array, type = 'text/html; charset=utf-8', extra: Record<string, string> = {}) => {
     res.writeHead(status, {

@@ -66,6 +66,7 @@ test('a link shows a page, then the signed profile once; then 410; other paths 4
   t.regex(html, /Example Corp: mail settings for alice@example\.com/);
   t.true(html.includes(`href="/p/${token}/install"`));
   t.regex(html, /Profile Downloaded/);
+  t.regex(html, /<li>the certificate authority \(root\)<\/li><li>intermediate certificates<\/li><li>your S\/MIME identities \(signing and encryption\)<\/li><li>your Exchange mail account<\/li>/);
   t.notRegex(html, /https?:\/\/(?!www\.w3)/, 'no external assets');
   const dl = await get(`${url}/install`, ca);
   t.is(dl.status, 200);
@@ -118,5 +119,6 @@ test('the page works in headless Chromium: the Install link and the steps are th
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /<a class="install" id="install" href="\/p\/[A-Za-z0-9_-]{22}\/install">Install profile<\/a>/);
   t.regex(r.stdout, /Certificate Trust Settings/);
+  await new Promise((resolve) => setTimeout(resolve, 300)); // spawnSync held our event loop; let the log arrive
   t.regex(server.log(), /GET \/p\/<token> 200/);
 });
