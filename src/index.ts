@@ -15,11 +15,32 @@ export { renderTemplate, plistDate } from './profile/render.js';
 export { validateProfile, validateXml, parseXmlPlist } from './profile/validate.js';
 export type { PlistValue, PlistDict } from './profile/validate.js';
 export { stableUuid, defaultProfileIdentifier } from './profile/ids.js';
+export { parseProfile } from './profile/parse.js';
+export type { ParsedProfile, PlistFormat } from './profile/parse.js';
+export { lintProfile } from './profile/lint.js';
+export type { LintOptions, LintResult } from './profile/lint.js';
+export { inspectProfile } from './profile/inspect.js';
+export type { InspectResult, InspectedPayload, InspectedCertificate } from './profile/inspect.js';
+export { encryptProfileXml, decryptProfile } from './profile/encrypt.js';
+
+// Batch
+export { runBatch } from './batch/run.js';
+export type { RunBatchOptions, BatchSummary, BatchProgress, BatchFailure } from './batch/run.js';
+export { issueBatch } from './batch/issue-batch.js';
+export type { IssueBatchOptions, IssueBatchSummary } from './batch/issue-batch.js';
+
+// Delivery
+export { createProfileHandler } from './server/handler.js';
+export type { ProfileHandlerOptions } from './server/handler.js';
+export { LinkBook, linkState } from './server/links.js';
+export type { LinkRecord, LinkState } from './server/links.js';
 
 // Signing and verifying (CMS)
 export { signProfile, keySigner } from './cms/sign.js';
 export type { Signer, KeySignerOptions, SignProfileOptions } from './cms/sign.js';
 export { verifyProfile } from './cms/verify.js';
+export { envelope, openEnvelope, envelopeRecipients } from './cms/envelope.js';
+export type { ContentCipher } from './cms/envelope.js';
 export type { VerifyProfileOptions, VerifyResult, VerifyReason, CertificateSummary } from './cms/verify.js';
 
 // Certificates and keys
@@ -28,6 +49,10 @@ export type { CertificateAuthority, CreateCertificateAuthorityOptions } from './
 export { issueCertificate, PURPOSES } from './certs/issue.js';
 export type { CertificatePurpose, Identity, IssueCertificateOptions } from './certs/issue.js';
 export { toPkcs12, randomPassword } from './certs/pkcs12.js';
+export { readPkcs12 } from './certs/pkcs12-read.js';
+export { readIdentity, checkImport } from './certs/import.js';
+export { createCrl, REVOCATION_REASONS } from './certs/crl.js';
+export type { RevocationReason } from './certs/crl.js';
 export type { ToPkcs12Options } from './certs/pkcs12.js';
 export { generateKeyPair } from './certs/keys.js';
 export type { KeyAlgorithm, KeyPair } from './certs/keys.js';
@@ -38,7 +63,11 @@ export { assertEmail } from './certs/email.js';
 
 // Stores
 export { initStore, openStore, FileStore } from './store/fs-store.js';
-export type { InitStoreOptions, OpenStoreOptions } from './store/fs-store.js';
+export type { InitStoreOptions, OpenStoreOptions, ImportIdentityOptions, ImportIdentityResult, RemoveUserResult } from './store/fs-store.js';
+export { createMemoryStore, MemoryStore } from './store/memory-store.js';
+export type { MemoryStoreOptions, AddIdentityOptions } from './store/memory-store.js';
+export { checkStore } from './store/check.js';
+export type { StoreFinding } from './store/check.js';
 export { statusOf } from './store/store.js';
 export type {
   CertificateStore,
