@@ -26,6 +26,11 @@ function lengthBytes(len: number): Buffer {
   return Buffer.from([0x80 | bytes.length, ...bytes]);
 }
 
+/** The tag and length bytes of an element whose contents are written separately. */
+export function header(tag: number, length: number): Buffer {
+  return Buffer.concat([Buffer.from([tag]), lengthBytes(length)]);
+}
+
 /** Tag-length-value. */
 export function tlv(tag: number, value: Uint8Array): Buffer {
   return Buffer.concat([Buffer.from([tag]), lengthBytes(value.length), value]);

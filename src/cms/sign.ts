@@ -7,7 +7,7 @@
  * @module sign
  */
 import { createHash, sign as cryptoSign, type KeyObject } from 'node:crypto';
-import { explicit, int, nul, octets, oid, seq, setOf, time, tlv } from '../asn1/der.js';
+import { header, int, nul, octets, oid, seq, setOf, TAG, time, tlv } from '../asn1/der.js';
 import { CertificateInvalid, KeyUnsupported, SigningFailed } from '../errors.js';
 import { keysMatch, toPrivateKey } from '../certs/keys.js';
 import { certificatesFrom } from '../certs/pem.js';
@@ -119,7 +119,8 @@ export async function signProfile(
   signer: Signer,
   options: SignProfileOptions = {},
 ): Promise<Uint8Array> {
-  const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : Buffer.from(content);
+  // A view, not a copy: the content is copied once, into the result.
+  const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
   const p = prepare(signer);
   const digest = createHash('sha256').update(bytes).digest();
   const attrs = [
@@ -143,12 +144,21 @@ export async function signProfile(
     p.signatureAlgorithm,
     octets(signature),
   );
-  const signedData = seq(
-    int(1),
-    setOf(SHA256_ALG),
-    seq(oid(OID.data), explicit(0, octets(bytes))),
-    p.certificates,
-    setOf(signerInfo),
-  );
-  return seq(oid(OID.signedData), explicit(0, signedData));
+  // The nesting around the (large) content is written as headers around one copy of it,
+  // rather than re-copied at every level of the DER.
+  const octHdr = header(TAG.OCTET_STRING, bytes.length);
+  const expHdr = header(0xa0, octHdr.length + bytes.length);
+  const eciLen = OID_DATA.length + expHdr.length + octHdr.length + bytes.length;
+  const eciHdr = header(TAG.SEQUENCE, eciLen);
+  const after = Buffer.concat([p.certificates, setOf(signerInfo)]);
+  const sdLen = SD_PREFIX.length + eciHdr.length + eciLen + after.length;
+  const sdHdr = header(TAG.SEQUENCE, sdLen);
+  const ctxHdr = header(0xa0, sdHdr.length + sdLen);
+  const outerHdr = header(TAG.SEQUENCE, OID_SIGNED_DATA.length + ctxHdr.length + sdHdr.length + sdLen);
+  return Buffer.concat([outerHdr, OID_SIGNED_DATA, ctxHdr, sdHdr, SD_PREFIX, eciHdr, OID_DATA, expHdr, octHdr, bytes, after]);
 }
+
+const OID_DATA = oid(OID.data);
+const OID_SIGNED_DATA = oid(OID.signedData);
+/** SignedData's version and digestAlgorithms, the same for every profile. */
+const SD_PREFIX = Buffer.concat([int(1), setOf(seq(oid(OID.sha256)))]);
