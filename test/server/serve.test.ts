@@ -122,3 +122,27 @@ test('the page works in headless Chromium: the Install link and the steps are th
   await new Promise((resolve) => setTimeout(resolve, 300)); // spawnSync held our event loop; let the log arrive
   t.regex(server.log(), /GET \/p\/<token> 200/);
 });
+
+test('serve with a given --tls-cert and --tls-key; a missing half of the pair is a usage error', async (t) => {
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  const store = await aliceStore(storeDir);
+  const { generateKeyPairSync } = await import('node:crypto');
+  const { writeFileSync } = await import('node:fs');
+  const { createCertificate } = await import('../../src/certs/x509.js');
+  const { toPem } = await import('../../src/certs/pem.js');
+  const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const cert = await createCertificate({ subject: [['CN', '127.0.0.1']], notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000), publicKey: pair.publicKey, signingKey: pair.privateKey, keyUsage: ['digitalSignature', 'keyEncipherment'], ipAddresses: ['127.0.0.1'] });
+  writeFileSync(join(dir, 'tls.pem'), toPem(cert));
+  writeFileSync(join(dir, 'tls.key'), pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  const half = cli(['serve', '--store', storeDir, '--template', 'root-ca', '--tls-cert', join(dir, 'tls.pem')], { env });
+  t.is(half.status, 2);
+  t.is(half.stderr.trim(), 'error: --tls-cert and --tls-key go together');
+  const proc = spawn(process.execPath, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=m.example.com', '--port', '0', '--tls-cert', join(dir, 'tls.pem'), '--tls-key', join(dir, 'tls.key')], { env: { PATH: process.env.PATH ?? '', ...env } });
+  t.teardown(() => proc.kill('SIGKILL'));
+  const base = await new Promise<string>((resolve) => proc.stdout.on('data', (c) => resolve(String(c).trim())));
+  const url = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', base], { env }).stdout.trim();
+  const dl = await get(`${url}/install`, toPem(cert));
+  t.is(dl.status, 200);
+  t.true((await verifyProfile(dl.body, { ca: (await store.trustChain()).roots })).valid);
+});
