@@ -82,6 +82,14 @@ export async function checkStore(store: FileStore): Promise<StoreFinding[]> {
   await scanLeftovers('chains');
   if (await fs.stat(rel('store.lock')).catch(() => undefined)) add('info', rel('store.lock'), 'a writer holds the lock, or one was killed (the lock goes stale after 15 s)');
 
+  let index = new Map<string, CertificateRecord>();
+  try {
+    const idx = JSON.parse(await fs.readFile(rel('index.json'), 'utf8')) as { records: CertificateRecord[] };
+    index = new Map(idx.records.map((r) => [r.serial, r]));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') add('warning', rel('index.json'), 'the index cache is unreadable; it is rebuilt from the entries on the next read');
+  }
+
   for (const name of await fs.readdir(rel('certs')).catch(() => [] as string[])) {
     if (name.startsWith('.')) continue;
     const dir = `certs/${name}`;
@@ -92,6 +100,10 @@ export async function checkStore(store: FileStore): Promise<StoreFinding[]> {
     } catch {
       add('error', rel(`${dir}/entry.json`), 'is missing, truncated or corrupted');
       continue;
+    }
+    const indexed = index.get(name);
+    if (indexed && (indexed.user !== record.user || indexed.fingerprint !== record.fingerprint || indexed.purpose !== record.purpose)) {
+      add('error', rel('index.json'), `disagrees with the entry ${name}; delete index.json and it is rebuilt from the entries`);
     }
     const c = await cert(`${dir}/cert.pem`);
     if (!c) continue;

@@ -12,7 +12,10 @@
  * signer/cert.pem signer/key.<g>     profile-signing identity
  * certs/<serial>/cert.pem key.<g> entry.json    one directory per user certificate
  * chains/<sha256>.pem                issuer certificates of imported identities
+ * index.json                         a cache of the entries' facts, for stores of over 256 entries
  * ```
+ * index.json is rewritten by whichever reader finds entries it lacks (entries never change
+ * once written, so it can only lag, never mislead); `store check` compares it to the entries.
  * Changing the passphrase writes every key under generation g+1, then switches
  * store.json in one rename: a crash leaves the old keys or the new ones in force, never a mix.
  *
@@ -117,6 +120,8 @@ export interface RemoveUserResult {
 }
 
 const SERIAL = /^[0-9a-f]{2,40}$/;
+/** Stores with more entries than this keep index.json. */
+const INDEX_THRESHOLD = 256;
 const KEY_FILES = ['ca/root.key', 'ca/intermediate.key', 'signer/key'];
 
 /** Serial as we name entries: lower-case hex without leading zero octets. */
@@ -500,9 +505,29 @@ export class FileStore implements CertificateStore {
       throw ioError(certsDir, 'read', err);
     }
     cache.dirKey = dirKey;
+    const revocations = revocationMap(await this.revocations());
+    const add = (r: CertificateRecord) => {
+      if (cache.records.has(r.serial)) return;
+      cache.records.set(r.serial, r);
+      const key = r.user.toLowerCase();
+      const list = cache.byUser.get(key);
+      if (list) list.push(r);
+      else cache.byUser.set(key, [r]);
+    };
+    // A large store starts from index.json, a cache of the entries' (immutable) facts, and
+    // reads only the entries that are not in it yet: one file instead of tens of thousands.
+    const fromIndex = cache.records.size === 0 && names.length > INDEX_THRESHOLD;
+    if (fromIndex) {
+      const present = new Set(names);
+      for (const r of this.readIndex()) {
+        if (!present.has(r.serial)) continue;
+        this.applyRevocation(r, revocations);
+        add(r);
+      }
+      cache.revKey = revKey;
+    }
     const fresh = names.filter((n) => SERIAL.test(n) && !cache.records.has(n));
     if (!fresh.length && cache.revKey === revKey) return cache.records;
-    const revocations = revocationMap(await this.revocations());
     if (cache.revKey !== revKey) {
       for (const r of cache.records.values()) {
         delete r.revoked;
@@ -525,16 +550,27 @@ export class FileStore implements CertificateStore {
         }
         return this.parseRecord(text, n, path, revocations);
       });
-      for (const r of batch) {
-        if (cache.records.has(r.serial)) continue;
-        cache.records.set(r.serial, r);
-        const key = r.user.toLowerCase();
-        const list = cache.byUser.get(key);
-        if (list) list.push(r);
-        else cache.byUser.set(key, [r]);
-      }
+      for (const r of batch) add(r);
     }
+    if (fresh.length && names.length > INDEX_THRESHOLD) await this.writeIndex([...cache.records.values()]);
     return cache.records;
+  }
+
+  /** index.json's records, or none when it is missing or unreadable (it is only a cache). */
+  private readIndex(): CertificateRecord[] {
+    try {
+      const idx = JSON.parse(readFileSync(join(this.dir, 'index.json'), 'utf8')) as { version: number; records: CertificateRecord[] };
+      if (idx.version !== 1 || !Array.isArray(idx.records)) return [];
+      return idx.records.filter((r) => r && typeof r.serial === 'string' && typeof r.user === 'string' && SERIAL.test(r.serial));
+    } catch {
+      return [];
+    }
+  }
+
+  /** Rewrites index.json (best effort, atomic, not fsynced: a cache). Revocation state is not part of it. */
+  private async writeIndex(records: CertificateRecord[]): Promise<void> {
+    const plain = records.map(({ revoked: _r, retired: _t, ...rest }) => rest);
+    await atomicWrite(join(this.dir, 'index.json'), JSON.stringify({ version: 1, records: plain }), 0o644, false).catch(() => {});
   }
 
   async listCertificates(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {

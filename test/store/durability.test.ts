@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { chmodSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkStore } from '../../src/store/check.js';
@@ -87,4 +87,26 @@ test('a lock left by a killed writer goes stale and the next writer takes it ove
   t.is((await store.listCertificates({ user: 'late@example.com' })).length, 1);
   writeFileSync(lock, 'held by a live writer');
   await t.throwsAsync(withLock(dir, async () => 1, { timeoutMs: 300 }), { code: 'ERR_STORE_IO', message: `The store at "${dir}" is locked by another process` });
+});
+
+test('a large store keeps index.json: a new reader starts from it, picks up later entries, and store check compares it', async (t) => {
+  const dir = join(tmp(t), 'store');
+  await aliceStore(dir);
+  const { generateKeyPairSync } = await import('node:crypto');
+  const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  const bulk = await openStore(dir, { passphrase: PASSPHRASE, durable: false });
+  for (let i = 0; i < 260; i++) await bulk.issueCertificate({ user: `bulk${i}@example.com`, name: `Bulk ${i}`, purpose: 'smime-signing', privateKey: key });
+  const reader = await openStore(dir);
+  t.is((await reader.listCertificates()).length, 263);
+  t.true(existsSync(join(dir, 'index.json')));
+  await bulk.issueCertificate({ user: 'late@example.com', name: 'Late', purpose: 'smime-signing', privateKey: key });
+  const next = await openStore(dir);
+  t.is((await next.listCertificates({ user: 'late@example.com' })).length, 1, 'entries newer than the index are read');
+  t.is((await next.listCertificates()).length, 264);
+  const idx = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
+  const victim = idx.records.find((r: { user: string }) => r.user === 'bulk7@example.com');
+  victim.user = 'mallory@example.com';
+  writeFileSync(join(dir, 'index.json'), JSON.stringify(idx));
+  const findings = await checkStore(await openStore(dir));
+  t.true(findings.some((f) => f.severity === 'error' && f.path.endsWith('index.json') && f.message.includes(victim.serial)));
 });
