@@ -609,8 +609,7 @@ export class FileStore implements CertificateStore {
     const user = assertEmail(options.user);
     this.requireKey('issue certificates');
     // The issuing key is decrypted once per instance: issue-batch issues thousands.
-    this.#issuer ??= { certificate: await this.readCert('ca/intermediate.pem'), privateKey: await this.readKey('ca/intermediate.key') };
-    const identity = await issueCertificate(this.#issuer, {
+    const identity = await issueCertificate(await this.issuerIdentity(), {
       purpose: options.purpose,
       email: user,
       name: options.name,
@@ -765,16 +764,17 @@ export class FileStore implements CertificateStore {
     const entries = (await this.revocations())
       .filter((r) => r.kind === 'revoked')
       .map((r) => ({ serial: r.serial, date: new Date(r.date), reason: r.reason as RevocationReason }));
+    const issuer = await this.issuerIdentity();
     return createCrl({
-      issuerCertificate: await this.readCert('ca/intermediate.pem'),
-      issuerKey: await this.readKey('ca/intermediate.key'),
+      issuerCertificate: issuer.certificate,
+      issuerKey: issuer.privateKey,
       entries,
       thisUpdate: now,
       nextUpdate: new Date(now.getTime() + (options.nextUpdateMs ?? 7 * 86_400_000)),
     });
   }
 
-  /** The issuing CA's certificate and key (for a server certificate, say); needs the passphrase. */
+  /** The issuing CA's certificate and key, decrypted once per instance; needs the passphrase. */
   async issuerIdentity(): Promise<Identity> {
     this.#issuer ??= { certificate: await this.readCert('ca/intermediate.pem'), privateKey: await this.readKey('ca/intermediate.key') };
     return this.#issuer;
