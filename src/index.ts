@@ -12,7 +12,8 @@ export type { GenerateProfileOptions, GeneratedProfile, Pkcs12Password } from '.
 export { loadTemplate, listTemplates, applySetValues, resolveData } from './profile/template.js';
 export type { Template, TemplateMeta, TemplateVariable, IdentityUse } from './profile/template.js';
 export { renderTemplate, plistDate } from './profile/render.js';
-export { validateProfile, validateXml, parseXmlPlist } from './profile/validate.js';
+export { validateProfile, validateXml } from './profile/validate.js';
+export { parsePlistXml, isPlistDict, PlistSyntaxError } from './profile/plist-xml.js';
 export type { PlistValue, PlistDict } from './profile/validate.js';
 export { stableUuid, defaultProfileIdentifier } from './profile/ids.js';
 export { parseProfile } from './profile/parse.js';

@@ -4,6 +4,8 @@
  * @module pem
  */
 import { createHash } from 'node:crypto';
+import { InputInvalid } from '../errors.js';
+import { printable } from './email.js';
 
 /** Wraps DER in a PEM block with 64-character lines. */
 export function toPem(der: Uint8Array, label = 'CERTIFICATE'): string {
@@ -30,6 +32,17 @@ export function certificatesFrom(input: Uint8Array | string): Buffer[] {
       .map((b) => b.der);
   }
   return typeof input === 'string' ? [] : [Buffer.from(input)];
+}
+
+/**
+ * A certificate serial as the store names entries: lower-case hex, no separators, without
+ * the leading zero octets DER adds to keep a number positive.
+ * @throws ERR_INPUT_INVALID for anything that is not a serial
+ */
+export function normalizeSerial(serial: string): string {
+  const s = serial.toLowerCase().replace(/[:\s]/g, '').replace(/^(00)+(?=..)/, '');
+  if (!/^[0-9a-f]{1,64}$/.test(s)) throw new InputInvalid('serial', `"${printable(serial)}" is not a certificate serial number`);
+  return s;
 }
 
 /** SHA-256 fingerprint of DER bytes, lower-case hex without separators. */

@@ -1,5 +1,6 @@
-import type { BatchProgress } from '../batch/run.js';
+import type { BatchFailure, BatchProgress } from '../batch/run.js';
 import type { Io } from './io.js';
+import { warn } from './output.js';
 
 /**
  * Progress on stderr: a redrawn bar on a TTY (done/total, rate, ETA), otherwise a plain
@@ -32,5 +33,23 @@ export function progressReporter(io: Io, label: string): { update(p: BatchProgre
     done() {
       if (drawn) io.stderr.write('\n');
     },
+  };
+}
+
+/**
+ * The callbacks a batch command hands the library: progress (unless `--json`), and each
+ * failed row as a warning with its line number. Call `finish` when the run returns.
+ */
+export function batchReporter(io: Io, label: string, quiet: boolean) {
+  const progress = quiet ? undefined : progressReporter(io, label);
+  return {
+    callbacks: {
+      ...(progress ? { onProgress: progress.update } : {}),
+      onFailure: (f: BatchFailure) => {
+        progress?.done();
+        warn(io, `line ${f.line}: ${f.email || '(no email)'}: ${f.message}`);
+      },
+    },
+    finish: () => progress?.done(),
   };
 }

@@ -8,7 +8,7 @@ import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto
 import { rootCertificates } from 'node:tls';
 import { child, children, DerError, parseDer, readOid, readTime, TAG, type DerNode } from '../asn1/der.js';
 import { ProfileParseError } from '../errors.js';
-import { certificatesFrom, fingerprint } from '../certs/pem.js';
+import { certificatesFrom, fingerprint, normalizeSerial } from '../certs/pem.js';
 import { issuerAndSerial } from './certificate.js';
 import { OID } from './sign.js';
 
@@ -64,7 +64,7 @@ function summary(c: X509Certificate): CertificateSummary {
   return {
     subject: c.subject.replace(/\n/g, ', '),
     issuer: c.issuer.replace(/\n/g, ', '),
-    serial: c.serialNumber.toLowerCase().replace(/^(00)+(?=.)/, ''),
+    serial: normalizeSerial(c.serialNumber),
     notBefore: new Date(c.validFrom),
     notAfter: new Date(c.validTo),
     fingerprint: fingerprint(c.raw),

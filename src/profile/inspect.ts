@@ -10,7 +10,7 @@ import { certificatesFrom } from '../certs/pem.js';
 import { readPkcs12 } from '../certs/pkcs12-read.js';
 import { verifyProfile, type CertificateSummary } from '../cms/verify.js';
 import { parseProfile, type PlistFormat } from './parse.js';
-import type { PlistValue } from './plist-xml.js';
+import { isPlistDict, type PlistValue } from './plist-xml.js';
 import { IDENTITY_REFERENCES } from './validate.js';
 import { child, children, parseDer, readOid } from '../asn1/der.js';
 import { envelopeRecipients } from '../cms/envelope.js';
@@ -140,10 +140,10 @@ function nameToString(der: Buffer): string {
  */
 export async function inspectProfile(bytes: Uint8Array, options: { showSecrets?: boolean } = {}): Promise<InspectResult> {
   const parsed = parseProfile(bytes);
-  const top = (parsed.plist && typeof parsed.plist === 'object' && !Array.isArray(parsed.plist) ? parsed.plist : {}) as Record<string, PlistValue>;
+  const top = isPlistDict(parsed.plist) ? parsed.plist : {};
   const verified = parsed.signed ? await verifyProfile(bytes, { ca: [] }) : undefined;
   const raw = Array.isArray(top.PayloadContent) ? top.PayloadContent : [];
-  const dicts = raw.filter((p): p is Record<string, PlistValue> => !!p && typeof p === 'object' && !Array.isArray(p) && !(p instanceof Uint8Array) && !(p instanceof Date));
+  const dicts = raw.filter(isPlistDict);
   const payloads = dicts.map((p) => inspectPayload(p, !!options.showSecrets));
   const references: InspectResult['references'] = [];
   for (const p of dicts) {

@@ -20,6 +20,11 @@ export type PlistValue =
 
 export class PlistSyntaxError extends Error {}
 
+/** True for a plist dictionary (not an array, date or data). */
+export function isPlistDict(v: unknown): v is { [key: string]: PlistValue } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date) && !(v instanceof Uint8Array);
+}
+
 export interface ParsePlistOptions {
   /**
    * Filled with the text span of each top-level dictionary entry, from its `<key>` to the end

@@ -4,13 +4,12 @@
  * without a word and fails the whole install for a wrong type (apple-spec section 1).
  */
 import type { ProfileIssue } from '../errors.js';
-import type { PlistValue } from './plist-xml.js';
+import { isPlistDict, type PlistValue } from './plist-xml.js';
 import { payloadKeys, suggest, topLevelKeys, type KeySchema } from './schema.js';
 
 type Add = (rule: string, path: string, message: string, severity?: ProfileIssue['severity']) => void;
 
-const isDict = (v: unknown): v is Record<string, PlistValue> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date) && !(v instanceof Uint8Array);
+const isDict = isPlistDict;
 
 function typeOk(schema: KeySchema, v: PlistValue, parent: string): boolean {
   switch (schema.type) {

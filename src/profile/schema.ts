@@ -25,9 +25,6 @@ export interface KeySchema {
   subkeys?: KeySchema[];
 }
 
-/** Payload types the schema knows. */
-export const KNOWN_PAYLOAD_TYPES = Object.keys(PAYLOAD_KEYS);
-
 /** Keys of a payload type (common keys included), or undefined for an unknown type. */
 export function payloadKeys(type: string): KeySchema[] | undefined {
   const own = PAYLOAD_KEYS[type];

@@ -6,7 +6,7 @@
  * @module validate
  */
 import type { ProfileIssue } from '../errors.js';
-import { parsePlistXml, type PlistValue } from './plist-xml.js';
+import { isPlistDict, parsePlistXml, type PlistValue } from './plist-xml.js';
 import { checkCertificates } from './rules-certs.js';
 import { checkPayload, checkTopLevel } from './rules-schema.js';
 
@@ -41,13 +41,7 @@ export interface ValidateOptions {
   skip?: string[];
 }
 
-const isDict = (v: unknown): v is PlistDict =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date) && !(v instanceof Uint8Array);
-
-/** Parses XML plist text. Throws PlistSyntaxError for malformed XML. */
-export function parseXmlPlist(xml: string): PlistValue {
-  return parsePlistXml(xml);
-}
+const isDict = isPlistDict;
 
 /** Where an issue is: the payload's identifier (or type, or index) and the key. */
 function prefix(payload: PlistDict, index: number): string {
@@ -147,7 +141,7 @@ export function validateProfile(profile: PlistValue, options: ValidateOptions = 
 export function validateXml(xml: string, options: Omit<ValidateOptions, 'xml'> = {}): { plist: PlistValue | undefined; issues: ProfileIssue[] } {
   let parsed: PlistValue;
   try {
-    parsed = parseXmlPlist(xml);
+    parsed = parsePlistXml(xml);
   } catch (err) {
     return {
       plist: undefined,

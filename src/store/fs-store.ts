@@ -37,9 +37,11 @@ import { createCertificateAuthority } from '../certs/ca.js';
 import { createCrl, type RevocationReason } from '../certs/crl.js';
 import { checkImport, type IdentityBundle } from '../certs/import.js';
 import { issueCertificate, type CertificatePurpose, type Identity } from '../certs/issue.js';
-import { assertEmail, printable } from '../certs/email.js';
+import { assertEmail } from '../certs/email.js';
 import type { KeyAlgorithm } from '../certs/keys.js';
-import { certificatesFrom, fingerprint, toPem } from '../certs/pem.js';
+import { certificatesFrom, fingerprint, normalizeSerial, toPem } from '../certs/pem.js';
+
+export { normalizeSerial };
 import { describeCertificate } from '../certs/x509.js';
 import { keySigner, type Signer } from '../cms/sign.js';
 import { atomicDir, atomicWrite, ioError, readText } from './fs-util.js';
@@ -119,17 +121,11 @@ export interface RemoveUserResult {
   retired: CertificateRecord[];
 }
 
-const SERIAL = /^[0-9a-f]{2,40}$/;
+/** Entry directory names: serials as normalizeSerial writes them. */
+const SERIAL = /^[0-9a-f]{1,64}$/;
 /** Stores with more entries than this keep index.json. */
 const INDEX_THRESHOLD = 256;
 const KEY_FILES = ['ca/root.key', 'ca/intermediate.key', 'signer/key'];
-
-/** Serial as we name entries: lower-case hex without leading zero octets. */
-export function normalizeSerial(serial: string): string {
-  const s = serial.toLowerCase().replace(/[:\s]/g, '').replace(/^(00)+(?=..)/, '');
-  if (!SERIAL.test(s)) throw new InputInvalid('serial', `"${printable(serial)}" is not a certificate serial number`);
-  return s;
-}
 
 const sealKey = (key: Buffer, privateKey: KeyObject, rel: string) =>
   JSON.stringify(seal(key, privateKey.export({ format: 'der', type: 'pkcs8' }), rel)) + '\n';

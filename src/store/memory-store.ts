@@ -7,7 +7,7 @@
 import { createCertificateAuthority, type CertificateAuthority } from '../certs/ca.js';
 import { assertEmail } from '../certs/email.js';
 import { issueCertificate, type CertificatePurpose, type Identity } from '../certs/issue.js';
-import { fingerprint } from '../certs/pem.js';
+import { fingerprint, normalizeSerial } from '../certs/pem.js';
 import { describeCertificate } from '../certs/x509.js';
 import { keySigner, type Signer } from '../cms/sign.js';
 import { CertificateInvalid, StoreEntryNotFound } from '../errors.js';
@@ -51,9 +51,9 @@ export class MemoryStore implements CertificateStore {
   async addIdentity(options: AddIdentityOptions): Promise<CertificateRecord> {
     assertEmail(options.user);
     const info = await describeCertificate(options.certificate);
-    if (this.#entries.has(info.serial)) throw new CertificateInvalid('duplicate', `A certificate with serial ${info.serial} is already in the store`);
+    if (this.#entries.has(normalizeSerial(info.serial))) throw new CertificateInvalid('duplicate', `A certificate with serial ${info.serial} is already in the store`);
     const record: CertificateRecord = {
-      serial: info.serial.replace(/^(00)+(?=..)/, ''),
+      serial: normalizeSerial(info.serial),
       user: options.user,
       purpose: options.purpose,
       source: options.source ?? 'imported',
@@ -79,7 +79,7 @@ export class MemoryStore implements CertificateStore {
   }
 
   #get(serial: string) {
-    const e = this.#entries.get(serial.toLowerCase());
+    const e = this.#entries.get(normalizeSerial(serial));
     if (!e) throw new StoreEntryNotFound(serial, 'certificate');
     return e;
   }

@@ -4,8 +4,8 @@ import { runBatch } from '../../batch/run.js';
 import { UsageError } from '../errors.js';
 import { readDataFile, readInputFile } from '../files.js';
 import { getPassphrase, parseSets, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { note, printJson, warn } from '../output.js';
-import { progressReporter } from '../progress.js';
+import { note, printJson } from '../output.js';
+import { batchReporter } from '../progress.js';
 
 interface Args extends StoreArgs {
   template: string;
@@ -51,7 +51,7 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
       if (args.jobs !== undefined && (!Number.isInteger(args.jobs) || args.jobs < 1)) throw new UsageError('--jobs takes a whole number from 1');
       const data = args.data ? await readDataFile(ctx.io, args.data) : {};
       const passphrase = await getPassphrase(args, ctx.io);
-      const progress = args.json ? undefined : progressReporter(ctx.io, 'batch');
+      const report = batchReporter(ctx.io, 'batch', !!args.json);
       const summary = await runBatch({
         storeDir: storeDir(args, ctx.io),
         passphrase,
@@ -68,13 +68,9 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
         strict: !!args.strict,
         ...(args.encryptTo ? { encryptTo: await readInputFile(ctx.io, args.encryptTo, 'encrypt-to', 1024 * 1024) } : {}),
         cipher: args.cipher === '3des' ? 'des-ede3-cbc' : 'aes-256-cbc',
-        ...(progress ? { onProgress: progress.update } : {}),
-        onFailure: (f) => {
-          progress?.done();
-          warn(ctx.io, `line ${f.line}: ${f.email || '(no email)'}: ${f.message}`);
-        },
+        ...report.callbacks,
       });
-      progress?.done();
+      report.finish();
       const text = `${summary.generated} generated, ${summary.unchanged} unchanged, ${summary.failed} failed in ${(summary.elapsedMs / 1000).toFixed(1)} s (${summary.profilesPerSecond.toFixed(1)} profiles/s)${summary.stopped ? '; stopped at the first failure (--strict)' : ''}`;
       note(ctx.io, text);
       if (args.json) printJson(ctx.io, summary);

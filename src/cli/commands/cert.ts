@@ -9,11 +9,11 @@ import { parseDuration } from '../../util/duration.js';
 import { UsageError } from '../errors.js';
 import { readSecretFile } from '../files.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { note, printJson, printTable, warn, writeArtifact } from '../output.js';
+import { note, printJson, printTable, writeArtifact } from '../output.js';
 import { importBatchCommand, importCommand } from './cert-import.js';
 import { resolve } from 'node:path';
 import { issueBatch } from '../../batch/issue-batch.js';
-import { progressReporter } from '../progress.js';
+import { batchReporter } from '../progress.js';
 
 interface IssueArgs extends StoreArgs {
   user: string;
@@ -101,20 +101,16 @@ function issueBatchCmd(ctx: Context): CommandModule<object, IssueBatchArgs> {
         .example('$0 cert issue-batch --store ./store --users users.csv --purpose smime-signing', 'a signing certificate for everyone') as unknown as Argv<IssueBatchArgs>,
     handler: async (args) => {
       const store = await openStoreFromArgs(args, ctx.io, true);
-      const progress = args.json ? undefined : progressReporter(ctx.io, 'issue');
+      const report = batchReporter(ctx.io, 'issue', !!args.json);
       const s = await issueBatch({
         store,
         usersFile: resolve(ctx.io.cwd, args.users),
         purpose: args.purpose,
         ...(args.days ? { days: args.days } : {}),
         ...(args.jobs ? { jobs: args.jobs } : {}),
-        ...(progress ? { onProgress: progress.update } : {}),
-        onFailure: (f) => {
-          progress?.done();
-          warn(ctx.io, `line ${f.line}: ${f.email || '(no email)'}: ${f.message}`);
-        },
+        ...report.callbacks,
       });
-      progress?.done();
+      report.finish();
       note(ctx.io, `${s.generated} issued, ${s.existing} already held one, ${s.failed} failed in ${(s.elapsedMs / 1000).toFixed(1)} s`);
       if (args.json) printJson(ctx.io, s);
       if (s.failed) ctx.exitCode = 1;
