@@ -46,6 +46,7 @@ import { describeCertificate } from '../certs/x509.js';
 import { keySigner, type Signer } from '../cms/sign.js';
 import { atomicDir, atomicWrite, ioError, readText } from './fs-util.js';
 import { withLock } from './lock.js';
+import { RecordIndex, SERIAL, type Revocation } from './record-index.js';
 import { DEFAULT_KDF_COST, deriveKey, newKdfParams, seal, unseal, type KdfParams, type Sealed } from './secret-box.js';
 import {
   type CertificateRecord,
@@ -70,12 +71,6 @@ export interface StoreMeta {
   keyGeneration: number;
 }
 
-interface Revocation {
-  serial: string;
-  date: string;
-  reason: RevocationReason | 'retired';
-  kind: 'revoked' | 'retired';
-}
 
 export interface InitStoreOptions {
   organization: string;
@@ -121,10 +116,6 @@ export interface RemoveUserResult {
   retired: CertificateRecord[];
 }
 
-/** Entry directory names: serials as normalizeSerial writes them. */
-const SERIAL = /^[0-9a-f]{1,64}$/;
-/** Stores with more entries than this keep index.json. */
-const INDEX_THRESHOLD = 256;
 const KEY_FILES = ['ca/root.key', 'ca/intermediate.key', 'signer/key'];
 
 const sealKey = (key: Buffer, privateKey: KeyObject, rel: string) =>
@@ -139,7 +130,6 @@ async function isEmptyOrMissing(dir: string): Promise<boolean> {
   }
 }
 
-const revocationMap = (list: Revocation[]) => new Map(list.map((r) => [r.serial, r]));
 
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 
@@ -238,13 +228,11 @@ export class FileStore implements CertificateStore {
   readonly organization: string;
   #key: Buffer | undefined;
   #meta: StoreMeta;
-  #records: { revKey: string; dirKey: string; records: Map<string, CertificateRecord>; byUser: Map<string, CertificateRecord[]> } | undefined;
+
+  readonly #index: RecordIndex;
   /** CA and signer certificates never change in place: read once. */
   #certs = new Map<string, Promise<Buffer>>();
   #issuer: Identity | undefined;
-  #refresh: Promise<Map<string, CertificateRecord>> | undefined;
-  #checkedAt = 0;
-  #known = new Map<string, CertificateRecord>();
 
   /** @internal */
   constructor(
@@ -255,6 +243,7 @@ export class FileStore implements CertificateStore {
     private readonly durable = true,
   ) {
     this.organization = meta.organization;
+    this.#index = new RecordIndex(dir);
     this.#meta = meta;
     this.#key = key;
   }
@@ -292,7 +281,7 @@ export class FileStore implements CertificateStore {
     const key = this.requireKey('use private keys');
     const rel = `certs/${s}/p12`;
     const path = join(this.dir, `${rel}.${this.#meta.keyGeneration}`);
-    const record = await this.record(s);
+    const record = await this.#index.get(s);
     let cached: Buffer | undefined;
     try {
       cached = unseal(key, JSON.parse(readFileSync(path, 'utf8')) as Sealed, rel);
@@ -313,7 +302,7 @@ export class FileStore implements CertificateStore {
 
   /** Runs a write under the store lock, after checking no passphrase change happened meanwhile. */
   private async write<T>(fn: () => Promise<T>): Promise<T> {
-    this.#checkedAt = 0;
+    this.#index.invalidate();
     return withLock(this.dir, async () => {
       const path = join(this.dir, 'store.json');
       const current = parseMeta(await readText(path), path);
@@ -323,7 +312,7 @@ export class FileStore implements CertificateStore {
       try {
         return await fn();
       } finally {
-        this.#checkedAt = 0;
+        this.#index.invalidate();
       }
     });
   }
@@ -364,33 +353,13 @@ export class FileStore implements CertificateStore {
     return hit;
   }
 
-  /** A record from the cache when it is there, else from disk. */
-  private async record(serial: string): Promise<CertificateRecord> {
-    // Without the full index (a batch worker is handed each user's records), one entry is
-    // enough; loading 40,000 entries in every worker would cost seconds and megabytes.
-    const cached = this.#records ? (await this.allRecords()).get(serial) : this.#known.get(serial);
-    if (cached) return { ...cached };
-    const r = await this.readRecord(serial);
-    if (!this.#records) this.remember([r]);
-    return r;
-  }
-
-  /**
-   * @internal Records the caller already holds (a batch worker gets each user's records
-   * from the main thread), so single lookups need no disk read and no full index.
-   */
-  remember(records: CertificateRecord[]): void {
-    if (this.#known.size > 20_000) this.#known.clear();
-    for (const r of records) this.#known.set(r.serial, r);
-  }
-
   async trustChain(): Promise<TrustChain> {
     return { roots: [await this.readCert('ca/root.pem')], intermediates: [await this.readCert('ca/intermediate.pem')] };
   }
 
   /** The issuers of a stored certificate, as far as the store knows them (leaf-most first). */
   async issuerChain(serial: string): Promise<Buffer[]> {
-    const record = await this.record(normalizeSerial(serial));
+    const record = await this.#index.get(normalizeSerial(serial));
     if (record.source === 'issued') {
       const { roots, intermediates } = await this.trustChain();
       return [...intermediates, ...roots];
@@ -405,178 +374,27 @@ export class FileStore implements CertificateStore {
       this.trustChain(),
     ]);
     const serial = normalizeSerial((await describeCertificate(certificate)).serial);
-    if ((await this.revocations()).some((r) => r.serial === serial && r.kind === 'revoked')) {
+    if ((await this.#index.revocations()).some((r) => r.serial === serial && r.kind === 'revoked')) {
       throw new CertificateInvalid('revoked', 'The profile-signing certificate of this store has been revoked');
     }
     return keySigner({ key, certificate, chain: chain.intermediates });
   }
 
-  private async revocations(): Promise<Revocation[]> {
-    const path = join(this.dir, 'revocations.json');
-    let text: string;
-    try {
-      text = await fs.readFile(path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw ioError(path, 'read', err);
-    }
-    try {
-      const r = JSON.parse(text) as { entries: Revocation[] };
-      if (!Array.isArray(r.entries)) throw new Error('entries');
-      return r.entries;
-    } catch (cause) {
-      throw new StoreIOError(path, 'read', `"${path}" is damaged`, { cause });
-    }
-  }
-
   /** Serials revoked by this store's CA (the signer's included), for `verify`. */
   async revokedSerials(): Promise<Set<string>> {
-    return new Set((await this.revocations()).filter((r) => r.kind === 'revoked').map((r) => r.serial));
-  }
-
-  private parseRecord(text: string, serial: string, path: string, revocations: Map<string, Revocation>): CertificateRecord {
-    let r: CertificateRecord;
-    try {
-      r = JSON.parse(text) as CertificateRecord;
-      if (r.serial !== serial || typeof r.user !== 'string') throw new Error('mismatch');
-    } catch (cause) {
-      throw new StoreIOError(path, 'read', `The store entry "${path}" is damaged`, { cause });
-    }
-    this.applyRevocation(r, revocations);
-    return r;
-  }
-
-  private async readRecord(serial: string, revocations?: Map<string, Revocation>): Promise<CertificateRecord> {
-    const path = join(this.dir, 'certs', serial, 'entry.json');
-    let text: string;
-    try {
-      text = await fs.readFile(path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreEntryNotFound(serial, 'certificate');
-      throw ioError(path, 'read', err);
-    }
-    return this.parseRecord(text, serial, path, revocations ?? revocationMap(await this.revocations()));
-  }
-
-  private applyRevocation(r: CertificateRecord, revocations: Map<string, Revocation>): void {
-    const rev = revocations.get(r.serial);
-    if (!rev) return;
-    if (rev.kind === 'revoked') r.revoked = { date: rev.date, reason: rev.reason };
-    else r.retired = { date: rev.date };
-  }
-
-  /**
-   * Every record, read incrementally: entries are never removed, so only new directory
-   * names are read, and revocations are re-applied when revocations.json changes. A batch
-   * over 10,000 users then reads each entry.json once, not once per user.
-   */
-  private allRecords(): Promise<Map<string, CertificateRecord>> {
-    // Changes by other processes are picked up within a second; our own writes invalidate at once.
-    if (this.#records && Date.now() - this.#checkedAt < 1000) return Promise.resolve(this.#records.records);
-    // Single flight: concurrent callers (a batch worker has several rows in progress) share one refresh.
-    this.#refresh ??= this.refreshRecords().finally(() => {
-      this.#refresh = undefined;
-      this.#checkedAt = Date.now();
-    });
-    return this.#refresh;
-  }
-
-  private async refreshRecords(): Promise<Map<string, CertificateRecord>> {
-    const certsDir = join(this.dir, 'certs');
-    const [dirStat, revStat] = await Promise.all([
-      fs.stat(certsDir).catch((err: unknown) => {
-        throw ioError(certsDir, 'read', err);
-      }),
-      fs.stat(join(this.dir, 'revocations.json')).catch(() => undefined),
-    ]);
-    const revKey = revStat ? `${revStat.mtimeMs}:${revStat.size}` : '';
-    // An entry is added by renaming its directory in, which changes the directory's mtime.
-    const dirKey = `${dirStat.mtimeMs}:${dirStat.ctimeMs}`;
-    const cache = (this.#records ??= { revKey: '', dirKey: '', records: new Map(), byUser: new Map() });
-    if (cache.dirKey === dirKey && cache.revKey === revKey) return cache.records;
-    let names: string[];
-    try {
-      names = cache.dirKey === dirKey ? [] : await fs.readdir(certsDir);
-    } catch (err) {
-      throw ioError(certsDir, 'read', err);
-    }
-    cache.dirKey = dirKey;
-    const revocations = revocationMap(await this.revocations());
-    const add = (r: CertificateRecord) => {
-      if (cache.records.has(r.serial)) return;
-      cache.records.set(r.serial, r);
-      const key = r.user.toLowerCase();
-      const list = cache.byUser.get(key);
-      if (list) list.push(r);
-      else cache.byUser.set(key, [r]);
-    };
-    // A large store starts from index.json, a cache of the entries' (immutable) facts, and
-    // reads only the entries that are not in it yet: one file instead of tens of thousands.
-    const fromIndex = cache.records.size === 0 && names.length > INDEX_THRESHOLD;
-    if (fromIndex) {
-      const present = new Set(names);
-      for (const r of this.readIndex()) {
-        if (!present.has(r.serial)) continue;
-        this.applyRevocation(r, revocations);
-        add(r);
-      }
-      cache.revKey = revKey;
-    }
-    const fresh = names.filter((n) => SERIAL.test(n) && !cache.records.has(n));
-    if (!fresh.length && cache.revKey === revKey) return cache.records;
-    if (cache.revKey !== revKey) {
-      for (const r of cache.records.values()) {
-        delete r.revoked;
-        delete r.retired;
-        this.applyRevocation(r, revocations);
-      }
-      cache.revKey = revKey;
-    }
-    // Synchronous reads in slices: thousands of small files read far faster without a
-    // threadpool round trip each, and yielding between slices keeps the event loop alive.
-    for (let i = 0; i < fresh.length; i += 512) {
-      if (i) await new Promise((r) => setImmediate(r));
-      const batch = fresh.slice(i, i + 512).map((n) => {
-        const path = join(this.dir, 'certs', n, 'entry.json');
-        let text: string;
-        try {
-          text = readFileSync(path, 'utf8');
-        } catch (err) {
-          throw ioError(path, 'read', err);
-        }
-        return this.parseRecord(text, n, path, revocations);
-      });
-      for (const r of batch) add(r);
-    }
-    if (fresh.length && names.length > INDEX_THRESHOLD) await this.writeIndex([...cache.records.values()]);
-    return cache.records;
-  }
-
-  /** index.json's records, or none when it is missing or unreadable (it is only a cache). */
-  private readIndex(): CertificateRecord[] {
-    try {
-      const idx = JSON.parse(readFileSync(join(this.dir, 'index.json'), 'utf8')) as { version: number; records: CertificateRecord[] };
-      if (idx.version !== 1 || !Array.isArray(idx.records)) return [];
-      return idx.records.filter((r) => r && typeof r.serial === 'string' && typeof r.user === 'string' && SERIAL.test(r.serial));
-    } catch {
-      return [];
-    }
-  }
-
-  /** Rewrites index.json (best effort, atomic, not fsynced: a cache). Revocation state is not part of it. */
-  private async writeIndex(records: CertificateRecord[]): Promise<void> {
-    const plain = records.map(({ revoked: _r, retired: _t, ...rest }) => rest);
-    await atomicWrite(join(this.dir, 'index.json'), JSON.stringify({ version: 1, records: plain }), 0o644, false).catch(() => {});
+    return new Set((await this.#index.revocations()).filter((r) => r.kind === 'revoked').map((r) => r.serial));
   }
 
   async listCertificates(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {
-    const user = options.user?.toLowerCase();
-    const all = await this.allRecords();
-    const out: CertificateRecord[] = [];
-    for (const r of user ? (this.#records?.byUser.get(user) ?? []) : all.values()) {
-      if ((!user || r.user.toLowerCase() === user) && (!options.purpose || r.purpose === options.purpose)) out.push({ ...r });
-    }
-    return out.sort((a, b) => a.notBefore.localeCompare(b.notBefore) || a.created.localeCompare(b.created) || a.serial.localeCompare(b.serial));
+    return this.#index.list(options);
+  }
+
+  /**
+   * @internal Records the caller already holds (a batch worker gets each user's records
+   * from the main thread), so single lookups need no disk read and no full index.
+   */
+  remember(records: CertificateRecord[]): void {
+    this.#index.remember(records);
   }
 
   /** A record by serial or SHA-256 fingerprint. */
@@ -586,12 +404,12 @@ export class FileStore implements CertificateStore {
       const hit = (await this.listCertificates()).find((r) => r.fingerprint === q);
       if (hit) return hit;
     }
-    return this.readRecord(normalizeSerial(q));
+    return this.#index.read(normalizeSerial(q));
   }
 
   async getCertificate(serial: string): Promise<Buffer> {
     const s = normalizeSerial(serial);
-    await this.record(s);
+    await this.#index.get(s);
     return this.readCert(`certs/${s}/cert.pem`);
   }
 
@@ -704,7 +522,7 @@ export class FileStore implements CertificateStore {
 
   private async addRevocations(items: Revocation[]): Promise<void> {
     await this.write(async () => {
-      const entries = await this.revocations();
+      const entries = await this.#index.revocations();
       for (const item of items) if (!entries.some((e) => e.serial === item.serial)) entries.push(item);
       await atomicWrite(join(this.dir, 'revocations.json'), JSON.stringify({ version: 1, entries }, null, 2) + '\n', 0o644);
     });
@@ -722,7 +540,7 @@ export class FileStore implements CertificateStore {
       await this.addRevocations([{ serial: s, date, reason, kind: 'revoked' }]);
       return { serial: s, signer: true };
     }
-    const record = await this.readRecord(s);
+    const record = await this.#index.read(s);
     if (record.source !== 'issued') {
       throw new CertificateInvalid('outside-ca', `Certificate ${s} was issued by an outside CA ("${record.issuer}"); only that CA can revoke it`);
     }
@@ -757,7 +575,7 @@ export class FileStore implements CertificateStore {
    */
   async createCrl(options: { nextUpdateMs?: number } = {}): Promise<Buffer> {
     const now = this.now();
-    const entries = (await this.revocations())
+    const entries = (await this.#index.revocations())
       .filter((r) => r.kind === 'revoked')
       .map((r) => ({ serial: r.serial, date: new Date(r.date), reason: r.reason as RevocationReason }));
     const issuer = await this.issuerIdentity();

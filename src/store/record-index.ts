@@ -1,0 +1,224 @@
+/**
+ * The file store's record index: every entry's facts (entry.json, which never changes once
+ * written) with the revocations applied, read incrementally and shared by concurrent callers.
+ * A large store starts from index.json, a cache of those facts.
+ */
+import { promises as fs, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { StoreEntryNotFound, StoreIOError } from '../errors.js';
+import type { RevocationReason } from '../certs/crl.js';
+import { atomicWrite, ioError } from './fs-util.js';
+import type { CertificateRecord, ListCertificatesOptions } from './store.js';
+
+/** A line of revocations.json. */
+export interface Revocation {
+  serial: string;
+  date: string;
+  reason: RevocationReason | 'retired';
+  kind: 'revoked' | 'retired';
+}
+
+/** Entry directory names: serials as normalizeSerial writes them. */
+export const SERIAL = /^[0-9a-f]{1,64}$/;
+/** Stores with more entries than this keep index.json. */
+const INDEX_THRESHOLD = 256;
+
+const revocationMap = (list: Revocation[]) => new Map(list.map((r) => [r.serial, r]));
+
+export class RecordIndex {
+  #records: { revKey: string; dirKey: string; records: Map<string, CertificateRecord>; byUser: Map<string, CertificateRecord[]> } | undefined;
+  #refresh: Promise<Map<string, CertificateRecord>> | undefined;
+  #checkedAt = 0;
+  #known = new Map<string, CertificateRecord>();
+
+  constructor(private readonly dir: string) {}
+
+  /** After a write by this process: the next read looks at the disk again. */
+  invalidate(): void {
+    this.#checkedAt = 0;
+  }
+
+  async revocations(): Promise<Revocation[]> {
+    const path = join(this.dir, 'revocations.json');
+    let text: string;
+    try {
+      text = await fs.readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw ioError(path, 'read', err);
+    }
+    try {
+      const r = JSON.parse(text) as { entries: Revocation[] };
+      if (!Array.isArray(r.entries)) throw new Error('entries');
+      return r.entries;
+    } catch (cause) {
+      throw new StoreIOError(path, 'read', `"${path}" is damaged`, { cause });
+    }
+  }
+
+  /** A record from the cache when it is there, else from disk. */
+  async get(serial: string): Promise<CertificateRecord> {
+    // Without the full index (a batch worker is handed each user's records), one entry is
+    // enough; loading 40,000 entries in every worker would cost seconds and megabytes.
+    const cached = this.#records ? (await this.allRecords()).get(serial) : this.#known.get(serial);
+    if (cached) return { ...cached };
+    const r = await this.read(serial);
+    if (!this.#records) this.remember([r]);
+    return r;
+  }
+
+  /**
+   * @internal Records the caller already holds (a batch worker gets each user's records
+   * from the main thread), so single lookups need no disk read and no full index.
+   */
+  remember(records: CertificateRecord[]): void {
+    if (this.#known.size > 20_000) this.#known.clear();
+    for (const r of records) this.#known.set(r.serial, r);
+  }
+
+  private parseRecord(text: string, serial: string, path: string, revocations: Map<string, Revocation>): CertificateRecord {
+    let r: CertificateRecord;
+    try {
+      r = JSON.parse(text) as CertificateRecord;
+      if (r.serial !== serial || typeof r.user !== 'string') throw new Error('mismatch');
+    } catch (cause) {
+      throw new StoreIOError(path, 'read', `The store entry "${path}" is damaged`, { cause });
+    }
+    this.applyRevocation(r, revocations);
+    return r;
+  }
+
+  async read(serial: string, revocations?: Map<string, Revocation>): Promise<CertificateRecord> {
+    const path = join(this.dir, 'certs', serial, 'entry.json');
+    let text: string;
+    try {
+      text = await fs.readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreEntryNotFound(serial, 'certificate');
+      throw ioError(path, 'read', err);
+    }
+    return this.parseRecord(text, serial, path, revocations ?? revocationMap(await this.revocations()));
+  }
+
+  private applyRevocation(r: CertificateRecord, revocations: Map<string, Revocation>): void {
+    const rev = revocations.get(r.serial);
+    if (!rev) return;
+    if (rev.kind === 'revoked') r.revoked = { date: rev.date, reason: rev.reason };
+    else r.retired = { date: rev.date };
+  }
+
+  /**
+   * Every record, read incrementally: entries are never removed, so only new directory
+   * names are read, and revocations are re-applied when revocations.json changes. A batch
+   * over 10,000 users then reads each entry.json once, not once per user.
+   */
+  private allRecords(): Promise<Map<string, CertificateRecord>> {
+    // Changes by other processes are picked up within a second; our own writes invalidate at once.
+    if (this.#records && Date.now() - this.#checkedAt < 1000) return Promise.resolve(this.#records.records);
+    // Single flight: concurrent callers (a batch worker has several rows in progress) share one refresh.
+    this.#refresh ??= this.refreshRecords().finally(() => {
+      this.#refresh = undefined;
+      this.#checkedAt = Date.now();
+    });
+    return this.#refresh;
+  }
+
+  private async refreshRecords(): Promise<Map<string, CertificateRecord>> {
+    const certsDir = join(this.dir, 'certs');
+    const [dirStat, revStat] = await Promise.all([
+      fs.stat(certsDir).catch((err: unknown) => {
+        throw ioError(certsDir, 'read', err);
+      }),
+      fs.stat(join(this.dir, 'revocations.json')).catch(() => undefined),
+    ]);
+    const revKey = revStat ? `${revStat.mtimeMs}:${revStat.size}` : '';
+    // An entry is added by renaming its directory in, which changes the directory's mtime.
+    const dirKey = `${dirStat.mtimeMs}:${dirStat.ctimeMs}`;
+    const cache = (this.#records ??= { revKey: '', dirKey: '', records: new Map(), byUser: new Map() });
+    if (cache.dirKey === dirKey && cache.revKey === revKey) return cache.records;
+    let names: string[];
+    try {
+      names = cache.dirKey === dirKey ? [] : await fs.readdir(certsDir);
+    } catch (err) {
+      throw ioError(certsDir, 'read', err);
+    }
+    cache.dirKey = dirKey;
+    const revocations = revocationMap(await this.revocations());
+    const add = (r: CertificateRecord) => {
+      if (cache.records.has(r.serial)) return;
+      cache.records.set(r.serial, r);
+      const key = r.user.toLowerCase();
+      const list = cache.byUser.get(key);
+      if (list) list.push(r);
+      else cache.byUser.set(key, [r]);
+    };
+    // A large store starts from index.json, a cache of the entries' (immutable) facts, and
+    // reads only the entries that are not in it yet: one file instead of tens of thousands.
+    const fromIndex = cache.records.size === 0 && names.length > INDEX_THRESHOLD;
+    if (fromIndex) {
+      const present = new Set(names);
+      for (const r of this.readIndex()) {
+        if (!present.has(r.serial)) continue;
+        this.applyRevocation(r, revocations);
+        add(r);
+      }
+      cache.revKey = revKey;
+    }
+    const fresh = names.filter((n) => SERIAL.test(n) && !cache.records.has(n));
+    if (!fresh.length && cache.revKey === revKey) return cache.records;
+    if (cache.revKey !== revKey) {
+      for (const r of cache.records.values()) {
+        delete r.revoked;
+        delete r.retired;
+        this.applyRevocation(r, revocations);
+      }
+      cache.revKey = revKey;
+    }
+    // Synchronous reads in slices: thousands of small files read far faster without a
+    // threadpool round trip each, and yielding between slices keeps the event loop alive.
+    for (let i = 0; i < fresh.length; i += 512) {
+      if (i) await new Promise((r) => setImmediate(r));
+      const batch = fresh.slice(i, i + 512).map((n) => {
+        const path = join(this.dir, 'certs', n, 'entry.json');
+        let text: string;
+        try {
+          text = readFileSync(path, 'utf8');
+        } catch (err) {
+          throw ioError(path, 'read', err);
+        }
+        return this.parseRecord(text, n, path, revocations);
+      });
+      for (const r of batch) add(r);
+    }
+    if (fresh.length && names.length > INDEX_THRESHOLD) await this.writeIndex([...cache.records.values()]);
+    return cache.records;
+  }
+
+  /** index.json's records, or none when it is missing or unreadable (it is only a cache). */
+  private readIndex(): CertificateRecord[] {
+    try {
+      const idx = JSON.parse(readFileSync(join(this.dir, 'index.json'), 'utf8')) as { version: number; records: CertificateRecord[] };
+      if (idx.version !== 1 || !Array.isArray(idx.records)) return [];
+      return idx.records.filter((r) => r && typeof r.serial === 'string' && typeof r.user === 'string' && SERIAL.test(r.serial));
+    } catch {
+      return [];
+    }
+  }
+
+  /** Rewrites index.json (best effort, atomic, not fsynced: a cache). Revocation state is not part of it. */
+  private async writeIndex(records: CertificateRecord[]): Promise<void> {
+    const plain = records.map(({ revoked: _r, retired: _t, ...rest }) => rest);
+    await atomicWrite(join(this.dir, 'index.json'), JSON.stringify({ version: 1, records: plain }), 0o644, false).catch(() => {});
+  }
+
+  async list(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {
+    const user = options.user?.toLowerCase();
+    const all = await this.allRecords();
+    const out: CertificateRecord[] = [];
+    for (const r of user ? (this.#records?.byUser.get(user) ?? []) : all.values()) {
+      if ((!user || r.user.toLowerCase() === user) && (!options.purpose || r.purpose === options.purpose)) out.push({ ...r });
+    }
+    return out.sort((a, b) => a.notBefore.localeCompare(b.notBefore) || a.created.localeCompare(b.created) || a.serial.localeCompare(b.serial));
+  }
+
+}
