@@ -180,6 +180,23 @@ export class InputInvalid extends ProfilesmithError {
   }
 }
 
+/**
+ * A PKCS#11 module, token, key or operation failed. `reason` is one of `unavailable`
+ * (pkcs11js is not installed), `module`, `token-not-found`, `pin-incorrect`, `pin-missing`,
+ * `key-not-found`, `certificate-not-found`, `key-mismatch`, `mechanism`, `device`.
+ */
+export class Pkcs11Failed extends ProfilesmithError {
+  static override code = 'ERR_PKCS11';
+  override readonly code = 'ERR_PKCS11';
+  constructor(
+    readonly reason: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** Every error class, for `instanceof`-free narrowing on `code`. */
 export type AnyProfilesmithError =
   | TemplateNotFound
@@ -195,7 +212,8 @@ export type AnyProfilesmithError =
   | StoreExists
   | StoreEntryNotFound
   | StoreIOError
-  | InputInvalid;
+  | InputInvalid
+  | Pkcs11Failed;
 
 /** The stable codes. */
 export type ErrorCode = AnyProfilesmithError['code'];

@@ -39,6 +39,10 @@ export type { LinkRecord, LinkState } from './server/links.js';
 // Signing and verifying (CMS)
 export { signProfile, keySigner } from './cms/sign.js';
 export type { Signer, KeySignerOptions, SignProfileOptions } from './cms/sign.js';
+export { pkcs11Signer } from './cms/pkcs11.js';
+export type { Pkcs11Signer, Pkcs11SignerOptions } from './cms/pkcs11.js';
+export { parsePkcs11Uri } from './cms/pkcs11-uri.js';
+export type { Pkcs11Uri } from './cms/pkcs11-uri.js';
 export { verifyProfile } from './cms/verify.js';
 export { envelope, openEnvelope, envelopeRecipients } from './cms/envelope.js';
 export type { ContentCipher } from './cms/envelope.js';

@@ -16,6 +16,7 @@ import { atomicWrite } from '../store/fs-util.js';
 import { csvField } from '../util/csv.js';
 import { countUsers, readUsers } from './users.js';
 import type { WorkerInit, WorkerResult, WorkerTask } from './worker.js';
+import { pkcs11Signer, type Pkcs11SignerOptions } from '../cms/pkcs11.js';
 
 export interface BatchProgress {
   done: number;
@@ -67,6 +68,11 @@ export interface RunBatchOptions {
   encryptTo?: Uint8Array;
   /** Default: `aes-256-cbc`. */
   cipher?: 'aes-256-cbc' | 'des-ede3-cbc';
+  /**
+   * Sign with a key in a PKCS#11 token instead of the store's signing identity. Options, not an
+   * open signer: every worker thread opens its own sessions on the token.
+   */
+  pkcs11?: Pkcs11SignerOptions;
   onProgress?: (p: BatchProgress) => void;
   onFailure?: (f: BatchFailure) => void;
 }
@@ -94,6 +100,10 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
   loadTemplate(options.template);
   // This thread holds the one record index and hands each row its user's records.
   const store = await openStore(options.storeDir, { passphrase: options.passphrase });
+  if (options.pkcs11) {
+    // A wrong PIN, label or certificate fails here, once, not in every worker.
+    await (await pkcs11Signer(options.pkcs11)).close();
+  }
   const total = await countUsers(options.usersFile);
   const outDir = resolve(options.outDir);
   await fs.mkdir(outDir, { recursive: true, mode: 0o700 });
@@ -126,6 +136,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     usersDir: resolve(options.usersFile, '..'),
     ...(options.encryptTo ? { encryptTo: options.encryptTo } : {}),
     ...(options.cipher ? { cipher: options.cipher } : {}),
+    ...(options.pkcs11 ? { pkcs11: options.pkcs11 } : {}),
   };
   const jobs = Math.max(1, Math.min(options.jobs ?? availableParallelism(), 64));
   const progress: BatchProgress = { done: 0, total, generated: 0, unchanged: 0, failed: 0, elapsedMs: 0 };
@@ -170,7 +181,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
           new Promise<void>((ready, reject) => {
             const onFirst = (m: { ready?: boolean; fatal?: { code: string; message: string } }) => {
               w.off('message', onFirst);
-              if (m.fatal) return reject(new ProfilesmithError(m.fatal.message));
+              if (m.fatal) return reject(Object.assign(new ProfilesmithError(m.fatal.message), { code: m.fatal.code }));
               w.on('message', onResult);
               ready();
             };

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { assertEmail } from '../certs/email.js';
 import type { Signer } from '../cms/sign.js';
+import { pkcs11Signer, type Pkcs11SignerOptions } from '../cms/pkcs11.js';
 import { InputInvalid, isProfilesmithError } from '../errors.js';
 import { generateProfile, selectIdentities } from '../profile/generate.js';
 import { applySetValues, loadTemplate, setPath, type Template } from '../profile/template.js';
@@ -33,6 +34,8 @@ export interface WorkerInit {
   cipher?: 'aes-256-cbc' | 'des-ede3-cbc';
   /** Where relative `device_cert` paths start. */
   usersDir?: string;
+  /** Sign through this PKCS#11 token instead of the store's signing identity; each worker opens its own sessions. */
+  pkcs11?: Pkcs11SignerOptions;
 }
 
 export interface WorkerTask {
@@ -78,7 +81,7 @@ function readDeviceCert(init: WorkerInit, path: string): Uint8Array {
 /** Everything that does not change per user, done once. */
 export async function prepareWorker(init: WorkerInit): Promise<Ready> {
   const store = await openStore(init.storeDir, { passphrase: init.passphrase });
-  const signer = await store.profileSigner();
+  const signer = init.pkcs11 ? await pkcs11Signer(init.pkcs11) : await store.profileSigner();
   const template = loadTemplate(init.template);
   const base = structuredClone(init.data);
   applySetValues(template, base, init.sets);

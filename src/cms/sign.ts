@@ -8,7 +8,7 @@
  */
 import { createHash, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { header, int, nul, octets, oid, seq, setOf, TAG, time, tlv } from '../asn1/der.js';
-import { CertificateInvalid, KeyUnsupported, SigningFailed } from '../errors.js';
+import { CertificateInvalid, isProfilesmithError, KeyUnsupported, SigningFailed } from '../errors.js';
 import { keysMatch, toPrivateKey } from '../certs/keys.js';
 import { certificatesFrom } from '../certs/pem.js';
 import { issuerAndSerial, certificatePublicKey } from './certificate.js';
@@ -134,6 +134,8 @@ export async function signProfile(
   try {
     signature = await signer.sign(signedAttrs);
   } catch (cause) {
+    // A typed error from the signer (a closed PKCS#11 session, a KMS refusal) keeps its code.
+    if (isProfilesmithError(cause)) throw cause;
     throw new SigningFailed(`The signer failed: ${(cause as Error)?.message ?? cause}`, { cause });
   }
   const signerInfo = seq(

@@ -6,8 +6,9 @@ import { readDataFile, readInputFile } from '../files.js';
 import { getPassphrase, parseSets, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, printJson } from '../output.js';
 import { batchReporter } from '../progress.js';
+import { pkcs11OptionsFromArgs, signerOptions, type SignerArgs } from '../signer.js';
 
-interface Args extends StoreArgs {
+interface Args extends StoreArgs, SignerArgs {
   template: string;
   users: string;
   out: string;
@@ -29,7 +30,7 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
     command: 'batch <template>',
     describe: 'generate a signed profile for every user of a users file',
     builder: (y: Argv) =>
-      storeOptions(y)
+      signerOptions(storeOptions(y))
         .positional('template', { type: 'string', describe: 'built-in template name or path' })
         .option('users', { type: 'string', demandOption: true, describe: 'users.csv (header: email[,name][,username][,template variables…]) or users.json' })
         .option('out', { type: 'string', demandOption: true, describe: 'output directory: one <address>.mobileconfig per user' })
@@ -45,12 +46,14 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
         .option('cipher', { choices: ['aes-256', '3des'] as const, default: 'aes-256' as const, describe: 'content cipher for encrypted profiles' })
         .option('json', { type: 'boolean', describe: 'print the summary as JSON on stdout' })
         .example('$0 batch exchange-smime --store ./store --users users.csv --out profiles --set exchange.host=mail.example.com', 'a profile per user')
+        .example('$0 batch exchange-smime --store ./store --users users.csv --out profiles --signer "pkcs11:token=HSM;object=profile-signer?module-path=/usr/lib/softhsm/libsofthsm2.so" --pin-file pin.txt --signer-cert signer.pem --chain issuing-ca.pem', 'every worker signs through the HSM')
         .epilogue('Exit codes: 0 every row done, 1 a row failed (the others still complete) or the run could not start') as unknown as Argv<Args>,
     handler: async (args) => {
       if (!args.pkcs12Password && !args.passwordsOut) throw new UsageError('--no-pkcs12-password needs --passwords-out FILE, or the passwords would be lost');
       if (args.jobs !== undefined && (!Number.isInteger(args.jobs) || args.jobs < 1)) throw new UsageError('--jobs takes a whole number from 1');
       const data = args.data ? await readDataFile(ctx.io, args.data) : {};
       const passphrase = await getPassphrase(args, ctx.io);
+      const pkcs11 = await pkcs11OptionsFromArgs(args, ctx.io);
       const report = batchReporter(ctx.io, 'batch', !!args.json);
       const summary = await runBatch({
         storeDir: storeDir(args, ctx.io),
@@ -61,6 +64,7 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
         data,
         sets: parseSets(args.set),
         ...(args.jobs ? { jobs: args.jobs } : {}),
+        ...(pkcs11 ? { pkcs11 } : {}),
         embedPkcs12Passwords: args.pkcs12Password,
         ...(args.passwordsOut ? { passwordsOut: resolve(ctx.io.cwd, args.passwordsOut) } : {}),
         onlyChanged: !!args.onlyChanged,

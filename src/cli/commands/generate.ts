@@ -7,8 +7,9 @@ import { readDataFile, readInputFile } from '../files.js';
 import { UsageError } from '../errors.js';
 import { openStoreFromArgs, parseSets, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, printJson, warn, writeArtifact } from '../output.js';
+import { signerFromArgs, signerOptions, type SignerArgs } from '../signer.js';
 
-interface Args extends StoreArgs {
+interface Args extends StoreArgs, SignerArgs {
   template: string;
   user?: string;
   set?: string[];
@@ -30,7 +31,7 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
     command: 'generate <template>',
     describe: 'generate a signed profile for a user from a template',
     builder: (y: Argv) =>
-      storeOptions(y)
+      signerOptions(storeOptions(y))
         .positional('template', { type: 'string', describe: 'built-in template name or path to a .hbs file' })
         .option('user', { type: 'string', describe: 'the user (email address); not needed for root-ca' })
         .option('set', { type: 'string', array: true, describe: 'template variable key=value (not for secrets: use --data)' })
@@ -51,8 +52,13 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
         .example(
           '$0 generate exchange-smime --store ./store --user alice@example.com --set exchange.host=mail.example.com -o alice.mobileconfig',
           'an Exchange S/MIME profile',
+        )
+        .example(
+          '$0 generate exchange-smime --store ./store --user alice@example.com --set exchange.host=mail.example.com --signer "pkcs11:token=HSM;object=profile-signer?module-path=/usr/lib/softhsm/libsofthsm2.so" --pin-file pin.txt --signer-cert signer.pem --chain issuing-ca.pem -o alice.mobileconfig',
+          'sign with a key in an HSM',
         ) as unknown as Argv<Args>,
     handler: async (args) => {
+      if (!args.sign && args.signer) throw new UsageError('--signer and --no-sign do not go together');
       if (!args.pkcs12Password && !args.passwordsOut) {
         throw new UsageError('--no-pkcs12-password needs --passwords-out FILE, or the passwords would be lost');
       }
@@ -65,8 +71,10 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
       const { unknown } = applySetValues(template, data, parseSets(args.set));
       for (const key of unknown) warn(ctx.io, `--set ${key}: template "${template.name}" has no such variable`);
       const store = await openStoreFromArgs(args, ctx.io, true);
+      const signer = await signerFromArgs(args, ctx.io);
       const profile = await generateProfile({
         store,
+        ...(signer ? { signer } : {}),
         template,
         ...(args.user ? { user: args.user } : {}),
         data,
@@ -75,7 +83,7 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
         includeRevoked: !!args.includeRevoked,
         allowInvalid: !!args.allowInvalid,
         ...(args.encryptTo ? { encryptTo: await readInputFile(ctx.io, args.encryptTo, 'encrypt-to', 1024 * 1024), cipher: args.cipher === '3des' ? ('des-ede3-cbc' as const) : ('aes-256-cbc' as const) } : {}),
-      });
+      }).finally(() => signer?.close());
       if (profile.issues.some((i) => i.severity === 'error')) {
         warn(ctx.io, 'writing a profile with errors because of --allow-invalid: iOS will refuse to install it');
       }

@@ -12,8 +12,9 @@ import { UsageError } from '../errors.js';
 import { readDataFile, readInputFile } from '../files.js';
 import { openStoreFromArgs, parseSets, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, warn } from '../output.js';
+import { signerFromArgs, signerOptions, type SignerArgs } from '../signer.js';
 
-interface Args extends StoreArgs {
+interface Args extends StoreArgs, SignerArgs {
   template: string;
   set?: string[];
   data?: string;
@@ -31,7 +32,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
     command: 'serve',
     describe: 'serve profiles behind one-time download links',
     builder: (y: Argv) =>
-      storeOptions(y)
+      signerOptions(storeOptions(y))
         .option('template', { type: 'string', demandOption: true, describe: 'template for the profiles' })
         .option('set', { type: 'string', array: true, describe: 'template variable key=value (not for secrets)' })
         .option('data', { type: 'string', describe: 'JSON file of template variables' })
@@ -51,7 +52,8 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
       const data = args.data ? await readDataFile(ctx.io, args.data) : {};
       applySetValues(template, data, parseSets(args.set));
       const store = await openStoreFromArgs(args, ctx.io, true);
-      const handler = createProfileHandler({ store, links: new LinkBook(store.dir), template, data, rateLimit: args.rateLimit, log: (l) => ctx.io.stderr.write(l + '\n') });
+      const signer = await signerFromArgs(args, ctx.io);
+      const handler = createProfileHandler({ store, ...(signer ? { signer } : {}), links: new LinkBook(store.dir), template, data, rateLimit: args.rateLimit, log: (l) => ctx.io.stderr.write(l + '\n') });
       const limits = { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 8192, keepAliveTimeout: 5_000 };
       let server: Server;
       if (args.http) {
@@ -81,6 +83,9 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(args.port, args.host, () => resolve());
+      }).catch(async (err: unknown) => {
+        await signer?.close();
+        throw err;
       });
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : args.port;
@@ -95,6 +100,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
         };
         if (ctx.io.onTerminate) ctx.io.onTerminate(stop);
       });
+      await signer?.close();
     },
   };
 }

@@ -6,8 +6,9 @@ import { validateProfile } from '../../profile/validate.js';
 import { readInputFile } from '../files.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, warn, writeArtifact } from '../output.js';
+import { signerFromArgs, signerOptions, type SignerArgs } from '../signer.js';
 
-interface Args extends StoreArgs {
+interface Args extends StoreArgs, SignerArgs {
   file: string;
   out: string;
   allowInvalid?: boolean;
@@ -16,13 +17,17 @@ interface Args extends StoreArgs {
 export function signCommand(ctx: Context): CommandModule<object, Args> {
   return {
     command: 'sign <file>',
-    describe: "sign an existing profile with the store's signing identity",
+    describe: "sign an existing profile with the store's signing identity, or a key in a PKCS#11 token",
     builder: (y: Argv) =>
-      storeOptions(y)
+      signerOptions(storeOptions(y))
         .positional('file', { type: 'string', describe: 'an unsigned profile (XML or binary plist)' })
         .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'output file (- for stdout)' })
         .option('allow-invalid', { type: 'boolean', describe: 'sign even when validation finds errors' })
-        .example('$0 sign wifi.mobileconfig --store ./store -o wifi-signed.mobileconfig', 'sign a profile made elsewhere') as unknown as Argv<Args>,
+        .example('$0 sign wifi.mobileconfig --store ./store -o wifi-signed.mobileconfig', 'sign a profile made elsewhere')
+        .example(
+          '$0 sign wifi.mobileconfig --signer "pkcs11:token=HSM;object=profile-signer?module-path=/usr/lib/softhsm/libsofthsm2.so" --pin-file pin.txt --signer-cert signer.pem --chain issuing-ca.pem -o wifi-signed.mobileconfig',
+          'sign with a key in an HSM (no store needed)',
+        ) as unknown as Argv<Args>,
     handler: async (args) => {
       const bytes = await readInputFile(ctx.io, args.file, 'profile');
       const parsed = parseProfile(bytes);
@@ -33,8 +38,9 @@ export function signCommand(ctx: Context): CommandModule<object, Args> {
         if (!args.allowInvalid) throw new ProfileInvalid(issues);
         warn(ctx.io, 'signing a profile with errors because of --allow-invalid: iOS will refuse it');
       }
-      const store = await openStoreFromArgs(args, ctx.io, true);
-      const der = await signProfile(parsed.content, await store.profileSigner());
+      const hsm = await signerFromArgs(args, ctx.io);
+      const signer = hsm ?? (await (await openStoreFromArgs(args, ctx.io, true)).profileSigner());
+      const der = await signProfile(parsed.content, signer).finally(() => hsm?.close());
       const where = await writeArtifact(ctx.io, args.out, der, true, 0o600);
       if (where !== 'stdout') note(ctx.io, `Wrote ${where} (signed)`);
     },
