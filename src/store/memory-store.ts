@@ -99,6 +99,7 @@ export class MemoryStore implements CertificateStore {
       name: options.name,
       now: this.#now,
       ...(options.days !== undefined ? { days: options.days } : {}),
+      ...(options.privateKey ? { privateKey: options.privateKey } : {}),
     });
     return this.addIdentity({ ...identity, user: options.user, purpose: options.purpose, source: 'issued' });
   }

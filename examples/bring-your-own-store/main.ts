@@ -1,0 +1,42 @@
+/**
+ * Generates a signed profile from the SQLite store in ./sqlite-store.ts.
+ *
+ *   node --import tsx examples/bring-your-own-store/main.ts OUT_DIR
+ *
+ * The passphrase comes from STORE_PASSPHRASE (a secret manager in real life), never from argv.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { generateProfile, isProfilesmithError, verifyProfile } from 'profilesmith';
+import { SqliteStore } from './sqlite-store.js';
+
+const out = process.argv[2] ?? '.';
+const passphrase = process.env.STORE_PASSPHRASE;
+if (!passphrase) {
+  console.error('Set STORE_PASSPHRASE');
+  process.exit(2);
+}
+
+const store = await SqliteStore.open(join(out, 'certificates.sqlite'), { passphrase, organization: 'Example Corp' }).catch((err: unknown) => {
+  // Typed errors make a one-line message; anything else is a bug worth its stack.
+  if (!isProfilesmithError(err)) throw err;
+  console.error(`error: ${err.message} [${err.code}]`);
+  process.exit(1);
+});
+try {
+  if ((await store.listCertificates({ user: 'alice@example.com' })).length === 0) {
+    await store.issueCertificate({ user: 'alice@example.com', name: 'Alice Example', purpose: 'smime-signing' });
+    await store.issueCertificate({ user: 'alice@example.com', name: 'Alice Example', purpose: 'smime-encryption' });
+  }
+  const profile = await generateProfile({
+    store,
+    template: 'exchange-smime',
+    user: 'alice@example.com',
+    data: { exchange: { host: 'mail.example.com' } },
+  });
+  await writeFile(join(out, 'alice.mobileconfig'), profile.bytes, { mode: 0o600 });
+  const check = await verifyProfile(profile.bytes, { ca: (await store.trustChain()).roots });
+  console.log(`alice.mobileconfig: ${check.valid ? 'signed and verified' : 'NOT VALID'}, ${profile.encryptionSerials.length} encryption identities`);
+} finally {
+  store.close();
+}

@@ -1,0 +1,114 @@
+/**
+ * Every program in examples/ runs as a vendor would run it (importing "profilesmith", the built
+ * package), and its output is checked with openssl. tsc type-checks them with the rest.
+ */
+import test from 'ava';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { createCertificateAuthority } from '../src/certs/ca.js';
+import { toPem } from '../src/certs/pem.js';
+import { verifyProfile } from '../src/cms/verify.js';
+import { softhsm } from './helpers/softhsm.js';
+import { ROOT, need, openssl, tmp } from './helpers/tools.js';
+
+function run(file: string, args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'examples', file), ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    encoding: 'utf8',
+    timeout: 90_000,
+  });
+}
+
+test('generate-and-sign: a memory store, a generated and a signed profile, a tampered one refused', async (t) => {
+  const out = tmp(t);
+  const r = run('generate-and-sign.ts', [out]);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /alice\.mobileconfig: verified/);
+  t.regex(r.stdout, /elsewhere\.mobileconfig: verified; lint findings: 0/);
+  t.regex(r.stdout, /tampered: valid=false/);
+  t.regex(r.stdout, /nobody@example\.com: ERR_STORE_ENTRY_NOT_FOUND/);
+  if (!need(t, 'openssl')) return;
+  // Self-signed store CA we do not hold: openssl checks the signature and content, not the chain.
+  for (const f of ['alice.mobileconfig', 'elsewhere.mobileconfig']) {
+    const v = openssl(['cms', '-verify', '-noverify', '-inform', 'DER', '-in', join(out, f)]);
+    t.is(v.status, 0, `${f}: ${v.stderr}`);
+  }
+});
+
+test('bring-your-own-store: the SQLite store is created, reused, and refuses a wrong passphrase in one line', (t) => {
+  const out = tmp(t);
+  const first = run('bring-your-own-store/main.ts', [out], { STORE_PASSPHRASE: 'example-passphrase' });
+  t.is(first.status, 0, first.stderr);
+  t.regex(first.stdout, /signed and verified, 1 encryption identities/);
+  const again = run('bring-your-own-store/main.ts', [out], { STORE_PASSPHRASE: 'example-passphrase' });
+  t.is(again.status, 0, again.stderr);
+  t.regex(again.stdout, /1 encryption identities/, 'reused: no new certificates');
+  const wrong = run('bring-your-own-store/main.ts', [out], { STORE_PASSPHRASE: 'wrong' });
+  t.is(wrong.status, 1);
+  t.is(wrong.stderr.trim(), 'error: The passphrase is wrong [ERR_KEY_PASSPHRASE]');
+  // The SQLite file holds no private key in clear.
+  t.false(readFileSync(join(out, 'certificates.sqlite')).includes('BEGIN PRIVATE KEY'));
+});
+
+test('pkcs11-signer: a profile signed in a SoftHSM token verifies in openssl', async (t) => {
+  const hsm = softhsm();
+  if ('missing' in hsm) {
+    t.log(`SKIPPED: ${hsm.missing}`);
+    t.pass();
+    return;
+  }
+  const dir = tmp(t);
+  const ca = await createCertificateAuthority({ organization: 'Example HSM' });
+  hsm.initToken('example', '2468-example');
+  hsm.importKey('example', '2468-example', ca.signer.privateKey, 'profile-signer', '07');
+  writeFileSync(join(dir, 'signer.pem'), toPem(ca.signer.certificate));
+  writeFileSync(join(dir, 'chain.pem'), toPem(ca.intermediate.certificate));
+  writeFileSync(join(dir, 'root.pem'), toPem(ca.root.certificate));
+  const r = run('pkcs11-signer.ts', [join(dir, 'signer.pem'), join(dir, 'chain.pem'), dir], {
+    SOFTHSM2_CONF: hsm.conf,
+    PKCS11_URI: `pkcs11:token=example;object=profile-signer?module-path=${hsm.module}`,
+    PKCS11_PIN: '2468-example',
+  });
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /signed in the token \(rsa\)/);
+  const profile = readFileSync(join(dir, 'alice@example.com.mobileconfig'));
+  t.true((await verifyProfile(profile, { ca: [ca.root.certificate] })).valid);
+  if (!need(t, 'openssl')) return;
+  const v = openssl(['cms', '-verify', '-inform', 'DER', '-in', join(dir, 'alice@example.com.mobileconfig'), '-CAfile', join(dir, 'root.pem'), '-purpose', 'any']);
+  t.is(v.status, 0, v.stderr.toString());
+});
+
+test('http-handler: a plain node:http server serves a signed profile per user, 404 for others', async (t) => {
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'examples', 'http-handler.ts'), '0'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' } });
+  t.teardown(() => proc.kill('SIGKILL'));
+  let err = '';
+  proc.stderr.on('data', (c) => (err += c));
+  const base = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (c) => {
+      out += c;
+      if (out.includes('\n')) resolve(out.trim());
+    });
+    proc.on('exit', () => reject(new Error(`exited: ${err}`)));
+  });
+  const get = (path: string) =>
+    new Promise<{ status: number; type: string; body: Buffer }>((resolve, reject) => {
+      request(base + path, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body: Buffer.concat(chunks) }));
+      })
+        .on('error', reject)
+        .end();
+    });
+  const ok = await get('/profiles/alice%40example.com');
+  t.is(ok.status, 200);
+  t.is(ok.type, 'application/x-apple-aspen-config');
+  const r = await verifyProfile(ok.body);
+  t.deepEqual(r.reasons.map((x) => x.code), ['untrusted']); // signature intact; its CA lives in that process
+  t.is((await get('/profiles/nobody%40example.com')).status, 404);
+  t.is((await get('/elsewhere')).status, 404);
+});
