@@ -13,7 +13,9 @@ export { loadTemplate, listTemplates, applySetValues, resolveData } from './prof
 export type { Template, TemplateMeta, TemplateVariable, IdentityUse } from './profile/template.js';
 export { renderTemplate, plistDate } from './profile/render.js';
 export { validateProfile, validateXml } from './profile/validate.js';
+export type { ValidateOptions } from './profile/validate.js';
 export { parsePlistXml, isPlistDict, PlistSyntaxError } from './profile/plist-xml.js';
+export type { ParsePlistOptions } from './profile/plist-xml.js';
 export type { PlistValue, PlistDict } from './profile/validate.js';
 export { stableUuid, defaultProfileIdentifier } from './profile/ids.js';
 export { parseProfile } from './profile/parse.js';
@@ -45,7 +47,7 @@ export { parsePkcs11Uri } from './cms/pkcs11-uri.js';
 export type { Pkcs11Uri } from './cms/pkcs11-uri.js';
 export { verifyProfile } from './cms/verify.js';
 export { envelope, openEnvelope, envelopeRecipients } from './cms/envelope.js';
-export type { ContentCipher } from './cms/envelope.js';
+export type { ContentCipher, EnvelopeRecipient } from './cms/envelope.js';
 export type { VerifyProfileOptions, VerifyResult, VerifyReason, CertificateSummary } from './cms/verify.js';
 
 // Certificates and keys
@@ -56,13 +58,15 @@ export type { CertificatePurpose, Identity, IssueCertificateOptions } from './ce
 export { toPkcs12, randomPassword } from './certs/pkcs12.js';
 export { readPkcs12 } from './certs/pkcs12-read.js';
 export { readIdentity, checkImport } from './certs/import.js';
+export type { IdentityBundle, ImportCheckOptions, ImportCheckResult } from './certs/import.js';
+export type { Pkcs12Contents } from './certs/pkcs12-read.js';
 export { createCrl, REVOCATION_REASONS } from './certs/crl.js';
-export type { RevocationReason } from './certs/crl.js';
+export type { RevocationReason, CreateCrlOptions, CrlEntry } from './certs/crl.js';
 export type { ToPkcs12Options } from './certs/pkcs12.js';
 export { generateKeyPair } from './certs/keys.js';
 export type { KeyAlgorithm, KeyPair } from './certs/keys.js';
 export { describeCertificate } from './certs/x509.js';
-export type { CertificateInfo } from './certs/x509.js';
+export type { CertificateInfo, KeyUsageName } from './certs/x509.js';
 export { toPem, pemBlocks, fingerprint } from './certs/pem.js';
 export { assertEmail } from './certs/email.js';
 

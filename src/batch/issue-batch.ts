@@ -13,6 +13,7 @@ import { statusOf, type CertificateStore } from '../store/store.js';
 import type { BatchFailure, BatchProgress } from './run.js';
 import { countUsers, readUsers } from './users.js';
 
+/** Options of {@link issueBatch}. */
 export interface IssueBatchOptions {
   store: CertificateStore;
   usersFile: string;
@@ -21,11 +22,15 @@ export interface IssueBatchOptions {
   days?: number;
   /** Keys generated at once. Default: the number of cores. */
   jobs?: number;
+  /** Called after every row (throttle it yourself for display). */
   onProgress?: (p: BatchProgress) => void;
+  /** Called once per failed row. */
   onFailure?: (f: BatchFailure) => void;
+  /** Default: `() => new Date()`. */
   now?: () => Date;
 }
 
+/** The outcome of {@link issueBatch}. */
 export interface IssueBatchSummary extends BatchProgress {
   /** Users skipped because they already hold a valid certificate of the purpose. */
   existing: number;

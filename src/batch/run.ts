@@ -18,6 +18,7 @@ import { countUsers, readUsers } from './users.js';
 import type { WorkerInit, WorkerResult, WorkerTask } from './worker.js';
 import { pkcs11Signer, type Pkcs11SignerOptions } from '../cms/pkcs11.js';
 
+/** Progress of a batch, passed to `onProgress` after every row. */
 export interface BatchProgress {
   done: number;
   total: number;
@@ -27,6 +28,7 @@ export interface BatchProgress {
   elapsedMs: number;
 }
 
+/** One failed row: its line number, address and typed error code. */
 export interface BatchFailure {
   line: number;
   email: string;
@@ -34,6 +36,7 @@ export interface BatchFailure {
   message: string;
 }
 
+/** The outcome of {@link runBatch}. */
 export interface BatchSummary extends BatchProgress {
   /** The first 1,000 failures. */
   failures: BatchFailure[];
@@ -42,6 +45,7 @@ export interface BatchSummary extends BatchProgress {
   stopped: boolean;
 }
 
+/** Options of {@link runBatch}. */
 export interface RunBatchOptions {
   storeDir: string;
   passphrase: string;
@@ -73,7 +77,9 @@ export interface RunBatchOptions {
    * open signer: every worker thread opens its own sessions on the token.
    */
   pkcs11?: Pkcs11SignerOptions;
+  /** Called after every row (throttle it yourself for display). */
   onProgress?: (p: BatchProgress) => void;
+  /** Called once per failed row. */
   onFailure?: (f: BatchFailure) => void;
 }
 

@@ -9,6 +9,7 @@ import { createCertificate, EKU } from './x509.js';
 import { validity, type Identity } from './issue.js';
 import { InputInvalid } from '../errors.js';
 
+/** A root, an issuing intermediate and the profile-signing identity. */
 export interface CertificateAuthority {
   root: Identity;
   intermediate: Identity;
@@ -16,6 +17,7 @@ export interface CertificateAuthority {
   signer: Identity;
 }
 
+/** Options of {@link createCertificateAuthority}. */
 export interface CreateCertificateAuthorityOptions {
   /** Organization; names the CA certificates. */
   organization: string;

@@ -15,8 +15,10 @@ export const REVOCATION_REASONS = {
   superseded: 4,
   cessationOfOperation: 5,
 } as const;
+/** A CRL reason code name (RFC 5280 section 5.3.1). */
 export type RevocationReason = keyof typeof REVOCATION_REASONS;
 
+/** One revoked certificate on a CRL. */
 export interface CrlEntry {
   /** Hex serial. */
   serial: string;
@@ -24,6 +26,7 @@ export interface CrlEntry {
   reason: RevocationReason;
 }
 
+/** Options of {@link createCrl}. */
 export interface CreateCrlOptions {
   /** The issuing CA's certificate (DER) and key. */
   issuerCertificate: Buffer;

@@ -12,6 +12,7 @@ import { certificatesFrom, pemBlocks } from './pem.js';
 import { readPkcs12 } from './pkcs12-read.js';
 import { describeCertificate, EKU, type CertificateInfo } from './x509.js';
 
+/** A certificate, its key and the chain that came with it, read from a PFX or PEM. */
 export interface IdentityBundle {
   certificate: Buffer;
   privateKey: KeyObject;
@@ -87,6 +88,7 @@ export function readIdentity(bytes: Uint8Array, options: { password?: string; ke
   return { certificate: leaf.der, privateKey: key, chain: parsed.filter((c) => c !== leaf).map((c) => c.der) };
 }
 
+/** Options of {@link checkImport}. */
 export interface ImportCheckOptions {
   user: string;
   purpose: CertificatePurpose;
@@ -95,6 +97,7 @@ export interface ImportCheckOptions {
   now?: Date;
 }
 
+/** What {@link checkImport} found about an identity to import. */
 export interface ImportCheckResult {
   info: CertificateInfo;
   /** The address as the certificate writes it. */

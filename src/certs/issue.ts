@@ -12,6 +12,7 @@ import { assertEmail } from './email.js';
 /** The certificate templates a user certificate is issued from. */
 export type CertificatePurpose = 'smime-signing' | 'smime-encryption';
 
+/** The certificate purposes: S/MIME signing and S/MIME encryption. */
 export const PURPOSES: readonly CertificatePurpose[] = ['smime-signing', 'smime-encryption'];
 
 const PROFILES: Record<CertificatePurpose, { keyUsage: KeyUsageName[]; eku: string[] }> = {
@@ -26,6 +27,7 @@ export interface Identity {
   privateKey: KeyObject;
 }
 
+/** Options of {@link issueCertificate}. */
 export interface IssueCertificateOptions {
   purpose: CertificatePurpose;
   /** The address, written verbatim as the only rfc822Name (iOS matches it case-sensitively). */

@@ -9,6 +9,7 @@ import { KeyUnsupported } from '../errors.js';
 /** Key algorithm choice for new keys. */
 export type KeyAlgorithm = 'rsa-2048' | 'rsa-3072' | 'rsa-4096' | 'ec-p256' | 'ec-p384';
 
+/** A generated key pair. */
 export interface KeyPair {
   privateKey: KeyObject;
   publicKey: KeyObject;

@@ -55,6 +55,7 @@ const MAX_PKCS12_ITERATIONS = 200_000;
 const MAX_PBKDF2_ITERATIONS = 5_000_000;
 const MAX_BAGS = 256;
 
+/** What a PKCS#12 file holds, and how it was protected. */
 export interface Pkcs12Contents {
   keys: { key: KeyObject; localKeyId: Buffer | undefined }[];
   certificates: { der: Buffer; localKeyId: Buffer | undefined }[];

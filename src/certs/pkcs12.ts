@@ -85,6 +85,7 @@ export function pkcs12Kdf(
   return out;
 }
 
+/** Options of {@link toPkcs12}. */
 export interface ToPkcs12Options {
   /** Non-empty: iOS and macOS read the two encodings of an empty password differently. */
   password: string;

@@ -27,6 +27,7 @@ export const EKU = {
   clientAuth: '1.3.6.1.5.5.7.3.2',
 } as const;
 
+/** A keyUsage bit by name. */
 export type KeyUsageName =
   | 'digitalSignature'
   | 'nonRepudiation'

@@ -12,6 +12,7 @@ import { rsaPkcs1Decrypt } from '../certs/forge.js';
 import { issuerAndSerial } from './certificate.js';
 import { OID } from './sign.js';
 
+/** The content cipher of an encrypted profile: AES-256-CBC, or 3DES for old devices. */
 export type ContentCipher = 'aes-256-cbc' | 'des-ede3-cbc';
 
 const CIPHER_OID: Record<ContentCipher, string> = {
@@ -48,6 +49,7 @@ export function envelope(content: Uint8Array, recipient: Buffer, cipher: Content
   return seq(oid(OID.envelopedData), explicit(0, seq(int(0), setOf(recipientInfo), eci)));
 }
 
+/** A recipient of an EnvelopedData, by issuer and serial. */
 export interface EnvelopeRecipient {
   /** DER of the recipient's issuer Name and its serial, hex. */
   issuer: Buffer;

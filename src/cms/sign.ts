@@ -41,9 +41,11 @@ export interface Signer {
   chain: Uint8Array[];
   /** `rsa` or `ec`. */
   keyType: 'rsa' | 'ec';
+  /** Signs `data` (the DER of the signed attributes) with SHA-256: PKCS#1 v1.5 for RSA, DER ECDSA-Sig-Value for EC. */
   sign(data: Uint8Array): Uint8Array | Promise<Uint8Array>;
 }
 
+/** Options of {@link keySigner}. */
 export interface KeySignerOptions {
   /** PEM, PKCS#8 DER, or a KeyObject. */
   key: KeyObject | string | Uint8Array;
@@ -76,6 +78,7 @@ export function keySigner(options: KeySignerOptions): Signer {
   return { certificate, chain, keyType, sign: (data) => cryptoSign('sha256', data, key) };
 }
 
+/** Options of {@link signProfile}. */
 export interface SignProfileOptions {
   /** signingTime. Default: now. */
   now?: () => Date;

@@ -22,12 +22,14 @@ const HASHES: Record<string, string> = {
 /** At most this many certificates are read from one SignedData. */
 const MAX_CERTIFICATES = 64;
 
+/** Why a profile is not valid, with a stable code. */
 export interface VerifyReason {
   /** `signature-invalid`, `digest-mismatch`, `signer-expired`, `signer-not-yet-valid`, `untrusted`, `signer-revoked`, ... */
   code: string;
   message: string;
 }
 
+/** A certificate as reports show it. */
 export interface CertificateSummary {
   subject: string;
   issuer: string;
@@ -37,6 +39,7 @@ export interface CertificateSummary {
   fingerprint: string;
 }
 
+/** What {@link verifyProfile} found. A tampered profile is `valid: false` with reasons, never an exception. */
 export interface VerifyResult {
   /** True only when the signature is intact, the chain reaches a trust anchor and every certificate is in date. */
   valid: boolean;
@@ -51,6 +54,7 @@ export interface VerifyResult {
   trustSource: 'given' | 'system';
 }
 
+/** Options of {@link verifyProfile}. */
 export interface VerifyProfileOptions {
   /** Trust anchors, PEM or DER. Default: the Mozilla roots bundled with Node. */
   ca?: (string | Uint8Array)[];

@@ -19,6 +19,7 @@ import { renderTemplate } from './render.js';
 import { loadTemplate, resolveData, type IdentityUse, type Template } from './template.js';
 import { validateXml, type PlistValue } from './validate.js';
 
+/** Options of {@link generateProfile}. */
 export interface GenerateProfileOptions {
   store: CertificateStore;
   /** Built-in name, path to a `.hbs` file, or a loaded {@link Template}. */
@@ -69,6 +70,7 @@ export interface Pkcs12Password {
   password: string;
 }
 
+/** What {@link generateProfile} returns: the profile file and what went into it. */
 export interface GeneratedProfile {
   /** The rendered XML plist: exactly the bytes that are signed. */
   xml: string;

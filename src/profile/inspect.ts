@@ -18,6 +18,7 @@ import { envelopeRecipients } from '../cms/envelope.js';
 const SECRET_KEYS = new Set(['Password', 'CertificatePassword', 'IncomingPassword', 'OutgoingPassword', 'RemovalPassword', 'Challenge']);
 export const REDACTED = '<redacted>';
 
+/** A certificate found in a payload. */
 export interface InspectedCertificate {
   subject: string;
   issuer: string;
@@ -29,6 +30,7 @@ export interface InspectedCertificate {
   hasPrivateKey: boolean;
 }
 
+/** One payload as {@link inspectProfile} reports it. */
 export interface InspectedPayload {
   type: string;
   identifier: string | undefined;
@@ -43,6 +45,7 @@ export interface InspectedPayload {
   pkcs12?: string;
 }
 
+/** What {@link inspectProfile} reports: signer, payloads, references and certificates. */
 export interface InspectResult {
   format: PlistFormat;
   signed: boolean;

@@ -9,11 +9,13 @@ import { verifyProfile } from '../cms/verify.js';
 import { parseProfile, type PlistFormat } from './parse.js';
 import { validateProfile } from './validate.js';
 
+/** Options of {@link lintProfile}. */
 export interface LintOptions {
   /** Default: now (certificate expiry). */
   now?: Date;
 }
 
+/** What {@link lintProfile} found: findings with stable rule ids. */
 export interface LintResult {
   findings: ProfileIssue[];
   format: PlistFormat;

@@ -9,8 +9,10 @@ import { ProfileParseError } from '../errors.js';
 import { parseSignedData } from '../cms/verify.js';
 import { parsePlistXml, type PlistValue } from './plist-xml.js';
 
+/** How the plist was written: XML or binary. */
 export type PlistFormat = 'xml' | 'binary';
 
+/** A profile file taken apart: its format, whether it was signed, and the plist inside. */
 export interface ParsedProfile {
   /** The plist's own format (inside the CMS when signed). */
   format: PlistFormat;

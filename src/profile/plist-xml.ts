@@ -18,6 +18,7 @@ export type PlistValue =
   | PlistValue[]
   | { [key: string]: PlistValue };
 
+/** An XML plist that is malformed or exceeds a bound (size, depth, entities), with its line and column. */
 export class PlistSyntaxError extends Error {}
 
 /** True for a plist dictionary (not an array, date or data). */
@@ -25,6 +26,7 @@ export function isPlistDict(v: unknown): v is { [key: string]: PlistValue } {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date) && !(v instanceof Uint8Array);
 }
 
+/** Options of {@link parsePlistXml}. */
 export interface ParsePlistOptions {
   /**
    * Filled with the text span of each top-level dictionary entry, from its `<key>` to the end

@@ -24,6 +24,7 @@ export interface TemplateVariable {
 /** How a template uses the user's identities. */
 export type IdentityUse = 'required' | 'optional' | 'none';
 
+/** A template's metadata (its sibling `.json`): variables, identities, description. */
 export interface TemplateMeta {
   description: string;
   /** Payload types the template emits, for listings. */
@@ -34,6 +35,7 @@ export interface TemplateMeta {
   example?: Record<string, unknown>;
 }
 
+/** A loaded template: its Handlebars source and metadata. */
 export interface Template {
   /** Built-in name, or the file name for a template given by path. */
   name: string;

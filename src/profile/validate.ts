@@ -11,6 +11,7 @@ import { checkCertificates } from './rules-certs.js';
 import { checkPayload, checkTopLevel } from './rules-schema.js';
 
 export type { PlistValue };
+/** A plist dictionary. */
 export type PlistDict = { [k: string]: PlistValue };
 
 /** Payload types that yield an identity (certificate + private key) on the device. */
@@ -30,6 +31,7 @@ const SMIME_BOOLEANS_FOR = {
 
 const UUID = /^[0-9A-Za-z]{8}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{12}$/;
 
+/** Options of {@link validateProfile}. */
 export interface ValidateOptions {
   /** The XML text, for the textual rules (dates with fractional seconds). */
   xml?: string;

@@ -16,6 +16,7 @@ import { profileFileName } from '../batch/names.js';
 import type { LinkBook } from './links.js';
 import { installPage, messagePage } from './page.js';
 
+/** Options of {@link createProfileHandler}. */
 export interface ProfileHandlerOptions {
   store: CertificateStore;
   links: LinkBook;
@@ -27,6 +28,7 @@ export interface ProfileHandlerOptions {
   rateLimit?: number;
   /** One line per request, without tokens. */
   log?: (line: string) => void;
+  /** Default: `() => new Date()`. */
   now?: () => Date;
 }
 

@@ -13,6 +13,7 @@ import { InputInvalid, StoreEntryNotFound, StoreIOError } from '../errors.js';
 import { atomicWrite, ioError } from '../store/fs-util.js';
 import { withLock } from '../store/lock.js';
 
+/** A one-time download link as stored (the token itself is kept only as a hash). */
 export interface LinkRecord {
   /** Public id (the first 12 hex digits of the token hash), for list and revoke. */
   id: string;
@@ -25,10 +26,12 @@ export interface LinkRecord {
   revoked?: string;
 }
 
+/** Whether a link can still be used. */
 export type LinkState = 'valid' | 'expired' | 'used' | 'revoked';
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 
+/** `active`, `used`, `expired` or `revoked` at `now`. */
 export function linkState(l: LinkRecord, now: Date): LinkState {
   if (l.revoked) return 'revoked';
   if (l.usesLeft <= 0) return 'used';
@@ -47,6 +50,7 @@ export class LinkBook {
     return join(this.dir, 'links.json');
   }
 
+  /** Every link, newest last. */
   async list(): Promise<LinkRecord[]> {
     let text: string;
     try {
@@ -91,6 +95,10 @@ export class LinkBook {
     return { token, link };
   }
 
+  /**
+   * Revokes a link by its id.
+   * @throws ERR_STORE_ENTRY_NOT_FOUND for an unknown id
+   */
   async revoke(id: string): Promise<LinkRecord> {
     return this.update((links) => {
       const l = links.find((x) => x.id === id.toLowerCase());

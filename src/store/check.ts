@@ -12,6 +12,7 @@ import { certificatesFrom, fingerprint } from '../certs/pem.js';
 import type { FileStore } from './fs-store.js';
 import type { CertificateRecord } from './store.js';
 
+/** One finding of {@link checkStore}. */
 export interface StoreFinding {
   severity: 'error' | 'warning' | 'info';
   path: string;

@@ -72,6 +72,7 @@ export interface StoreMeta {
 }
 
 
+/** Options of {@link initStore}. */
 export interface InitStoreOptions {
   organization: string;
   passphrase: string;
@@ -83,6 +84,7 @@ export interface InitStoreOptions {
   kdfCost?: number;
 }
 
+/** Options of {@link openStore}. */
 export interface OpenStoreOptions {
   /** Needed for anything that uses a private key; checked at open when given. */
   passphrase?: string;
@@ -95,6 +97,7 @@ export interface OpenStoreOptions {
   now?: () => Date;
 }
 
+/** Options of {@link FileStore.importIdentity}. */
 export interface ImportIdentityOptions {
   user: string;
   purpose: CertificatePurpose;
@@ -104,6 +107,7 @@ export interface ImportIdentityOptions {
   strict?: boolean;
 }
 
+/** What an import recorded, with its warnings. */
 export interface ImportIdentityResult {
   record: CertificateRecord;
   /** True when the same certificate was already in the store: nothing was written. */
@@ -111,6 +115,7 @@ export interface ImportIdentityResult {
   warnings: string[];
 }
 
+/** What removing a user did: serials revoked (our CA) and retired (outside CAs). */
 export interface RemoveUserResult {
   revoked: CertificateRecord[];
   retired: CertificateRecord[];

@@ -13,6 +13,7 @@ import { keySigner, type Signer } from '../cms/sign.js';
 import { CertificateInvalid, StoreEntryNotFound } from '../errors.js';
 import type { CertificateRecord, CertificateStore, IssueUserCertificateOptions, ListCertificatesOptions, TrustChain } from './store.js';
 
+/** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
   /** Default: `Example Corp`. */
   organization?: string;
@@ -22,6 +23,7 @@ export interface MemoryStoreOptions {
   now?: () => Date;
 }
 
+/** Options of {@link MemoryStore.addIdentity}. */
 export interface AddIdentityOptions {
   certificate: Buffer;
   privateKey: Identity['privateKey'];

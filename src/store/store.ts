@@ -43,12 +43,14 @@ export interface CertificateListing extends CertificateRecord {
   status: CertificateStatus;
 }
 
+/** Filters of {@link CertificateStore.listCertificates}. */
 export interface ListCertificatesOptions {
   /** Case-insensitive address. */
   user?: string;
   purpose?: CertificatePurpose;
 }
 
+/** Options of {@link CertificateStore.issueCertificate}. */
 export interface IssueUserCertificateOptions {
   user: string;
   name: string;

@@ -1,0 +1,59 @@
+/**
+ * What a vendor installs: the packed file list (npm pack), the public exports, and an import
+ * without side effects.
+ */
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from './helpers/tools.js';
+
+test('npm pack ships dist (code and types), templates, README and LICENSE; no tests, fixtures, sources or keys', (t) => {
+  const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr);
+  const files: string[] = JSON.parse(r.stdout)[0].files.map((f: { path: string }) => f.path);
+  for (const needed of ['dist/index.js', 'dist/index.d.ts', 'dist/errors.d.ts', 'dist/cli/main.js', 'dist/batch/worker.js', 'dist/cms/pkcs11.d.ts', 'templates/exchange-smime.mobileconfig.hbs', 'templates/exchange-smime.json', 'templates/partials/profile-head.hbs', 'README.md', 'LICENSE', 'package.json']) {
+    t.true(files.includes(needed), `${needed} is shipped`);
+  }
+  const unwanted = files.filter((f) => /^(test|examples|src|scripts|bench|docs|\.ci|scratch)\/|\.test\.|fixtures|tsconfig|ava\.config/.test(f));
+  t.deepEqual(unwanted, []);
+  for (const f of files) {
+    const text = readFileSync(join(ROOT, f), 'latin1');
+    t.false(/-----BEGIN [A-Z ]*PRIVATE KEY-----\s*[A-Za-z0-9+/]{16}/.test(text), `${f} holds no key`);
+  }
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  t.is(pkg.exports['.'].types, './dist/index.d.ts');
+  t.is(pkg.sideEffects, false);
+});
+
+test('the package root exports what the README promises, and importing it has no side effects', (t) => {
+  const script = `
+    const before = new Set(Object.keys(globalThis));
+    const api = await import('profilesmith');
+    const errors = await import('profilesmith/errors');
+    const { createRequire } = await import('node:module');
+    const cache = Object.keys(createRequire(import.meta.url).cache);
+    console.log(JSON.stringify({
+      names: Object.keys(api).sort(),
+      errorCodes: Object.values(errors).filter((c) => typeof c === 'function' && typeof c.code === 'string').map((c) => c.code).sort(),
+      newGlobals: Object.keys(globalThis).filter((k) => !before.has(k)),
+      reflectMetadata: typeof Reflect.getMetadata,
+      nativeLoaded: cache.filter((p) => /pkcs11js|better-sqlite3/.test(p)),
+    }));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stderr, '');
+  const out = JSON.parse(r.stdout);
+  for (const name of [
+    'openStore', 'initStore', 'createMemoryStore', 'generateProfile', 'signProfile', 'verifyProfile', 'lintProfile', 'inspectProfile',
+    'keySigner', 'pkcs11Signer', 'createCertificateAuthority', 'issueCertificate', 'toPkcs12', 'readPkcs12', 'runBatch', 'createProfileHandler',
+    'ProfilesmithError', 'isProfilesmithError', 'errors',
+  ]) {
+    t.true(out.names.includes(name), name);
+  }
+  t.true(out.errorCodes.includes('ERR_PKCS11'));
+  t.true(out.errorCodes.includes('ERR_STORE_ENTRY_NOT_FOUND'));
+  t.deepEqual(out.newGlobals, [], 'no globals added');
+  t.is(out.reflectMetadata, 'undefined', 'the Reflect polyfill loads only when a certificate is made');
+  t.deepEqual(out.nativeLoaded, [], 'no native module loaded on import');
+});
