@@ -131,7 +131,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
 
   const init: WorkerInit = {
     storeDir: resolve(options.storeDir),
-    passphrase: options.passphrase,
+    storeKey: store.derivedKey(),
     template: options.template.includes('/') ? resolve(options.template) : options.template,
     data: options.data ?? {},
     sets: options.sets ?? {},

@@ -21,7 +21,8 @@ import { profileFileName } from './names.js';
 /** What the main thread hands each worker. */
 export interface WorkerInit {
   storeDir: string;
-  passphrase: string;
+  /** The store key, derived once by the main thread (scrypt is not run again per worker). */
+  storeKey: Uint8Array;
   template: string;
   data: Record<string, unknown>;
   sets: Record<string, string>;
@@ -80,7 +81,8 @@ function readDeviceCert(init: WorkerInit, path: string): Uint8Array {
 
 /** Everything that does not change per user, done once. */
 export async function prepareWorker(init: WorkerInit): Promise<Ready> {
-  const store = await openStore(init.storeDir, { passphrase: init.passphrase });
+  const store = await openStore(init.storeDir);
+  store.unlockWithKey(init.storeKey);
   const signer = init.pkcs11 ? await pkcs11Signer(init.pkcs11) : await store.profileSigner();
   const template = loadTemplate(init.template);
   const base = structuredClone(init.data);
