@@ -11,7 +11,7 @@ const RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)(\.|$)/i;
 export function profileFileName(email: string, extension = '.mobileconfig'): string {
   const lower = email.toLowerCase();
   let base = lower.replace(/[^a-z0-9@._+-]/g, '_').replace(/^\.+/, '_').slice(0, 120);
-  if (RESERVED.test(base)) base = `_${base}`;
+  if (RESERVED.test(base) || base === '') base = `_${base}`;
   if (base !== lower) base += `-${createHash('sha256').update(lower).digest('hex').slice(0, 8)}`;
   return base + extension;
 }

@@ -8,6 +8,7 @@
  * - rejects characters XML 1.0 forbids, and unknown or misplaced elements,
  * and reports every failure as one message with a line number.
  */
+import { ProfileParseError } from '../errors.js';
 
 export type PlistValue =
   | string
@@ -18,8 +19,11 @@ export type PlistValue =
   | PlistValue[]
   | { [key: string]: PlistValue };
 
-/** An XML plist that is malformed or exceeds a bound (size, depth, entities), with its line and column. */
-export class PlistSyntaxError extends Error {}
+/**
+ * An XML plist that is malformed or exceeds a bound (size, depth, entities), with its line and
+ * column in the message. A {@link ProfileParseError}, so it carries the code `ERR_PROFILE_PARSE`.
+ */
+export class PlistSyntaxError extends ProfileParseError {}
 
 /** True for a plist dictionary (not an array, date or data). */
 export function isPlistDict(v: unknown): v is { [key: string]: PlistValue } {

@@ -229,7 +229,7 @@ export function resolveData(
   }
   const walk = (v: unknown, path: string): void => {
     if (typeof v === 'string') {
-      if (XML_INVALID.test(v)) throw new TemplateDataError(template.name, path, 'holds a control character that a property list cannot carry');
+      if (XML_INVALID.test(v)) throw new TemplateDataError(template.name, path, 'holds a character that a property list cannot carry (a control character, a lone surrogate or U+FFFE/U+FFFF)');
       if (v.length > 65_536) throw new TemplateDataError(template.name, path, 'is longer than 65536 characters');
     } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`));
     else if (v && typeof v === 'object' && !Buffer.isBuffer(v)) {

@@ -166,7 +166,7 @@ test('a control character in a value is refused, naming the variable', async (t)
   const store = await aliceStore(join(dir, 'store'));
   await t.throwsAsync(
     generateProfile({ store, template: 'exchange-smime', user: 'alice@example.com', data: { exchange: { host: 'a\u0001b' } } }),
-    { code: 'ERR_TEMPLATE_DATA', message: 'Template "exchange-smime": variable "exchange.host" holds a control character that a property list cannot carry' },
+    { code: 'ERR_TEMPLATE_DATA', message: 'Template "exchange-smime": variable "exchange.host" holds a character that a property list cannot carry (a control character, a lone surrogate or U+FFFE/U+FFFF)' },
   );
 });
 

@@ -1,0 +1,355 @@
+/**
+ * Properties over hostile input, shared by the test suite (a short run in CI) and the campaign
+ * (`npm run fuzz`, many more runs, failing inputs saved). Each property takes one generated
+ * input and throws when profilesmith misbehaves on it: an untyped exception, a wrong result,
+ * or too much time.
+ */
+import fc from 'fast-check';
+import { createPublicKey } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { assertEmail } from '../../src/certs/email.js';
+import { readIdentity } from '../../src/certs/import.js';
+import { toPem } from '../../src/certs/pem.js';
+import { toPkcs12 } from '../../src/certs/pkcs12.js';
+import { verifyProfile } from '../../src/cms/verify.js';
+import { isProfilesmithError } from '../../src/errors.js';
+import { profileFileName } from '../../src/batch/names.js';
+import { generateProfile } from '../../src/profile/generate.js';
+import { inspectProfile } from '../../src/profile/inspect.js';
+import { lintProfile } from '../../src/profile/lint.js';
+import { parseProfile } from '../../src/profile/parse.js';
+import { isPlistDict, parsePlistXml, type PlistValue } from '../../src/profile/plist-xml.js';
+import { createMemoryStore, type MemoryStore } from '../../src/store/memory-store.js';
+import { CsvParser, csvField } from '../../src/util/csv.js';
+import { BIN, snapshotDir } from '../helpers/tools.js';
+
+/** Time one input may take before it counts as a hang. */
+export const BOUND_MS = 5_000;
+
+export interface Corpus {
+  store: MemoryStore;
+  /** A valid signed profile (DER CMS), its XML and, when python3 is here, its binary plist. */
+  signed: Buffer;
+  xml: Buffer;
+  binary?: Buffer;
+  /** One identity as a PKCS#12 (password `fuzz`), a PEM bundle (certificate + key) and a DER certificate. */
+  p12: Buffer;
+  pem: Buffer;
+  der: Buffer;
+  roots: Buffer[];
+}
+
+export async function makeCorpus(): Promise<Corpus> {
+  const store = await createMemoryStore({ organization: 'Fuzz Corp' });
+  const sig = await store.issueCertificate({ user: 'alice@example.com', name: 'Alice', purpose: 'smime-signing' });
+  await store.issueCertificate({ user: 'alice@example.com', name: 'Alice', purpose: 'smime-encryption' });
+  const profile = await generateProfile({ store, template: 'exchange-smime', user: 'alice@example.com', data: { exchange: { host: 'mail.example.com' } } });
+  const identity = await store.getIdentity(sig.serial);
+  const p12 = toPkcs12(identity.certificate, identity.privateKey, { password: 'fuzz' });
+  const pem = Buffer.from(toPem(identity.certificate) + identity.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  const py = spawnSync('python3', ['-c', 'import plistlib,sys; sys.stdout.buffer.write(plistlib.dumps(plistlib.loads(sys.stdin.buffer.read()), fmt=plistlib.FMT_BINARY))'], { input: profile.xml });
+  return {
+    store,
+    signed: Buffer.from(profile.bytes),
+    xml: Buffer.from(profile.xml),
+    ...(py.status === 0 ? { binary: py.stdout } : {}),
+    p12,
+    pem,
+    der: identity.certificate,
+    roots: (await store.trustChain()).roots,
+  };
+}
+
+/** A byte-level mutation of a seed: flips, inserts, deletions, truncation, duplicated ranges. */
+export const mutation = fc.array(
+  fc.oneof(
+    fc.record({ op: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
+    fc.record({ op: fc.constant('set' as const), at: fc.nat(), byte: fc.constantFrom(0x00, 0x7f, 0x80, 0xff, 0x30, 0x82, 0x3c, 0x26) }),
+    fc.record({ op: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ maxLength: 16 }) }),
+    fc.record({ op: fc.constant('delete' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 64 }) }),
+    fc.record({ op: fc.constant('truncate' as const), at: fc.nat() }),
+    fc.record({ op: fc.constant('repeat' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 256 }), times: fc.integer({ min: 2, max: 8 }) }),
+  ),
+  { minLength: 1, maxLength: 6 },
+);
+export type Mutation = typeof mutation extends fc.Arbitrary<infer T> ? T : never;
+
+export function mutate(seed: Buffer, steps: Mutation): Buffer {
+  let b = Buffer.from(seed);
+  for (const m of steps) {
+    const at = b.length ? m.at % (b.length + 1) : 0;
+    switch (m.op) {
+      case 'flip':
+        if (b.length) b[at % b.length]! ^= 1 << m.bit;
+        break;
+      case 'set':
+        if (b.length) b[at % b.length] = m.byte;
+        break;
+      case 'insert':
+        b = Buffer.concat([b.subarray(0, at), m.bytes, b.subarray(at)]);
+        break;
+      case 'delete':
+        b = Buffer.concat([b.subarray(0, at), b.subarray(at + m.length)]);
+        break;
+      case 'truncate':
+        b = b.subarray(0, at);
+        break;
+      case 'repeat': {
+        const part = b.subarray(at, at + m.length);
+        b = Buffer.concat([b.subarray(0, at), ...Array<Buffer>(m.times).fill(part), b.subarray(at)]);
+        break;
+      }
+    }
+  }
+  return b;
+}
+
+/** Runs `fn`; a typed error is a correct answer, anything else is a finding. Returns the result or undefined. */
+export async function typedOrResult<T>(what: string, fn: () => T | Promise<T>): Promise<T | undefined> {
+  const start = performance.now();
+  try {
+    return await fn();
+  } catch (err) {
+    if (!isProfilesmithError(err)) {
+      throw new Error(`${what}: untyped ${(err as Error)?.constructor?.name ?? typeof err}: ${(err as Error)?.message ?? err}`, { cause: err });
+    }
+    return undefined;
+  } finally {
+    const ms = performance.now() - start;
+    if (ms > BOUND_MS) throw new Error(`${what}: took ${ms.toFixed(0)} ms (bound ${BOUND_MS} ms)`);
+  }
+}
+
+/** Strings that have broken XML, CSV, Handlebars and path handling elsewhere. */
+export const NASTY = [
+  ']]>', '</string>', '</string><key>PayloadType</key><string>x', '<![CDATA[x]]>', '&amp;', '&#0;', '&x;', '<!ENTITY',
+  '{{', '}}', '{{user.email}}', '{{{x}}}', '{{> profile-head}}', '{{#each .}}', '\\{{x}}',
+  '"', "'", ',', '\r\n', '\n', '\r', '\t', '\u0000', '\u0001', '\u001b[31m', '\u007f', '\u0085', '\u2028', '\ufeff', '\ufffe', '\uffff',
+  '\ud800', '\udfff', '😀', 'é', 'e\u0301', '../', '..\\', '/', 'CON', 'nul', ' ', '.', '%00', '%2e%2e%2f', 'a'.repeat(300),
+];
+export const hostileString = fc.oneof(
+  { weight: 3, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }) },
+  { weight: 3, arbitrary: fc.array(fc.oneof(fc.constantFrom(...NASTY), fc.string({ unit: 'grapheme', maxLength: 6 })), { maxLength: 6 }).map((a) => a.join('')) },
+  { weight: 1, arbitrary: fc.string({ unit: 'binary-ascii', minLength: 200, maxLength: 2000 }) },
+);
+
+/** Every string value in a plist. */
+function strings(v: PlistValue, out: string[] = []): string[] {
+  if (typeof v === 'string') out.push(v);
+  else if (Array.isArray(v)) v.forEach((x) => strings(x, out));
+  else if (isPlistDict(v)) Object.values(v).forEach((x) => strings(x, out));
+  return out;
+}
+
+export interface Property<T> {
+  name: string;
+  arbitrary: (c: Corpus) => fc.Arbitrary<T>;
+  check: (c: Corpus, input: T) => Promise<void>;
+  /** How to save a failing input. */
+  save: (input: T) => Buffer;
+}
+
+function bytesOf(x: { bytes: Buffer }): Buffer {
+  return x.bytes;
+}
+
+const seedOf = (c: Corpus, kind: string): Buffer => (kind === 'xml' ? c.xml : kind === 'binary' ? (c.binary ?? c.xml) : c.signed);
+
+export const properties = {
+  /** The XML plist parser: random and mutated text ends in a value or ERR_PROFILE_PARSE, within the bound. */
+  plistXml: {
+    name: 'plist-xml',
+    arbitrary: (c) =>
+      fc.oneof(
+        fc.tuple(fc.constant(c.xml), mutation).map(([s, m]) => ({ bytes: mutate(s, m) })),
+        fc.array(fc.oneof(fc.constantFrom('<plist>', '</plist>', '<dict>', '</dict>', '<key>', '</key>', '<array>', '<string>', '</string>', '<integer>', '<real>', '<date>', '<data>', '<true/>', '<!DOCTYPE x [<!ENTITY a "&a;&a;">]>', '&a;', '&#x10FFFF;', '<?xml version="1.0"?>', '<!--', '-->'), hostileString), { maxLength: 40 }).map((a) => ({ bytes: Buffer.from(a.join('')) })),
+      ),
+    check: async (_c, input) => {
+      await typedOrResult('parsePlistXml', () => parsePlistXml(input.bytes.toString('utf8')));
+    },
+    save: bytesOf,
+  } satisfies Property<{ bytes: Buffer }>,
+
+  /** lint, inspect and verify over mutated XML, binary and signed profiles. */
+  profileBytes: {
+    name: 'profile-bytes',
+    arbitrary: () => fc.record({ kind: fc.constantFrom('xml', 'binary', 'signed', 'signed', 'random'), m: mutation, random: fc.uint8Array({ maxLength: 512 }) }).map((x) => ({ ...x, bytes: Buffer.alloc(0) })),
+    check: async (c, input) => {
+      const bytes = input.kind === 'random' ? Buffer.from(input.random) : mutate(seedOf(c, input.kind), input.m);
+      input.bytes = bytes;
+      await typedOrResult('parseProfile', () => parseProfile(bytes));
+      const lint = await typedOrResult('lintProfile', () => lintProfile(bytes));
+      if (lint && !Array.isArray(lint.findings)) throw new Error('lintProfile: no findings array');
+      await typedOrResult('inspectProfile', () => inspectProfile(bytes));
+      const v = await typedOrResult('verifyProfile', () => verifyProfile(bytes, { ca: c.roots }));
+      // A mutated profile that still verifies must carry exactly the content that was signed.
+      if (v?.valid && !Buffer.from(v.content).equals(c.xml)) throw new Error('verifyProfile: valid, but with other content');
+    },
+    save: bytesOf,
+  } satisfies Property<{ kind: string; m: Mutation; random: Uint8Array; bytes: Buffer }>,
+
+  /** Import of mutated PKCS#12, PEM and DER. */
+  importBytes: {
+    name: 'import',
+    arbitrary: () => fc.record({ kind: fc.constantFrom('p12', 'pem', 'der'), m: mutation }).map((x) => ({ ...x, bytes: Buffer.alloc(0) })),
+    check: async (c, input) => {
+      const seed = input.kind === 'p12' ? c.p12 : input.kind === 'pem' ? c.pem : c.der;
+      const bytes = mutate(seed, input.m);
+      input.bytes = bytes;
+      const bundle = await typedOrResult('readIdentity', () => readIdentity(bytes, { password: 'fuzz' }));
+      if (bundle) {
+        // Whatever was read must be coherent: the key belongs to the certificate.
+        const pub = createPublicKey(bundle.privateKey).export({ type: 'spki', format: 'der' });
+        if (!bundle.certificate || pub.length === 0) throw new Error('readIdentity: an identity without certificate or key');
+      }
+    },
+    save: bytesOf,
+  } satisfies Property<{ kind: string; m: Mutation; bytes: Buffer }>,
+
+  /** CSV: any text parses the same whole or in any chunks, or fails typed; fields round-trip through csvField. */
+  csv: {
+    name: 'csv',
+    arbitrary: () =>
+      fc.record({
+        text: fc.oneof(hostileString, fc.array(fc.array(hostileString, { minLength: 1, maxLength: 5 }), { maxLength: 6 }).map((rows) => rows.map((r) => r.map(csvField).join(',')).join('\r\n'))),
+        cuts: fc.array(fc.nat(), { maxLength: 6 }),
+        fields: fc.array(fc.array(hostileString, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 4 }),
+      }),
+    check: async (_c, input) => {
+      const whole = await typedOrResult('csv whole', () => {
+        const p = new CsvParser();
+        return JSON.stringify([...p.push(input.text), ...p.end()]);
+      });
+      const cuts = [...new Set(input.cuts.map((n) => n % (input.text.length + 1)))].sort((a, b) => a - b);
+      const chunked = await typedOrResult('csv chunked', () => {
+        const p = new CsvParser();
+        const rows = [];
+        let from = 0;
+        for (const at of [...cuts, input.text.length]) {
+          rows.push(...p.push(input.text.slice(from, at)));
+          from = at;
+        }
+        return JSON.stringify([...rows, ...p.end()]);
+      });
+      if (whole !== chunked) throw new Error(`csv: chunking changed the result (${whole} vs ${chunked})`);
+      // Round trip: rows written with csvField come back field for field.
+      const text = 'h\n' + input.fields.map((r) => r.map(csvField).join(',')).join('\n') + '\n';
+      const back = await typedOrResult('csv round trip', () => {
+        const p = new CsvParser();
+        return [...p.push(text), ...p.end()];
+      });
+      if (back) {
+        const got = back.slice(1).map((r) => r.fields);
+        // A row of one empty field is a blank line, which the parser skips by design.
+        const want = input.fields.filter((r) => !(r.length === 1 && r[0] === '')).map((r) => [...r]);
+        if (JSON.stringify(got) !== JSON.stringify(want) && input.fields.every((r) => r.every((f) => f.length <= CsvParser.MAX_FIELD))) {
+          throw new Error(`csv: round trip changed ${JSON.stringify(want)} into ${JSON.stringify(got)}`);
+        }
+      }
+    },
+    save: (input) => Buffer.from(JSON.stringify(input)),
+  } satisfies Property<{ text: string; cuts: number[]; fields: string[][] }>,
+
+  /** Template values are data: each comes back verbatim, or the profile is refused with a typed error; no key or payload is added. */
+  templateValues: {
+    name: 'template-values',
+    arbitrary: () => fc.record({ displayName: hostileString, description: hostileString, consentText: hostileString, organization: hostileString }),
+    check: async (c, values) => {
+      const baseline = await generateProfile({ store: c.store, template: 'root-ca', data: { displayName: 'D', description: 'E', consentText: 'C', organization: 'O' }, sign: false });
+      const p = await typedOrResult('generateProfile', () => generateProfile({ store: c.store, template: 'root-ca', data: values, sign: false }));
+      if (!p) return;
+      const plist = parsePlistXml(p.xml);
+      const base = baseline.plist as Record<string, PlistValue>;
+      if (!isPlistDict(plist)) throw new Error('not a dictionary');
+      const extra = Object.keys(plist).filter((k) => !(k in base));
+      if (extra.length) throw new Error(`template values added keys: ${extra.join(', ')}`);
+      if ((plist.PayloadContent as PlistValue[]).length !== (base.PayloadContent as PlistValue[]).length) throw new Error('template values changed the payload count');
+      const all = strings(plist);
+      for (const [k, v] of Object.entries(values)) {
+        if (v.trim() === '') continue; // empty values are left out (Apple: no empty strings)
+        if (!all.includes(v)) throw new Error(`${k}: ${JSON.stringify(v)} did not come back verbatim`);
+      }
+    },
+    save: (input) => Buffer.from(JSON.stringify(input)),
+  } satisfies Property<{ displayName: string; description: string; consentText: string; organization: string }>,
+
+  /** Addresses: accepted ones are sane; the file name made from one is one safe path segment. */
+  addresses: {
+    name: 'addresses',
+    arbitrary: () =>
+      fc.oneof(
+        hostileString,
+        fc.tuple(hostileString, fc.constantFrom('@example.com', '@EXAMPLE.com', '@a.b', '@', '@@', '@example.com\u0000', '@../../x')).map(([a, b]) => a + b),
+        fc.emailAddress(),
+      ),
+    check: async (_c, value) => {
+      const ok = await typedOrResult('assertEmail', () => assertEmail(value));
+      if (ok !== undefined) {
+        if (ok !== value) throw new Error('assertEmail changed the address');
+        if (value.split('@').length !== 2) throw new Error(`accepted ${JSON.stringify(value)} without exactly one @`);
+        // eslint-disable-next-line no-control-regex
+        if (/[\u0000-\u001f\u007f\s]/.test(value) || value.length > 254) throw new Error(`accepted ${JSON.stringify(value)}`);
+      }
+      const name = profileFileName(value);
+      // eslint-disable-next-line no-control-regex
+      if (/[/\\\u0000-\u001f<>:"|?*]/.test(name) || name === '.' || name === '..' || name.startsWith('.') || Buffer.byteLength(name) > 255) {
+        throw new Error(`unsafe file name ${JSON.stringify(name)} for ${JSON.stringify(value)}`);
+      }
+      if (/^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$/i.test(name) || /[. ]$/.test(name)) throw new Error(`name ${JSON.stringify(name)} is not safe on Windows`);
+    },
+    save: (input) => Buffer.from(input),
+  } satisfies Property<string>,
+};
+
+/** The CLI over a mutated file: exit 0-3, one line on stderr when it fails, no stack, nothing written, the store unchanged. */
+export interface CliCase {
+  command: 'lint' | 'inspect' | 'verify' | 'sign' | 'import';
+  kind: string;
+  m: Mutation;
+}
+export const cliCase = fc.record({
+  command: fc.constantFrom('lint', 'inspect', 'verify', 'sign', 'import') as fc.Arbitrary<CliCase['command']>,
+  kind: fc.constantFrom('xml', 'binary', 'signed', 'p12', 'pem'),
+  m: mutation,
+});
+
+export function checkCli(c: Corpus, storeDir: string, env: Record<string, string>, input: CliCase): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), 'profilesmith-fuzz-'));
+  try {
+    const seed = input.kind === 'p12' ? c.p12 : input.kind === 'pem' ? c.pem : seedOf(c, input.kind);
+    const bytes = mutate(seed, input.m);
+    const file = join(dir, 'input');
+    writeFileSync(file, bytes);
+    const out = join(dir, 'out.mobileconfig');
+    const args = {
+      lint: ['lint', file],
+      inspect: ['inspect', file],
+      verify: ['verify', file, '--store', storeDir],
+      sign: ['sign', file, '--store', storeDir, '-o', out],
+      import: ['cert', 'import', file, '--store', storeDir, '--user', 'alice@example.com', '--purpose', 'smime-encryption', '--password-file', join(dir, 'pw')],
+    }[input.command];
+    writeFileSync(join(dir, 'pw'), 'fuzz');
+    const before = snapshotDir(storeDir);
+    const r = spawnSync(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', HOME: dir, ...env }, encoding: 'utf8', timeout: BOUND_MS * 4 });
+    if (r.error) throw new Error(`${input.command}: ${r.error.message}`);
+    if (r.status === null || r.status > 3) throw new Error(`${input.command}: exit ${r.status} ${r.signal ?? ''}\n${r.stderr}`);
+    if (/\n\s+at .+:\d+:\d+\)?\n/.test(r.stderr)) throw new Error(`${input.command}: a stack trace without --debug\n${r.stderr}`);
+    if (r.status === 1 || r.status === 2) {
+      const errors = r.stderr.split('\n').filter((l) => l.startsWith('error'));
+      if (errors.length !== 1) throw new Error(`${input.command}: ${errors.length} error lines\n${r.stderr}`);
+    }
+    if (r.status !== 0) {
+      if (input.command === 'sign' && existsSync(out)) throw new Error('sign failed but wrote its output');
+      const after = snapshotDir(storeDir);
+      if (JSON.stringify(before) !== JSON.stringify(after)) throw new Error(`${input.command} failed and changed the store`);
+    }
+    if (readdirSync(dir).some((f) => f.startsWith('.tmp') || (f !== 'input' && f !== 'pw' && f !== 'out.mobileconfig'))) throw new Error('a temporary file was left behind');
+    if (existsSync(out) && statSync(out).size === 0) throw new Error('an empty output file');
+    return bytes;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
