@@ -40,7 +40,9 @@ async function campaign<T>(name: string, arbitrary: fc.Arbitrary<T>, check: (inp
   const file = join(failures, `${name}-seed${seed}.bin`);
   writeFileSync(file, save(result.counterexample![0] as T));
   console.log(`  ${name}: FAILED after ${result.numRuns} inputs; the shrunk input is in ${file}`);
-  console.log(fc.defaultReportMessage(result)?.split('\n').slice(0, 12).join('\n'));
+  // The counterexample is in the file; print what went wrong and how to replay it.
+  console.log(`    ${(result.errorInstance as Error | undefined)?.message?.split('\n')[0] ?? 'failed'}`);
+  console.log(`    replay: FUZZ_SEED=${seed} FUZZ_ONLY=${name} npm run fuzz (path ${result.counterexamplePath})`);
 }
 
 for (const p of Object.values(properties) as Property<unknown>[]) {

@@ -79,6 +79,8 @@ interface ParsedSignedData {
   content: Buffer;
   certificates: X509Certificate[];
   signerInfo: DerNode;
+  /** The SignerInfo's fields, parsed (a malformed SignerInfo is a parse error, not a crash later). */
+  signerFields: DerNode[];
 }
 
 /** Reads the SignedData; throws ProfileParseError when the bytes are not one. */
@@ -103,7 +105,9 @@ export function parseSignedData(bytes: Uint8Array): ParsedSignedData {
     if (!signerInfos || signerInfos.tag !== TAG.SET) throw new DerError('no SignerInfos');
     const infos = children(signerInfos);
     if (infos.length !== 1) throw new DerError(`expected one SignerInfo, found ${infos.length}`);
-    return { content: Buffer.from(eContent.value), certificates, signerInfo: infos[0] as DerNode };
+    const signerFields = children(infos[0] as DerNode);
+    if (signerFields.length < 5) throw new DerError('the SignerInfo is incomplete');
+    return { content: Buffer.from(eContent.value), certificates, signerInfo: infos[0] as DerNode, signerFields };
   } catch (cause) {
     if (cause instanceof ProfileParseError) throw cause;
     throw new ProfileParseError(`Not a signed profile: ${(cause as Error).message}`, { cause });
@@ -121,12 +125,11 @@ let systemRoots: X509Certificate[] | undefined;
  * if (!result.valid) console.error(result.reasons)
  */
 export async function verifyProfile(bytes: Uint8Array, options: VerifyProfileOptions = {}): Promise<VerifyResult> {
-  const { content, certificates, signerInfo } = parseSignedData(bytes);
+  const { content, certificates, signerFields: si } = parseSignedData(bytes);
   const now = (options.now ?? (() => new Date()))();
   const reasons: VerifyReason[] = [];
   const fail = (code: string, message: string) => reasons.push({ code, message });
 
-  const si = children(signerInfo);
   const sid = si[1] as DerNode;
   const signerCert = certificates.find((c) => {
     try {

@@ -27,7 +27,8 @@ export class CsvParser {
   push(chunk: string): CsvRow[] {
     const rows: CsvRow[] = [];
     let src = chunk;
-    if (this.#first) {
+    // The BOM check waits for the first non-empty chunk (a stream may start with an empty one).
+    if (this.#first && src.length > 0) {
       this.#first = false;
       if (src.charCodeAt(0) === 0xfeff) src = src.slice(1);
     }

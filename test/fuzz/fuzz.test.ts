@@ -4,10 +4,11 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
 import { tmp } from '../helpers/tools.js';
-import { checkCli, cliCase, makeCorpus, properties, type Property } from './properties.js';
+import { checkCli, checkProfileBytes, cliCase, makeCorpus, properties, type Property } from './properties.js';
 
 const runs = Number(process.env.FUZZ_RUNS ?? 150);
 const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
@@ -30,4 +31,18 @@ test('fuzz CLI: lint, inspect, verify, sign and cert import on mutated files exi
   const result = await fc.check(fc.property(cliCase, (input) => void checkCli(c, storeDir, env, input)), { numRuns: Math.max(10, Math.round(runs / 6)), ...(seed !== undefined ? { seed } : {}) });
   t.log(`${result.numRuns} CLI runs, seed ${result.seed}`);
   t.false(result.failed, `${fc.defaultReportMessage(result) ?? ''}\n${(result.errorInstance as Error | undefined)?.message ?? ''}`);
+});
+
+// Every input a campaign found is kept in test/fuzz/corpus and replayed here, so a fixed bug stays fixed.
+test('fuzz corpus: every saved finding is handled now', async (t) => {
+  const c = await corpus;
+  const dir = join(import.meta.dirname, 'corpus');
+  const files = readdirSync(dir);
+  t.true(files.length > 0);
+  for (const f of files) {
+    const bytes = readFileSync(join(dir, f));
+    if (f.startsWith('profile-bytes-')) await t.notThrowsAsync(checkProfileBytes(c, bytes), f);
+    else if (f.startsWith('csv-')) await t.notThrowsAsync(properties.csv.check(c, JSON.parse(bytes.toString('utf8'))), f);
+    else t.fail(`no replay for ${f}`);
+  }
 });

@@ -158,6 +158,18 @@ function bytesOf(x: { bytes: Buffer }): Buffer {
 
 const seedOf = (c: Corpus, kind: string): Buffer => (kind === 'xml' ? c.xml : kind === 'binary' ? (c.binary ?? c.xml) : c.signed);
 
+
+/** lint, inspect and verify over one profile file's bytes (the profile-bytes property, and corpus replay). */
+export async function checkProfileBytes(c: Corpus, bytes: Buffer): Promise<void> {
+  await typedOrResult('parseProfile', () => parseProfile(bytes));
+  const lint = await typedOrResult('lintProfile', () => lintProfile(bytes));
+  if (lint && !Array.isArray(lint.findings)) throw new Error('lintProfile: no findings array');
+  await typedOrResult('inspectProfile', () => inspectProfile(bytes));
+  const v = await typedOrResult('verifyProfile', () => verifyProfile(bytes, { ca: c.roots }));
+  // A mutated profile that still verifies must carry exactly the content that was signed.
+  if (v?.valid && !Buffer.from(v.content).equals(c.xml)) throw new Error('verifyProfile: valid, but with other content');
+}
+
 export const properties = {
   /** The XML plist parser: random and mutated text ends in a value or ERR_PROFILE_PARSE, within the bound. */
   plistXml: {
@@ -180,13 +192,7 @@ export const properties = {
     check: async (c, input) => {
       const bytes = input.kind === 'random' ? Buffer.from(input.random) : mutate(seedOf(c, input.kind), input.m);
       input.bytes = bytes;
-      await typedOrResult('parseProfile', () => parseProfile(bytes));
-      const lint = await typedOrResult('lintProfile', () => lintProfile(bytes));
-      if (lint && !Array.isArray(lint.findings)) throw new Error('lintProfile: no findings array');
-      await typedOrResult('inspectProfile', () => inspectProfile(bytes));
-      const v = await typedOrResult('verifyProfile', () => verifyProfile(bytes, { ca: c.roots }));
-      // A mutated profile that still verifies must carry exactly the content that was signed.
-      if (v?.valid && !Buffer.from(v.content).equals(c.xml)) throw new Error('verifyProfile: valid, but with other content');
+      await checkProfileBytes(c, bytes);
     },
     save: bytesOf,
   } satisfies Property<{ kind: string; m: Mutation; random: Uint8Array; bytes: Buffer }>,
