@@ -3,7 +3,7 @@
  * package), and its output is checked with openssl. tsc type-checks them with the rest.
  */
 import test from 'ava';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { createCertificateAuthority } from '../src/certs/ca.js';
 import { toPem } from '../src/certs/pem.js';
 import { verifyProfile } from '../src/cms/verify.js';
 import { softhsm } from './helpers/softhsm.js';
-import { ROOT, need, openssl, tmp } from './helpers/tools.js';
+import { ROOT, need, openssl, startServer, tmp } from './helpers/tools.js';
 
 function run(file: string, args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'examples', file), ...args], {
@@ -82,18 +82,7 @@ test('pkcs11-signer: a profile signed in a SoftHSM token verifies in openssl', a
 });
 
 test('http-handler: a plain node:http server serves a signed profile per user, 404 for others', async (t) => {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'examples', 'http-handler.ts'), '0'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' } });
-  t.teardown(() => proc.kill('SIGKILL'));
-  let err = '';
-  proc.stderr.on('data', (c) => (err += c));
-  const base = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    proc.stdout.on('data', (c) => {
-      out += c;
-      if (out.includes('\n')) resolve(out.trim());
-    });
-    proc.on('exit', () => reject(new Error(`exited: ${err}`)));
-  });
+  const { base } = await startServer(t, ['--import', 'tsx', join(ROOT, 'examples', 'http-handler.ts'), '0'], {});
   const get = (path: string) =>
     new Promise<{ status: number; type: string; body: Buffer }>((resolve, reject) => {
       request(base + path, (res) => {

@@ -180,6 +180,9 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
 
   // A small young generation keeps each worker's footprint down; profiles are short-lived garbage.
   const workers = Array.from({ length: jobs }, () => new Worker(workerUrl(), { workerData: { kind: 'profilesmith-batch', init }, resourceLimits: { maxYoungGenerationSizeMb: 4 } }));
+  // Load the record index while the workers start (both take long in a large store), instead of
+  // at the first row; the rows' lookups then share this load.
+  const indexLoaded = store.listCertificates({ user: 'index-prefetch@invalid' }).catch(() => []);
   try {
     await Promise.all(
       workers.map(
@@ -206,6 +209,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     if (passwords) await fs.rm(passwords.tmp, { force: true });
     throw err;
   }
+  await indexLoaded;
   try {
     let id = 0;
     for await (const row of readUsers(options.usersFile)) {

@@ -3,7 +3,6 @@
  * every signature checked by `openssl cms -verify`.
  */
 import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { request } from 'node:https';
@@ -17,7 +16,7 @@ import { verifyProfile } from '../../src/cms/verify.js';
 import { isProfilesmithError } from '../../src/errors.js';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
 import { softhsm } from '../helpers/softhsm.js';
-import { BIN, cli, need, openssl, tmp } from '../helpers/tools.js';
+import { BIN, cli, need, openssl, startServer, tmp } from '../helpers/tools.js';
 
 const XML = `<?xml version="1.0" encoding="UTF-8"?>
 <plist version="1.0"><dict>
@@ -260,19 +259,8 @@ test('CLI serve --signer: the downloaded profile is signed by the token key', as
   const work = tmp(t);
   const storeDir = join(work, 'store');
   await aliceStore(storeDir);
-  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...hsmEnv(), PROFILESMITH_PKCS11_PIN: PIN.rsa };
-  const proc = spawn(process.execPath, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--tls-from-store', '--port', '0', '--signer', uri('rsa-token'), '--chain', join(dir, 'rsa-chain.pem')], { env });
-  t.teardown(() => proc.kill('SIGKILL'));
-  let log = '';
-  proc.stderr.on('data', (c) => (log += c));
-  const base = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    proc.stdout.on('data', (c) => {
-      out += c;
-      if (out.includes('\n')) resolve(out.trim());
-    });
-    proc.on('exit', () => reject(new Error(`serve exited: ${log}`)));
-  });
+  const env = { ...hsmEnv(), PROFILESMITH_PKCS11_PIN: PIN.rsa };
+  const { base, proc, log } = await startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--tls-from-store', '--port', '0', '--signer', uri('rsa-token'), '--chain', join(dir, 'rsa-chain.pem')], env);
   const storeCa = cli(['ca', 'export', '--store', storeDir]).stdout;
   const link = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', base], { env: { PROFILESMITH_PASSPHRASE: PASSPHRASE } }).stdout.trim();
   const body = await new Promise<Buffer>((resolve, reject) => {
@@ -285,8 +273,8 @@ test('CLI serve --signer: the downloaded profile is signed by the token key', as
       .end();
   });
   const r = await verifyProfile(body, { ca: [rsa.root.certificate] });
-  t.true(r.valid, `${JSON.stringify(r.reasons)} ${log}`);
+  t.true(r.valid, `${JSON.stringify(r.reasons)} ${log()}`);
   t.true(r.signer?.subject.includes('HSM RSA'));
-  t.false(log.includes(PIN.rsa));
+  t.false(log().includes(PIN.rsa));
   proc.kill('SIGTERM');
 });

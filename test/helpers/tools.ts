@@ -1,4 +1,4 @@
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -70,4 +70,29 @@ export function snapshotDir(dir: string): Record<string, string> {
 
 export function pythonBytes(code: string, input?: Buffer): SpawnSyncReturns<Buffer> {
   return spawnSync('python3', ['-c', code], { input: input ?? '' });
+}
+
+/**
+ * Starts a server process that prints its URL as the first line of stdout; killed at teardown.
+ * Resolves with that URL and a view of its stderr; rejects (with stderr) if it exits first.
+ */
+export async function startServer(
+  t: ExecutionContext,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ base: string; proc: ChildProcessWithoutNullStreams; log: () => string; exited: Promise<number | null> }> {
+  const proc = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env } });
+  t.teardown(() => proc.kill('SIGKILL'));
+  let log = '';
+  proc.stderr.on('data', (c) => (log += c));
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  const base = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (c) => {
+      out += c;
+      if (out.includes('\n')) resolve(out.trim());
+    });
+    proc.on('exit', () => reject(new Error(`the server exited: ${log}`)));
+  });
+  return { base, proc, log: () => log, exited };
 }

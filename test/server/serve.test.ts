@@ -1,10 +1,10 @@
 import test from 'ava';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { verifyProfile } from '../../src/cms/verify.js';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
-import { BIN, cli, tmp } from '../helpers/tools.js';
+import { BIN, cli, startServer, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 
@@ -15,23 +15,8 @@ interface Server {
   exited: Promise<number | null>;
 }
 
-async function serve(t: import('ava').ExecutionContext, storeDir: string, extra: string[] = []): Promise<Server> {
-  const proc = spawn(process.execPath, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--tls-from-store', '--port', '0', ...extra], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-  });
-  let log = '';
-  proc.stderr.on('data', (c) => (log += c));
-  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
-  t.teardown(() => proc.kill('SIGKILL'));
-  const base = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    proc.stdout.on('data', (c) => {
-      out += c;
-      if (out.includes('\n')) resolve(out.trim());
-    });
-    proc.on('exit', () => reject(new Error(`serve exited: ${log}`)));
-  });
-  return { base, proc, log: () => log, exited };
+function serve(t: import('ava').ExecutionContext, storeDir: string, extra: string[] = []): Promise<Server> {
+  return startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--tls-from-store', '--port', '0', ...extra], env);
 }
 
 function get(url: string, ca: string): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
@@ -138,9 +123,7 @@ test('serve with a given --tls-cert and --tls-key; a missing half of the pair is
   const half = cli(['serve', '--store', storeDir, '--template', 'root-ca', '--tls-cert', join(dir, 'tls.pem')], { env });
   t.is(half.status, 2);
   t.is(half.stderr.trim(), 'error: --tls-cert and --tls-key go together');
-  const proc = spawn(process.execPath, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=m.example.com', '--port', '0', '--tls-cert', join(dir, 'tls.pem'), '--tls-key', join(dir, 'tls.key')], { env: { PATH: process.env.PATH ?? '', ...env } });
-  t.teardown(() => proc.kill('SIGKILL'));
-  const base = await new Promise<string>((resolve) => proc.stdout.on('data', (c) => resolve(String(c).trim())));
+  const { base } = await startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=m.example.com', '--port', '0', '--tls-cert', join(dir, 'tls.pem'), '--tls-key', join(dir, 'tls.key')], env);
   const url = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', base], { env }).stdout.trim();
   const dl = await get(`${url}/install`, toPem(cert));
   t.is(dl.status, 200);
