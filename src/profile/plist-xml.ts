@@ -10,6 +10,7 @@
  */
 import { ProfileParseError } from '../errors.js';
 
+/** A property-list value: string, number (integer or real), boolean, date, data, array or dictionary. */
 export type PlistValue =
   | string
   | number
