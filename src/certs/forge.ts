@@ -7,9 +7,15 @@
  * Neither is on a hot path.
  */
 import type { KeyObject } from 'node:crypto';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type Forge from 'node-forge';
+
+// Loaded on first use: node-forge is large, and most runs (every batch worker) never need it.
+let loaded: typeof Forge | undefined;
+const forgeLib = (): typeof Forge => (loaded ??= createRequire(import.meta.url)('node-forge') as typeof Forge);
 
 export function rc2Decrypt(key: Buffer, iv: Buffer, data: Buffer, bits: number): Buffer | undefined {
+  const forge = forgeLib();
   const cipher = forge.rc2.createDecryptionCipher(forge.util.createBuffer(key.toString('binary')), bits);
   cipher.start(forge.util.createBuffer(iv.toString('binary')));
   cipher.update(forge.util.createBuffer(data.toString('binary')));
@@ -19,6 +25,7 @@ export function rc2Decrypt(key: Buffer, iv: Buffer, data: Buffer, bits: number):
 
 /** RSAES-PKCS1-v1_5 decryption; throws on a wrong key or bad padding. */
 export function rsaPkcs1Decrypt(key: KeyObject, data: Buffer): Buffer {
+  const forge = forgeLib();
   const forgeKey = forge.pki.privateKeyFromPem(key.export({ type: 'pkcs1', format: 'pem' }).toString());
   return Buffer.from(forgeKey.decrypt(data.toString('binary'), 'RSAES-PKCS1-V1_5'), 'binary');
 }
