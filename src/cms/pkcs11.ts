@@ -4,7 +4,9 @@
  * is asked for, so importing profilesmith never loads a native module.
  *
  * Concurrency: a small pool of sessions, each signing one thing at a time, with the
- * signature itself computed off the JavaScript thread (pkcs11js's async C_Sign). Many
+ * signature itself computed off the JavaScript thread (pkcs11js's async C_Sign), so the module
+ * is called from several threads. profilesmith initializes it with CKF_OS_LOCKING_OK; if your
+ * process initialized it first without locking, open the signer with `sessions: 1`. Many
  * processes or worker threads may each open their own signer on the same token: the login is
  * shared per process (PKCS#11 section 5.6), so a signer never logs out, and finalizes the module
  * only from the main thread and only if it was the one that initialized it.

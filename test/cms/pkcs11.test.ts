@@ -34,6 +34,7 @@ const hsm = softhsm();
 let rsa: CertificateAuthority;
 let ec: CertificateAuthority;
 let dir: string;
+let testModule: unknown;
 
 function ready(t: ExecutionContext): boolean {
   if ('missing' in hsm) {
@@ -60,8 +61,12 @@ test.before(async () => {
   // The RSA token also holds its certificate, for the "certificate from the token" path.
   const p = createRequire(import.meta.url)('pkcs11js');
   const m = new p.PKCS11();
+  // Kept referenced for the whole file: a collected PKCS11 object dlcloses its handle. And
+  // initialized with OS locking, as a library used from several threads must be (the signers'
+  // C_Sign runs on libuv's threads); a bare C_Initialize() crashed SoftHSM under load in CI.
+  testModule = m;
   m.load(hsm.module);
-  m.C_Initialize();
+  m.C_Initialize({ flags: p.CKF_OS_LOCKING_OK });
   const slot = m.C_GetSlotList(true).find((s: Buffer) => m.C_GetTokenInfo(s).label.trim() === 'rsa-token');
   const session = m.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
   m.C_Login(session, p.CKU_USER, PIN.rsa);
