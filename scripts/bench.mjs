@@ -97,7 +97,6 @@ for (const n of sizes) {
 // 4. Baselines over the same plists: a shell-style loop of openssl smime -sign (one process
 //    per profile, as admins run it), the mobileconfig package's sign(), and our signProfile.
 const store = await openStore(storeDir, { passphrase });
-const signer = await store.profileSigner();
 const sample = [];
 for (let i = 0; i < (quick ? 50 : 200); i++) {
   sample.push((await generateProfile({ store, template: 'exchange-smime', user: `user${i}@example.com`, data: { exchange: { host: 'mail.example.com' } }, sign: false })).xml);

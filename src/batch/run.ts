@@ -182,9 +182,6 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
   // the scavenges cost 25-30% more CPU (14-17.5 s against 13.3-13.7 s for 10,000 users here);
   // at 16 MB peak RSS went over 300 MB (311-315 MB); 12 MB peaks at 293-296 MB.
   const workers = Array.from({ length: jobs }, () => new Worker(workerUrl(), { workerData: { kind: 'profilesmith-batch', init }, resourceLimits: { maxYoungGenerationSizeMb: 12 } }));
-  // Load the record index while the workers start (both take long in a large store), instead of
-  // at the first row; the rows' lookups then share this load.
-  const indexLoaded = store.listCertificates({ user: 'index-prefetch@invalid' }).catch(() => []);
   try {
     await Promise.all(
       workers.map(
@@ -211,7 +208,6 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     if (passwords) await fs.rm(passwords.tmp, { force: true });
     throw err;
   }
-  await indexLoaded;
   try {
     let id = 0;
     for await (const row of readUsers(options.usersFile)) {

@@ -78,7 +78,6 @@ function summary(c: X509Certificate): CertificateSummary {
 interface ParsedSignedData {
   content: Buffer;
   certificates: X509Certificate[];
-  signerInfo: DerNode;
   /** The SignerInfo's fields, parsed (a malformed SignerInfo is a parse error, not a crash later). */
   signerFields: DerNode[];
 }
@@ -107,7 +106,7 @@ export function parseSignedData(bytes: Uint8Array): ParsedSignedData {
     if (infos.length !== 1) throw new DerError(`expected one SignerInfo, found ${infos.length}`);
     const signerFields = children(infos[0] as DerNode);
     if (signerFields.length < 5) throw new DerError('the SignerInfo is incomplete');
-    return { content: Buffer.from(eContent.value), certificates, signerInfo: infos[0] as DerNode, signerFields };
+    return { content: Buffer.from(eContent.value), certificates, signerFields };
   } catch (cause) {
     if (cause instanceof ProfileParseError) throw cause;
     throw new ProfileParseError(`Not a signed profile: ${(cause as Error).message}`, { cause });
