@@ -77,7 +77,7 @@ export { createMemoryStore, MemoryStore } from './store/memory-store.js';
 export type { MemoryStoreOptions, AddIdentityOptions } from './store/memory-store.js';
 export { checkStore } from './store/check.js';
 export type { StoreFinding } from './store/check.js';
-export { statusOf } from './store/store.js';
+export { statusOf, compareRecords } from './store/store.js';
 export type {
   CertificateStore,
   CertificateRecord,

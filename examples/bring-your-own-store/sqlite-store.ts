@@ -8,6 +8,7 @@
 import Database from 'better-sqlite3';
 import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import {
+  compareRecords,
   createCertificateAuthority,
   describeCertificate,
   issueCertificate,
@@ -113,7 +114,7 @@ export class SqliteStore implements CertificateStore {
       .all(...args) as { record: string }[];
     return rows
       .map((r) => JSON.parse(r.record) as CertificateRecord)
-      .sort((a, b) => a.notBefore.localeCompare(b.notBefore) || a.created.localeCompare(b.created) || a.serial.localeCompare(b.serial));
+      .sort(compareRecords);
   }
 
   #row(serial: string): { cert: Buffer; key: string } {

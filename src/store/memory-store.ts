@@ -11,7 +11,7 @@ import { fingerprint, normalizeSerial } from '../certs/pem.js';
 import { describeCertificate } from '../certs/x509.js';
 import { keySigner, type Signer } from '../cms/sign.js';
 import { CertificateInvalid, StoreEntryNotFound } from '../errors.js';
-import type { CertificateRecord, CertificateStore, IssueUserCertificateOptions, ListCertificatesOptions, TrustChain } from './store.js';
+import { compareRecords, type CertificateRecord, type CertificateStore, type IssueUserCertificateOptions, type ListCertificatesOptions, type TrustChain } from './store.js';
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
@@ -77,7 +77,7 @@ export class MemoryStore implements CertificateStore {
     return [...this.#entries.values()]
       .map((e) => structuredClone(e.record))
       .filter((r) => (!user || r.user.toLowerCase() === user) && (!options.purpose || r.purpose === options.purpose))
-      .sort((a, b) => a.notBefore.localeCompare(b.notBefore) || a.created.localeCompare(b.created) || a.serial.localeCompare(b.serial));
+      .sort(compareRecords);
   }
 
   #get(serial: string) {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { StoreEntryNotFound, StoreIOError } from '../errors.js';
 import type { RevocationReason } from '../certs/crl.js';
 import { atomicWrite, ioError } from './fs-util.js';
-import type { CertificateRecord, ListCertificatesOptions } from './store.js';
+import { compareRecords, type CertificateRecord, type ListCertificatesOptions } from './store.js';
 
 /** A line of revocations.json. */
 export interface Revocation {
@@ -218,7 +218,7 @@ export class RecordIndex {
     for (const r of user ? (this.#records?.byUser.get(user) ?? []) : all.values()) {
       if ((!user || r.user.toLowerCase() === user) && (!options.purpose || r.purpose === options.purpose)) out.push({ ...r });
     }
-    return out.sort((a, b) => a.notBefore.localeCompare(b.notBefore) || a.created.localeCompare(b.created) || a.serial.localeCompare(b.serial));
+    return out.sort(compareRecords);
   }
 
 }

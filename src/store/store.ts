@@ -94,6 +94,16 @@ export interface CertificateStore {
   cachedPkcs12?(serial: string, build: (identity: Identity) => { password: string; pkcs12: Buffer }): Promise<{ password: string; pkcs12: Buffer }>;
 }
 
+/**
+ * The order {@link CertificateStore.listCertificates} returns: oldest first (notBefore, then
+ * when the store took it in, then serial). Use it in your own store to keep that contract.
+ * @example
+ * records.sort(compareRecords)
+ */
+export function compareRecords(a: CertificateRecord, b: CertificateRecord): number {
+  return a.notBefore.localeCompare(b.notBefore) || a.created.localeCompare(b.created) || a.serial.localeCompare(b.serial);
+}
+
 /** `valid`, `expired`, `not-yet-valid` or `revoked` at `now`. */
 export function statusOf(record: CertificateRecord, now: Date): CertificateStatus {
   if (record.revoked) return 'revoked';
