@@ -60,6 +60,11 @@ const FORMAT = 'profilesmith-store';
 const CHECK_AAD = 'store-check';
 const CHECK_TEXT = 'profilesmith';
 
+/** True when `key` opens the store's check value: the one test of a passphrase or a handed-over key. */
+function opensCheck(key: Buffer, meta: StoreMeta): boolean {
+  return unseal(key, meta.check, CHECK_AAD)?.toString() === CHECK_TEXT;
+}
+
 /** @internal */
 export interface StoreMeta {
   format: typeof FORMAT;
@@ -273,9 +278,7 @@ export class FileStore implements CertificateStore {
    */
   unlockWithKey(key: Uint8Array): void {
     const k = Buffer.from(key);
-    if (unseal(k, this.#meta.check, CHECK_AAD)?.toString() !== CHECK_TEXT) {
-      throw new KeyPassphraseInvalid(this.dir, `The key for the store at "${this.dir}" is wrong`);
-    }
+    if (!opensCheck(k, this.#meta)) throw new KeyPassphraseInvalid(this.dir, `The key for the store at "${this.dir}" is wrong`);
     this.#key = k;
   }
 
@@ -286,9 +289,7 @@ export class FileStore implements CertificateStore {
     } catch (cause) {
       throw new StoreIOError(this.dir, 'read', 'The store file has unusable key-derivation parameters', { cause });
     }
-    if (unseal(key, meta.check, CHECK_AAD)?.toString() !== CHECK_TEXT) {
-      throw new KeyPassphraseInvalid(this.dir, `The passphrase for the store at "${this.dir}" is wrong`);
-    }
+    if (!opensCheck(key, meta)) throw new KeyPassphraseInvalid(this.dir, `The passphrase for the store at "${this.dir}" is wrong`);
     return key;
   }
 
