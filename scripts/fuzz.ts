@@ -7,12 +7,11 @@
  *   FUZZ_ONLY=csv,import npm run fuzz
  */
 import fc from 'fast-check';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { initStore } from '../src/store/fs-store.js';
-import { checkCli, cliCase, makeCorpus, mutate, properties, type Property } from '../test/fuzz/properties.js';
+import { checkCli, cliCase, makeCorpus, mutatedBytes, properties, type Property } from '../test/fuzz/properties.js';
 
 const runs = Number(process.env.FUZZ_RUNS ?? 5000);
 const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Math.floor(Math.random() * 2 ** 31);
@@ -46,7 +45,7 @@ async function campaign<T>(name: string, arbitrary: fc.Arbitrary<T>, check: (inp
 }
 
 for (const p of Object.values(properties) as Property<unknown>[]) {
-  await campaign(p.name, p.arbitrary(corpus), (input) => p.check(corpus, input), p.save, runs);
+  await campaign(p.name, p.arbitrary(corpus), (input) => p.check(corpus, input), (input) => p.save(corpus, input), runs);
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'profilesmith-fuzz-store-'));
@@ -55,7 +54,7 @@ try {
   const store = await initStore(storeDir, { organization: 'Fuzz Corp', passphrase: 'fuzz campaign passphrase', kdfCost: 14 });
   await store.issueCertificate({ user: 'alice@example.com', name: 'Alice', purpose: 'smime-signing' });
   const env = { PROFILESMITH_PASSPHRASE: 'fuzz campaign passphrase' };
-  await campaign('cli', cliCase, (input) => void checkCli(corpus, storeDir, env, input), (input) => mutate(input.kind === 'p12' ? corpus.p12 : input.kind === 'pem' ? corpus.pem : input.kind === 'xml' ? corpus.xml : corpus.signed, input.m), Math.max(20, Math.round(runs / 50)));
+  await campaign('cli', cliCase, (input) => checkCli(corpus, storeDir, env, input), (input) => mutatedBytes(corpus, input), Math.max(20, Math.round(runs / 50)));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

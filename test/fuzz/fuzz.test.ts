@@ -28,7 +28,7 @@ test('fuzz CLI: lint, inspect, verify, sign and cert import on mutated files exi
   const storeDir = join(tmp(t), 'store');
   await aliceStore(storeDir);
   const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
-  const result = await fc.check(fc.property(cliCase, (input) => void checkCli(c, storeDir, env, input)), { numRuns: Math.max(10, Math.round(runs / 6)), ...(seed !== undefined ? { seed } : {}) });
+  const result = await fc.check(fc.property(cliCase, (input) => checkCli(c, storeDir, env, input)), { numRuns: Math.max(10, Math.round(runs / 6)), ...(seed !== undefined ? { seed } : {}) });
   t.log(`${result.numRuns} CLI runs, seed ${result.seed}`);
   t.false(result.failed, `${fc.defaultReportMessage(result) ?? ''}\n${(result.errorInstance as Error | undefined)?.message ?? ''}`);
 });

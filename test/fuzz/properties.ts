@@ -149,14 +149,25 @@ export interface Property<T> {
   arbitrary: (c: Corpus) => fc.Arbitrary<T>;
   check: (c: Corpus, input: T) => Promise<void>;
   /** How to save a failing input. */
-  save: (input: T) => Buffer;
+  /** The bytes (or JSON) to keep of a failing input. */
+  save: (c: Corpus, input: T) => Buffer;
 }
 
-function bytesOf(x: { bytes: Buffer }): Buffer {
+function bytesOf(_c: Corpus, x: { bytes: Buffer }): Buffer {
   return x.bytes;
 }
 
-const seedOf = (c: Corpus, kind: string): Buffer => (kind === 'xml' ? c.xml : kind === 'binary' ? (c.binary ?? c.xml) : c.signed);
+/** A mutation of one of the corpus's seeds, named by kind; the one way every property (and the campaign's saver) makes its bytes. */
+export interface MutatedInput {
+  kind: 'xml' | 'binary' | 'signed' | 'p12' | 'pem' | 'der' | 'random';
+  m: Mutation;
+  random?: Uint8Array;
+}
+export function mutatedBytes(c: Corpus, input: MutatedInput): Buffer {
+  if (input.kind === 'random') return Buffer.from(input.random ?? []);
+  const seed = { xml: c.xml, binary: c.binary ?? c.xml, signed: c.signed, p12: c.p12, pem: c.pem, der: c.der }[input.kind];
+  return mutate(seed, input.m);
+}
 
 
 /** lint, inspect and verify over one profile file's bytes (the profile-bytes property, and corpus replay). */
@@ -188,23 +199,17 @@ export const properties = {
   /** lint, inspect and verify over mutated XML, binary and signed profiles. */
   profileBytes: {
     name: 'profile-bytes',
-    arbitrary: () => fc.record({ kind: fc.constantFrom('xml', 'binary', 'signed', 'signed', 'random'), m: mutation, random: fc.uint8Array({ maxLength: 512 }) }).map((x) => ({ ...x, bytes: Buffer.alloc(0) })),
-    check: async (c, input) => {
-      const bytes = input.kind === 'random' ? Buffer.from(input.random) : mutate(seedOf(c, input.kind), input.m);
-      input.bytes = bytes;
-      await checkProfileBytes(c, bytes);
-    },
-    save: bytesOf,
-  } satisfies Property<{ kind: string; m: Mutation; random: Uint8Array; bytes: Buffer }>,
+    arbitrary: () => fc.record({ kind: fc.constantFrom('xml', 'binary', 'signed', 'signed', 'random') as fc.Arbitrary<MutatedInput['kind']>, m: mutation, random: fc.uint8Array({ maxLength: 512 }) }),
+    check: (c, input) => checkProfileBytes(c, mutatedBytes(c, input)),
+    save: mutatedBytes,
+  } satisfies Property<MutatedInput>,
 
   /** Import of mutated PKCS#12, PEM and DER. */
   importBytes: {
     name: 'import',
-    arbitrary: () => fc.record({ kind: fc.constantFrom('p12', 'pem', 'der'), m: mutation }).map((x) => ({ ...x, bytes: Buffer.alloc(0) })),
+    arbitrary: () => fc.record({ kind: fc.constantFrom('p12', 'pem', 'der') as fc.Arbitrary<MutatedInput['kind']>, m: mutation }),
     check: async (c, input) => {
-      const seed = input.kind === 'p12' ? c.p12 : input.kind === 'pem' ? c.pem : c.der;
-      const bytes = mutate(seed, input.m);
-      input.bytes = bytes;
+      const bytes = mutatedBytes(c, input);
       const bundle = await typedOrResult('readIdentity', () => readIdentity(bytes, { password: 'fuzz' }));
       if (bundle) {
         // Whatever was read must be coherent: the key belongs to the certificate.
@@ -212,8 +217,8 @@ export const properties = {
         if (!bundle.certificate || pub.length === 0) throw new Error('readIdentity: an identity without certificate or key');
       }
     },
-    save: bytesOf,
-  } satisfies Property<{ kind: string; m: Mutation; bytes: Buffer }>,
+    save: mutatedBytes,
+  } satisfies Property<MutatedInput>,
 
   /** CSV: any text parses the same whole or in any chunks, or fails typed; fields round-trip through csvField. */
   csv: {
@@ -256,7 +261,7 @@ export const properties = {
         }
       }
     },
-    save: (input) => Buffer.from(JSON.stringify(input)),
+    save: (_c, input) => Buffer.from(JSON.stringify(input)),
   } satisfies Property<{ text: string; cuts: number[]; fields: string[][] }>,
 
   /** Template values are data: each comes back verbatim, or the profile is refused with a typed error; no key or payload is added. */
@@ -279,7 +284,7 @@ export const properties = {
         if (!all.includes(v)) throw new Error(`${k}: ${JSON.stringify(v)} did not come back verbatim`);
       }
     },
-    save: (input) => Buffer.from(JSON.stringify(input)),
+    save: (_c, input) => Buffer.from(JSON.stringify(input)),
   } satisfies Property<{ displayName: string; description: string; consentText: string; organization: string }>,
 
   /** Addresses: accepted ones are sane; the file name made from one is one safe path segment. */
@@ -306,27 +311,24 @@ export const properties = {
       }
       if (/^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$/i.test(name) || /[. ]$/.test(name)) throw new Error(`name ${JSON.stringify(name)} is not safe on Windows`);
     },
-    save: (input) => Buffer.from(input),
+    save: (_c, input) => Buffer.from(input),
   } satisfies Property<string>,
 };
 
 /** The CLI over a mutated file: exit 0-3, one line on stderr when it fails, no stack, nothing written, the store unchanged. */
-export interface CliCase {
+export interface CliCase extends MutatedInput {
   command: 'lint' | 'inspect' | 'verify' | 'sign' | 'import';
-  kind: string;
-  m: Mutation;
 }
-export const cliCase = fc.record({
+export const cliCase: fc.Arbitrary<CliCase> = fc.record({
   command: fc.constantFrom('lint', 'inspect', 'verify', 'sign', 'import') as fc.Arbitrary<CliCase['command']>,
-  kind: fc.constantFrom('xml', 'binary', 'signed', 'p12', 'pem'),
+  kind: fc.constantFrom('xml', 'binary', 'signed', 'p12', 'pem') as fc.Arbitrary<MutatedInput['kind']>,
   m: mutation,
 });
 
-export function checkCli(c: Corpus, storeDir: string, env: Record<string, string>, input: CliCase): Buffer {
+export function checkCli(c: Corpus, storeDir: string, env: Record<string, string>, input: CliCase): void {
   const dir = mkdtempSync(join(tmpdir(), 'profilesmith-fuzz-'));
   try {
-    const seed = input.kind === 'p12' ? c.p12 : input.kind === 'pem' ? c.pem : seedOf(c, input.kind);
-    const bytes = mutate(seed, input.m);
+    const bytes = mutatedBytes(c, input);
     const file = join(dir, 'input');
     writeFileSync(file, bytes);
     const out = join(dir, 'out.mobileconfig');
@@ -354,7 +356,6 @@ export function checkCli(c: Corpus, storeDir: string, env: Record<string, string
     }
     if (readdirSync(dir).some((f) => f.startsWith('.tmp') || (f !== 'input' && f !== 'pw' && f !== 'out.mobileconfig'))) throw new Error('a temporary file was left behind');
     if (existsSync(out) && statSync(out).size === 0) throw new Error('an empty output file');
-    return bytes;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
