@@ -4,7 +4,8 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { createRequire } from 'node:module';
-import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { createCertificateAuthority, type CertificateAuthority } from '../../src/certs/ca.js';
@@ -82,7 +83,7 @@ test.before(async () => {
   m.C_Logout(session);
   m.C_CloseSession(session);
   // Left initialized on purpose: the library must cope with a module someone else initialized.
-  dir = tmp({ teardown: () => {} } as unknown as ExecutionContext);
+  dir = mkdtempSync(join(tmpdir(), 'profilesmith-pkcs11-'));
   writeFileSync(join(dir, 'rsa-root.pem'), toPem(rsa.root.certificate));
   writeFileSync(join(dir, 'rsa-signer.pem'), toPem(rsa.signer.certificate));
   writeFileSync(join(dir, 'rsa-chain.pem'), toPem(rsa.intermediate.certificate));
@@ -91,6 +92,10 @@ test.before(async () => {
   writeFileSync(join(dir, 'ec-chain.pem'), toPem(ec.intermediate.certificate));
   writeFileSync(join(dir, 'rsa-pin'), PIN.rsa + '\n', { mode: 0o600 });
   writeFileSync(join(dir, 'profile.xml'), XML);
+});
+
+test.after.always(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 function opensslVerifies(t: ExecutionContext, der: Uint8Array, root: string): void {
