@@ -75,7 +75,8 @@ function summary(c: X509Certificate): CertificateSummary {
   };
 }
 
-interface ParsedSignedData {
+/** A SignedData taken apart once, for verifying without parsing it again. @internal */
+export interface ParsedSignedData {
   content: Buffer;
   certificates: X509Certificate[];
   /** The SignerInfo's fields, parsed (a malformed SignerInfo is a parse error, not a crash later). */
@@ -124,7 +125,15 @@ let systemRoots: X509Certificate[] | undefined;
  * if (!result.valid) console.error(result.reasons)
  */
 export async function verifyProfile(bytes: Uint8Array, options: VerifyProfileOptions = {}): Promise<VerifyResult> {
-  const { content, certificates, signerFields: si } = parseSignedData(bytes);
+  return verifySignedData(parseSignedData(bytes), options);
+}
+
+/**
+ * {@link verifyProfile} over a SignedData already parsed (lint and inspect have parsed it to read the profile).
+ * @internal
+ */
+export async function verifySignedData(parsed: ParsedSignedData, options: VerifyProfileOptions = {}): Promise<VerifyResult> {
+  const { content, certificates, signerFields: si } = parsed;
   const now = (options.now ?? (() => new Date()))();
   const reasons: VerifyReason[] = [];
   const fail = (code: string, message: string) => reasons.push({ code, message });

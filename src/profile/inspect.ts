@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { keysMatch } from '../certs/keys.js';
 import { certificatesFrom } from '../certs/pem.js';
 import { readPkcs12 } from '../certs/pkcs12-read.js';
-import { verifyProfile, type CertificateSummary } from '../cms/verify.js';
+import { verifySignedData, type CertificateSummary } from '../cms/verify.js';
 import { parseProfile, type PlistFormat } from './parse.js';
 import { isPlistDict, type PlistValue } from './plist-xml.js';
 import { IDENTITY_REFERENCES } from './validate.js';
@@ -144,7 +144,7 @@ function nameToString(der: Buffer): string {
 export async function inspectProfile(bytes: Uint8Array, options: { showSecrets?: boolean } = {}): Promise<InspectResult> {
   const parsed = parseProfile(bytes);
   const top = isPlistDict(parsed.plist) ? parsed.plist : {};
-  const verified = parsed.signed ? await verifyProfile(bytes, { ca: [] }) : undefined;
+  const verified = parsed.signedData ? await verifySignedData(parsed.signedData, { ca: [] }) : undefined;
   const raw = Array.isArray(top.PayloadContent) ? top.PayloadContent : [];
   const dicts = raw.filter(isPlistDict);
   const payloads = dicts.map((p) => inspectPayload(p, !!options.showSecrets));

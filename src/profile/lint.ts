@@ -5,7 +5,7 @@
  * @module lint
  */
 import type { ProfileIssue } from '../errors.js';
-import { verifyProfile } from '../cms/verify.js';
+import { verifySignedData } from '../cms/verify.js';
 import { parseProfile, type PlistFormat } from './parse.js';
 import { validateProfile } from './validate.js';
 
@@ -33,8 +33,8 @@ export async function lintProfile(bytes: Uint8Array, options: LintOptions = {}):
   const parsed = parseProfile(bytes);
   const now = options.now ?? new Date();
   const findings = validateProfile(parsed.plist, { now, ...(parsed.xml ? { xml: parsed.xml } : {}) });
-  if (parsed.signed) {
-    const v = await verifyProfile(bytes, { ca: [], now: () => now });
+  if (parsed.signedData) {
+    const v = await verifySignedData(parsed.signedData, { ca: [], now: () => now });
     for (const r of v.reasons) {
       if (r.code === 'untrusted') continue; // trust is verify's question, not lint's
       const expiry = r.code.endsWith('expired') || r.code.endsWith('not-yet-valid');

@@ -6,7 +6,7 @@
  */
 import { parseBinary } from 'plist';
 import { ProfileParseError } from '../errors.js';
-import { parseSignedData } from '../cms/verify.js';
+import { parseSignedData, type ParsedSignedData } from '../cms/verify.js';
 import { parsePlistXml, type PlistValue } from './plist-xml.js';
 
 /** How the plist was written: XML or binary. */
@@ -22,6 +22,8 @@ export interface ParsedProfile {
   content: Buffer;
   /** The XML text, for XML plists. */
   xml: string | undefined;
+  /** The parsed SignedData of a signed profile, so that verifying does not parse it again. @internal */
+  signedData?: ParsedSignedData;
 }
 
 /** At most this many bytes are parsed as a profile. */
@@ -52,8 +54,8 @@ export function parseProfile(bytes: Uint8Array): ParsedProfile {
   if (buf.length > MAX_PROFILE_BYTES) throw new ProfileParseError(`The profile is larger than ${MAX_PROFILE_BYTES / 1048576} MiB`);
   const start = buf.subarray(0, 64).toString('latin1').replace(/^\uFEFF|^\xEF\xBB\xBF/, '').trimStart();
   if (buf[0] === 0x30) {
-    const { content } = parseSignedData(buf);
-    return { ...parsePlistBytes(content), signed: true, content };
+    const signedData = parseSignedData(buf);
+    return { ...parsePlistBytes(signedData.content), signed: true, content: signedData.content, signedData };
   }
   if (start.startsWith('<') || start.startsWith('bplist00')) return { ...parsePlistBytes(buf), signed: false, content: buf };
   throw new ProfileParseError('Not a property list or a signed profile');
