@@ -156,8 +156,8 @@ async function readPin(source: string): Promise<string> {
   const path = source.startsWith('file:') ? fileURLToPath(source) : source;
   try {
     return (await readFile(path, 'utf8')).replace(/\r?\n$/, '');
-  } catch (cause) {
-    throw new InputInvalid('pin-source', `The PIN file ${path} could not be read`);
+  } catch (err) {
+    throw new InputInvalid('pin-source', `The PIN file ${path} could not be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
 }
 
