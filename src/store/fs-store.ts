@@ -22,7 +22,7 @@
  * @module fs-store
  */
 import { randomBytes, createPrivateKey, type KeyObject } from 'node:crypto';
-import { promises as fs, readFileSync } from 'node:fs';
+import { closeSync, openSync, promises as fs, readFileSync, readSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import {
   CertificateInvalid,
@@ -47,7 +47,7 @@ import { keySigner, type Signer } from '../cms/sign.js';
 import { atomicDir, atomicWrite, ioError, readText } from './fs-util.js';
 import { withLock } from './lock.js';
 import { RecordIndex, SERIAL, type Revocation } from './record-index.js';
-import { DEFAULT_KDF_COST, deriveKey, newKdfParams, seal, unseal, type KdfParams, type Sealed } from './secret-box.js';
+import { DEFAULT_KDF_COST, deriveKey, newKdfParams, seal, sealBytes, unseal, unsealBytes, type KdfParams, type Sealed } from './secret-box.js';
 import {
   type CertificateRecord,
   type CertificateStore,
@@ -127,6 +127,26 @@ export interface RemoveUserResult {
 }
 
 const KEY_FILES = ['ca/root.key', 'ca/intermediate.key', 'signer/key'];
+/** File name (before `.<key generation>`) of an entry's cached PKCS#12, sealed binary. */
+const PKCS12_CACHE = 'p12c';
+
+/** The whole of a small file read into `buffer` (open, one read, close); empty when missing or larger. */
+function readSmall(path: string, buffer: Buffer): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return Buffer.alloc(0);
+  }
+  try {
+    const n = readSync(fd, buffer, 0, buffer.length, 0);
+    return n < buffer.length ? buffer.subarray(0, n) : Buffer.alloc(0);
+  } catch {
+    return Buffer.alloc(0);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 const sealKey = (key: Buffer, privateKey: KeyObject, rel: string) =>
   JSON.stringify(seal(key, privateKey.export({ format: 'der', type: 'pkcs8' }), rel)) + '\n';
@@ -242,6 +262,8 @@ export class FileStore implements CertificateStore {
   readonly #index: RecordIndex;
   /** CA and signer certificates never change in place: read once. */
   #certs = new Map<string, Promise<Buffer>>();
+  /** Reused for cached PKCS#12 reads, which are synchronous. */
+  #readBuffer: Buffer | undefined;
   #issuer: Identity | undefined;
 
   /** @internal */
@@ -300,30 +322,30 @@ export class FileStore implements CertificateStore {
 
   /**
    * The identity as an iOS-form PKCS#12, built once and kept in the entry, sealed like its
-   * key. A new passphrase (new key generation) or a different certificate invalidates it.
+   * key (AES-256-GCM under the store key). The certificate's fingerprint is part of the
+   * associated data, so a new passphrase (new key generation) or a different certificate
+   * makes the cached file fail to open, and it is rebuilt.
    * Batch runs use it: the PKCS#12 key derivation is the per-user cost once signing is native.
    */
   async cachedPkcs12(serial: string, build: (identity: Identity) => { password: string; pkcs12: Buffer }): Promise<{ password: string; pkcs12: Buffer }> {
     const s = normalizeSerial(serial);
     const key = this.requireKey('use private keys');
-    const rel = `certs/${s}/p12`;
-    const path = join(this.dir, `${rel}.${this.#meta.keyGeneration}`);
+    const path = join(this.dir, `certs/${s}/${PKCS12_CACHE}.${this.#meta.keyGeneration}`);
     const record = await this.#index.get(s);
-    let cached: Buffer | undefined;
-    try {
-      cached = unseal(key, JSON.parse(readFileSync(path, 'utf8')) as Sealed, rel);
-    } catch {
-      cached = undefined;
-    }
-    if (cached) {
-      const v = JSON.parse(cached.toString()) as { fingerprint: string; password: string; pkcs12: string };
-      if (v.fingerprint === record.fingerprint) return { password: v.password, pkcs12: Buffer.from(v.pkcs12, 'base64') };
+    const aad = `certs/${s}/${PKCS12_CACHE}|${record.fingerprint}`;
+    // Binary and read with one open/read/close: batch runs read four of these per profile.
+    const plain = unsealBytes(key, readSmall(path, (this.#readBuffer ??= Buffer.allocUnsafe(64 * 1024))), aad);
+    if (plain && plain.length > 2) {
+      const n = plain.readUInt16BE(0);
+      if (plain.length > 2 + n) return { password: plain.toString('utf8', 2, 2 + n), pkcs12: plain.subarray(2 + n) };
     }
     const built = build(await this.getIdentity(s));
-    const plain = Buffer.from(JSON.stringify({ fingerprint: record.fingerprint, password: built.password, pkcs12: built.pkcs12.toString('base64') }));
+    const password = Buffer.from(built.password, 'utf8');
+    const head = Buffer.alloc(2);
+    head.writeUInt16BE(password.length);
     // Idempotent, so no lock: concurrent builders each write a valid file and the last rename wins.
     // A cache: atomic but not fsynced (losing it costs one rebuild).
-    await atomicWrite(path, JSON.stringify(seal(key, plain, rel)) + '\n', 0o600, false).catch(() => {});
+    await atomicWrite(path, sealBytes(key, Buffer.concat([head, password, built.pkcs12]), aad), 0o600, false).catch(() => {});
     return built;
   }
 
@@ -414,6 +436,14 @@ export class FileStore implements CertificateStore {
 
   async listCertificates(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {
     return this.#index.list(options);
+  }
+
+  /**
+   * Reads the record index now. A batch does it while scrypt runs on the threadpool.
+   * @internal
+   */
+  loadIndex(): Promise<void> {
+    return this.#index.load();
   }
 
   /**
@@ -659,7 +689,11 @@ export class FileStore implements CertificateStore {
       }
       // Committed: the old generation (keys and cached PKCS#12 files) is garbage now.
       await Promise.all(files.map((rel) => fs.rm(join(this.dir, `${rel}.${gen}`), { force: true })));
-      await Promise.all(files.filter((rel) => rel.startsWith('certs/')).map((rel) => fs.rm(join(this.dir, `${dirname(rel)}/p12.${gen}`), { force: true })));
+      await Promise.all(
+        files
+          .filter((rel) => rel.startsWith('certs/'))
+          .flatMap((rel) => [PKCS12_CACHE, 'p12'].map((name) => fs.rm(join(this.dir, `${dirname(rel)}/${name}.${gen}`), { force: true }))),
+      );
       return files.length;
     });
   }

@@ -64,3 +64,31 @@ export function unseal(key: Buffer, sealed: Sealed, aad: string): Buffer | undef
     return undefined;
   }
 }
+
+const BOX_MAGIC = Buffer.from('PSB1');
+
+/**
+ * The binary form of {@link seal}, for bulk data read on hot paths: `PSB1`, IV (12), tag (16),
+ * ciphertext. No JSON and no base64, so opening it is one decryption.
+ */
+export function sealBytes(key: Buffer, plaintext: Buffer, aad: string): Buffer {
+  const iv = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', key, iv);
+  c.setAAD(Buffer.from(aad));
+  const data = c.update(plaintext);
+  const last = c.final();
+  return Buffer.concat([BOX_MAGIC, iv, c.getAuthTag(), data, last]);
+}
+
+/** Opens {@link sealBytes} output; undefined when the key, the associated data or the bytes are wrong. */
+export function unsealBytes(key: Buffer, box: Uint8Array, aad: string): Buffer | undefined {
+  if (box.length < 32 || !BOX_MAGIC.equals(box.subarray(0, 4))) return undefined;
+  try {
+    const d = createDecipheriv('aes-256-gcm', key, box.subarray(4, 16));
+    d.setAAD(Buffer.from(aad));
+    d.setAuthTag(box.subarray(16, 32));
+    return Buffer.concat([d.update(box.subarray(32)), d.final()]);
+  } catch {
+    return undefined;
+  }
+}

@@ -5,7 +5,8 @@ import { profileFileName } from '../../src/batch/names.js';
 import { readUsers } from '../../src/batch/users.js';
 import { parseProfile } from '../../src/profile/parse.js';
 import { initStore } from '../../src/store/fs-store.js';
-import { PASSPHRASE } from '../helpers/fixture.js';
+import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
+import { toPkcs12 } from '../../src/certs/pkcs12.js';
 import { cli, need, openssl, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
@@ -122,4 +123,46 @@ test('a device_cert column encrypts that user\'s profile to their device', async
   const d = cli(['decrypt', join('out', 'hal@example.com.mobileconfig'), '--key', join('devices', 'hal.key')], { cwd: dir });
   t.is(d.status, 0, d.stderr);
   t.regex(d.stdout, /hal@example\.com/);
+});
+
+test('the PKCS#12 cache lives in the store, sealed; a new passphrase or another certificate is never served from it', async (t) => {
+  if (!need(t, 'openssl')) return;
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  const store = await aliceStore(storeDir);
+  const bob = await store.issueCertificate({ user: 'bob@example.com', name: 'Bob', purpose: 'smime-signing' });
+  const [alice] = await store.listCertificates({ user: 'alice@example.com', purpose: 'smime-signing' });
+  const build = (serial: string) =>
+    store.cachedPkcs12(serial, (identity) => {
+      builds++;
+      return { password: `pw-${serial.slice(0, 6)}-${builds}`, pkcs12: toPkcs12(identity.certificate, identity.privateKey, { password: `pw-${serial.slice(0, 6)}-${builds}` }) };
+    });
+  let builds = 0;
+  const first = await build(alice!.serial);
+  const again = await build(alice!.serial);
+  t.is(builds, 1, 'the second call is served from the cache');
+  t.true(again.pkcs12.equals(first.pkcs12));
+  t.is(again.password, first.password);
+
+  const file = join(storeDir, 'certs', alice!.serial, 'p12c.1');
+  t.is(statSync(file).mode & 0o777, 0o600);
+  const sealed = readFileSync(file);
+  t.false(sealed.includes(first.pkcs12.subarray(0, 64)), 'the PKCS#12 is not in the file in clear');
+  t.false(sealed.includes(Buffer.from(first.password)), 'nor its password');
+
+  // Another entry's cache file moved into bob's entry does not open there: bob gets his own.
+  writeFileSync(join(storeDir, 'certs', bob.serial, 'p12c.1'), sealed, { mode: 0o600 });
+  const forBob = await build(bob.serial);
+  t.is(builds, 2);
+  const pem = openssl(['pkcs12', '-nokeys', '-clcerts', '-passin', `pass:${forBob.password}`], forBob.pkcs12);
+  t.is(pem.status, 0, pem.stderr.toString());
+  const subject = openssl(['x509', '-noout', '-ext', 'subjectAltName'], pem.stdout).stdout.toString();
+  t.regex(subject, /email:bob@example\.com/);
+
+  // A new passphrase is a new key generation: the old cache is deleted and not read again.
+  await store.changePassphrase('another passphrase entirely', { kdfCost: 14 });
+  t.false(existsSync(file));
+  await build(alice!.serial);
+  t.is(builds, 3);
+  t.true(existsSync(join(storeDir, 'certs', alice!.serial, 'p12c.2')));
 });
