@@ -91,7 +91,9 @@ export function parsePlistXml(text: string, options: ParsePlistOptions = {}): Pl
   };
 
   const decode = (raw: string): string =>
-    raw.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-z]+);|&/g, (m, ref: string | undefined) => {
+    raw.indexOf('&') < 0
+      ? raw
+      : raw.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-z]+);|&/g, (m, ref: string | undefined) => {
       if (!ref) return fail('bare "&" (write &amp;)');
       if (ref[0] === '#') {
         const cp = ref[1] === 'x' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
@@ -209,9 +211,15 @@ export function parsePlistXml(text: string, options: ParsePlistOptions = {}): Pl
         return d;
       }
       case 'data': {
-        const t = (empty ? '' : readText('data')).replace(/\s+/g, '');
-        if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 === 1) fail('<data> is not base64');
-        return new Uint8Array(Buffer.from(t, 'base64'));
+        const raw = empty ? '' : readText('data');
+        // Fast path: canonical base64 (what every encoder writes, one line) is exactly what
+        // re-encoding its bytes gives back; anything else takes the strict check.
+        const bytes = Buffer.from(raw, 'base64');
+        if (bytes.toString('base64') !== raw) {
+          const t = raw.replace(/\s+/g, '');
+          if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 === 1) fail('<data> is not base64');
+        }
+        return new Uint8Array(bytes);
       }
       default:
         return fail(`unknown element <${name}>`);
