@@ -8,6 +8,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { assertEmail } from '../certs/email.js';
+import { preloadX509 } from '../certs/x509.js';
 import type { Signer } from '../cms/sign.js';
 import { pkcs11Signer, type Pkcs11SignerOptions } from '../cms/pkcs11.js';
 import { InputInvalid, isProfilesmithError } from '../errors.js';
@@ -147,14 +148,21 @@ export async function processRow(init: WorkerInit, ready: Ready, task: WorkerTas
 
 if (parentPort && (workerData as { kind?: string } | undefined)?.kind === 'profilesmith-batch') {
   const port = parentPort;
-  const init = (workerData as { init: WorkerInit }).init;
-  prepareWorker(init).then(
-    (ready) => {
-      port.on('message', (task: WorkerTask) => {
-        processRow(init, ready, task).then((r) => port.postMessage(r));
-      });
-      port.postMessage({ ready: true });
-    },
-    (err: unknown) => port.postMessage({ fatal: { code: isProfilesmithError(err) ? err.code : 'ERR_INTERNAL', message: (err as Error).message } }),
-  );
+  // The main thread starts workers before it has unlocked the store, so that loading modules
+  // here overlaps its scrypt; the certificate library loads meanwhile too. The first message
+  // is the WorkerInit, then tasks.
+  const warm = preloadX509().catch(() => {});
+  port.once('message', (init: WorkerInit) => {
+    warm
+      .then(() => prepareWorker(init))
+      .then(
+        (ready) => {
+          port.on('message', (task: WorkerTask) => {
+            processRow(init, ready, task).then((r) => port.postMessage(r));
+          });
+          port.postMessage({ ready: true });
+        },
+        (err: unknown) => port.postMessage({ fatal: { code: isProfilesmithError(err) ? err.code : 'ERR_INTERNAL', message: (err as Error).message } }),
+      );
+  });
 }

@@ -18,6 +18,11 @@ async function lib(): Promise<X509Module> {
   return loaded;
 }
 
+/** @internal Loads the certificate library ahead of first use (batch workers, while they wait). */
+export async function preloadX509(): Promise<void> {
+  await lib();
+}
+
 const crypto = webcrypto as unknown as Crypto;
 
 export const EKU = {

@@ -211,6 +211,11 @@ export class RecordIndex {
     await atomicWrite(join(this.dir, 'index.json'), JSON.stringify({ version: 1, records: plain }), 0o644, false).catch(() => {});
   }
 
+  /** Loads (or refreshes) every record now, so that later lookups find it in memory. */
+  async load(): Promise<void> {
+    await this.allRecords();
+  }
+
   async list(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {
     const user = options.user?.toLowerCase();
     const all = await this.allRecords();
@@ -220,5 +225,4 @@ export class RecordIndex {
     }
     return out.sort(compareRecords);
   }
-
 }
