@@ -84,7 +84,12 @@ export interface RunBatchOptions {
 }
 
 const MANIFEST = '.profilesmith-batch.json';
-const IN_FLIGHT_PER_WORKER = 4;
+/**
+ * Rows go to a worker in chunks, and come back in chunks: a message per row cost a thread
+ * wake-up each way. Two chunks in flight per worker keep it busy while the next is read.
+ */
+const CHUNK = 8;
+const IN_FLIGHT_PER_WORKER = 2 * CHUNK;
 
 
 function workerUrl(): URL {
@@ -195,6 +200,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
   let inFlight = 0;
   let writes = Promise.resolve();
 
+  const onResults = (results: WorkerResult[]) => results.forEach(onResult);
   const onResult = (r: WorkerResult) => {
     inFlight--;
     progress.done++;
@@ -219,20 +225,34 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     wake();
   };
 
-  for (const w of workers) w.on('message', onResult);
+  for (const w of workers) w.on('message', onResults);
   try {
     let id = 0;
+    // --strict means nothing after the first failure is made, so rows go one at a time.
+    const chunk = options.strict ? 1 : CHUNK;
+    const limit = options.strict ? 1 : jobs * IN_FLIGHT_PER_WORKER;
+    let next = 0;
+    let pending: WorkerTask[] = [];
+    const flush = () => {
+      if (!pending.length) return;
+      (workers[next] as Worker).postMessage(pending);
+      pending = [];
+      next = (next + 1) % jobs;
+    };
     for await (const row of readUsers(options.usersFile)) {
-      // --strict means nothing after the first failure is made, so rows go one at a time.
-      const limit = options.strict ? 1 : jobs * IN_FLIGHT_PER_WORKER;
+      if (inFlight >= limit) flush();
       while (inFlight >= limit && !fatal) await new Promise<void>((r) => waiting.push(r));
       if (stopped || fatal) break;
       const email = typeof row.values.email === 'string' ? row.values.email : '';
       const records = /^[^@\s]+@[^@\s]+$/.test(email) ? await store.listCertificates({ user: email }) : [];
-      const task: WorkerTask = { id: id, line: row.line, values: row.values, previousHash: manifest[email.toLowerCase()], records };
+      pending.push({ id: id++, line: row.line, values: row.values, previousHash: manifest[email.toLowerCase()], records });
       inFlight++;
-      (workers[id++ % jobs] as Worker).postMessage(task);
+      if (pending.length >= chunk) flush();
     }
+    if (stopped || fatal) {
+      inFlight -= pending.length; // never sent
+      pending = [];
+    } else flush();
     while (inFlight > 0 && !fatal) await new Promise<void>((r) => waiting.push(r));
     if (fatal) throw fatal;
   } finally {

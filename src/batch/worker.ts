@@ -157,8 +157,11 @@ if (parentPort && (workerData as { kind?: string } | undefined)?.kind === 'profi
       .then(() => prepareWorker(init))
       .then(
         (ready) => {
-          port.on('message', (task: WorkerTask) => {
-            processRow(init, ready, task).then((r) => port.postMessage(r));
+          // Tasks come in chunks; the chunk's results go back together, in order.
+          port.on('message', async (tasks: WorkerTask[]) => {
+            const results: WorkerResult[] = [];
+            for (const task of tasks) results.push(await processRow(init, ready, task));
+            port.postMessage(results);
           });
           port.postMessage({ ready: true });
         },

@@ -80,12 +80,17 @@ export async function readText(path: string): Promise<string> {
   }
 }
 
+let fastTag: string | undefined;
+let fastCount = 0;
+
 /**
  * Atomic (never partial) but not durable, and synchronous: for regenerable output written
  * from a worker thread, where a threadpool round trip per call costs more than the write.
  */
 export function atomicWriteSyncFast(path: string, data: Uint8Array, mode = 0o600): void {
-  const tmp = join(dirname(path), `.tmp-${randomBytes(6).toString('hex')}`);
+  // A random tag drawn once per thread plus a counter: unique without a CSPRNG call per file,
+  // and 'wx' refuses a name that exists anyway.
+  const tmp = join(dirname(path), `.tmp-${(fastTag ??= randomBytes(6).toString('hex'))}-${(fastCount++).toString(36)}`);
   try {
     writeFileSync(tmp, data, { mode, flag: 'wx' });
     renameSync(tmp, path);
