@@ -22,11 +22,15 @@ export interface Revocation {
 export const SERIAL = /^[0-9a-f]{1,64}$/;
 /** Stores with more entries than this keep index.json. */
 const INDEX_THRESHOLD = 256;
+/** How long certs/ must have been unchanged for index.json to vouch for its listing. */
+const STABLE_MS = 5000;
 
 const revocationMap = (list: Revocation[]) => new Map(list.map((r) => [r.serial, r]));
 
 export class RecordIndex {
-  #records: { revKey: string; dirKey: string; records: Map<string, CertificateRecord>; byUser: Map<string, CertificateRecord[]> } | undefined;
+  #records:
+    | { revKey: string; dirKey: string; indexKey: string | undefined; records: Map<string, CertificateRecord>; byUser: Map<string, CertificateRecord[]> }
+    | undefined;
   #refresh: Promise<Map<string, CertificateRecord>> | undefined;
   #checkedAt = 0;
   #known = new Map<string, CertificateRecord>();
@@ -134,15 +138,10 @@ export class RecordIndex {
     const revKey = revStat ? `${revStat.mtimeMs}:${revStat.size}` : '';
     // An entry is added by renaming its directory in, which changes the directory's mtime.
     const dirKey = `${dirStat.mtimeMs}:${dirStat.ctimeMs}`;
-    const cache = (this.#records ??= { revKey: '', dirKey: '', records: new Map(), byUser: new Map() });
+    // Unchanged for a while: any later change gets another timestamp, even at coarse resolution.
+    const stable = Date.now() - Math.max(dirStat.mtimeMs, dirStat.ctimeMs) > STABLE_MS;
+    const cache = (this.#records ??= { revKey: '', dirKey: '', indexKey: undefined, records: new Map(), byUser: new Map() });
     if (cache.dirKey === dirKey && cache.revKey === revKey) return cache.records;
-    let names: string[];
-    try {
-      names = cache.dirKey === dirKey ? [] : await fs.readdir(certsDir);
-    } catch (err) {
-      throw ioError(certsDir, 'read', err);
-    }
-    cache.dirKey = dirKey;
     const revocations = revocationMap(await this.revocations());
     const add = (r: CertificateRecord) => {
       if (cache.records.has(r.serial)) return;
@@ -152,20 +151,44 @@ export class RecordIndex {
       if (list) list.push(r);
       else cache.byUser.set(key, [r]);
     };
-    // A large store starts from index.json, a cache of the entries' (immutable) facts, and
-    // reads only the entries that are not in it yet: one file instead of tens of thousands.
-    const fromIndex = cache.records.size === 0 && names.length > INDEX_THRESHOLD;
-    if (fromIndex) {
-      const present = new Set(names);
-      for (const r of this.readIndex()) {
-        if (!present.has(r.serial)) continue;
-        this.applyRevocation(r, revocations);
-        add(r);
+    const readNames = async () => {
+      try {
+        return await fs.readdir(certsDir);
+      } catch (err) {
+        throw ioError(certsDir, 'read', err);
+      }
+    };
+    let names: string[] = [];
+    let large = cache.records.size > INDEX_THRESHOLD;
+    if (cache.records.size === 0) {
+      // A large store starts from index.json, a cache of the entries' (immutable) facts.
+      const index = this.readIndex();
+      if (index.dirKey !== undefined && index.dirKey === dirKey) {
+        // Written from this very state of certs/: every entry is in it, none is gone, and
+        // listing 40,000 directory names would only confirm it.
+        for (const r of index.records) {
+          this.applyRevocation(r, revocations);
+          add(r);
+        }
+        cache.indexKey = index.dirKey;
+        large = true;
+      } else {
+        names = await readNames();
+        large = names.length > INDEX_THRESHOLD;
+        if (large) {
+          const present = new Set(names);
+          for (const r of index.records) {
+            if (!present.has(r.serial)) continue;
+            this.applyRevocation(r, revocations);
+            add(r);
+          }
+        }
       }
       cache.revKey = revKey;
+    } else if (cache.dirKey !== dirKey) {
+      names = await readNames();
     }
-    const fresh = names.filter((n) => SERIAL.test(n) && !cache.records.has(n));
-    if (!fresh.length && cache.revKey === revKey) return cache.records;
+    cache.dirKey = dirKey;
     if (cache.revKey !== revKey) {
       for (const r of cache.records.values()) {
         delete r.revoked;
@@ -174,6 +197,8 @@ export class RecordIndex {
       }
       cache.revKey = revKey;
     }
+    // Only the entries that are not in memory yet are read: one file instead of tens of thousands.
+    const fresh = names.filter((n) => SERIAL.test(n) && !cache.records.has(n));
     // Synchronous reads in slices: thousands of small files read far faster without a
     // threadpool round trip each, and yielding between slices keeps the event loop alive.
     for (let i = 0; i < fresh.length; i += 512) {
@@ -190,25 +215,35 @@ export class RecordIndex {
       });
       for (const r of batch) add(r);
     }
-    if (fresh.length && names.length > INDEX_THRESHOLD) await this.writeIndex([...cache.records.values()]);
+    large ||= cache.records.size > INDEX_THRESHOLD;
+    const key = stable ? dirKey : undefined;
+    if (large && (fresh.length || (key !== undefined && cache.indexKey !== key))) {
+      cache.indexKey = key;
+      await this.writeIndex([...cache.records.values()], key);
+    }
     return cache.records;
   }
 
-  /** index.json's records, or none when it is missing or unreadable (it is only a cache). */
-  private readIndex(): CertificateRecord[] {
+  /** index.json's records (none when it is missing or unreadable: it is only a cache), and the certs/ state it was written from. */
+  private readIndex(): { records: CertificateRecord[]; dirKey?: string } {
     try {
-      const idx = JSON.parse(readFileSync(join(this.dir, 'index.json'), 'utf8')) as { version: number; records: CertificateRecord[] };
-      if (idx.version !== 1 || !Array.isArray(idx.records)) return [];
-      return idx.records.filter((r) => r && typeof r.serial === 'string' && typeof r.user === 'string' && SERIAL.test(r.serial));
+      const idx = JSON.parse(readFileSync(join(this.dir, 'index.json'), 'utf8')) as { version: number; dirKey?: unknown; records: CertificateRecord[] };
+      if (idx.version !== 1 || !Array.isArray(idx.records)) return { records: [] };
+      const records = idx.records.filter((r) => r && typeof r.serial === 'string' && typeof r.user === 'string' && SERIAL.test(r.serial));
+      // A record that failed the check means the file is not what we wrote: list the directory.
+      return typeof idx.dirKey === 'string' && records.length === idx.records.length ? { records, dirKey: idx.dirKey } : { records };
     } catch {
-      return [];
+      return { records: [] };
     }
   }
 
-  /** Rewrites index.json (best effort, atomic, not fsynced: a cache). Revocation state is not part of it. */
-  private async writeIndex(records: CertificateRecord[]): Promise<void> {
+  /**
+   * Rewrites index.json (best effort, atomic, not fsynced: a cache). Revocation state is not
+   * part of it. `dirKey` is the certs/ state it was made from, when that state had been stable.
+   */
+  private async writeIndex(records: CertificateRecord[], dirKey: string | undefined): Promise<void> {
     const plain = records.map(({ revoked: _r, retired: _t, ...rest }) => rest);
-    await atomicWrite(join(this.dir, 'index.json'), JSON.stringify({ version: 1, records: plain }), 0o644, false).catch(() => {});
+    await atomicWrite(join(this.dir, 'index.json'), JSON.stringify({ version: 1, ...(dirKey ? { dirKey } : {}), records: plain }), 0o644, false).catch(() => {});
   }
 
   /** Loads (or refreshes) every record now, so that later lookups find it in memory. */
