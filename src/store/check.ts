@@ -81,6 +81,10 @@ export async function checkStore(store: FileStore): Promise<StoreFinding[]> {
   await scanLeftovers('.');
   await scanLeftovers('certs');
   await scanLeftovers('chains');
+  await scanLeftovers('pkcs12-cache');
+  for (const n of await fs.readdir(rel('pkcs12-cache')).catch(() => [] as string[])) {
+    if (/\.\d+$/.test(n) && !n.endsWith(`.${gen}`)) add('info', rel(`pkcs12-cache/${n}`), 'cached PKCS#12 files of another passphrase generation, which no longer open; safe to delete');
+  }
   if (await fs.stat(rel('store.lock')).catch(() => undefined)) add('info', rel('store.lock'), 'a writer holds the lock, or one was killed (the lock goes stale after 15 s)');
 
   let index = new Map<string, CertificateRecord>();

@@ -21,7 +21,7 @@
  *
  * @module fs-store
  */
-import { randomBytes, createPrivateKey, type KeyObject } from 'node:crypto';
+import { createHash, randomBytes, createPrivateKey, type KeyObject } from 'node:crypto';
 import { closeSync, openSync, promises as fs, readFileSync, readSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import {
@@ -127,8 +127,47 @@ export interface RemoveUserResult {
 }
 
 const KEY_FILES = ['ca/root.key', 'ca/intermediate.key', 'signer/key'];
-/** File name (before `.<key generation>`) of an entry's cached PKCS#12, sealed binary. */
-const PKCS12_CACHE = 'p12c';
+/** Folder of the PKCS#12 cache: one sealed file per user, `<hash of the address>.<key generation>`. */
+const PKCS12_CACHE = 'pkcs12-cache';
+
+/** One user's cached PKCS#12 files, by serial. */
+type Pkcs12Bundle = Map<string, { fingerprint: string; password: string; pkcs12: Buffer }>;
+
+/** serial, fingerprint, password, PKCS#12, each length-prefixed. */
+function encodeBundle(bundle: Pkcs12Bundle): Buffer {
+  const parts: Buffer[] = [];
+  const field = (b: Buffer) => {
+    const n = Buffer.alloc(4);
+    n.writeUInt32BE(b.length);
+    parts.push(n, b);
+  };
+  for (const [serial, e] of bundle) {
+    field(Buffer.from(serial, 'latin1'));
+    field(Buffer.from(e.fingerprint, 'latin1'));
+    field(Buffer.from(e.password, 'utf8'));
+    field(e.pkcs12);
+  }
+  return Buffer.concat(parts);
+}
+
+function decodeBundle(plain: Buffer): Pkcs12Bundle {
+  const out: Pkcs12Bundle = new Map();
+  let pos = 0;
+  const field = () => {
+    if (pos + 4 > plain.length) throw new Error('truncated');
+    const n = plain.readUInt32BE(pos);
+    if (pos + 4 + n > plain.length) throw new Error('truncated');
+    pos += 4 + n;
+    return plain.subarray(pos - n, pos);
+  };
+  while (pos < plain.length) {
+    const serial = field().toString('latin1');
+    const fingerprint = field().toString('latin1');
+    const password = field().toString('utf8');
+    out.set(serial, { fingerprint, password, pkcs12: Buffer.from(field()) });
+  }
+  return out;
+}
 
 /** The whole of a small file read into `buffer` (open, one read, close); empty when missing or larger. */
 function readSmall(path: string, buffer: Buffer): Buffer {
@@ -264,6 +303,8 @@ export class FileStore implements CertificateStore {
   #certs = new Map<string, Promise<Buffer>>();
   /** Reused for cached PKCS#12 reads, which are synchronous. */
   #readBuffer: Buffer | undefined;
+  #lastBundle: { path: string; bundle: Pkcs12Bundle } | undefined;
+  #bundleWrites = new Map<string, Promise<void>>();
   #issuer: Identity | undefined;
 
   /** @internal */
@@ -321,32 +362,67 @@ export class FileStore implements CertificateStore {
   }
 
   /**
-   * The identity as an iOS-form PKCS#12, built once and kept in the entry, sealed like its
-   * key (AES-256-GCM under the store key). The certificate's fingerprint is part of the
-   * associated data, so a new passphrase (new key generation) or a different certificate
-   * makes the cached file fail to open, and it is rebuilt.
+   * The identity as an iOS-form PKCS#12, built once and kept in the store, sealed like the
+   * keys (AES-256-GCM under the store key). A user's identities share one file, so a profile
+   * costs one read however many identities it ships. Each is kept with its certificate's
+   * fingerprint and used only while that matches; a new passphrase (new key generation) makes
+   * the old files unreadable, and they are deleted with the old keys.
    * Batch runs use it: the PKCS#12 key derivation is the per-user cost once signing is native.
    */
   async cachedPkcs12(serial: string, build: (identity: Identity) => { password: string; pkcs12: Buffer }): Promise<{ password: string; pkcs12: Buffer }> {
     const s = normalizeSerial(serial);
-    const key = this.requireKey('use private keys');
-    const path = join(this.dir, `certs/${s}/${PKCS12_CACHE}.${this.#meta.keyGeneration}`);
+    this.requireKey('use private keys');
     const record = await this.#index.get(s);
-    const aad = `certs/${s}/${PKCS12_CACHE}|${record.fingerprint}`;
-    // Binary and read with one open/read/close: batch runs read four of these per profile.
-    const plain = unsealBytes(key, readSmall(path, (this.#readBuffer ??= Buffer.allocUnsafe(64 * 1024))), aad);
-    if (plain && plain.length > 2) {
-      const n = plain.readUInt16BE(0);
-      if (plain.length > 2 + n) return { password: plain.toString('utf8', 2, 2 + n), pkcs12: plain.subarray(2 + n) };
-    }
+    const user = record.user.toLowerCase();
+    const hit = this.readBundle(user).get(s);
+    if (hit && hit.fingerprint === record.fingerprint) return { password: hit.password, pkcs12: hit.pkcs12 };
     const built = build(await this.getIdentity(s));
-    const password = Buffer.from(built.password, 'utf8');
-    const head = Buffer.alloc(2);
-    head.writeUInt16BE(password.length);
-    // Idempotent, so no lock: concurrent builders each write a valid file and the last rename wins.
-    // A cache: atomic but not fsynced (losing it costs one rebuild).
-    await atomicWrite(path, sealBytes(key, Buffer.concat([head, password, built.pkcs12]), aad), 0o600, false).catch(() => {});
+    // Updates of one user's file go one after another (a profile builds its identities
+    // concurrently). Across processes the last rename wins, which costs at most a rebuild.
+    const path = this.bundlePath(user);
+    const previous = this.#bundleWrites.get(path) ?? Promise.resolve();
+    const update = previous.then(async () => {
+      const bundle = this.readBundle(user, true);
+      bundle.set(s, { fingerprint: record.fingerprint, password: built.password, pkcs12: built.pkcs12 });
+      // A cache: atomic but not fsynced (losing it costs one rebuild).
+      await fs.mkdir(join(this.dir, PKCS12_CACHE), { recursive: true, mode: 0o700 });
+      await atomicWrite(path, sealBytes(this.requireKey('use private keys'), encodeBundle(bundle), this.bundleAad(user)), 0o600, false);
+    });
+    const settled = update.catch(() => {});
+    this.#bundleWrites.set(path, settled);
+    await settled;
+    if (this.#bundleWrites.get(path) === settled) this.#bundleWrites.delete(path);
     return built;
+  }
+
+  private bundlePath(user: string): string {
+    const name = createHash('sha256').update(user).digest('hex').slice(0, 32);
+    return join(this.dir, PKCS12_CACHE, `${name}.${this.#meta.keyGeneration}`);
+  }
+
+  /** The address and the key generation are bound to the file: another user's file does not open. */
+  private bundleAad(user: string): string {
+    return `${PKCS12_CACHE}|${this.#meta.keyGeneration}|${user}`;
+  }
+
+  /**
+   * One user's cached PKCS#12 files (empty when there are none or they do not open), read
+   * with one open/read/close. The last one read is kept: a profile asks for each identity.
+   */
+  private readBundle(user: string, fresh = false): Pkcs12Bundle {
+    const path = this.bundlePath(user);
+    if (!fresh && this.#lastBundle?.path === path) return this.#lastBundle.bundle;
+    let bundle: Pkcs12Bundle = new Map();
+    const plain = unsealBytes(this.requireKey('use private keys'), readSmall(path, (this.#readBuffer ??= Buffer.allocUnsafe(1024 * 1024))), this.bundleAad(user));
+    if (plain) {
+      try {
+        bundle = decodeBundle(plain);
+      } catch {
+        bundle = new Map();
+      }
+    }
+    this.#lastBundle = { path, bundle };
+    return bundle;
   }
 
   /** Runs a write under the store lock, after checking no passphrase change happened meanwhile. */
@@ -689,11 +765,9 @@ export class FileStore implements CertificateStore {
       }
       // Committed: the old generation (keys and cached PKCS#12 files) is garbage now.
       await Promise.all(files.map((rel) => fs.rm(join(this.dir, `${rel}.${gen}`), { force: true })));
-      await Promise.all(
-        files
-          .filter((rel) => rel.startsWith('certs/'))
-          .flatMap((rel) => [PKCS12_CACHE, 'p12'].map((name) => fs.rm(join(this.dir, `${dirname(rel)}/${name}.${gen}`), { force: true }))),
-      );
+      const cached = await fs.readdir(join(this.dir, PKCS12_CACHE)).catch(() => [] as string[]);
+      await Promise.all(cached.filter((f) => f.endsWith(`.${gen}`)).map((f) => fs.rm(join(this.dir, PKCS12_CACHE, f), { force: true })));
+      this.#lastBundle = undefined;
       return files.length;
     });
   }

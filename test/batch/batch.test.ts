@@ -1,10 +1,11 @@
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { profileFileName } from '../../src/batch/names.js';
 import { readUsers } from '../../src/batch/users.js';
 import { parseProfile } from '../../src/profile/parse.js';
-import { initStore } from '../../src/store/fs-store.js';
+import { initStore, openStore } from '../../src/store/fs-store.js';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
 import { toPkcs12 } from '../../src/certs/pkcs12.js';
 import { cli, need, openssl, tmp } from '../helpers/tools.js';
@@ -125,44 +126,53 @@ test('a device_cert column encrypts that user\'s profile to their device', async
   t.regex(d.stdout, /hal@example\.com/);
 });
 
-test('the PKCS#12 cache lives in the store, sealed; a new passphrase or another certificate is never served from it', async (t) => {
+test('the PKCS#12 cache lives in the store, sealed; a new passphrase or another user\'s file is never served from it', async (t) => {
   if (!need(t, 'openssl')) return;
   const dir = tmp(t);
   const storeDir = join(dir, 'store');
   const store = await aliceStore(storeDir);
   const bob = await store.issueCertificate({ user: 'bob@example.com', name: 'Bob', purpose: 'smime-signing' });
-  const [alice] = await store.listCertificates({ user: 'alice@example.com', purpose: 'smime-signing' });
+  const alices = await store.listCertificates({ user: 'alice@example.com' });
+  let builds = 0;
   const build = (serial: string) =>
     store.cachedPkcs12(serial, (identity) => {
       builds++;
-      return { password: `pw-${serial.slice(0, 6)}-${builds}`, pkcs12: toPkcs12(identity.certificate, identity.privateKey, { password: `pw-${serial.slice(0, 6)}-${builds}` }) };
+      const password = `pw-${serial.slice(0, 6)}-${builds}`;
+      return { password, pkcs12: toPkcs12(identity.certificate, identity.privateKey, { password }) };
     });
-  let builds = 0;
-  const first = await build(alice!.serial);
-  const again = await build(alice!.serial);
-  t.is(builds, 1, 'the second call is served from the cache');
-  t.true(again.pkcs12.equals(first.pkcs12));
-  t.is(again.password, first.password);
+  const first = await Promise.all(alices.map((r) => build(r.serial)));
+  t.is(builds, 3, 'built once each, concurrently');
+  const again = await Promise.all(alices.map((r) => build(r.serial)));
+  t.is(builds, 3, 'then served from the cache');
+  again.forEach((a, i) => {
+    t.true(a.pkcs12.equals(first[i]!.pkcs12));
+    t.is(a.password, first[i]!.password);
+  });
+  // A second store object (another process) reads the same file: nothing is rebuilt.
+  const other = await openStore(storeDir, { passphrase: PASSPHRASE });
+  await Promise.all(alices.map((r) => other.cachedPkcs12(r.serial, () => t.fail('rebuilt') as never)));
 
-  const file = join(storeDir, 'certs', alice!.serial, 'p12c.1');
-  t.is(statSync(file).mode & 0o777, 0o600);
-  const sealed = readFileSync(file);
-  t.false(sealed.includes(first.pkcs12.subarray(0, 64)), 'the PKCS#12 is not in the file in clear');
-  t.false(sealed.includes(Buffer.from(first.password)), 'nor its password');
+  const file = (user: string, gen: number) => join(storeDir, 'pkcs12-cache', `${createHash('sha256').update(user).digest('hex').slice(0, 32)}.${gen}`);
+  t.is(statSync(file('alice@example.com', 1)).mode & 0o777, 0o600);
+  const sealed = readFileSync(file('alice@example.com', 1));
+  for (const f of first) {
+    t.false(sealed.includes(f.pkcs12.subarray(0, 64)), 'no PKCS#12 is in the file in clear');
+    t.false(sealed.includes(Buffer.from(f.password)), 'nor its password');
+  }
 
-  // Another entry's cache file moved into bob's entry does not open there: bob gets his own.
-  writeFileSync(join(storeDir, 'certs', bob.serial, 'p12c.1'), sealed, { mode: 0o600 });
+  // Alice's file put in bob's place does not open there: bob gets his own identity.
+  writeFileSync(file('bob@example.com', 1), sealed, { mode: 0o600 });
   const forBob = await build(bob.serial);
-  t.is(builds, 2);
+  t.is(builds, 4);
   const pem = openssl(['pkcs12', '-nokeys', '-clcerts', '-passin', `pass:${forBob.password}`], forBob.pkcs12);
   t.is(pem.status, 0, pem.stderr.toString());
-  const subject = openssl(['x509', '-noout', '-ext', 'subjectAltName'], pem.stdout).stdout.toString();
-  t.regex(subject, /email:bob@example\.com/);
+  t.regex(openssl(['x509', '-noout', '-ext', 'subjectAltName'], pem.stdout).stdout.toString(), /email:bob@example\.com/);
 
-  // A new passphrase is a new key generation: the old cache is deleted and not read again.
+  // A new passphrase is a new key generation: the old files are deleted and not read again.
   await store.changePassphrase('another passphrase entirely', { kdfCost: 14 });
-  t.false(existsSync(file));
-  await build(alice!.serial);
-  t.is(builds, 3);
-  t.true(existsSync(join(storeDir, 'certs', alice!.serial, 'p12c.2')));
+  t.false(existsSync(file('alice@example.com', 1)));
+  t.false(existsSync(file('bob@example.com', 1)));
+  await build(alices[0]!.serial);
+  t.is(builds, 5);
+  t.true(existsSync(file('alice@example.com', 2)));
 });
