@@ -110,3 +110,27 @@ test('a large store keeps index.json: a new reader starts from it, picks up late
   const findings = await checkStore(await openStore(dir));
   t.true(findings.some((f) => f.severity === 'error' && f.path.endsWith('index.json') && f.message.includes(victim.serial)));
 });
+
+test('index.json vouches for the listing only while certs/ is in the state it was written from', async (t) => {
+  const dir = join(tmp(t), 'store');
+  await aliceStore(dir);
+  const { generateKeyPairSync } = await import('node:crypto');
+  const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  const bulk = await openStore(dir, { passphrase: PASSPHRASE, durable: false });
+  for (let i = 0; i < 260; i++) await bulk.issueCertificate({ user: `bulk${i}@example.com`, name: `Bulk ${i}`, purpose: 'smime-signing', privateKey: key });
+  // The directory state is recorded only once it has been unchanged for 5 s.
+  await new Promise((r) => setTimeout(r, 5200));
+  t.is((await (await openStore(dir)).listCertificates()).length, 263);
+  const idx = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
+  t.is(typeof idx.dirKey, 'string');
+  // A record only in the index shows that the listing was skipped...
+  idx.records.push({ ...idx.records[0], serial: 'ab'.repeat(16), user: 'ghost@example.com' });
+  writeFileSync(join(dir, 'index.json'), JSON.stringify(idx));
+  t.is((await (await openStore(dir)).listCertificates({ user: 'ghost@example.com' })).length, 1);
+  // ...and any change to certs/ makes a reader list it again: the new entry is found, the ghost is gone.
+  await bulk.issueCertificate({ user: 'late@example.com', name: 'Late', purpose: 'smime-signing', privateKey: key });
+  const next = await openStore(dir);
+  t.is((await next.listCertificates({ user: 'late@example.com' })).length, 1);
+  t.is((await next.listCertificates({ user: 'ghost@example.com' })).length, 0);
+  t.is((await next.listCertificates()).length, 264);
+});
