@@ -4,7 +4,7 @@
 //
 //   BENCH_USERS=1000,10000 npm run bench      (default; BENCH_QUICK=1 runs 200 and 1000)
 import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -67,10 +67,11 @@ log('openssl speed rsa2048...');
 const speedBefore = opensslSpeed();
 
 // 3. Batch runs (a child process each, for its peak RSS). Cold: every PKCS#12 built; warm: cached in the store.
-function clearPkcs12Cache() {
-  for (const d of readdirSync(join(storeDir, 'certs'))) {
-    for (const f of readdirSync(join(storeDir, 'certs', d))) if (/^p12c?\./.test(f)) rmSync(join(storeDir, 'certs', d, f));
-  }
+// The cold run's users lose their cached PKCS#12 files (one per user, named by a hash of the address).
+function clearPkcs12Cache(n) {
+  const dir = join(storeDir, 'pkcs12-cache');
+  const names = new Set(Array.from({ length: n }, (_, i) => createHash('sha256').update(`user${i}@example.com`).digest('hex').slice(0, 32)));
+  for (const f of existsSync(dir) ? readdirSync(dir) : []) if (names.has(f.split('.')[0])) rmSync(join(dir, f));
 }
 // Each run writes into a new directory, and they are all removed at the end. Removing 10,000
 // files just before a run made its file creations scan the freed inodes (ext4 without a
@@ -91,7 +92,7 @@ function batch(n) {
 }
 const runs = {};
 log('batch runs...');
-clearPkcs12Cache();
+clearPkcs12Cache(sizes[0]);
 runs.cold = batch(sizes[0]);
 log(`  cold ${sizes[0]}: ${runs.cold.profilesPerSecond.toFixed(0)}/s`);
 for (const n of sizes) {
