@@ -3,7 +3,7 @@
  *
  * @module pem
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { InputInvalid } from '../errors.js';
 import { printable } from './email.js';
 
@@ -47,5 +47,5 @@ export function normalizeSerial(serial: string): string {
 
 /** SHA-256 fingerprint of DER bytes, lower-case hex without separators. */
 export function fingerprint(der: Uint8Array): string {
-  return createHash('sha256').update(der).digest('hex');
+  return hash('sha256', der, 'hex');
 }

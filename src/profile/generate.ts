@@ -150,8 +150,9 @@ async function resolveUser(
 async function caPayloads(store: CertificateStore, records: CertificateRecord[], identifier: string) {
   const chain = await store.trustChain();
   const issuers = await Promise.all(records.map((r) => store.issuerChain(r.serial)));
+  // Stores hand out the same Buffer for the same CA certificate: drop those repeats before hashing.
   const certs = new Map<string, Buffer>();
-  for (const der of [...chain.roots, ...chain.intermediates, ...issuers.flat()]) certs.set(fingerprint(der), der);
+  for (const der of new Set([...chain.roots, ...chain.intermediates, ...issuers.flat()])) certs.set(fingerprint(der), der);
   const described = await Promise.all([...certs.values()].map((d) => describeCertificate(d)));
   const payload = (info: CertificateInfo, role: 'root' | 'intermediate') => ({
     identifier: `${identifier}.${role}.${info.fingerprint.slice(0, 16)}`,

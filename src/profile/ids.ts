@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 
 /**
  * A UUID derived from names (RFC 4122 version 5 layout over SHA-1), upper-case canonical.
@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
  * replaces the installed one in place (apple-spec section 3).
  */
 export function stableUuid(...parts: string[]): string {
-  const h = createHash('sha1').update('profilesmith:v1').update(JSON.stringify(parts)).digest();
+  // One-shot hash(): a profile derives about ten of these, and a Hash object each cost more than the digest.
+  const h = hash('sha1', 'profilesmith:v1' + JSON.stringify(parts), 'buffer');
   h[6] = ((h[6] as number) & 0x0f) | 0x50;
   h[8] = ((h[8] as number) & 0x3f) | 0x80;
   const x = h.subarray(0, 16).toString('hex').toUpperCase();
