@@ -8,7 +8,6 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { assertEmail } from '../certs/email.js';
-import { preloadX509 } from '../certs/x509.js';
 import type { Signer } from '../cms/sign.js';
 import { pkcs11Signer, type Pkcs11SignerOptions } from '../cms/pkcs11.js';
 import { InputInvalid, isProfilesmithError } from '../errors.js';
@@ -148,24 +147,20 @@ export async function processRow(init: WorkerInit, ready: Ready, task: WorkerTas
 
 if (parentPort && (workerData as { kind?: string } | undefined)?.kind === 'profilesmith-batch') {
   const port = parentPort;
-  // The main thread starts workers before it has unlocked the store, so that loading modules
-  // here overlaps its scrypt; the certificate library loads meanwhile too. The first message
-  // is the WorkerInit, then tasks.
-  const warm = preloadX509().catch(() => {});
+  // The main thread starts workers before it has unlocked the store and read its index, so
+  // that loading modules here overlaps that. The first message is the WorkerInit, then tasks.
   port.once('message', (init: WorkerInit) => {
-    warm
-      .then(() => prepareWorker(init))
-      .then(
-        (ready) => {
-          // Tasks come in chunks; the chunk's results go back together, in order.
-          port.on('message', async (tasks: WorkerTask[]) => {
-            const results: WorkerResult[] = [];
-            for (const task of tasks) results.push(await processRow(init, ready, task));
-            port.postMessage(results);
-          });
-          port.postMessage({ ready: true });
-        },
-        (err: unknown) => port.postMessage({ fatal: { code: isProfilesmithError(err) ? err.code : 'ERR_INTERNAL', message: (err as Error).message } }),
-      );
+    prepareWorker(init).then(
+      (ready) => {
+        // Tasks come in chunks; the chunk's results go back together, in order.
+        port.on('message', async (tasks: WorkerTask[]) => {
+          const results: WorkerResult[] = [];
+          for (const task of tasks) results.push(await processRow(init, ready, task));
+          port.postMessage(results);
+        });
+        port.postMessage({ ready: true });
+      },
+      (err: unknown) => port.postMessage({ fatal: { code: isProfilesmithError(err) ? err.code : 'ERR_INTERNAL', message: (err as Error).message } }),
+    );
   });
 }

@@ -9,7 +9,8 @@
 import { createPublicKey, randomBytes, webcrypto, X509Certificate as NodeX509, type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { CertificateInvalid, KeyUnsupported } from '../errors.js';
-import { fingerprint } from './pem.js';
+import { fingerprint, normalizeSerial } from './pem.js';
+import { child, children, parseDer, TAG, type DerNode } from '../asn1/der.js';
 
 type X509Module = typeof import('@peculiar/x509');
 let loaded: Promise<X509Module> | undefined;
@@ -24,11 +25,6 @@ async function lib(): Promise<X509Module> {
     return require('@peculiar/x509') as X509Module;
   });
   return loaded;
-}
-
-/** @internal Loads the certificate library ahead of first use (batch workers, while they wait). */
-export async function preloadX509(): Promise<void> {
-  await lib();
 }
 
 const crypto = webcrypto as unknown as Crypto;
@@ -187,6 +183,73 @@ function isSelfSigned(der: Uint8Array): boolean {
 
 /** Parsed certificates by fingerprint: a batch describes the same CA certificates per profile. */
 const described = new Map<string, Promise<CertificateInfo>>();
+
+/** What a profile needs to know of a CA certificate. */
+export interface CertificateBasics {
+  /** Normalized hex serial. */
+  serial: string;
+  commonName: string | undefined;
+  /** Issuer equals subject and the signature verifies with its own key. */
+  selfSigned: boolean;
+  fingerprint: string;
+  der: Buffer;
+}
+
+const CN_OID = Buffer.from([0x06, 0x03, 0x55, 0x04, 0x03]);
+
+/** The text of a DirectoryString (X.520), or undefined for a type that has none. */
+function directoryString(node: DerNode): string | undefined {
+  switch (node.tag) {
+    case 0x0c: // UTF8String
+      return node.value.toString('utf8');
+    case 0x13: // PrintableString
+    case 0x14: // TeletexString, read as Latin-1 like most software does
+    case 0x16: // IA5String
+      return node.value.toString('latin1');
+    case 0x1e: // BMPString
+      return Buffer.from(node.value).swap16().toString('utf16le');
+    default:
+      return undefined;
+  }
+}
+
+const basics = new Map<string, CertificateBasics>();
+
+/**
+ * @internal The serial, common name and self-signature of a certificate, read with
+ * node:crypto and our DER reader: generating a profile needs no more of its CA certificates,
+ * and so a batch worker never loads @peculiar/x509 (115 ms per thread).
+ * @throws CertificateInvalid on garbage
+ */
+export function certificateBasics(der: Uint8Array): CertificateBasics {
+  const fp = fingerprint(der);
+  const hit = basics.get(fp);
+  if (hit) return hit;
+  let serial: string;
+  let commonName: string | undefined;
+  try {
+    const fields = children(child(parseDer(der), 0, TAG.SEQUENCE));
+    const o = fields[0]?.tag === 0xa0 ? 1 : 0;
+    const subject = fields[4 + o];
+    if (!subject || subject.tag !== TAG.SEQUENCE) throw new Error('no subject');
+    search: for (const rdn of children(subject)) {
+      for (const atv of children(rdn)) {
+        const [type, value] = children(atv);
+        if (type && value && type.raw.equals(CN_OID)) {
+          commonName = directoryString(value);
+          break search;
+        }
+      }
+    }
+    serial = normalizeSerial(new NodeX509(der).serialNumber);
+  } catch (cause) {
+    throw new CertificateInvalid('malformed', 'The data is not an X.509 certificate', { cause });
+  }
+  const info = { serial, commonName, selfSigned: isSelfSigned(der), fingerprint: fp, der: Buffer.from(der) };
+  if (basics.size >= 1024) basics.clear();
+  basics.set(fp, info);
+  return info;
+}
 
 /** Parses a DER certificate. Throws CertificateInvalid on garbage. */
 export function describeCertificate(der: Uint8Array): Promise<CertificateInfo> {

@@ -11,7 +11,7 @@ import { certificatesFrom, fingerprint } from '../certs/pem.js';
 import type { ContentCipher } from '../cms/envelope.js';
 import { encryptProfileXml } from './encrypt.js';
 import { randomPassword, toPkcs12 } from '../certs/pkcs12.js';
-import { describeCertificate, type CertificateInfo } from '../certs/x509.js';
+import { certificateBasics, describeCertificate, type CertificateBasics } from '../certs/x509.js';
 import { signProfile, type Signer } from '../cms/sign.js';
 import { statusOf, type CertificateRecord, type CertificateStore } from '../store/store.js';
 import { defaultProfileIdentifier, stableUuid } from './ids.js';
@@ -153,8 +153,8 @@ async function caPayloads(store: CertificateStore, records: CertificateRecord[],
   // Stores hand out the same Buffer for the same CA certificate: drop those repeats before hashing.
   const certs = new Map<string, Buffer>();
   for (const der of new Set([...chain.roots, ...chain.intermediates, ...issuers.flat()])) certs.set(fingerprint(der), der);
-  const described = await Promise.all([...certs.values()].map((d) => describeCertificate(d)));
-  const payload = (info: CertificateInfo, role: 'root' | 'intermediate') => ({
+  const described = [...certs.values()].map(certificateBasics);
+  const payload = (info: CertificateBasics, role: 'root' | 'intermediate') => ({
     identifier: `${identifier}.${role}.${info.fingerprint.slice(0, 16)}`,
     uuid: stableUuid(identifier, role, info.fingerprint),
     content: info.der,

@@ -42,7 +42,7 @@ import type { KeyAlgorithm } from '../certs/keys.js';
 import { certificatesFrom, fingerprint, normalizeSerial, toPem } from '../certs/pem.js';
 
 export { normalizeSerial };
-import { describeCertificate } from '../certs/x509.js';
+import { certificateBasics, describeCertificate } from '../certs/x509.js';
 import { keySigner, type Signer } from '../cms/sign.js';
 import { atomicDir, atomicWrite, ioError, readText } from './fs-util.js';
 import { withLock } from './lock.js';
@@ -498,7 +498,7 @@ export class FileStore implements CertificateStore {
       this.readKey('signer/key'),
       this.trustChain(),
     ]);
-    const serial = normalizeSerial((await describeCertificate(certificate)).serial);
+    const { serial } = certificateBasics(certificate);
     if ((await this.#index.revocations()).some((r) => r.serial === serial && r.kind === 'revoked')) {
       throw new CertificateInvalid('revoked', 'The profile-signing certificate of this store has been revoked');
     }
