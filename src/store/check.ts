@@ -11,6 +11,7 @@ import { keysMatch } from '../certs/keys.js';
 import { certificatesFrom, fingerprint } from '../certs/pem.js';
 import type { FileStore } from './fs-store.js';
 import type { CertificateRecord } from './store.js';
+import { parseIndex } from './record-index.js';
 
 /** One finding of {@link checkStore}. */
 export interface StoreFinding {
@@ -89,7 +90,7 @@ export async function checkStore(store: FileStore): Promise<StoreFinding[]> {
 
   let index = new Map<string, CertificateRecord>();
   try {
-    const idx = JSON.parse(await fs.readFile(rel('index.json'), 'utf8')) as { records: CertificateRecord[] };
+    const idx = parseIndex(await fs.readFile(rel('index.json'), 'utf8'));
     index = new Map(idx.records.map((r) => [r.serial, r]));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') add('warning', rel('index.json'), 'the index cache is unreadable; it is rebuilt from the entries on the next read');

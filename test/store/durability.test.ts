@@ -6,6 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { checkStore } from '../../src/store/check.js';
 import { openStore } from '../../src/store/fs-store.js';
 import { withLock } from '../../src/store/lock.js';
+import { formatIndex, parseIndex } from '../../src/store/record-index.js';
+import type { CertificateRecord } from '../../src/store/store.js';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
 import { cli, ROOT, snapshotDir, tmp } from '../helpers/tools.js';
 
@@ -104,11 +106,13 @@ test('a large store keeps index.json: a new reader starts from it, picks up late
   t.is((await next.listCertificates({ user: 'late@example.com' })).length, 1, 'entries newer than the index are read');
   t.is((await next.listCertificates()).length, 264);
   const idx = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
-  const victim = idx.records.find((r: { user: string }) => r.user === 'bulk7@example.com');
-  victim.user = 'mallory@example.com';
+  t.is(idx.version, 2);
+  const [SERIAL, USER] = [idx.columns.indexOf('serial'), idx.columns.indexOf('user')];
+  const victim = idx.records.find((r: string[]) => r[USER] === 'bulk7@example.com');
+  victim[USER] = 'mallory@example.com';
   writeFileSync(join(dir, 'index.json'), JSON.stringify(idx));
   const findings = await checkStore(await openStore(dir));
-  t.true(findings.some((f) => f.severity === 'error' && f.path.endsWith('index.json') && f.message.includes(victim.serial)));
+  t.true(findings.some((f) => f.severity === 'error' && f.path.endsWith('index.json') && f.message.includes(victim[SERIAL])));
 });
 
 test('index.json vouches for the listing only while certs/ is in the state it was written from', async (t) => {
@@ -124,7 +128,10 @@ test('index.json vouches for the listing only while certs/ is in the state it wa
   const idx = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
   t.is(typeof idx.dirKey, 'string');
   // A record only in the index shows that the listing was skipped...
-  idx.records.push({ ...idx.records[0], serial: 'ab'.repeat(16), user: 'ghost@example.com' });
+  const ghost = [...idx.records[0]];
+  ghost[idx.columns.indexOf('serial')] = 'ab'.repeat(16);
+  ghost[idx.columns.indexOf('user')] = 'ghost@example.com';
+  idx.records.push(ghost);
   writeFileSync(join(dir, 'index.json'), JSON.stringify(idx));
   t.is((await (await openStore(dir)).listCertificates({ user: 'ghost@example.com' })).length, 1);
   // ...and any change to certs/ makes a reader list it again: the new entry is found, the ghost is gone.
@@ -133,4 +140,19 @@ test('index.json vouches for the listing only while certs/ is in the state it wa
   t.is((await next.listCertificates({ user: 'late@example.com' })).length, 1);
   t.is((await next.listCertificates({ user: 'ghost@example.com' })).length, 0);
   t.is((await next.listCertificates()).length, 264);
+});
+
+test('index.json version 2 gives back every record exactly; version 1 is still read (and rewritten); a bad row withdraws the directory key', (t) => {
+  const records: CertificateRecord[] = [
+    { serial: '0a1b', user: 'Ann@Example.com', purpose: 'smime-signing', source: 'issued', subject: 'CN=Ann', issuer: 'CN=CA, O=X', notBefore: '2026-01-01T00:00:00.000Z', notAfter: '2027-01-01T00:00:00.000Z', fingerprint: 'f'.repeat(64), created: '2026-01-01T00:00:01.234Z', name: 'Ann' },
+    { serial: 'ff', user: 'ben@example.com', purpose: 'smime-encryption', source: 'imported', subject: 'CN=Ben "B", O=Ü', issuer: 'CN=Other CA', notBefore: '2020-01-01T00:00:00.000Z', notAfter: '2021-01-01T00:00:00.000Z', fingerprint: 'e'.repeat(64), created: '2026-02-01T00:00:00.000Z', chain: ['a'.repeat(64), 'b'.repeat(64)] },
+  ];
+  const text = formatIndex(records, '1:2');
+  t.deepEqual(parseIndex(text), { records, dirKey: '1:2' });
+  t.deepEqual(Object.keys(parseIndex(text).records[0]!), Object.keys(records[0]!), 'same property order as entry.json');
+  t.deepEqual(parseIndex(JSON.stringify({ version: 1, dirKey: '1:2', records })), { records }, 'read, but it does not vouch for the listing');
+  const bad = JSON.parse(text);
+  bad.records[1][0] = '../x';
+  t.deepEqual(parseIndex(JSON.stringify(bad)), { records: [records[0]] });
+  t.deepEqual(parseIndex(JSON.stringify({ version: 3, records: [] })), { records: [] });
 });
