@@ -69,7 +69,8 @@ export function parsePlistXml(text: string, options: ParsePlistOptions = {}): Pl
 
   const skipMisc = () => {
     for (;;) {
-      while (pos < src.length && /\s/.test(src[pos] as string)) pos++;
+      // XML's whitespace (S ::= #x20 | #x9 | #xD | #xA), by char code: no one-character string per step.
+      for (let c = src.charCodeAt(pos); c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d; c = src.charCodeAt(++pos));
       if (src.startsWith('<?', pos)) {
         const end = src.indexOf('?>', pos);
         if (end < 0) fail('unterminated processing instruction');
