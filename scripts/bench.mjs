@@ -66,7 +66,54 @@ function opensslSpeed(seconds = 3) {
 log('openssl speed rsa2048...');
 const speedBefore = opensslSpeed();
 
-// 3. Batch runs (a child process each, for its peak RSS). Cold: every PKCS#12 built; warm: cached in the store.
+// 3. Baselines over the same plists: a shell-style loop of openssl smime -sign (one process
+//    per profile, as admins run it), the mobileconfig package's sign(), and our signProfile.
+const store = await openStore(storeDir, { passphrase });
+const sample = [];
+for (let i = 0; i < (quick ? 50 : 200); i++) {
+  sample.push((await generateProfile({ store, template: 'exchange-smime', user: `user${i}@example.com`, data: { exchange: { host: 'mail.example.com' } }, sign: false })).xml);
+}
+const plistDir = join(CACHE, 'plists');
+rmSync(plistDir, { recursive: true, force: true });
+mkdirSync(plistDir);
+sample.forEach((xml, i) => writeFileSync(join(plistDir, `${i}.xml`), xml));
+const keyPass = 'bench signer key';
+process.env.BENCH_KEY_PASS = keyPass;
+// The signer key for openssl: encrypted PEM (-passin env:), mode 0600, removed at the end.
+// profileSigner keeps the key private, so it is read through the store's own decrypt path.
+const signerKeyObject = await store.checkKey('signer/key');
+writeFileSync(join(CACHE, 'signer.key'), signerKeyObject.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: keyPass }), { mode: 0o600 });
+writeFileSync(join(CACHE, 'signer.pem'), readFileSync(join(storeDir, 'signer', 'cert.pem')));
+writeFileSync(join(CACHE, 'chain.pem'), readFileSync(join(storeDir, 'ca', 'intermediate.pem')));
+function opensslLoopRate() {
+  log('openssl smime -sign loop...');
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < sample.length; i++) {
+    const r = spawnSync('openssl', ['smime', '-sign', '-signer', join(CACHE, 'signer.pem'), '-inkey', join(CACHE, 'signer.key'), '-passin', 'env:BENCH_KEY_PASS', '-certfile', join(CACHE, 'chain.pem'), '-nodetach', '-binary', '-outform', 'der', '-md', 'sha256', '-in', join(plistDir, `${i}.xml`), '-out', join(plistDir, `${i}.der`)]);
+    if (r.status !== 0) throw new Error(r.stderr.toString());
+  }
+  return sample.length / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+const require = createRequire(import.meta.url);
+const mobileconfig = require('mobileconfig');
+const sign = promisify(mobileconfig.sign);
+const keyPem = signerKeyObject.export({ type: 'pkcs8', format: 'pem' }); // in memory only
+const certPem = readFileSync(join(storeDir, 'signer', 'cert.pem'), 'utf8');
+const caPem = readFileSync(join(storeDir, 'ca', 'intermediate.pem'), 'utf8');
+const mcCount = quick ? 10 : 40;
+async function mobileconfigSignRate() {
+  log('mobileconfig package sign()...');
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < mcCount; i++) await sign(sample[i % sample.length], { key: keyPem, cert: certPem, ca: [caPem], signingTime: true });
+  return mcCount / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+// The baselines run before and after the batches, and the ratios use their mean: one
+// measurement taken minutes apart from the batch swung the ratios by a third here.
+const before = { opensslLoop: opensslLoopRate(), mobileconfig: await mobileconfigSignRate() };
+
+// 4. Batch runs (a child process each, for its peak RSS). Cold: every PKCS#12 built; warm: cached in the store.
 // The cold run's users lose their cached PKCS#12 files (one per user, named by a hash of the address).
 function clearPkcs12Cache(n) {
   const dir = join(storeDir, 'pkcs12-cache');
@@ -101,44 +148,9 @@ for (const n of sizes) {
   log(`  warm ${n}: ${runs[`warm${n}`].profilesPerSecond.toFixed(0)}/s, peak RSS ${runs[`warm${n}`].maxRssMB.toFixed(0)} MB`);
 }
 
-// 4. Baselines over the same plists: a shell-style loop of openssl smime -sign (one process
-//    per profile, as admins run it), the mobileconfig package's sign(), and our signProfile.
-const store = await openStore(storeDir, { passphrase });
-const sample = [];
-for (let i = 0; i < (quick ? 50 : 200); i++) {
-  sample.push((await generateProfile({ store, template: 'exchange-smime', user: `user${i}@example.com`, data: { exchange: { host: 'mail.example.com' } }, sign: false })).xml);
-}
-const plistDir = join(CACHE, 'plists');
-rmSync(plistDir, { recursive: true, force: true });
-mkdirSync(plistDir);
-sample.forEach((xml, i) => writeFileSync(join(plistDir, `${i}.xml`), xml));
-const keyPass = 'bench signer key';
-process.env.BENCH_KEY_PASS = keyPass;
-// The signer key for openssl: encrypted PEM (-passin env:), mode 0600, removed at the end.
-// profileSigner keeps the key private, so it is read through the store's own decrypt path.
-const signerKeyObject = await store.checkKey('signer/key');
-writeFileSync(join(CACHE, 'signer.key'), signerKeyObject.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: keyPass }), { mode: 0o600 });
-writeFileSync(join(CACHE, 'signer.pem'), readFileSync(join(storeDir, 'signer', 'cert.pem')));
-writeFileSync(join(CACHE, 'chain.pem'), readFileSync(join(storeDir, 'ca', 'intermediate.pem')));
-log('openssl smime -sign loop...');
-let t0 = process.hrtime.bigint();
-for (let i = 0; i < sample.length; i++) {
-  const r = spawnSync('openssl', ['smime', '-sign', '-signer', join(CACHE, 'signer.pem'), '-inkey', join(CACHE, 'signer.key'), '-passin', 'env:BENCH_KEY_PASS', '-certfile', join(CACHE, 'chain.pem'), '-nodetach', '-binary', '-outform', 'der', '-md', 'sha256', '-in', join(plistDir, `${i}.xml`), '-out', join(plistDir, `${i}.der`)]);
-  if (r.status !== 0) throw new Error(r.stderr.toString());
-}
-const opensslLoop = sample.length / (Number(process.hrtime.bigint() - t0) / 1e9);
-
-log('mobileconfig package sign()...');
-const require = createRequire(import.meta.url);
-const mobileconfig = require('mobileconfig');
-const sign = promisify(mobileconfig.sign);
-const keyPem = signerKeyObject.export({ type: 'pkcs8', format: 'pem' }); // in memory only
-const certPem = readFileSync(join(storeDir, 'signer', 'cert.pem'), 'utf8');
-const caPem = readFileSync(join(storeDir, 'ca', 'intermediate.pem'), 'utf8');
-const mcCount = quick ? 10 : 40;
-t0 = process.hrtime.bigint();
-for (let i = 0; i < mcCount; i++) await sign(sample[i % sample.length], { key: keyPem, cert: certPem, ca: [caPem], signingTime: true });
-const mobileconfigRate = mcCount / (Number(process.hrtime.bigint() - t0) / 1e9);
+const after = { opensslLoop: opensslLoopRate(), mobileconfig: await mobileconfigSignRate() };
+const opensslLoop = (before.opensslLoop + after.opensslLoop) / 2;
+const mobileconfigRate = (before.mobileconfig + after.mobileconfig) / 2;
 
 // signProfile against openssl speed, interleaved in 1-second slices so that both see the same
 // machine (these machines are shared: a drift between two long measurements skews the ratio).
@@ -171,6 +183,7 @@ const result = {
   opensslSpeedRsa2048SignPerSecond: limit,
   opensslSmimeLoopProfilesPerSecond: opensslLoop,
   mobileconfigSignProfilesPerSecond: mobileconfigRate,
+  baselinesBeforeAndAfter: { before, after },
   librarySignPerSecond: librarySign,
   librarySignPairs: pairs,
   runs,
@@ -192,8 +205,8 @@ writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify(result, null, 2) + '\
 const f = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
 console.log(`machine: ${result.machine.cpus} × ${result.machine.model}, Node ${process.version}, ${jobs} jobs
 openssl speed rsa2048 (1 core):      ${f(limit)} sign/s
-openssl smime -sign loop:            ${f(opensslLoop)} profiles/s
-mobileconfig sign():                 ${f(mobileconfigRate)} profiles/s
+openssl smime -sign loop:            ${f(opensslLoop)} profiles/s (mean of ${f(before.opensslLoop)} before the batches and ${f(after.opensslLoop)} after)
+mobileconfig sign():                 ${f(mobileconfigRate)} profiles/s (mean of ${f(before.mobileconfig)} and ${f(after.mobileconfig)})
 library signProfile (1 core):        ${f(librarySign)} signatures/s = ${f(result.ratios.librarySignVsOpensslSpeed)} × openssl speed (median of 7 interleaved 1 s pairs: ${pairs.map((p) => p.ratio.toFixed(2)).join(', ')}; best against best: ${f(librarySignBestRatio)})
 batch, cold (PKCS#12 built), ${sizes[0]}:    ${f(runs.cold.profilesPerSecond)} profiles/s = ${f(result.ratios.coldBatchVsOpensslLoop)} × openssl loop, ${f(result.ratios.coldBatchVsMobileconfig)} × mobileconfig
 ${sizes.map((n) => `batch, warm (PKCS#12 cached), ${n}: ${f(runs[`warm${n}`].profilesPerSecond)} profiles/s, ${f(runs[`warm${n}`].msPerProfile)} ms/profile, peak RSS ${f(runs[`warm${n}`].maxRssMB)} MB`).join('\n')}
