@@ -44,25 +44,36 @@ export interface Sealed {
   data: string;
 }
 
-export function seal(key: Buffer, plaintext: Buffer, aad: string): Sealed {
+/** AES-256-GCM: IV, tag and ciphertext. The one place that encrypts. */
+function encrypt(key: Buffer, plaintext: Buffer, aad: string): { iv: Buffer; tag: Buffer; data: Buffer } {
   const iv = randomBytes(12);
   const c = createCipheriv('aes-256-gcm', key, iv);
   c.setAAD(Buffer.from(aad));
   const data = Buffer.concat([c.update(plaintext), c.final()]);
-  return { v: 1, alg: 'aes-256-gcm', iv: iv.toString('base64'), tag: c.getAuthTag().toString('base64'), data: data.toString('base64') };
+  return { iv, tag: c.getAuthTag(), data };
+}
+
+/** The one place that decrypts; undefined when the key, the associated data or the bytes are wrong. */
+function decrypt(key: Buffer, iv: Uint8Array, tag: Uint8Array, data: Uint8Array, aad: string): Buffer | undefined {
+  try {
+    const d = createDecipheriv('aes-256-gcm', key, iv);
+    d.setAAD(Buffer.from(aad));
+    d.setAuthTag(tag);
+    return Buffer.concat([d.update(data), d.final()]);
+  } catch {
+    return undefined;
+  }
+}
+
+export function seal(key: Buffer, plaintext: Buffer, aad: string): Sealed {
+  const { iv, tag, data } = encrypt(key, plaintext, aad);
+  return { v: 1, alg: 'aes-256-gcm', iv: iv.toString('base64'), tag: tag.toString('base64'), data: data.toString('base64') };
 }
 
 /** Decrypts; returns undefined when the key, the associated data or the bytes are wrong. */
 export function unseal(key: Buffer, sealed: Sealed, aad: string): Buffer | undefined {
-  try {
-    if (sealed.v !== 1 || sealed.alg !== 'aes-256-gcm') return undefined;
-    const d = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64'));
-    d.setAAD(Buffer.from(aad));
-    d.setAuthTag(Buffer.from(sealed.tag, 'base64'));
-    return Buffer.concat([d.update(Buffer.from(sealed.data, 'base64')), d.final()]);
-  } catch {
-    return undefined;
-  }
+  if (sealed?.v !== 1 || sealed.alg !== 'aes-256-gcm' || typeof sealed.iv !== 'string' || typeof sealed.tag !== 'string' || typeof sealed.data !== 'string') return undefined;
+  return decrypt(key, Buffer.from(sealed.iv, 'base64'), Buffer.from(sealed.tag, 'base64'), Buffer.from(sealed.data, 'base64'), aad);
 }
 
 const BOX_MAGIC = Buffer.from('PSB1');
@@ -72,23 +83,12 @@ const BOX_MAGIC = Buffer.from('PSB1');
  * ciphertext. No JSON and no base64, so opening it is one decryption.
  */
 export function sealBytes(key: Buffer, plaintext: Buffer, aad: string): Buffer {
-  const iv = randomBytes(12);
-  const c = createCipheriv('aes-256-gcm', key, iv);
-  c.setAAD(Buffer.from(aad));
-  const data = c.update(plaintext);
-  const last = c.final();
-  return Buffer.concat([BOX_MAGIC, iv, c.getAuthTag(), data, last]);
+  const { iv, tag, data } = encrypt(key, plaintext, aad);
+  return Buffer.concat([BOX_MAGIC, iv, tag, data]);
 }
 
 /** Opens {@link sealBytes} output; undefined when the key, the associated data or the bytes are wrong. */
 export function unsealBytes(key: Buffer, box: Uint8Array, aad: string): Buffer | undefined {
   if (box.length < 32 || !BOX_MAGIC.equals(box.subarray(0, 4))) return undefined;
-  try {
-    const d = createDecipheriv('aes-256-gcm', key, box.subarray(4, 16));
-    d.setAAD(Buffer.from(aad));
-    d.setAuthTag(box.subarray(16, 32));
-    return Buffer.concat([d.update(box.subarray(32)), d.final()]);
-  } catch {
-    return undefined;
-  }
+  return decrypt(key, box.subarray(4, 16), box.subarray(16, 32), box.subarray(32), aad);
 }
