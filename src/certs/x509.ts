@@ -10,7 +10,8 @@ import { createPublicKey, randomBytes, webcrypto, X509Certificate as NodeX509, t
 import { createRequire } from 'node:module';
 import { CertificateInvalid, KeyUnsupported } from '../errors.js';
 import { fingerprint, normalizeSerial } from './pem.js';
-import { child, children, parseDer, TAG, type DerNode } from '../asn1/der.js';
+import { children, type DerNode } from '../asn1/der.js';
+import { tbsFields } from '../cms/certificate.js';
 
 type X509Module = typeof import('@peculiar/x509');
 let loaded: Promise<X509Module> | undefined;
@@ -172,10 +173,18 @@ export interface CertificateInfo {
   der: Buffer;
 }
 
+/** Issuer equals subject and the signature verifies with its own key. */
+function signsItself(c: NodeX509): boolean {
+  try {
+    return c.checkIssued(c) && c.verify(c.publicKey);
+  } catch {
+    return false;
+  }
+}
+
 function isSelfSigned(der: Uint8Array): boolean {
   try {
-    const c = new NodeX509(der);
-    return c.checkIssued(c) && c.verify(c.publicKey);
+    return signsItself(new NodeX509(der));
   } catch {
     return false;
   }
@@ -217,7 +226,7 @@ const basics = new Map<string, CertificateBasics>();
 
 /**
  * @internal The serial, common name and self-signature of a certificate, read with
- * node:crypto and our DER reader: generating a profile needs no more of its CA certificates,
+ * node:crypto and our DER reader (tbsFields): generating a profile needs no more of its CA certificates,
  * and so a batch worker never loads @peculiar/x509 (115 ms per thread).
  * @throws CertificateInvalid on garbage
  */
@@ -227,12 +236,11 @@ export function certificateBasics(der: Uint8Array): CertificateBasics {
   if (hit) return hit;
   let serial: string;
   let commonName: string | undefined;
+  let x: NodeX509;
   try {
-    const fields = children(child(parseDer(der), 0, TAG.SEQUENCE));
-    const o = fields[0]?.tag === 0xa0 ? 1 : 0;
-    const subject = fields[4 + o];
-    if (!subject || subject.tag !== TAG.SEQUENCE) throw new Error('no subject');
-    search: for (const rdn of children(subject)) {
+    x = new NodeX509(der);
+    const tbs = tbsFields(der);
+    search: for (const rdn of children(tbs.subject)) {
       for (const atv of children(rdn)) {
         const [type, value] = children(atv);
         if (type && value && type.raw.equals(CN_OID)) {
@@ -241,11 +249,11 @@ export function certificateBasics(der: Uint8Array): CertificateBasics {
         }
       }
     }
-    serial = normalizeSerial(new NodeX509(der).serialNumber);
+    serial = normalizeSerial(tbs.serial.value.toString('hex'));
   } catch (cause) {
     throw new CertificateInvalid('malformed', 'The data is not an X.509 certificate', { cause });
   }
-  const info = { serial, commonName, selfSigned: isSelfSigned(der), fingerprint: fp, der: Buffer.from(der) };
+  const info = { serial, commonName, selfSigned: signsItself(x), fingerprint: fp, der: Buffer.from(der) };
   if (basics.size >= 1024) basics.clear();
   basics.set(fp, info);
   return info;

@@ -1,14 +1,24 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import { child, parseDer, seq, TAG } from '../asn1/der.js';
+import { child, children, DerError, parseDer, seq, TAG, type DerNode } from '../asn1/der.js';
 import { CertificateInvalid } from '../errors.js';
+
+/**
+ * The serial, issuer and subject elements of a DER certificate's TBSCertificate.
+ * @throws DerError when it is not one
+ */
+export function tbsFields(certificate: Uint8Array): { serial: DerNode; issuer: DerNode; subject: DerNode } {
+  const fields = children(child(parseDer(certificate), 0, TAG.SEQUENCE));
+  const o = fields[0]?.tag === 0xa0 ? 1 : 0; // [0] version is optional
+  const [serial, issuer, subject] = [fields[o], fields[2 + o], fields[4 + o]];
+  if (serial?.tag !== TAG.INTEGER || issuer?.tag !== TAG.SEQUENCE || subject?.tag !== TAG.SEQUENCE) throw new DerError('not a TBSCertificate');
+  return { serial, issuer, subject };
+}
 
 /** The IssuerAndSerialNumber of a DER certificate, for a SignerInfo's sid. */
 export function issuerAndSerial(certificate: Buffer): Buffer {
   try {
-    const tbs = child(parseDer(certificate), 0, TAG.SEQUENCE);
-    const first = child(tbs, 0);
-    const offset = first.tag === 0xa0 ? 1 : 0; // [0] version is optional
-    return seq(child(tbs, 2 + offset).raw, child(tbs, offset, TAG.INTEGER).raw);
+    const { serial, issuer } = tbsFields(certificate);
+    return seq(issuer.raw, serial.raw);
   } catch (cause) {
     throw new CertificateInvalid('malformed', 'The signer certificate is not valid DER', { cause });
   }

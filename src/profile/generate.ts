@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { CertificateInvalid, InputInvalid, ProfileInvalid, StoreEntryNotFound, type ProfileIssue } from '../errors.js';
 import { assertEmail } from '../certs/email.js';
 import type { Identity } from '../certs/issue.js';
-import { certificatesFrom, fingerprint } from '../certs/pem.js';
+import { certificatesFrom } from '../certs/pem.js';
 import type { ContentCipher } from '../cms/envelope.js';
 import { encryptProfileXml } from './encrypt.js';
 import { randomPassword, toPkcs12 } from '../certs/pkcs12.js';
@@ -150,10 +150,13 @@ async function resolveUser(
 async function caPayloads(store: CertificateStore, records: CertificateRecord[], identifier: string) {
   const chain = await store.trustChain();
   const issuers = await Promise.all(records.map((r) => store.issuerChain(r.serial)));
-  // Stores hand out the same Buffer for the same CA certificate: drop those repeats before hashing.
-  const certs = new Map<string, Buffer>();
-  for (const der of new Set([...chain.roots, ...chain.intermediates, ...issuers.flat()])) certs.set(fingerprint(der), der);
-  const described = [...certs.values()].map(certificateBasics);
+  // Stores hand out the same Buffer for the same CA certificate: drop those repeats first, then
+  // equal certificates by the fingerprint certificateBasics computed.
+  const described = new Map<string, CertificateBasics>();
+  for (const der of new Set([...chain.roots, ...chain.intermediates, ...issuers.flat()])) {
+    const info = certificateBasics(der);
+    described.set(info.fingerprint, info);
+  }
   const payload = (info: CertificateBasics, role: 'root' | 'intermediate') => ({
     identifier: `${identifier}.${role}.${info.fingerprint.slice(0, 16)}`,
     uuid: stableUuid(identifier, role, info.fingerprint),
@@ -162,8 +165,8 @@ async function caPayloads(store: CertificateStore, records: CertificateRecord[],
     displayName: info.commonName ?? (role === 'root' ? 'Root CA' : 'Intermediate CA'),
   });
   return {
-    roots: described.filter((i) => i.selfSigned).map((i) => payload(i, 'root')),
-    intermediates: described.filter((i) => !i.selfSigned).map((i) => payload(i, 'intermediate')),
+    roots: [...described.values()].filter((i) => i.selfSigned).map((i) => payload(i, 'root')),
+    intermediates: [...described.values()].filter((i) => !i.selfSigned).map((i) => payload(i, 'intermediate')),
   };
 }
 
