@@ -117,6 +117,7 @@ export async function checkStore(store: FileStore): Promise<StoreFinding[]> {
     await key(`${dir}/key`, c);
     for (const n of await fs.readdir(rel(dir))) {
       if (/^key\.\d+$/.test(n) && n !== `key.${gen}`) add('info', rel(`${dir}/${n}`), 'a key of another passphrase generation, left by an interrupted passphrase change; safe to delete');
+      if (/^p12\.\d+$/.test(n)) add('info', rel(`${dir}/${n}`), 'a cached PKCS#12 in the layout of earlier versions (now pkcs12-cache/), no longer read; safe to delete');
     }
     if (record.source === 'issued') {
       if (inter && !c.verify(inter.publicKey)) add('error', rel(`${dir}/cert.pem`), 'does not chain to the store intermediate that issued it');

@@ -767,6 +767,8 @@ export class FileStore implements CertificateStore {
       await Promise.all(files.map((rel) => fs.rm(join(this.dir, `${rel}.${gen}`), { force: true })));
       const cached = await fs.readdir(join(this.dir, PKCS12_CACHE)).catch(() => [] as string[]);
       await Promise.all(cached.filter((f) => f.endsWith(`.${gen}`)).map((f) => fs.rm(join(this.dir, PKCS12_CACHE, f), { force: true })));
+      // Earlier versions kept the cache in each entry (certs/<serial>/p12.<generation>).
+      await Promise.all(files.filter((rel) => rel.startsWith('certs/')).map((rel) => fs.rm(join(this.dir, `${dirname(rel)}/p12.${gen}`), { force: true })));
       this.#lastBundle = undefined;
       return files.length;
     });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { profileFileName } from '../../src/batch/names.js';
 import { readUsers } from '../../src/batch/users.js';
 import { parseProfile } from '../../src/profile/parse.js';
+import { checkStore } from '../../src/store/check.js';
 import { initStore, openStore } from '../../src/store/fs-store.js';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
 import { toPkcs12 } from '../../src/certs/pkcs12.js';
@@ -168,8 +169,14 @@ test('the PKCS#12 cache lives in the store, sealed; a new passphrase or another 
   t.is(pem.status, 0, pem.stderr.toString());
   t.regex(openssl(['x509', '-noout', '-ext', 'subjectAltName'], pem.stdout).stdout.toString(), /email:bob@example\.com/);
 
+  // A file of the earlier per-entry layout is reported, and goes with its generation.
+  const legacy = join(storeDir, 'certs', alices[0]!.serial, 'p12.1');
+  writeFileSync(legacy, '{}', { mode: 0o600 });
+  t.true((await checkStore(store)).some((f) => f.severity === 'info' && f.path === legacy));
+
   // A new passphrase is a new key generation: the old files are deleted and not read again.
   await store.changePassphrase('another passphrase entirely', { kdfCost: 14 });
+  t.false(existsSync(legacy));
   t.false(existsSync(file('alice@example.com', 1)));
   t.false(existsSync(file('bob@example.com', 1)));
   await build(alices[0]!.serial);
