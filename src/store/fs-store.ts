@@ -303,7 +303,7 @@ export class FileStore implements CertificateStore {
   #certs = new Map<string, Promise<Buffer>>();
   /** Reused for cached PKCS#12 reads, which are synchronous. */
   #readBuffer: Buffer | undefined;
-  #lastBundle: { path: string; bundle: Pkcs12Bundle } | undefined;
+  #lastBundle: { user: string; bundle: Pkcs12Bundle } | undefined;
   #bundleWrites = new Map<string, Promise<void>>();
   #issuer: Identity | undefined;
 
@@ -410,10 +410,10 @@ export class FileStore implements CertificateStore {
    * with one open/read/close. The last one read is kept: a profile asks for each identity.
    */
   private readBundle(user: string, fresh = false): Pkcs12Bundle {
-    const path = this.bundlePath(user);
-    if (!fresh && this.#lastBundle?.path === path) return this.#lastBundle.bundle;
+    // Kept by address (a hit needs no hash); a passphrase change clears it.
+    if (!fresh && this.#lastBundle?.user === user) return this.#lastBundle.bundle;
     let bundle: Pkcs12Bundle = new Map();
-    const plain = unsealBytes(this.requireKey('use private keys'), readSmall(path, (this.#readBuffer ??= Buffer.allocUnsafe(1024 * 1024))), this.bundleAad(user));
+    const plain = unsealBytes(this.requireKey('use private keys'), readSmall(this.bundlePath(user), (this.#readBuffer ??= Buffer.allocUnsafe(1024 * 1024))), this.bundleAad(user));
     if (plain) {
       try {
         bundle = decodeBundle(plain);
@@ -421,7 +421,7 @@ export class FileStore implements CertificateStore {
         bundle = new Map();
       }
     }
-    this.#lastBundle = { path, bundle };
+    this.#lastBundle = { user, bundle };
     return bundle;
   }
 
