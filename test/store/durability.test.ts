@@ -91,13 +91,19 @@ test('a lock left by a killed writer goes stale and the next writer takes it ove
   await t.throwsAsync(withLock(dir, async () => 1, { timeoutMs: 300 }), { code: 'ERR_STORE_IO', message: `The store at "${dir}" is locked by another process` });
 });
 
-test('a large store keeps index.json: a new reader starts from it, picks up later entries, and store check compares it', async (t) => {
+/** Alice's store plus 260 users (one shared key, to be quick): large enough to keep index.json. */
+async function largeStore(t: import('ava').ExecutionContext) {
   const dir = join(tmp(t), 'store');
   await aliceStore(dir);
   const { generateKeyPairSync } = await import('node:crypto');
   const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   const bulk = await openStore(dir, { passphrase: PASSPHRASE, durable: false });
   for (let i = 0; i < 260; i++) await bulk.issueCertificate({ user: `bulk${i}@example.com`, name: `Bulk ${i}`, purpose: 'smime-signing', privateKey: key });
+  return { dir, key, bulk };
+}
+
+test('a large store keeps index.json: a new reader starts from it, picks up later entries, and store check compares it', async (t) => {
+  const { dir, key, bulk } = await largeStore(t);
   const reader = await openStore(dir);
   t.is((await reader.listCertificates()).length, 263);
   t.true(existsSync(join(dir, 'index.json')));
@@ -116,12 +122,7 @@ test('a large store keeps index.json: a new reader starts from it, picks up late
 });
 
 test('index.json vouches for the listing only while certs/ is in the state it was written from', async (t) => {
-  const dir = join(tmp(t), 'store');
-  await aliceStore(dir);
-  const { generateKeyPairSync } = await import('node:crypto');
-  const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-  const bulk = await openStore(dir, { passphrase: PASSPHRASE, durable: false });
-  for (let i = 0; i < 260; i++) await bulk.issueCertificate({ user: `bulk${i}@example.com`, name: `Bulk ${i}`, purpose: 'smime-signing', privateKey: key });
+  const { dir, key, bulk } = await largeStore(t);
   // The directory state is recorded only once it has been unchanged for 5 s.
   await new Promise((r) => setTimeout(r, 5200));
   t.is((await (await openStore(dir)).listCertificates()).length, 263);
