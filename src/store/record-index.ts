@@ -220,7 +220,6 @@ export class RecordIndex {
       }
     };
     let names: string[] = [];
-    let large = cache.records.size > INDEX_THRESHOLD;
     if (cache.records.size === 0) {
       // A large store starts from index.json, a cache of the entries' (immutable) facts.
       const index = this.readIndex();
@@ -232,11 +231,9 @@ export class RecordIndex {
           add(r);
         }
         cache.indexKey = index.dirKey;
-        large = true;
       } else {
         names = await readNames();
-        large = names.length > INDEX_THRESHOLD;
-        if (large) {
+        if (names.length > INDEX_THRESHOLD) {
           const present = new Set(names);
           for (const r of index.records) {
             if (!present.has(r.serial)) continue;
@@ -276,9 +273,8 @@ export class RecordIndex {
       });
       for (const r of batch) add(r);
     }
-    large ||= cache.records.size > INDEX_THRESHOLD;
     const key = stable ? dirKey : undefined;
-    if (large && (fresh.length || (key !== undefined && cache.indexKey !== key))) {
+    if (cache.records.size > INDEX_THRESHOLD && (fresh.length || (key !== undefined && cache.indexKey !== key))) {
       cache.indexKey = key;
       await this.writeIndex([...cache.records.values()], key);
     }
