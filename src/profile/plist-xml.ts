@@ -103,7 +103,7 @@ export function parsePlistXml(text: string, options: ParsePlistOptions = {}): Pl
         }
         return String.fromCodePoint(cp);
       }
-      return ENTITIES[ref] ?? fail(`unknown entity ${m}`);
+      return Object.hasOwn(ENTITIES, ref) ? (ENTITIES[ref] as string) : fail(`unknown entity ${m}`);
     });
 
   /** Text up to the closing tag `</name>`, with CDATA sections and comments handled. */

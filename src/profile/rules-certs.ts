@@ -57,7 +57,7 @@ function checkValidity(der: Uint8Array, path: string, now: Date, add: Add): void
 
 export function checkCertificates(payload: Record<string, PlistValue>, path: string, options: CertRuleOptions, add: Add): void {
   const type = String(payload.PayloadType);
-  for (const key of SECRET_KEYS[type] ?? []) {
+  for (const key of (Object.hasOwn(SECRET_KEYS, type) ? SECRET_KEYS[type] : undefined) ?? []) {
     if (typeof payload[key] === 'string' && payload[key] && !options.encrypted) {
       add('password-unencrypted', `${path}${key}`, 'A password in a profile that is not encrypted is only obfuscated: anyone holding the file can read it', 'warning');
     }

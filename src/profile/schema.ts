@@ -27,7 +27,7 @@ export interface KeySchema {
 
 /** Keys of a payload type (common keys included), or undefined for an unknown type. */
 export function payloadKeys(type: string): KeySchema[] | undefined {
-  const own = PAYLOAD_KEYS[type];
+  const own = Object.hasOwn(PAYLOAD_KEYS, type) ? PAYLOAD_KEYS[type] : undefined;
   if (!own) return undefined;
   const names = new Set(own.map((k) => k.key));
   return [...own, ...COMMON_PAYLOAD_KEYS.filter((k) => !names.has(k.key))];

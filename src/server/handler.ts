@@ -51,7 +51,7 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
   const buckets = new Map<string, { count: number; reset: number }>();
   const signer = options.signer ? Promise.resolve(options.signer) : options.store.profileSigner();
   signer.catch(() => {});
-  const payloadNames = (template.meta.payloads ?? []).map((p) => PAYLOAD_NAMES[p] ?? p);
+  const payloadNames = (template.meta.payloads ?? []).map((p) => (Object.hasOwn(PAYLOAD_NAMES, p) ? PAYLOAD_NAMES[p] : undefined) ?? p);
 
   const send = (res: ServerResponse, status: number, body: string | Uint8Array, type = 'text/html; charset=utf-8', extra: Record<string, string> = {}) => {
     res.writeHead(status, {

@@ -28,6 +28,7 @@ const hostile: [string, string][] = [
   ['external entity', '<?xml version="1.0"?><!DOCTYPE plist [<!ENTITY x SYSTEM "file:///etc/passwd">]><plist><string>&x;</string></plist>'],
   ['billion laughs', '<!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><plist><string>&b;</string></plist>'],
   ['unknown entity', '<plist><string>&nbsp;</string></plist>'],
+  ['entity named like an Object property', '<plist><string>&constructor;</string></plist>'],
   ['deep nesting', '<plist>' + '<array>'.repeat(100) + '</array>'.repeat(100) + '</plist>'],
   ['NUL character reference', '<plist><string>&#0;</string></plist>'],
   ['raw control character', '<plist><string>\u0001</string></plist>'],

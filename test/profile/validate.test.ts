@@ -20,6 +20,8 @@ const cases: [string, string, string, string][] = [
   ['date with milliseconds', profile(payload('com.apple.security.root', 1, '<key>X</key><date>2026-01-01T00:00:00.000Z</date>')), 'date-format', 'date'],
   ['duplicate uuid', profile(payload('com.apple.security.root', 1), payload('com.apple.security.pkcs1', 1).replace('p1', 'p2')), 'duplicate-uuid', 'p2 / PayloadUUID'],
   ['malformed xml', '<plist><dict><key>a</dict>', 'malformed', '(document)'],
+  ['empty string deep inside', profile(payload('com.apple.eas.account', 1, '<key>Host</key><string>h</string><key>X</key><dict><key>Y</key><array><string>a</string><string></string></array></dict>')), 'empty-string', 'p1 / X.Y[1]'],
+  ['payload type named like an Object property', profile(payload('constructor', 1)), 'unknown-payload-type', 'p1 / PayloadType'],
   ['implicit smime boolean', profile(payload('com.apple.security.pkcs12', 2), payload('com.apple.eas.account', 1, `<key>Host</key><string>h</string><key>SMIMESigningCertificateUUID</key><string>${U(2)}</string>`)), 'smime-implicit', 'p1 / SMIMESigningEnabled'],
 ];
 
