@@ -47,6 +47,8 @@ export interface ParsePlistOptions {
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 // eslint-disable-next-line no-control-regex
+/** Base64 without whitespace: the alphabet, then at most two `=`. */
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
 
 /** Parses XML plist text into plain values (`<data>` → Uint8Array, `<date>` → Date). */
@@ -67,10 +69,23 @@ export function parsePlistXml(text: string, options: ParsePlistOptions = {}): Pl
     fail('forbidden control character');
   }
 
+  // Char codes the scanner compares against.
+  const LT = 0x3c;
+  const GT = 0x3e;
+  const SLASH = 0x2f;
+  const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
+  /** The first character of an element name: a letter. */
+  const isNameStart = (c: number) => (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a);
+  /** A later character of an element name: letter, digit, `_`, `.` or `-`. */
+  const isNameChar = (c: number) => isNameStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2e || c === 0x2d;
+
   const skipMisc = () => {
     for (;;) {
       // XML's whitespace (S ::= #x20 | #x9 | #xD | #xA), by char code: no one-character string per step.
-      for (let c = src.charCodeAt(pos); c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d; c = src.charCodeAt(++pos));
+      for (let c = src.charCodeAt(pos); isSpace(c); c = src.charCodeAt(++pos));
+      // Markup other than an element starts with <? or <!; anything else is the caller's.
+      const next = src.charCodeAt(pos + 1);
+      if (src.charCodeAt(pos) !== LT || (next !== 0x3f && next !== 0x21)) return;
       if (src.startsWith('<?', pos)) {
         const end = src.indexOf('?>', pos);
         if (end < 0) fail('unterminated processing instruction');
@@ -85,7 +100,7 @@ export function parsePlistXml(text: string, options: ParsePlistOptions = {}): Pl
         const decl = src.slice(pos, end);
         if (decl.includes('[')) fail('a DOCTYPE with an internal subset is not allowed');
         pos = end + 1;
-      } else if (src.startsWith('<!', pos) && !src.startsWith('<![CDATA[', pos)) {
+      } else if (!src.startsWith('<![CDATA[', pos)) {
         fail('declarations are not allowed');
       } else return;
     }
@@ -106,11 +121,30 @@ export function parsePlistXml(text: string, options: ParsePlistOptions = {}): Pl
       return Object.hasOwn(ENTITIES, ref) ? (ENTITIES[ref] as string) : fail(`unknown entity ${m}`);
     });
 
+  /**
+   * At `</name`: moves past the closing tag, whose name may only be followed by XML
+   * whitespace before `>`.
+   */
+  const closeTag = (name: string): void => {
+    let i = pos + 2 + name.length;
+    for (let c = src.charCodeAt(i); isSpace(c); c = src.charCodeAt(++i));
+    if (src.charCodeAt(i) !== GT) fail(`bad closing tag for <${name}>`);
+    pos = i + 1;
+  };
+  /** True when `</name` starts at `at`. */
+  const closingAt = (at: number, name: string) => src.charCodeAt(at) === LT && src.charCodeAt(at + 1) === SLASH && src.startsWith(name, at + 2);
+
   /** Text up to the closing tag `</name>`, with CDATA sections and comments handled. */
   const readText = (name: string): string => {
+    let lt = src.indexOf('<', pos);
+    // The common case: plain text, then the closing tag.
+    if (lt >= 0 && closingAt(lt, name) && src.charCodeAt(lt + 2 + name.length) === GT) {
+      const text = decode(src.slice(pos, lt));
+      pos = lt + 3 + name.length;
+      return text;
+    }
     let out = '';
     for (;;) {
-      const lt = src.indexOf('<', pos);
       if (lt < 0) fail(`unterminated <${name}>`);
       out += decode(src.slice(pos, lt));
       pos = lt;
@@ -123,52 +157,66 @@ export function parsePlistXml(text: string, options: ParsePlistOptions = {}): Pl
         const end = src.indexOf('-->', pos);
         if (end < 0) fail('unterminated comment');
         pos = end + 3;
-      } else if (src.startsWith(`</${name}`, pos)) {
-        const end = src.indexOf('>', pos);
-        if (end < 0 || src.slice(pos + name.length + 2, end).trim()) fail(`bad closing tag for <${name}>`);
-        pos = end + 1;
+      } else if (closingAt(pos, name)) {
+        closeTag(name);
         return out;
       } else {
         fail(`unexpected markup inside <${name}>`);
       }
+      lt = src.indexOf('<', pos);
     }
   };
 
-  /** Reads `<name ...>` or `<name/>`; returns the name and whether it self-closes. */
-  const readOpen = (): { name: string; empty: boolean } => {
+  // What readOpen found: the element's name and whether it closes itself (`<true/>`).
+  let openName = '';
+  let openEmpty = false;
+  /** Reads `<name ...>` or `<name/>` into openName and openEmpty. */
+  const readOpen = (): void => {
     skipMisc();
-    if (src[pos] !== '<') fail('expected an element');
-    const end = src.indexOf('>', pos);
-    if (end < 0) fail('unterminated tag');
-    const body = src.slice(pos + 1, end);
-    const m = /^([A-Za-z][A-Za-z0-9_.-]*)((?:\s+[A-Za-z_:][\w:.-]*\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)$/.exec(body);
-    if (!m) fail(`malformed tag <${body.slice(0, 40)}>`);
-    pos = end + 1;
+    if (src.charCodeAt(pos) !== LT) fail('expected an element');
+    // The common case, a bare name: scanned by char code, no regular expression.
+    let i = pos + 1;
+    if (isNameStart(src.charCodeAt(i))) for (i++; isNameChar(src.charCodeAt(i)); i++);
+    const c = src.charCodeAt(i);
+    if (i > pos + 1 && (c === GT || (c === SLASH && src.charCodeAt(i + 1) === GT))) {
+      openName = src.slice(pos + 1, i);
+      openEmpty = c === SLASH;
+      pos = c === GT ? i + 1 : i + 2;
+    } else {
+      // Attributes or whitespace in the tag.
+      const end = src.indexOf('>', pos);
+      if (end < 0) fail('unterminated tag');
+      const body = src.slice(pos + 1, end);
+      const m = /^([A-Za-z][A-Za-z0-9_.-]*)((?:[ \t\r\n]+[A-Za-z_:][\w:.-]*[ \t\r\n]*=[ \t\r\n]*(?:"[^"<]*"|'[^'<]*'))*)[ \t\r\n]*(\/?)$/.exec(body);
+      if (!m) fail(`malformed tag <${body.slice(0, 40)}>`);
+      openName = (m as RegExpExecArray)[1] as string;
+      openEmpty = (m as RegExpExecArray)[3] === '/';
+      pos = end + 1;
+    }
     if (++elements > maxElements) fail(`more than ${maxElements} elements`);
-    return { name: (m as RegExpExecArray)[1] as string, empty: (m as RegExpExecArray)[3] === '/' };
   };
 
   const closes = (name: string): boolean => {
     skipMisc();
-    if (!src.startsWith(`</${name}`, pos)) return false;
-    const end = src.indexOf('>', pos);
-    if (end < 0 || src.slice(pos + name.length + 2, end).trim()) fail(`bad closing tag for <${name}>`);
-    pos = end + 1;
+    if (!closingAt(pos, name)) return false;
+    closeTag(name);
     return true;
   };
 
   const value = (depth: number): PlistValue => {
     if (depth > maxDepth) fail(`nesting deeper than ${maxDepth}`);
-    const { name, empty } = readOpen();
+    readOpen();
+    const name = openName;
+    const empty = openEmpty;
     switch (name) {
       case 'dict': {
         const out: { [k: string]: PlistValue } = {};
         if (empty) return out;
         while (!closes('dict')) {
           const start = pos;
-          const k = readOpen();
-          if (k.name !== 'key') fail(`expected <key> in <dict>, found <${k.name}>`);
-          const key = k.empty ? '' : readText('key');
+          readOpen();
+          if (openName !== 'key') fail(`expected <key> in <dict>, found <${openName}>`);
+          const key = openEmpty ? '' : readText('key');
           if (key === '__proto__') fail('the key "__proto__" is not allowed');
           if (Object.hasOwn(out, key)) fail(`duplicate key "${key}"`);
           skipMisc();
@@ -214,12 +262,14 @@ export function parsePlistXml(text: string, options: ParsePlistOptions = {}): Pl
       case 'data': {
         const raw = empty ? '' : readText('data');
         // Fast path: canonical base64 (what every encoder writes, one line) is exactly what
-        // re-encoding its bytes gives back; anything else takes the strict check.
+        // re-encoding its bytes gives back, and that is cheaper than a regular expression over
+        // the text. Anything else takes the strict check, whitespace allowed.
         const bytes = Buffer.from(raw, 'base64');
         if (bytes.toString('base64') !== raw) {
           const t = raw.replace(/\s+/g, '');
-          if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 === 1) fail('<data> is not base64');
+          if (!BASE64.test(t) || t.length % 4 === 1) fail('<data> is not base64');
         }
+        // A copy of its own: a decoded Buffer can share its memory with other small Buffers.
         return new Uint8Array(bytes);
       }
       default:
@@ -228,10 +278,10 @@ export function parsePlistXml(text: string, options: ParsePlistOptions = {}): Pl
   };
 
   skipMisc();
-  const top = readOpen();
+  readOpen();
   let result: PlistValue;
-  if (top.name === 'plist') {
-    if (top.empty) fail('empty <plist>');
+  if (openName === 'plist') {
+    if (openEmpty) fail('empty <plist>');
     result = value(1);
     if (!closes('plist')) fail('expected </plist>');
   } else {

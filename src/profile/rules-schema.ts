@@ -50,30 +50,47 @@ function anyKeySchema(schemas: KeySchema[]): KeySchema | undefined {
   return undefined;
 }
 
+/** What checkKeys needs of a schema list, worked out once per list (schemas are shared arrays). */
+interface SchemaIndex {
+  any: KeySchema | undefined;
+  byKey: Map<string, KeySchema>;
+  required: KeySchema[];
+}
+const indexes = new WeakMap<KeySchema[], SchemaIndex>();
+function indexOf(schemas: KeySchema[]): SchemaIndex {
+  let index = indexes.get(schemas);
+  if (!index) {
+    index = { any: anyKeySchema(schemas), byKey: new Map(schemas.map((s) => [s.key, s])), required: schemas.filter((s) => s.required) };
+    indexes.set(schemas, index);
+  }
+  return index;
+}
+
 /** Checks `dict` against `schemas`; `path` prefixes each finding ("payload / "). */
 export function checkKeys(dict: Record<string, PlistValue>, schemas: KeySchema[], path: string, add: Add, parent = ''): void {
-  const any = anyKeySchema(schemas);
+  const { any, byKey, required } = indexOf(schemas);
   if (any) {
-    for (const [key, value] of Object.entries(dict)) {
+    for (const key of Object.keys(dict)) {
+      const value = dict[key] as PlistValue;
       if (!typeOk(any, value, parent)) add('wrong-type', `${path}${key}`, `Must be a ${any.type}, not ${describe(value)}`);
     }
     return;
   }
-  const byKey = new Map(schemas.map((s) => [s.key, s]));
-  for (const s of schemas) {
-    if (s.required && dict[s.key] === undefined) {
+  for (const s of required) {
+    if (dict[s.key] === undefined) {
       if (s.key === 'PayloadContent' && dict.EncryptedPayloadContent !== undefined) continue;
       add('missing-key', `${path}${s.key}`, 'Required key is missing');
     }
   }
-  for (const [key, value] of Object.entries(dict)) {
+  for (const key of Object.keys(dict)) {
+    const value = dict[key] as PlistValue;
     const s = byKey.get(key);
-    const where = `${path}${key}`;
     if (!s) {
       const hint = suggest(key, [...byKey.keys()]);
-      add('unknown-key', where, `Unknown key: iOS ignores it${hint ? `; did you mean ${hint}?` : ''}`, 'warning');
+      add('unknown-key', `${path}${key}`, `Unknown key: iOS ignores it${hint ? `; did you mean ${hint}?` : ''}`, 'warning');
       continue;
     }
+    const where = `${path}${key}`;
     if (!typeOk(s, value, parent)) {
       add('wrong-type', where, `Must be ${s.type === 'integer' ? 'an integer' : `a ${s.type}`}, not ${describe(value)}`);
       continue;
@@ -100,10 +117,11 @@ export function checkKeys(dict: Record<string, PlistValue>, schemas: KeySchema[]
 }
 
 /** Schema rules for the top level (PayloadContent items are checked per payload). */
+let topLevelSchemas: KeySchema[] | undefined;
 export function checkTopLevel(profile: Record<string, PlistValue>, add: Add): void {
   const { PayloadContent: _content, ...rest } = profile;
-  const schemas = topLevelKeys().filter((s) => s.key !== 'PayloadContent');
-  checkKeys(rest, schemas, '', add);
+  topLevelSchemas ??= topLevelKeys().filter((s) => s.key !== 'PayloadContent');
+  checkKeys(rest, topLevelSchemas, '', add);
 }
 
 /** Schema rules for one payload; unknown payload types get one warning. */

@@ -25,12 +25,20 @@ export interface KeySchema {
   subkeys?: KeySchema[];
 }
 
+const payloadKeyCache = new Map<string, KeySchema[] | undefined>();
+
 /** Keys of a payload type (common keys included), or undefined for an unknown type. */
 export function payloadKeys(type: string): KeySchema[] | undefined {
+  // The same array for the same type: lint runs this for every payload of every profile.
+  if (payloadKeyCache.has(type)) return payloadKeyCache.get(type);
   const own = Object.hasOwn(PAYLOAD_KEYS, type) ? PAYLOAD_KEYS[type] : undefined;
-  if (!own) return undefined;
-  const names = new Set(own.map((k) => k.key));
-  return [...own, ...COMMON_PAYLOAD_KEYS.filter((k) => !names.has(k.key))];
+  let keys: KeySchema[] | undefined;
+  if (own) {
+    const names = new Set(own.map((k) => k.key));
+    keys = [...own, ...COMMON_PAYLOAD_KEYS.filter((k) => !names.has(k.key))];
+  }
+  if (payloadKeyCache.size < 1024) payloadKeyCache.set(type, keys);
+  return keys;
 }
 
 export function topLevelKeys(): KeySchema[] {

@@ -45,6 +45,18 @@ export interface ValidateOptions {
 
 const isDict = isPlistDict;
 
+/** True when `v` is, or holds at any depth, an empty string. */
+function hasEmptyString(v: PlistValue): boolean {
+  if (v === '') return true;
+  if (typeof v !== 'object' || v instanceof Date || v instanceof Uint8Array) return false;
+  if (Array.isArray(v)) {
+    for (const x of v) if (hasEmptyString(x)) return true;
+    return false;
+  }
+  for (const k in v) if (hasEmptyString(v[k] as PlistValue)) return true;
+  return false;
+}
+
 /** Where an issue is: the payload's identifier (or type, or index) and the key. */
 function prefix(payload: PlistDict, index: number): string {
   const id = typeof payload.PayloadIdentifier === 'string' && payload.PayloadIdentifier ? payload.PayloadIdentifier : undefined;
@@ -77,8 +89,12 @@ export function validateProfile(profile: PlistValue, options: ValidateOptions = 
     else if (Array.isArray(v)) v.forEach((x, i) => walkEmpty(x, `${path}[${i}]`, pre));
     else if (isDict(v)) for (const [k, x] of Object.entries(v)) walkEmpty(x, path ? `${path}.${k}` : k, pre);
   };
+  // The paths are only built for a value that has an empty string somewhere inside.
+  const checkEmpty = (v: PlistValue, path: string, pre: string): void => {
+    if (hasEmptyString(v)) walkEmpty(v, path, pre);
+  };
   checkTopLevel(profile, add);
-  for (const [k, v] of Object.entries(profile)) if (k !== 'PayloadContent') walkEmpty(v, k, '');
+  for (const [k, v] of Object.entries(profile)) if (k !== 'PayloadContent') checkEmpty(v, k, '');
 
   const content = profile.PayloadContent;
   const payloads: PlistDict[] = [];
@@ -98,10 +114,11 @@ export function validateProfile(profile: PlistValue, options: ValidateOptions = 
   if (typeof profile.PayloadUUID === 'string') uuids.set(profile.PayloadUUID, profile);
   if (typeof profile.PayloadIdentifier === 'string') identifiers.add(profile.PayloadIdentifier);
   const encrypted = profile.EncryptedPayloadContent !== undefined;
+  const prefixes = payloads.map(prefix);
   payloads.forEach((p, i) => {
-    const pre = prefix(p, i);
+    const pre = prefixes[i] as string;
     checkPayload(p, pre, add);
-    walkEmpty(p, '', pre);
+    checkEmpty(p, '', pre);
     checkCertificates(p, pre, { now, encrypted, ...(options.openPkcs12 === false ? { openPkcs12: false } : {}) }, add);
     if (typeof p.PayloadUUID === 'string') {
       if (!UUID.test(p.PayloadUUID)) add('uuid-format', `${pre}PayloadUUID`, `"${p.PayloadUUID}" is not a canonical UUID`);
@@ -115,7 +132,7 @@ export function validateProfile(profile: PlistValue, options: ValidateOptions = 
   });
 
   payloads.forEach((p, i) => {
-    const pre = prefix(p, i);
+    const pre = prefixes[i] as string;
     for (const key of IDENTITY_REFERENCES) {
       const ref = p[key];
       if (typeof ref !== 'string') continue;
