@@ -223,6 +223,7 @@ function directoryString(node: DerNode): string | undefined {
 }
 
 const basics = new Map<string, CertificateBasics>();
+const basicsByObject = new WeakMap<Uint8Array, CertificateBasics>();
 
 /**
  * @internal The serial, common name and self-signature of a certificate, read with
@@ -231,9 +232,16 @@ const basics = new Map<string, CertificateBasics>();
  * @throws CertificateInvalid on garbage
  */
 export function certificateBasics(der: Uint8Array): CertificateBasics {
+  // Stores hand out the same bytes object for a CA certificate every time: known by identity
+  // (and still equal, in case the caller wrote into it), it costs no SHA-256.
+  const same = basicsByObject.get(der);
+  if (same && same.der.equals(der)) return same;
   const fp = fingerprint(der);
   const hit = basics.get(fp);
-  if (hit) return hit;
+  if (hit) {
+    basicsByObject.set(der, hit);
+    return hit;
+  }
   let serial: string;
   let commonName: string | undefined;
   let x: NodeX509;
@@ -256,6 +264,7 @@ export function certificateBasics(der: Uint8Array): CertificateBasics {
   const info = { serial, commonName, selfSigned: signsItself(x), fingerprint: fp, der: Buffer.from(der) };
   if (basics.size >= 1024) basics.clear();
   basics.set(fp, info);
+  basicsByObject.set(der, info);
   return info;
 }
 

@@ -3,7 +3,7 @@
  * with their Password or hold other than one identity, ciphers older iOS refuses,
  * certificates expired or about to, and passwords in a profile that is not encrypted.
  */
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import type { ProfileIssue } from '../errors.js';
 import { keysMatch } from '../certs/keys.js';
 import { certificatesFrom } from '../certs/pem.js';
@@ -31,19 +31,25 @@ export interface CertRuleOptions {
   encrypted?: boolean;
 }
 
-/** Expiry and name by certificate digest: a batch lints the same CA certificates in every profile. */
-const seen = new Map<string, { notAfter: Date; name: string }>();
+/**
+ * Expiry and name of certificates seen before: a batch lints the same CA certificates in every
+ * profile. Found by length, then compared byte for byte (cheaper than hashing each one).
+ */
+const seen = new Map<number, { der: Buffer; facts: { notAfter: Date; name: string } }[]>();
 
 function certFacts(der: Uint8Array): { notAfter: Date; name: string } {
-  const key = createHash('sha256').update(der).digest('base64');
-  let facts = seen.get(key);
-  if (!facts) {
-    const cert = new X509Certificate(der);
-    const name = cert.subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3) ?? cert.subject.replace(/\n/g, ', ');
-    facts = { notAfter: new Date(cert.validTo), name };
-    if (seen.size >= 1024) seen.clear();
-    seen.set(key, facts);
-  }
+  const bytes = Buffer.from(der.buffer, der.byteOffset, der.byteLength);
+  const bucket = seen.get(bytes.length);
+  const hit = bucket?.find((e) => e.der.equals(bytes));
+  if (hit) return hit.facts;
+  const cert = new X509Certificate(bytes);
+  const name = cert.subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3) ?? cert.subject.replace(/\n/g, ', ');
+  const facts = { notAfter: new Date(cert.validTo), name };
+  if (seen.size >= 256) seen.clear();
+  const entry = { der: Buffer.from(bytes), facts };
+  // A short list per length: lint of many users' certificates (mostly one length) stays cheap.
+  if (!bucket) seen.set(bytes.length, [entry]);
+  else if (bucket.push(entry) > 16) bucket.shift();
   return facts;
 }
 
