@@ -111,14 +111,14 @@ test('a large store keeps index.json: a new reader starts from it, picks up late
   const next = await openStore(dir);
   t.is((await next.listCertificates({ user: 'late@example.com' })).length, 1, 'entries newer than the index are read');
   t.is((await next.listCertificates()).length, 264);
-  const idx = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
-  t.is(idx.version, 2);
-  const [SERIAL, USER] = [idx.columns.indexOf('serial'), idx.columns.indexOf('user')];
-  const victim = idx.records.find((r: string[]) => r[USER] === 'bulk7@example.com');
-  victim[USER] = 'mallory@example.com';
-  writeFileSync(join(dir, 'index.json'), JSON.stringify(idx));
+  const text = readFileSync(join(dir, 'index.json'), 'utf8');
+  t.is(JSON.parse(text.slice(0, text.indexOf('\n'))).version, 3);
+  const idx = parseIndex(text);
+  const victim = idx.records.find((r) => r.user === 'bulk7@example.com')!;
+  victim.user = 'mallory@example.com';
+  writeFileSync(join(dir, 'index.json'), formatIndex(idx.records, idx.dirKey));
   const findings = await checkStore(await openStore(dir));
-  t.true(findings.some((f) => f.severity === 'error' && f.path.endsWith('index.json') && f.message.includes(victim[SERIAL])));
+  t.true(findings.some((f) => f.severity === 'error' && f.path.endsWith('index.json') && f.message.includes(victim.serial)));
 });
 
 test('index.json vouches for the listing only while certs/ is in the state it was written from', async (t) => {
@@ -126,14 +126,11 @@ test('index.json vouches for the listing only while certs/ is in the state it wa
   // The directory state is recorded only once it has been unchanged for 5 s.
   await new Promise((r) => setTimeout(r, 5200));
   t.is((await (await openStore(dir)).listCertificates()).length, 263);
-  const idx = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
+  const idx = parseIndex(readFileSync(join(dir, 'index.json'), 'utf8'));
   t.is(typeof idx.dirKey, 'string');
   // A record only in the index shows that the listing was skipped...
-  const ghost = [...idx.records[0]];
-  ghost[idx.columns.indexOf('serial')] = 'ab'.repeat(16);
-  ghost[idx.columns.indexOf('user')] = 'ghost@example.com';
-  idx.records.push(ghost);
-  writeFileSync(join(dir, 'index.json'), JSON.stringify(idx));
+  idx.records.push({ ...idx.records[0]!, serial: 'ab'.repeat(16), user: 'ghost@example.com' });
+  writeFileSync(join(dir, 'index.json'), formatIndex(idx.records, idx.dirKey));
   t.is((await (await openStore(dir)).listCertificates({ user: 'ghost@example.com' })).length, 1);
   // ...and any change to certs/ makes a reader list it again: the new entry is found, the ghost is gone.
   await bulk.issueCertificate({ user: 'late@example.com', name: 'Late', purpose: 'smime-signing', privateKey: key });
@@ -143,17 +140,49 @@ test('index.json vouches for the listing only while certs/ is in the state it wa
   t.is((await next.listCertificates()).length, 264);
 });
 
-test('index.json version 2 gives back every record exactly; version 1 is still read (and rewritten); a bad row withdraws the directory key', (t) => {
+test('index.json version 3 gives back every record exactly; versions 1 and 2 are still read (and rewritten); a bad row or a lost line withdraws the directory key', (t) => {
   const records: CertificateRecord[] = [
     { serial: '0a1b', user: 'Ann@Example.com', purpose: 'smime-signing', source: 'issued', subject: 'CN=Ann', issuer: 'CN=CA, O=X', notBefore: '2026-01-01T00:00:00.000Z', notAfter: '2027-01-01T00:00:00.000Z', fingerprint: 'f'.repeat(64), created: '2026-01-01T00:00:01.234Z', name: 'Ann' },
     { serial: 'ff', user: 'ben@example.com', purpose: 'smime-encryption', source: 'imported', subject: 'CN=Ben "B", O=Ü', issuer: 'CN=Other CA', notBefore: '2020-01-01T00:00:00.000Z', notAfter: '2021-01-01T00:00:00.000Z', fingerprint: 'e'.repeat(64), created: '2026-02-01T00:00:00.000Z', chain: ['a'.repeat(64), 'b'.repeat(64)] },
+    { serial: '0c', user: 'ann@example.com', purpose: 'smime-encryption', source: 'issued', subject: 'CN=Ann', issuer: 'CN=CA, O=X', notBefore: '2026-01-01T00:00:00.000Z', notAfter: '2027-01-01T00:00:00.000Z', fingerprint: 'd'.repeat(64), created: '2026-01-01T00:00:02.000Z' },
   ];
   const text = formatIndex(records, '1:2');
-  t.deepEqual(parseIndex(text), { records, dirKey: '1:2' });
-  t.deepEqual(Object.keys(parseIndex(text).records[0]!), Object.keys(records[0]!), 'same property order as entry.json');
+  const byUser = (rs: CertificateRecord[]) => [...rs].sort((a, b) => a.serial.localeCompare(b.serial));
+  const parsed = parseIndex(text);
+  t.is(parsed.dirKey, '1:2');
+  t.deepEqual(byUser(parsed.records), byUser(records));
+  t.is(text.trimEnd().split('\n').length, 3, 'a header and one line per user, whatever the case of the address');
+  t.deepEqual(Object.keys(parsed.records.find((r) => r.serial === '0a1b')!), Object.keys(records[0]!), 'same property order as entry.json');
   t.deepEqual(parseIndex(JSON.stringify({ version: 1, dirKey: '1:2', records })), { records }, 'read, but it does not vouch for the listing');
-  const bad = JSON.parse(text);
-  bad.records[1][0] = '../x';
-  t.deepEqual(parseIndex(JSON.stringify(bad)), { records: [records[0]] });
-  t.deepEqual(parseIndex(JSON.stringify({ version: 3, records: [] })), { records: [] });
+  const header = JSON.parse(text.slice(0, text.indexOf('\n')));
+  const v2 = { version: 2, dirKey: '1:2', columns: header.columns, strings: header.strings, records: text.trimEnd().split('\n').slice(1).flatMap((l) => JSON.parse(l.slice(l.indexOf('\t') + 1))) };
+  t.deepEqual(byUser(parseIndex(JSON.stringify(v2)).records), byUser(records));
+  t.is(parseIndex(JSON.stringify(v2)).dirKey, undefined, 'version 2 is rewritten before it vouches');
+  const bad = text.replace('"ff"', '"../x"');
+  t.deepEqual(byUser(parseIndex(bad).records), byUser([records[0]!, records[2]!]));
+  t.is(parseIndex(bad).dirKey, undefined);
+  const lost = text.trimEnd().split('\n').slice(0, -1).join('\n') + '\n';
+  t.is(parseIndex(lost).dirKey, undefined, 'fewer user lines than the header announces');
+  t.is(parseIndex(text.slice(0, -1)).dirKey, undefined, 'no final newline: cut short');
+  t.deepEqual(parseIndex(JSON.stringify({ version: 4, records: [] })), { records: [] });
+});
+
+test('a damaged line of a vouching index.json is never served: the reader lists certs/ and repairs the index', async (t) => {
+  const { dir } = await largeStore(t);
+  await new Promise((r) => setTimeout(r, 5200));
+  t.is((await (await openStore(dir)).listCertificates()).length, 263);
+  const path = join(dir, 'index.json');
+  const text = readFileSync(path, 'utf8');
+  t.is(typeof parseIndex(text).dirKey, 'string');
+  const line = text.split('\n').find((l) => l.startsWith('"bulk7@example.com"\t'))!;
+  // Still JSON, still one line: only the record inside is wrong.
+  writeFileSync(path, text.replace(line, '"bulk7@example.com"\t[["zz"]]'));
+  const reader = await openStore(dir);
+  t.is((await reader.listCertificates({ user: 'bulk8@example.com' })).length, 1, 'another user, from the index');
+  t.is((await reader.listCertificates({ user: 'bulk7@example.com' })).length, 1, 'the damaged user, from the entries');
+  t.is((await reader.listCertificates()).length, 263);
+  // An index written from the listing replaces it.
+  const repaired = parseIndex(readFileSync(path, 'utf8'));
+  t.true(repaired.records.some((r) => r.user === 'bulk7@example.com'));
+  t.is(repaired.records.length, 263);
 });
