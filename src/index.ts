@@ -24,7 +24,8 @@ export { lintProfile } from './profile/lint.js';
 export type { LintOptions, LintResult } from './profile/lint.js';
 export { inspectProfile } from './profile/inspect.js';
 export type { InspectResult, InspectedPayload, InspectedCertificate } from './profile/inspect.js';
-export { encryptProfileXml, decryptProfile } from './profile/encrypt.js';
+export { encryptProfileXml } from './profile/encrypt.js';
+export { decryptProfile } from './profile/decrypt.js';
 
 // Batch
 export { runBatch } from './batch/run.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { toPem } from '../../src/certs/pem.js';
 import { createCertificate } from '../../src/certs/x509.js';
 import { generateProfile } from '../../src/profile/generate.js';
-import { decryptProfile } from '../../src/profile/encrypt.js';
+import { decryptProfile } from '../../src/profile/decrypt.js';
 import { inspectProfile } from '../../src/profile/inspect.js';
 import { lintProfile } from '../../src/profile/lint.js';
 import { parseProfile } from '../../src/profile/parse.js';

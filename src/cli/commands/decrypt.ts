@@ -2,7 +2,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import type { Argv, CommandModule } from 'yargs';
 import { certificatesFrom } from '../../certs/pem.js';
 import { InputInvalid } from '../../errors.js';
-import { decryptProfile } from '../../profile/encrypt.js';
+import { decryptProfile } from '../../profile/decrypt.js';
 import { readInputFile, readSecretFile } from '../files.js';
 import type { Context } from '../options.js';
 import { note, writeArtifact } from '../output.js';
