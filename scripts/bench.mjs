@@ -102,7 +102,7 @@ const sign = promisify(mobileconfig.sign);
 const keyPem = signerKeyObject.export({ type: 'pkcs8', format: 'pem' }); // in memory only
 const certPem = readFileSync(join(storeDir, 'signer', 'cert.pem'), 'utf8');
 const caPem = readFileSync(join(storeDir, 'ca', 'intermediate.pem'), 'utf8');
-const mcCount = quick ? 10 : 40;
+const mcCount = quick ? 10 : 60;
 const mcSign = (i) => sign(sample[i % sample.length], { key: keyPem, cert: certPem, ca: [caPem], signingTime: true });
 async function mobileconfigSignRate() {
   log('mobileconfig package sign()...');
@@ -126,7 +126,13 @@ function clearPkcs12Cache(n) {
 // journal keeps recently deleted inodes unused for 30 s): 0.3-0.7 ms more per profile here,
 // a cost of the bench's own cleanup, not of the batch.
 const outDirs = [];
-for (const f of readdirSync(CACHE)) if (/^out-/.test(f)) rmSync(join(CACHE, f), { recursive: true, force: true });
+const leftovers = readdirSync(CACHE).filter((f) => /^out-/.test(f));
+for (const f of leftovers) rmSync(join(CACHE, f), { recursive: true, force: true });
+if (leftovers.length) {
+  // Output of an interrupted run, just freed: wait until new files stop paying for it.
+  log(`removed ${leftovers.length} output folders of an earlier run; waiting 40 s before measuring`);
+  await new Promise((r) => setTimeout(r, 40_000));
+}
 function batch(n) {
   const out = join(CACHE, `out-${n}-${outDirs.length}`);
   outDirs.push(out);
@@ -145,19 +151,24 @@ runs.cold = batch(sizes[0]);
 log(`  cold ${sizes[0]}: ${runs.cold.profilesPerSecond.toFixed(0)}/s`);
 for (const n of sizes) batch(n); // fills the cache for these users
 
-// Rounds: each measures the two baselines and then the warm batches, back to back, and gives
-// its own ratios; the result is the median round. A baseline measured minutes away from the
-// batch it is compared with swung the ratio by a third here (other tenants come and go).
+// Rounds: each measures the two baselines, the warm batches, and the baselines again, back to
+// back, and gives its own ratios against the mean of the baselines around its batches; the
+// result is the median round. A baseline measured minutes away from the batch it is compared
+// with swung the ratio by a third here (other tenants come and go), and one taken only before
+// the batch still moved by a fifth within a round.
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rounds = [];
 for (let r = 0; r < ROUNDS; r++) {
   log(`round ${r + 1}/${ROUNDS}`);
-  const round = { opensslLoop: opensslLoopRate(), mobileconfig: await mobileconfigSignRate(), warm: {} };
+  const before = { opensslLoop: opensslLoopRate(), mobileconfig: await mobileconfigSignRate() };
+  const warm = {};
   for (const n of sizes) {
-    round.warm[n] = batch(n);
-    log(`  warm ${n}: ${round.warm[n].profilesPerSecond.toFixed(0)}/s, peak RSS ${round.warm[n].maxRssMB.toFixed(0)} MB`);
+    warm[n] = batch(n);
+    log(`  warm ${n}: ${warm[n].profilesPerSecond.toFixed(0)}/s, peak RSS ${warm[n].maxRssMB.toFixed(0)} MB`);
   }
+  const after = { opensslLoop: opensslLoopRate(), mobileconfig: await mobileconfigSignRate() };
+  const round = { opensslLoop: (before.opensslLoop + after.opensslLoop) / 2, mobileconfig: (before.mobileconfig + after.mobileconfig) / 2, before, after, warm };
   const big = round.warm[sizes[sizes.length - 1]];
   const small = round.warm[sizes[0]];
   round.ratios = {
