@@ -87,9 +87,10 @@ const MANIFEST = '.profilesmith-batch.json';
 /**
  * Rows go to a worker in chunks, and come back in chunks: a message per row cost a thread
  * wake-up each way. Two chunks in flight per worker keep it busy while the next is read.
+ * 32 rows: against 8, faster in each of 6 paired runs of 10,000 users here (by 1-15%, a
+ * median of 4%). A small batch gets smaller chunks, so that every worker has rows.
  */
-const CHUNK = 8;
-const IN_FLIGHT_PER_WORKER = 2 * CHUNK;
+const CHUNK = 32;
 
 
 function workerUrl(): URL {
@@ -229,8 +230,8 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
   try {
     let id = 0;
     // --strict means nothing after the first failure is made, so rows go one at a time.
-    const chunk = options.strict ? 1 : CHUNK;
-    const limit = options.strict ? 1 : jobs * IN_FLIGHT_PER_WORKER;
+    const chunk = options.strict ? 1 : Math.max(1, Math.min(CHUNK, Math.ceil(total / (jobs * 4))));
+    const limit = options.strict ? 1 : jobs * 2 * chunk;
     let next = 0;
     let pending: WorkerTask[] = [];
     const flush = () => {
