@@ -46,9 +46,9 @@ export interface ParsePlistOptions {
 }
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
-// eslint-disable-next-line no-control-regex
 /** Base64 without whitespace: the alphabet, then at most two `=`. */
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+// eslint-disable-next-line no-control-regex
 const FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
 
 /** Parses XML plist text into plain values (`<data>` → Uint8Array, `<date>` → Date). */
