@@ -45,18 +45,6 @@ export interface ValidateOptions {
 
 const isDict = isPlistDict;
 
-/** True when `v` is, or holds at any depth, an empty string. */
-function hasEmptyString(v: PlistValue): boolean {
-  if (v === '') return true;
-  if (typeof v !== 'object' || v instanceof Date || v instanceof Uint8Array) return false;
-  if (Array.isArray(v)) {
-    for (const x of v) if (hasEmptyString(x)) return true;
-    return false;
-  }
-  for (const k in v) if (hasEmptyString(v[k] as PlistValue)) return true;
-  return false;
-}
-
 /** Where an issue is: the payload's identifier (or type, or index) and the key. */
 function prefix(payload: PlistDict, index: number): string {
   const id = typeof payload.PayloadIdentifier === 'string' && payload.PayloadIdentifier ? payload.PayloadIdentifier : undefined;
@@ -84,17 +72,33 @@ export function validateProfile(profile: PlistValue, options: ValidateOptions = 
     add('not-a-dictionary', '(top level)', 'A profile must be a dictionary');
     return issues;
   }
-  const walkEmpty = (v: PlistValue, path: string, pre: string): void => {
-    if (v === '') add('empty-string', pre + path, 'Empty string: iOS rejects it; leave the key out instead');
-    else if (Array.isArray(v)) v.forEach((x, i) => walkEmpty(x, `${path}[${i}]`, pre));
-    else if (isDict(v)) for (const [k, x] of Object.entries(v)) walkEmpty(x, path ? `${path}.${k}` : k, pre);
-  };
-  // The paths are only built for a value that has an empty string somewhere inside.
-  const checkEmpty = (v: PlistValue, path: string, pre: string): void => {
-    if (hasEmptyString(v)) walkEmpty(v, path, pre);
+  // The path to a value is kept as its keys and indexes, and only written out for an empty string.
+  const at: (string | number)[] = [];
+  const walkEmpty = (v: PlistValue, pre: string): void => {
+    if (v === '') {
+      const path = at.map((s, i) => (typeof s === 'number' ? `[${s}]` : i ? `.${s}` : s)).join('');
+      add('empty-string', pre + path, 'Empty string: iOS rejects it; leave the key out instead');
+    } else if (Array.isArray(v)) {
+      v.forEach((x, i) => {
+        at.push(i);
+        walkEmpty(x, pre);
+        at.pop();
+      });
+    } else if (isDict(v)) {
+      for (const k of Object.keys(v)) {
+        at.push(k);
+        walkEmpty(v[k] as PlistValue, pre);
+        at.pop();
+      }
+    }
   };
   checkTopLevel(profile, add);
-  for (const [k, v] of Object.entries(profile)) if (k !== 'PayloadContent') checkEmpty(v, k, '');
+  for (const k of Object.keys(profile)) {
+    if (k === 'PayloadContent') continue;
+    at.push(k);
+    walkEmpty(profile[k] as PlistValue, '');
+    at.pop();
+  }
 
   const content = profile.PayloadContent;
   const payloads: PlistDict[] = [];
@@ -118,7 +122,7 @@ export function validateProfile(profile: PlistValue, options: ValidateOptions = 
   payloads.forEach((p, i) => {
     const pre = prefixes[i] as string;
     checkPayload(p, pre, add);
-    checkEmpty(p, '', pre);
+    walkEmpty(p, pre);
     checkCertificates(p, pre, { now, encrypted, ...(options.openPkcs12 === false ? { openPkcs12: false } : {}) }, add);
     if (typeof p.PayloadUUID === 'string') {
       if (!UUID.test(p.PayloadUUID)) add('uuid-format', `${pre}PayloadUUID`, `"${p.PayloadUUID}" is not a canonical UUID`);
