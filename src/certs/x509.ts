@@ -193,7 +193,7 @@ function isSelfSigned(der: Uint8Array): boolean {
 /** Parsed certificates by fingerprint: a batch describes the same CA certificates per profile. */
 const described = new Map<string, Promise<CertificateInfo>>();
 
-/** What a profile needs to know of a CA certificate. */
+/** What a profile, and lint, need to know of a CA certificate. */
 export interface CertificateBasics {
   /** Normalized hex serial. */
   serial: string;
@@ -202,6 +202,9 @@ export interface CertificateBasics {
   selfSigned: boolean;
   fingerprint: string;
   der: Buffer;
+  /** The subject as node:crypto writes it (one `TYPE=value` per line). */
+  subject: string;
+  notAfter: Date;
 }
 
 const CN_OID = Buffer.from([0x06, 0x03, 0x55, 0x04, 0x03]);
@@ -261,7 +264,7 @@ export function certificateBasics(der: Uint8Array): CertificateBasics {
   } catch (cause) {
     throw new CertificateInvalid('malformed', 'The data is not an X.509 certificate', { cause });
   }
-  const info = { serial, commonName, selfSigned: signsItself(x), fingerprint: fp, der: Buffer.from(der) };
+  const info = { serial, commonName, selfSigned: signsItself(x), fingerprint: fp, der: Buffer.from(der), subject: x.subject, notAfter: new Date(x.validTo) };
   if (basics.size >= 1024) basics.clear();
   basics.set(fp, info);
   basicsByObject.set(der, info);

@@ -7,6 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import type { ProfileIssue } from '../errors.js';
 import { keysMatch } from '../certs/keys.js';
 import { certificatesFrom } from '../certs/pem.js';
+import { certificateBasics } from '../certs/x509.js';
 import { readPkcs12 } from '../certs/pkcs12-read.js';
 import type { PlistValue } from './plist-xml.js';
 
@@ -31,26 +32,11 @@ export interface CertRuleOptions {
   encrypted?: boolean;
 }
 
-/**
- * Expiry and name of certificates seen before: a batch lints the same CA certificates in every
- * profile. Found by length, then compared byte for byte (cheaper than hashing each one).
- */
-const seen = new Map<number, { der: Buffer; facts: { notAfter: Date; name: string } }[]>();
-
+/** Expiry and name: certificateBasics keeps them, so a batch lints its CA certificates once. */
 function certFacts(der: Uint8Array): { notAfter: Date; name: string } {
-  const bytes = Buffer.from(der.buffer, der.byteOffset, der.byteLength);
-  const bucket = seen.get(bytes.length);
-  const hit = bucket?.find((e) => e.der.equals(bytes));
-  if (hit) return hit.facts;
-  const cert = new X509Certificate(bytes);
-  const name = cert.subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3) ?? cert.subject.replace(/\n/g, ', ');
-  const facts = { notAfter: new Date(cert.validTo), name };
-  if (seen.size >= 256) seen.clear();
-  const entry = { der: Buffer.from(bytes), facts };
-  // A short list per length: lint of many users' certificates (mostly one length) stays cheap.
-  if (!bucket) seen.set(bytes.length, [entry]);
-  else if (bucket.push(entry) > 16) bucket.shift();
-  return facts;
+  const { subject, notAfter } = certificateBasics(der);
+  const name = subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3) ?? subject.replace(/\n/g, ', ');
+  return { notAfter, name };
 }
 
 function checkValidity(der: Uint8Array, path: string, now: Date, add: Add): void {
