@@ -12,10 +12,13 @@
  * signer/cert.pem signer/key.<g>     profile-signing identity
  * certs/<serial>/cert.pem key.<g> entry.json    one directory per user certificate
  * chains/<sha256>.pem                issuer certificates of imported identities
- * index.json                         a cache of the entries' facts, for stores of over 256 entries
+ * index.json                         a cache of the entries' facts, one line per user, for stores of over 256 entries
+ * pkcs12-cache/<hash>.<g>            a user's identities as iOS-form PKCS#12 (sealed; batch runs)
  * ```
  * index.json is rewritten by whichever reader finds entries it lacks (entries never change
- * once written, so it can only lag, never mislead); `store check` compares it to the entries.
+ * once written, so it can only lag); it vouches for the listing of certs/ only while certs/
+ * is in the state it was written from (see record-index.ts). `store check` compares it to
+ * the entries.
  * Changing the passphrase writes every key under generation g+1, then switches
  * store.json in one rename: a crash leaves the old keys or the new ones in force, never a mix.
  *
