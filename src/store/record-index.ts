@@ -82,6 +82,8 @@ function rowRecord(row: unknown, strings: unknown[], userKey?: string): Certific
   return r;
 }
 
+const HEADER_START = Buffer.from(`{"version":${VERSION},`);
+
 /** A line of index.json that is not what we write. */
 class IndexDamaged extends Error {}
 
@@ -138,6 +140,9 @@ class IndexFile {
 
   /** Opens the bytes of index.json; undefined when they are not version 3. */
   static open(bytes: Buffer): IndexFile | undefined {
+    // formatIndex writes the version first: an older file (one line of 10 MB) is told apart
+    // without parsing it.
+    if (!bytes.subarray(0, HEADER_START.length).equals(HEADER_START)) return undefined;
     const nl = bytes.indexOf(0x0a);
     let header: { version?: unknown; dirKey?: unknown; columns?: unknown; strings?: unknown; users?: unknown; records?: unknown };
     try {
@@ -188,14 +193,7 @@ class IndexFile {
   salvage(): CertificateRecord[] {
     const out: CertificateRecord[] = [];
     for (const [user, line] of this.#lines) {
-      let rows: unknown;
-      try {
-        rows = JSON.parse(this.#bytes.toString('utf8', line.start, line.end));
-      } catch {
-        continue;
-      }
-      if (!Array.isArray(rows)) continue;
-      for (const row of rows) {
+      for (const row of this.#rows(line) ?? []) {
         const r = rowRecord(row, this.#strings, user);
         if (r) out.push(r);
       }
@@ -204,14 +202,19 @@ class IndexFile {
     return out;
   }
 
-  #parse(user: string, line: { start: number; end: number }): CertificateRecord[] {
-    let rows: unknown;
+  /** The JSON array of a user line, or undefined when it is not one. */
+  #rows(line: { start: number; end: number }): unknown[] | undefined {
     try {
-      rows = JSON.parse(this.#bytes.toString('utf8', line.start, line.end));
+      const rows: unknown = JSON.parse(this.#bytes.toString('utf8', line.start, line.end));
+      return Array.isArray(rows) ? rows : undefined;
     } catch {
-      throw new IndexDamaged(`index.json: the line of ${user} is not JSON`);
+      return undefined;
     }
-    if (!Array.isArray(rows) || !rows.length) throw new IndexDamaged(`index.json: the line of ${user} holds no records`);
+  }
+
+  #parse(user: string, line: { start: number; end: number }): CertificateRecord[] {
+    const rows = this.#rows(line);
+    if (!rows?.length) throw new IndexDamaged(`index.json: the line of ${user} is not an array of records`);
     const out: CertificateRecord[] = [];
     for (const row of rows) {
       const r = rowRecord(row, this.#strings, user);
@@ -447,17 +450,19 @@ export class RecordIndex {
       cache = { revKey, dirKey, indexKey: undefined, records: new Map(), byUser: new Map(), revocations, lazy: undefined };
       this.#records = cache;
       // A large store starts from index.json, a cache of the entries' (immutable) facts.
-      const index = this.readIndex();
-      if (index?.dirKey !== undefined && index.dirKey === dirKey && !this.#distrust) {
+      const { file, bytes } = this.readIndex();
+      if (file?.dirKey !== undefined && file.dirKey === dirKey && !this.#distrust) {
         // Written from this very state of certs/: every entry is in it, none is gone, and
         // listing 40,000 directory names would only confirm it. Users are parsed when asked for.
-        cache.lazy = index;
-        cache.indexKey = index.dirKey;
+        cache.lazy = file;
+        cache.indexKey = file.dirKey;
       } else {
         names = await readNames();
         if (names.length > INDEX_THRESHOLD) {
           const present = new Set(names);
-          this.add(cache, (index?.salvage() ?? this.readOldIndex()).filter((r) => present.has(r.serial)));
+          // Versions 1 and 2 are read, never trusted: this listing rewrites them as version 3.
+          const known = file ? file.salvage() : bytes ? parseIndex(bytes.toString('utf8')).records : [];
+          this.add(cache, known.filter((r) => present.has(r.serial)));
         }
       }
     } else if (cache.dirKey !== dirKey) {
@@ -502,22 +507,19 @@ export class RecordIndex {
     return cache;
   }
 
-  /** index.json opened lazily (version 3), or undefined when it is missing, unreadable or older. */
-  private readIndex(): IndexFile | undefined {
+  /**
+   * index.json: opened lazily when it is version 3, else its bytes (an older version, read once
+   * more in full when certs/ is listed); nothing when it is missing or unreadable.
+   */
+  private readIndex(): { file?: IndexFile; bytes?: Buffer } {
+    let bytes: Buffer;
     try {
-      return IndexFile.open(readFileSync(join(this.dir, 'index.json')));
+      bytes = readFileSync(join(this.dir, 'index.json'));
     } catch {
-      return undefined;
+      return {};
     }
-  }
-
-  /** The records of an index.json of version 1 or 2 (read, never trusted: it gets rewritten). */
-  private readOldIndex(): CertificateRecord[] {
-    try {
-      return parseIndex(readFileSync(join(this.dir, 'index.json'), 'utf8')).records;
-    } catch {
-      return [];
-    }
+    const file = IndexFile.open(bytes);
+    return file ? { file } : { bytes };
   }
 
   /**
