@@ -126,8 +126,8 @@ function clearPkcs12Cache(n) {
 // journal keeps recently deleted inodes unused for 30 s): 0.3-0.7 ms more per profile here,
 // a cost of the bench's own cleanup, not of the batch.
 const outDirs = [];
-const leftovers = readdirSync(CACHE).filter((f) => /^out-/.test(f));
-for (const f of leftovers) rmSync(join(CACHE, f), { recursive: true, force: true });
+const leftovers = readdirSync(CACHE).filter((name) => /^out-/.test(name));
+for (const name of leftovers) rmSync(join(CACHE, name), { recursive: true, force: true });
 if (leftovers.length) {
   // Output of an interrupted run, just freed: wait until new files stop paying for it.
   log(`removed ${leftovers.length} output folders of an earlier run; waiting 40 s before measuring`);

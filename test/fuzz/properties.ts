@@ -148,7 +148,6 @@ export interface Property<T> {
   name: string;
   arbitrary: (c: Corpus) => fc.Arbitrary<T>;
   check: (c: Corpus, input: T) => Promise<void>;
-  /** How to save a failing input. */
   /** The bytes (or JSON) to keep of a failing input. */
   save: (c: Corpus, input: T) => Buffer;
 }
