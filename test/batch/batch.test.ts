@@ -53,18 +53,29 @@ test('re-running gives the same UUIDs; --only-changed skips unchanged users and 
   const { dir, storeDir } = await setup(t, 'email,exchange.host\ncy@example.com,a.example.com\ndee@example.com,a.example.com\n');
   const run = (...extra: string[]) => cli(['batch', 'exchange-smime', '--store', storeDir, '--users', 'users.csv', '--out', 'out', '--json', ...extra], { cwd: dir, env });
   t.is(run().status, 0);
+  const dee = join(dir, 'out', 'dee@example.com.mobileconfig');
   const first = uuids(join(dir, 'out', 'cy@example.com.mobileconfig'));
-  const bytes = readFileSync(join(dir, 'out', 'dee@example.com.mobileconfig'));
-  t.is(run().status, 0);
+  const firstIno = statSync(dee).ino;
+  // A full run regenerates every profile. Whether the bytes differ depends on the signing
+  // time's one-second resolution, so the test asks the file system instead: an atomic
+  // rewrite is a new file renamed over the old one, hence a new inode.
+  const full = JSON.parse(run().stdout);
+  t.is(full.generated, 2);
+  t.is(full.unchanged, 0);
+  const secondIno = statSync(dee).ino;
+  t.not(secondIno, firstIno, 'a second full run rewrote it');
   t.deepEqual(uuids(join(dir, 'out', 'cy@example.com.mobileconfig')), first);
   const skip = JSON.parse(run('--only-changed').stdout);
   t.is(skip.unchanged, 2);
   t.is(skip.generated, 0);
+  t.is(statSync(dee).ino, secondIno, '--only-changed left an unchanged profile alone');
+  const cyIno = statSync(join(dir, 'out', 'cy@example.com.mobileconfig')).ino;
   writeFileSync(join(dir, 'users.csv'), 'email,exchange.host\ncy@example.com,b.example.com\ndee@example.com,a.example.com\n');
   const changed = JSON.parse(run('--only-changed').stdout);
   t.is(changed.generated, 1);
   t.is(changed.unchanged, 1);
-  t.notDeepEqual(readFileSync(join(dir, 'out', 'dee@example.com.mobileconfig')), bytes, 'a second full run rewrote it (fresh signing time)');
+  t.is(statSync(dee).ino, secondIno, 'the unchanged user was skipped again');
+  t.not(statSync(join(dir, 'out', 'cy@example.com.mobileconfig')).ino, cyIno, 'the changed user was regenerated');
 });
 
 test('--passwords-out writes a 0600 CSV of the PKCS#12 passwords kept out of the profiles; --strict stops at the first failure', async (t) => {
