@@ -55,7 +55,11 @@ export type { VerifyProfileOptions, VerifyResult, VerifyReason, CertificateSumma
 export { createCertificateAuthority } from './certs/ca.js';
 export type { CertificateAuthority, CreateCertificateAuthorityOptions } from './certs/ca.js';
 export { issueCertificate, PURPOSES } from './certs/issue.js';
-export type { CertificatePurpose, Identity, IssueCertificateOptions } from './certs/issue.js';
+export type { CertificatePurpose, Identity, IssuedIdentity, IssueCertificateOptions } from './certs/issue.js';
+export { createIssuingCa, createProfileSigner, createOcspResponder } from './certs/ca.js';
+export type { CaCertificateOptions } from './certs/ca.js';
+export { caSlug, parseCaSlug, checkPkiUrl, publicationFor } from './certs/publication.js';
+export type { CaRef } from './certs/publication.js';
 export { toPkcs12, randomPassword } from './certs/pkcs12.js';
 export { readPkcs12 } from './certs/pkcs12-read.js';
 export { readIdentity, checkImport } from './certs/import.js';
@@ -67,13 +71,13 @@ export type { ToPkcs12Options } from './certs/pkcs12.js';
 export { generateKeyPair } from './certs/keys.js';
 export type { KeyAlgorithm, KeyPair } from './certs/keys.js';
 export { describeCertificate } from './certs/x509.js';
-export type { CertificateInfo, KeyUsageName } from './certs/x509.js';
+export type { CertificateInfo, KeyUsageName, PublicationSpec } from './certs/x509.js';
 export { toPem, pemBlocks, fingerprint } from './certs/pem.js';
 export { assertEmail } from './certs/email.js';
 
 // Stores
 export { initStore, openStore, FileStore } from './store/fs-store.js';
-export type { InitStoreOptions, OpenStoreOptions, ImportIdentityOptions, ImportIdentityResult, RemoveUserResult } from './store/fs-store.js';
+export type { InitStoreOptions, OpenStoreOptions, ImportIdentityOptions, ImportIdentityResult, RemoveUserResult, RevokeResult, StoreCa, ResponderIdentity } from './store/fs-store.js';
 export { createMemoryStore, MemoryStore } from './store/memory-store.js';
 export type { MemoryStoreOptions, AddIdentityOptions } from './store/memory-store.js';
 export { checkStore } from './store/check.js';
@@ -89,6 +93,12 @@ export type {
   TrustChain,
 } from './store/store.js';
 export { resolveStoreDir } from './store/location.js';
+
+// Publishing revocation: CRLs, CA certificates and OCSP over HTTP
+export { createPkiHandler, isPkiPath } from './pki/handler.js';
+export type { PkiHandler, PkiHandlerOptions, PkiSource } from './pki/handler.js';
+export { parseOcspRequest, buildOcspResponse, ocspErrorResponse, certIdMatcher, OCSP_STATUS } from './pki/ocsp.js';
+export type { OcspRequestInfo, OcspCertId, OcspAnswer, BuildOcspResponseOptions } from './pki/ocsp.js';
 
 // Errors (also at "profilesmith/errors")
 export * as errors from './errors.js';

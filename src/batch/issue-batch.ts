@@ -62,13 +62,21 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
     seen.add(email.toLowerCase());
     const task = (async () => {
       try {
-        const held = repeated ? [] : await options.store.listCertificates({ user: email, purpose: options.purpose });
-        if (repeated || held.some((r) => statusOf(r, now()) === 'valid')) {
+        const request = { user: email, name, purpose: options.purpose, ...(options.days ? { days: options.days } : {}) };
+        let issued: boolean;
+        if (repeated) issued = false;
+        else if (options.store.issueCertificateIfMissing) {
+          // Decided under the store's lock: concurrent runs over the same users issue one each.
+          issued = (await options.store.issueCertificateIfMissing(request)).issued;
+        } else {
+          const held = await options.store.listCertificates({ user: email, purpose: options.purpose });
+          issued = !held.some((r) => statusOf(r, now()) === 'valid');
+          if (issued) await options.store.issueCertificate(request);
+        }
+        if (issued) s.generated++;
+        else {
           s.existing++;
           s.unchanged++;
-        } else {
-          await options.store.issueCertificate({ user: email, name, purpose: options.purpose, ...(options.days ? { days: options.days } : {}) });
-          s.generated++;
         }
       } catch (err) {
         if (!isProfilesmithError(err)) throw err;

@@ -34,13 +34,15 @@ export interface CreateCrlOptions {
   entries: CrlEntry[];
   thisUpdate: Date;
   nextUpdate: Date;
+  /** The CRL number. Default: the thisUpdate time in seconds. */
+  crlNumber?: number;
 }
 
 /**
- * Builds a DER CRL with the authority key identifier and a CRL number (the thisUpdate time
- * in seconds, so numbers grow without kept state), as RFC 5280 5.2 requires.
+ * Builds a DER CRL with the authority key identifier and a CRL number (by default the
+ * thisUpdate time in seconds, so numbers grow without kept state), as RFC 5280 5.2 requires.
  */
 export function createCrl(options: CreateCrlOptions): Promise<Buffer> {
-  const crlNumber = int(BigInt(Math.floor(options.thisUpdate.getTime() / 1000)));
+  const crlNumber = int(BigInt(options.crlNumber ?? Math.floor(options.thisUpdate.getTime() / 1000)));
   return createCrlDer({ ...options, crlNumber });
 }

@@ -3,10 +3,11 @@
  *
  * @module issue
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { InputInvalid, KeyUnsupported } from '../errors.js';
 import { describeKey, generateKeyPair, type KeyAlgorithm } from './keys.js';
-import { createCertificate, EKU, type KeyUsageName } from './x509.js';
+import { createCertificate, EKU, type KeyUsageName, type PublicationSpec } from './x509.js';
+import { checkNameValue } from './name.js';
 import { assertEmail } from './email.js';
 
 /** The certificate templates a user certificate is issued from. */
@@ -27,6 +28,12 @@ export interface Identity {
   privateKey: KeyObject;
 }
 
+/** A newly issued identity, and whether its validity was cut to the issuer's. */
+export interface IssuedIdentity extends Identity {
+  /** True when the requested validity ran past the issuing CA's notAfter and was clamped to it. */
+  clamped: boolean;
+}
+
 /** Options of {@link issueCertificate}. */
 export interface IssueCertificateOptions {
   purpose: CertificatePurpose;
@@ -43,24 +50,30 @@ export interface IssueCertificateOptions {
   publicKey?: KeyObject;
   /** Default: `() => new Date()`. */
   now?: () => Date;
+  /** CRL distribution point and AIA URLs to write. */
+  publication?: PublicationSpec;
 }
 
-/** Validity window starting one minute back, so a device with a slow clock accepts it. */
-export function validity(now: Date, days: number): { notBefore: Date; notAfter: Date } {
+/**
+ * Validity window starting one minute back, so a device with a slow clock accepts it.
+ * A certificate never outlives its issuer (RFC 5280 6.1.3 checks every certificate of the
+ * path at the same time): a notAfter past `issuerNotAfter` is clamped to it, and `clamped` says so.
+ */
+export function validity(now: Date, days: number, issuerNotAfter?: Date): { notBefore: Date; notAfter: Date; clamped: boolean } {
   const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000 - 60_000);
-  return { notBefore, notAfter: new Date(notBefore.getTime() + days * 86_400_000) };
+  const wanted = notBefore.getTime() + days * 86_400_000;
+  const limit = issuerNotAfter ? Math.floor(issuerNotAfter.getTime() / 1000) * 1000 : Infinity;
+  return { notBefore, notAfter: new Date(Math.min(wanted, limit)), clamped: wanted > limit };
 }
 
 /**
  * Issues a user certificate from `issuer` for `options.purpose`.
  * @throws ERR_INPUT_INVALID for a bad address, name or validity; ERR_KEY_UNSUPPORTED for a weak key.
  */
-export async function issueCertificate(issuer: Identity, options: IssueCertificateOptions): Promise<Identity> {
+export async function issueCertificate(issuer: Identity, options: IssueCertificateOptions): Promise<IssuedIdentity> {
   const email = assertEmail(options.email);
-  const name = options.name.trim();
-  if (!name || name.length > 64 || /[\u0000-\u001f\u007f]/.test(name)) {
-    throw new InputInvalid('name', 'The name must be 1 to 64 characters without control characters');
-  }
+  // The CN is the text given, as a UTF8String: quotes, commas, `#` and all.
+  const name = checkNameValue('name', options.name.trim());
   const days = options.days ?? 365;
   if (!Number.isInteger(days) || days < 1 || days > 3650) {
     throw new InputInvalid('days', `Validity must be 1 to 3650 days, got "${days}"`);
@@ -75,15 +88,18 @@ export async function issueCertificate(issuer: Identity, options: IssueCertifica
     throw new KeyUnsupported(kind, `S/MIME needs RSA of 2048 bits or more, got ${kind}`);
   }
   const profile = PROFILES[options.purpose];
+  const window = validity((options.now ?? (() => new Date()))(), days, new Date(new X509Certificate(issuer.certificate).validTo));
   const certificate = await createCertificate({
     subject: [['CN', name]],
     issuerCertificate: issuer.certificate,
-    ...validity((options.now ?? (() => new Date()))(), days),
+    notBefore: window.notBefore,
+    notAfter: window.notAfter,
     publicKey: pair.publicKey,
     signingKey: issuer.privateKey,
     keyUsage: profile.keyUsage,
     extendedKeyUsage: profile.eku,
     email,
+    ...(options.publication ? { publication: options.publication } : {}),
   });
-  return { certificate, privateKey: pair.privateKey };
+  return { certificate, privateKey: pair.privateKey, clamped: window.clamped };
 }

@@ -12,6 +12,8 @@ import { CertificateInvalid, KeyUnsupported } from '../errors.js';
 import { fingerprint, normalizeSerial } from './pem.js';
 import { children, type DerNode } from '../asn1/der.js';
 import { tbsFields } from '../cms/certificate.js';
+import { encodeName, type NameSpec } from './name.js';
+import { authorityInfoAccess, crlDistributionPoints, EXT, ocspNoCheck, permittedEmailConstraints } from './extensions.js';
 
 type X509Module = typeof import('@peculiar/x509');
 let loaded: Promise<X509Module> | undefined;
@@ -35,6 +37,7 @@ export const EKU = {
   codeSigning: '1.3.6.1.5.5.7.3.3',
   serverAuth: '1.3.6.1.5.5.7.3.1',
   clientAuth: '1.3.6.1.5.5.7.3.2',
+  ocspSigning: '1.3.6.1.5.5.7.3.9',
 } as const;
 
 /** A keyUsage bit by name. */
@@ -57,8 +60,14 @@ const KU_BITS: Record<KeyUsageName, number> = {
   cRLSign: 64,
 };
 
-/** A distinguished name as ordered attribute/value pairs, e.g. `[['CN', 'Alice']]`. */
-export type NameSpec = [attribute: 'CN' | 'O' | 'OU' | 'E' | 'C', value: string][];
+export type { NameSpec };
+
+/** Where relying parties find revocation data and the issuer (RFC 5280 4.2.1.13, 4.2.2.1). */
+export interface PublicationSpec {
+  crl?: string[];
+  caIssuers?: string[];
+  ocsp?: string[];
+}
 
 export interface CertificateSpec {
   subject: NameSpec;
@@ -76,6 +85,12 @@ export interface CertificateSpec {
   email?: string;
   dnsNames?: string[];
   ipAddresses?: string[];
+  /** CRL distribution point and AIA URLs. */
+  publication?: PublicationSpec;
+  /** A critical nameConstraints extension permitting these rfc822Name subtrees (CAs only). */
+  permittedEmailDomains?: string[];
+  /** id-pkix-ocsp-nocheck (delegated OCSP responders). */
+  ocspNoCheck?: boolean;
 }
 
 /** A random positive 16-byte serial (RFC 5280 allows up to 20 octets). */
@@ -101,9 +116,6 @@ async function toCryptoKey(key: KeyObject): Promise<CryptoKey> {
   return crypto.subtle.importKey('pkcs8', key.export({ format: 'der', type: 'pkcs8' }), alg, false, ['sign']);
 }
 
-function jsonName(name: NameSpec) {
-  return name.map(([k, v]) => ({ [k]: [v] }));
-}
 
 /** Creates and signs a certificate; returns its DER. */
 export async function createCertificate(spec: CertificateSpec): Promise<Buffer> {
@@ -129,11 +141,23 @@ export async function createCertificate(spec: CertificateSpec): Promise<Buffer> 
     ...(spec.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
   ];
   if (names.length) extensions.push(new x.SubjectAlternativeNameExtension(names, false));
+  const pub = spec.publication;
+  if (pub?.crl?.length) extensions.push(new x.Extension(EXT.crlDistributionPoints, false, Uint8Array.from(crlDistributionPoints(pub.crl))));
+  if (pub?.caIssuers?.length || pub?.ocsp?.length) {
+    extensions.push(new x.Extension(EXT.authorityInfoAccess, false, Uint8Array.from(authorityInfoAccess({ caIssuers: pub.caIssuers ?? [], ocsp: pub.ocsp ?? [] }))));
+  }
+  if (spec.permittedEmailDomains?.length) {
+    extensions.push(new x.Extension(EXT.nameConstraints, true, Uint8Array.from(permittedEmailConstraints(spec.permittedEmailDomains))));
+  }
+  if (spec.ocspNoCheck) extensions.push(new x.Extension(EXT.ocspNoCheck, false, Uint8Array.from(ocspNoCheck())));
+  // Names go in as DER we built: the library's string and JSON forms parse quotes, `+`, `#`.
+  const subject = new x.Name(Uint8Array.from(encodeName(spec.subject)));
+  const issuerName = spec.issuerCertificate ? new x.Name(Uint8Array.from(tbsFields(spec.issuerCertificate).subject.raw)) : subject;
   const cert = await x.X509CertificateGenerator.create(
     {
       serialNumber: spec.serialNumber ?? randomSerial(),
-      subject: jsonName(spec.subject),
-      issuer: issuer ? issuer.subjectName.toJSON() : jsonName(spec.subject),
+      subject,
+      issuer: issuerName,
       notBefore: spec.notBefore,
       notAfter: spec.notAfter,
       publicKey: spki,
@@ -342,7 +366,7 @@ export async function createCrlDer(options: {
   const hash = 'namedCurve' in alg && alg.namedCurve === 'P-384' ? 'SHA-384' : 'SHA-256';
   const crl = await x.X509CrlGenerator.create(
     {
-      issuer: issuer.subjectName.toJSON(),
+      issuer: new x.Name(Uint8Array.from(tbsFields(options.issuerCertificate).subject.raw)),
       thisUpdate: options.thisUpdate,
       nextUpdate: options.nextUpdate,
       signingKey: await toCryptoKey(options.issuerKey),

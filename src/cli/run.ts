@@ -3,6 +3,7 @@ import { batchCommand } from './commands/batch.js';
 import { caCommand } from './commands/ca.js';
 import { certCommand } from './commands/cert.js';
 import { crlCommand } from './commands/crl.js';
+import { pkiCommand } from './commands/pki.js';
 import { decryptCommand } from './commands/decrypt.js';
 import { storeCommand } from './commands/store.js';
 import { userCommand } from './commands/user.js';
@@ -44,6 +45,7 @@ export function buildParser(ctx: Context, argv: string[]): Argv {
     .command(templatesCommand(ctx))
     .command(userCommand(ctx))
     .command(crlCommand(ctx))
+    .command(pkiCommand(ctx))
     .command(storeCommand(ctx))
     .command(demoCommand(ctx))
     .option('debug', { type: 'boolean', describe: 'print stack traces and causes' })

@@ -12,6 +12,7 @@ import { certificatesFrom, fingerprint } from '../certs/pem.js';
 import type { FileStore } from './fs-store.js';
 import type { CertificateRecord } from './store.js';
 import { parseIndex } from './record-index.js';
+import { issuingPaths, OCSP_DIR, signerPaths } from './pki-files.js';
 
 /** One finding of {@link checkStore}. */
 export interface StoreFinding {
@@ -58,14 +59,27 @@ export async function checkStore(store: FileStore): Promise<StoreFinding[]> {
   await mode('store.json', 0, 'store.json');
 
   const root = await cert('ca/root.pem');
-  const inter = await cert('ca/intermediate.pem');
-  const signer = await cert('signer/cert.pem');
   if (root && !(root.checkIssued(root) && root.verify(root.publicKey))) add('error', rel('ca/root.pem'), 'the root is not self-signed');
-  if (root && inter && !inter.verify(root.publicKey)) add('error', rel('ca/intermediate.pem'), 'the intermediate does not chain to the root');
-  if (inter && signer && !signer.verify(inter.publicKey)) add('error', rel('signer/cert.pem'), 'the signer does not chain to the intermediate');
   await key('ca/root.key', root);
-  await key('ca/intermediate.key', inter);
-  await key('signer/key', signer);
+  const issuing: X509Certificate[] = [];
+  for (let g = 1; g <= (store.meta.issuing ?? 1); g++) {
+    const paths = issuingPaths(g);
+    const c = await cert(paths.cert);
+    if (root && c && !c.verify(root.publicKey)) add('error', rel(paths.cert), 'the issuing CA does not chain to the root');
+    await key(paths.key, c);
+    if (c) issuing.push(c);
+  }
+  const inter = issuing.at(-1);
+  const signerAt = signerPaths(store.meta);
+  const signer = await cert(signerAt.cert);
+  const signerIssuer = issuing[(store.meta.signerIssuing ?? 1) - 1];
+  if (signerIssuer && signer && !signer.verify(signerIssuer.publicKey)) add('error', rel(signerAt.cert), 'the signer does not chain to the issuing CA that issued it');
+  await key(signerAt.key, signer);
+  for (const n of await fs.readdir(rel(OCSP_DIR)).catch(() => [] as string[])) {
+    if (!n.endsWith('.pem')) continue;
+    const c = await cert(`${OCSP_DIR}/${n}`);
+    await key(`${OCSP_DIR}/${n.slice(0, -4)}.key`, c);
+  }
 
   try {
     const text = await fs.readFile(rel('revocations.json'), 'utf8');
@@ -120,7 +134,7 @@ export async function checkStore(store: FileStore): Promise<StoreFinding[]> {
       if (/^p12\.\d+$/.test(n)) add('info', rel(`${dir}/${n}`), 'a cached PKCS#12 in the layout of earlier versions (now pkcs12-cache/), no longer read; safe to delete');
     }
     if (record.source === 'issued') {
-      if (inter && !c.verify(inter.publicKey)) add('error', rel(`${dir}/cert.pem`), 'does not chain to the store intermediate that issued it');
+      if (inter && !issuing.some((i) => c.verify(i.publicKey))) add('error', rel(`${dir}/cert.pem`), 'does not chain to any issuing CA of the store');
     } else if (record.chain?.length) {
       const issuer = await cert(`chains/${record.chain[0]}.pem`);
       if (issuer && !c.verify(issuer.publicKey)) add('error', rel(`${dir}/cert.pem`), 'does not chain to its stored issuer');

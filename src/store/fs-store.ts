@@ -24,7 +24,7 @@
  *
  * @module fs-store
  */
-import { createHash, randomBytes, createPrivateKey, type KeyObject } from 'node:crypto';
+import { createHash, randomBytes, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { closeSync, openSync, promises as fs, readFileSync, readSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import {
@@ -36,8 +36,8 @@ import {
   StoreIOError,
   StoreNotInitialized,
 } from '../errors.js';
-import { createCertificateAuthority } from '../certs/ca.js';
-import { createCrl, type RevocationReason } from '../certs/crl.js';
+import { createCertificateAuthority, createIssuingCa, createOcspResponder, createProfileSigner } from '../certs/ca.js';
+import type { RevocationReason } from '../certs/crl.js';
 import { checkImport, type IdentityBundle } from '../certs/import.js';
 import { issueCertificate, type CertificatePurpose, type Identity } from '../certs/issue.js';
 import { assertEmail } from '../certs/email.js';
@@ -46,9 +46,25 @@ import { certificatesFrom, fingerprint, normalizeSerial, toPem } from '../certs/
 
 export { normalizeSerial };
 import { certificateBasics, describeCertificate } from '../certs/x509.js';
+import { caSlug, checkEmailDomains, checkPkiUrl, emailPermitted, publicationFor, type CaRef } from '../certs/publication.js';
 import { keySigner, type Signer } from '../cms/sign.js';
 import { atomicDir, atomicWrite, ioError, readText } from './fs-util.js';
 import { withLock } from './lock.js';
+import {
+  issuingPaths,
+  OCSP_DIR,
+  readPublishedCrl,
+  responderPaths,
+  signCrl,
+  signerPaths,
+  verifiesWith,
+  type CaIssuedCertificate,
+  type ResponderIdentity,
+  type RevokeResult,
+  type StoreCa,
+} from './pki-files.js';
+
+export type { RevokeResult, StoreCa, ResponderIdentity };
 import { RecordIndex, SERIAL, type Revocation } from './record-index.js';
 import { DEFAULT_KDF_COST, deriveKey, newKdfParams, seal, sealBytes, unseal, unsealBytes, type KdfParams, type Sealed } from './secret-box.js';
 import {
@@ -57,6 +73,7 @@ import {
   type IssueUserCertificateOptions,
   type ListCertificatesOptions,
   type TrustChain,
+  statusOf,
 } from './store.js';
 
 const FORMAT = 'profilesmith-store';
@@ -77,6 +94,18 @@ export interface StoreMeta {
   kdf: KdfParams;
   check: Sealed;
   keyGeneration: number;
+  /** The key algorithm of the CA keys, for the CA certificates issued after init. Absent: rsa-2048. */
+  keyAlgorithm?: KeyAlgorithm;
+  /** PKI base URL written into certificates issued from then on (CDP, AIA). */
+  pkiUrl?: string;
+  /** Permitted rfc822Name subtrees of the issuing CAs (nameConstraints). */
+  permittedEmailDomains?: string[];
+  /** The current issuing CA's generation. Absent: 1. */
+  issuing?: number;
+  /** The current profile signer's serial (`signer/<serial>.pem`). Absent: `signer/cert.pem`. */
+  signer?: string;
+  /** The generation of the issuing CA that issued the current signer. Absent: 1. */
+  signerIssuing?: number;
 }
 
 
@@ -90,6 +119,10 @@ export interface InitStoreOptions {
   now?: () => Date;
   /** log2 of scrypt's N. Default: 17. Lower only in tests. */
   kdfCost?: number;
+  /** PKI base URL (http or https): certificates then carry CRL distribution points and AIA under it. */
+  pkiUrl?: string;
+  /** Permitted email domains: the issuing CA gets a critical nameConstraints extension, and only these addresses are issued. */
+  permittedEmailDomains?: string[];
 }
 
 /** Options of {@link openStore}. */
@@ -129,7 +162,6 @@ export interface RemoveUserResult {
   retired: CertificateRecord[];
 }
 
-const KEY_FILES = ['ca/root.key', 'ca/intermediate.key', 'signer/key'];
 /** Folder of the PKCS#12 cache: one sealed file per user, `<hash of the address>.<key generation>`. */
 const PKCS12_CACHE = 'pkcs12-cache';
 
@@ -229,10 +261,14 @@ export async function initStore(dir: string, options: InitStoreOptions): Promise
   if (!options.passphrase) throw new InputInvalid('passphrase', 'The passphrase must not be empty');
   if (!(await isEmptyOrMissing(root))) throw new StoreExists(root);
   const now = options.now ?? (() => new Date());
+  const pkiUrl = options.pkiUrl === undefined ? undefined : checkPkiUrl(options.pkiUrl);
+  const domains = checkEmailDomains(options.permittedEmailDomains ?? []);
   const ca = await createCertificateAuthority({
     organization: options.organization,
     now,
     ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
+    ...(pkiUrl ? { pkiUrl } : {}),
+    ...(domains.length ? { permittedEmailDomains: domains } : {}),
   });
   const kdf = newKdfParams(options.kdfCost ?? DEFAULT_KDF_COST);
   const key = await deriveKey(options.passphrase, kdf);
@@ -244,6 +280,9 @@ export async function initStore(dir: string, options: InitStoreOptions): Promise
     kdf,
     check: seal(key, Buffer.from(CHECK_TEXT), CHECK_AAD),
     keyGeneration: 1,
+    ...(pkiUrl ? { pkiUrl } : {}),
+    ...(domains.length ? { permittedEmailDomains: domains } : {}),
+    ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
   };
   // Build the whole store beside its final place, then rename it in: a crash leaves nothing half made.
   const tmp = join(dirname(root), `.${randomBytes(6).toString('hex')}.profilesmith-init`);
@@ -308,7 +347,11 @@ export class FileStore implements CertificateStore {
   #readBuffer: Buffer | undefined;
   #lastBundle: { user: string; bundle: Pkcs12Bundle } | undefined;
   #bundleWrites = new Map<string, Promise<void>>();
-  #issuer: Identity | undefined;
+  /** CA identities by slug, decrypted once per instance. */
+  #issuers = new Map<string, Promise<Identity>>();
+  #metaReadAt = 0;
+  /** OCSP responders by CA slug, kept while they have more than half their validity left. */
+  #responders = new Map<string, Promise<ResponderIdentity>>();
 
   /** @internal */
   constructor(
@@ -437,6 +480,9 @@ export class FileStore implements CertificateStore {
       if (current.keyGeneration !== this.#meta.keyGeneration) {
         throw new StoreIOError(path, 'write', 'The store passphrase was changed while this ran; run it again');
       }
+      // Decisions under the lock see the store as it is now (another process may have rotated a CA).
+      this.#meta = current;
+      this.#metaReadAt = Date.now();
       try {
         return await fn();
       } finally {
@@ -481,34 +527,82 @@ export class FileStore implements CertificateStore {
     return hit;
   }
 
+  /** Re-reads store.json at most once a second, so a long-running server sees a rotation. */
+  private async freshMeta(): Promise<StoreMeta> {
+    if (Date.now() - this.#metaReadAt < 1000) return this.#meta;
+    const path = join(this.dir, 'store.json');
+    const current = parseMeta(await readText(path), path);
+    this.#metaReadAt = Date.now();
+    if (current.keyGeneration === this.#meta.keyGeneration) this.#meta = current;
+    return this.#meta;
+  }
+
+  /** The store's CA certificates: the root and every issuing CA generation, oldest first. */
+  async caCertificates(): Promise<StoreCa[]> {
+    const meta = await this.freshMeta();
+    const out: StoreCa[] = [await this.caInfo('root', 'ca/root.pem')];
+    for (let g = 1; g <= (meta.issuing ?? 1); g++) out.push(await this.caInfo(g, issuingPaths(g).cert));
+    return out;
+  }
+
+  private async caInfo(ca: CaRef, rel: string): Promise<StoreCa> {
+    const certificate = await this.readCert(rel);
+    const info = await describeCertificate(certificate);
+    return { ca, slug: caSlug(ca), certificate, serial: normalizeSerial(info.serial), subject: info.subject, notBefore: info.notBefore, notAfter: info.notAfter };
+  }
+
+  /** The issuing CA generation that issued a record of this store's CA. */
+  private async issuingOf(record: { issuer: string }): Promise<number> {
+    const cas = await this.caCertificates();
+    const hit = cas.find((c) => c.ca !== 'root' && c.subject === record.issuer);
+    return hit ? (hit.ca as number) : 1;
+  }
+
+  /**
+   * The root, and the issuing CAs a device needs: the current one first, then each older one
+   * that is neither revoked nor expired and still has live certificates (or issued the signer).
+   */
   async trustChain(): Promise<TrustChain> {
-    return { roots: [await this.readCert('ca/root.pem')], intermediates: [await this.readCert('ca/intermediate.pem')] };
+    const meta = await this.freshMeta();
+    const current = meta.issuing ?? 1;
+    const root = await this.readCert('ca/root.pem');
+    if (current === 1) return { roots: [root], intermediates: [await this.readCert('ca/intermediate.pem')] };
+    const cas = (await this.caCertificates()).filter((c) => c.ca !== 'root');
+    const revoked = await this.revokedSerials();
+    const now = this.now();
+    const live = new Set<string>();
+    for (const r of await this.listCertificates()) if (r.source === 'issued' && statusOf(r, now) === 'valid') live.add(r.issuer);
+    const keep = cas.filter((c) => c.ca === current || c.ca === (meta.signerIssuing ?? 1) || (!revoked.has(c.serial) && c.notAfter > now && live.has(c.subject)));
+    keep.sort((a, b) => (a.ca === current ? -1 : b.ca === current ? 1 : (b.ca as number) - (a.ca as number)));
+    return { roots: [root], intermediates: keep.map((c) => c.certificate) };
   }
 
   /** The issuers of a stored certificate, as far as the store knows them (leaf-most first). */
   async issuerChain(serial: string): Promise<Buffer[]> {
     const record = await this.#index.get(normalizeSerial(serial));
     if (record.source === 'issued') {
-      const { roots, intermediates } = await this.trustChain();
-      return [...intermediates, ...roots];
+      const gen = (this.#meta.issuing ?? 1) === 1 ? 1 : await this.issuingOf(record);
+      return [await this.readCert(issuingPaths(gen).cert), await this.readCert('ca/root.pem')];
     }
     return Promise.all((record.chain ?? []).map((fp) => this.readCert(`chains/${fp}.pem`)));
   }
 
   async profileSigner(): Promise<Signer> {
-    const [certificate, key, chain] = await Promise.all([
-      this.readCert('signer/cert.pem'),
-      this.readKey('signer/key'),
-      this.trustChain(),
+    const meta = await this.freshMeta();
+    const paths = signerPaths(meta);
+    const [certificate, key, issuing] = await Promise.all([
+      this.readCert(paths.cert),
+      this.readKey(paths.key),
+      this.readCert(issuingPaths(meta.signerIssuing ?? 1).cert),
     ]);
     const { serial } = certificateBasics(certificate);
     if ((await this.#index.revocations()).some((r) => r.serial === serial && r.kind === 'revoked')) {
-      throw new CertificateInvalid('revoked', 'The profile-signing certificate of this store has been revoked');
+      throw new CertificateInvalid('revoked', 'The profile-signing certificate of this store has been revoked; issue a new one with `profilesmith ca rotate-signer`');
     }
-    return keySigner({ key, certificate, chain: chain.intermediates });
+    return keySigner({ key, certificate, chain: [issuing] });
   }
 
-  /** Serials revoked by this store's CA (the signer's included), for `verify`. */
+  /** Serials revoked by this store's CAs (the signer's and issuing CAs' included), for `verify`. */
   async revokedSerials(): Promise<Set<string>> {
     return new Set((await this.#index.revocations()).filter((r) => r.kind === 'revoked').map((r) => r.serial));
   }
@@ -556,18 +650,51 @@ export class FileStore implements CertificateStore {
   }
 
   async issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord> {
+    return (await this.issue(options, false)).record;
+  }
+
+  /**
+   * Issues a certificate unless the user already holds a valid one of the purpose. The
+   * decision is made under the store lock, so any number of concurrent runs over the same
+   * users leave exactly one new certificate per user and purpose.
+   */
+  async issueCertificateIfMissing(options: IssueUserCertificateOptions): Promise<{ record: CertificateRecord; issued: boolean }> {
+    return this.issue(options, true);
+  }
+
+  private async validHeld(user: string, purpose: CertificatePurpose): Promise<CertificateRecord | undefined> {
+    const now = this.now();
+    return (await this.listCertificates({ user, purpose })).find((r) => statusOf(r, now) === 'valid');
+  }
+
+  private async issue(options: IssueUserCertificateOptions, ifMissing: boolean): Promise<{ record: CertificateRecord; issued: boolean }> {
     const user = assertEmail(options.user);
     this.requireKey('issue certificates');
+    const meta = await this.freshMeta();
+    const domains = meta.permittedEmailDomains ?? [];
+    if (!emailPermitted(user, domains)) {
+      throw new InputInvalid('user', `"${user}" is outside the email domains this CA may issue for (${domains.join(', ')})`);
+    }
+    if (ifMissing) {
+      const held = await this.validHeld(user, options.purpose);
+      if (held) return { record: held, issued: false };
+    }
+    const gen = meta.issuing ?? 1;
+    const publication = publicationFor(meta.pkiUrl, gen);
     // The issuing key is decrypted once per instance: issue-batch issues thousands.
-    const identity = await issueCertificate(await this.issuerIdentity(), {
+    const identity = await issueCertificate(await this.issuerIdentity(gen), {
       purpose: options.purpose,
       email: user,
       name: options.name,
       now: this.now,
       ...(options.days !== undefined ? { days: options.days } : {}),
       ...(options.privateKey ? { privateKey: options.privateKey } : {}),
+      ...(publication ? { publication } : {}),
     });
-    return (await this.addEntry(identity, user, options.purpose, 'issued', [])).record;
+    let existing: CertificateRecord | undefined;
+    const guard = ifMissing ? async () => !(existing = await this.validHeld(user, options.purpose)) : undefined;
+    const { record } = await this.addEntry(identity, user, options.purpose, 'issued', [], guard);
+    return existing ? { record: existing, issued: false } : { record, issued: true };
   }
 
   /**
@@ -612,13 +739,14 @@ export class FileStore implements CertificateStore {
     return { record, duplicate: false, warnings: check.warnings };
   }
 
-  /** Records an identity under its serial, atomically and under the store lock. */
+  /** Records an identity under its serial, atomically and under the store lock; `guard` (run under the lock) may veto it. */
   private async addEntry(
     identity: Identity,
     user: string,
     purpose: CertificatePurpose,
     source: CertificateRecord['source'],
     chain: Buffer[],
+    guard?: () => Promise<boolean>,
   ): Promise<{ record: CertificateRecord }> {
     const key = this.requireKey('store keys');
     const info = await describeCertificate(identity.certificate);
@@ -638,6 +766,7 @@ export class FileStore implements CertificateStore {
       ...(chain.length ? { chain: chain.map((c) => fingerprint(c)) } : {}),
     };
     await this.write(async () => {
+      if (guard && !(await guard())) return;
       const path = join(this.dir, 'certs', serial);
       if (await exists(path)) {
         throw new CertificateInvalid('duplicate', `A different certificate with serial ${serial} is already in the store`);
@@ -656,84 +785,333 @@ export class FileStore implements CertificateStore {
     return { record };
   }
 
-  private async addRevocations(items: Revocation[]): Promise<void> {
-    await this.write(async () => {
-      const entries = await this.#index.revocations();
-      for (const item of items) if (!entries.some((e) => e.serial === item.serial)) entries.push(item);
-      await atomicWrite(join(this.dir, 'revocations.json'), JSON.stringify({ version: 1, entries }, null, 2) + '\n', 0o644);
-    });
+  /**
+   * Adds revocations (under the lock the caller holds). A serial already revoked stays as it
+   * was; a retired one becomes revoked. Returns the items that changed something.
+   */
+  private async putRevocations(items: Revocation[]): Promise<Revocation[]> {
+    const entries = await this.#index.revocations();
+    const changed: Revocation[] = [];
+    for (const item of items) {
+      const at = entries.findIndex((e) => e.serial === item.serial);
+      if (at < 0) entries.push(item);
+      else if (entries[at]!.kind === 'retired' && item.kind === 'revoked') entries[at] = item;
+      else continue;
+      changed.push(item);
+    }
+    if (changed.length) await atomicWrite(join(this.dir, 'revocations.json'), JSON.stringify({ version: 1, entries }, null, 2) + '\n', 0o644);
+    return changed;
+  }
+
+  /** The certificates the store's CAs issued for themselves: profile signers (current and past) and OCSP responders. */
+  private async caIssued(): Promise<CaIssuedCertificate[]> {
+    const out: CaIssuedCertificate[] = [];
+    const cas = await this.caCertificates();
+    const add = async (rel: string, kind: CaIssuedCertificate['kind']) => {
+      const der = await this.readCert(rel).catch(() => undefined);
+      if (!der) return;
+      const info = await describeCertificate(der);
+      const issuer = cas.find((c) => c.subject === info.issuer && der && verifiesWith(der, c.certificate));
+      out.push({ serial: normalizeSerial(info.serial), kind, ca: issuer?.ca ?? 1, certificate: der });
+    };
+    for (const n of (await fs.readdir(join(this.dir, 'signer')).catch(() => [] as string[])).sort()) if (n.endsWith('.pem')) await add(`signer/${n}`, 'signer');
+    for (const n of (await fs.readdir(join(this.dir, OCSP_DIR)).catch(() => [] as string[])).sort()) if (n.endsWith('.pem')) await add(`${OCSP_DIR}/${n}`, 'responder');
+    return out;
   }
 
   /**
-   * Revokes a certificate issued by this store's CA (a user certificate or the profile signer).
-   * @throws ERR_STORE_ENTRY_NOT_FOUND; ERR_CERT_INVALID for an outside CA's certificate
+   * Revokes a certificate issued by this store's CAs: a user certificate (retired ones too),
+   * a profile signer, an OCSP responder, or an older issuing CA that no longer has live
+   * certificates (on the root's CRL). Only what the CRL of its issuer will list is revoked.
+   * @throws ERR_STORE_ENTRY_NOT_FOUND; ERR_CERT_INVALID for an outside CA's certificate, the
+   * root, the current issuing CA, or an issuing CA with live certificates
    */
-  async revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<CertificateRecord | { serial: string; signer: true }> {
+  async revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {
     const s = normalizeSerial(serial);
-    const signerSerial = normalizeSerial((await describeCertificate(await this.readCert('signer/cert.pem'))).serial);
     const date = this.now().toISOString();
-    if (s === signerSerial) {
-      await this.addRevocations([{ serial: s, date, reason, kind: 'revoked' }]);
-      return { serial: s, signer: true };
+    const meta = await this.freshMeta();
+    const known = new Map((await this.#index.revocations()).filter((r) => r.kind === 'revoked').map((r) => [r.serial, r]));
+    const result = (kind: RevokeResult['kind'], ca: CaRef, record?: CertificateRecord): Promise<RevokeResult> => this.write(async () => {
+      const prior = known.get(s);
+      if (prior) return { serial: s, kind, ca: caSlug(ca), already: true, revoked: { date: prior.date, reason: prior.reason }, ...(record ? { record } : {}) };
+      await this.putRevocations([{ serial: s, date, reason, kind: 'revoked', ca: caSlug(ca) }]);
+      return { serial: s, kind, ca: caSlug(ca), already: false, revoked: { date, reason }, ...(record ? { record: { ...record, revoked: { date, reason } } } : {}) };
+    });
+    const cas = await this.caCertificates();
+    const ca = cas.find((c) => c.serial === s);
+    if (ca) {
+      if (ca.ca === 'root') throw new CertificateInvalid('root', 'The root CA cannot revoke itself; remove it from the devices that trust it instead');
+      if (ca.ca === (meta.issuing ?? 1)) throw new CertificateInvalid('in-use', `Issuing CA ${ca.slug} is the current one; run \`profilesmith ca rotate-issuing\` first`);
+      const now = this.now();
+      const live = (await this.listCertificates()).filter((r) => r.source === 'issued' && r.issuer === ca.subject && statusOf(r, now) === 'valid').length;
+      const signerLive = (meta.signerIssuing ?? 1) === ca.ca ? 1 : 0;
+      if (live + signerLive > 0 && !known.has(s)) {
+        throw new CertificateInvalid('in-use', `Issuing CA ${ca.slug} still has ${live} live user certificate(s)${signerLive ? ' and the profile signer' : ''}; revoke or let them expire first`);
+      }
+      return result('issuing-ca', 'root');
     }
+    const own = (await this.caIssued()).find((c) => c.serial === s);
+    if (own) return result(own.kind, own.ca);
     const record = await this.#index.read(s);
     if (record.source !== 'issued') {
       throw new CertificateInvalid('outside-ca', `Certificate ${s} was issued by an outside CA ("${record.issuer}"); only that CA can revoke it`);
     }
-    if (record.revoked) return record;
-    await this.addRevocations([{ serial: s, date, reason, kind: 'revoked' }]);
-    return { ...record, revoked: { date, reason } };
+    return result('user', await this.issuingOf(record), record);
   }
 
   /**
    * Unenrollment: takes every certificate of the user out of generation. With `revoke`,
-   * certificates of this store's CA are revoked (`cessationOfOperation`); those of outside
-   * CAs, which we cannot revoke, are marked retired.
+   * certificates of this store's CA are revoked (`cessationOfOperation`), retired ones
+   * included; those of outside CAs, which we cannot revoke, are marked retired.
    * @throws ERR_STORE_ENTRY_NOT_FOUND for an unknown user
    */
   async removeUser(user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {
-    const records = (await this.listCertificates({ user })).filter((r) => !r.revoked && !r.retired);
-    if (!(await this.listCertificates({ user })).length) throw new StoreEntryNotFound(user, 'user', `No certificates for user "${user}" in the store`);
+    const all = await this.listCertificates({ user });
+    if (!all.length) throw new StoreEntryNotFound(user, 'user', `No certificates for user "${user}" in the store`);
+    const records = all.filter((r) => !r.revoked);
     const date = this.now().toISOString();
     const revoked = options.revoke ? records.filter((r) => r.source === 'issued') : [];
-    const retired = records.filter((r) => !revoked.includes(r));
-    await this.addRevocations([
-      ...revoked.map((r) => ({ serial: r.serial, date, reason: 'cessationOfOperation' as const, kind: 'revoked' as const })),
-      ...retired.map((r) => ({ serial: r.serial, date, reason: 'retired' as const, kind: 'retired' as const })),
-    ]);
-    return { revoked, retired };
+    const retired = records.filter((r) => !revoked.includes(r) && !r.retired);
+    const slugs = await Promise.all(revoked.map(async (r) => caSlug(await this.issuingOf(r))));
+    const changed = await this.write(() =>
+      this.putRevocations([
+        ...revoked.map((r, i) => ({ serial: r.serial, date, reason: 'cessationOfOperation' as const, kind: 'revoked' as const, ca: slugs[i]! })),
+        ...retired.map((r) => ({ serial: r.serial, date, reason: 'retired' as const, kind: 'retired' as const })),
+      ]),
+    );
+    const did = new Set(changed.map((c) => c.serial));
+    return { revoked: revoked.filter((r) => did.has(r.serial)), retired: retired.filter((r) => did.has(r.serial)) };
   }
 
   /**
-   * A DER CRL signed by the issuing CA, listing every serial it revoked with reason and date.
+   * A DER CRL signed by one of the store's CAs (default: the current issuing CA), listing
+   * every serial it revoked with reason and date; its CRL number is one more than the last
+   * this store signed for that CA (kept under the lock), so numbers strictly increase.
+   * The root's CRL lists revoked issuing CAs (an ARL).
    * @example
-   * await writeFile('crl.der', await store.createCrl({ nextUpdate: 7 * 86400_000 }))
+   * await writeFile('crl.der', await store.createCrl({ nextUpdateMs: 7 * 86400_000 }))
    */
-  async createCrl(options: { nextUpdateMs?: number } = {}): Promise<Buffer> {
-    const now = this.now();
-    const entries = (await this.#index.revocations())
-      .filter((r) => r.kind === 'revoked')
-      .map((r) => ({ serial: r.serial, date: new Date(r.date), reason: r.reason as RevocationReason }));
-    const issuer = await this.issuerIdentity();
-    return createCrl({
-      issuerCertificate: issuer.certificate,
-      issuerKey: issuer.privateKey,
-      entries,
-      thisUpdate: now,
-      nextUpdate: new Date(now.getTime() + (options.nextUpdateMs ?? 7 * 86_400_000)),
+  async createCrl(options: { ca?: CaRef; nextUpdateMs?: number } = {}): Promise<Buffer> {
+    const meta = await this.freshMeta();
+    const ca = options.ca ?? meta.issuing ?? 1;
+    if (ca !== 'root' && (ca < 1 || ca > (meta.issuing ?? 1))) throw new InputInvalid('ca', `This store has no issuing CA ${caSlug(ca)}`);
+    const issuer = await this.caIdentity(ca);
+    return this.write(async () => {
+      const revocations = await this.#index.revocations();
+      return (await signCrl(this.dir, ca, issuer, revocations, this.now(), options.nextUpdateMs ?? 7 * 86_400_000)).der;
     });
   }
 
-  /** The issuing CA's certificate and key, decrypted once per instance; needs the passphrase. */
-  async issuerIdentity(): Promise<Identity> {
-    this.#issuer ??= { certificate: await this.readCert('ca/intermediate.pem'), privateKey: await this.readKey('ca/intermediate.key') };
-    return this.#issuer;
+  /**
+   * The CRL a relying party fetches for `ca`: the one last signed while it still lists
+   * exactly the current revocations and less than half its validity has passed, else a
+   * newly signed one. A revocation is on the very next fetch.
+   */
+  async publishedCrl(ca: CaRef, options: { validityMs?: number } = {}): Promise<Buffer> {
+    const revocations = await this.#index.revocations();
+    const now = this.now();
+    const cached = await readPublishedCrl(this.dir, ca, revocations, now);
+    if (cached) return cached;
+    const issuer = await this.caIdentity(ca);
+    return this.write(async () => {
+      const fresh = await this.#index.revocations();
+      const again = await readPublishedCrl(this.dir, ca, fresh, this.now());
+      if (again) return again;
+      return (await signCrl(this.dir, ca, issuer, fresh, this.now(), options.validityMs ?? 7 * 86_400_000)).der;
+    });
+  }
+
+  /** The issuing CA's certificate and key (default: the current one), decrypted once per instance; needs the passphrase. */
+  async issuerIdentity(generation?: number): Promise<Identity> {
+    return this.caIdentity(generation ?? (await this.freshMeta()).issuing ?? 1);
+  }
+
+  /** A CA's certificate and key, decrypted once per instance. */
+  private async caIdentity(ca: CaRef): Promise<Identity> {
+    const slug = caSlug(ca);
+    let hit = this.#issuers.get(slug);
+    if (!hit) {
+      const paths = ca === 'root' ? { cert: 'ca/root.pem', key: 'ca/root.key' } : issuingPaths(ca);
+      hit = Promise.all([this.readCert(paths.cert), this.readKey(paths.key)]).then(([certificate, privateKey]) => ({ certificate, privateKey }));
+      hit.catch(() => this.#issuers.delete(slug));
+      this.#issuers.set(slug, hit);
+    }
+    return hit;
+  }
+
+  /** The PKI base URL certificates are issued with, if any. */
+  get pkiUrl(): string | undefined {
+    return this.#meta.pkiUrl;
+  }
+
+  /** The email domains the issuing CA may issue for (empty: any). */
+  get permittedEmailDomains(): readonly string[] {
+    return this.#meta.permittedEmailDomains ?? [];
+  }
+
+  /** Writes store.json (under the lock the caller holds). */
+  private async putMeta(meta: StoreMeta): Promise<void> {
+    await atomicWrite(join(this.dir, 'store.json'), JSON.stringify(meta, null, 2) + '\n', 0o600);
+    this.#meta = meta;
+    this.#metaReadAt = Date.now();
+  }
+
+  /**
+   * Sets (or, with undefined, clears) the PKI base URL. It applies to certificates issued
+   * from then on; those issued before keep the URLs they carry.
+   * @throws ERR_INPUT_INVALID for a URL that is not http(s)
+   */
+  async setPkiUrl(url: string | undefined): Promise<string | undefined> {
+    const checked = url === undefined ? undefined : checkPkiUrl(url);
+    await this.write(async () => {
+      const { pkiUrl: _old, ...rest } = this.#meta;
+      await this.putMeta({ ...rest, ...(checked ? { pkiUrl: checked } : {}) });
+    });
+    return checked;
+  }
+
+  private caOptions() {
+    const m = this.#meta;
+    return { organization: m.organization, now: this.now, ...(m.keyAlgorithm ? { keyAlgorithm: m.keyAlgorithm } : {}), ...(m.pkiUrl ? { pkiUrl: m.pkiUrl } : {}) };
+  }
+
+  /**
+   * A new profile-signing identity from the current issuing CA; the previous signer is
+   * revoked (superseded) and its key deleted. Profiles signed from then on verify with the new one.
+   */
+  async rotateSigner(): Promise<{ previous: string; serial: string }> {
+    this.requireKey('rotate the profile signer');
+    return this.write(() => this.rotateSignerLocked());
+  }
+
+  private async rotateSignerLocked(): Promise<{ previous: string; serial: string }> {
+    const meta = this.#meta;
+    const key = this.requireKey('rotate the profile signer');
+    const gen = meta.issuing ?? 1;
+    const oldPaths = signerPaths(meta);
+    const previous = normalizeSerial(certificateBasics(await this.readCert(oldPaths.cert)).serial);
+    const signer = await createProfileSigner(await this.caIdentity(gen), gen, this.caOptions());
+    const serial = normalizeSerial(certificateBasics(signer.certificate).serial);
+    const paths = signerPaths({ signer: serial });
+    await atomicWrite(join(this.dir, `${paths.key}.${meta.keyGeneration}`), sealKey(key, signer.privateKey, paths.key), 0o600);
+    await atomicWrite(join(this.dir, paths.cert), toPem(signer.certificate), 0o644);
+    await this.putMeta({ ...meta, signer: serial, signerIssuing: gen });
+    await this.putRevocations([{ serial: previous, date: this.now().toISOString(), reason: 'superseded', kind: 'revoked', ca: caSlug(meta.signerIssuing ?? 1) }]);
+    await fs.rm(join(this.dir, `${oldPaths.key}.${meta.keyGeneration}`), { force: true });
+    return { previous, serial };
+  }
+
+  /**
+   * A new issuing CA under the same root (with the store's name constraints and PKI URLs);
+   * new certificates come from it, those of the old one stay valid under it. The profile
+   * signer moves to the new CA too (the old signer is revoked, superseded), so the old CA
+   * can be revoked on the root's CRL once its last user certificate is gone.
+   */
+  async rotateIssuing(): Promise<{ generation: number; serial: string; signer: string }> {
+    this.requireKey('rotate the issuing CA');
+    return this.write(async () => {
+      const meta = this.#meta;
+      const key = this.requireKey('rotate the issuing CA');
+      const generation = (meta.issuing ?? 1) + 1;
+      const root = await this.caIdentity('root');
+      const ca = await createIssuingCa(root, generation, { ...this.caOptions(), ...(meta.permittedEmailDomains?.length ? { permittedEmailDomains: meta.permittedEmailDomains } : {}) });
+      const paths = issuingPaths(generation);
+      await atomicWrite(join(this.dir, `${paths.key}.${meta.keyGeneration}`), sealKey(key, ca.privateKey, paths.key), 0o600);
+      await atomicWrite(join(this.dir, paths.cert), toPem(ca.certificate), 0o644);
+      await this.putMeta({ ...meta, issuing: generation });
+      const { serial: signer } = await this.rotateSignerLocked();
+      return { generation, serial: normalizeSerial(certificateBasics(ca.certificate).serial), signer };
+    });
+  }
+
+  /**
+   * The delegated OCSP responder of `ca`, issued (and later renewed) automatically: a new
+   * one once less than half its validity is left. Needs the passphrase.
+   */
+  async ocspResponder(ca: CaRef): Promise<ResponderIdentity> {
+    const slug = caSlug(ca);
+    const now = this.now().getTime();
+    const fresh = (r: ResponderIdentity) => now >= r.notBefore.getTime() && now < r.notBefore.getTime() + (r.notAfter.getTime() - r.notBefore.getTime()) / 2;
+    const hit = await this.#responders.get(slug)?.catch(() => undefined);
+    if (hit && fresh(hit)) return hit;
+    const next = (async () => {
+      const current = await this.readResponder(ca);
+      if (current && fresh(current)) return current;
+      return this.write(async () => {
+        const again = await this.readResponder(ca);
+        if (again && fresh(again)) return again;
+        const key = this.requireKey('issue an OCSP responder');
+        const r = await createOcspResponder(await this.caIdentity(ca), ca, this.caOptions());
+        const info = certificateBasics(r.certificate);
+        const serial = normalizeSerial(info.serial);
+        const paths = responderPaths(ca, serial);
+        await fs.mkdir(join(this.dir, OCSP_DIR), { recursive: true, mode: 0o700 });
+        await atomicWrite(join(this.dir, `${paths.key}.${this.#meta.keyGeneration}`), sealKey(key, r.privateKey, paths.key), 0o600);
+        await atomicWrite(join(this.dir, paths.cert), toPem(r.certificate), 0o644);
+        await atomicWrite(join(this.dir, paths.pointer), JSON.stringify({ serial }) + '\n', 0o644);
+        // The previous responder expires within days; its files go now.
+        if (again) {
+          const old = responderPaths(ca, again.serial);
+          await fs.rm(join(this.dir, `${old.key}.${this.#meta.keyGeneration}`), { force: true });
+          await fs.rm(join(this.dir, old.cert), { force: true });
+        }
+        return { ...r, serial, notBefore: new Date(new X509Certificate(r.certificate).validFrom), notAfter: info.notAfter };
+      });
+    })();
+    this.#responders.set(slug, next);
+    next.catch(() => this.#responders.delete(slug));
+    return next;
+  }
+
+  private async readResponder(ca: CaRef): Promise<ResponderIdentity | undefined> {
+    let serial: string;
+    try {
+      serial = (JSON.parse(await fs.readFile(join(this.dir, `${OCSP_DIR}/${caSlug(ca)}.json`), 'utf8')) as { serial: string }).serial;
+      if (!SERIAL.test(serial)) return undefined;
+    } catch {
+      return undefined;
+    }
+    const paths = responderPaths(ca, serial);
+    try {
+      const certificate = certificatesFrom(await fs.readFile(join(this.dir, paths.cert), 'utf8'))[0];
+      if (!certificate) return undefined;
+      const x = new X509Certificate(certificate);
+      if ((await this.revokedSerials()).has(serial)) return undefined;
+      return { certificate, privateKey: await this.readKey(paths.key), serial, notBefore: new Date(x.validFrom), notAfter: new Date(x.validTo) };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The status of serial `serial` among the certificates `ca` issued, for OCSP: `good`,
+   * `revoked` (with date and reason), or `unknown` for a serial it never issued. A retired
+   * certificate is good: retiring takes it out of profiles, not out of trust.
+   */
+  async certificateStatus(ca: CaRef, serial: string): Promise<{ status: 'good' } | { status: 'revoked'; date: Date; reason: RevocationReason } | { status: 'unknown' }> {
+    const s = normalizeSerial(serial);
+    const revocation = (await this.#index.revocations()).find((r) => r.serial === s && r.kind === 'revoked' && (r.ca ?? 'issuing') === caSlug(ca));
+    const cas = await this.caCertificates();
+    let issued = false;
+    if (ca === 'root') issued = cas.some((c) => c.ca !== 'root' && c.serial === s);
+    if (!issued) issued = (await this.caIssued()).some((c) => c.serial === s && c.ca === ca);
+    if (!issued && ca !== 'root' && SERIAL.test(s)) {
+      const record = await this.#index.read(s).catch(() => undefined);
+      const gen = record?.source === 'issued' ? await this.issuingOf(record) : undefined;
+      issued = gen === ca;
+    }
+    if (!issued) return { status: 'unknown' };
+    if (revocation) return { status: 'revoked', date: new Date(revocation.date), reason: revocation.reason as RevocationReason };
+    return { status: 'good' };
   }
 
   /** Relative paths (without generation) of every sealed key in the store. */
   private async keyFiles(): Promise<string[]> {
+    const meta = this.#meta;
     const names = await fs.readdir(join(this.dir, 'certs')).catch(() => [] as string[]);
-    return [...KEY_FILES, ...names.filter((n) => SERIAL.test(n)).map((n) => `certs/${n}/key`)];
+    const issuing = Array.from({ length: meta.issuing ?? 1 }, (_, i) => issuingPaths(i + 1).key);
+    const responders = (await fs.readdir(join(this.dir, OCSP_DIR)).catch(() => [] as string[])).filter((n) => n.endsWith('.pem')).map((n) => `${OCSP_DIR}/${n.slice(0, -4)}.key`);
+    return ['ca/root.key', ...issuing, signerPaths(meta).key, ...responders, ...names.filter((n) => SERIAL.test(n)).map((n) => `certs/${n}/key`)];
   }
 
   /**
@@ -761,7 +1139,8 @@ export class FileStore implements CertificateStore {
         await atomicWrite(join(this.dir, 'store.json'), JSON.stringify(meta, null, 2) + '\n', 0o600);
         this.#meta = meta;
         this.#key = newKey;
-        this.#issuer = undefined;
+        this.#issuers.clear();
+        this.#responders.clear();
       } catch (err) {
         await Promise.all(written.map((p) => fs.rm(p, { force: true })));
         throw err;

@@ -16,6 +16,8 @@ export interface Revocation {
   date: string;
   reason: RevocationReason | 'retired';
   kind: 'revoked' | 'retired';
+  /** The CA whose CRL lists it (`root`, `issuing`, `issuing-2`, ...). Absent: `issuing`. */
+  ca?: string;
 }
 
 /** Entry directory names: serials as normalizeSerial writes them. */

@@ -81,6 +81,13 @@ export interface CertificateStore {
   getIdentity(serial: string): Promise<Identity>;
   /** Issues and records a user certificate from the store's CA. */
   issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord>;
+  /**
+   * Optional: issues unless the user already holds a valid certificate of the purpose, with
+   * the check and the write in one atomic step (the file store holds its lock), so that
+   * concurrent batch runs issue one certificate per user and purpose. `issued` is false when
+   * the held one is returned.
+   */
+  issueCertificateIfMissing?(options: IssueUserCertificateOptions): Promise<{ record: CertificateRecord; issued: boolean }>;
   /** The store CA's roots and intermediates, shipped in every profile. */
   trustChain(): Promise<TrustChain>;
   /** The issuers (DER, leaf-most first) of one stored certificate, as far as the store knows them. */

@@ -1,9 +1,87 @@
 import type { Argv, CommandModule } from 'yargs';
 import { toPem } from '../../certs/pem.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { note, printJson } from '../output.js';
 
 interface Args extends StoreArgs {
   chain?: boolean;
+  all?: boolean;
+  url?: string;
+  clear?: boolean;
+  json?: boolean;
+}
+
+function exportCmd(ctx: Context): CommandModule<object, Args> {
+  return {
+    command: 'export',
+    describe: 'print the root CA certificate as PEM',
+    builder: (yy: Argv) =>
+      storeOptions(yy)
+        .option('chain', { type: 'boolean', describe: 'also print the issuing CAs that profiles carry' })
+        .option('all', { type: 'boolean', describe: 'also print every issuing CA, past ones included' })
+        .example('$0 ca export --store ./store > root.pem', 'save the root CA') as unknown as Argv<Args>,
+    handler: async (args) => {
+      const store = await openStoreFromArgs(args, ctx.io, false);
+      const chain = await store.trustChain();
+      const every = args.all ? (await store.caCertificates()).filter((c) => c.ca !== 'root').map((c) => c.certificate) : [];
+      const certs = [...chain.roots, ...(args.all ? every : args.chain ? chain.intermediates : [])];
+      ctx.io.stdout.write(certs.map((c) => toPem(c)).join(''));
+    },
+  };
+}
+
+function pkiUrl(ctx: Context): CommandModule<object, Args> {
+  return {
+    command: 'pki-url [url]',
+    describe: 'show or change the PKI base URL written into certificates issued from now on',
+    builder: (yy: Argv) =>
+      storeOptions(yy)
+        .positional('url', { type: 'string', describe: 'http:// or https:// base URL (http is the convention: RFC 5280 4.2.1.13, RFC 5019)' })
+        .option('clear', { type: 'boolean', describe: 'issue without CRL distribution points and AIA from now on' })
+        .option('json', { type: 'boolean', describe: 'print the setting as JSON' })
+        .example('$0 ca pki-url http://pki.example.com --store ./store', 'publish revocation there') as unknown as Argv<Args>,
+    handler: async (args) => {
+      const store = await openStoreFromArgs(args, ctx.io, false);
+      if (args.url === undefined && !args.clear) {
+        if (args.json) return printJson(ctx.io, { pkiUrl: store.pkiUrl ?? null });
+        ctx.io.stdout.write(`${store.pkiUrl ?? '(none)'}\n`);
+        return;
+      }
+      const url = await store.setPkiUrl(args.clear ? undefined : args.url);
+      if (args.json) return printJson(ctx.io, { pkiUrl: url ?? null });
+      note(ctx.io, url ? `PKI URL set to ${url}` : 'PKI URL cleared');
+      note(ctx.io, 'It applies to certificates issued from now on; those issued before keep the URLs they carry (the issuing CA too, until `profilesmith ca rotate-issuing`)');
+    },
+  };
+}
+
+function rotateSigner(ctx: Context): CommandModule<object, Args> {
+  return {
+    command: 'rotate-signer',
+    describe: 'issue a new profile-signing identity; the old one is revoked (superseded)',
+    builder: (yy: Argv) => storeOptions(yy).option('json', { type: 'boolean', describe: 'print the serials as JSON' }) as unknown as Argv<Args>,
+    handler: async (args) => {
+      const store = await openStoreFromArgs(args, ctx.io, true);
+      const r = await store.rotateSigner();
+      if (args.json) return printJson(ctx.io, r);
+      note(ctx.io, `New profile signer ${r.serial}; the previous one (${r.previous}) is revoked (superseded). Profiles signed from now on verify with the new one`);
+    },
+  };
+}
+
+function rotateIssuing(ctx: Context): CommandModule<object, Args> {
+  return {
+    command: 'rotate-issuing',
+    describe: 'a new issuing CA under the same root; existing certificates stay valid under the old one',
+    builder: (yy: Argv) => storeOptions(yy).option('json', { type: 'boolean', describe: 'print the result as JSON' }) as unknown as Argv<Args>,
+    handler: async (args) => {
+      const store = await openStoreFromArgs(args, ctx.io, true);
+      const r = await store.rotateIssuing();
+      if (args.json) return printJson(ctx.io, r);
+      note(ctx.io, `New issuing CA ${r.generation} (serial ${r.serial}) issues from now on, with a new profile signer ${r.signer}`);
+      note(ctx.io, 'Certificates of the old issuing CA stay valid, and profiles carry it while it has live ones; once it has none, revoke it with `profilesmith cert revoke <its serial>` (it goes on the root CRL)');
+    },
+  };
 }
 
 export function caCommand(ctx: Context): CommandModule<object, Args> {
@@ -12,20 +90,10 @@ export function caCommand(ctx: Context): CommandModule<object, Args> {
     describe: 'the store CA',
     builder: (y: Argv) =>
       y
-        .command<Args>({
-          command: 'export',
-          describe: 'print the root CA certificate as PEM',
-          builder: (yy: Argv) =>
-            storeOptions(yy)
-              .option('chain', { type: 'boolean', describe: 'also print the intermediates' })
-              .example('$0 ca export --store ./store > root.pem', 'save the root CA') as unknown as Argv<Args>,
-          handler: async (args) => {
-            const store = await openStoreFromArgs(args, ctx.io, false);
-            const chain = await store.trustChain();
-            const certs = [...chain.roots, ...(args.chain ? chain.intermediates : [])];
-            ctx.io.stdout.write(certs.map((c) => toPem(c)).join(''));
-          },
-        })
+        .command(exportCmd(ctx))
+        .command(pkiUrl(ctx))
+        .command(rotateSigner(ctx))
+        .command(rotateIssuing(ctx))
         .demandCommand(1) as unknown as Argv<Args>,
     handler: () => {},
   };

@@ -9,7 +9,7 @@ import { parseDuration } from '../../util/duration.js';
 import { UsageError } from '../errors.js';
 import { readSecretFile } from '../files.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { note, printJson, printTable, writeArtifact } from '../output.js';
+import { note, printJson, printTable, warn, writeArtifact } from '../output.js';
 import { importBatchCommand, importCommand } from './cert-import.js';
 import { resolve } from 'node:path';
 import { issueBatch } from '../../batch/issue-batch.js';
@@ -62,6 +62,14 @@ interface RevokeArgs extends StoreArgs {
   reason: RevocationReason;
 }
 
+/** Says so when the store cut a certificate's validity to its issuing CA's. */
+function warnIfClamped(ctx: Context, record: { notBefore: string; notAfter: string }, days: number | undefined): void {
+  const wanted = Date.parse(record.notBefore) + (days ?? 365) * 86_400_000;
+  if (Date.parse(record.notAfter) < wanted) {
+    warn(ctx.io, `the validity was clamped to the issuing CA's notAfter (${record.notAfter.slice(0, 10)}): a certificate never outlives its issuer`);
+  }
+}
+
 function issue(ctx: Context): CommandModule<object, IssueArgs> {
   return {
     command: 'issue',
@@ -71,7 +79,7 @@ function issue(ctx: Context): CommandModule<object, IssueArgs> {
         .option('user', { type: 'string', demandOption: true, describe: 'email address (the only rfc822Name SAN)' })
         .option('name', { type: 'string', demandOption: true, describe: 'subject common name' })
         .option('purpose', { choices: PURPOSES, demandOption: true, describe: 'certificate template' })
-        .option('days', { type: 'number', default: 365, describe: 'validity in days' })
+        .option('days', { type: 'number', default: 365, describe: "validity in days (1-3650); a notAfter past the issuing CA's is clamped to it, with a warning" })
         .option('json', { type: 'boolean', describe: 'print the new record as JSON' })
         .example(
           '$0 cert issue --store ./store --user alice@example.com --name "Alice Example" --purpose smime-signing',
@@ -81,6 +89,7 @@ function issue(ctx: Context): CommandModule<object, IssueArgs> {
       const store = await openStoreFromArgs(args, ctx.io, true);
       if (ctx.io.stderr.isTTY) note(ctx.io, 'Generating an RSA key...');
       const record = await store.issueCertificate({ user: args.user, name: args.name, purpose: args.purpose, days: args.days });
+      warnIfClamped(ctx, record, args.days);
       if (args.json) printJson(ctx.io, { ...record, status: statusOf(record, new Date()) });
       else note(ctx.io, `Issued ${record.purpose} certificate ${record.serial} for ${record.user}, valid until ${record.notAfter.slice(0, 10)}`);
     },
@@ -237,6 +246,7 @@ function renew(ctx: Context): CommandModule<object, RenewArgs> {
     handler: async (args) => {
       const store = await openStoreFromArgs(args, ctx.io, true);
       const record = await store.renewCertificate(args.user, args.purpose, args.days);
+      warnIfClamped(ctx, record, args.days);
       if (args.json) printJson(ctx.io, record);
       else note(ctx.io, `Issued ${record.purpose} certificate ${record.serial} for ${record.user}, valid until ${record.notAfter.slice(0, 10)}; the previous ones stay in the history`);
     },
@@ -246,17 +256,24 @@ function renew(ctx: Context): CommandModule<object, RenewArgs> {
 function revoke(ctx: Context): CommandModule<object, RevokeArgs> {
   return {
     command: 'revoke <serial>',
-    describe: 'revoke a certificate issued by the store CA',
+    describe: "revoke a certificate issued by the store's CAs (retired ones too); the next CRL and OCSP answer show it",
     builder: (y: Argv) =>
       storeOptions(y)
-        .positional('serial', { type: 'string', describe: 'serial or fingerprint (the profile signer too)' })
+        .positional('serial', { type: 'string', describe: 'serial or fingerprint: a user certificate, the profile signer, an OCSP responder, or an older issuing CA with no live certificates' })
         .option('reason', { choices: Object.keys(REVOCATION_REASONS) as RevocationReason[], default: 'unspecified' as RevocationReason, describe: 'RFC 5280 reason' })
         .example('$0 cert revoke 3fa0… --store ./store --reason keyCompromise', 'revoke, then publish a CRL') as unknown as Argv<RevokeArgs>,
     handler: async (args) => {
       const store = await openStoreFromArgs(args, ctx.io, false);
       const serial = /^[0-9a-f:]{64,}$/i.test(args.serial) ? (await store.findCertificate(args.serial)).serial : args.serial;
       const r = await store.revokeCertificate(serial, args.reason);
-      note(ctx.io, `Revoked ${r.serial}${'signer' in r ? ' (the profile signer)' : ` (${r.user}, ${r.purpose})`}: ${args.reason}. Publish a new CRL with \`profilesmith crl\``);
+      const what = r.record ? `${r.record.user}, ${r.record.purpose}` : { signer: 'a profile signer', responder: 'an OCSP responder', 'issuing-ca': 'an issuing CA', user: 'a user certificate' }[r.kind];
+      if (r.already) {
+        note(ctx.io, `${r.serial} (${what}) was already revoked on ${r.revoked.date.slice(0, 10)} (${r.revoked.reason}); the ${r.ca} CRL lists it`);
+        return;
+      }
+      note(ctx.io, `Revoked ${r.serial} (${what}): ${args.reason}; the ${r.ca} CRL lists it from now on`);
+      note(ctx.io, store.pkiUrl ? `\`profilesmith pki serve\` publishes it at once; a copy elsewhere needs \`profilesmith crl --ca ${r.ca}\`` : `Publish the CRL with \`profilesmith crl --ca ${r.ca}\``);
+      if (r.kind === 'signer' && !r.already) note(ctx.io, 'Profiles cannot be signed until `profilesmith ca rotate-signer` issues a new signer');
     },
   };
 }

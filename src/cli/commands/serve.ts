@@ -1,4 +1,5 @@
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { X509Certificate } from 'node:crypto';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { isIP } from 'node:net';
 import type { Argv, CommandModule } from 'yargs';
@@ -6,6 +7,9 @@ import { generateKeyPair } from '../../certs/keys.js';
 import { toPem } from '../../certs/pem.js';
 import { createCertificate, EKU } from '../../certs/x509.js';
 import { createProfileHandler } from '../../server/handler.js';
+import { createPkiHandler } from '../../pki/handler.js';
+import { validity } from '../../certs/issue.js';
+import { publicationFor } from '../../certs/publication.js';
 import { LinkBook } from '../../server/links.js';
 import { applySetValues, loadTemplate } from '../../profile/template.js';
 import { UsageError } from '../errors.js';
@@ -53,7 +57,13 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
       applySetValues(template, data, parseSets(args.set));
       const store = await openStoreFromArgs(args, ctx.io, true);
       const signer = await signerFromArgs(args, ctx.io);
-      const handler = createProfileHandler({ store, ...(signer ? { signer } : {}), links: new LinkBook(store.dir), template, data, rateLimit: args.rateLimit, log: (l) => ctx.io.stderr.write(l + '\n') });
+      const log = (l: string) => ctx.io.stderr.write(l + '\n');
+      const profiles = createProfileHandler({ store, ...(signer ? { signer } : {}), links: new LinkBook(store.dir), template, data, rateLimit: args.rateLimit, log });
+      // The PKI routes (CRLs, CA certificates, OCSP) ride along, as `pki serve` answers them.
+      const pki = createPkiHandler({ store, log });
+      const handler = (req: IncomingMessage, res: ServerResponse) => {
+        if (!pki(req, res)) profiles(req, res);
+      };
       const limits = { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 8192, keepAliveTimeout: 5_000 };
       let server: Server;
       if (args.http) {
@@ -62,19 +72,21 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
       } else if (args.tlsFromStore) {
         const pair = await generateKeyPair('rsa-2048');
         const issuer = await store.issuerIdentity();
-        const now = Date.now();
+        const window = validity(new Date(), 397, new Date(new X509Certificate(issuer.certificate).validTo));
+        const publication = publicationFor(store.pkiUrl, (await store.caCertificates()).filter((c) => c.ca !== 'root').at(-1)?.ca ?? 1);
         const cert = await createCertificate({
           subject: [['CN', args.host]],
           issuerCertificate: issuer.certificate,
-          notBefore: new Date(now - 60_000),
-          notAfter: new Date(now + 397 * 86_400_000),
+          notBefore: window.notBefore,
+          notAfter: window.notAfter,
+          ...(publication ? { publication } : {}),
           publicKey: pair.publicKey,
           signingKey: issuer.privateKey,
           keyUsage: ['digitalSignature', 'keyEncipherment'],
           extendedKeyUsage: [EKU.serverAuth],
           ...(isIP(args.host) ? { ipAddresses: [args.host] } : { dnsNames: [args.host] }),
         });
-        const chain = (await store.trustChain()).intermediates.map((c) => toPem(c)).join('');
+        const chain = toPem(issuer.certificate);
         server = createHttpsServer({ ...limits, key: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), cert: toPem(cert) + chain }, handler);
       } else {
         const [cert, key] = await Promise.all([readInputFile(ctx.io, args.tlsCert!, 'tls-cert', 1 << 20), readInputFile(ctx.io, args.tlsKey!, 'tls-key', 1 << 20)]);

@@ -15,7 +15,7 @@ function remove(ctx: Context): CommandModule<object, RemoveArgs> {
     builder: (y: Argv) =>
       storeOptions(y)
         .positional('email', { type: 'string', describe: "the user's address" })
-        .option('revoke', { type: 'boolean', describe: 'revoke every certificate our CA issued to the user (outside ones are retired)' })
+        .option('revoke', { type: 'boolean', describe: 'revoke every certificate our CA issued to the user, retired ones included (outside ones are retired)' })
         .option('json', { type: 'boolean', describe: 'print what changed as JSON' })
         .example('$0 user remove bob@example.com --store ./store --revoke', 'unenroll Bob and revoke his certificates') as unknown as Argv<RemoveArgs>,
     handler: async (args) => {
@@ -27,7 +27,8 @@ function remove(ctx: Context): CommandModule<object, RemoveArgs> {
       if (outside.length) {
         note(ctx.io, `${outside.length} certificate(s) came from outside CAs and cannot be revoked here; ask their issuer: ${outside.map((x) => `${x.serial} (${x.issuer})`).join('; ')}`);
       }
-      if (r.revoked.length) note(ctx.io, 'Publish a new CRL with `profilesmith crl`');
+      if (r.revoked.length) note(ctx.io, store.pkiUrl ? 'The CRL and OCSP answers of `profilesmith pki serve` list them at once' : 'Publish the CRL with `profilesmith crl`');
+      else if (!args.revoke && r.retired.some((x) => x.source === 'issued')) note(ctx.io, 'Nothing was revoked: the certificates stay valid for relying parties; `user remove --revoke` revokes them later too');
     },
   };
 }

@@ -1,0 +1,86 @@
+import { createServer } from 'node:http';
+import { isIP } from 'node:net';
+import type { Argv, CommandModule } from 'yargs';
+import { createPkiHandler } from '../../pki/handler.js';
+import { InputInvalid } from '../../errors.js';
+import { UsageError } from '../errors.js';
+import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { note } from '../output.js';
+
+interface ServeArgs extends StoreArgs {
+  listen: string;
+  rateLimit: number;
+}
+
+/** HOST:PORT, [IPv6]:PORT or :PORT (all addresses). */
+export function parseListen(text: string): { host: string | undefined; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`--listen takes HOST:PORT (127.0.0.1:8080, [::1]:8080, :8080), got "${text}"`);
+  const host = m[1] ?? m[2];
+  return { host: host || undefined, port };
+}
+
+function serve(ctx: Context): CommandModule<object, ServeArgs> {
+  return {
+    command: 'serve',
+    describe: 'publish CRLs, CA certificates and OCSP over plain HTTP',
+    builder: (y: Argv) =>
+      storeOptions(y)
+        .option('listen', { type: 'string', default: '127.0.0.1:8080', describe: 'HOST:PORT to listen on (port 0 picks a free one)' })
+        .option('rate-limit', { type: 'number', default: 600, describe: 'requests per minute per client address' })
+        .example('$0 pki serve --store ./store --listen 0.0.0.0:80', 'answer at the PKI URL the certificates carry') as unknown as Argv<ServeArgs>,
+    handler: async (args) => {
+      const { host, port } = parseListen(args.listen);
+      if (!Number.isInteger(args.rateLimit) || args.rateLimit < 1) throw new UsageError(`--rate-limit takes a whole number of 1 or more, got "${args.rateLimit}"`);
+      const store = await openStoreFromArgs(args, ctx.io, true);
+      // Issue the responders and sign the CRLs now: a problem shows at start, not per request.
+      for (const ca of await store.caCertificates()) {
+        await store.ocspResponder(ca.ca);
+        await store.publishedCrl(ca.ca);
+      }
+      const handler = createPkiHandler({ store, rateLimit: args.rateLimit, log: (l) => ctx.io.stderr.write(l + '\n') });
+      const server = createServer({ requestTimeout: 15_000, headersTimeout: 10_000, maxHeaderSize: 8192, keepAliveTimeout: 5_000 }, (req, res) => {
+        if (!handler(req, res)) {
+          res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+          res.end('Not found\n');
+        }
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) => {
+          const where = `${host ?? '*'}:${port}`;
+          if (err.code === 'EADDRINUSE') reject(new InputInvalid('listen', `Cannot listen on ${where}: the port is in use`));
+          else if (err.code === 'EACCES') reject(new InputInvalid('listen', `Cannot listen on ${where}: permission denied (ports below 1024 need privileges)`));
+          else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') reject(new InputInvalid('listen', `Cannot listen on ${where}: no such local address`));
+          else reject(err);
+        });
+        server.listen(port, host, () => resolve());
+      });
+      const address = server.address();
+      const bound = typeof address === 'object' && address ? address : { address: host ?? '0.0.0.0', port };
+      const shown = bound.address === '::' || bound.address === '0.0.0.0' ? 'localhost' : bound.address;
+      const base = `http://${isIP(shown) === 6 ? `[${shown}]` : shown}:${bound.port}`;
+      ctx.io.stdout.write(base + '\n');
+      note(ctx.io, `Serving CRLs, CA certificates and OCSP on ${base}`);
+      if (!store.pkiUrl) note(ctx.io, 'This store has no PKI URL, so its certificates point nowhere: set one with `profilesmith ca pki-url URL` (applies to certificates issued from then on)');
+      else note(ctx.io, `Certificates point at ${store.pkiUrl}: route it here (a reverse proxy or DNS)`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          note(ctx.io, 'Stopping');
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        };
+        if (ctx.io.onTerminate) ctx.io.onTerminate(stop);
+      });
+    },
+  };
+}
+
+export function pkiCommand(ctx: Context): CommandModule<object, object> {
+  return {
+    command: 'pki <command>',
+    describe: 'publish revocation: CRLs, CA certificates, OCSP',
+    builder: (y: Argv) => y.command(serve(ctx)).demandCommand(1),
+    handler: () => {},
+  };
+}

@@ -1,0 +1,178 @@
+/**
+ * The PKI's HTTP routes, for `pki serve` and for `serve` to mount beside its own:
+ * ```
+ * GET  /crl/<ca>.crl       the CA's CRL, DER, application/pkix-crl, always current
+ * GET  /ca/<ca>.cer        the CA's certificate, DER, application/pkix-cert
+ * POST /ocsp               RFC 6960 (application/ocsp-request)
+ * GET  /ocsp/<base64>      RFC 6960 appendix A.1 / RFC 5019 (cacheable)
+ * ```
+ * `<ca>` is `root`, `issuing`, `issuing-2`, ... Bad requests get a 4xx or an OCSP
+ * malformedRequest; request size and rate per client address are bounded.
+ *
+ * @module pki-handler
+ */
+import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RevocationReason } from '../certs/crl.js';
+import { parseCaSlug, type CaRef } from '../certs/publication.js';
+import { isProfilesmithError } from '../errors.js';
+import { buildOcspResponse, certIdMatcher, ocspErrorResponse, OcspMalformed, parseOcspRequest, type OcspAnswer } from './ocsp.js';
+
+/** What the PKI routes need of a store (the file store has all of it). */
+export interface PkiSource {
+  /** The root and every issuing CA (DER), with the slug that names each in URLs. */
+  caCertificates(): Promise<{ ca: CaRef; slug: string; certificate: Buffer }[]>;
+  /** The CA's current CRL (DER), listing every revocation made so far. */
+  publishedCrl(ca: CaRef): Promise<Buffer>;
+  /** The CA's delegated OCSP responder, issued or renewed as needed. */
+  ocspResponder(ca: CaRef): Promise<{ certificate: Buffer; privateKey: import('node:crypto').KeyObject }>;
+  /** The status of a serial among the certificates the CA issued. */
+  certificateStatus(ca: CaRef, serial: string): Promise<{ status: 'good' } | { status: 'revoked'; date: Date; reason: RevocationReason } | { status: 'unknown' }>;
+}
+
+/** Options of {@link createPkiHandler}. */
+export interface PkiHandlerOptions {
+  store: PkiSource;
+  /** Requests per minute per client address. Default: 600. */
+  rateLimit?: number;
+  /** One line per request (no secrets are in these requests). */
+  log?: (line: string) => void;
+  /** How long an OCSP answer is good for (nextUpdate). Default: 1 hour. */
+  ocspValidityMs?: number;
+  /** HTTP caches may keep a GET answer this long (RFC 5019 6.2). Default: 60 s. */
+  ocspMaxAgeSeconds?: number;
+  /** Default: `() => new Date()`. */
+  now?: () => Date;
+}
+
+/** The largest OCSP request body read; RFC 5019 requests are about 100 bytes. */
+export const MAX_OCSP_REQUEST = 16 * 1024;
+
+/** A handler that answers the PKI routes and returns false for any other path. */
+export type PkiHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+/** True for the paths the PKI handler answers. */
+export function isPkiPath(path: string): boolean {
+  return path === '/ocsp' || path.startsWith('/ocsp/') || path.startsWith('/crl/') || path.startsWith('/ca/');
+}
+
+/** Creates the PKI request handler. */
+export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
+  const now = options.now ?? (() => new Date());
+  const limit = options.rateLimit ?? 600;
+  const buckets = new Map<string, { count: number; reset: number }>();
+  const validity = options.ocspValidityMs ?? 3_600_000;
+  const maxAge = options.ocspMaxAgeSeconds ?? 60;
+
+  const send = (res: ServerResponse, status: number, body: Buffer | string, type = 'text/plain; charset=utf-8', extra: Record<string, string> = {}) => {
+    res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'X-Content-Type-Options': 'nosniff', ...extra });
+    res.end(res.req.method === 'HEAD' ? undefined : body);
+  };
+
+  const answer = async (der: Buffer): Promise<{ body: Buffer; cacheable: boolean; thisUpdate?: Date; nextUpdate?: Date }> => {
+    let request;
+    try {
+      request = parseOcspRequest(der);
+    } catch (err) {
+      if (err instanceof OcspMalformed) return { body: ocspErrorResponse('malformedRequest'), cacheable: false };
+      throw err;
+    }
+    const cas = await options.store.caCertificates();
+    const matchers = cas.map((c) => ({ ca: c, match: certIdMatcher(c.certificate) }));
+    // One response is signed by one CA's delegated responder: every CertID must name that CA.
+    const owners = request.certIds.map((id) => matchers.find((m) => m.match(id))?.ca);
+    const first = owners[0];
+    if (!first || owners.some((o) => o !== first)) return { body: ocspErrorResponse('unauthorized'), cacheable: false };
+    const answers: OcspAnswer[] = [];
+    for (const id of request.certIds) {
+      const s = await options.store.certificateStatus(first.ca, id.serial);
+      answers.push(s.status === 'revoked' ? { certId: id.raw, status: 'revoked', date: s.date, reason: s.reason } : { certId: id.raw, status: s.status });
+    }
+    const responder = await options.store.ocspResponder(first.ca);
+    const thisUpdate = new Date(Math.floor(now().getTime() / 1000) * 1000);
+    const nextUpdate = new Date(thisUpdate.getTime() + validity);
+    const body = buildOcspResponse({ responder, chain: [first.certificate], answers, thisUpdate, nextUpdate, ...(request.nonce ? { nonce: request.nonce } : {}) });
+    return { body, cacheable: !request.nonce, thisUpdate, nextUpdate };
+  };
+
+  const sendOcsp = async (res: ServerResponse, der: Buffer, viaGet: boolean) => {
+    const r = await answer(der);
+    const headers: Record<string, string> = {};
+    if (viaGet && r.cacheable && r.thisUpdate && r.nextUpdate) {
+      const age = Math.max(0, Math.min(maxAge, Math.floor((r.nextUpdate.getTime() - now().getTime()) / 1000)));
+      headers['Cache-Control'] = `max-age=${age}, public, no-transform, must-revalidate`;
+      headers['Last-Modified'] = r.thisUpdate.toUTCString();
+      headers['Expires'] = r.nextUpdate.toUTCString();
+      headers['ETag'] = `"${createHash('sha1').update(r.body).digest('hex')}"`;
+    } else {
+      headers['Cache-Control'] = 'no-store';
+    }
+    send(res, 200, r.body, 'application/ocsp-response', headers);
+  };
+
+  const readBody = (req: IncomingMessage) =>
+    new Promise<Buffer | undefined>((resolve, reject) => {
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (declared > MAX_OCSP_REQUEST) return resolve(undefined);
+      const parts: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_OCSP_REQUEST) {
+          req.removeAllListeners('data');
+          req.resume();
+          resolve(undefined);
+        } else parts.push(c);
+      });
+      req.on('end', () => resolve(Buffer.concat(parts)));
+      req.on('error', reject);
+    });
+
+  const handle = async (req: IncomingMessage, res: ServerResponse, path: string) => {
+    const method = req.method ?? 'GET';
+    if (path === '/ocsp' && method === 'POST') {
+      const body = await readBody(req);
+      if (!body) return send(res, 413, 'The OCSP request is too large\n', undefined, { Connection: 'close' });
+      return sendOcsp(res, body, false);
+    }
+    if (method !== 'GET' && method !== 'HEAD') return send(res, 405, 'Method not allowed\n', undefined, { Allow: path === '/ocsp' ? 'POST' : 'GET, HEAD' });
+    if (path.startsWith('/ocsp/')) {
+      const encoded = decodeURIComponent(path.slice('/ocsp/'.length));
+      if (encoded.length > MAX_OCSP_REQUEST * 2 || !/^[A-Za-z0-9+/_=-]+$/.test(encoded)) return send(res, 200, ocspErrorResponse('malformedRequest'), 'application/ocsp-response', { 'Cache-Control': 'no-store' });
+      return sendOcsp(res, Buffer.from(encoded.replace(/-/g, '+').replace(/_/g, '/'), 'base64'), true);
+    }
+    const m = /^\/(crl|ca)\/([a-z0-9-]+)\.(crl|cer)$/.exec(path);
+    const ca = m ? parseCaSlug(m[2]!) : undefined;
+    if (!m || ca === undefined || (m[1] === 'crl') !== (m[3] === 'crl')) return send(res, 404, 'Not found\n');
+    const known = (await options.store.caCertificates()).find((c) => c.ca === ca);
+    if (!known) return send(res, 404, 'Not found\n');
+    if (m[1] === 'ca') return send(res, 200, known.certificate, 'application/pkix-cert', { 'Cache-Control': 'public, max-age=86400' });
+    const crl = await options.store.publishedCrl(ca);
+    return send(res, 200, crl, 'application/pkix-crl', { 'Cache-Control': 'no-cache' });
+  };
+
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    if (!isPkiPath(path)) return false;
+    const started = Date.now();
+    const ip = req.socket.remoteAddress ?? '?';
+    const logged = path.length > 64 ? path.slice(0, 64) + '…' : path;
+    res.on('finish', () => options.log?.(`${ip} ${req.method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
+    const t = Date.now();
+    const b = buckets.get(ip);
+    if (!b || b.reset < t) buckets.set(ip, { count: 1, reset: t + 60_000 });
+    else if (++b.count > limit) {
+      send(res, 429, 'Too many requests; try again in a minute\n', undefined, { 'Retry-After': '60' });
+      return true;
+    }
+    if (buckets.size > 10_000) for (const [k, v] of buckets) if (v.reset < t) buckets.delete(k);
+    handle(req, res, path).catch((err: unknown) => {
+      options.log?.(`${ip} ${req.method} ${logged} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}${isProfilesmithError(err) ? `: ${err.message}` : ''}`);
+      if (res.headersSent) return res.destroy();
+      if (path.startsWith('/ocsp')) send(res, 200, ocspErrorResponse('internalError'), 'application/ocsp-response', { 'Cache-Control': 'no-store' });
+      else send(res, 500, 'Internal error\n');
+    });
+    return true;
+  };
+}
