@@ -1,6 +1,7 @@
 import test from 'ava';
 import { spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { request } from 'node:https';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyProfile } from '../../src/cms/verify.js';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
@@ -113,7 +114,6 @@ test('serve with a given --tls-cert and --tls-key; a missing half of the pair is
   const storeDir = join(dir, 'store');
   const store = await aliceStore(storeDir);
   const { generateKeyPairSync } = await import('node:crypto');
-  const { writeFileSync } = await import('node:fs');
   const { createCertificate } = await import('../../src/certs/x509.js');
   const { toPem } = await import('../../src/certs/pem.js');
   const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -128,4 +128,22 @@ test('serve with a given --tls-cert and --tls-key; a missing half of the pair is
   const dl = await get(`${url}/install`, toPem(cert));
   t.is(dl.status, 200);
   t.true((await verifyProfile(dl.body, { ca: (await store.trustChain()).roots })).valid);
+});
+
+test('serve mounts the PKI routes: the CRL and CA certificates over its HTTPS, OCSP answered by openssl', async (t) => {
+  const { dir, storeDir, ca, server } = await setup(t);
+  const crl = await get(`${server.base}/crl/issuing.crl`, ca);
+  t.is(crl.status, 200);
+  t.is(crl.headers['content-type'], 'application/pkix-crl');
+  const cer = await get(`${server.base}/ca/root.cer`, ca);
+  t.is(cer.headers['content-type'], 'application/pkix-cert');
+  if (spawnSync('openssl', ['version']).status !== 0) return t.log('SKIPPED: openssl is not installed, so the OCSP client cannot run');
+  const text = spawnSync('openssl', ['crl', '-inform', 'DER', '-noout', '-text'], { input: crl.body }).stdout.toString();
+  t.regex(text, /Issuer: CN = Example Corp S\/MIME Issuing CA/);
+  const serial = (JSON.parse(cli(['cert', 'list', '--store', storeDir, '--json']).stdout) as { serial: string }[])[0]!.serial;
+  writeFileSync(join(dir, 'root.pem'), ca);
+  writeFileSync(join(dir, 'chain.pem'), cli(['ca', 'export', '--store', storeDir, '--chain']).stdout.split(/(?<=-----END CERTIFICATE-----\n)/)[1]!);
+  const r = spawnSync('openssl', ['ocsp', '-issuer', join(dir, 'chain.pem'), '-serial', `0x${serial}`, '-url', `${server.base}/ocsp`, '-CAfile', join(dir, 'root.pem'), '-verify_other', join(dir, 'chain.pem')], { encoding: 'utf8' });
+  t.regex(r.stderr, /Response verify OK/, r.stdout + r.stderr);
+  t.regex(r.stdout, /: good/);
 });
