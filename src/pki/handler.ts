@@ -22,8 +22,8 @@ import { buildOcspResponse, certIdMatcher, ocspErrorResponse, OcspMalformed, par
 export interface PkiSource {
   /** The root and every issuing CA (DER), with the slug that names each in URLs. */
   caCertificates(): Promise<{ ca: CaRef; slug: string; certificate: Buffer }[]>;
-  /** The CA's current CRL (DER), listing every revocation made so far. */
-  publishedCrl(ca: CaRef): Promise<Buffer>;
+  /** The CA's current CRL (DER), listing every revocation made so far; a new one is valid for `validityMs`. */
+  publishedCrl(ca: CaRef, options?: { validityMs?: number }): Promise<Buffer>;
   /** The CA's delegated OCSP responder, issued or renewed as needed. */
   ocspResponder(ca: CaRef): Promise<{ certificate: Buffer; privateKey: import('node:crypto').KeyObject }>;
   /** The status of a serial among the certificates the CA issued. */
@@ -37,6 +37,12 @@ export interface PkiHandlerOptions {
   rateLimit?: number;
   /** One line per request (no secrets are in these requests). */
   log?: (line: string) => void;
+  /**
+   * How long a newly signed CRL is valid (nextUpdate); it is re-signed at half of that, or as
+   * soon as a revocation comes in. Relying parties such as dirmngr keep a CRL until its
+   * nextUpdate, so this is the longest they may miss a revocation. Default: 1 day.
+   */
+  crlValidityMs?: number;
   /** How long an OCSP answer is good for (nextUpdate). Default: 1 hour. */
   ocspValidityMs?: number;
   /** HTTP caches may keep a GET answer this long (RFC 5019 6.2). Default: 60 s. */
@@ -147,7 +153,7 @@ export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
     const known = (await options.store.caCertificates()).find((c) => c.ca === ca);
     if (!known) return send(res, 404, 'Not found\n');
     if (m[1] === 'ca') return send(res, 200, known.certificate, 'application/pkix-cert', { 'Cache-Control': 'public, max-age=86400' });
-    const crl = await options.store.publishedCrl(ca);
+    const crl = await options.store.publishedCrl(ca, { validityMs: options.crlValidityMs ?? 86_400_000 });
     return send(res, 200, crl, 'application/pkix-crl', { 'Cache-Control': 'no-cache' });
   };
 

@@ -5,7 +5,9 @@
  * or too much time.
  */
 import fc from 'fast-check';
-import { createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
+import { children, nul, octets, oid, parseDer, seq, tlv } from '../../src/asn1/der.js';
+import { buildOcspResponse, certIdMatcher, OcspMalformed, parseOcspRequest } from '../../src/pki/ocsp.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,6 +42,9 @@ export interface Corpus {
   pem: Buffer;
   der: Buffer;
   roots: Buffer[];
+  /** An OCSP request (with a nonce) for the signing certificate, and an identity to sign answers with. */
+  ocsp: Buffer;
+  responder: { certificate: Buffer; privateKey: import('node:crypto').KeyObject };
 }
 
 export async function makeCorpus(): Promise<Corpus> {
@@ -60,7 +65,23 @@ export async function makeCorpus(): Promise<Corpus> {
     pem,
     der: identity.certificate,
     roots: (await store.trustChain()).roots,
+    ocsp: ocspRequestFor(identity.certificate, (await store.trustChain()).intermediates[0]!),
+    responder: identity,
   };
+}
+
+/** An RFC 6960 request for `leaf` (SHA-1 CertID, as openssl and iOS send) with a nonce. */
+function ocspRequestFor(leaf: Buffer, issuer: Buffer): Buffer {
+  const tbs = (d: Buffer) => children(children(parseDer(d))[0]!);
+  const leafTbs = tbs(leaf);
+  const o = leafTbs[0]?.tag === 0xa0 ? 1 : 0;
+  const issuerTbs = tbs(issuer);
+  const io = issuerTbs[0]?.tag === 0xa0 ? 1 : 0;
+  const spki = children(issuerTbs[5 + io]!);
+  const sha1 = (b: Buffer) => createHash('sha1').update(b).digest();
+  const certId = seq(seq(oid('1.3.14.3.2.26'), nul()), octets(sha1(issuerTbs[4 + io]!.raw)), octets(sha1(spki[1]!.value.subarray(1))), leafTbs[o]!.raw);
+  const nonce = seq(oid('1.3.6.1.5.5.7.48.1.2'), octets(octets(Buffer.alloc(16, 7))));
+  return seq(seq(seq(seq(certId)), tlv(0xa2, seq(nonce))));
 }
 
 /** A byte-level mutation of a seed: flips, inserts, deletions, truncation, duplicated ranges. */
@@ -202,6 +223,28 @@ export const properties = {
     check: (c, input) => checkProfileBytes(c, mutatedBytes(c, input)),
     save: mutatedBytes,
   } satisfies Property<MutatedInput>,
+
+  /** OCSP: mutated and random requests parse or are malformed (never another error); what parses is answered with well-formed DER. */
+  ocspRequest: {
+    name: 'ocsp-request',
+    arbitrary: () => fc.record({ random: fc.option(fc.uint8Array({ maxLength: 512 }), { freq: 4 }), m: mutation }),
+    check: async (c, input) => {
+      const bytes = input.random ? Buffer.from(input.random) : mutate(c.ocsp, input.m);
+      let request;
+      try {
+        request = parseOcspRequest(bytes);
+      } catch (err) {
+        if (err instanceof OcspMalformed) return;
+        throw new Error(`parseOcspRequest threw ${(err as Error)?.name}: ${(err as Error)?.message}`);
+      }
+      const ours = certIdMatcher(c.responder.certificate);
+      for (const id of request.certIds) ours(id);
+      const now = new Date(0);
+      const der = buildOcspResponse({ responder: c.responder, answers: request.certIds.map((id) => ({ certId: id.raw, status: 'unknown' as const })), thisUpdate: now, nextUpdate: now, ...(request.nonce ? { nonce: request.nonce } : {}) });
+      parseDer(der);
+    },
+    save: (c, input) => (input.random ? Buffer.from(input.random) : mutate(c.ocsp, input.m)),
+  } satisfies Property<{ random: Uint8Array | null; m: Mutation }>,
 
   /** Import of mutated PKCS#12, PEM and DER. */
   importBytes: {

@@ -5,8 +5,8 @@
 import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { need, openssl } from '../helpers/tools.js';
-import { fetchBytes, fetchCrls, issue, pkiStore, run, urlsIn } from './helpers.js';
+import { cli, need, openssl } from '../helpers/tools.js';
+import { env, fetchBytes, fetchCrls, issue, pkiStore, run, urlsIn } from './helpers.js';
 
 const verify = (dir: string, leaf: string, crls: string[], extra: string[] = []) =>
   openssl(['verify', '-crl_check_all', '-CAfile', join(dir, 'root.pem'), '-untrusted', join(dir, 'issuing.pem'), ...crls.flatMap((c) => ['-CRLfile', c]), ...extra, leaf]);
@@ -142,4 +142,25 @@ test('a leaf requested for 3650 days is clamped to the issuing CA (with a warnin
     const r = openssl(['verify', '-attime', String(Math.floor(at)), '-CAfile', join(dir, 'root.pem'), '-untrusted', join(dir, 'issuing.pem'), leaf.pem]);
     t.is(r.status, 0, `at ${new Date(at * 1000).toISOString()}: ${r.stdout}${r.stderr}`);
   }
+});
+
+test('pki serve: a bad --listen is a usage error, a port in use one clear line, exit 1; ca pki-url shows and changes the URL for what is issued next', async (t) => {
+  const { dir, storeDir, pkiUrl } = await pkiStore(t);
+  const bad = cli(['pki', 'serve', '--store', storeDir, '--listen', 'nonsense'], { cwd: dir, env });
+  t.is(bad.status, 2);
+  t.regex(bad.stderr, /^error: --listen takes HOST:PORT/);
+  const busy = cli(['pki', 'serve', '--store', storeDir, '--listen', pkiUrl.slice('http://'.length)], { cwd: dir, env });
+  t.is(busy.status, 1);
+  t.regex(busy.stderr, /^error: Cannot listen on 127\.0\.0\.1:\d+: the port is in use\n$/m);
+  t.notRegex(busy.stderr, /This is a bug|at .*\.js:\d+/);
+  t.is(run(t, dir, ['ca', 'pki-url', '--store', storeDir]).stdout, `${pkiUrl}\n`);
+  const set = run(t, dir, ['ca', 'pki-url', 'https://pki.example.com/base/', '--store', storeDir]);
+  t.regex(set.stderr, /PKI URL set to https:\/\/pki\.example\.com\/base\n.*applies to certificates issued from now on/);
+  const leaf = issue(t, dir, storeDir, 'next@example.com');
+  t.deepEqual(urlsIn(leaf.pem).crl, ['https://pki.example.com/base/crl/issuing.crl']);
+  const ftp = cli(['ca', 'pki-url', 'ftp://pki.example.com', '--store', storeDir], { cwd: dir, env });
+  t.is(ftp.status, 1);
+  t.regex(ftp.stderr, /must be http:\/\/ or https:\/\//);
+  run(t, dir, ['ca', 'pki-url', '--clear', '--store', storeDir]);
+  t.deepEqual(urlsIn(issue(t, dir, storeDir, 'none@example.com').pem), { crl: [], caIssuers: [], ocsp: [] });
 });
