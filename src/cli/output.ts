@@ -46,3 +46,18 @@ export async function writeArtifact(io: Io, out: string, bytes: Uint8Array, bina
   await atomicWrite(path, bytes, mode);
   return path;
 }
+
+/**
+ * Waits until the process is told to stop (SIGTERM, SIGINT), then stops taking connections
+ * and finishes the requests in flight.
+ */
+export function serveUntilTerminated(io: Io, server: { close(cb: () => void): unknown; closeIdleConnections(): void }): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = () => {
+      note(io, 'Stopping: no new connections; finishing the requests in flight');
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    };
+    if (io.onTerminate) io.onTerminate(stop);
+  });
+}

@@ -832,10 +832,12 @@ export class FileStore implements CertificateStore {
     const meta = await this.freshMeta();
     const known = new Map((await this.#index.revocations()).filter((r) => r.kind === 'revoked').map((r) => [r.serial, r]));
     const result = (kind: RevokeResult['kind'], ca: CaRef, record?: CertificateRecord): Promise<RevokeResult> => this.write(async () => {
-      const prior = known.get(s);
-      if (prior) return { serial: s, kind, ca: caSlug(ca), already: true, revoked: { date: prior.date, reason: prior.reason }, ...(record ? { record } : {}) };
-      await this.putRevocations([{ serial: s, date, reason, kind: 'revoked', ca: caSlug(ca) }]);
-      return { serial: s, kind, ca: caSlug(ca), already: false, revoked: { date, reason }, ...(record ? { record: { ...record, revoked: { date, reason } } } : {}) };
+      // Decided under the lock: a revocation by another process meanwhile counts as prior.
+      if (!known.has(s) && (await this.putRevocations([{ serial: s, date, reason, kind: 'revoked', ca: caSlug(ca) }])).length) {
+        return { serial: s, kind, ca: caSlug(ca), already: false, revoked: { date, reason }, ...(record ? { record: { ...record, revoked: { date, reason } } } : {}) };
+      }
+      const prior = (await this.#index.revocations()).find((r) => r.serial === s && r.kind === 'revoked')!;
+      return { serial: s, kind, ca: caSlug(ca), already: true, revoked: { date: prior.date, reason: prior.reason }, ...(record ? { record } : {}) };
     });
     const cas = await this.caCertificates();
     const ca = cas.find((c) => c.serial === s);

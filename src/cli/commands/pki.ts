@@ -6,7 +6,7 @@ import { parseDuration } from '../../util/duration.js';
 import { InputInvalid } from '../../errors.js';
 import { UsageError } from '../errors.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { note } from '../output.js';
+import { note, serveUntilTerminated } from '../output.js';
 
 interface ServeArgs extends StoreArgs {
   listen: string;
@@ -68,14 +68,7 @@ function serve(ctx: Context): CommandModule<object, ServeArgs> {
       note(ctx.io, `Serving CRLs, CA certificates and OCSP on ${base}`);
       if (!store.pkiUrl) note(ctx.io, 'This store has no PKI URL, so its certificates point nowhere: set one with `profilesmith ca pki-url URL` (applies to certificates issued from then on)');
       else note(ctx.io, `Certificates point at ${store.pkiUrl}: route it here (a reverse proxy or DNS)`);
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          note(ctx.io, 'Stopping');
-          server.close(() => resolve());
-          server.closeIdleConnections();
-        };
-        if (ctx.io.onTerminate) ctx.io.onTerminate(stop);
-      });
+      await serveUntilTerminated(ctx.io, server);
     },
   };
 }

@@ -15,7 +15,7 @@ import { applySetValues, loadTemplate } from '../../profile/template.js';
 import { UsageError } from '../errors.js';
 import { readDataFile, readInputFile } from '../files.js';
 import { openStoreFromArgs, parseSets, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { note, warn } from '../output.js';
+import { note, serveUntilTerminated, warn } from '../output.js';
 import { signerFromArgs, signerOptions, type SignerArgs } from '../signer.js';
 
 interface Args extends StoreArgs, SignerArgs {
@@ -104,14 +104,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
       const base = `${args.http ? 'http' : 'https'}://${isIP(args.host) === 6 ? `[${args.host}]` : args.host}:${port}`;
       ctx.io.stdout.write(base + '\n');
       note(ctx.io, `Serving ${template.name} profiles on ${base}; links: profilesmith link create --base-url ${base}`);
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          note(ctx.io, 'Stopping: no new connections; finishing the requests in flight');
-          server.close(() => resolve());
-          server.closeIdleConnections();
-        };
-        if (ctx.io.onTerminate) ctx.io.onTerminate(stop);
-      });
+      await serveUntilTerminated(ctx.io, server);
       await signer?.close();
     },
   };
