@@ -12,7 +12,11 @@ export interface ProfileIssue {
   /** Where: payload identifier (or type) and key, for example `com.example.eas / Host`. */
   path: string;
   message: string;
-  severity: 'error' | 'warning';
+  /**
+   * `error`: iOS refuses the profile or the payload. `warning`: it installs, but does
+   * something the admin probably did not intend. `info`: harmless, worth knowing.
+   */
+  severity: 'error' | 'warning' | 'info';
 }
 
 /** Base class of every error profilesmith throws on purpose. */

@@ -1,3 +1,4 @@
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { InputInvalid } from '../errors.js';
@@ -48,4 +49,18 @@ export async function readDataFile(io: Io, path: string): Promise<Record<string,
   }
   if (!value || typeof value !== 'object' || Array.isArray(value)) throw new InputInvalid('data', `The data file "${path}" must hold a JSON object`);
   return value as Record<string, unknown>;
+}
+
+/** A private key file (PEM, encrypted PEM with a password file, or DER PKCS#8). */
+export async function readPrivateKeyFile(io: Io, path: string, option: string, passwordFile?: string): Promise<KeyObject> {
+  const bytes = await readInputFile(io, path, option, 1024 * 1024);
+  const password = passwordFile ? await readSecretFile(io, passwordFile, 'password') : undefined;
+  try {
+    const text = bytes.toString('latin1');
+    return text.includes('-----BEGIN')
+      ? createPrivateKey(password !== undefined ? { key: text, passphrase: password } : text)
+      : createPrivateKey({ key: bytes, format: 'der', type: 'pkcs8' });
+  } catch {
+    throw new InputInvalid(option, `"${path}" is not a private key, or its password is wrong or missing`);
+  }
 }

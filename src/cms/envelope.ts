@@ -6,7 +6,8 @@
  * @module envelope
  */
 import { constants, createCipheriv, createDecipheriv, publicEncrypt, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
-import { child, children, DerError, explicit, nul, octets, oid, parseDer, readInt, readOid, seq, setOf, tlv, TAG, int, type DerNode } from '../asn1/der.js';
+import { parseBer } from '../asn1/ber.js';
+import { child, children, DerError, explicit, nul, octets, oid, readInt, readOid, seq, setOf, tlv, TAG, int, type DerNode } from '../asn1/der.js';
 import { CertificateInvalid, InputInvalid, KeyUnsupported } from '../errors.js';
 import { rsaPkcs1Decrypt } from '../certs/forge.js';
 import { issuerAndSerial } from './certificate.js';
@@ -65,7 +66,7 @@ interface ParsedEnvelope {
 
 function parseEnvelope(der: Uint8Array): ParsedEnvelope {
   try {
-    const ci = parseDer(der);
+    const ci = parseBer(der);
     if (readOid(child(ci, 0)) !== OID.envelopedData) throw new DerError('not an EnvelopedData');
     const ed = child(child(ci, 1, 0xa0), 0, TAG.SEQUENCE);
     const parts = children(ed);

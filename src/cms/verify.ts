@@ -7,6 +7,7 @@
 import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { child, children, DerError, parseDer, readOid, readTime, TAG, type DerNode } from '../asn1/der.js';
+import { berToDer } from '../asn1/ber.js';
 import { ProfileParseError } from '../errors.js';
 import { certificatesFrom, fingerprint, normalizeSerial } from '../certs/pem.js';
 import { issuerAndSerial } from './certificate.js';
@@ -52,6 +53,10 @@ export interface VerifyResult {
   chain: CertificateSummary[];
   /** `given` when `ca` was passed, `system` for Node's bundled Mozilla roots. */
   trustSource: 'given' | 'system';
+  /** What is odd but harmless: `trailing-bytes` after the SignedData. */
+  warnings: VerifyReason[];
+  /** `ber` for a SignedData in BER (Apple's tools, openssl -stream), `der` otherwise. */
+  encoding: 'der' | 'ber';
 }
 
 /** Options of {@link verifyProfile}. */
@@ -81,12 +86,27 @@ export interface ParsedSignedData {
   certificates: X509Certificate[];
   /** The SignerInfo's fields, parsed (a malformed SignerInfo is a parse error, not a crash later). */
   signerFields: DerNode[];
+  /** `ber` when the file was BER (indefinite lengths, constructed strings), as Apple's tools and openssl -stream write. */
+  encoding: 'der' | 'ber';
+  /** How many bytes followed the SignedData (some tools append a CRLF). */
+  trailingBytes: number;
 }
 
 /** Reads the SignedData; throws ProfileParseError when the bytes are not one. */
 export function parseSignedData(bytes: Uint8Array): ParsedSignedData {
   try {
-    const ci = parseDer(bytes);
+    // DER first (what we write, and the fast path); else BER, which is what real tools write.
+    let ci: DerNode;
+    let encoding: ParsedSignedData['encoding'] = 'der';
+    let trailingBytes = 0;
+    try {
+      ci = parseDer(bytes);
+    } catch {
+      const ber = berToDer(bytes);
+      ci = parseDer(ber.der);
+      if (ber.converted) encoding = 'ber';
+      trailingBytes = ber.trailing.length;
+    }
     if (ci.tag !== TAG.SEQUENCE || readOid(child(ci, 0)) !== OID.signedData) {
       throw new DerError('not a CMS SignedData');
     }
@@ -95,8 +115,7 @@ export function parseSignedData(bytes: Uint8Array): ParsedSignedData {
     const encap = parts[2];
     if (!encap || readOid(child(encap, 0)) !== OID.data) throw new DerError('the content is not id-data');
     const eContent = child(child(encap, 1, 0xa0), 0);
-    // A BER-constructed OCTET STRING (0x24) is not DER; we only accept the primitive form.
-    if (eContent.tag !== TAG.OCTET_STRING) throw new DerError('the content is not a primitive OCTET STRING');
+    if (eContent.tag !== TAG.OCTET_STRING) throw new DerError('the content is not an OCTET STRING');
     const certNode = parts.find((p) => p.tag === 0xa0);
     const certDers = certNode ? children(certNode) : [];
     if (certDers.length > MAX_CERTIFICATES) throw new DerError(`more than ${MAX_CERTIFICATES} certificates`);
@@ -107,7 +126,7 @@ export function parseSignedData(bytes: Uint8Array): ParsedSignedData {
     if (infos.length !== 1) throw new DerError(`expected one SignerInfo, found ${infos.length}`);
     const signerFields = children(infos[0] as DerNode);
     if (signerFields.length < 5) throw new DerError('the SignerInfo is incomplete');
-    return { content: Buffer.from(eContent.value), certificates, signerFields };
+    return { content: Buffer.from(eContent.value), certificates, signerFields, encoding, trailingBytes };
   } catch (cause) {
     if (cause instanceof ProfileParseError) throw cause;
     throw new ProfileParseError(`Not a signed profile: ${(cause as Error).message}`, { cause });
@@ -238,5 +257,7 @@ export async function verifySignedData(parsed: ParsedSignedData, options: Verify
     signingTime,
     chain: chain.map(summary),
     trustSource: given ? 'given' : 'system',
+    warnings: parsed.trailingBytes ? [{ code: 'trailing-bytes', message: `${parsed.trailingBytes} byte(s) follow the signature; iOS and openssl ignore them` }] : [],
+    encoding: parsed.encoding,
   };
 }

@@ -262,13 +262,13 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
   // The PKCS#12 payloads were just built here, so opening them again would only cost time;
   // embedded passwords are the admin's documented choice (or encrypted), so that warning is left out.
   const skip = embed || options.encryptTo ? ['password-unencrypted'] : [];
-  const { plist, issues } = validateXml(xml, { now, openPkcs12: false, skip });
+  const { plist, issues } = validateXml(xml, { now, openPkcs12: false, skip, strict: true });
   if (issues.some((i) => i.severity === 'error') && !options.allowInvalid) throw new ProfileInvalid(issues);
   if (options.encryptTo !== undefined) {
     const recipient = certificatesFrom(options.encryptTo)[0];
     if (!recipient) throw new CertificateInvalid('malformed', 'The device certificate to encrypt to is missing');
     xml = encryptProfileXml(xml, recipient, options.cipher);
-    const outer = validateXml(xml, { now, openPkcs12: false });
+    const outer = validateXml(xml, { now, openPkcs12: false, strict: true });
     if (outer.issues.some((i) => i.severity === 'error')) throw new ProfileInvalid(outer.issues);
   }
 

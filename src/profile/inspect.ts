@@ -12,7 +12,8 @@ import { verifySignedData, type CertificateSummary } from '../cms/verify.js';
 import { parseProfile, type PlistFormat } from './parse.js';
 import { isPlistDict, type PlistValue } from './plist-xml.js';
 import { IDENTITY_REFERENCES } from './validate.js';
-import { child, children, parseDer, readOid } from '../asn1/der.js';
+import { child, children, readOid } from '../asn1/der.js';
+import { parseBer } from '../asn1/ber.js';
 import { envelopeRecipients } from '../cms/envelope.js';
 
 const SECRET_KEYS = new Set(['Password', 'CertificatePassword', 'IncomingPassword', 'OutgoingPassword', 'RemovalPassword', 'Challenge']);
@@ -128,7 +129,7 @@ export function recipientsOf(der: Uint8Array): { issuer: string; serial: string 
 function nameToString(der: Buffer): string {
   const names: Record<string, string> = { '2.5.4.3': 'CN', '2.5.4.10': 'O', '2.5.4.11': 'OU', '2.5.4.6': 'C', '1.2.840.113549.1.9.1': 'E' };
   try {
-    return children(parseDer(der))
+    return children(parseBer(der))
       .flatMap((rdn) => children(rdn))
       .map((atv) => `${names[readOid(child(atv, 0))] ?? readOid(child(atv, 0))}=${child(atv, 1).value.toString('utf8')}`)
       .join(', ');

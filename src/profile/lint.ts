@@ -4,15 +4,24 @@
  *
  * @module lint
  */
+import type { KeyObject } from 'node:crypto';
 import type { ProfileIssue } from '../errors.js';
 import { verifySignedData } from '../cms/verify.js';
+import { decryptProfile } from './decrypt.js';
 import { parseProfile, type PlistFormat } from './parse.js';
+import type { Target } from './rules-schema.js';
 import { validateProfile } from './validate.js';
 
 /** Options of {@link lintProfile}. */
 export interface LintOptions {
   /** Default: now (certificate expiry). */
   now?: Date;
+  /** Rule ids to leave out (see LINT_RULES). */
+  ignore?: string[];
+  /** Decrypt an encrypted profile with the device's key (and certificate, to pick its recipient) and lint its payloads. */
+  decrypt?: { key: KeyObject; certificate?: Buffer };
+  /** The platform to judge availability for. Default: the profile's TargetDeviceType. */
+  target?: Target;
 }
 
 /** What {@link lintProfile} found: findings with stable rule ids. */
@@ -21,6 +30,10 @@ export interface LintResult {
   format: PlistFormat;
   signed: boolean;
   encrypted: boolean;
+  /** True when the payloads of an encrypted profile were decrypted and checked. */
+  decrypted: boolean;
+  /** `ber` for a signature in BER (Apple's tools, openssl -stream). */
+  encoding?: 'der' | 'ber';
 }
 
 /**
@@ -32,7 +45,21 @@ export interface LintResult {
 export async function lintProfile(bytes: Uint8Array, options: LintOptions = {}): Promise<LintResult> {
   const parsed = parseProfile(bytes);
   const now = options.now ?? new Date();
-  const findings = validateProfile(parsed.plist, { now, ...(parsed.xml ? { xml: parsed.xml } : {}) });
+  const top = parsed.plist as Record<string, unknown>;
+  const encrypted = !!top && typeof top === 'object' && 'EncryptedPayloadContent' in top;
+  let subject = parsed;
+  if (encrypted && options.decrypt) subject = parseProfile(Buffer.from(decryptProfile(bytes, options.decrypt.key, options.decrypt.certificate), 'utf8'));
+  const findings = validateProfile(subject.plist, {
+    now,
+    ...(subject.xml ? { xml: subject.xml } : {}),
+    ...(options.target ? { target: options.target } : {}),
+  });
+  for (const d of [...parsed.duplicateKeys, ...(subject !== parsed ? subject.duplicateKeys : [])]) {
+    findings.push({ rule: 'duplicate-key', path: `line ${d.line}`, message: `The key "${d.key}" appears twice in one dictionary; the last value is used, the first is lost`, severity: 'warning' });
+  }
+  if (parsed.signedData?.trailingBytes) {
+    findings.push({ rule: 'trailing-bytes', path: '(signature)', message: `${parsed.signedData.trailingBytes} byte(s) follow the signature; iOS and openssl ignore them`, severity: 'warning' });
+  }
   if (parsed.signedData) {
     const v = await verifySignedData(parsed.signedData, { ca: [], now: () => now });
     for (const r of v.reasons) {
@@ -41,6 +68,15 @@ export async function lintProfile(bytes: Uint8Array, options: LintOptions = {}):
       findings.push({ rule: expiry ? r.code : 'signature', path: '(signature)', message: r.message, severity: expiry ? 'warning' : 'error' });
     }
   }
-  const plist = parsed.plist as Record<string, unknown>;
-  return { findings, format: parsed.format, signed: parsed.signed, encrypted: !!plist && typeof plist === 'object' && 'EncryptedPayloadContent' in plist };
+  const ignore = new Set(options.ignore ?? []);
+  // Decrypted for lint only: the passwords inside were encrypted in the file.
+  if (subject !== parsed) ignore.add('password-unencrypted');
+  return {
+    findings: findings.filter((f) => !ignore.has(f.rule)),
+    format: parsed.format,
+    signed: parsed.signed,
+    encrypted,
+    decrypted: subject !== parsed,
+    ...(parsed.signedData ? { encoding: parsed.signedData.encoding } : {}),
+  };
 }

@@ -22,6 +22,8 @@ export interface ParsedProfile {
   content: Buffer;
   /** The XML text, for XML plists. */
   xml: string | undefined;
+  /** Keys that appear twice in one dictionary of an XML plist (the last value is kept). */
+  duplicateKeys: { key: string; line: number }[];
   /** The parsed SignedData of a signed profile, so that verifying does not parse it again. @internal */
   signedData?: ParsedSignedData;
 }
@@ -29,17 +31,18 @@ export interface ParsedProfile {
 /** At most this many bytes are parsed as a profile. */
 export const MAX_PROFILE_BYTES = 16 * 1024 * 1024;
 
-function parsePlistBytes(bytes: Buffer): { format: PlistFormat; plist: PlistValue; xml: string | undefined } {
+function parsePlistBytes(bytes: Buffer): { format: PlistFormat; plist: PlistValue; xml: string | undefined; duplicateKeys: { key: string; line: number }[] } {
+  const duplicateKeys: { key: string; line: number }[] = [];
   if (bytes.subarray(0, 8).toString('latin1') === 'bplist00') {
     try {
-      return { format: 'binary', plist: parseBinary(new Uint8Array(bytes)) as PlistValue, xml: undefined };
+      return { format: 'binary', plist: parseBinary(new Uint8Array(bytes)) as PlistValue, xml: undefined, duplicateKeys };
     } catch (cause) {
       throw new ProfileParseError(`Not a readable binary property list: ${(cause as Error).message}`, { cause });
     }
   }
   const xml = bytes.toString('utf8');
   try {
-    return { format: 'xml', plist: parsePlistXml(xml), xml };
+    return { format: 'xml', plist: parsePlistXml(xml, { duplicates: duplicateKeys }), xml, duplicateKeys };
   } catch (cause) {
     throw new ProfileParseError(`Not a well-formed property list: ${(cause as Error).message}`, { cause });
   }

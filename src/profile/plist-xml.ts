@@ -43,6 +43,11 @@ export interface ParsePlistOptions {
   maxDepth?: number;
   /** Default: 1,000,000. */
   maxElements?: number;
+  /**
+   * Filled with each dictionary key that appears twice in one dictionary (the last value is
+   * kept, as CoreFoundation and plistlib keep it). Without it, a duplicate key is an error.
+   */
+  duplicates?: { key: string; line: number }[];
 }
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
@@ -218,7 +223,10 @@ export function parsePlistXml(text: string, options: ParsePlistOptions = {}): Pl
           if (openName !== 'key') fail(`expected <key> in <dict>, found <${openName}>`);
           const key = openEmpty ? '' : readText('key');
           if (key === '__proto__') fail('the key "__proto__" is not allowed');
-          if (Object.hasOwn(out, key)) fail(`duplicate key "${key}"`);
+          if (Object.hasOwn(out, key)) {
+            if (!options.duplicates) fail(`duplicate key "${key}"`);
+            else if (options.duplicates.length < 1000) options.duplicates.push({ key, line: line() });
+          }
           skipMisc();
           const valueStart = pos;
           out[key] = value(depth + 1);

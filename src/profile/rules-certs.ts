@@ -56,7 +56,13 @@ export function checkCertificates(payload: Record<string, PlistValue>, path: str
   }
   const content = payload.PayloadContent;
   if (CERT_PAYLOADS.has(type) && content instanceof Uint8Array) {
-    const ders = type === 'com.apple.security.pem' ? certificatesFrom(Buffer.from(content).toString('latin1')) : [Buffer.from(content)];
+    // DER is the documented form of root and pkcs1 payloads; MicroMDM writes PEM there, and devices install it.
+    const text = Buffer.from(content.subarray(0, 64)).toString('latin1').trimStart();
+    const pem = type === 'com.apple.security.pem' || text.startsWith('-----BEGIN');
+    const ders = pem ? certificatesFrom(Buffer.from(content).toString('latin1')) : [Buffer.from(content)];
+    if (pem && type !== 'com.apple.security.pem') {
+      add('pem-in-der-payload', `${path}PayloadContent`, 'PEM where Apple documents DER; iOS installs it (MicroMDM writes it so)', 'info');
+    }
     if (type === 'com.apple.security.pem' && ders.length > 1) {
       add('pem-multiple', `${path}PayloadContent`, 'iOS reads only the first certificate of a PEM payload; use one payload per certificate', 'warning');
     }

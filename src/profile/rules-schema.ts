@@ -5,9 +5,29 @@
  */
 import type { ProfileIssue } from '../errors.js';
 import { isPlistDict, type PlistValue } from './plist-xml.js';
-import { payloadKeys, suggest, topLevelKeys, type KeySchema } from './schema.js';
+import { payloadKeys, payloadType, suggest, topLevelKeys, type KeySchema } from './schema.js';
 
 type Add = (rule: string, path: string, message: string, severity?: ProfileIssue['severity']) => void;
+
+/** The platform a profile is for: from its TargetDeviceType, or given. */
+export type Target = 'ios' | 'macos' | 'other' | 'any';
+
+/** What the schema rules need besides the dictionary. */
+export interface SchemaContext {
+  target: Target;
+}
+
+/** TargetDeviceType (TopLevel): 0 any, 1 iOS/iPadOS, 2 watchOS, 3 HomePod, 4 tvOS, 5 macOS, 6 visionOS. */
+export function targetOf(profile: Record<string, PlistValue>): Target {
+  const t = profile.TargetDeviceType;
+  if (t === 1) return 'ios';
+  if (t === 5) return 'macos';
+  if (typeof t === 'number' && t !== 0) return 'other';
+  return 'any';
+}
+
+/** Not on iOS: a warning for a profile that targets iOS, else worth knowing only. */
+const notOnIosSeverity = (ctx: SchemaContext): ProfileIssue['severity'] => (ctx.target === 'ios' ? 'warning' : 'info');
 
 const isDict = isPlistDict;
 
@@ -17,7 +37,8 @@ function typeOk(schema: KeySchema, v: PlistValue, parent: string): boolean {
       // SCEP's SubjectAltName values may be a string or an array of strings (apple-spec 9b).
       return typeof v === 'string' || (parent === 'SubjectAltName' && Array.isArray(v) && v.every((x) => typeof x === 'string'));
     case 'boolean':
-      return typeof v === 'boolean';
+      // iOS reads booleans as NSNumber: <true/>, <false/>, <integer> and <real> all pass.
+      return typeof v === 'boolean' || typeof v === 'number';
     case 'integer':
       return typeof v === 'number' && Number.isInteger(v);
     case 'real':
@@ -67,7 +88,7 @@ function indexOf(schemas: KeySchema[]): SchemaIndex {
 }
 
 /** Checks `dict` against `schemas`; `path` prefixes each finding ("payload / "). */
-export function checkKeys(dict: Record<string, PlistValue>, schemas: KeySchema[], path: string, add: Add, parent = ''): void {
+export function checkKeys(dict: Record<string, PlistValue>, schemas: KeySchema[], path: string, add: Add, ctx: SchemaContext, parent = ''): void {
   const { any, byKey, required } = indexOf(schemas);
   if (any) {
     for (const key of Object.keys(dict)) {
@@ -95,21 +116,25 @@ export function checkKeys(dict: Record<string, PlistValue>, schemas: KeySchema[]
       add('wrong-type', where, `Must be ${s.type === 'integer' ? 'an integer' : `a ${s.type}`}, not ${describe(value)}`);
       continue;
     }
-    if (s.values && (typeof value === 'string' || typeof value === 'number') && !s.values.includes(value)) {
-      add('value-not-allowed', where, `"${String(value)}" is not one of ${s.values.join(', ')}`);
+    if (value === '' && s.required) {
+      add('empty-required', where, 'Required, and empty: iOS reads an empty string as missing and refuses the payload');
+    }
+    // PayloadVersion has a rule of its own (payload-version), with what iOS accepts.
+    if (s.values && key !== 'PayloadVersion' && value !== '' && (typeof value === 'string' || typeof value === 'number') && !s.values.includes(value)) {
+      add('value-not-allowed', where, `"${String(value)}" is not one of ${s.values.join(', ')}; iOS may ignore the setting or refuse the payload`, 'warning');
     }
     if (typeof value === 'number' && ((s.min !== undefined && value < s.min) || (s.max !== undefined && value > s.max))) {
-      add('value-out-of-range', where, `${value} is outside ${s.min ?? '-∞'}..${s.max ?? '∞'}`);
+      add('value-out-of-range', where, `${value} is outside ${s.min ?? '-∞'}..${s.max ?? '∞'}`, 'warning');
     }
-    if (s.ios === 'n/a') add('not-on-ios', where, 'iOS does not have this key (macOS or other platforms only); it is ignored', 'warning');
+    if (s.ios === 'n/a') add('not-on-ios', where, 'iOS does not have this key (macOS or other platforms only); it is ignored', notOnIosSeverity(ctx));
     if (s.deprecated) add('deprecated-key', where, `Deprecated since iOS ${s.deprecated}`, 'warning');
     if (s.subkeys?.length) {
-      if (s.type === 'dictionary' && isDict(value)) checkKeys(value, s.subkeys, `${where}.`, add, key);
+      if (s.type === 'dictionary' && isDict(value)) checkKeys(value, s.subkeys, `${where}.`, add, ctx, key);
       if (s.type === 'array' && Array.isArray(value)) {
         const item = s.subkeys[0] as KeySchema;
         value.forEach((v, i) => {
           if (!typeOk(item, v, key)) add('wrong-type', `${where}[${i}]`, `Must be a ${item.type}, not ${describe(v)}`);
-          else if (item.type === 'dictionary' && isDict(v) && item.subkeys?.length) checkKeys(v, item.subkeys, `${where}[${i}].`, add, key);
+          else if (item.type === 'dictionary' && isDict(v) && item.subkeys?.length) checkKeys(v, item.subkeys, `${where}[${i}].`, add, ctx, key);
         });
       }
     }
@@ -118,20 +143,23 @@ export function checkKeys(dict: Record<string, PlistValue>, schemas: KeySchema[]
 
 /** Schema rules for the top level (PayloadContent items are checked per payload). */
 let topLevelSchemas: KeySchema[] | undefined;
-export function checkTopLevel(profile: Record<string, PlistValue>, add: Add): void {
+export function checkTopLevel(profile: Record<string, PlistValue>, add: Add, ctx: SchemaContext): void {
   const { PayloadContent: _content, ...rest } = profile;
   topLevelSchemas ??= topLevelKeys().filter((s) => s.key !== 'PayloadContent');
-  checkKeys(rest, topLevelSchemas, '', add);
+  checkKeys(rest, topLevelSchemas, '', add, ctx);
 }
 
 /** Schema rules for one payload; unknown payload types get one warning. */
-export function checkPayload(payload: Record<string, PlistValue>, path: string, add: Add): void {
+export function checkPayload(payload: Record<string, PlistValue>, path: string, add: Add, ctx: SchemaContext): void {
   const type = typeof payload.PayloadType === 'string' ? payload.PayloadType : undefined;
   if (!type) return;
   const schemas = payloadKeys(type);
   if (!schemas) {
-    add('unknown-payload-type', `${path}PayloadType`, `"${type}" is not a payload type this linter knows; its keys are not checked`, 'warning');
+    add('unknown-payload-type', `${path}PayloadType`, `"${type}" is not in Apple's schema; its keys are not checked`, 'warning');
     return;
   }
-  checkKeys(payload, schemas, path, add);
+  if (payloadType(type)?.ios === 'n/a') {
+    add('payload-not-on-ios', `${path}PayloadType`, `${type} is not available on iOS (macOS or other platforms only)`, notOnIosSeverity(ctx));
+  }
+  checkKeys(payload, schemas, path, add, ctx);
 }

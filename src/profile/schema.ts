@@ -4,7 +4,7 @@
  *
  * @module schema
  */
-import { COMMON_PAYLOAD_KEYS, PAYLOAD_KEYS, TOP_LEVEL_KEYS } from './schema.gen.js';
+import { COMMON_PAYLOAD_KEYS, PAYLOAD_TYPES, TOP_LEVEL_KEYS } from './schema.gen.js';
 
 /** One key of a payload, as the schema describes it. */
 export interface KeySchema {
@@ -25,13 +25,25 @@ export interface KeySchema {
   subkeys?: KeySchema[];
 }
 
+/** A payload type of the schema. */
+export interface PayloadTypeSchema {
+  /** iOS version that introduced it; `n/a` when iOS does not have it. */
+  ios: string;
+  keys: KeySchema[];
+}
+
+/** The payload type's entry, or undefined for a type the schema does not have. */
+export function payloadType(type: string): PayloadTypeSchema | undefined {
+  return Object.hasOwn(PAYLOAD_TYPES, type) ? PAYLOAD_TYPES[type] : undefined;
+}
+
 const payloadKeyCache = new Map<string, KeySchema[] | undefined>();
 
 /** Keys of a payload type (common keys included), or undefined for an unknown type. */
 export function payloadKeys(type: string): KeySchema[] | undefined {
   // The same array for the same type: lint runs this for every payload of every profile.
   if (payloadKeyCache.has(type)) return payloadKeyCache.get(type);
-  const own = Object.hasOwn(PAYLOAD_KEYS, type) ? PAYLOAD_KEYS[type] : undefined;
+  const own = payloadType(type)?.keys;
   let keys: KeySchema[] | undefined;
   if (own) {
     const names = new Set(own.map((k) => k.key));

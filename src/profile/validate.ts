@@ -1,39 +1,37 @@
 /**
- * Validation of a profile: the structural rules whose failure makes iOS refuse the whole
- * profile (apple-spec section 15), Apple's schema, and the certificates inside. Findings
- * are a result, not an exception.
+ * Validation of a profile: the rules whose failure makes iOS refuse the profile or a payload,
+ * Apple's schema (every payload type, nested keys included), the references between payloads,
+ * and the certificates inside. Findings are a result, not an exception.
+ *
+ * Severities follow what iOS itself does (../shared/reference/ios-behaviour.md): `error` when
+ * iOS refuses the profile or the payload, `warning` when it installs but does something the
+ * admin probably did not intend, `info` when it is harmless. Profiles we generate are held to a
+ * stricter standard (`strict`): no empty strings, every S/MIME switch written out.
  *
  * @module validate
  */
 import type { ProfileIssue } from '../errors.js';
 import { isPlistDict, parsePlistXml, type PlistValue } from './plist-xml.js';
 import { checkCertificates } from './rules-certs.js';
-import { checkPayload, checkTopLevel } from './rules-schema.js';
+import { checkIosRules, checkProfileService, checkSmimeSwitches } from './rules-ios.js';
+import { checkReferences, IDENTITY_PAYLOADS as IDENTITY_TYPES } from './rules-references.js';
+import { checkPayload, checkTopLevel, targetOf, type Target } from './rules-schema.js';
 
 export type { PlistValue };
+export type { Target };
 /** A plist dictionary. */
 export type PlistDict = { [k: string]: PlistValue };
 
 /** Payload types that yield an identity (certificate + private key) on the device. */
-export const IDENTITY_PAYLOADS = new Set(['com.apple.security.pkcs12', 'com.apple.security.scep', 'com.apple.security.acme']);
-/** Keys whose value is the PayloadUUID of an identity payload in the same profile. */
+export const IDENTITY_PAYLOADS: ReadonlySet<string> = IDENTITY_TYPES;
+/** Keys of mail payloads whose value is the PayloadUUID of an identity payload in the same profile. */
 export const IDENTITY_REFERENCES = ['PayloadCertificateUUID', 'SMIMESigningCertificateUUID', 'SMIMEEncryptionCertificateUUID'];
-
-const SMIME_BOOLEANS_FOR = {
-  SMIMESigningCertificateUUID: ['SMIMESigningEnabled', 'SMIMESigningUserOverrideable', 'SMIMESigningCertificateUUIDUserOverrideable'],
-  SMIMEEncryptionCertificateUUID: [
-    'SMIMEEncryptByDefault',
-    'SMIMEEncryptByDefaultUserOverrideable',
-    'SMIMEEncryptionCertificateUUIDUserOverrideable',
-    'SMIMEEnableEncryptionPerMessageSwitch',
-  ],
-} as const;
 
 const UUID = /^[0-9A-Za-z]{8}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{12}$/;
 
 /** Options of {@link validateProfile}. */
 export interface ValidateOptions {
-  /** The XML text, for the textual rules (dates with fractional seconds). */
+  /** The XML text, for the textual rules (dates with fractional seconds, a `<real>` PayloadVersion). */
   xml?: string;
   /** Default: now. Used for certificate expiry. */
   now?: Date;
@@ -41,6 +39,13 @@ export interface ValidateOptions {
   openPkcs12?: boolean;
   /** Rule ids to leave out. */
   skip?: string[];
+  /**
+   * Hold the profile to the standard of what we generate: an empty string is an error, and
+   * every S/MIME switch must be written out. Default: false (lint judges by what iOS does).
+   */
+  strict?: boolean;
+  /** The platform to judge availability for. Default: the profile's TargetDeviceType (none: any). */
+  target?: Target;
 }
 
 const isDict = isPlistDict;
@@ -60,6 +65,7 @@ export function validateProfile(profile: PlistValue, options: ValidateOptions = 
     if (!skip.has(rule)) issues.push({ rule, path, message, severity });
   };
   const now = options.now ?? new Date();
+  const strict = options.strict === true;
 
   if (options.xml) {
     for (const m of options.xml.matchAll(/<date>([^<]*)<\/date>/g)) {
@@ -67,17 +73,22 @@ export function validateProfile(profile: PlistValue, options: ValidateOptions = 
         add('date-format', 'date', `"${m[1]}" is not YYYY-MM-DDThh:mm:ssZ (iOS rejects fractional seconds and offsets)`);
       }
     }
+    if (/<key>PayloadVersion<\/key>\s*<real>/.test(options.xml)) {
+      add('payload-version', 'PayloadVersion', 'A PayloadVersion written as <real>: iOS needs an <integer> and refuses the payload');
+    }
   }
   if (!isDict(profile)) {
     add('not-a-dictionary', '(top level)', 'A profile must be a dictionary');
     return issues;
   }
+  const ctx = { target: options.target ?? targetOf(profile) };
   // The path to a value is kept as its keys and indexes, and only written out for an empty string.
   const at: (string | number)[] = [];
   const walkEmpty = (v: PlistValue, pre: string): void => {
     if (v === '') {
       const path = at.map((s, i) => (typeof s === 'number' ? `[${s}]` : i ? `.${s}` : s)).join('');
-      add('empty-string', pre + path, 'Empty string: iOS rejects it; leave the key out instead');
+      if (strict) add('empty-string', pre + path, 'Empty string: iOS reads it as absent, and refuses an empty required key; leave the key out instead');
+      else add('empty-string', pre + path, 'Empty string: iOS reads it as absent (harmless unless the key is required)', 'info');
     } else if (Array.isArray(v)) {
       v.forEach((x, i) => {
         at.push(i);
@@ -92,18 +103,29 @@ export function validateProfile(profile: PlistValue, options: ValidateOptions = 
       }
     }
   };
-  checkTopLevel(profile, add);
   for (const k of Object.keys(profile)) {
     if (k === 'PayloadContent') continue;
     at.push(k);
     walkEmpty(profile[k] as PlistValue, '');
     at.pop();
   }
+  // Apple's enrollment profile ("Profile Service", over-the-air enrollment) has a shape of its own.
+  if (profile.PayloadType === 'Profile Service') {
+    checkProfileService(profile, add);
+    return issues;
+  }
+  checkTopLevel(profile, add, ctx);
+  const version = profile.PayloadVersion;
+  if (typeof version === 'number' && version !== 1 && version !== 2) {
+    add('payload-version', 'PayloadVersion', `The profile's PayloadVersion is ${version}; iOS accepts 1 or 2 and refuses anything else`);
+  }
 
   const content = profile.PayloadContent;
   const payloads: PlistDict[] = [];
+  const encrypted = profile.EncryptedPayloadContent !== undefined;
   if (content === undefined) {
-    if (profile.EncryptedPayloadContent === undefined) add('missing-key', 'PayloadContent', 'Required key is missing');
+    if (!encrypted) add('missing-key', 'PayloadContent', 'Required key is missing');
+    else add('encrypted-not-checked', 'EncryptedPayloadContent', 'The payloads are encrypted, so they were not checked; decrypt them to lint them (lint --decrypt-key KEY)', 'info');
   } else if (!Array.isArray(content)) {
     add('wrong-type', 'PayloadContent', 'Must be an array of dictionaries');
   } else {
@@ -115,47 +137,30 @@ export function validateProfile(profile: PlistValue, options: ValidateOptions = 
 
   const uuids = new Map<string, PlistDict>();
   const identifiers = new Set<string>();
-  if (typeof profile.PayloadUUID === 'string') uuids.set(profile.PayloadUUID, profile);
-  if (typeof profile.PayloadIdentifier === 'string') identifiers.add(profile.PayloadIdentifier);
-  const encrypted = profile.EncryptedPayloadContent !== undefined;
   const prefixes = payloads.map(prefix);
   payloads.forEach((p, i) => {
     const pre = prefixes[i] as string;
-    checkPayload(p, pre, add);
+    checkPayload(p, pre, add, ctx);
     walkEmpty(p, pre);
+    checkIosRules(p, pre, add);
     checkCertificates(p, pre, { now, encrypted, ...(options.openPkcs12 === false ? { openPkcs12: false } : {}) }, add);
     if (typeof p.PayloadUUID === 'string') {
-      if (!UUID.test(p.PayloadUUID)) add('uuid-format', `${pre}PayloadUUID`, `"${p.PayloadUUID}" is not a canonical UUID`);
-      if (uuids.has(p.PayloadUUID)) add('duplicate-uuid', `${pre}PayloadUUID`, `"${p.PayloadUUID}" is used twice`);
+      if (!UUID.test(p.PayloadUUID)) add('uuid-format', `${pre}PayloadUUID`, `"${p.PayloadUUID}" is not a canonical UUID (iOS takes any string)`, 'info');
+      if (uuids.has(p.PayloadUUID)) add('duplicate-uuid', `${pre}PayloadUUID`, `"${p.PayloadUUID}" is the PayloadUUID of another payload: iOS refuses the profile (1007)`);
+      else if (p.PayloadUUID === profile.PayloadUUID) add('duplicate-uuid', `${pre}PayloadUUID`, `"${p.PayloadUUID}" is the profile's own PayloadUUID; give the payload its own`, 'warning');
       uuids.set(p.PayloadUUID, p);
     }
+    // A payload may reuse the profile's own identifier (cPanel does, and iOS installs it); two payloads may not.
     if (typeof p.PayloadIdentifier === 'string') {
-      if (identifiers.has(p.PayloadIdentifier)) add('duplicate-identifier', `${pre}PayloadIdentifier`, `"${p.PayloadIdentifier}" is used twice`);
+      if (identifiers.has(p.PayloadIdentifier)) add('duplicate-identifier', `${pre}PayloadIdentifier`, `"${p.PayloadIdentifier}" is the PayloadIdentifier of another payload: iOS refuses the profile (1008)`);
       identifiers.add(p.PayloadIdentifier);
     }
   });
 
   payloads.forEach((p, i) => {
     const pre = prefixes[i] as string;
-    for (const key of IDENTITY_REFERENCES) {
-      const ref = p[key];
-      if (typeof ref !== 'string') continue;
-      const target = uuids.get(ref);
-      if (!target || target === profile) {
-        add('uuid-reference', `${pre}${key}`, `"${ref}" is not the PayloadUUID of any payload in this profile`);
-      } else if (!IDENTITY_PAYLOADS.has(String(target.PayloadType))) {
-        add('uuid-reference', `${pre}${key}`, `"${ref}" points to a ${String(target.PayloadType)} payload, which has no private key`);
-      }
-    }
-    for (const [ref, keys] of Object.entries(SMIME_BOOLEANS_FOR)) {
-      if (p[ref] === undefined) continue;
-      for (const k of keys) {
-        if (p[k] === undefined) add('smime-implicit', `${pre}${k}`, 'Not set: iOS switches it on when the certificate UUID is present; write it explicitly', 'warning');
-      }
-    }
-    if (p.PayloadType === 'com.apple.eas.account' && (typeof p.Host !== 'string' || !p.Host)) {
-      add('eas-host', `${pre}Host`, 'Exchange needs a Host: iOS refuses the account without one');
-    }
+    checkReferences(p, pre, uuids, add);
+    checkSmimeSwitches(p, pre, strict, add);
   });
   return issues;
 }

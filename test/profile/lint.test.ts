@@ -20,29 +20,38 @@ const allBools =
   '<key>SMIMESigningEnabled</key><true/><key>SMIMESigningUserOverrideable</key><false/><key>SMIMESigningCertificateUUIDUserOverrideable</key><false/>';
 
 // One small bad profile per rule: [rule, severity, path, xml]
-const table: [string, 'error' | 'warning', string, string][] = [
+const table: [string, 'error' | 'warning' | 'info', string, string][] = [
   ['wrong-type', 'error', 'p1 / SSL', profile([eas('<key>SSL</key><string>true</string>')])],
-  ['empty-string', 'error', 'p1 / UserName', profile([eas('<key>UserName</key><string></string>')])],
+  ['empty-string', 'info', 'p1 / UserName', profile([eas('<key>UserName</key><string></string>')])],
+  ['empty-required', 'error', 'com.apple.security.root / PayloadIdentifier', profile([payload('com.apple.security.root', 2, `<key>PayloadContent</key><data>${b64(alice.certificate)}</data>`).replace('<string>p2</string>', '<string></string>')])],
   ['missing-key', 'error', 'p1 / PayloadContent', profile([payload('com.apple.security.root', 1)])],
   ['eas-host', 'error', 'p1 / Host', profile([payload('com.apple.eas.account', 1)])],
   ['date-format', 'error', 'date', profile([eas('')], '<key>RemovalDate</key><date>2027-01-01T00:00:00.000Z</date>')],
   ['duplicate-uuid', 'error', 'p2 / PayloadUUID', profile([eas(''), payload('com.apple.security.root', 1, `<key>PayloadContent</key><data>${b64(alice.certificate)}</data>`).replace('p1', 'p2')])],
   ['duplicate-identifier', 'error', 'p1 / PayloadIdentifier', profile([eas(''), payload('com.apple.security.root', 2, `<key>PayloadContent</key><data>${b64(alice.certificate)}</data>`).replace('p2', 'p1')])],
-  ['uuid-reference', 'error', 'p1 / SMIMESigningCertificateUUID', profile([eas(`<key>SMIMESigningCertificateUUID</key><string>${U(5)}</string>${allBools}`)])],
-  ['uuid-reference', 'error', 'p1 / PayloadCertificateUUID', profile([eas(`<key>PayloadCertificateUUID</key><string>${U(2)}</string>`), payload('com.apple.security.root', 2, `<key>PayloadContent</key><data>${b64(alice.certificate)}</data>`)])],
+  ['uuid-reference', 'warning', 'p1 / SMIMESigningCertificateUUID', profile([eas(`<key>SMIMESigningCertificateUUID</key><string>${U(5)}</string>${allBools}`)])],
+  ['uuid-reference', 'error', 'p1 / SMIMESigningCertificateUUID', profile([payload('com.apple.mail.managed', 1, `<key>EmailAccountType</key><string>EmailTypeIMAP</string><key>SMIMESigningCertificateUUID</key><string>${U(5)}</string>`)])],
+  ['uuid-reference-kind', 'error', 'p1 / PayloadCertificateUUID', profile([eas(`<key>PayloadCertificateUUID</key><string>${U(2)}</string>`), payload('com.apple.security.root', 2, `<key>PayloadContent</key><data>${b64(alice.certificate)}</data>`)])],
   ['pkcs12-password', 'error', 'p2 / PayloadContent', profile([payload('com.apple.security.pkcs12', 2, `<key>Password</key><string>not-it</string><key>PayloadContent</key><data>${p12('right')}</data>`)])],
-  ['value-not-allowed', 'error', 'p1 / MailNumberOfPastDaysToSync', profile([eas('<key>MailNumberOfPastDaysToSync</key><integer>5</integer>')])],
+  ['value-not-allowed', 'warning', 'p1 / MailNumberOfPastDaysToSync', profile([eas('<key>MailNumberOfPastDaysToSync</key><integer>5</integer>')])],
   ['unknown-key', 'warning', 'p1 / SMIMESigningEnable', profile([eas('<key>SMIMESigningEnable</key><true/>')])],
   ['deprecated-key', 'warning', 'p1 / SMIMEEnablePerMessageSwitch', profile([eas('<key>SMIMEEnablePerMessageSwitch</key><true/>')])],
   ['smime-implicit', 'warning', 'p1 / SMIMEEncryptByDefault', profile([eas(`<key>SMIMEEncryptionCertificateUUID</key><string>${U(2)}</string>`), payload('com.apple.security.pkcs12', 2, `<key>Password</key><string>pw</string><key>PayloadContent</key><data>${p12('pw')}</data>`)])],
   ['password-unencrypted', 'warning', 'p1 / Password', profile([eas('<key>Password</key><string>hunter2</string>')])],
-  ['not-on-ios', 'warning', 'p2 / KeyIsExtractable', profile([payload('com.apple.security.pkcs12', 2, `<key>KeyIsExtractable</key><false/><key>PayloadContent</key><data>AAAA</data>`)])],
+  ['not-on-ios', 'info', 'p2 / KeyIsExtractable', profile([payload('com.apple.security.pkcs12', 2, `<key>KeyIsExtractable</key><false/><key>PayloadContent</key><data>AAAA</data>`)])],
+  ['not-on-ios', 'warning', 'p2 / KeyIsExtractable', profile([payload('com.apple.security.pkcs12', 2, `<key>KeyIsExtractable</key><false/><key>PayloadContent</key><data>AAAA</data>`)], '<key>TargetDeviceType</key><integer>1</integer>')],
+  ['payload-version', 'error', 'p1 / PayloadVersion', profile([payload('com.example.custom', 1).replace('<integer>1</integer>', '<integer>2</integer>')])],
+  ['payload-version', 'error', 'PayloadVersion', profile([payload('com.example.custom', 1).replace('<integer>1</integer>', '<real>1</real>')])],
+  ['missing-key', 'error', 'p1 / PayloadVersion', profile([payload('com.example.custom', 1).replace('<key>PayloadVersion</key><integer>1</integer>', '')])],
+  ['eas-nothing-enabled', 'error', 'p1 / EnableMail', profile([eas('<key>EnableMail</key><false/><key>EnableContacts</key><false/><key>EnableCalendars</key><false/><key>EnableReminders</key><false/><key>EnableNotes</key><false/>')])],
+  ['scep-keysize', 'error', 'p1 / PayloadContent.Keysize', profile([payload('com.apple.security.scep', 1, '<key>PayloadContent</key><dict><key>URL</key><string>https://scep.example.com/scep</string></dict>')])],
+  ['wrong-type', 'error', 'p1 / SSL', profile([eas('<key>SSL</key><data>AAAA</data>')])],
   ['certificate-invalid', 'error', 'p2 / PayloadContent', profile([payload('com.apple.security.root', 2, '<key>PayloadContent</key><data>AAAA</data>')])],
   ['malformed', 'error', '(document)', '<plist><dict><key>a</dict>'],
 ];
 
 for (const [rule, severity, path, xml] of table) {
-  test(`rule ${rule} at ${path}`, async (t) => {
+  test(`rule ${rule} (${severity}) at ${path}${xml.includes("mail.managed") ? " (IMAP)" : xml.includes("TargetDeviceType") ? " (targets iOS)" : xml.includes("<real>") ? " (real)" : xml.includes("<data>AAAA</data></dict></array>") && rule === "wrong-type" ? " (data)" : ""}`, async (t) => {
     if (rule === 'malformed') {
       await t.throwsAsync(lintProfile(Buffer.from(xml)), { code: 'ERR_PROFILE_PARSE' });
       return;
@@ -94,9 +103,7 @@ test('an Apple Configurator-style export reads the same as XML, binary and signe
     'certificate-invalid com.apple.security.root.7F2E4C1A-0B9D-4E36-8A51-C2D3E4F50617 / PayloadContent',
     'deprecated-key com.apple.eas.account.1C3D7A2E-57F0-4B4B-9D5C-3A8E1F2B6C01 / SMIMEEnablePerMessageSwitch',
     'deprecated-key com.apple.eas.account.1C3D7A2E-57F0-4B4B-9D5C-3A8E1F2B6C01 / SMIMEEnabled',
-    'smime-implicit com.apple.eas.account.1C3D7A2E-57F0-4B4B-9D5C-3A8E1F2B6C01 / SMIMESigningCertificateUUIDUserOverrideable',
-    'smime-implicit com.apple.eas.account.1C3D7A2E-57F0-4B4B-9D5C-3A8E1F2B6C01 / SMIMESigningUserOverrideable',
-    'uuid-reference com.apple.eas.account.1C3D7A2E-57F0-4B4B-9D5C-3A8E1F2B6C01 / SMIMESigningCertificateUUID',
+    'uuid-reference-kind com.apple.eas.account.1C3D7A2E-57F0-4B4B-9D5C-3A8E1F2B6C01 / SMIMESigningCertificateUUID',
   ]);
   const b = await lintProfile(binary, { now: FIXTURE_NOW });
   t.is(b.format, 'binary');
@@ -109,7 +116,7 @@ test('an Apple Configurator-style export reads the same as XML, binary and signe
 test('lint CLI: exit 0 clean, 3 with errors (or warnings under --strict), 1 for a file that is not a profile; --json is only JSON', (t) => {
   const dir = tmp(t);
   writeFileSync(join(dir, 'bad.xml'), table[0]![3]);
-  writeFileSync(join(dir, 'warn.xml'), table[11]![3]);
+  writeFileSync(join(dir, 'warn.xml'), table.find((r) => r[0] === 'unknown-key')![3]);
   writeFileSync(join(dir, 'junk.bin'), 'hello');
   t.is(cli(['lint', 'warn.xml'], { cwd: dir }).status, 0);
   t.is(cli(['lint', 'warn.xml', '--strict'], { cwd: dir }).status, 3);

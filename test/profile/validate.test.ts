@@ -14,7 +14,7 @@ const smimeBools =
 
 const cases: [string, string, string, string][] = [
   ['uuid reference to nothing', profile(payload('com.apple.eas.account', 1, `<key>Host</key><string>h</string><key>SMIMESigningCertificateUUID</key><string>${U(7)}</string>${smimeBools}`)), 'uuid-reference', 'p1 / SMIMESigningCertificateUUID'],
-  ['uuid reference to a root payload', profile(payload('com.apple.security.root', 2), payload('com.apple.eas.account', 1, `<key>Host</key><string>h</string><key>SMIMESigningCertificateUUID</key><string>${U(2)}</string>${smimeBools}`)), 'uuid-reference', 'p1 / SMIMESigningCertificateUUID'],
+  ['uuid reference to a root payload', profile(payload('com.apple.security.root', 2), payload('com.apple.eas.account', 1, `<key>Host</key><string>h</string><key>SMIMESigningCertificateUUID</key><string>${U(2)}</string>${smimeBools}`)), 'uuid-reference-kind', 'p1 / SMIMESigningCertificateUUID'],
   ['empty string', profile(payload('com.apple.eas.account', 1, '<key>Host</key><string>h</string><key>UserName</key><string></string>')), 'empty-string', 'p1 / UserName'],
   ['exchange without host', profile(payload('com.apple.eas.account', 1)), 'eas-host', 'p1 / Host'],
   ['date with milliseconds', profile(payload('com.apple.security.root', 1, '<key>X</key><date>2026-01-01T00:00:00.000Z</date>')), 'date-format', 'date'],

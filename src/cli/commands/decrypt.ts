@@ -1,9 +1,7 @@
-import { createPrivateKey, type KeyObject } from 'node:crypto';
 import type { Argv, CommandModule } from 'yargs';
 import { certificatesFrom } from '../../certs/pem.js';
-import { InputInvalid } from '../../errors.js';
 import { decryptProfile } from '../../profile/decrypt.js';
-import { readInputFile, readSecretFile } from '../files.js';
+import { readInputFile, readPrivateKeyFile } from '../files.js';
 import type { Context } from '../options.js';
 import { note, writeArtifact } from '../output.js';
 
@@ -28,17 +26,7 @@ export function decryptCommand(ctx: Context): CommandModule<object, Args> {
         .option('out', { alias: 'o', type: 'string', default: '-', describe: 'output file (- for stdout)' })
         .example('$0 decrypt alice.mobileconfig --key device.key --cert device.pem -o plain.mobileconfig', 'see what was encrypted') as unknown as Argv<Args>,
     handler: async (args) => {
-      const keyBytes = await readInputFile(ctx.io, args.key, 'key', 1024 * 1024);
-      const password = args.passwordFile ? await readSecretFile(ctx.io, args.passwordFile, 'password') : undefined;
-      let key: KeyObject;
-      try {
-        const text = keyBytes.toString('latin1');
-        key = text.includes('-----BEGIN')
-          ? createPrivateKey(password !== undefined ? { key: text, passphrase: password } : text)
-          : createPrivateKey({ key: keyBytes, format: 'der', type: 'pkcs8' });
-      } catch {
-        throw new InputInvalid('key', `"${args.key}" is not a private key, or its password is wrong or missing`);
-      }
+      const key = await readPrivateKeyFile(ctx.io, args.key, 'key', args.passwordFile);
       const cert = args.cert ? certificatesFrom(await readInputFile(ctx.io, args.cert, 'cert', 1024 * 1024))[0] : undefined;
       const xml = decryptProfile(await readInputFile(ctx.io, args.file, 'profile'), key, cert);
       const where = await writeArtifact(ctx.io, args.out, Buffer.from(xml, 'utf8'), false, 0o600);

@@ -33,7 +33,7 @@ export function signCommand(ctx: Context): CommandModule<object, Args> {
       const parsed = parseProfile(bytes);
       if (parsed.signed) warn(ctx.io, `${args.file} is already signed; its content is signed again`);
       const issues = validateProfile(parsed.plist, { ...(parsed.xml ? { xml: parsed.xml } : {}) });
-      for (const i of issues) warn(ctx.io, `${i.severity === 'error' ? 'INVALID ' : ''}${i.path}: ${i.message} [${i.rule}]`);
+      for (const i of issues.filter((x) => x.severity !== 'info')) warn(ctx.io, `${i.severity === 'error' ? 'INVALID ' : ''}${i.path}: ${i.message} [${i.rule}]`);
       if (issues.some((i) => i.severity === 'error')) {
         if (!args.allowInvalid) throw new ProfileInvalid(issues);
         warn(ctx.io, 'signing a profile with errors because of --allow-invalid: iOS will refuse it');

@@ -20,6 +20,8 @@ function printHuman(io: Context['io'], r: VerifyResult): void {
     ...(r.signer ? [`signer valid: ${r.signer.notBefore.toISOString()} to ${r.signer.notAfter.toISOString()}`] : []),
     `chain: ${r.chain.map((c) => `"${c.subject}"`).join(' <- ') || '(none)'} (trust: ${r.trustSource === 'given' ? 'given CA' : 'public roots'})`,
     ...r.reasons.map((x) => `reason: ${x.message} [${x.code}]`),
+    ...(r.encoding === 'ber' ? ['encoding: BER (as Apple Configurator and openssl -stream write it)'] : []),
+    ...r.warnings.map((x) => `warning: ${x.message} [${x.code}]`),
   ];
   io.stdout.write(lines.join('\n') + '\n');
 }
