@@ -6,7 +6,8 @@
  */
 import fc from 'fast-check';
 import { createHash, createPublicKey } from 'node:crypto';
-import { children, nul, octets, oid, parseDer, seq, tlv } from '../../src/asn1/der.js';
+import { children, DerError, nul, octets, oid, parseDer, seq, tlv } from '../../src/asn1/der.js';
+import { berToDer } from '../../src/asn1/ber.js';
 import { buildOcspResponse, certIdMatcher, OcspMalformed, parseOcspRequest } from '../../src/pki/ocsp.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -244,6 +245,28 @@ export const properties = {
       parseDer(der);
     },
     save: (c, input) => (input.random ? Buffer.from(input.random) : mutate(c.ocsp, input.m)),
+  } satisfies Property<{ random: Uint8Array | null; m: Mutation }>,
+
+  /** BER reading: mutated and random bytes end in DER or a DerError; DER comes back byte for byte; the DER written parses as DER. */
+  ber: {
+    name: 'ber',
+    arbitrary: () => fc.record({ random: fc.option(fc.uint8Array({ maxLength: 512 }), { freq: 4 }), m: mutation }),
+    check: async (c, input) => {
+      const same = berToDer(c.signed);
+      if (same.converted || !same.der.equals(c.signed)) throw new Error('berToDer changed DER input');
+      const bytes = input.random ? Buffer.from(input.random) : mutate(c.signed, input.m);
+      let out;
+      try {
+        out = berToDer(bytes);
+      } catch (err) {
+        if (err instanceof DerError) return;
+        throw new Error(`berToDer threw ${(err as Error)?.name}: ${(err as Error)?.message}`);
+      }
+      parseDer(out.der);
+      // Converting again changes nothing: the output is DER.
+      if (berToDer(out.der).converted) throw new Error('berToDer output is not DER');
+    },
+    save: (c, input) => (input.random ? Buffer.from(input.random) : mutate(c.signed, input.m)),
   } satisfies Property<{ random: Uint8Array | null; m: Mutation }>,
 
   /** Import of mutated PKCS#12, PEM and DER. */

@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { toPem } from '../../src/certs/pem.js';
 import { toPkcs12 } from '../../src/certs/pkcs12.js';
 import { lintProfile } from '../../src/profile/lint.js';
+import { LINT_RULES } from '../../src/profile/rules.js';
 import { fixture, FIXTURE_NOW } from '../helpers/fixture-store.js';
 import { cli, need, openssl, pythonBytes, ROOT, tmp } from '../helpers/tools.js';
 
@@ -239,4 +240,37 @@ test('an encrypted profile says its payloads were not checked; --decrypt-key dec
   t.is(opened.status, 3, opened.stdout + opened.stderr);
   t.regex(opened.stdout, /error: com\.example\.com\.apple\.applicationaccess\.13 \/ allowCamera: Must be a boolean, not a string \[wrong-type\]/);
   t.notRegex(opened.stdout, /encrypted-not-checked/);
+});
+
+test('the README documents every lint rule with the severity it is reported with', (t) => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  for (const [id, rule] of Object.entries(LINT_RULES)) {
+    t.regex(readme, new RegExp(`^\\| \`${id}\` \\| ${rule.severity} \\| .+ \\|$`, 'm'), id);
+  }
+});
+
+test('a blank S/MIME certificate UUID means "no identity": an info about the empty string, no reference finding', async (t) => {
+  if (!need(t, 'python3')) return;
+  const eas = base('com.apple.eas.account', 4, { Host: 'mail.example.com', SMIMESigningCertificateUUID: '', SMIMESigningEnabled: false });
+  const r = await lintProfile(plistlib(top([eas])), { now: FIXTURE_NOW });
+  t.deepEqual(r.findings.map((f) => `${f.rule} ${f.severity} ${f.path}`), ['empty-string info com.example.com.apple.eas.account.4 / SMIMESigningCertificateUUID']);
+});
+
+test('decrypt and inspect read an encrypted profile that openssl signed in BER', async (t) => {
+  if (!need(t, 'python3') || !need(t, 'openssl')) return;
+  const dir = tmp(t);
+  t.is(openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'device.key'), '-out', join(dir, 'device.pem'), '-subj', '/CN=device', '-days', '30']).status, 0);
+  writeFileSync(join(dir, 'inner.plist'), plistlib([restrictions()]));
+  const env = openssl(['cms', '-encrypt', '-binary', '-outform', 'DER', '-aes-256-cbc', '-stream', '-in', join(dir, 'inner.plist'), join(dir, 'device.pem')]);
+  t.is(env.stdout[1], 0x80, 'the EnvelopedData is BER too');
+  const { PayloadContent: _none, ...outer } = top([]);
+  writeFileSync(join(dir, 'enc.xml'), plistlib({ ...outer, EncryptedPayloadContent: data(env.stdout) }));
+  writeFileSync(join(dir, 'signer.pem'), toPem(signer.certificate));
+  writeFileSync(join(dir, 'signer.key'), signer.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  t.is(openssl(['cms', '-sign', '-stream', '-nodetach', '-binary', '-outform', 'DER', '-in', join(dir, 'enc.xml'), '-signer', join(dir, 'signer.pem'), '-inkey', join(dir, 'signer.key'), '-out', join(dir, 'enc.p7m')]).status, 0);
+  const plain = cli(['decrypt', 'enc.p7m', '--key', 'device.key', '--cert', 'device.pem'], { cwd: dir });
+  t.is(plain.status, 0, plain.stderr);
+  t.regex(plain.stdout, /<key>allowCamera<\/key>\s*<false\/>/);
+  const inspected = cli(['inspect', 'enc.p7m', '--json'], { cwd: dir });
+  t.is(inspected.status, 0, inspected.stderr);
 });
