@@ -168,7 +168,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
       const tmp = join(resolve(path, '..'), `.tmp-${randomBytes(6).toString('hex')}`);
       const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
       passwords = { handle, tmp, path };
-      await handle.writeFile('email,payloadIdentifier,serial,purpose,password\n');
+      await handle.writeFile('email,fileName,payloadIdentifier,serial,purpose,password\n');
     }
 
     const init: WorkerInit = {
@@ -216,7 +216,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
       else progress.unchanged++;
       if (r.hash) manifest[r.email.toLowerCase()] = r.hash;
       if (passwords && r.passwords?.length) {
-        const lines = r.passwords.map((p) => [r.email, p.payloadIdentifier, p.serial, p.purpose, p.password].map(csvField).join(',')).join('\n') + '\n';
+        const lines = r.passwords.map((p) => [r.email, p.fileName, p.payloadIdentifier, p.serial, p.purpose, p.password].map(csvField).join(',')).join('\n') + '\n';
         const handle = passwords.handle;
         writes = writes.then(() => handle.appendFile(lines));
       }

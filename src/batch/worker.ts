@@ -55,7 +55,7 @@ export interface WorkerResult {
   status: 'generated' | 'unchanged' | 'failed';
   file?: string;
   hash?: string;
-  passwords?: { payloadIdentifier: string; serial: string; purpose: string; password: string }[];
+  passwords?: { payloadIdentifier: string; fileName: string; serial: string; purpose: string; password: string }[];
   error?: { code: string; message: string };
 }
 

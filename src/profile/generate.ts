@@ -65,9 +65,25 @@ export interface GenerateProfileOptions {
 /** One PKCS#12 password, for delivery apart from the profile. */
 export interface Pkcs12Password {
   payloadIdentifier: string;
+  /** The PayloadCertificateFileName: iOS names the identity by it when it asks for the password. */
+  fileName: string;
   serial: string;
   purpose: CertificateRecord['purpose'];
   password: string;
+}
+
+/**
+ * The PayloadCertificateFileName of each identity, as the iPhone shows it when it asks for
+ * a password: `Alice Example (signing).p12`, `Alice Example (encryption, 2025-03).p12`; a serial
+ * prefix tells apart two of one month.
+ */
+export function identityFileNames(records: { record: CertificateRecord; role: 'signing' | 'encryption' }[], fallbackName: string): string[] {
+  const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f/\\:]+/g, '-').trim() || 'user';
+  const base = records.map(({ record, role }) => `${clean(record.name ?? fallbackName)} (${role}${role === 'encryption' ? `, ${record.notBefore.slice(0, 7)}` : ''}`);
+  return base.map((b, i) => {
+    const twin = base.some((x, j) => j !== i && x === b);
+    return `${b}${twin ? `, ${records[i]!.record.serial.slice(0, 6)}` : ''}).p12`;
+  });
 }
 
 /** What {@link generateProfile} returns: the profile file and what went into it. */
@@ -221,18 +237,22 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
     const friendlyName = `${email} ${record.purpose}`;
     return { password, pkcs12: toPkcs12(identity.certificate, identity.privateKey, { password, friendlyName, random }) };
   };
+  const order = [...(user?.signing ? [{ record: user.signing, role: 'signing' as const }] : []), ...(user?.history ?? []).map((record) => ({ record, role: 'encryption' as const }))];
+  const names = identityFileNames(order, user?.name ?? email);
+  const fileNameOf = (record: CertificateRecord, role: 'signing' | 'encryption') => names[order.findIndex((o) => o.record === record && o.role === role)] ?? `${local}-${role}.p12`;
   const identityPayload = async (record: CertificateRecord, role: 'signing' | 'encryption') => {
     const { password, pkcs12 } =
       options.pkcs12Cache && store.cachedPkcs12
         ? await store.cachedPkcs12(record.serial, (identity) => build(identity, record))
         : build(await store.getIdentity(record.serial), record);
     const payloadIdentifier = `${identifier}.${role}.${record.serial}`;
-    passwords.push({ payloadIdentifier, serial: record.serial, purpose: record.purpose, password });
+    const fileName = fileNameOf(record, role);
+    passwords.push({ payloadIdentifier, fileName, serial: record.serial, purpose: record.purpose, password });
     return {
       identifier: payloadIdentifier,
       uuid: stableUuid(identifier, role, record.fingerprint),
       displayName: `S/MIME ${role} ${email} (until ${record.notAfter.slice(0, 10)})`,
-      fileName: `${local}-${role}-${record.serial.slice(0, 8)}.p12`,
+      fileName,
       content: pkcs12,
       password: embed ? password : undefined,
       serial: record.serial,

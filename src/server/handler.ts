@@ -1,8 +1,14 @@
 /**
  * A node:http request handler that serves profiles behind one-time links:
- * `GET /p/TOKEN` shows a page, `GET /p/TOKEN/install` returns the freshly generated, signed
- * profile and uses the link up. Anything else is 404. Usable with http, https, or any
- * framework that passes IncomingMessage/ServerResponse.
+ * ```
+ * GET  /p/TOKEN          the page: step 1 the trust profile, step 2 the account profile
+ * GET  /p/TOKEN/trust    the trust profile (the store's root and issuing CAs); never uses the link up
+ * POST /p/TOKEN/install  the freshly generated, signed account profile; uses the link up
+ * ```
+ * Only the POST of the page's form uses a link: mail security gateways and link scanners
+ * fetch every URL in a message with HEAD and GET before the user clicks, and such fetches
+ * must not spend it. Anything else is 404 (or 405). Usable with http, https, or any framework
+ * that passes IncomingMessage/ServerResponse.
  *
  * @module handler
  */
@@ -13,6 +19,7 @@ import { generateProfile } from '../profile/generate.js';
 import { loadTemplate, type Template } from '../profile/template.js';
 import type { CertificateStore } from '../store/store.js';
 import { profileFileName } from '../batch/names.js';
+import { clientAddress, TrustedProxies } from './client.js';
 import type { LinkBook } from './links.js';
 import { installPage, messagePage } from './page.js';
 
@@ -24,8 +31,25 @@ export interface ProfileHandlerOptions {
   data?: Record<string, unknown>;
   /** Default: the store's profile signer. */
   signer?: Signer;
-  /** Requests per minute per client address. Default: 60. */
+  /** Requests per minute per client address, of any kind: a bound on floods. Default: 600. */
   rateLimit?: number;
+  /**
+   * Unknown links a client may try in 10 minutes before every link request from it gets 429
+   * (guessing tokens is the attack; successful installs are not counted). Default: 20.
+   */
+  guessLimit?: number;
+  /** Proxies (addresses or CIDR ranges) whose X-Forwarded-For / Forwarded headers are believed. Default: none. */
+  trustProxy?: string[];
+  /**
+   * Show the trust-profile step (install the store's root first, so the account profile shows
+   * "Verified"). Default: true. Leave it out when the signer chains to a root devices already trust.
+   */
+  trustStep?: boolean;
+  /**
+   * Tell the user to switch on full TLS trust for the root, with this reason shown (only when
+   * the profile's own servers use TLS certificates from this CA). Default: no such step.
+   */
+  tlsTrustReason?: string;
   /** One line per request, without tokens. */
   log?: (line: string) => void;
   /** Default: `() => new Date()`. */
@@ -42,16 +66,21 @@ const PAYLOAD_NAMES: Record<string, string> = {
   'com.apple.mail.managed': 'your mail account',
 };
 
-const TOKEN_PATH = /^\/p\/([A-Za-z0-9_-]{22})(\/install)?$/;
+const TOKEN_PATH = /^\/p\/([A-Za-z0-9_-]{22})(\/install|\/trust)?$/;
+const GUESS_WINDOW_MS = 10 * 60_000;
 
 /** Creates the handler. */
 export function createProfileHandler(options: ProfileHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const template = typeof options.template === 'string' ? loadTemplate(options.template) : options.template;
-  const limit = options.rateLimit ?? 60;
-  const buckets = new Map<string, { count: number; reset: number }>();
+  const limit = options.rateLimit ?? 600;
+  const guessLimit = options.guessLimit ?? 20;
+  const trusted = new TrustedProxies(options.trustProxy ?? []);
+  const requests = new Map<string, { count: number; reset: number }>();
+  const guesses = new Map<string, { count: number; reset: number }>();
   const signer = options.signer ? Promise.resolve(options.signer) : options.store.profileSigner();
   signer.catch(() => {});
   const payloadNames = (template.meta.payloads ?? []).map((p) => (Object.hasOwn(PAYLOAD_NAMES, p) ? PAYLOAD_NAMES[p] : undefined) ?? p);
+  let trustProfile: { bytes: Uint8Array; made: number } | undefined;
 
   const send = (res: ServerResponse, status: number, body: string | Uint8Array, type = 'text/html; charset=utf-8', extra: Record<string, string> = {}) => {
     res.writeHead(status, {
@@ -59,24 +88,69 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
       'Cache-Control': 'no-store',
       'X-Content-Type-Options': 'nosniff',
       'Referrer-Policy': 'no-referrer',
-      'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'",
+      'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
       ...extra,
     });
-    res.end(body);
+    res.end(res.req.method === 'HEAD' ? undefined : body);
+  };
+  const count = (map: Map<string, { count: number; reset: number }>, key: string, windowMs: number, t: number) => {
+    const b = map.get(key);
+    if (!b || b.reset < t) {
+      map.set(key, { count: 1, reset: t + windowMs });
+      if (map.size > 10_000) for (const [k, v] of map) if (v.reset < t) map.delete(k);
+      return 1;
+    }
+    return ++b.count;
+  };
+  const retryPage = (res: ServerResponse, until: number, t: number) => {
+    const minutes = Math.max(1, Math.ceil((until - t) / 60_000));
+    send(res, 429, messagePage('Please wait a little', `Too many requests came from your network. Try the link again in ${minutes} minute${minutes === 1 ? '' : 's'}.`), undefined, { 'Retry-After': String(Math.ceil((until - t) / 1000)) });
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, path: string) => {
+  /** The trust profile (root and issuing CAs), made once a minute at most: it is the same for everyone. */
+  const trust = async (): Promise<Uint8Array> => {
+    const t = Date.now();
+    if (trustProfile && t - trustProfile.made < 60_000) return trustProfile.bytes;
+    const p = await generateProfile({ store: options.store, template: 'root-ca', data: {}, signer: await signer, ...(options.now ? { now: options.now } : {}) });
+    trustProfile = { bytes: p.bytes, made: t };
+    return p.bytes;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse, path: string, client: string) => {
+    const method = req.method ?? 'GET';
     const m = TOKEN_PATH.exec(path);
-    if (!m || (req.method !== 'GET' && req.method !== 'HEAD')) return send(res, 404, messagePage('Not found', 'There is nothing here.'));
+    if (!m) return send(res, 404, messagePage('Not found', 'There is nothing here.'));
     const token = m[1] as string;
+    const step = m[2];
+    const post = method === 'POST';
+    if (!post && method !== 'GET' && method !== 'HEAD') return send(res, 405, messagePage('Not allowed', 'Open the link in Safari.'), undefined, { Allow: step === '/install' ? 'GET, HEAD, POST' : 'GET, HEAD' });
+    if (post && step !== '/install') return send(res, 405, messagePage('Not allowed', 'Open the link in Safari.'), undefined, { Allow: 'GET, HEAD' });
     const found = await options.links.peek(token);
-    if (!found) return send(res, 404, messagePage('Link not found', 'This link is not valid. Ask your administrator for a new one.'));
+    if (!found) {
+      count(guesses, client, GUESS_WINDOW_MS, Date.now());
+      return send(res, 404, messagePage('Link not found', 'This link is not valid. Ask your administrator for a new one.'));
+    }
     if (found.state !== 'valid') {
       return send(res, 410, messagePage('Link no longer valid', found.state === 'expired' ? 'This link has expired. Ask your administrator for a new one.' : 'This link has been used already. Ask your administrator for a new one.'));
     }
-    if (!m[2]) {
-      return send(res, 200, installPage({ organization: options.store.organization, user: found.link.user, payloads: payloadNames, installHref: `/p/${token}/install`, expires: found.link.expires }));
+    if (step === '/trust') {
+      const slug = options.store.organization.replace(/[^A-Za-z0-9.-]+/g, '-').replace(/^-+|-+$/g, '') || 'organization';
+      return send(res, 200, await trust(), 'application/x-apple-aspen-config', { 'Content-Disposition': `attachment; filename="${slug}-trust.mobileconfig"` });
     }
+    if (!post) {
+      return send(res, 200, installPage({
+        organization: options.store.organization,
+        user: found.link.user,
+        payloads: payloadNames,
+        installAction: `/p/${token}/install`,
+        ...(options.trustStep === false ? {} : { trustHref: `/p/${token}/trust` }),
+        ...(options.tlsTrustReason ? { tlsTrustReason: options.tlsTrustReason } : {}),
+        expires: found.link.expires,
+        usesLeft: found.link.usesLeft,
+      }));
+    }
+    // A form POST: only a user's tap on the page makes one. Its body (if any) is not needed.
+    req.resume();
     const profile = await generateProfile({ store: options.store, template, user: found.link.user, data: options.data ?? {}, signer: await signer, ...(options.now ? { now: options.now } : {}) });
     const spent = await options.links.consume(token);
     if (!('user' in spent)) return send(res, 410, messagePage('Link no longer valid', 'This link has been used already.'));
@@ -85,20 +159,21 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
 
   return (req, res) => {
     const started = Date.now();
-    const ip = req.socket.remoteAddress ?? '?';
+    const client = clientAddress(req, trusted);
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     const logged = path.replace(/^\/p\/[^/]+/, '/p/<token>');
-    res.on('finish', () => options.log?.(`${ip} ${req.method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
-    const now = Date.now();
-    const b = buckets.get(ip);
-    if (!b || b.reset < now) buckets.set(ip, { count: 1, reset: now + 60_000 });
-    else if (++b.count > limit) return send(res, 429, messagePage('Too many requests', 'Try again in a minute.'), undefined, { 'Retry-After': '60' });
-    if (buckets.size > 10_000) for (const [k, v] of buckets) if (v.reset < now) buckets.delete(k);
-    if (req.headers['content-length'] && req.headers['content-length'] !== '0') return send(res, 413, messagePage('Too large', 'Requests carry no body.'));
-    handle(req, res, path).catch((err: unknown) => {
-      options.log?.(`${ip} ${req.method} ${logged} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}`);
-      if (!res.headersSent) send(res, isProfilesmithError(err) ? 404 : 500, messagePage('Cannot make the profile', 'Ask your administrator.'));
+    res.on('finish', () => options.log?.(`${client} ${req.method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
+    const t = Date.now();
+    if (count(requests, client, 60_000, t) > limit) return retryPage(res, requests.get(client)!.reset, t);
+    const g = guesses.get(client);
+    // Past the guess limit every link request from the client waits: answering valid ones would tell guesses apart.
+    if (g && g.reset >= t && g.count >= guessLimit && path.startsWith('/p/')) return retryPage(res, g.reset, t);
+    const length = Number(req.headers['content-length'] ?? 0);
+    if (length > 4096 || (req.headers['transfer-encoding'] && req.method !== 'POST')) return send(res, 413, messagePage('Too large', 'Requests carry no body.'));
+    handle(req, res, path, client).catch((err: unknown) => {
+      options.log?.(`${client} ${req.method} ${logged} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}`);
+      if (!res.headersSent) send(res, isProfilesmithError(err) ? 503 : 500, messagePage('Cannot make the profile', 'Ask your administrator.'));
       else res.destroy();
     });
   };

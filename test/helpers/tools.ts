@@ -40,6 +40,8 @@ export function cli(
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env },
     input: options.input ?? '',
     encoding: 'utf8',
+    // A command that should exit but serves instead fails its test rather than hanging the suite.
+    timeout: 120_000,
   });
 }
 

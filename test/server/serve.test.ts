@@ -20,17 +20,20 @@ function serve(t: import('ava').ExecutionContext, storeDir: string, extra: strin
   return startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--tls-from-store', '--port', '0', ...extra], env);
 }
 
-function get(url: string, ca: string): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+function get(url: string, ca: string, method = 'GET', headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    request(url, { ca, agent: false }, (res) => {
+    request(url, { ca, agent: false, method, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
     })
       .on('error', reject)
-      .end();
+      .end(method === 'POST' ? '' : undefined);
   });
 }
+
+/** What tapping Install does: the page's form, posted. */
+const install = (url: string, ca: string, headers: Record<string, string> = {}) => get(`${url}/install`, ca, 'POST', { 'content-type': 'application/x-www-form-urlencoded', ...headers });
 
 async function setup(t: import('ava').ExecutionContext, extra: string[] = []) {
   const dir = tmp(t);
@@ -42,7 +45,7 @@ async function setup(t: import('ava').ExecutionContext, extra: string[] = []) {
   return { dir, storeDir, store, ca, server, link };
 }
 
-test('a link shows a page, then the signed profile once; then 410; other paths 404; the log holds no token', async (t) => {
+test('a link shows a page; HEAD, GET and the trust profile never use it up; the form POST returns the signed profile once; then 410', async (t) => {
   const { ca, server, link, store } = await setup(t);
   const url = link();
   const token = url.split('/p/')[1]!;
@@ -50,35 +53,48 @@ test('a link shows a page, then the signed profile once; then 410; other paths 4
   t.is(page.status, 200);
   const html = page.body.toString();
   t.regex(html, /Example Corp: mail settings for alice@example\.com/);
-  t.true(html.includes(`href="/p/${token}/install"`));
+  t.true(html.includes(`<form method="post" action="/p/${token}/install">`));
+  t.true(html.includes(`href="/p/${token}/trust"`));
+  t.regex(html, /Step 1: trust Example Corp/);
   t.regex(html, /Profile Downloaded/);
+  t.regex(html, /VPN &amp; Device Management/, 'how to remove it');
+  t.notRegex(html, /Certificate Trust Settings/, 'no TLS trust step unless asked for');
   t.regex(html, /<li>the certificate authority \(root\)<\/li><li>intermediate certificates<\/li><li>your S\/MIME identities \(signing and encryption\)<\/li><li>your Exchange mail account<\/li>/);
   t.notRegex(html, /https?:\/\/(?!www\.w3)/, 'no external assets');
-  const dl = await get(`${url}/install`, ca);
+  // What a mail scanner does: HEAD and GET of every URL, OPTIONS; none of it spends the link.
+  for (const [path, method] of [['', 'HEAD'], ['/install', 'GET'], ['/install', 'HEAD'], ['/install', 'OPTIONS'], ['/trust', 'GET'], ['/trust', 'HEAD'], ['', 'GET']] as const) {
+    const r = await get(`${url}${path}`, ca, method);
+    t.true([200, 405].includes(r.status), `${method} ${path}: ${r.status}`);
+  }
+  const trust = await get(`${url}/trust`, ca);
+  t.is(trust.headers['content-type'], 'application/x-apple-aspen-config');
+  t.true((await verifyProfile(trust.body, { ca: (await store.trustChain()).roots })).valid);
+  const dl = await install(url, ca);
   t.is(dl.status, 200);
   t.is(dl.headers['content-type'], 'application/x-apple-aspen-config');
   t.is(dl.headers['content-disposition'], 'attachment; filename="alice@example.com.mobileconfig"');
   const v = await verifyProfile(dl.body, { ca: (await store.trustChain()).roots });
   t.true(v.valid, JSON.stringify(v.reasons));
-  t.is((await get(`${url}/install`, ca)).status, 410);
+  t.is((await install(url, ca)).status, 410);
   t.is((await get(url, ca)).status, 410);
+  t.is((await get(`${url}/trust`, ca)).status, 410);
   t.is((await get(`${server.base}/p/AAAAAAAAAAAAAAAAAAAAAA`, ca)).status, 404);
   t.is((await get(`${server.base}/../../store/store.json`, ca)).status, 404);
   t.is((await get(`${server.base}/`, ca)).status, 404);
   t.false(server.log().includes(token), 'the access log never holds the token');
-  t.regex(server.log(), /GET \/p\/<token>\/install 200/);
+  t.regex(server.log(), /POST \/p\/<token>\/install 200/);
 });
 
 test('100 downloads at once all succeed and verify; SIGTERM finishes the requests in flight and exits', async (t) => {
-  const { ca, server, link, store } = await setup(t, ['--rate-limit', '1000']);
+  const { ca, server, link, store } = await setup(t);
   const url = link(100);
-  const results = await Promise.all(Array.from({ length: 100 }, () => get(`${url}/install`, ca)));
+  const results = await Promise.all(Array.from({ length: 100 }, () => install(url, ca)));
   t.deepEqual([...new Set(results.map((r) => r.status))], [200]);
   const roots = (await store.trustChain()).roots;
   for (const r of results) t.true((await verifyProfile(r.body, { ca: roots })).valid);
-  t.is((await get(`${url}/install`, ca)).status, 410, 'the 101st is refused');
+  t.is((await install(url, ca)).status, 410, 'the 101st is refused');
   const last = link();
-  const inFlight = get(`${last}/install`, ca);
+  const inFlight = install(last, ca);
   await new Promise((r) => setTimeout(r, 20));
   server.proc.kill('SIGTERM');
   t.is((await inFlight).status, 200);
@@ -92,21 +108,55 @@ test('per-address rate limit answers 429', async (t) => {
   t.deepEqual(statuses, [404, 404, 404, 429, 429]);
 });
 
-test('the page works in headless Chromium: the Install link and the steps are there', async (t) => {
-  const chromium = ['chromium', 'chromium-browser'].find((c) => spawnSync(c, ['--version']).status === 0);
-  if (!chromium) {
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((c) => spawnSync(c, ['--version']).status === 0);
+
+test('headless Chromium follows the trust step, then the account step; the account profile verifies in openssl; a crawler of every href and form action leaves the link usable', async (t) => {
+  if (!CHROMIUM) {
     t.log('SKIPPED: Chromium is not installed (Debian package chromium; .ci/run installs it)');
     t.pass();
     return;
   }
-  const { server, link, dir } = await setup(t);
+  const { server, link, dir, ca } = await setup(t);
+  writeFileSync(join(dir, 'root.pem'), ca);
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  t.teardown(() => browser.close());
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true });
+  const page = await context.newPage();
   const url = link();
-  const r = spawnSync(chromium, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${join(dir, 'chrome')}`, '--ignore-certificate-errors', '--dump-dom', url], { encoding: 'utf8', timeout: 60_000 });
-  t.is(r.status, 0, r.stderr);
-  t.regex(r.stdout, /<a class="install" id="install" href="\/p\/[A-Za-z0-9_-]{22}\/install">Install profile<\/a>/);
-  t.regex(r.stdout, /Certificate Trust Settings/);
-  await new Promise((resolve) => setTimeout(resolve, 300)); // spawnSync held our event loop; let the log arrive
-  t.regex(server.log(), /GET \/p\/<token> 200/);
+  await page.goto(url);
+  t.regex(await page.textContent('h1') ?? '', /Example Corp: mail settings for alice@example\.com/);
+  const order: string[] = [];
+  for (const [id, file] of [['#trust', 'trust.mobileconfig'], ['#install', 'account.mobileconfig']] as const) {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click(id)]);
+    await download.saveAs(join(dir, file));
+    order.push(file);
+  }
+  t.deepEqual(order, ['trust.mobileconfig', 'account.mobileconfig']);
+  for (const f of ['trust.mobileconfig', 'account.mobileconfig']) {
+    const r = spawnSync('openssl', ['cms', '-verify', '-inform', 'DER', '-in', join(dir, f), '-CAfile', join(dir, 'root.pem'), '-out', join(dir, `${f}.xml`)], { encoding: 'utf8' });
+    t.is(r.status, 0, `${f}: ${r.stderr}`);
+  }
+  const { readFileSync } = await import('node:fs');
+  t.regex(readFileSync(join(dir, 'trust.mobileconfig.xml'), 'utf8'), /com\.apple\.security\.root/);
+  t.notRegex(readFileSync(join(dir, 'trust.mobileconfig.xml'), 'utf8'), /com\.apple\.security\.pkcs12/, 'the trust profile holds no identity');
+  t.regex(readFileSync(join(dir, 'account.mobileconfig.xml'), 'utf8'), /com\.apple\.eas\.account/);
+  t.is((await get(url, ca)).status, 410, 'the account step used the link');
+
+  // A link scanner: every href and form action of the page, with HEAD and GET.
+  const second = link();
+  const html = (await get(second, ca)).body.toString();
+  const targets = [...html.matchAll(/(?:href|action)="([^"]+)"/g)].map((m) => new URL(m[1]!, second).href);
+  t.true(targets.length >= 2, targets.join(' '));
+  for (const target of targets) for (const method of ['HEAD', 'GET']) await get(target, ca, method);
+  const after = await install(second, ca);
+  t.is(after.status, 200, 'the link still works after the crawler');
+  await new Promise((resolve) => setTimeout(resolve, 300)); // let the log lines arrive
+  t.regex(server.log(), /GET \/p\/<token>\/trust 200/);
 });
 
 test('serve with a given --tls-cert and --tls-key; a missing half of the pair is a usage error', async (t) => {
@@ -125,7 +175,7 @@ test('serve with a given --tls-cert and --tls-key; a missing half of the pair is
   t.is(half.stderr.trim(), 'error: --tls-cert and --tls-key go together');
   const { base } = await startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=m.example.com', '--port', '0', '--tls-cert', join(dir, 'tls.pem'), '--tls-key', join(dir, 'tls.key')], env);
   const url = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', base], { env }).stdout.trim();
-  const dl = await get(`${url}/install`, toPem(cert));
+  const dl = await install(url, toPem(cert));
   t.is(dl.status, 200);
   t.true((await verifyProfile(dl.body, { ca: (await store.trustChain()).roots })).valid);
 });
@@ -146,4 +196,89 @@ test('serve mounts the PKI routes: the CRL and CA certificates over its HTTPS, O
   const r = spawnSync('openssl', ['ocsp', '-issuer', join(dir, 'chain.pem'), '-serial', `0x${serial}`, '-url', `${server.base}/ocsp`, '-CAfile', join(dir, 'root.pem'), '-verify_other', join(dir, 'chain.pem')], { encoding: 'utf8' });
   t.regex(r.stderr, /Response verify OK/, r.stdout + r.stderr);
   t.regex(r.stdout, /: good/);
+});
+
+test('serve with a missing template variable exits 1 before listening, naming the variable; --listen and --public-url are separate', async (t) => {
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  await aliceStore(storeDir);
+  const missing = cli(['serve', '--store', storeDir, '--template', 'exchange-smime', '--tls-from-store', '--listen', '127.0.0.1:0'], { env });
+  t.is(missing.status, 1);
+  t.regex(missing.stderr, /^error: .*exchange\.host/m);
+  t.is(missing.stdout, '', 'it never listened');
+  t.notRegex(missing.stderr, /This is a bug|\n\s+at /);
+  const anywhere = cli(['serve', '--store', storeDir, '--template', 'root-ca', '--http', '--listen', '0.0.0.0:0'], { env });
+  t.is(anywhere.status, 2);
+  t.regex(anywhere.stderr, /needs --public-url/);
+
+  const server = await startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--tls-from-store', '--listen', '127.0.0.1:0', '--public-url', 'https://profiles.example.com'], env);
+  t.is(server.base, 'https://profiles.example.com');
+  const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(server.log())?.[1] ?? (await new Promise((r) => setTimeout(r, 300)).then(() => /listening on 127\.0\.0\.1:(\d+)/.exec(server.log())?.[1])));
+  t.true(port > 0, server.log());
+  const { connect } = await import('node:tls');
+  const cert = await new Promise<import('node:tls').PeerCertificate>((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, servername: 'profiles.example.com', rejectUnauthorized: false }, () => {
+      resolve(s.getPeerCertificate());
+      s.end();
+    });
+    s.on('error', reject);
+  });
+  t.is(cert.subject.CN, 'profiles.example.com');
+  t.is(cert.subjectaltname, 'DNS:profiles.example.com');
+  const url = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', server.base], { env }).stdout.trim();
+  t.regex(url, /^https:\/\/profiles\.example\.com\/p\/[A-Za-z0-9_-]{22}$/);
+});
+
+test('link create refuses a user whose profile cannot be made now, with the reason', async (t) => {
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  await aliceStore(storeDir);
+  const nobody = cli(['link', 'create', '--store', storeDir, '--user', 'nobody@example.com'], { env });
+  t.is(nobody.status, 1);
+  t.regex(nobody.stderr, /^error: "nobody@example\.com" holds no certificate in this store/);
+  const noVar = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--template', 'exchange-smime'], { env });
+  t.is(noVar.status, 1);
+  t.regex(noVar.stderr, /exchange\.host/);
+  const ok = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com'], { env });
+  t.is(ok.status, 0, ok.stderr);
+  t.is(JSON.parse(cli(['link', 'list', '--store', storeDir, '--json'], { env }).stdout).length, 1, 'only the good one was made');
+});
+
+test('100 installs of 100 links at once from one address, default settings: each once, then 410', async (t) => {
+  const { ca, server, storeDir } = await setup(t);
+  const { LinkBook } = await import('../../src/server/links.js');
+  const book = new LinkBook(storeDir);
+  const urls: string[] = [];
+  for (let i = 0; i < 100; i++) urls.push(`${server.base}/p/${(await book.create('alice@example.com')).token}`);
+  const first = await Promise.all(urls.map((u) => install(u, ca)));
+  t.deepEqual([...new Set(first.map((r) => r.status))], [200]);
+  const again = await Promise.all(urls.map((u) => install(u, ca)));
+  t.deepEqual([...new Set(again.map((r) => r.status))], [410]);
+});
+
+test('behind a proxy named by --trust-proxy, wrong guesses from one client are limited while other clients are not; without it, X-Forwarded-For is ignored', async (t) => {
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  await aliceStore(storeDir);
+  const server = await startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--http', '--listen', '127.0.0.1:0', '--trust-proxy', '127.0.0.1', '--guess-limit', '5'], env);
+  const link = () => cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', server.base], { env }).stdout.trim();
+  const from = (ip: string, path: string, method = 'GET') => fetch(`${server.base}${path}`, { method, headers: { 'x-forwarded-for': `${ip}, 127.0.0.1` } });
+  const guesses = [];
+  for (let i = 0; i < 7; i++) guesses.push((await from('203.0.113.5', `/p/${'A'.repeat(21)}${i}`)).status);
+  t.deepEqual(guesses, [404, 404, 404, 404, 404, 429, 429]);
+  const good = new URL(link()).pathname;
+  const blocked = await from('203.0.113.5', good);
+  t.is(blocked.status, 429, 'the guesser waits, even for a real link');
+  t.regex(blocked.headers.get('retry-after') ?? '', /^\d+$/);
+  t.regex(await blocked.text(), /Try the link again in \d+ minutes?/);
+  t.is((await from('198.51.100.7', good)).status, 200, 'another client behind the same proxy is not limited');
+  t.is((await from('198.51.100.7', `${good}/install`, 'POST')).status, 200);
+  const log = server.log();
+  t.regex(log, /203\.0\.113\.5 GET \/p\/<token> 404/);
+
+  // A server that trusts no proxy takes the socket's address: the header cannot dodge the limit.
+  const plain = await startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--http', '--listen', '127.0.0.1:0', '--guess-limit', '3'], env);
+  const codes = [];
+  for (let i = 0; i < 5; i++) codes.push((await fetch(`${plain.base}/p/${'B'.repeat(21)}${i}`, { headers: { 'x-forwarded-for': `10.0.0.${i}` } })).status);
+  t.deepEqual(codes, [404, 404, 404, 429, 429]);
 });

@@ -91,7 +91,7 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
         warn(ctx.io, `${issue.severity === 'error' ? 'INVALID ' : ''}${issue.path}: ${issue.message} [${issue.rule}]`);
       }
       if (args.passwordsOut) {
-        const csv = ['payloadIdentifier,serial,purpose,password', ...profile.passwords.map((p) => [p.payloadIdentifier, p.serial, p.purpose, p.password].map(csvField).join(','))];
+        const csv = ['fileName,payloadIdentifier,serial,purpose,password', ...profile.passwords.map((p) => [p.fileName, p.payloadIdentifier, p.serial, p.purpose, p.password].map(csvField).join(','))];
         await writeArtifact(ctx.io, args.passwordsOut, Buffer.from(csv.join('\n') + '\n'), false, 0o600);
       }
       const where = await writeArtifact(ctx.io, args.out ?? `${profile.identifier}.mobileconfig`, profile.bytes, profile.signed, 0o600);

@@ -1,11 +1,19 @@
 import type { Argv, CommandModule } from 'yargs';
 import { LinkBook, linkState } from '../../server/links.js';
 import { parseDuration } from '../../util/duration.js';
-import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { openStoreFromArgs, parseSets, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { InputInvalid } from '../../errors.js';
+import { generateProfile } from '../../profile/generate.js';
+import { applySetValues, loadTemplate } from '../../profile/template.js';
+import { statusOf } from '../../store/store.js';
+import { readDataFile } from '../files.js';
 import { note, printJson, printTable } from '../output.js';
 
 interface CreateArgs extends StoreArgs {
   user: string;
+  template?: string;
+  set?: string[];
+  data?: string;
   ttl: string;
   uses: number;
   baseUrl: string;
@@ -27,12 +35,26 @@ export function linkCommand(ctx: Context): CommandModule<object, object> {
               .option('ttl', { type: 'string', default: '24h', describe: 'how long it lives (24h, 7d)' })
               .option('uses', { type: 'number', default: 1, describe: 'how many downloads it allows' })
               .option('base-url', { type: 'string', default: 'https://localhost:8443', describe: 'the address of profilesmith serve' })
+              .option('template', { type: 'string', describe: "serve's template: the profile is made now (without signing), and the link refused if it cannot be" })
+              .option('set', { type: 'string', array: true, describe: 'template variable key=value, as serve has them' })
+              .option('data', { type: 'string', describe: 'JSON file of template variables, as serve has them' })
               .option('json', { type: 'boolean', describe: 'print JSON' })
-              .example('$0 link create --store ./store --user alice@example.com --base-url https://profiles.example.com', 'a link for Alice') as unknown as Argv<CreateArgs>,
+              .example('$0 link create --store ./store --user alice@example.com --base-url https://profiles.example.com', 'a link for Alice')
+              .example('$0 link create --store ./store --user alice@example.com --base-url https://profiles.example.com --template exchange-smime --set exchange.host=mail.example.com', 'the same, after checking that her profile can be made') as unknown as Argv<CreateArgs>,
           handler: async (args) => {
-            const store = await openStoreFromArgs(args, ctx.io, false);
-            const users = await store.listCertificates({ user: args.user });
-            if (!users.length) note(ctx.io, `warning: no certificates for "${args.user}" yet; the link fails until there are`);
+            const store = await openStoreFromArgs(args, ctx.io, !!args.template);
+            const now = new Date();
+            const held = await store.listCertificates({ user: args.user });
+            if (!held.some((r) => statusOf(r, now) === 'valid')) {
+              throw new InputInvalid('user', held.length ? `"${args.user}" holds no valid certificate now (${held.map((r) => `${r.purpose} ${statusOf(r, now)}`).join(', ')}), so no profile can be made` : `"${args.user}" holds no certificate in this store, so no profile can be made; issue one with \`profilesmith cert issue\``);
+            }
+            if (args.template) {
+              const template = loadTemplate(args.template);
+              const data = args.data ? await readDataFile(ctx.io, args.data) : {};
+              applySetValues(template, data, parseSets(args.set));
+              // The profile the link will serve, made now without signing: a missing variable or certificate shows here.
+              await generateProfile({ store, template, user: args.user, data, sign: false });
+            }
             const { token, link } = await new LinkBook(store.dir).create(args.user, { ttlMs: parseDuration(args.ttl, 'ttl'), uses: args.uses });
             const url = `${args.baseUrl.replace(/\/+$/, '')}/p/${token}`;
             if (args.json) printJson(ctx.io, { url, id: link.id, user: link.user, expires: link.expires, uses: link.usesLeft });

@@ -3,8 +3,8 @@ import { isIP } from 'node:net';
 import type { Argv, CommandModule } from 'yargs';
 import { createPkiHandler } from '../../pki/handler.js';
 import { parseDuration } from '../../util/duration.js';
-import { InputInvalid } from '../../errors.js';
 import { UsageError } from '../errors.js';
+import { listen, parseListen } from '../listen.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, serveUntilTerminated } from '../output.js';
 
@@ -12,15 +12,6 @@ interface ServeArgs extends StoreArgs {
   listen: string;
   rateLimit: number;
   crlValidity: string;
-}
-
-/** HOST:PORT, [IPv6]:PORT or :PORT (all addresses). */
-export function parseListen(text: string): { host: string | undefined; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new UsageError(`--listen takes HOST:PORT (127.0.0.1:8080, [::1]:8080, :8080), got "${text}"`);
-  const host = m[1] ?? m[2];
-  return { host: host || undefined, port };
 }
 
 function serve(ctx: Context): CommandModule<object, ServeArgs> {
@@ -50,18 +41,7 @@ function serve(ctx: Context): CommandModule<object, ServeArgs> {
           res.end('Not found\n');
         }
       });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', (err: NodeJS.ErrnoException) => {
-          const where = `${host ?? '*'}:${port}`;
-          if (err.code === 'EADDRINUSE') reject(new InputInvalid('listen', `Cannot listen on ${where}: the port is in use`));
-          else if (err.code === 'EACCES') reject(new InputInvalid('listen', `Cannot listen on ${where}: permission denied (ports below 1024 need privileges)`));
-          else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') reject(new InputInvalid('listen', `Cannot listen on ${where}: no such local address`));
-          else reject(err);
-        });
-        server.listen(port, host, () => resolve());
-      });
-      const address = server.address();
-      const bound = typeof address === 'object' && address ? address : { address: host ?? '0.0.0.0', port };
+      const bound = await listen(server, host, port);
       const shown = bound.address === '::' || bound.address === '0.0.0.0' ? 'localhost' : bound.address;
       const base = `http://${isIP(shown) === 6 ? `[${shown}]` : shown}:${bound.port}`;
       ctx.io.stdout.write(base + '\n');

@@ -7,28 +7,60 @@ import { generateKeyPair } from '../../certs/keys.js';
 import { toPem } from '../../certs/pem.js';
 import { createCertificate, EKU } from '../../certs/x509.js';
 import { createProfileHandler } from '../../server/handler.js';
+import { LinkBook } from '../../server/links.js';
 import { createPkiHandler } from '../../pki/handler.js';
 import { validity } from '../../certs/issue.js';
 import { publicationFor } from '../../certs/publication.js';
-import { LinkBook } from '../../server/links.js';
+import { generateProfile } from '../../profile/generate.js';
 import { applySetValues, loadTemplate } from '../../profile/template.js';
+import { statusOf } from '../../store/store.js';
 import { UsageError } from '../errors.js';
+import { isProfilesmithError } from '../../errors.js';
 import { readDataFile, readInputFile } from '../files.js';
+import { listen, parseListen } from '../listen.js';
 import { openStoreFromArgs, parseSets, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, serveUntilTerminated, warn } from '../output.js';
 import { signerFromArgs, signerOptions, type SignerArgs } from '../signer.js';
+import { signerTrust } from '../../cms/trust.js';
+
+/** Errors that belong to one user (not to the template or the server): reported at start, not fatal. */
+const USER_ERRORS = new Set(['ERR_STORE_ENTRY_NOT_FOUND', 'ERR_CERT_INVALID', 'ERR_INPUT_INVALID']);
 
 interface Args extends StoreArgs, SignerArgs {
   template: string;
   set?: string[];
   data?: string;
-  host: string;
-  port: number;
+  listen?: string;
+  publicUrl?: string;
+  host?: string;
+  port?: number;
   tlsCert?: string;
   tlsKey?: string;
   tlsFromStore?: boolean;
   http?: boolean;
   rateLimit: number;
+  guessLimit: number;
+  trustProxy?: string[];
+  tlsTrustStep?: string;
+  sample: number;
+}
+
+/** The public URL: given, or made from the listening address (which must then be a real one). */
+function publicUrlOf(args: Args, host: string | undefined, port: number): URL {
+  const scheme = args.http ? 'http' : 'https';
+  if (args.publicUrl) {
+    let url: URL;
+    try {
+      url = new URL(args.publicUrl);
+    } catch {
+      throw new UsageError(`--public-url takes a URL like https://profiles.example.com, got "${args.publicUrl}"`);
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError(`--public-url must be https:// (or http://), got "${args.publicUrl}"`);
+    if (url.search || url.hash || url.username) throw new UsageError('--public-url must be a plain base URL, without query, fragment or credentials');
+    return url;
+  }
+  if (!host || host === '0.0.0.0' || host === '::') throw new UsageError(`Listening on all addresses needs --public-url: the address devices reach (https://profiles.example.com)`);
+  return new URL(`${scheme}://${isIP(host) === 6 ? `[${host}]` : host}:${port}`);
 }
 
 export function serveCommand(ctx: Context): CommandModule<object, Args> {
@@ -40,72 +72,123 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
         .option('template', { type: 'string', demandOption: true, describe: 'template for the profiles' })
         .option('set', { type: 'string', array: true, describe: 'template variable key=value (not for secrets)' })
         .option('data', { type: 'string', describe: 'JSON file of template variables' })
-        .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
-        .option('port', { type: 'number', default: 8443, describe: 'port (0 picks a free one)' })
+        .option('listen', { type: 'string', describe: 'HOST:PORT of the socket (default 127.0.0.1:8443; port 0 picks a free one)' })
+        .option('public-url', { type: 'string', describe: 'the address devices reach, for links, the TLS certificate and the page (default: from --listen)' })
+        .option('host', { type: 'string', hidden: true, describe: 'the listening address (use --listen)' })
+        .option('port', { type: 'number', hidden: true, describe: 'the listening port (use --listen)' })
         .option('tls-cert', { type: 'string', describe: 'TLS certificate (PEM)' })
         .option('tls-key', { type: 'string', describe: 'TLS key (PEM)' })
-        .option('tls-from-store', { type: 'boolean', describe: "issue a TLS certificate for --host from the store's CA (kept in memory)" })
+        .option('tls-from-store', { type: 'boolean', describe: "issue a TLS certificate for the public URL's host from the store's CA (kept in memory)" })
         .option('http', { type: 'boolean', describe: 'plain HTTP, only behind a TLS reverse proxy' })
-        .option('rate-limit', { type: 'number', default: 60, describe: 'requests per minute per client address' })
-        .example('$0 serve --store ./store --template exchange-smime --set exchange.host=mail.example.com --tls-from-store --host profiles.example.com', 'serve profiles over HTTPS') as unknown as Argv<Args>,
+        .option('trust-proxy', { type: 'string', array: true, describe: 'a reverse proxy (address or CIDR) whose X-Forwarded-For / Forwarded is believed (repeatable)' })
+        .option('rate-limit', { type: 'number', default: 600, describe: 'requests per minute per client, of any kind (a flood bound)' })
+        .option('guess-limit', { type: 'number', default: 20, describe: 'unknown links a client may try in 10 minutes before it must wait' })
+        .option('tls-trust-step', { type: 'string', describe: "tell users to switch on full TLS trust for the root, giving this reason (only if the profile's servers use this CA's TLS certificates)" })
+        .option('sample', { type: 'number', default: 3, describe: 'users whose profiles are made before listening, to find template or store problems at start' })
+        .example('$0 serve --store ./store --template exchange-smime --set exchange.host=mail.example.com --tls-from-store --listen 0.0.0.0:8443 --public-url https://profiles.example.com:8443', 'serve profiles over HTTPS') as unknown as Argv<Args>,
     handler: async (args) => {
       const tlsModes = [args.tlsCert || args.tlsKey ? 1 : 0, args.tlsFromStore ? 1 : 0, args.http ? 1 : 0].reduce((a, b) => a + b, 0);
       if (tlsModes !== 1) throw new UsageError('Choose one of --tls-cert with --tls-key, --tls-from-store, or --http');
       if ((args.tlsCert && !args.tlsKey) || (args.tlsKey && !args.tlsCert)) throw new UsageError('--tls-cert and --tls-key go together');
+      if (args.listen && (args.host !== undefined || args.port !== undefined)) throw new UsageError('--listen replaces --host and --port; give one or the other');
+      const at = args.listen ? parseListen(args.listen) : { host: args.host ?? '127.0.0.1', port: args.port ?? 8443 };
+      for (const [name, v] of [['rate-limit', args.rateLimit], ['guess-limit', args.guessLimit], ['sample', args.sample]] as const) {
+        if (!Number.isInteger(v) || v < (name === 'sample' ? 0 : 1)) throw new UsageError(`--${name} takes a whole number, got "${v}"`);
+      }
+      if (!args.publicUrl && (!at.host || at.host === '0.0.0.0' || at.host === '::')) {
+        throw new UsageError('Listening on all addresses needs --public-url: the address devices reach (https://profiles.example.com)');
+      }
+      if (args.publicUrl) publicUrlOf(args, at.host, at.port);
       const template = loadTemplate(args.template);
       const data = args.data ? await readDataFile(ctx.io, args.data) : {};
       applySetValues(template, data, parseSets(args.set));
       const store = await openStoreFromArgs(args, ctx.io, true);
-      const signer = await signerFromArgs(args, ctx.io);
-      const log = (l: string) => ctx.io.stderr.write(l + '\n');
-      const profiles = createProfileHandler({ store, ...(signer ? { signer } : {}), links: new LinkBook(store.dir), template, data, rateLimit: args.rateLimit, log });
-      // The PKI routes (CRLs, CA certificates, OCSP) ride along, as `pki serve` answers them.
-      const pki = createPkiHandler({ store, log });
-      const handler = (req: IncomingMessage, res: ServerResponse) => {
-        if (!pki(req, res)) profiles(req, res);
-      };
-      const limits = { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 8192, keepAliveTimeout: 5_000 };
-      let server: Server;
-      if (args.http) {
-        warn(ctx.io, 'serving plain HTTP: put a TLS reverse proxy in front; profiles carry identities');
-        server = createHttpServer(limits, handler);
-      } else if (args.tlsFromStore) {
-        const pair = await generateKeyPair('rsa-2048');
-        const issuer = await store.issuerIdentity();
-        const window = validity(new Date(), 397, new Date(new X509Certificate(issuer.certificate).validTo));
-        const publication = publicationFor(store.pkiUrl, (await store.caCertificates()).filter((c) => c.ca !== 'root').at(-1)?.ca ?? 1);
-        const cert = await createCertificate({
-          subject: [['CN', args.host]],
-          issuerCertificate: issuer.certificate,
-          notBefore: window.notBefore,
-          notAfter: window.notAfter,
-          ...(publication ? { publication } : {}),
-          publicKey: pair.publicKey,
-          signingKey: issuer.privateKey,
-          keyUsage: ['digitalSignature', 'keyEncipherment'],
-          extendedKeyUsage: [EKU.serverAuth],
-          ...(isIP(args.host) ? { ipAddresses: [args.host] } : { dnsNames: [args.host] }),
+      const hsm = await signerFromArgs(args, ctx.io);
+      const signer = hsm ?? (await store.profileSigner());
+      try {
+        // Fail at start, not per request: make the profiles of a few users now, as an install would.
+        const now = new Date();
+        // A template or data problem stops the server; a user who cannot have a profile (no encryption
+        // certificate yet, say) is reported and the next one tried, so one user does not keep everyone waiting.
+        const users = [...new Set((await store.listCertificates()).filter((r) => statusOf(r, now) === 'valid').map((r) => r.user.toLowerCase()))];
+        let made = 0;
+        for (const user of users) {
+          if (made >= args.sample) break;
+          try {
+            await generateProfile({ store, template, user, data, signer });
+            made++;
+          } catch (err) {
+            if (!isProfilesmithError(err) || !USER_ERRORS.has(err.code)) throw err;
+            warn(ctx.io, `${user} cannot have a profile now: ${err.message}`);
+          }
+        }
+        if (!made && args.sample) warn(ctx.io, 'no user can have a profile yet, so none could be tried at start');
+        const trust = signerTrust(signer.certificate, signer.chain ?? []);
+        const log = (l: string) => ctx.io.stderr.write(l + '\n');
+        const profiles = createProfileHandler({
+          store,
+          signer,
+          links: new LinkBook(store.dir),
+          template,
+          data,
+          rateLimit: args.rateLimit,
+          guessLimit: args.guessLimit,
+          trustStep: trust.kind !== 'public',
+          ...(args.trustProxy?.length ? { trustProxy: args.trustProxy } : {}),
+          ...(args.tlsTrustStep ? { tlsTrustReason: args.tlsTrustStep } : {}),
+          log,
         });
-        const chain = toPem(issuer.certificate);
-        server = createHttpsServer({ ...limits, key: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), cert: toPem(cert) + chain }, handler);
-      } else {
-        const [cert, key] = await Promise.all([readInputFile(ctx.io, args.tlsCert!, 'tls-cert', 1 << 20), readInputFile(ctx.io, args.tlsKey!, 'tls-key', 1 << 20)]);
-        server = createHttpsServer({ ...limits, key, cert }, handler);
+        // The PKI routes (CRLs, CA certificates, OCSP) ride along, as `pki serve` answers them.
+        const pki = createPkiHandler({ store, log });
+        const handler = (req: IncomingMessage, res: ServerResponse) => {
+          if (!pki(req, res)) profiles(req, res);
+        };
+        const limits = { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 8192, keepAliveTimeout: 5_000 };
+        let server: Server;
+        // The public URL is needed before listening (the TLS certificate names it); with port 0 and no
+        // --public-url it is fixed once the port is known.
+        const provisional = args.publicUrl || at.port !== 0 ? publicUrlOf(args, at.host, at.port) : undefined;
+        if (args.http) {
+          warn(ctx.io, 'serving plain HTTP: put a TLS reverse proxy in front; profiles carry identities');
+          server = createHttpServer(limits, handler);
+        } else if (args.tlsFromStore) {
+          const name = (provisional ?? publicUrlOf(args, at.host, 1)).hostname.replace(/^\[|\]$/g, '');
+          const pair = await generateKeyPair('rsa-2048');
+          const issuer = await store.issuerIdentity();
+          const window = validity(new Date(), 397, new Date(new X509Certificate(issuer.certificate).validTo));
+          const publication = publicationFor(store.pkiUrl, (await store.caCertificates()).filter((c) => c.ca !== 'root').at(-1)?.ca ?? 1);
+          const cert = await createCertificate({
+            subject: [['CN', name]],
+            issuerCertificate: issuer.certificate,
+            notBefore: window.notBefore,
+            notAfter: window.notAfter,
+            ...(publication ? { publication } : {}),
+            publicKey: pair.publicKey,
+            signingKey: issuer.privateKey,
+            keyUsage: ['digitalSignature', 'keyEncipherment'],
+            extendedKeyUsage: [EKU.serverAuth],
+            ...(isIP(name) ? { ipAddresses: [name] } : { dnsNames: [name] }),
+          });
+          server = createHttpsServer({ ...limits, key: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), cert: toPem(cert) + toPem(issuer.certificate) }, handler);
+        } else {
+          const [cert, key] = await Promise.all([readInputFile(ctx.io, args.tlsCert!, 'tls-cert', 1 << 20), readInputFile(ctx.io, args.tlsKey!, 'tls-key', 1 << 20)]);
+          server = createHttpsServer({ ...limits, key, cert }, handler);
+        }
+        const bound = await listen(server, at.host, at.port);
+        let base: string;
+        try {
+          base = (provisional ?? publicUrlOf(args, at.host, bound.port)).href.replace(/\/+$/, '');
+        } catch (err) {
+          server.close();
+          throw err;
+        }
+        ctx.io.stdout.write(base + '\n');
+        note(ctx.io, `Serving ${template.name} profiles on ${base} (listening on ${bound.address}:${bound.port}); links: profilesmith link create --base-url ${base}`);
+        note(ctx.io, trust.kind === 'public' ? 'The signer chains to a public root: profiles show "Verified" without a trust step' : 'The page installs the trust profile first, so the account profile shows "Verified"');
+        await serveUntilTerminated(ctx.io, server);
+      } finally {
+        await hsm?.close();
       }
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(args.port, args.host, () => resolve());
-      }).catch(async (err: unknown) => {
-        await signer?.close();
-        throw err;
-      });
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : args.port;
-      const base = `${args.http ? 'http' : 'https'}://${isIP(args.host) === 6 ? `[${args.host}]` : args.host}:${port}`;
-      ctx.io.stdout.write(base + '\n');
-      note(ctx.io, `Serving ${template.name} profiles on ${base}; links: profilesmith link create --base-url ${base}`);
-      await serveUntilTerminated(ctx.io, server);
-      await signer?.close();
     },
   };
 }
