@@ -16,16 +16,20 @@ export interface SignerTrust {
   kind: 'public' | 'private';
   /** The subject of the root it chains to, when known. */
   root?: string;
+  /** True when the profile itself carries that root (our store's case): it cannot vouch for itself. */
+  rootInProfile?: boolean;
 }
 
 let roots: X509Certificate[] | undefined;
 
 /**
  * Follows the signer's chain (its certificate, then `chain`) to a public root (Node's bundled
- * Mozilla roots, which stand in for Apple's), or to the last certificate the chain has.
+ * Mozilla roots, which stand in for Apple's, and `extraRoots`: roots the devices are known to
+ * trust already), or to the last certificate the chain has.
  */
-export function signerTrust(certificate: Uint8Array, chain: readonly Uint8Array[] = [], publicRoots?: readonly (string | Uint8Array)[]): SignerTrust {
-  const anchors = publicRoots ? publicRoots.map((r) => new X509Certificate(r)) : (roots ??= rootCertificates.map((pem) => new X509Certificate(pem)));
+export function signerTrust(certificate: Uint8Array, chain: readonly Uint8Array[] = [], extraRoots: readonly (string | Uint8Array)[] = []): SignerTrust {
+  roots ??= rootCertificates.map((pem) => new X509Certificate(pem));
+  const anchors = [...roots, ...extraRoots.map((r) => new X509Certificate(r))];
   const pool = chain.map((c) => new X509Certificate(c));
   let current = new X509Certificate(certificate);
   for (let depth = 0; depth < 10; depth++) {
@@ -37,4 +41,11 @@ export function signerTrust(certificate: Uint8Array, chain: readonly Uint8Array[
   }
   const selfSigned = current.checkIssued(current);
   return { kind: 'private', ...(selfSigned ? { root: current.subject.replace(/\n/g, ', ') } : { root: current.issuer.replace(/\n/g, ', ') }) };
+}
+
+/** One line for people: what the device needs for the profile to show "Verified". */
+export function describeTrust(t: SignerTrust): string {
+  return t.kind === 'public'
+    ? `nothing on the device: the signer chains to "${t.root}", a root devices already trust (a public one, or one given as trusted), so iOS shows it as Verified`
+    : `the root "${t.root}" on the device first (${t.rootInProfile ? 'the profile carries it, but iOS does not trust a root by the profile it comes in: install the trust profile first' : 'a trust profile with it'}): until then iOS shows it as Not Verified`;
 }

@@ -73,7 +73,10 @@ export async function checkStore(store: FileStore): Promise<StoreFinding[]> {
   const signerAt = signerPaths(store.meta);
   const signer = await cert(signerAt.cert);
   const signerIssuer = issuing[(store.meta.signerIssuing ?? 1) - 1];
-  if (signerIssuer && signer && !signer.verify(signerIssuer.publicKey)) add('error', rel(signerAt.cert), 'the signer does not chain to the issuing CA that issued it');
+  if (store.meta.signerChain) {
+    const first = store.meta.signerChain[0] ? await cert(`chains/${store.meta.signerChain[0]}.pem`) : undefined;
+    if (first && signer && !signer.verify(first.publicKey)) add('error', rel(signerAt.cert), 'the imported signer does not chain to its stored issuer');
+  } else if (signerIssuer && signer && !signer.verify(signerIssuer.publicKey)) add('error', rel(signerAt.cert), 'the signer does not chain to the issuing CA that issued it');
   await key(signerAt.key, signer);
   for (const n of await fs.readdir(rel(OCSP_DIR)).catch(() => [] as string[])) {
     if (!n.endsWith('.pem')) continue;

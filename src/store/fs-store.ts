@@ -45,7 +45,7 @@ import type { KeyAlgorithm } from '../certs/keys.js';
 import { certificatesFrom, fingerprint, normalizeSerial, toPem } from '../certs/pem.js';
 
 export { normalizeSerial };
-import { certificateBasics, describeCertificate } from '../certs/x509.js';
+import { certificateBasics, describeCertificate, EKU } from '../certs/x509.js';
 import { caSlug, checkEmailDomains, checkPkiUrl, emailPermitted, publicationFor, type CaRef } from '../certs/publication.js';
 import { keySigner, type Signer } from '../cms/sign.js';
 import { atomicDir, atomicWrite, ioError, readText } from './fs-util.js';
@@ -106,6 +106,8 @@ export interface StoreMeta {
   signer?: string;
   /** The generation of the issuing CA that issued the current signer. Absent: 1. */
   signerIssuing?: number;
+  /** The current signer came from an outside CA (`ca import-signer`): its issuers, by SHA-256 (chains/). */
+  signerChain?: string[];
 }
 
 
@@ -590,16 +592,16 @@ export class FileStore implements CertificateStore {
   async profileSigner(): Promise<Signer> {
     const meta = await this.freshMeta();
     const paths = signerPaths(meta);
-    const [certificate, key, issuing] = await Promise.all([
+    const [certificate, key, chain] = await Promise.all([
       this.readCert(paths.cert),
       this.readKey(paths.key),
-      this.readCert(issuingPaths(meta.signerIssuing ?? 1).cert),
+      meta.signerChain ? Promise.all(meta.signerChain.map((fp) => this.readCert(`chains/${fp}.pem`))) : Promise.all([this.readCert(issuingPaths(meta.signerIssuing ?? 1).cert)]),
     ]);
     const { serial } = certificateBasics(certificate);
     if ((await this.#index.revocations()).some((r) => r.serial === serial && r.kind === 'revoked')) {
       throw new CertificateInvalid('revoked', 'The profile-signing certificate of this store has been revoked; issue a new one with `profilesmith ca rotate-signer`');
     }
-    return keySigner({ key, certificate, chain: [issuing] });
+    return keySigner({ key, certificate, chain });
   }
 
   /** Serials revoked by this store's CAs (the signer's and issuing CAs' included), for `verify`. */
@@ -812,7 +814,8 @@ export class FileStore implements CertificateStore {
       if (!der) return;
       const info = await describeCertificate(der);
       const issuer = cas.find((c) => c.subject === info.issuer && der && verifiesWith(der, c.certificate));
-      out.push({ serial: normalizeSerial(info.serial), kind, ca: issuer?.ca ?? 1, certificate: der });
+      // An imported signer is an outside CA's: not ours to revoke or to answer for.
+      if (issuer) out.push({ serial: normalizeSerial(info.serial), kind, ca: issuer.ca, certificate: der });
     };
     for (const n of (await fs.readdir(join(this.dir, 'signer')).catch(() => [] as string[])).sort()) if (n.endsWith('.pem')) await add(`signer/${n}`, 'signer');
     for (const n of (await fs.readdir(join(this.dir, OCSP_DIR)).catch(() => [] as string[])).sort()) if (n.endsWith('.pem')) await add(`${OCSP_DIR}/${n}`, 'responder');
@@ -997,10 +1000,54 @@ export class FileStore implements CertificateStore {
     const paths = signerPaths({ signer: serial });
     await atomicWrite(join(this.dir, `${paths.key}.${meta.keyGeneration}`), sealKey(key, signer.privateKey, paths.key), 0o600);
     await atomicWrite(join(this.dir, paths.cert), toPem(signer.certificate), 0o644);
-    await this.putMeta({ ...meta, signer: serial, signerIssuing: gen });
-    await this.putRevocations([{ serial: previous, date: this.now().toISOString(), reason: 'superseded', kind: 'revoked', ca: caSlug(meta.signerIssuing ?? 1) }]);
+    const { signerChain: outside, ...rest } = meta;
+    await this.putMeta({ ...rest, signer: serial, signerIssuing: gen });
+    // An imported signer belongs to an outside CA, which alone can revoke it.
+    if (!outside) await this.putRevocations([{ serial: previous, date: this.now().toISOString(), reason: 'superseded', kind: 'revoked', ca: caSlug(meta.signerIssuing ?? 1) }]);
     await fs.rm(join(this.dir, `${oldPaths.key}.${meta.keyGeneration}`), { force: true });
     return { previous, serial };
+  }
+
+  /**
+   * Makes an identity from an outside CA the profile signer (an organization's certificate from
+   * a publicly trusted CA: profiles then show "Verified" on any iPhone without a trust profile).
+   * The key is sealed like every other; the issuers are kept for the signature. The store's own
+   * previous signer is revoked (superseded).
+   * @throws ERR_CERT_INVALID for an expired certificate, a CA certificate, or one without digitalSignature
+   */
+  async importSigner(bundle: IdentityBundle, options: { chain?: Buffer[] } = {}): Promise<{ previous: string; serial: string; warnings: string[] }> {
+    const key = this.requireKey('import a signer');
+    const info = await describeCertificate(bundle.certificate);
+    const now = this.now();
+    if (info.isCA) throw new CertificateInvalid('is-ca', 'A CA certificate cannot sign profiles; give the leaf');
+    if (now > info.notAfter || now < info.notBefore) throw new CertificateInvalid('expired', `The certificate is valid ${info.notBefore.toISOString().slice(0, 10)} to ${info.notAfter.toISOString().slice(0, 10)}, not now`);
+    if (info.keyUsage.length && !info.keyUsage.includes('digitalSignature')) throw new CertificateInvalid('key-usage', 'The certificate does not allow digitalSignature, which signing a profile needs');
+    const warnings: string[] = [];
+    const eku = info.extendedKeyUsage;
+    if (eku.length && !eku.includes(EKU.emailProtection) && !eku.includes('2.5.29.37.0')) {
+      warnings.push('No emailProtection EKU: iOS accepts the signer, but `openssl cms -verify` needs `-purpose any` for it');
+    }
+    const fp = info.fingerprint;
+    const chain = [...bundle.chain, ...(options.chain ?? [])].filter((der, i, all) => fingerprint(der) !== fp && all.findIndex((d) => d.equals(der)) === i);
+    const serial = normalizeSerial(info.serial);
+    return this.write(async () => {
+      const meta = this.#meta;
+      const oldPaths = signerPaths(meta);
+      const previous = normalizeSerial(certificateBasics(await this.readCert(oldPaths.cert)).serial);
+      if (previous === serial) throw new CertificateInvalid('duplicate', 'This certificate is the profile signer already');
+      await fs.mkdir(join(this.dir, 'chains'), { recursive: true, mode: 0o700 });
+      for (const der of chain) {
+        const p = join(this.dir, 'chains', `${fingerprint(der)}.pem`);
+        if (!(await exists(p))) await atomicWrite(p, toPem(der), 0o644);
+      }
+      const paths = signerPaths({ signer: serial });
+      await atomicWrite(join(this.dir, `${paths.key}.${meta.keyGeneration}`), sealKey(key, bundle.privateKey, paths.key), 0o600);
+      await atomicWrite(join(this.dir, paths.cert), toPem(bundle.certificate), 0o644);
+      await this.putMeta({ ...meta, signer: serial, signerChain: chain.map((c) => fingerprint(c)) });
+      if (!meta.signerChain) await this.putRevocations([{ serial: previous, date: now.toISOString(), reason: 'superseded', kind: 'revoked', ca: caSlug(meta.signerIssuing ?? 1) }]);
+      await fs.rm(join(this.dir, `${oldPaths.key}.${meta.keyGeneration}`), { force: true });
+      return { previous, serial, warnings };
+    });
   }
 
   /**

@@ -122,7 +122,15 @@ test('--no-pkcs12-password writes the passwords to a 0600 file and leaves them o
   t.is(csv.length, 4);
   const xml = readFileSync(join(dir, 'a.mobileconfig'), 'utf8');
   t.notRegex(xml, /<key>Password<\/key>/);
-  for (const line of csv.slice(1)) t.false(xml.includes(line.split(',')[3]!));
+  t.is(csv[0], 'fileName,payloadIdentifier,serial,purpose,password');
+  for (const line of csv.slice(1)) {
+    t.false(xml.includes(line.split(',').at(-1)!), 'the password is not in the profile');
+    // The name iOS shows when it asks for this password, as the profile has it.
+    const fileName = /^"((?:[^"]|"")*)"|^([^,]*)/.exec(line)!.slice(1).find((x) => x !== undefined)!.replace(/""/g, '"');
+    t.true(xml.includes(`<key>PayloadCertificateFileName</key>\n\t\t\t<string>${fileName}</string>`), fileName);
+  }
+  t.regex(csv.slice(1).join("\n"), /^"Alice Example \(encryption, \d{4}-\d{2}, [0-9a-f]{6}\)\.p12",/m, "two of one month are told apart by serial");
+  t.regex(csv.slice(1).join('\n'), /^Alice Example \(signing\)\.p12,/m);
 });
 
 test('npm start: the demo makes a store, a profile that verifies, and can run again', async (t) => {

@@ -274,7 +274,7 @@ test('CLI serve --signer: the downloaded profile is signed by the token key', as
   const storeCa = cli(['ca', 'export', '--store', storeDir]).stdout;
   const link = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', base], { env: { PROFILESMITH_PASSPHRASE: PASSPHRASE } }).stdout.trim();
   const body = await new Promise<Buffer>((resolve, reject) => {
-    request(`${link}/install`, { ca: storeCa, agent: false }, (res) => {
+    request(`${link}/install`, { ca: storeCa, agent: false, method: 'POST' }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve(Buffer.concat(chunks)));

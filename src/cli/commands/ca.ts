@@ -1,7 +1,19 @@
 import type { Argv, CommandModule } from 'yargs';
 import { toPem } from '../../certs/pem.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { note, printJson } from '../output.js';
+import { note, printJson, warn } from '../output.js';
+import { certificatesFrom } from '../../certs/pem.js';
+import { readIdentity } from '../../certs/import.js';
+import { signerTrust } from '../../cms/trust.js';
+import { readInputFile, readSecretFile } from '../files.js';
+
+interface ImportSignerArgs extends StoreArgs {
+  cert: string;
+  key?: string;
+  chain?: string;
+  passwordFile?: string;
+  json?: boolean;
+}
 
 interface Args extends StoreArgs {
   chain?: boolean;
@@ -84,6 +96,35 @@ function rotateIssuing(ctx: Context): CommandModule<object, Args> {
   };
 }
 
+function importSigner(ctx: Context): CommandModule<object, ImportSignerArgs> {
+  return {
+    command: 'import-signer',
+    describe: 'sign profiles with an identity from a CA devices already trust (profiles then show Verified without a trust profile)',
+    builder: (yy: Argv) =>
+      storeOptions(yy)
+        .option('cert', { type: 'string', demandOption: true, describe: 'the certificate: PEM or DER, or a PKCS#12 with the key' })
+        .option('key', { type: 'string', describe: 'the private key (PEM or DER PKCS#8), unless it is in --cert' })
+        .option('chain', { type: 'string', describe: 'the issuers (PEM), unless they are in --cert' })
+        .option('password-file', { type: 'string', describe: 'the password of the PKCS#12 or of an encrypted key' })
+        .option('json', { type: 'boolean', describe: 'print the result as JSON' })
+        .example('$0 ca import-signer --store ./store --cert signer.p12 --password-file pw.txt', 'an organization certificate from a public CA') as unknown as Argv<ImportSignerArgs>,
+    handler: async (args) => {
+      const store = await openStoreFromArgs(args, ctx.io, true);
+      const password = args.passwordFile ? await readSecretFile(ctx.io, args.passwordFile, 'password') : undefined;
+      const bytes = await readInputFile(ctx.io, args.cert, 'cert', 1024 * 1024);
+      const keyBytes = args.key ? await readInputFile(ctx.io, args.key, 'key', 1024 * 1024) : undefined;
+      const bundle = readIdentity(bytes, { ...(password !== undefined ? { password } : {}), ...(keyBytes ? { keyBytes } : {}) });
+      const chain = args.chain ? certificatesFrom(await readInputFile(ctx.io, args.chain, 'chain', 1024 * 1024)) : [];
+      const r = await store.importSigner(bundle, { chain });
+      const trust = signerTrust(bundle.certificate, [...bundle.chain, ...chain]);
+      if (args.json) return printJson(ctx.io, { ...r, trust });
+      for (const w of r.warnings) warn(ctx.io, w);
+      note(ctx.io, `Profiles are signed by ${r.serial} from now on; the previous signer ${r.previous} is out of use`);
+      note(ctx.io, trust.kind === 'public' ? `It chains to the public root "${trust.root}": iPhones show its profiles as Verified without a trust profile` : `It chains to "${trust.root}", which is not a public root: iPhones show Verified only once that root is installed`);
+    },
+  };
+}
+
 export function caCommand(ctx: Context): CommandModule<object, Args> {
   return {
     command: 'ca <command>',
@@ -94,6 +135,7 @@ export function caCommand(ctx: Context): CommandModule<object, Args> {
         .command(pkiUrl(ctx))
         .command(rotateSigner(ctx))
         .command(rotateIssuing(ctx))
+        .command(importSigner(ctx) as unknown as CommandModule<object, Args>)
         .demandCommand(1) as unknown as Argv<Args>,
     handler: () => {},
   };

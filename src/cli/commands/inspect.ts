@@ -3,6 +3,8 @@ import { inspectProfile, type InspectResult } from '../../profile/inspect.js';
 import { readInputFile } from '../files.js';
 import type { Context } from '../options.js';
 import { printJson } from '../output.js';
+import { describeTrust } from '../../cms/trust.js';
+import { profileTrust } from '../../profile/trust.js';
 
 interface Args {
   file: string;
@@ -49,9 +51,11 @@ export function inspectCommand(ctx: Context): CommandModule<object, Args> {
         .option('show-secrets', { type: 'boolean', describe: 'show passwords and PKCS#12 bytes instead of redacting them' })
         .example('$0 inspect alice.mobileconfig', 'what is in the profile') as unknown as Argv<Args>,
     handler: async (args) => {
-      const r = await inspectProfile(await readInputFile(ctx.io, args.file, 'profile'), { showSecrets: !!args.showSecrets });
-      if (args.json) printJson(ctx.io, r);
-      else ctx.io.stdout.write(human(r));
+      const bytes = await readInputFile(ctx.io, args.file, 'profile');
+      const r = await inspectProfile(bytes, { showSecrets: !!args.showSecrets });
+      const trust = r.signed ? profileTrust(bytes) : undefined;
+      if (args.json) printJson(ctx.io, { ...r, trustNeeded: trust ?? null });
+      else ctx.io.stdout.write(human(r) + (trust ? `\nTo show as Verified it needs ${describeTrust(trust)}\n` : ''));
     },
   };
 }

@@ -1,5 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { verifyProfile, type VerifyResult } from '../../cms/verify.js';
+import { describeTrust } from '../../cms/trust.js';
+import { profileTrust } from '../../profile/trust.js';
 import { readInputFile } from '../files.js';
 import { recipientsOf } from '../../profile/inspect.js';
 import { parseProfile } from '../../profile/parse.js';
@@ -57,9 +59,11 @@ export function verifyCommand(ctx: Context): CommandModule<object, Args> {
         result.valid = false;
         result.reasons.push({ code: 'content-not-plist', message: 'The signed content is not a property list' });
       }
-      if (args.json) printJson(ctx.io, { ...result, content: undefined, bytes: result.content.length, encryptedTo: encryptedTo ?? null });
+      const trust = profileTrust(bytes, ca ?? []);
+      if (args.json) printJson(ctx.io, { ...result, content: undefined, bytes: result.content.length, encryptedTo: encryptedTo ?? null, trustNeeded: trust ?? null });
       else {
         printHuman(ctx.io, result);
+        if (trust) ctx.io.stdout.write(`to show as Verified it needs: ${describeTrust(trust)}\n`);
         for (const r of encryptedTo ?? []) ctx.io.stdout.write(`payloads encrypted to: ${r.issuer}, serial ${r.serial}\n`);
       }
       if (!result.valid) ctx.exitCode = 3;
