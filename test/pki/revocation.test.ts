@@ -153,6 +153,10 @@ test('pki serve: a bad --listen is a usage error, a port in use one clear line, 
   t.is(busy.status, 1);
   t.regex(busy.stderr, /^error: Cannot listen on 127\.0\.0\.1:\d+: the port is in use\n$/m);
   t.notRegex(busy.stderr, /This is a bug|at .*\.js:\d+/);
+  const dns = cli(['serve', '--store', storeDir, '--template', 'root-ca', '--http', '--listen', 'no-such-host.invalid:0'], { cwd: dir, env });
+  t.is(dns.status, 1, dns.stderr);
+  t.regex(dns.stderr, /^error: Cannot listen on no-such-host\.invalid:0: the name "no-such-host\.invalid" does not resolve here\n$/m);
+  t.notRegex(dns.stderr, /This is a bug/);
   t.is(run(t, dir, ['ca', 'pki-url', '--store', storeDir]).stdout, `${pkiUrl}\n`);
   const set = run(t, dir, ['ca', 'pki-url', 'https://pki.example.com/base/', '--store', storeDir]);
   t.regex(set.stderr, /PKI URL set to https:\/\/pki\.example\.com\/base\n.*applies to certificates issued from now on/);
