@@ -1,12 +1,15 @@
 /**
  * Reading a users file as a stream: CSV with a header row (`email` required; `name`,
  * `username` and any template variable as further columns), or a JSON array of objects.
+ * CSV may be UTF-8 (with or without BOM), UTF-16 with a BOM or Windows-1252, separated by
+ * `,`, `;` or tab, as spreadsheets in different countries save it.
  *
  * @module users
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import { InputInvalid } from '../errors.js';
-import { CsvParser, headerKeys, type CsvRow } from '../util/csv.js';
+import { CsvParser, detectDelimiter, headerKeys, type CsvRow } from '../util/csv.js';
+import { detectEncoding } from '../util/text-encoding.js';
 
 export interface UserRow {
   /** CSV: the line the row starts on; JSON: the element's position, from 1. */
@@ -19,11 +22,27 @@ export const MAX_JSON_USERS_BYTES = 64 * 1024 * 1024;
 
 const isJson = (path: string) => /\.json$/i.test(path);
 
+/**
+ * The rows of a CSV file in UTF-8, UTF-16 (with BOM) or Windows-1252, separated by `,`, `;` or
+ * tab: the encoding is found from the bytes, the delimiter from the header line.
+ */
 async function* csvRows(path: string): AsyncGenerator<CsvRow> {
-  const parser = new CsvParser();
-  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 64 * 1024 });
-  for await (const chunk of stream) yield* parser.push(chunk as string);
-  yield* parser.end();
+  const decoder = new TextDecoder(await detectEncoding(path));
+  const state: { parser: CsvParser | undefined; head: string } = { parser: undefined, head: '' };
+  // The delimiter comes from the header line, so text is held back until that line is whole.
+  const feed = (text: string, last: boolean): CsvRow[] => {
+    if (!state.parser) {
+      state.head += text;
+      const nl = state.head.search(/[\r\n]/);
+      if (nl < 0 && state.head.length < 64 * 1024 && !last) return [];
+      state.parser = new CsvParser({ delimiter: detectDelimiter(nl < 0 ? state.head : state.head.slice(0, nl)) });
+      text = state.head;
+    }
+    return state.parser.push(text);
+  };
+  for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) yield* feed(decoder.decode(chunk as Buffer, { stream: true }), false);
+  yield* feed(decoder.decode(), true);
+  if (state.parser) yield* state.parser.end();
 }
 
 /**

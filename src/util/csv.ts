@@ -12,6 +12,12 @@ export interface CsvRow {
 
 /** Feed text in chunks with `push`, then call `end`. */
 export class CsvParser {
+  /** `,` by default; `;` (Excel in much of Europe) and tab are the others in use. */
+  readonly delimiter: string;
+  constructor(options: { delimiter?: ',' | ';' | '\t' } = {}) {
+    this.delimiter = options.delimiter ?? ',';
+  }
+
   #fields: string[] = [];
   #field = '';
   #quoted = false;
@@ -53,7 +59,7 @@ export class CsvParser {
       } else if (c === '"' && this.#field === '') {
         this.#quoted = true;
         this.#started = true;
-      } else if (c === ',') {
+      } else if (c === this.delimiter) {
         this.#fields.push(this.#field);
         this.#field = '';
         this.#started = true;
@@ -111,6 +117,22 @@ export function parseCsvRecords(text: string): { line: number; values: Record<st
     line: r.line,
     values: Object.fromEntries(keys.map((k, i) => [k, (r.fields[i] ?? '').trim()])),
   }));
+}
+
+/**
+ * The delimiter of a CSV file from its header line: the one of `,` `;` and tab that occurs most
+ * outside quotes (`,` on a tie, and for a single column).
+ */
+export function detectDelimiter(headerLine: string): ',' | ';' | '\t' {
+  const counts = { ',': 0, ';': 0, '\t': 0 };
+  let quoted = false;
+  for (const c of headerLine.replace(/^\uFEFF/, '')) {
+    if (c === '"') quoted = !quoted;
+    else if (!quoted && (c === ',' || c === ';' || c === '\t')) counts[c]++;
+  }
+  if (counts[';'] > counts[','] && counts[';'] >= counts['\t']) return ';';
+  if (counts['\t'] > counts[','] && counts['\t'] > counts[';']) return '\t';
+  return ',';
 }
 
 /** One CSV field, quoted when it holds a comma, a quote or a line break. */

@@ -194,3 +194,34 @@ test('the PKCS#12 cache lives in the store, sealed; a new passphrase or another 
   t.is(builds, 5);
   t.true(existsSync(file('alice@example.com', 2)));
 });
+
+test('users files from real offices: Windows-1252, UTF-16 with BOM, semicolons and tabs are read right; bytes that are no text are one line naming the line and the byte', async (t) => {
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  await initStore(storeDir, { organization: 'Example Corp', passphrase: PASSPHRASE, kdfCost: 14 });
+  const files: [string, Buffer][] = [
+    // Excel's default CSV on Windows: Windows-1252, and a semicolon where the decimal point is a comma.
+    ['latin.csv', Buffer.from('email;name\r\njuergen@example.com;J\xfcrgen M\xfcller\r\nzoe@example.com;Zo\xeb \x80uro\r\n', 'latin1')],
+    ['utf16.csv', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('email\tname\r\nsoeren@example.com\tSøren Ørsted\r\n', 'utf16le')])],
+    ['utf8.csv', Buffer.from('\ufeffemail,name\nandre@example.com,"André, Jr."\n', 'utf8')],
+  ];
+  for (const [name, bytes] of files) writeFileSync(join(dir, name), bytes);
+  for (const [name] of files) {
+    const r = cli(['cert', 'issue-batch', '--store', storeDir, '--users', name, '--purpose', 'smime-signing', '--json'], { cwd: dir, env });
+    t.is(r.status, 0, `${name}: ${r.stderr}`);
+  }
+  const names = Object.fromEntries((await (await openStore(storeDir)).listCertificates()).map((r) => [r.user, r.name]));
+  t.deepEqual(names, {
+    'juergen@example.com': 'Jürgen Müller',
+    'zoe@example.com': 'Zoë €uro',
+    'soeren@example.com': 'Søren Ørsted',
+    'andre@example.com': 'André, Jr.',
+  });
+  writeFileSync(join(dir, 'binary.csv'), Buffer.from('email,name\na@example.com,A\nb@example.com,B\x00\n'));
+  const bad = cli(['cert', 'issue-batch', '--store', storeDir, '--users', 'binary.csv', '--purpose', 'smime-signing'], { cwd: dir, env });
+  t.is(bad.status, 1);
+  t.regex(bad.stderr, /^error: Line 3: byte 0x00 at offset 42 is not text/m);
+  t.is((await (await openStore(storeDir)).listCertificates()).length, 4, 'nothing was issued');
+  writeFileSync(join(dir, 'nohead.csv'), 'mail;name\nx@example.com;X\n');
+  t.regex(cli(['cert', 'issue-batch', '--store', storeDir, '--users', 'nohead.csv', '--purpose', 'smime-signing'], { cwd: dir, env }).stderr, /header row has no "email" column/);
+});
