@@ -151,7 +151,7 @@ export class StoreEntryNotFound extends ProfilesmithError {
   override readonly code = 'ERR_STORE_ENTRY_NOT_FOUND';
   constructor(
     readonly entry: string,
-    readonly kind: 'user' | 'certificate' | 'identity',
+    readonly kind: 'user' | 'certificate' | 'identity' | 'link',
     message?: string,
   ) {
     super(message ?? `No ${kind} "${entry}" in the store`);

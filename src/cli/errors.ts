@@ -10,14 +10,14 @@ export class UsageError extends Error {
 }
 
 /** What to type next, by error code. Library messages stay CLI-agnostic; advice lives here. */
-export function hintFor(code: string): string | undefined {
+export function hintFor(code: string, kind?: string): string | undefined {
   switch (code) {
     case 'ERR_STORE_NOT_INITIALIZED':
       return 'Run `profilesmith init --store DIR --org NAME` to create one, or pass --store';
     case 'ERR_KEY_PASSPHRASE':
       return 'Set PROFILESMITH_PASSPHRASE or pass --passphrase-file';
     case 'ERR_STORE_ENTRY_NOT_FOUND':
-      return 'See `profilesmith cert list` for what the store holds';
+      return kind === 'link' ? 'See `profilesmith link list` for the links' : 'See `profilesmith cert list` for what the store holds';
     case 'ERR_TEMPLATE_NOT_FOUND':
       return 'See `profilesmith templates list`, or pass a path to a .hbs file';
     case 'ERR_STORE_IO':
@@ -48,7 +48,7 @@ export function formatError(err: unknown, debug: boolean): string {
   }
   if (!known) out += '\nThis is a bug; re-run with --debug and report it';
   else if (err instanceof Error) {
-    const hint = hintFor((err as { code?: string }).code ?? '');
+    const hint = hintFor((err as { code?: string }).code ?? '', (err as { kind?: string }).kind);
     if (hint) out += `\nhint: ${hint}`;
   }
   return out;

@@ -7,6 +7,24 @@ import type { Io } from './io.js';
 
 const MiB = 1024 * 1024;
 
+/** What a file-system error code means, in words. */
+export function ioWords(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'it is a directory';
+    case 'ENOTDIR':
+      return 'a part of the path is not a directory';
+    default:
+      return code ?? (err as Error)?.message ?? 'error';
+  }
+}
+
 /** Reads an input file after checking it is a file under `max` bytes: a 50 MB mistake is refused before it is read. */
 export async function readInputFile(io: Io, path: string, what: string, max = 16 * MiB): Promise<Buffer> {
   const full = resolve(io.cwd, path);
@@ -17,7 +35,7 @@ export async function readInputFile(io: Io, path: string, what: string, max = 16
     return await readFile(full);
   } catch (err) {
     if (err instanceof InputInvalid) throw err;
-    throw new InputInvalid(what, `Cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new InputInvalid(what, `Cannot read "${path}": ${ioWords(err)}`);
   }
 }
 
@@ -33,7 +51,8 @@ export async function readSecretFile(io: Io, path: string, what = 'passphrase'):
       text = (await readInputFile(io, path, what, MiB)).toString('utf8');
     }
   } catch (err) {
-    throw new UsageError(`Cannot read the ${what} file "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    if (err instanceof InputInvalid) throw new InputInvalid(what, err.message.replace(/^Cannot read /, `Cannot read the ${what} file `));
+    throw new InputInvalid(what, `Cannot read the ${what} file "${path}": ${ioWords(err)}`);
   }
   return text.replace(/\r?\n$/, '');
 }

@@ -54,6 +54,14 @@ export function buildParser(ctx: Context, argv: string[]): Argv {
     .example('$0 generate exchange-smime --store ./store --user alice@example.com --set exchange.host=mail.example.com -o alice.mobileconfig', 'make a profile')
     .example('$0 verify alice.mobileconfig --store ./store', 'check a profile')
     .epilogue(EPILOGUE)
+    .middleware((args) => {
+      // yargs turns `--days abc` into NaN; that is a usage error, not a failure later on.
+      for (const [key, value] of Object.entries(args)) {
+        if (typeof value === 'number' && Number.isNaN(value) && !key.includes('-') && key !== '$0') {
+          throw new UsageError(`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} takes a number`);
+        }
+      }
+    }, true)
     .strict()
     .demandCommand(1, 'Name a command; see --help')
     .recommendCommands()
@@ -61,12 +69,45 @@ export function buildParser(ctx: Context, argv: string[]): Argv {
     .wrap(Math.min(110, ctx.io.stdout.columns || 100))
     .fail((msg, err) => {
       if (err) throw err;
-      throw new UsageError(msg);
+      throw new UsageError(oneLine(msg));
     });
 }
 
+/**
+ * yargs' usage messages, as one line: "Invalid values: Argument: purpose, Given: …", and
+ * "Unknown argument: dry-run" once, not with its camelCase twin.
+ */
+export function oneLine(msg: string): string {
+  const flat = msg.replace(/\s*\n\s*/g, ' ').trim();
+  const m = /^Unknown arguments?: (.*)$/.exec(flat);
+  if (!m) return flat;
+  const names = m[1]!.split(', ');
+  const kebab = (n: string) => n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const kept = names.filter((n, i) => !(/[A-Z]/.test(n) && names.includes(kebab(n))) && names.indexOf(n) === i);
+  return `Unknown argument${kept.length > 1 ? 's' : ''}: ${kept.map((n) => (n.length > 1 ? `--${n}` : `-${n}`)).join(', ')}`;
+}
+
+/**
+ * `--passphrase-file -` (a file option followed by `-`, for stdin) as `--passphrase-file=-`:
+ * yargs reads a lone `-` as a positional, not as the option's value.
+ */
+export function joinStdinValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (/^--[a-z][a-z0-9-]*$/.test(a) && !a.startsWith('--no-') && argv[i + 1] === '-' && STDIN_OPTIONS.test(a)) {
+      out.push(`${a}=-`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+/** Options that take a file, where `-` means stdin (or stdout, for -o and --out). */
+const STDIN_OPTIONS = /-file$|^--(out|data|users|cert|key|chain|passwords-out)$/;
+
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
-export async function run(argv: string[], io: Io): Promise<number> {
+export async function run(rawArgv: string[], io: Io): Promise<number> {
+  const argv = joinStdinValues(rawArgv);
   const ctx: Context = { io, exitCode: 0 };
   const debug = argv.includes('--debug') || io.env.PROFILESMITH_DEBUG === '1';
   try {

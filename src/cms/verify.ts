@@ -94,6 +94,9 @@ export interface ParsedSignedData {
 
 /** Reads the SignedData; throws ProfileParseError when the bytes are not one. */
 export function parseSignedData(bytes: Uint8Array): ParsedSignedData {
+  const start = Buffer.from(bytes.subarray(0, 16)).toString('latin1').replace(/^\uFEFF|^\xEF\xBB\xBF/, '').trimStart();
+  if (start.startsWith('<')) throw new ProfileParseError('The profile is not signed: it is an unsigned XML property list');
+  if (start.startsWith('bplist')) throw new ProfileParseError('The profile is not signed: it is an unsigned binary property list');
   try {
     // DER first (what we write, and the fast path); else BER, which is what real tools write.
     let ci: DerNode;

@@ -102,7 +102,7 @@ export class LinkBook {
   async revoke(id: string): Promise<LinkRecord> {
     return this.update((links) => {
       const l = links.find((x) => x.id === id.toLowerCase());
-      if (!l) throw new StoreEntryNotFound(id, 'certificate', `No link "${id}"`);
+      if (!l) throw new StoreEntryNotFound(id, 'link', `No link "${id}"`);
       l.revoked ??= this.now().toISOString();
       return l;
     });
