@@ -9,7 +9,7 @@ import { constants, promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
-import { ProfilesmithError, StoreIOError } from '../errors.js';
+import { InputInvalid, ProfilesmithError, StoreIOError } from '../errors.js';
 import { loadTemplate } from '../profile/template.js';
 import { openStore } from '../store/fs-store.js';
 import { atomicWrite } from '../store/fs-util.js';
@@ -155,7 +155,10 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     }
     total = await countUsers(options.usersFile);
     const outDir = resolve(options.outDir);
-    await fs.mkdir(outDir, { recursive: true, mode: 0o700 });
+    await fs.mkdir(outDir, { recursive: true, mode: 0o700 }).catch(async (err: NodeJS.ErrnoException) => {
+      const what = await fs.stat(outDir).then((st) => (st.isDirectory() ? undefined : 'is a file, not a folder'), () => undefined);
+      throw new InputInvalid('out', `Cannot use "${options.outDir}" for the profiles: ${what ?? (err.code === 'EACCES' ? 'permission denied' : err.code === 'ENOTDIR' || err.code === 'EEXIST' ? 'a part of the path is a file' : err.code ?? err.message)}`);
+    });
 
     manifestPath = join(outDir, MANIFEST);
     manifest = await fs

@@ -218,7 +218,9 @@ export function readPkcs12(der: Uint8Array, password: string): Pkcs12Contents {
     return out;
   } catch (err) {
     if (err instanceof InputInvalid) throw err;
-    if (err instanceof WrongPassword) throw new InputInvalid('password', 'The PKCS#12 password is wrong, or the file is damaged');
+    if (err instanceof WrongPassword) {
+      throw new InputInvalid('password', password ? 'The PKCS#12 password is wrong, or the file is damaged' : 'The PKCS#12 is protected by a password, and none was given (--password-file)');
+    }
     throw new InputInvalid('pkcs12', `The file is not a readable PKCS#12: ${(err as Error).message}`);
   }
 }

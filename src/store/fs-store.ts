@@ -111,6 +111,15 @@ export interface StoreMeta {
 }
 
 
+/** The shortest passphrase a new store (or a new passphrase) takes: it is all that guards the keys. */
+export const MIN_PASSPHRASE_LENGTH = 8;
+
+function checkNewPassphrase(passphrase: string): void {
+  if ([...passphrase].length < MIN_PASSPHRASE_LENGTH) {
+    throw new InputInvalid('passphrase', `The passphrase must have at least ${MIN_PASSPHRASE_LENGTH} characters; it is all that protects the store's private keys`);
+  }
+}
+
 /** Options of {@link initStore}. */
 export interface InitStoreOptions {
   organization: string;
@@ -260,7 +269,7 @@ function parseMeta(text: string, path: string): StoreMeta {
  */
 export async function initStore(dir: string, options: InitStoreOptions): Promise<FileStore> {
   const root = resolve(dir);
-  if (!options.passphrase) throw new InputInvalid('passphrase', 'The passphrase must not be empty');
+  checkNewPassphrase(options.passphrase);
   if (!(await isEmptyOrMissing(root))) throw new StoreExists(root);
   const now = options.now ?? (() => new Date());
   const pkiUrl = options.pkiUrl === undefined ? undefined : checkPkiUrl(options.pkiUrl);
@@ -1168,7 +1177,7 @@ export class FileStore implements CertificateStore {
    * @throws ERR_KEY_PASSPHRASE when the current passphrase was not given; ERR_STORE_IO when a key does not decrypt
    */
   async changePassphrase(newPassphrase: string, options: { kdfCost?: number } = {}): Promise<number> {
-    if (!newPassphrase) throw new InputInvalid('passphrase', 'The new passphrase must not be empty');
+    checkNewPassphrase(newPassphrase);
     this.requireKey('change the passphrase');
     return this.write(async () => {
       const gen = this.#meta.keyGeneration;

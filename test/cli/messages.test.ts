@@ -53,3 +53,24 @@ test('an unknown link points at link list; verify of an unsigned profile says it
   t.is(v.status, 1);
   t.is(v.stderr, 'error: The profile is not signed: it is an unsigned XML property list\n');
 });
+
+test('a PFX without its password asks for one; a short new passphrase is refused; batch --out that is a file is one line', async (t) => {
+  const { dir, storeDir } = await store(t);
+  const { toPkcs12 } = await import('../../src/certs/pkcs12.js');
+  const { fixture } = await import('../helpers/fixture-store.js');
+  const alice = fixture('alice-signing');
+  writeFileSync(join(dir, 'a.p12'), toPkcs12(alice.certificate, alice.privateKey, { password: 'secret' }));
+  const nopw = cli(['cert', 'import', 'a.p12', '--store', storeDir, '--user', 'alice@example.com', '--purpose', 'smime-signing'], { cwd: dir, env });
+  t.is(nopw.status, 1);
+  t.regex(nopw.stderr, /^error: The PKCS#12 is protected by a password, and none was given \(--password-file\)\n/);
+  const short = cli(['init', '--store', join(dir, 'new'), '--org', 'X'], { cwd: dir, env: { PROFILESMITH_PASSPHRASE: 'a' } });
+  t.is(short.status, 1);
+  t.regex(short.stderr, /^error: The passphrase must have at least 8 characters/);
+  t.false(readdirSync(dir).includes('new'));
+  writeFileSync(join(dir, 'users.csv'), 'email\nalice@example.com\n');
+  writeFileSync(join(dir, 'taken'), 'a file');
+  const out = cli(['batch', 'exchange-smime', '--store', storeDir, '--users', 'users.csv', '--out', 'taken', '--set', 'exchange.host=h.example.com'], { cwd: dir, env });
+  t.is(out.status, 1);
+  t.is(out.stderr.split('\n').filter(Boolean).length, 1, out.stderr);
+  t.regex(out.stderr, /^error: Cannot use ".*\/taken" for the profiles: is a file, not a folder\n$/);
+});

@@ -69,10 +69,10 @@ test('CLI: generate --encrypt-to, verify and decrypt say so and give the payload
   writeFileSync(join(dir, 'dev.key'), dev.key.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'device key pw' }));
   writeFileSync(join(dir, 'pw'), 'device key pw');
   const { initStore } = await import('../../src/store/fs-store.js');
-  const store = await initStore(join(dir, 'store'), { organization: 'Example Corp', passphrase: 'pp', kdfCost: 14 });
+  const store = await initStore(join(dir, 'store'), { organization: 'Example Corp', passphrase: 'pp-long-enough', kdfCost: 14 });
   await store.issueCertificate({ user: 'a@example.com', name: 'A', purpose: 'smime-signing' });
   await store.issueCertificate({ user: 'a@example.com', name: 'A', purpose: 'smime-encryption' });
-  const env = { PROFILESMITH_PASSPHRASE: 'pp' };
+  const env = { PROFILESMITH_PASSPHRASE: 'pp-long-enough' };
   const g = cli(['generate', 'exchange-smime', '--store', 'store', '--user', 'a@example.com', '--set', 'exchange.host=h.example.com', '--encrypt-to', 'dev.pem', '--cipher', '3des', '-o', 'a.mobileconfig'], { cwd: dir, env });
   t.is(g.status, 0, g.stderr);
   const v = cli(['verify', 'a.mobileconfig', '--store', 'store', '--json'], { cwd: dir });
