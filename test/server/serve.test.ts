@@ -155,7 +155,8 @@ test('headless Chromium follows the trust step, then the account step; the accou
   for (const target of targets) for (const method of ['HEAD', 'GET']) await get(target, ca, method);
   const after = await install(second, ca);
   t.is(after.status, 200, 'the link still works after the crawler');
-  await new Promise((resolve) => setTimeout(resolve, 300)); // let the log lines arrive
+  // The log lines travel over a pipe: wait for them (bounded), then assert.
+  for (let i = 0; i < 100 && !/GET \/p\/<token>\/trust 200/.test(server.log()); i++) await new Promise((resolve) => setTimeout(resolve, 50));
   t.regex(server.log(), /GET \/p\/<token>\/trust 200/);
 });
 
@@ -213,7 +214,9 @@ test('serve with a missing template variable exits 1 before listening, naming th
 
   const server = await startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--tls-from-store', '--listen', '127.0.0.1:0', '--public-url', 'https://profiles.example.com'], env);
   t.is(server.base, 'https://profiles.example.com');
-  const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(server.log())?.[1] ?? (await new Promise((r) => setTimeout(r, 300)).then(() => /listening on 127\.0\.0\.1:(\d+)/.exec(server.log())?.[1])));
+  // The socket's port is in the note on stderr, which may arrive just after the URL on stdout.
+  for (let i = 0; i < 100 && !/listening on 127\.0\.0\.1:\d+/.test(server.log()); i++) await new Promise((r) => setTimeout(r, 50));
+  const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(server.log())?.[1]);
   t.true(port > 0, server.log());
   const { connect } = await import('node:tls');
   const cert = await new Promise<import('node:tls').PeerCertificate>((resolve, reject) => {
