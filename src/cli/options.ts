@@ -3,7 +3,9 @@ import type { Argv } from 'yargs';
 import { openStore, type FileStore } from '../store/fs-store.js';
 import { resolveStoreDir } from '../store/location.js';
 import { UsageError } from './errors.js';
-import { readSecretFile } from './files.js';
+import { readDataFile, readSecretFile } from './files.js';
+import { warn } from './output.js';
+import { applySetValues, unknownDataKeys, type Template } from '../profile/template.js';
 import { readSecret, type Io } from './io.js';
 
 /** Per-run state shared by the handlers: the Io and the exit code a handler may set. */
@@ -66,4 +68,21 @@ export function parseSets(values: string[] | undefined): Record<string, string> 
     out[kv.slice(0, i)] = kv.slice(i + 1);
   }
   return out;
+}
+
+/**
+ * Template values from `--data FILE` and `--set key=value`, as every command that renders a
+ * template takes them: a secret in `--set` is refused (a flag value shows in `ps` and shell
+ * history), and keys the template does not have are warned about, from either source.
+ */
+export async function templateValues(io: Io, template: Template, dataFile: string | undefined, sets: string[] | undefined): Promise<Record<string, unknown>> {
+  const data = dataFile ? await readDataFile(io, dataFile) : {};
+  const parsed = parseSets(sets);
+  for (const key of Object.keys(parsed)) {
+    if (template.meta.variables[key]?.secret) throw new UsageError(`--set ${key}: a secret; put it in a --data file instead (a flag value shows in ps and shell history)`);
+  }
+  for (const key of unknownDataKeys(template, data)) warn(io, `--data ${dataFile}: "${key}" is not a variable of template "${template.name}"; it is ignored`);
+  const { unknown } = applySetValues(template, data, parsed);
+  for (const key of unknown) warn(io, `--set ${key}: template "${template.name}" has no such variable`);
+  return data;
 }

@@ -19,6 +19,8 @@ export interface TemplateVariable {
   default?: string | boolean | number;
   description?: string;
   enum?: (string | number)[];
+  /** A secret (a password, a challenge): never a command-line value, which other users of the machine can see. */
+  secret?: boolean;
 }
 
 /** How a template uses the user's identities. */
@@ -62,7 +64,7 @@ export const COMMON_VARIABLES: Record<string, TemplateVariable> = {
   organization: { type: 'string', default: '$store.organization', description: "PayloadOrganization. Default: the store's organization" },
   targetDeviceType: { type: 'integer', default: 1, enum: [0, 1, 2, 3, 4, 5, 6], description: 'TargetDeviceType: 1 iPhone/iPad (so iOS does not ask), 0 any' },
   'removal.disallowed': { type: 'boolean', default: false, description: 'PayloadRemovalDisallowed (supervised devices only)' },
-  'removal.password': { type: 'string', description: 'Removal password payload + HasRemovalPasscode (supervised only). A secret: give it in --data, not --set' },
+  'removal.password': { type: 'string', secret: true, description: 'Removal password payload + HasRemovalPasscode (locks the profile on any device). A secret: give it in --data, not --set' },
   'removal.date': { type: 'date', description: 'RemovalDate: remove the profile at this time (ISO-8601)' },
   'removal.after': { type: 'real', description: 'DurationUntilRemoval: seconds after install' },
   consentText: { type: 'string', description: 'ConsentText shown before install (default language)' },
@@ -162,6 +164,7 @@ export function applySetValues(
   data: Record<string, unknown>,
   sets: Record<string, string>,
 ): { unknown: string[] } {
+  // The CLI refuses secrets in --set before it gets here; a library caller's `sets` are its own.
   const unknown: string[] = [];
   for (const [key, raw] of Object.entries(sets)) {
     const decl = template.meta.variables[key];
@@ -237,5 +240,22 @@ export function resolveData(
     }
   };
   walk(out, '');
+  return out;
+}
+
+/**
+ * The keys of template data (dotted, to the leaves) that the template does not declare: a
+ * typo in a data file (`exchange.hots`) is otherwise silently ignored.
+ */
+export function unknownDataKeys(template: Template, data: Record<string, unknown>): string[] {
+  const declared = Object.keys(template.meta.variables);
+  const out: string[] = [];
+  const walk = (v: unknown, path: string) => {
+    if (path && Object.hasOwn(template.meta.variables, path)) return;
+    if (v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date)) {
+      for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
+    } else if (path && !declared.some((d) => d.startsWith(`${path}.`))) out.push(path);
+  };
+  walk(data, '');
   return out;
 }

@@ -74,3 +74,16 @@ test('a PFX without its password asks for one; a short new passphrase is refused
   t.is(out.stderr.split('\n').filter(Boolean).length, 1, out.stderr);
   t.regex(out.stderr, /^error: Cannot use ".*\/taken" for the profiles: is a file, not a folder\n$/);
 });
+
+test('a secret in --set is refused (exit 2, nothing written); an unknown key in a --data file is warned about like one in --set', async (t) => {
+  const { dir, storeDir } = await store(t);
+  const secret = cli(['generate', 'exchange-smime', '--store', storeDir, '--user', 'alice@example.com', '--set', 'exchange.host=h.example.com', '--set', 'removal.password=hunter2', '-o', 'a.mobileconfig'], { cwd: dir, env });
+  t.is(secret.status, 2);
+  t.is(secret.stderr, 'error: --set removal.password: a secret; put it in a --data file instead (a flag value shows in ps and shell history)\n');
+  t.false(readdirSync(dir).includes('a.mobileconfig'));
+  writeFileSync(join(dir, 'data.json'), JSON.stringify({ exchange: { host: 'h.example.com', hots: 'typo' }, removal: { password: 'from-a-file' } }));
+  const typo = cli(['generate', 'exchange-smime', '--store', storeDir, '--user', 'alice@example.com', '--data', 'data.json', '-o', 'a.mobileconfig'], { cwd: dir, env });
+  t.is(typo.status, 0, typo.stderr);
+  t.regex(typo.stderr, /warning: --data data\.json: "exchange\.hots" is not a variable of template "exchange-smime"; it is ignored/);
+  t.notRegex(typo.stderr, /removal\.password/, 'a secret in --data is fine');
+});

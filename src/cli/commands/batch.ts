@@ -3,7 +3,8 @@ import type { Argv, CommandModule } from 'yargs';
 import { runBatch } from '../../batch/run.js';
 import { UsageError } from '../errors.js';
 import { readDataFile, readInputFile } from '../files.js';
-import { getPassphrase, parseSets, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { loadTemplate } from '../../profile/template.js';
+import { getPassphrase, parseSets, templateValues, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, printJson } from '../output.js';
 import { batchReporter } from '../progress.js';
 import { pkcs11OptionsFromArgs, signerOptions, type SignerArgs } from '../signer.js';
@@ -52,6 +53,8 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
       if (!args.pkcs12Password && !args.passwordsOut) throw new UsageError('--no-pkcs12-password needs --passwords-out FILE, or the passwords would be lost');
       if (args.jobs !== undefined && (!Number.isInteger(args.jobs) || args.jobs < 1)) throw new UsageError('--jobs takes a whole number from 1');
       const data = args.data ? await readDataFile(ctx.io, args.data) : {};
+      // The sets are applied in the workers; the secret and unknown-key checks happen here, once.
+      await templateValues(ctx.io, loadTemplate(args.template.includes('/') ? resolve(ctx.io.cwd, args.template) : args.template), args.data, args.set);
       const passphrase = await getPassphrase(args, ctx.io);
       const pkcs11 = await pkcs11OptionsFromArgs(args, ctx.io);
       const report = batchReporter(ctx.io, 'batch', !!args.json);

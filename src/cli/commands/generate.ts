@@ -1,11 +1,11 @@
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { generateProfile } from '../../profile/generate.js';
-import { applySetValues, loadTemplate } from '../../profile/template.js';
+import { loadTemplate } from '../../profile/template.js';
 import { csvField } from '../../util/csv.js';
-import { readDataFile, readInputFile } from '../files.js';
+import { readInputFile } from '../files.js';
 import { UsageError } from '../errors.js';
-import { openStoreFromArgs, parseSets, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { openStoreFromArgs, templateValues, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, printJson, warn, writeArtifact } from '../output.js';
 import { signerFromArgs, signerOptions, type SignerArgs } from '../signer.js';
 
@@ -24,7 +24,6 @@ interface Args extends StoreArgs, SignerArgs {
   cipher: 'aes-256' | '3des';
   json?: boolean;
 }
-
 
 export function generateCommand(ctx: Context): CommandModule<object, Args> {
   return {
@@ -67,9 +66,7 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
       if (!args.user && (ids.signing !== 'none' || ids.encryption !== 'none')) {
         throw new UsageError(`Template "${template.name}" makes a profile for one user: pass --user EMAIL`);
       }
-      const data = args.data ? await readDataFile(ctx.io, args.data) : {};
-      const { unknown } = applySetValues(template, data, parseSets(args.set));
-      for (const key of unknown) warn(ctx.io, `--set ${key}: template "${template.name}" has no such variable`);
+      const data = await templateValues(ctx.io, template, args.data, args.set);
       const store = await openStoreFromArgs(args, ctx.io, true);
       const signer = await signerFromArgs(args, ctx.io);
       const profile = await generateProfile({

@@ -1,12 +1,12 @@
 import type { Argv, CommandModule } from 'yargs';
 import { LinkBook, linkState } from '../../server/links.js';
 import { parseDuration } from '../../util/duration.js';
-import { openStoreFromArgs, parseSets, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { openStoreFromArgs, templateValues, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { InputInvalid } from '../../errors.js';
 import { generateProfile } from '../../profile/generate.js';
-import { applySetValues, loadTemplate } from '../../profile/template.js';
+import { loadTemplate } from '../../profile/template.js';
 import { statusOf } from '../../store/store.js';
-import { readDataFile } from '../files.js';
+
 import { note, printJson, printTable } from '../output.js';
 
 interface CreateArgs extends StoreArgs {
@@ -50,8 +50,7 @@ export function linkCommand(ctx: Context): CommandModule<object, object> {
             }
             if (args.template) {
               const template = loadTemplate(args.template);
-              const data = args.data ? await readDataFile(ctx.io, args.data) : {};
-              applySetValues(template, data, parseSets(args.set));
+              const data = await templateValues(ctx.io, template, args.data, args.set);
               // The profile the link will serve, made now without signing: a missing variable or certificate shows here.
               await generateProfile({ store, template, user: args.user, data, sign: false });
             }

@@ -12,13 +12,13 @@ import { createPkiHandler } from '../../pki/handler.js';
 import { validity } from '../../certs/issue.js';
 import { publicationFor } from '../../certs/publication.js';
 import { generateProfile } from '../../profile/generate.js';
-import { applySetValues, loadTemplate } from '../../profile/template.js';
+import { loadTemplate } from '../../profile/template.js';
 import { statusOf } from '../../store/store.js';
 import { UsageError } from '../errors.js';
 import { isProfilesmithError } from '../../errors.js';
-import { readDataFile, readInputFile } from '../files.js';
+import { readInputFile } from '../files.js';
 import { listen, parseListen } from '../listen.js';
-import { openStoreFromArgs, parseSets, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { openStoreFromArgs, templateValues, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, serveUntilTerminated, warn } from '../output.js';
 import { signerFromArgs, signerOptions, type SignerArgs } from '../signer.js';
 import { signerTrust } from '../../cms/trust.js';
@@ -100,8 +100,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
       }
       if (args.publicUrl) publicUrlOf(args, at.host, at.port);
       const template = loadTemplate(args.template);
-      const data = args.data ? await readDataFile(ctx.io, args.data) : {};
-      applySetValues(template, data, parseSets(args.set));
+      const data = await templateValues(ctx.io, template, args.data, args.set);
       const store = await openStoreFromArgs(args, ctx.io, true);
       const hsm = await signerFromArgs(args, ctx.io);
       const signer = hsm ?? (await store.profileSigner());
