@@ -87,3 +87,16 @@ test('a secret in --set is refused (exit 2, nothing written); an unknown key in 
   t.regex(typo.stderr, /warning: --data data\.json: "exchange\.hots" is not a variable of template "exchange-smime"; it is ignored/);
   t.notRegex(typo.stderr, /removal\.password/, 'a secret in --data is fine');
 });
+
+test('user list shows each user with valid certificates by purpose, and who was removed', async (t) => {
+  const { dir, storeDir } = await store(t);
+  t.is(cli(['cert', 'issue', '--store', storeDir, '--user', 'bob@example.com', '--name', 'Bob', '--purpose', 'smime-signing'], { cwd: dir, env }).status, 0);
+  t.is(cli(['user', 'remove', 'bob@example.com', '--store', storeDir, '--revoke'], { cwd: dir, env }).status, 0);
+  const r = cli(['user', 'list', '--store', storeDir, '--json'], { cwd: dir, env });
+  t.is(r.status, 0, r.stderr);
+  t.deepEqual(JSON.parse(r.stdout), [
+    { user: 'alice@example.com', validSigning: 1, validEncryption: 2, certificates: 3, state: 'enrolled' },
+    { user: 'bob@example.com', validSigning: 0, validEncryption: 0, certificates: 1, state: 'removed' },
+  ]);
+  t.regex(cli(['user', 'list', '--store', storeDir], { cwd: dir, env }).stdout, /^USER\s+VALID SIGNING\s+VALID ENCRYPTION\s+CERTIFICATES\s+STATE\n/);
+});

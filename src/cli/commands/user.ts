@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { note, printJson } from '../output.js';
+import { note, printJson, printTable } from '../output.js';
+import { statusOf } from '../../store/store.js';
 
 interface RemoveArgs extends StoreArgs {
   email: string;
@@ -33,11 +34,37 @@ function remove(ctx: Context): CommandModule<object, RemoveArgs> {
   };
 }
 
+function list(ctx: Context): CommandModule<object, StoreArgs & { json?: boolean }> {
+  return {
+    command: 'list',
+    describe: 'the users of the store, with their certificates by purpose and state',
+    builder: (y: Argv) =>
+      storeOptions(y).option('json', { type: 'boolean', describe: 'print JSON' }).example('$0 user list --store ./store', 'who is enrolled') as unknown as Argv<StoreArgs & { json?: boolean }>,
+    handler: async (args) => {
+      const store = await openStoreFromArgs(args, ctx.io, false);
+      const now = new Date();
+      const users = new Map<string, { user: string; signing: number; encryption: number; total: number; removed: boolean }>();
+      for (const r of await store.listCertificates()) {
+        const key = r.user.toLowerCase();
+        const u = users.get(key) ?? { user: r.user, signing: 0, encryption: 0, total: 0, removed: true };
+        const status = statusOf(r, now);
+        u.total++;
+        if (status === 'valid') u[r.purpose === 'smime-signing' ? 'signing' : 'encryption']++;
+        if (!r.revoked && !r.retired) u.removed = false;
+        users.set(key, u);
+      }
+      const rows = [...users.values()].sort((a, b) => a.user.localeCompare(b.user));
+      if (args.json) return printJson(ctx.io, rows.map((u) => ({ user: u.user, validSigning: u.signing, validEncryption: u.encryption, certificates: u.total, state: u.removed ? 'removed' : 'enrolled' })));
+      printTable(ctx.io, ['USER', 'VALID SIGNING', 'VALID ENCRYPTION', 'CERTIFICATES', 'STATE'], rows.map((u) => [u.user, String(u.signing), String(u.encryption), String(u.total), u.removed ? 'removed' : 'enrolled']));
+    },
+  };
+}
+
 export function userCommand(ctx: Context): CommandModule<object, object> {
   return {
     command: 'user <command>',
     describe: 'users of the store',
-    builder: (y: Argv) => y.command(remove(ctx)).demandCommand(1),
+    builder: (y: Argv) => y.command(list(ctx)).command(remove(ctx)).demandCommand(1),
     handler: () => {},
   };
 }
