@@ -645,7 +645,16 @@ export class FileStore implements CertificateStore {
       const hit = (await this.listCertificates()).find((r) => r.fingerprint === q);
       if (hit) return hit;
     }
-    return this.#index.read(normalizeSerial(q));
+    try {
+      return await this.#index.read(normalizeSerial(q));
+    } catch (err) {
+      // As git takes short hashes: a unique prefix of 6 or more hex digits names a serial.
+      if (!(err instanceof StoreEntryNotFound) || !/^[0-9a-f]{6,63}$/.test(q)) throw err;
+      const hits = (await this.listCertificates()).filter((r) => r.serial.startsWith(q) || r.fingerprint.startsWith(q));
+      if (hits.length === 1) return hits[0]!;
+      if (hits.length > 1) throw new InputInvalid('serial', `"${serialOrFingerprint}" is the start of ${hits.length} certificates (${hits.slice(0, 3).map((h) => h.serial).join(', ')}…); give more of it`);
+      throw err;
+    }
   }
 
   async getCertificate(serial: string): Promise<Buffer> {

@@ -100,3 +100,16 @@ test('user list shows each user with valid certificates by purpose, and who was 
   ]);
   t.regex(cli(['user', 'list', '--store', storeDir], { cwd: dir, env }).stdout, /^USER\s+VALID SIGNING\s+VALID ENCRYPTION\s+CERTIFICATES\s+STATE\n/);
 });
+
+test('cert show and cert revoke take a unique serial prefix, as git takes short hashes', async (t) => {
+  const { dir, storeDir } = await store(t);
+  const list = JSON.parse(cli(['cert', 'list', '--store', storeDir, '--json'], { cwd: dir, env }).stdout) as { serial: string }[];
+  const target = list[0]!.serial;
+  const prefix = [8, 10, 12, 16].map((n) => target.slice(0, n)).find((p) => list.filter((r) => r.serial.startsWith(p)).length === 1)!;
+  const shown = cli(['cert', 'show', prefix, '--store', storeDir, '--json'], { cwd: dir, env });
+  t.is(shown.status, 0, shown.stderr);
+  t.is(JSON.parse(shown.stdout).serial, target);
+  const revoked = cli(['cert', 'revoke', prefix, '--store', storeDir], { cwd: dir, env });
+  t.is(revoked.status, 0, revoked.stderr);
+  t.regex(revoked.stderr, new RegExp(`^Revoked ${target} `));
+});

@@ -5,6 +5,7 @@ import { toPem } from '../../certs/pem.js';
 import { toPkcs12 } from '../../certs/pkcs12.js';
 import { describeCertificate } from '../../certs/x509.js';
 import { statusOf } from '../../store/store.js';
+import { isProfilesmithError } from '../../errors.js';
 import { parseDuration } from '../../util/duration.js';
 import { UsageError } from '../errors.js';
 import { readSecretFile } from '../files.js';
@@ -264,7 +265,11 @@ function revoke(ctx: Context): CommandModule<object, RevokeArgs> {
         .example('$0 cert revoke 3fa0… --store ./store --reason keyCompromise', 'revoke, then publish a CRL') as unknown as Argv<RevokeArgs>,
     handler: async (args) => {
       const store = await openStoreFromArgs(args, ctx.io, false);
-      const serial = /^[0-9a-f:]{64,}$/i.test(args.serial) ? (await store.findCertificate(args.serial)).serial : args.serial;
+      // A user certificate by serial, fingerprint or unique prefix; else the serial as given (the signer, a CA).
+      const serial = await store.findCertificate(args.serial).then((r) => r.serial, (err: unknown) => {
+        if (isProfilesmithError(err) && err.code === 'ERR_INPUT_INVALID') throw err;
+        return args.serial;
+      });
       const r = await store.revokeCertificate(serial, args.reason);
       const what = r.record ? `${r.record.user}, ${r.record.purpose}` : { signer: 'a profile signer', responder: 'an OCSP responder', 'issuing-ca': 'an issuing CA', user: 'a user certificate' }[r.kind];
       if (r.already) {
