@@ -3,6 +3,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { request as httpRequestRaw } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const BIN = join(ROOT, 'dist', 'cli', 'main.js');
@@ -97,4 +99,29 @@ export async function startServer(
     proc.on('exit', () => reject(new Error(`the server exited: ${log}`)));
   });
   return { base, proc, log: () => log, exited };
+}
+
+/**
+ * An HTTP(S) request on a connection of its own (no keep-alive pool), so that a test pausing
+ * between requests never races the server closing an idle connection, as fetch's pool can.
+ */
+export function httpRequest(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: Buffer | string; ca?: string } = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer; text: () => string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const lib = u.protocol === 'https:' ? httpsRequest : httpRequestRaw;
+    const req = lib(u, { method: options.method ?? 'GET', headers: options.headers ?? {}, agent: false, ...(options.ca ? { ca: options.ca } : {}) }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text: () => body.toString('utf8') });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
 }

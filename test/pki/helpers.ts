@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { initStore, type InitStoreOptions } from '../../src/store/fs-store.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
-import { BIN, cli, openssl, startServer, tmp } from '../helpers/tools.js';
+import { BIN, cli, httpRequest, openssl, startServer, tmp } from '../helpers/tools.js';
 
 export const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 
@@ -60,10 +60,14 @@ export function urlsIn(pem: string): { crl: string[]; caIssuers: string[]; ocsp:
   return { crl, caIssuers, ocsp };
 }
 
-/** GETs a URL with Node's HTTP client; the body and headers. */
-export async function fetchBytes(url: string, init?: RequestInit): Promise<{ status: number; body: Buffer; headers: Headers }> {
-  const r = await fetch(url, init);
-  return { status: r.status, body: Buffer.from(await r.arrayBuffer()), headers: r.headers };
+/** Requests a URL with Node's HTTP client, on a connection of its own; the body and headers. */
+export async function fetchBytes(url: string, init: { method?: string; body?: Buffer; headers?: Record<string, string> } = {}): Promise<{ status: number; body: Buffer; headers: { get(name: string): string | null } }> {
+  const r = await httpRequest(url, init);
+  const get = (name: string) => {
+    const v = r.headers[name.toLowerCase()];
+    return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+  };
+  return { status: r.status, body: r.body, headers: { get } };
 }
 
 /** Fetches every CRL a certificate points at and writes them as PEM files; returns the paths. */

@@ -14,7 +14,7 @@ import { parseOcspRequest } from '../../src/pki/ocsp.js';
 import { checkStore } from '../../src/store/check.js';
 import { toPem } from '../../src/certs/pem.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
-import { need, openssl, tmp } from '../helpers/tools.js';
+import { httpRequest, need, openssl, tmp } from '../helpers/tools.js';
 
 const DAY = 86_400_000;
 
@@ -89,9 +89,9 @@ test('the PKI handler bounds the rate per address', async (t) => {
   t.teardown(() => server.close());
   const port = (server.address() as { port: number }).port;
   const codes: number[] = [];
-  for (let i = 0; i < 5; i++) codes.push((await fetch(`http://127.0.0.1:${port}/ca/root.cer`)).status);
+  for (let i = 0; i < 5; i++) codes.push((await httpRequest(`http://127.0.0.1:${port}/ca/root.cer`)).status);
   t.deepEqual(codes, [200, 200, 200, 429, 429]);
-  t.is((await fetch(`http://127.0.0.1:${port}/elsewhere`)).status, 404, 'other paths are left to the caller');
+  t.is((await httpRequest(`http://127.0.0.1:${port}/elsewhere`)).status, 404, 'other paths are left to the caller');
 });
 
 test('a new passphrase re-seals every CA key: rotated issuing CAs, signers and responders', async (t) => {
