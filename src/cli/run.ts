@@ -118,7 +118,11 @@ export async function run(rawArgv: string[], io: Io): Promise<number> {
     if (output) io.stdout.write(output + '\n');
     return ctx.exitCode;
   } catch (err) {
-    errorLine(io, formatError(err, debug));
+    // With --json, stderr carries the error as one JSON line too, for scripts.
+    if (argv.includes('--json') && !debug) {
+      const code = (err as { code?: string })?.code ?? 'ERR_INTERNAL';
+      io.stderr.write(JSON.stringify({ error: { code, message: (err instanceof Error ? err.message : String(err)).split('\n')[0], exitCode: exitCodeFor(err) } }) + '\n');
+    } else errorLine(io, formatError(err, debug));
     return exitCodeFor(err);
   }
 }

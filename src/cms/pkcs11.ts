@@ -182,6 +182,22 @@ export function ecdsaRawToDer(raw: Uint8Array): Buffer {
  * try { const der = await signProfile(xml, signer) } finally { await signer.close() }
  */
 export async function pkcs11Signer(options: Pkcs11SignerOptions): Promise<Pkcs11Signer> {
+  // A token that several processes open at once (batch workers, SoftHSM's file store) may answer
+  // CKR_GENERAL_ERROR or CKR_DEVICE_ERROR once: that is tried again, twice, before it fails.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await openPkcs11Signer(options);
+    } catch (err) {
+      const code = rv(err) ?? rv((err as { cause?: unknown })?.cause);
+      const transient = code === 'CKR_GENERAL_ERROR' || code === 'CKR_DEVICE_ERROR';
+      if (!transient) throw err;
+      if (attempt >= 3) throw err instanceof Pkcs11Failed ? err : new Pkcs11Failed('device', `The token failed (${code})`, { cause: err });
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
+}
+
+async function openPkcs11Signer(options: Pkcs11SignerOptions): Promise<Pkcs11Signer> {
   const uri: Pkcs11Uri = options.uri ? parsePkcs11Uri(options.uri) : { other: {} };
   const modulePath = options.module ?? uri.modulePath;
   if (!modulePath) throw new InputInvalid('pkcs11-module', 'Name the PKCS#11 module: module-path in the URI, or the module option');

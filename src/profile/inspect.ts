@@ -44,6 +44,45 @@ export interface InspectedPayload {
   note?: string;
   /** base64 PKCS#12, only with `showSecrets`. */
   pkcs12?: string;
+  /**
+   * A mail account's settings as iOS applies them: host, address, user, SSL, and each S/MIME
+   * switch with its effective value (`(default on)` / `(default off)` where left out).
+   */
+  settings?: Record<string, string>;
+}
+
+/** The mail-account keys shown, and what iOS does when each S/MIME switch is left out (ios-behaviour.md). */
+const ACCOUNT_KEYS: Record<string, string[]> = {
+  'com.apple.eas.account': ['Host', 'EmailAddress', 'UserName', 'SSL', 'OAuth'],
+  'com.apple.mail.managed': ['EmailAccountType', 'EmailAddress', 'IncomingMailServerHostName', 'IncomingMailServerUseSSL', 'OutgoingMailServerHostName', 'OutgoingMailServerUseSSL'],
+};
+const SMIME_KEYS = [
+  'SMIMESigningEnabled',
+  'SMIMESigningUserOverrideable',
+  'SMIMESigningCertificateUUID',
+  'SMIMESigningCertificateUUIDUserOverrideable',
+  'SMIMEEncryptionCertificateUUID',
+  'SMIMEEncryptionCertificateUUIDUserOverrideable',
+  'SMIMEEncryptByDefault',
+  'SMIMEEncryptByDefaultUserOverrideable',
+  'SMIMEEnableEncryptionPerMessageSwitch',
+];
+
+function accountSettings(p: Record<string, PlistValue>, type: string): Record<string, string> | undefined {
+  const keys = ACCOUNT_KEYS[type];
+  if (!keys) return undefined;
+  const out: Record<string, string> = {};
+  const show = (v: PlistValue) => (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v));
+  for (const k of keys) if (p[k] !== undefined) out[k] = show(p[k] as PlistValue);
+  const signing = typeof p.SMIMESigningCertificateUUID === 'string' && p.SMIMESigningCertificateUUID !== '';
+  const encryption = typeof p.SMIMEEncryptionCertificateUUID === 'string' && p.SMIMEEncryptionCertificateUUID !== '';
+  for (const k of SMIME_KEYS) {
+    if (p[k] !== undefined) out[k] = show(p[k] as PlistValue);
+    else if (k === 'SMIMESigningEnabled' && signing) out[k] = 'true (left out: iOS turns it on)';
+    else if (k === 'SMIMEEncryptByDefault' && encryption && p.SMIMEEncryptionEnabled === undefined) out[k] = 'true (left out: iOS turns it on)';
+    else if (!k.endsWith('UUID') && (signing || encryption)) out[k] = 'false (left out)';
+  }
+  return out;
 }
 
 /** What {@link inspectProfile} reports: signer, payloads, references and certificates. */
@@ -92,6 +131,8 @@ function inspectPayload(p: Record<string, PlistValue>, showSecrets: boolean): In
     }
   };
   for (const [k, v] of Object.entries(p)) walk(v, k);
+  const settings = accountSettings(p, type);
+  if (settings) out.settings = settings;
   const content = p.PayloadContent;
   try {
     if (content instanceof Uint8Array && ['com.apple.security.root', 'com.apple.security.pkcs1'].includes(type)) {

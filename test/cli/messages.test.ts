@@ -113,3 +113,28 @@ test('cert show and cert revoke take a unique serial prefix, as git takes short 
   t.is(revoked.status, 0, revoked.stderr);
   t.regex(revoked.stderr, new RegExp(`^Revoked ${target} `));
 });
+
+test('with --json an error is one JSON line on stderr; inspect shows the account settings with the S/MIME switches as iOS applies them', async (t) => {
+  const { dir, storeDir } = await store(t);
+  const r = cli(['cert', 'issue', '--store', storeDir, '--user', 'not-an-address', '--name', 'X', '--purpose', 'smime-signing', '--json'], { cwd: dir, env });
+  t.is(r.status, 1);
+  t.is(r.stdout, '');
+  t.deepEqual(JSON.parse(r.stderr), { error: { code: 'ERR_INPUT_INVALID', message: '"not-an-address" is not an email address', exitCode: 1 } });
+  const usage = cli(['cert', 'issue', '--store', storeDir, '--json', '--purpose', 'nope'], { cwd: dir, env });
+  t.is(usage.status, 2);
+  t.is(JSON.parse(usage.stderr).error.code, 'ERR_USAGE');
+  t.is(cli(['generate', 'exchange-smime', '--store', storeDir, '--user', 'alice@example.com', '--set', 'exchange.host=mail.example.com', '-o', 'p.mobileconfig'], { cwd: dir, env }).status, 0);
+  const text = cli(['inspect', 'p.mobileconfig'], { cwd: dir }).stdout;
+  t.regex(text, /\n {4}Host: mail\.example\.com\n/);
+  t.regex(text, /\n {4}SMIMESigningEnabled: true\n/);
+  t.regex(text, /\n {4}SMIMEEncryptByDefault: (true|false)\n/);
+  const json = JSON.parse(cli(['inspect', 'p.mobileconfig', '--json'], { cwd: dir }).stdout);
+  const eas = json.payloads.find((p: { type: string }) => p.type === 'com.apple.eas.account');
+  t.is(eas.settings.Host, 'mail.example.com');
+  // A profile made elsewhere that leaves the switches out: inspect says what iOS will do.
+  const U = '6E1F0C2A-5B3D-4C7E-9A8B-00000000000';
+  writeFileSync(join(dir, 'other.mobileconfig'), `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>PayloadType</key><string>Configuration</string><key>PayloadVersion</key><integer>1</integer><key>PayloadIdentifier</key><string>x</string><key>PayloadUUID</key><string>${U}1</string><key>PayloadContent</key><array><dict><key>PayloadType</key><string>com.apple.eas.account</string><key>PayloadVersion</key><integer>1</integer><key>PayloadIdentifier</key><string>x.eas</string><key>PayloadUUID</key><string>${U}2</string><key>Host</key><string>h.example.com</string><key>SMIMESigningCertificateUUID</key><string>${U}3</string></dict></array></dict></plist>`);
+  const other = cli(['inspect', 'other.mobileconfig'], { cwd: dir }).stdout;
+  t.regex(other, /SMIMESigningEnabled: true \(left out: iOS turns it on\)/);
+  t.regex(other, /SMIMESigningUserOverrideable: false \(left out\)/);
+});

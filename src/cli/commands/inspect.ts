@@ -27,6 +27,7 @@ function human(r: InspectResult): string {
   out.push('', 'Payloads:');
   for (const p of r.payloads) {
     out.push(`  ${p.type}  ${p.identifier ?? ''}  ${p.uuid ?? ''}${p.displayName ? `  "${p.displayName}"` : ''}`);
+    for (const [k, v] of Object.entries(p.settings ?? {})) out.push(`    ${k}: ${v}`);
     for (const [k, v] of Object.entries(p.secrets)) out.push(`    ${k}: ${v}`);
     for (const c of p.certificates) {
       out.push(`    cert: ${c.subject}${c.emails.length ? `  <${c.emails.join(', ')}>` : ''}  ${c.notBefore.slice(0, 10)} to ${c.notAfter.slice(0, 10)}${c.hasPrivateKey ? '  (with key)' : ''}${c.extendedKeyUsage.length ? `  EKU ${c.extendedKeyUsage.join(',')}` : ''}`);
