@@ -712,7 +712,12 @@ export class FileStore implements CertificateStore {
       ...(publication ? { publication } : {}),
     });
     let existing: CertificateRecord | undefined;
-    const guard = ifMissing ? async () => !(existing = await this.validHeld(user, options.purpose)) : undefined;
+    const guard = ifMissing
+      ? async () => {
+          this.#index.rescan();
+          return !(existing = await this.validHeld(user, options.purpose));
+        }
+      : undefined;
     const { record } = await this.addEntry(identity, user, options.purpose, 'issued', [], guard);
     return existing ? { record: existing, issued: false } : { record, issued: true };
   }

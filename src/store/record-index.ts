@@ -294,6 +294,16 @@ export class RecordIndex {
     this.#checkedAt = 0;
   }
 
+  /**
+   * The next read lists certs/ whatever its timestamps say. Two entries renamed in within one
+   * tick of the file system's clock leave the same mtime, so a decision taken under the lock
+   * ("does this user hold one already?") must not trust the timestamps.
+   */
+  rescan(): void {
+    this.#checkedAt = 0;
+    if (this.#records) this.#records.dirKey = '';
+  }
+
   async revocations(): Promise<Revocation[]> {
     const path = join(this.dir, 'revocations.json');
     let text: string;
