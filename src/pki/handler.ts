@@ -69,6 +69,7 @@ export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
   const buckets = new Map<string, { count: number; reset: number }>();
   const validity = options.ocspValidityMs ?? 3_600_000;
   const maxAge = options.ocspMaxAgeSeconds ?? 60;
+  const matcherCache = new WeakMap<Buffer, ReturnType<typeof certIdMatcher>>();
 
   const send = (res: ServerResponse, status: number, body: Buffer | string, type = 'text/plain; charset=utf-8', extra: Record<string, string> = {}) => {
     res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'X-Content-Type-Options': 'nosniff', ...extra });
@@ -84,7 +85,12 @@ export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
       throw err;
     }
     const cas = await options.store.caCertificates();
-    const matchers = cas.map((c) => ({ ca: c, match: certIdMatcher(c.certificate) }));
+    // A CA's name and key hashes are worked out once per certificate, not once per request.
+    const matchers = cas.map((c) => {
+      let match = matcherCache.get(c.certificate);
+      if (!match) matcherCache.set(c.certificate, (match = certIdMatcher(c.certificate)));
+      return { ca: c, match };
+    });
     // One response is signed by one CA's delegated responder: every CertID must name that CA.
     const owners = request.certIds.map((id) => matchers.find((m) => m.match(id))?.ca);
     const first = owners[0];

@@ -1163,15 +1163,15 @@ export class FileStore implements CertificateStore {
   async certificateStatus(ca: CaRef, serial: string): Promise<{ status: 'good' } | { status: 'revoked'; date: Date; reason: RevocationReason } | { status: 'unknown' }> {
     const s = normalizeSerial(serial);
     const revocation = (await this.#index.revocations()).find((r) => r.serial === s && r.kind === 'revoked' && (r.ca ?? 'issuing') === caSlug(ca));
-    const cas = await this.caCertificates();
     let issued = false;
-    if (ca === 'root') issued = cas.some((c) => c.ca !== 'root' && c.serial === s);
-    if (!issued) issued = (await this.caIssued()).some((c) => c.serial === s && c.ca === ca);
-    if (!issued && ca !== 'root' && SERIAL.test(s)) {
+    // The common question first: a user certificate (one entry read). The CA's own certificates
+    // (signers, responders: a directory listing and a signature check each) only when it is not one.
+    if (ca !== 'root' && SERIAL.test(s)) {
       const record = await this.#index.read(s).catch(() => undefined);
-      const gen = record?.source === 'issued' ? await this.issuingOf(record) : undefined;
-      issued = gen === ca;
+      issued = record?.source === 'issued' && (await this.issuingOf(record)) === ca;
     }
+    if (!issued && ca === 'root') issued = (await this.caCertificates()).some((c) => c.ca !== 'root' && c.serial === s);
+    if (!issued) issued = (await this.caIssued()).some((c) => c.serial === s && c.ca === ca);
     if (!issued) return { status: 'unknown' };
     if (revocation) return { status: 'revoked', date: new Date(revocation.date), reason: revocation.reason as RevocationReason };
     return { status: 'good' };
