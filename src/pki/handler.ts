@@ -16,6 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RevocationReason } from '../certs/crl.js';
 import { parseCaSlug, type CaRef } from '../certs/publication.js';
 import { isProfilesmithError } from '../errors.js';
+import { WindowCounter } from '../server/window-counter.js';
 import { buildOcspResponse, certIdMatcher, ocspErrorResponse, OcspMalformed, parseOcspRequest, type OcspAnswer } from './ocsp.js';
 
 /** What the PKI routes need of a store (the file store has all of it). */
@@ -66,7 +67,7 @@ export function isPkiPath(path: string): boolean {
 export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
   const now = options.now ?? (() => new Date());
   const limit = options.rateLimit ?? 600;
-  const buckets = new Map<string, { count: number; reset: number }>();
+  const requests = new WindowCounter(60_000);
   const validity = options.ocspValidityMs ?? 3_600_000;
   const maxAge = options.ocspMaxAgeSeconds ?? 60;
   const matcherCache = new WeakMap<Buffer, ReturnType<typeof certIdMatcher>>();
@@ -172,13 +173,10 @@ export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
     const logged = path.length > 64 ? path.slice(0, 64) + '…' : path;
     res.on('finish', () => options.log?.(`${ip} ${req.method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
     const t = Date.now();
-    const b = buckets.get(ip);
-    if (!b || b.reset < t) buckets.set(ip, { count: 1, reset: t + 60_000 });
-    else if (++b.count > limit) {
+    if (requests.hit(ip, t) > limit) {
       send(res, 429, 'Too many requests; try again in a minute\n', undefined, { 'Retry-After': '60' });
       return true;
     }
-    if (buckets.size > 10_000) for (const [k, v] of buckets) if (v.reset < t) buckets.delete(k);
     handle(req, res, path).catch((err: unknown) => {
       options.log?.(`${ip} ${req.method} ${logged} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}${isProfilesmithError(err) ? `: ${err.message}` : ''}`);
       if (res.headersSent) return res.destroy();

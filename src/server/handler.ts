@@ -20,6 +20,7 @@ import { loadTemplate, type Template } from '../profile/template.js';
 import type { CertificateStore } from '../store/store.js';
 import { profileFileName } from '../batch/names.js';
 import { clientAddress, TrustedProxies } from './client.js';
+import { WindowCounter } from './window-counter.js';
 import type { LinkBook } from './links.js';
 import { installPage, messagePage } from './page.js';
 
@@ -75,8 +76,8 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
   const limit = options.rateLimit ?? 600;
   const guessLimit = options.guessLimit ?? 20;
   const trusted = new TrustedProxies(options.trustProxy ?? []);
-  const requests = new Map<string, { count: number; reset: number }>();
-  const guesses = new Map<string, { count: number; reset: number }>();
+  const requests = new WindowCounter(60_000);
+  const guesses = new WindowCounter(GUESS_WINDOW_MS);
   const signer = options.signer ? Promise.resolve(options.signer) : options.store.profileSigner();
   signer.catch(() => {});
   const payloadNames = (template.meta.payloads ?? []).map((p) => (Object.hasOwn(PAYLOAD_NAMES, p) ? PAYLOAD_NAMES[p] : undefined) ?? p);
@@ -92,15 +93,6 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
       ...extra,
     });
     res.end(res.req.method === 'HEAD' ? undefined : body);
-  };
-  const count = (map: Map<string, { count: number; reset: number }>, key: string, windowMs: number, t: number) => {
-    const b = map.get(key);
-    if (!b || b.reset < t) {
-      map.set(key, { count: 1, reset: t + windowMs });
-      if (map.size > 10_000) for (const [k, v] of map) if (v.reset < t) map.delete(k);
-      return 1;
-    }
-    return ++b.count;
   };
   const retryPage = (res: ServerResponse, until: number, t: number) => {
     const minutes = Math.max(1, Math.ceil((until - t) / 60_000));
@@ -127,7 +119,7 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
     if (post && step !== '/install') return send(res, 405, messagePage('Not allowed', 'Open the link in Safari.'), undefined, { Allow: 'GET, HEAD' });
     const found = await options.links.peek(token);
     if (!found) {
-      count(guesses, client, GUESS_WINDOW_MS, Date.now());
+      guesses.hit(client, Date.now());
       return send(res, 404, messagePage('Link not found', 'This link is not valid. Ask your administrator for a new one.'));
     }
     if (found.state !== 'valid') {
@@ -165,10 +157,10 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
     const logged = path.replace(/^\/p\/[^/]+/, '/p/<token>');
     res.on('finish', () => options.log?.(`${client} ${req.method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
     const t = Date.now();
-    if (count(requests, client, 60_000, t) > limit) return retryPage(res, requests.get(client)!.reset, t);
-    const g = guesses.get(client);
+    if (requests.hit(client, t) > limit) return retryPage(res, requests.peek(client, t)!.reset, t);
+    const g = guesses.peek(client, t);
     // Past the guess limit every link request from the client waits: answering valid ones would tell guesses apart.
-    if (g && g.reset >= t && g.count >= guessLimit && path.startsWith('/p/')) return retryPage(res, g.reset, t);
+    if (g && g.count >= guessLimit && path.startsWith('/p/')) return retryPage(res, g.reset, t);
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > 4096 || (req.headers['transfer-encoding'] && req.method !== 'POST')) return send(res, 413, messagePage('Too large', 'Requests carry no body.'));
     handle(req, res, path, client).catch((err: unknown) => {
