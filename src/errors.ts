@@ -184,6 +184,15 @@ export class InputInvalid extends ProfilesmithError {
   }
 }
 
+/** A row names a user removed from the store (`removeUser`); batches skip such rows with `skipRemoved`. */
+export class UserRemoved extends ProfilesmithError {
+  static override code = 'ERR_USER_REMOVED';
+  override readonly code = 'ERR_USER_REMOVED';
+  constructor(readonly user: string) {
+    super(`${user} was removed from the store (user remove); take the row out of the users file, or pass --skip-removed`);
+  }
+}
+
 /**
  * A PKCS#11 module, token, key or operation failed. `reason` is one of `unavailable`
  * (pkcs11js is not installed), `module`, `token-not-found`, `pin-incorrect`, `pin-missing`,
@@ -217,6 +226,7 @@ export type AnyProfilesmithError =
   | StoreEntryNotFound
   | StoreIOError
   | InputInvalid
+  | UserRemoved
   | Pkcs11Failed;
 
 /** The stable codes. */

@@ -7,9 +7,12 @@
  * @module issue-batch
  */
 import { availableParallelism } from 'node:os';
+import { assertEmail } from '../certs/email.js';
 import type { CertificatePurpose } from '../certs/issue.js';
-import { isProfilesmithError } from '../errors.js';
-import { statusOf, type CertificateStore } from '../store/store.js';
+import { checkNameValue } from '../certs/name.js';
+import { emailPermitted } from '../certs/publication.js';
+import { InputInvalid, isProfilesmithError, UserRemoved } from '../errors.js';
+import { isRemovedUser, statusOf, type CertificateStore } from '../store/store.js';
 import type { BatchFailure, BatchProgress } from './run.js';
 import { countUsers, readUsers } from './users.js';
 
@@ -28,6 +31,18 @@ export interface IssueBatchOptions {
   onFailure?: (f: BatchFailure) => void;
   /** Default: `() => new Date()`. */
   now?: () => Date;
+  /**
+   * Check every row and count who would get a certificate, issuing nothing: the store is
+   * not changed (and need not be unlocked). `generated` then counts the would-be issues.
+   */
+  dryRun?: boolean;
+  /** Stops the run: no new row is started, the rows in flight finish, and the summary says `interrupted`. */
+  signal?: AbortSignal;
+  /**
+   * Skip users removed from the store (`user remove`) and count them in `skipped`. Without
+   * it such a row fails: issuing again would re-enroll somebody who was taken out.
+   */
+  skipRemoved?: boolean;
 }
 
 /** The outcome of {@link issueBatch}. */
@@ -35,6 +50,10 @@ export interface IssueBatchSummary extends BatchProgress {
   /** Users skipped because they already hold a valid certificate of the purpose. */
   existing: number;
   failures: BatchFailure[];
+  /** True for a {@link IssueBatchOptions.dryRun}: nothing was issued. */
+  dryRun: boolean;
+  /** True when the signal stopped the run before every row was read. */
+  interrupted: boolean;
 }
 
 /**
@@ -47,15 +66,20 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
   const now = options.now ?? (() => new Date());
   const total = await countUsers(options.usersFile);
   const jobs = Math.max(1, Math.min(options.jobs ?? availableParallelism(), 32));
-  const s: IssueBatchSummary = { done: 0, total, generated: 0, unchanged: 0, failed: 0, existing: 0, elapsedMs: 0, failures: [] };
+  const s: IssueBatchSummary = { done: 0, total, generated: 0, unchanged: 0, failed: 0, skipped: 0, existing: 0, elapsedMs: 0, failures: [], dryRun: !!options.dryRun, interrupted: false };
+  const domains = (options.store as { permittedEmailDomains?: readonly string[] }).permittedEmailDomains ?? [];
   const running = new Set<Promise<void>>();
   const finish = () => {
     s.done++;
     s.elapsedMs = Date.now() - started;
-    options.onProgress?.({ done: s.done, total, generated: s.generated, unchanged: s.existing, failed: s.failed, elapsedMs: s.elapsedMs });
+    options.onProgress?.({ done: s.done, total, generated: s.generated, unchanged: s.existing, failed: s.failed, skipped: s.skipped, elapsedMs: s.elapsedMs });
   };
   const seen = new Set<string>();
   for await (const row of readUsers(options.usersFile)) {
+    if (options.signal?.aborted) {
+      s.interrupted = true;
+      break;
+    }
     const email = typeof row.values.email === 'string' ? row.values.email : '';
     const name = typeof row.values.name === 'string' && row.values.name ? row.values.name : email;
     const repeated = seen.has(email.toLowerCase());
@@ -64,8 +88,21 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
       try {
         const request = { user: email, name, purpose: options.purpose, ...(options.days ? { days: options.days } : {}) };
         let issued: boolean;
+        const removed = !repeated && /^[^@\s]+@[^@\s]+$/.test(email) && isRemovedUser(await options.store.listCertificates({ user: email }));
+        if (removed && options.skipRemoved) {
+          s.skipped++;
+          return finish();
+        }
+        if (removed) throw new UserRemoved(email);
         if (repeated) issued = false;
-        else if (options.store.issueCertificateIfMissing) {
+        else if (options.dryRun) {
+          // What issuing would check first, then whether the user already holds one.
+          const user = assertEmail(email);
+          checkNameValue('name', name.trim());
+          if (!emailPermitted(user, domains)) throw new InputInvalid('user', `"${user}" is outside the email domains this CA may issue for (${domains.join(', ')})`);
+          const held = await options.store.listCertificates({ user, purpose: options.purpose });
+          issued = !held.some((r) => statusOf(r, now()) === 'valid');
+        } else if (options.store.issueCertificateIfMissing) {
           // Decided under the store's lock: concurrent runs over the same users issue one each.
           issued = (await options.store.issueCertificateIfMissing(request)).issued;
         } else {

@@ -9,13 +9,14 @@ import { constants, promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
-import { InputInvalid, ProfilesmithError, StoreIOError } from '../errors.js';
+import { InputInvalid, ProfilesmithError, StoreIOError, UserRemoved } from '../errors.js';
 import { loadTemplate } from '../profile/template.js';
 import { openStore } from '../store/fs-store.js';
 import { atomicWrite } from '../store/fs-util.js';
 import { csvField } from '../util/csv.js';
 import { countUsers, readUsers } from './users.js';
 import type { WorkerInit, WorkerResult, WorkerTask } from './worker.js';
+import { isRemovedUser } from '../store/store.js';
 import { pkcs11Signer, type Pkcs11SignerOptions } from '../cms/pkcs11.js';
 
 /** Progress of a batch, passed to `onProgress` after every row. */
@@ -25,6 +26,8 @@ export interface BatchProgress {
   generated: number;
   unchanged: number;
   failed: number;
+  /** Rows of removed users skipped by `skipRemoved`. */
+  skipped: number;
   elapsedMs: number;
 }
 
@@ -43,6 +46,10 @@ export interface BatchSummary extends BatchProgress {
   profilesPerSecond: number;
   /** True when `strict` stopped the run at a failure. */
   stopped: boolean;
+  /** True for a dry run: nothing was written, `generated` counts the profiles that would be. */
+  dryRun: boolean;
+  /** True when the signal stopped the run: the rows in flight were finished and recorded, the rest not started. */
+  interrupted: boolean;
 }
 
 /** Options of {@link runBatch}. */
@@ -77,6 +84,22 @@ export interface RunBatchOptions {
    * open signer: every worker thread opens its own sessions on the token.
    */
   pkcs11?: Pkcs11SignerOptions;
+  /**
+   * Make every profile in memory and report what would be written, writing nothing: no
+   * profile, no run record, no passwords file, no PKCS#12 cache entry in the store.
+   */
+  dryRun?: boolean;
+  /**
+   * Skip the rows of users removed from the store (`user remove`: every certificate retired,
+   * or revoked as cessationOfOperation) and count them in `skipped`. Without it such a row fails.
+   */
+  skipRemoved?: boolean;
+  /**
+   * Stops the run (Ctrl-C in the CLI): no new row is started, the rows in flight finish, the
+   * run record and the passwords file are written for what was done, and the summary says
+   * `interrupted`. A rerun with `onlyChanged` picks up the rest.
+   */
+  signal?: AbortSignal;
   /** Called after every row (throttle it yourself for display). */
   onProgress?: (p: BatchProgress) => void;
   /** Called once per failed row. */
@@ -155,7 +178,17 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     }
     total = await countUsers(options.usersFile);
     const outDir = resolve(options.outDir);
-    await fs.mkdir(outDir, { recursive: true, mode: 0o700 }).catch(async (err: NodeJS.ErrnoException) => {
+    const makeOut = options.dryRun
+      ? fs.stat(outDir).then(
+          (st) => {
+            if (!st.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'EEXIST' });
+          },
+          (err: NodeJS.ErrnoException) => {
+            if (err.code !== 'ENOENT') throw err;
+          },
+        )
+      : fs.mkdir(outDir, { recursive: true, mode: 0o700 });
+    await makeOut.catch(async (err: NodeJS.ErrnoException) => {
       const what = await fs.stat(outDir).then((st) => (st.isDirectory() ? undefined : 'is a file, not a folder'), () => undefined);
       throw new InputInvalid('out', `Cannot use "${options.outDir}" for the profiles: ${what ?? (err.code === 'EACCES' ? 'permission denied' : err.code === 'ENOTDIR' || err.code === 'EEXIST' ? 'a part of the path is a file' : err.code ?? err.message)}`);
     });
@@ -166,7 +199,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
       .then((t) => (JSON.parse(t) as { entries: Record<string, string> }).entries ?? {})
       .catch(() => ({}));
 
-    if (options.passwordsOut) {
+    if (options.passwordsOut && !options.dryRun) {
       const path = resolve(options.passwordsOut);
       const tmp = join(resolve(path, '..'), `.tmp-${randomBytes(6).toString('hex')}`);
       const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
@@ -184,6 +217,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
       embedPkcs12Passwords: options.embedPkcs12Passwords ?? true,
       includeRevoked: !!options.includeRevoked,
       onlyChanged: !!options.onlyChanged,
+      dryRun: !!options.dryRun,
       usersDir: resolve(options.usersFile, '..'),
       ...(options.encryptTo ? { encryptTo: options.encryptTo } : {}),
       ...(options.cipher ? { cipher: options.cipher } : {}),
@@ -198,23 +232,32 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     throw err;
   }
 
-  const progress: BatchProgress = { done: 0, total, generated: 0, unchanged: 0, failed: 0, elapsedMs: 0 };
+  const progress: BatchProgress = { done: 0, total, generated: 0, unchanged: 0, failed: 0, skipped: 0, elapsedMs: 0 };
   const failures: BatchFailure[] = [];
+  let interrupted = false;
+  const onAbort = () => wake();
+  options.signal?.addEventListener('abort', onAbort);
   let stopped = false;
   let inFlight = 0;
   let writes = Promise.resolve();
 
   const onResults = (results: WorkerResult[]) => results.forEach(onResult);
+  const fail = (line: number, email: string, code: string, message: string) => {
+    progress.failed++;
+    const f = { line, email, code, message };
+    if (failures.length < 1000) failures.push(f);
+    options.onFailure?.(f);
+    if (options.strict) stopped = true;
+  };
+  const counted = () => {
+    progress.elapsedMs = Date.now() - started;
+    options.onProgress?.({ ...progress });
+  };
   const onResult = (r: WorkerResult) => {
     inFlight--;
     progress.done++;
-    if (r.status === 'failed') {
-      progress.failed++;
-      const f = { line: r.line, email: r.email, code: r.error?.code ?? 'ERR_INTERNAL', message: r.error?.message ?? 'failed' };
-      if (failures.length < 1000) failures.push(f);
-      options.onFailure?.(f);
-      if (options.strict) stopped = true;
-    } else {
+    if (r.status === 'failed') fail(r.line, r.email, r.error?.code ?? 'ERR_INTERNAL', r.error?.message ?? 'failed');
+    else {
       if (r.status === 'generated') progress.generated++;
       else progress.unchanged++;
       if (r.hash) manifest[r.email.toLowerCase()] = r.hash;
@@ -224,8 +267,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
         writes = writes.then(() => handle.appendFile(lines));
       }
     }
-    progress.elapsedMs = Date.now() - started;
-    options.onProgress?.({ ...progress });
+    counted();
     wake();
   };
 
@@ -245,21 +287,30 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     };
     for await (const row of readUsers(options.usersFile)) {
       if (inFlight >= limit) flush();
-      while (inFlight >= limit && !fatal) await new Promise<void>((r) => waiting.push(r));
-      if (stopped || fatal) break;
+      while (inFlight >= limit && !fatal && !options.signal?.aborted) await new Promise<void>((r) => waiting.push(r));
+      if (options.signal?.aborted) interrupted = true;
+      if (stopped || fatal || interrupted) break;
       const email = typeof row.values.email === 'string' ? row.values.email : '';
       const records = /^[^@\s]+@[^@\s]+$/.test(email) ? await store.listCertificates({ user: email }) : [];
+      if (isRemovedUser(records)) {
+        progress.done++;
+        if (options.skipRemoved) progress.skipped++;
+        else fail(row.line, email, UserRemoved.code, new UserRemoved(email).message);
+        counted();
+        continue;
+      }
       pending.push({ id: id++, line: row.line, values: row.values, previousHash: manifest[email.toLowerCase()], records });
       inFlight++;
       if (pending.length >= chunk) flush();
     }
-    if (stopped || fatal) {
+    if (stopped || fatal || interrupted) {
       inFlight -= pending.length; // never sent
       pending = [];
     } else flush();
     while (inFlight > 0 && !fatal) await new Promise<void>((r) => waiting.push(r));
     if (fatal) throw fatal;
   } finally {
+    options.signal?.removeEventListener('abort', onAbort);
     await Promise.all(workers.map((w) => w.terminate()));
     await writes;
     if (passwords) {
@@ -269,8 +320,8 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
         throw new StoreIOError(passwords!.path, 'write', `Cannot write "${passwords!.path}"`, { cause });
       });
     }
-    await atomicWrite(manifestPath, JSON.stringify({ version: 1, entries: manifest }) + '\n', 0o600);
+    if (!options.dryRun) await atomicWrite(manifestPath, JSON.stringify({ version: 1, entries: manifest }) + '\n', 0o600);
   }
   progress.elapsedMs = Date.now() - started;
-  return { ...progress, failures, stopped, profilesPerSecond: progress.done / Math.max(progress.elapsedMs / 1000, 0.001) };
+  return { ...progress, failures, stopped, dryRun: !!options.dryRun, interrupted, profilesPerSecond: progress.done / Math.max(progress.elapsedMs / 1000, 0.001) };
 }

@@ -30,6 +30,8 @@ export interface WorkerInit {
   embedPkcs12Passwords: boolean;
   includeRevoked: boolean;
   onlyChanged: boolean;
+  /** Make the profile, write nothing. */
+  dryRun?: boolean;
   /** Device certificate (PEM/DER) to encrypt every profile to; a `device_cert` column overrides it per user. */
   encryptTo?: Uint8Array;
   cipher?: 'aes-256-cbc' | 'des-ede3-cbc';
@@ -131,13 +133,14 @@ export async function processRow(init: WorkerInit, ready: Ready, task: WorkerTas
       signer: ready.signer,
       embedPkcs12Passwords: init.embedPkcs12Passwords,
       includeRevoked: init.includeRevoked,
-      pkcs12Cache: true,
+      // A dry run changes nothing, not even the store's PKCS#12 cache.
+      pkcs12Cache: !init.dryRun,
       records,
       ...(deviceCert ? { encryptTo: deviceCert, ...(init.cipher ? { cipher: init.cipher } : {}) } : {}),
     });
     // Batch output can be regenerated: atomic (never partial) but without fsync per file,
     // and synchronous, since this is a worker thread.
-    atomicWriteSyncFast(file, profile.bytes, 0o600);
+    if (!init.dryRun) atomicWriteSyncFast(file, profile.bytes, 0o600);
     return { id: task.id, line: task.line, email, status: 'generated', file, hash, passwords: init.embedPkcs12Passwords ? [] : profile.passwords };
   } catch (err) {
     const error = isProfilesmithError(err) ? { code: err.code, message: err.message } : { code: 'ERR_INTERNAL', message: (err as Error)?.message ?? String(err) };

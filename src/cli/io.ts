@@ -7,8 +7,8 @@ export interface Io {
   stdin: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
   env: Record<string, string | undefined>;
   cwd: string;
-  /** Registers what to do on SIGTERM/SIGINT (long-running commands: serve). */
-  onTerminate?: (fn: () => void) => void;
+  /** Registers what to do on the first SIGTERM/SIGINT (long-running commands: serve, batch); a second one ends the process. */
+  onTerminate?: (fn: (signal: 'SIGINT' | 'SIGTERM') => void) => void;
 }
 
 /** Reads a secret from the terminal without echo. Only on a TTY; otherwise a usage error naming `alternative`. */

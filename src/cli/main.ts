@@ -9,8 +9,8 @@ const code = await run(process.argv.slice(2), {
   env: process.env,
   cwd: process.cwd(),
   onTerminate: (fn) => {
-    process.once('SIGTERM', fn);
-    process.once('SIGINT', fn);
+    process.once('SIGTERM', () => fn('SIGTERM'));
+    process.once('SIGINT', () => fn('SIGINT'));
   },
 });
 process.exitCode = code;

@@ -7,11 +7,16 @@ import { readDataFile, readSecretFile } from './files.js';
 import { warn } from './output.js';
 import { applySetValues, unknownDataKeys, type Template } from '../profile/template.js';
 import { readSecret, type Io } from './io.js';
+import { configValues, mergeData, type CliConfig } from './config.js';
 
 /** Per-run state shared by the handlers: the Io and the exit code a handler may set. */
 export interface Context {
   io: Io;
   exitCode: number;
+  /** The config file in force (read before the handler runs), if any. */
+  config?: CliConfig;
+  /** Where the store directory in force comes from. */
+  storeSource?: '--store' | 'PROFILESMITH_STORE' | 'config' | 'default';
 }
 
 export interface StoreArgs {
@@ -71,17 +76,22 @@ export function parseSets(values: string[] | undefined): Record<string, string> 
 }
 
 /**
- * Template values from `--data FILE` and `--set key=value`, as every command that renders a
- * template takes them: a secret in `--set` is refused (a flag value shows in `ps` and shell
- * history), and keys the template does not have are warned about, from either source.
+ * Template values as every command that renders a template takes them, lowest first: the
+ * config file's (see config.ts), `--data FILE`, `--set key=value`. A secret in `--set` is
+ * refused (a flag value shows in `ps` and shell history), and keys the template does not have
+ * are warned about, from any source.
  */
-export async function templateValues(io: Io, template: Template, dataFile: string | undefined, sets: string[] | undefined): Promise<Record<string, unknown>> {
-  const data = dataFile ? await readDataFile(io, dataFile) : {};
+export async function templateValues(ctx: Context, template: Template, dataFile: string | undefined, sets: string[] | undefined): Promise<Record<string, unknown>> {
+  const { io } = ctx;
+  const fromConfig = configValues(ctx.config, template);
+  for (const key of fromConfig.unknown) warn(io, `${ctx.config!.path}: templates.${template.name}: "${key}" is not a variable of template "${template.name}"; it is ignored`);
+  const fromFile = dataFile ? await readDataFile(io, dataFile) : {};
+  const data = mergeData(fromConfig.data, fromFile);
   const parsed = parseSets(sets);
   for (const key of Object.keys(parsed)) {
     if (template.meta.variables[key]?.secret) throw new UsageError(`--set ${key}: a secret; put it in a --data file instead (a flag value shows in ps and shell history)`);
   }
-  for (const key of unknownDataKeys(template, data)) warn(io, `--data ${dataFile}: "${key}" is not a variable of template "${template.name}"; it is ignored`);
+  for (const key of unknownDataKeys(template, fromFile)) warn(io, `--data ${dataFile}: "${key}" is not a variable of template "${template.name}"; it is ignored`);
   const { unknown } = applySetValues(template, data, parsed);
   for (const key of unknown) warn(io, `--set ${key}: template "${template.name}" has no such variable`);
   return data;

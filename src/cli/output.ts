@@ -1,6 +1,9 @@
 import { styleText } from 'node:util';
-import { resolve } from 'node:path';
+import { statSync, type Stats } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { InputInvalid } from '../errors.js';
 import { atomicWrite } from '../store/fs-util.js';
+import { ioWords } from './files.js';
 import { UsageError } from './errors.js';
 import type { Io } from './io.js';
 
@@ -35,16 +38,68 @@ export function printTable(io: Io, header: string[], rows: string[][]): void {
   io.stdout.write([line(header), ...rows.map(line)].join('\n') + '\n');
 }
 
-/** Writes an artifact atomically; `-` means stdout, refused for binary data on a terminal. */
-export async function writeArtifact(io: Io, out: string, bytes: Uint8Array, binary: boolean, mode = 0o600): Promise<string> {
+/**
+ * Checks, before any work is done, that `out` can be written: not a directory, in a directory
+ * that exists, and not an existing file unless `force`. `-` (stdout) always can.
+ */
+export function checkOutput(io: Io, out: string, force: boolean, flag = '-o'): void {
+  if (out === '-') return;
+  const path = resolve(io.cwd, out);
+  let st: Stats | undefined;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new InputInvalid('out', `Cannot write "${out}": ${ioWords(err)}`);
+  }
+  if (st?.isDirectory()) throw new InputInvalid('out', `Cannot write "${out}": it is a directory; name a file`);
+  if (st && !force) throw new InputInvalid('out', `"${out}" exists; pass --force to replace it (or choose another ${flag})`);
+  if (!st) {
+    try {
+      if (!statSync(dirname(path)).isDirectory()) throw new InputInvalid('out', `Cannot write "${out}": "${dirname(out)}" is not a directory`);
+    } catch (err) {
+      if (err instanceof InputInvalid) throw err;
+      throw new InputInvalid('out', `Cannot write "${out}": the directory "${dirname(out)}" ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : ioWords(err)}`);
+    }
+  }
+}
+
+/**
+ * Writes an artifact atomically (never half a file); `-` means stdout, refused for binary
+ * data on a terminal. An existing file is replaced only with `force`: without it the write
+ * is a link(2), which fails if the file appeared since {@link checkOutput}.
+ */
+export async function writeArtifact(io: Io, out: string, bytes: Uint8Array, binary: boolean, mode = 0o600, force = false): Promise<string> {
   if (out === '-') {
     if (binary && io.stdout.isTTY) throw new UsageError('Refusing to write a binary profile to a terminal; use -o FILE');
     io.stdout.write(bytes);
     return 'stdout';
   }
+  checkOutput(io, out, force);
   const path = resolve(io.cwd, out);
-  await atomicWrite(path, bytes, mode);
+  try {
+    await atomicWrite(path, bytes, mode, true, force);
+  } catch (err) {
+    const cause = (err as Error).cause ?? err;
+    if ((cause as NodeJS.ErrnoException).code === 'EEXIST') throw new InputInvalid('out', `"${out}" exists; pass --force to replace it`);
+    throw new InputInvalid('out', `Cannot write "${out}": ${ioWords(cause)}`);
+  }
   return path;
+}
+
+/**
+ * An AbortSignal that the first Ctrl-C (or SIGTERM) aborts, for a batch: it finishes the rows
+ * in flight, records them and stops. `exitCode` is then 130 (SIGINT) or 143 (SIGTERM), as a
+ * shell reports a process the signal ended.
+ */
+export function interruptSignal(io: Io): { signal: AbortSignal; exitCode: () => number | undefined } {
+  const controller = new AbortController();
+  let code: number | undefined;
+  io.onTerminate?.((signal) => {
+    code = signal === 'SIGTERM' ? 143 : 130;
+    note(io, `\nStopping: finishing the rows in flight and writing the run record (${signal === 'SIGINT' ? 'Ctrl-C' : 'SIGTERM'} again stops at once)`);
+    controller.abort();
+  });
+  return { signal: controller.signal, exitCode: () => code };
 }
 
 /**

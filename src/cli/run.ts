@@ -17,12 +17,16 @@ import { lintCommand } from './commands/lint.js';
 import { signCommand } from './commands/sign.js';
 import { templatesCommand } from './commands/templates.js';
 import { verifyCommand } from './commands/verify.js';
+import { configCommand } from './commands/config.js';
+import { loadConfig } from './config.js';
+import { COMPLETION_SCRIPTS, completions } from './completion.js';
 import { exitCodeFor, formatError, UsageError } from './errors.js';
 import type { Io } from './io.js';
 import type { Context } from './options.js';
 import { errorLine } from './output.js';
 
 const EPILOGUE = `Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 a check (verify, lint, store check) ran and said no.
+Config: ./profilesmith.json, or --config FILE, or PROFILESMITH_CONFIG: the store and default template values (see \`config show\`).
 Environment: PROFILESMITH_STORE (store directory), PROFILESMITH_PASSPHRASE, PROFILESMITH_PASSPHRASE_FILE,
 PROFILESMITH_NEW_PASSPHRASE (store passphrase), PROFILESMITH_DEBUG=1 (same as --debug), NO_COLOR.`;
 
@@ -48,7 +52,22 @@ export function buildParser(ctx: Context, argv: string[]): Argv {
     .command(pkiCommand(ctx))
     .command(storeCommand(ctx))
     .command(demoCommand(ctx))
+    .command(configCommand(ctx))
+    .command<{ shell: keyof typeof COMPLETION_SCRIPTS }>({
+      command: 'completion <shell>',
+      describe: 'print a shell completion script (commands, flags, templates, --set keys)',
+      builder: (y) =>
+        y
+          .positional('shell', { choices: ['bash', 'zsh', 'fish'] as const, demandOption: true })
+          .example('eval "$($0 completion bash)"', 'in ~/.bashrc')
+          .example('eval "$($0 completion zsh)"', 'in ~/.zshrc, after compinit')
+          .example('$0 completion fish > ~/.config/fish/completions/profilesmith.fish', 'fish') as unknown as Argv<{ shell: keyof typeof COMPLETION_SCRIPTS }>,
+      handler: (args) => {
+        ctx.io.stdout.write(COMPLETION_SCRIPTS[args.shell]);
+      },
+    })
     .option('debug', { type: 'boolean', describe: 'print stack traces and causes' })
+    .option('config', { type: 'string', describe: 'config file (default: $PROFILESMITH_CONFIG, then ./profilesmith.json); --no-config reads none' })
     .example('$0 init --store ./store --org "Example Corp"', 'create a store and its CA')
     .example('$0 cert issue --store ./store --user alice@example.com --name "Alice Example" --purpose smime-signing', 'issue a certificate')
     .example('$0 generate exchange-smime --store ./store --user alice@example.com --set exchange.host=mail.example.com -o alice.mobileconfig', 'make a profile')
@@ -62,6 +81,18 @@ export function buildParser(ctx: Context, argv: string[]): Argv {
         }
       }
     }, true)
+    .middleware((args) => {
+      // The config file: read once, before the handler. Its store is the lowest layer but the
+      // default: --store, then PROFILESMITH_STORE, then the config, then the data directory.
+      const config = loadConfig(ctx.io, args.config as string | false | undefined);
+      if (config) ctx.config = config;
+      if (args.store !== undefined) ctx.storeSource = '--store';
+      else if (ctx.io.env.PROFILESMITH_STORE) ctx.storeSource = 'PROFILESMITH_STORE';
+      else if (ctx.config?.store) {
+        ctx.storeSource = 'config';
+        args.store = ctx.config.store;
+      } else ctx.storeSource = 'default';
+    })
     .strict()
     .demandCommand(1, 'Name a command; see --help')
     .recommendCommands()
@@ -107,8 +138,19 @@ const STDIN_OPTIONS = /-file$|^--(out|data|users|cert|key|chain|passwords-out)$/
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function run(rawArgv: string[], io: Io): Promise<number> {
-  const argv = joinStdinValues(rawArgv);
   const ctx: Context = { io, exitCode: 0 };
+  if (rawArgv[0] === '__complete') {
+    // Called by the completion scripts on every Tab: candidates on stdout, never an error.
+    const words = rawArgv.slice(rawArgv[1] === '--' ? 2 : 1);
+    try {
+      const list = await completions(() => buildParser({ io: { ...io, env: {} }, exitCode: 0 }, []), words.length ? words : ['']);
+      if (list.length) io.stdout.write(list.join('\n') + '\n');
+    } catch {
+      // Nothing to offer; the shell falls back to file names.
+    }
+    return 0;
+  }
+  const argv = joinStdinValues(rawArgv);
   const debug = argv.includes('--debug') || io.env.PROFILESMITH_DEBUG === '1';
   try {
     let output = '';

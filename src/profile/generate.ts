@@ -13,7 +13,7 @@ import { encryptProfileXml } from './encrypt.js';
 import { randomPassword, toPkcs12 } from '../certs/pkcs12.js';
 import { certificateBasics, describeCertificate, type CertificateBasics } from '../certs/x509.js';
 import { signProfile, type Signer } from '../cms/sign.js';
-import { statusOf, type CertificateRecord, type CertificateStore } from '../store/store.js';
+import { servesPurpose, statusOf, type CertificateRecord, type CertificateStore } from '../store/store.js';
 import { defaultProfileIdentifier, stableUuid } from './ids.js';
 import { renderTemplate } from './render.js';
 import { loadTemplate, resolveData, type IdentityUse, type Template } from './template.js';
@@ -113,10 +113,10 @@ const newestFirst = (a: CertificateRecord, b: CertificateRecord) =>
 /** The identities a profile ships for a user: newest valid signing, the non-revoked encryption history. */
 export function selectIdentities(records: CertificateRecord[], now: Date, includeRevoked = false) {
   const signing = records
-    .filter((r) => r.purpose === 'smime-signing' && statusOf(r, now) === 'valid')
+    .filter((r) => servesPurpose(r, 'smime-signing') && statusOf(r, now) === 'valid')
     .sort(newestFirst)[0];
   const history = records
-    .filter((r) => r.purpose === 'smime-encryption' && !r.retired && (includeRevoked || !r.revoked))
+    .filter((r) => servesPurpose(r, 'smime-encryption') && !r.retired && (includeRevoked || !r.revoked))
     .sort(newestFirst);
   const current = history.find((r) => statusOf(r, now) === 'valid');
   return { signing, current, history };
@@ -258,10 +258,14 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
       serial: record.serial,
     };
   };
+  // A dual-use certificate that is both the signing identity and in the encryption history
+  // goes in once: both S/MIME UUIDs then point at the one PKCS#12 payload.
+  const shared = user?.signing && user.history.includes(user.signing) ? user.signing : undefined;
   const [signingPayload, ...historyPayloads] = await Promise.all([
     user?.signing ? identityPayload(user.signing, 'signing') : undefined,
-    ...(user?.history ?? []).map((r) => identityPayload(r, 'encryption')),
+    ...(user?.history ?? []).map((r) => (r === shared ? undefined : identityPayload(r, 'encryption'))),
   ]);
+  if (shared) historyPayloads[user!.history.indexOf(shared)] = signingPayload;
   const encryptionPayload = user?.current ? historyPayloads[user.history.indexOf(user.current)] : undefined;
   const handle = (role: string) => ({ identifier: `${identifier}.${role}`, uuid: stableUuid(identifier, role) });
 
@@ -273,7 +277,7 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
       signing: signingPayload,
       encryption: encryptionPayload,
       history: historyPayloads,
-      all: [...(signingPayload ? [signingPayload] : []), ...historyPayloads],
+      all: [...new Set([...(signingPayload ? [signingPayload] : []), ...historyPayloads])],
     },
     payloads: { account: handle('account'), mail: handle('mail'), scep: handle('scep'), removalPassword: handle('removal-password') },
     ...builtins,

@@ -65,7 +65,7 @@ import {
 } from './pki-files.js';
 
 export type { RevokeResult, StoreCa, ResponderIdentity };
-import { RecordIndex, SERIAL, type Revocation } from './record-index.js';
+import { RecordIndex, SERIAL, type Amendment, type Revocation } from './record-index.js';
 import { DEFAULT_KDF_COST, deriveKey, newKdfParams, seal, sealBytes, unseal, unsealBytes, type KdfParams, type Sealed } from './secret-box.js';
 import {
   type CertificateRecord,
@@ -162,8 +162,13 @@ export interface ImportIdentityOptions {
 /** What an import recorded, with its warnings. */
 export interface ImportIdentityResult {
   record: CertificateRecord;
-  /** True when the same certificate was already in the store: nothing was written. */
+  /** True when the same certificate was already in the store (see `added` for what this import added to it). */
   duplicate: boolean;
+  /**
+   * For a duplicate: what the import added to the stored certificate, the other purpose of a
+   * dual-use certificate and issuer certificates it did not have. Absent or empty: nothing changed.
+   */
+  added?: { purpose?: CertificatePurpose; chain: number };
   warnings: string[];
 }
 
@@ -595,7 +600,7 @@ export class FileStore implements CertificateStore {
       const gen = (this.#meta.issuing ?? 1) === 1 ? 1 : await this.issuingOf(record);
       return [await this.readCert(issuingPaths(gen).cert), await this.readCert('ca/root.pem')];
     }
-    return Promise.all((record.chain ?? []).map((fp) => this.readCert(`chains/${fp}.pem`)));
+    return Promise.all([...new Set([...(record.chain ?? []), ...(record.addedChain ?? [])])].map((fp) => this.readCert(`chains/${fp}.pem`)));
   }
 
   async profileSigner(): Promise<Signer> {
@@ -748,12 +753,12 @@ export class FileStore implements CertificateStore {
       now: this.now(),
       ...(options.strict ? { strict: true } : {}),
     });
-    const existing = (await this.listCertificates()).find((r) => r.fingerprint === check.info.fingerprint);
-    if (existing) return { record: existing, duplicate: true, warnings: [] };
     const leafFp = check.info.fingerprint;
     const chain = [...bundle.chain, ...(options.chain ?? [])].filter(
       (der, i, all) => fingerprint(der) !== leafFp && all.findIndex((d) => d.equals(der)) === i,
     );
+    const existing = (await this.listCertificates()).find((r) => r.fingerprint === leafFp);
+    if (existing) return this.amendEntry(existing, options.purpose, chain, check.info.keyUsage, check.warnings);
     const { record } = await this.addEntry(
       { certificate: bundle.certificate, privateKey: bundle.privateKey },
       check.email,
@@ -762,6 +767,46 @@ export class FileStore implements CertificateStore {
       chain,
     );
     return { record, duplicate: false, warnings: check.warnings };
+  }
+
+  /**
+   * A certificate imported again: for its other purpose (a dual-use certificate, which
+   * checkImport has found fit for it), or with issuer certificates the entry lacks. Both are
+   * amendments in revocations.json, since entry.json never changes.
+   */
+  private async amendEntry(existing: CertificateRecord, purpose: CertificatePurpose, chain: Buffer[], keyUsage: string[], warnings: string[]): Promise<ImportIdentityResult> {
+    const serial = existing.serial;
+    const known = new Set([...(existing.chain ?? []), ...(existing.addedChain ?? [])]);
+    const more = chain.filter((der) => !known.has(fingerprint(der)));
+    const otherPurpose = existing.purpose !== purpose && existing.alsoPurpose !== purpose ? purpose : undefined;
+    // Dual use is what the certificate says, not a lenient import's warning: both usages, or
+    // no keyUsage extension at all (every usage).
+    const needs = (p: CertificatePurpose) => (p === 'smime-signing' ? 'digitalSignature' : 'keyEncipherment');
+    if (otherPurpose && keyUsage.length && !(keyUsage.includes(needs(existing.purpose)) && keyUsage.includes(needs(otherPurpose)))) {
+      throw new CertificateInvalid(
+        'key-usage',
+        `${serial} is in the store as ${existing.purpose} and is not a dual-use certificate: its key usage (${keyUsage.join(', ')}) lacks ${needs(otherPurpose)}, which ${otherPurpose} needs`,
+      );
+    }
+    if (!otherPurpose && !more.length) return { record: existing, duplicate: true, added: { chain: 0 }, warnings: [] };
+    await this.write(async () => {
+      await fs.mkdir(join(this.dir, 'chains'), { recursive: true, mode: 0o700 });
+      for (const der of more) {
+        const p = join(this.dir, 'chains', `${fingerprint(der)}.pem`);
+        if (!(await exists(p))) await atomicWrite(p, toPem(der), 0o644);
+      }
+      const file = await this.#index.overlayFile();
+      const prior = file.amendments.find((a) => a.serial === serial);
+      const amendment: Amendment = {
+        serial,
+        date: prior?.date ?? this.now().toISOString(),
+        ...(otherPurpose || prior?.alsoPurpose ? { alsoPurpose: (otherPurpose ?? prior?.alsoPurpose)! } : {}),
+        ...(more.length || prior?.chain?.length ? { chain: [...new Set([...(prior?.chain ?? []), ...more.map((d) => fingerprint(d))])] } : {}),
+      };
+      await this.writeOverlay(file.entries, [...file.amendments.filter((a) => a !== prior), amendment]);
+    });
+    const record = await this.#index.get(serial);
+    return { record, duplicate: true, added: { ...(otherPurpose ? { purpose: otherPurpose } : {}), chain: more.length }, warnings };
   }
 
   /** Records an identity under its serial, atomically and under the store lock; `guard` (run under the lock) may veto it. */
@@ -824,8 +869,15 @@ export class FileStore implements CertificateStore {
       else continue;
       changed.push(item);
     }
-    if (changed.length) await atomicWrite(join(this.dir, 'revocations.json'), JSON.stringify({ version: 1, entries }, null, 2) + '\n', 0o644);
+    if (changed.length) await this.writeOverlay(entries, (await this.#index.overlayFile()).amendments);
     return changed;
+  }
+
+  /** revocations.json: the revocations, and the amendments of entries (see record-index.ts). */
+  private async writeOverlay(entries: Revocation[], amendments: Amendment[]): Promise<void> {
+    const body = { version: 1, entries, ...(amendments.length ? { amendments } : {}) };
+    await atomicWrite(join(this.dir, 'revocations.json'), JSON.stringify(body, null, 2) + '\n', 0o644);
+    this.#index.invalidate();
   }
 
   /** The certificates the store's CAs issued for themselves: profile signers (current and past) and OCSP responders. */

@@ -27,7 +27,7 @@ async function fsyncDir(dir: string): Promise<void> {
  * With `durable: false` the fsyncs are skipped: readers still never see a partial file, but a
  * power cut may lose the newest version (right for regenerable output such as batch profiles).
  */
-export async function atomicWrite(path: string, data: string | Uint8Array, mode = 0o600, durable = true): Promise<void> {
+export async function atomicWrite(path: string, data: string | Uint8Array, mode = 0o600, durable = true, replace = true): Promise<void> {
   const tmp = join(dirname(path), `.tmp-${randomBytes(6).toString('hex')}`);
   try {
     const h = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
@@ -37,7 +37,12 @@ export async function atomicWrite(path: string, data: string | Uint8Array, mode 
     } finally {
       await h.close();
     }
-    await fs.rename(tmp, path);
+    if (replace) await fs.rename(tmp, path);
+    else {
+      // No clobbering, atomically: link() fails with EEXIST where rename() would replace.
+      await fs.link(tmp, path);
+      await fs.rm(tmp, { force: true });
+    }
     if (durable) await fsyncDir(dirname(path));
   } catch (cause) {
     await fs.rm(tmp, { force: true }).catch(() => {});

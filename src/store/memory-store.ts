@@ -11,7 +11,7 @@ import { fingerprint, normalizeSerial } from '../certs/pem.js';
 import { describeCertificate } from '../certs/x509.js';
 import { keySigner, type Signer } from '../cms/sign.js';
 import { CertificateInvalid, StoreEntryNotFound } from '../errors.js';
-import { compareRecords, type CertificateRecord, type CertificateStore, type IssueUserCertificateOptions, type ListCertificatesOptions, type TrustChain } from './store.js';
+import { compareRecords, servesPurpose, type CertificateRecord, type CertificateStore, type IssueUserCertificateOptions, type ListCertificatesOptions, type TrustChain } from './store.js';
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
@@ -76,7 +76,7 @@ export class MemoryStore implements CertificateStore {
     const user = options.user?.toLowerCase();
     return [...this.#entries.values()]
       .map((e) => structuredClone(e.record))
-      .filter((r) => (!user || r.user.toLowerCase() === user) && (!options.purpose || r.purpose === options.purpose))
+      .filter((r) => (!user || r.user.toLowerCase() === user) && (!options.purpose || servesPurpose(r, options.purpose)))
       .sort(compareRecords);
   }
 

@@ -7,8 +7,9 @@ import { promises as fs, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreEntryNotFound, StoreIOError } from '../errors.js';
 import type { RevocationReason } from '../certs/crl.js';
+import type { CertificatePurpose } from '../certs/issue.js';
 import { atomicWrite, ioError } from './fs-util.js';
-import { compareRecords, type CertificateRecord, type ListCertificatesOptions } from './store.js';
+import { compareRecords, servesPurpose, type CertificateRecord, type ListCertificatesOptions } from './store.js';
 
 /** A line of revocations.json. */
 export interface Revocation {
@@ -20,6 +21,25 @@ export interface Revocation {
   ca?: string;
 }
 
+/**
+ * An amendment of an entry, kept in revocations.json beside the revocations (entry.json never
+ * changes): a certificate imported again for its other purpose (dual use), or with more of its
+ * chain (`chain`: issuer fingerprints the entry lacks). Applied to records as `alsoPurpose`
+ * and `addedChain`, which index.json never holds: it keeps the entries' facts only.
+ */
+export interface Amendment {
+  serial: string;
+  date: string;
+  alsoPurpose?: CertificatePurpose;
+  chain?: string[];
+}
+
+/** What revocations.json lays over the entries. */
+interface Overlay {
+  revocations: Map<string, Revocation>;
+  amendments: Map<string, Amendment>;
+}
+
 /** Entry directory names: serials as normalizeSerial writes them. */
 export const SERIAL = /^[0-9a-f]{1,64}$/;
 /** Stores with more entries than this keep index.json. */
@@ -27,7 +47,10 @@ const INDEX_THRESHOLD = 256;
 /** How long certs/ must have been unchanged for index.json to vouch for its listing. */
 const STABLE_MS = 5000;
 
-const revocationMap = (list: Revocation[]) => new Map(list.map((r) => [r.serial, r]));
+const overlayOf = (file: { entries: Revocation[]; amendments: Amendment[] }): Overlay => ({
+  revocations: new Map(file.entries.map((r) => [r.serial, r])),
+  amendments: new Map(file.amendments.map((a) => [a.serial, a])),
+});
 
 /**
  * index.json, version 3: a header line (JSON: version, dirKey, columns, the string table, and
@@ -270,8 +293,8 @@ interface RecordCache {
   indexKey: string | undefined;
   records: Map<string, CertificateRecord>;
   byUser: Map<string, CertificateRecord[]>;
-  /** The revocations applied to the records (and to those still to be taken from `lazy`). */
-  revocations: Map<string, Revocation>;
+  /** The revocations and amendments applied to the records (and to those still to be taken from `lazy`). */
+  revocations: Overlay;
   /**
    * index.json, when it vouched for this state of certs/: the users not asked for yet are still
    * unparsed lines in it. `records` then holds only those asked for.
@@ -305,18 +328,23 @@ export class RecordIndex {
   }
 
   async revocations(): Promise<Revocation[]> {
+    return (await this.overlayFile()).entries;
+  }
+
+  /** revocations.json whole: the revocations (`entries`) and the amendments of entries. */
+  async overlayFile(): Promise<{ entries: Revocation[]; amendments: Amendment[] }> {
     const path = join(this.dir, 'revocations.json');
     let text: string;
     try {
       text = await fs.readFile(path, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], amendments: [] };
       throw ioError(path, 'read', err);
     }
     try {
-      const r = JSON.parse(text) as { entries: Revocation[] };
-      if (!Array.isArray(r.entries)) throw new Error('entries');
-      return r.entries;
+      const r = JSON.parse(text) as { entries: Revocation[]; amendments?: Amendment[] };
+      if (!Array.isArray(r.entries) || (r.amendments !== undefined && !Array.isArray(r.amendments))) throw new Error('entries');
+      return { entries: r.entries, amendments: r.amendments ?? [] };
     } catch (cause) {
       throw new StoreIOError(path, 'read', `"${path}" is damaged`, { cause });
     }
@@ -342,7 +370,7 @@ export class RecordIndex {
     for (const r of records) this.#known.set(r.serial, r);
   }
 
-  private parseRecord(text: string, serial: string, path: string, revocations: Map<string, Revocation>): CertificateRecord {
+  private parseRecord(text: string, serial: string, path: string, revocations: Overlay): CertificateRecord {
     let r: CertificateRecord;
     try {
       r = JSON.parse(text) as CertificateRecord;
@@ -354,7 +382,7 @@ export class RecordIndex {
     return r;
   }
 
-  async read(serial: string, revocations?: Map<string, Revocation>): Promise<CertificateRecord> {
+  async read(serial: string, revocations?: Overlay): Promise<CertificateRecord> {
     const path = join(this.dir, 'certs', serial, 'entry.json');
     let text: string;
     try {
@@ -363,11 +391,14 @@ export class RecordIndex {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreEntryNotFound(serial, 'certificate');
       throw ioError(path, 'read', err);
     }
-    return this.parseRecord(text, serial, path, revocations ?? revocationMap(await this.revocations()));
+    return this.parseRecord(text, serial, path, revocations ?? overlayOf(await this.overlayFile()));
   }
 
-  private applyRevocation(r: CertificateRecord, revocations: Map<string, Revocation>): void {
-    const rev = revocations.get(r.serial);
+  private applyRevocation(r: CertificateRecord, overlay: Overlay): void {
+    const amendment = overlay.amendments.get(r.serial);
+    if (amendment?.alsoPurpose && amendment.alsoPurpose !== r.purpose) r.alsoPurpose = amendment.alsoPurpose;
+    if (amendment?.chain?.length) r.addedChain = [...amendment.chain];
+    const rev = overlay.revocations.get(r.serial);
     if (!rev) return;
     if (rev.kind === 'revoked') r.revoked = { date: rev.date, reason: rev.reason };
     else r.retired = { date: rev.date };
@@ -449,7 +480,7 @@ export class RecordIndex {
     const stable = Date.now() - Math.max(dirStat.mtimeMs, dirStat.ctimeMs) > STABLE_MS;
     let cache = this.#records;
     if (cache && cache.dirKey === dirKey && cache.revKey === revKey) return cache;
-    const revocations = revocationMap(await this.revocations());
+    const revocations = overlayOf(await this.overlayFile());
     const readNames = async () => {
       try {
         return await fs.readdir(certsDir);
@@ -562,7 +593,7 @@ export class RecordIndex {
     }
     const out: CertificateRecord[] = [];
     for (const r of source) {
-      if ((!user || r.user.toLowerCase() === user) && (!options.purpose || r.purpose === options.purpose)) out.push({ ...r });
+      if ((!user || r.user.toLowerCase() === user) && (!options.purpose || servesPurpose(r, options.purpose))) out.push({ ...r });
     }
     return out.sort(compareRecords);
   }

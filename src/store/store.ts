@@ -36,6 +36,13 @@ export interface CertificateRecord {
   retired?: { date: string };
   /** SHA-256 fingerprints of the issuer certificates that came with an imported identity. */
   chain?: string[];
+  /** Issuer fingerprints added by a later import of the same certificate with more of its chain. */
+  addedChain?: string[];
+  /**
+   * A dual-use certificate (keyUsage for both signing and key encipherment), imported for its
+   * other purpose too: it serves as a signing identity and in the encryption history.
+   */
+  alsoPurpose?: CertificatePurpose;
 }
 
 /** A record with its status computed at a moment. */
@@ -109,6 +116,21 @@ export interface CertificateStore {
  */
 export function compareRecords(a: CertificateRecord, b: CertificateRecord): number {
   return a.notBefore.localeCompare(b.notBefore) || a.created.localeCompare(b.created) || a.serial.localeCompare(b.serial);
+}
+
+/**
+ * Whether these records (one user's) are those of a user removed from the store: there are
+ * some, and every one was retired or revoked as `cessationOfOperation`, which is what
+ * `removeUser` does. A user whose key was compromised (revoked as `keyCompromise`) is not
+ * removed: they get a new certificate.
+ */
+export function isRemovedUser(records: readonly CertificateRecord[]): boolean {
+  return records.length > 0 && records.every((r) => r.retired || r.revoked?.reason === 'cessationOfOperation');
+}
+
+/** Whether the record serves `purpose`: its own, or the other one of a dual-use certificate. */
+export function servesPurpose(record: CertificateRecord, purpose: CertificatePurpose): boolean {
+  return record.purpose === purpose || record.alsoPurpose === purpose;
 }
 
 /** `valid`, `expired`, `not-yet-valid` or `revoked` at `now`. */

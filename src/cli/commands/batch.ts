@@ -2,10 +2,10 @@ import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { runBatch } from '../../batch/run.js';
 import { UsageError } from '../errors.js';
-import { readDataFile, readInputFile } from '../files.js';
+import { readInputFile } from '../files.js';
 import { loadTemplate } from '../../profile/template.js';
 import { getPassphrase, parseSets, templateValues, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { note, printJson } from '../output.js';
+import { interruptSignal, note, printJson } from '../output.js';
 import { batchReporter } from '../progress.js';
 import { pkcs11OptionsFromArgs, signerOptions, type SignerArgs } from '../signer.js';
 
@@ -21,6 +21,8 @@ interface Args extends StoreArgs, SignerArgs {
   onlyChanged?: boolean;
   includeRevoked?: boolean;
   strict?: boolean;
+  dryRun?: boolean;
+  skipRemoved?: boolean;
   encryptTo?: string;
   cipher: 'aes-256' | '3des';
   json?: boolean;
@@ -43,21 +45,29 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
         .option('only-changed', { type: 'boolean', describe: 'skip users whose profile would not change' })
         .option('include-revoked', { type: 'boolean', describe: 'also ship revoked encryption certificates' })
         .option('strict', { type: 'boolean', describe: 'stop at the first failed row' })
+        .option('dry-run', { type: 'boolean', describe: 'make every profile in memory and say what would be written; write nothing' })
+        .option('skip-removed', { type: 'boolean', describe: 'skip users removed from the store (user remove) instead of failing their rows' })
         .option('encrypt-to', { type: 'string', describe: 'device certificate to encrypt every profile to (a device_cert column overrides it per user)' })
         .option('cipher', { choices: ['aes-256', '3des'] as const, default: 'aes-256' as const, describe: 'content cipher for encrypted profiles' })
         .option('json', { type: 'boolean', describe: 'print the summary as JSON on stdout' })
         .example('$0 batch exchange-smime --store ./store --users users.csv --out profiles --set exchange.host=mail.example.com', 'a profile per user')
         .example('$0 batch exchange-smime --store ./store --users users.csv --out profiles --signer "pkcs11:token=HSM;object=profile-signer?module-path=/usr/lib/softhsm/libsofthsm2.so" --pin-file pin.txt --signer-cert signer.pem --chain issuing-ca.pem', 'every worker signs through the HSM')
-        .epilogue('Exit codes: 0 every row done, 1 a row failed (the others still complete) or the run could not start') as unknown as Argv<Args>,
+        .example('$0 batch exchange-smime --store ./store --users users.csv --out profiles --dry-run', 'check every row first; nothing is written')
+        .epilogue(
+          'Ctrl-C stops the run: the rows in flight finish, the run record (OUT/.profilesmith-batch.json) and --passwords-out are written for them, ' +
+            'a summary is printed, and the exit code is 130; rerun with --only-changed to do the rest.\n' +
+            'Exit codes: 0 every row done, 1 a row failed (the others still complete) or the run could not start, 130 stopped by Ctrl-C',
+        ) as unknown as Argv<Args>,
     handler: async (args) => {
       if (!args.pkcs12Password && !args.passwordsOut) throw new UsageError('--no-pkcs12-password needs --passwords-out FILE, or the passwords would be lost');
       if (args.jobs !== undefined && (!Number.isInteger(args.jobs) || args.jobs < 1)) throw new UsageError('--jobs takes a whole number from 1');
-      const data = args.data ? await readDataFile(ctx.io, args.data) : {};
-      // The sets are applied in the workers; the secret and unknown-key checks happen here, once.
-      await templateValues(ctx.io, loadTemplate(args.template.includes('/') ? resolve(ctx.io.cwd, args.template) : args.template), args.data, args.set);
+      // The config's values, the data file and the sets, with the secret and unknown-key checks
+      // done here, once; users-file columns override them in the workers.
+      const data = await templateValues(ctx, loadTemplate(args.template.includes('/') ? resolve(ctx.io.cwd, args.template) : args.template), args.data, args.set);
       const passphrase = await getPassphrase(args, ctx.io);
       const pkcs11 = await pkcs11OptionsFromArgs(args, ctx.io);
       const report = batchReporter(ctx.io, 'batch', !!args.json);
+      const stop = interruptSignal(ctx.io);
       const summary = await runBatch({
         storeDir: storeDir(args, ctx.io),
         passphrase,
@@ -73,15 +83,23 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
         onlyChanged: !!args.onlyChanged,
         includeRevoked: !!args.includeRevoked,
         strict: !!args.strict,
+        dryRun: !!args.dryRun,
+        skipRemoved: !!args.skipRemoved,
+        signal: stop.signal,
         ...(args.encryptTo ? { encryptTo: await readInputFile(ctx.io, args.encryptTo, 'encrypt-to', 1024 * 1024) } : {}),
         cipher: args.cipher === '3des' ? 'des-ede3-cbc' : 'aes-256-cbc',
         ...report.callbacks,
       });
       report.finish();
-      const text = `${summary.generated} generated, ${summary.unchanged} unchanged, ${summary.failed} failed in ${(summary.elapsedMs / 1000).toFixed(1)} s (${summary.profilesPerSecond.toFixed(1)} profiles/s)${summary.stopped ? '; stopped at the first failure (--strict)' : ''}`;
+      const text =
+        `${summary.dryRun ? 'Dry run, nothing written: ' : ''}${summary.generated} ${summary.dryRun ? 'would be written' : 'generated'}, ${summary.unchanged} unchanged, ` +
+        `${summary.failed} failed${summary.skipped ? `, ${summary.skipped} removed users skipped` : ''} in ${(summary.elapsedMs / 1000).toFixed(1)} s (${summary.profilesPerSecond.toFixed(1)} profiles/s)` +
+        `${summary.stopped ? '; stopped at the first failure (--strict)' : ''}` +
+        `${summary.interrupted ? `; interrupted after ${summary.done} of ${summary.total} rows: the run record holds them, and --only-changed does the rest` : ''}`;
       note(ctx.io, text);
       if (args.json) printJson(ctx.io, summary);
       if (summary.failed) ctx.exitCode = 1;
+      if (summary.interrupted) ctx.exitCode = stop.exitCode() ?? 130;
     },
   };
 }

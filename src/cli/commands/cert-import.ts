@@ -60,7 +60,9 @@ async function importOne(ctx: Context, store: FileStore, spec: ImportSpec, base:
 
 function report(ctx: Context, r: ImportIdentityResult, prefix = ''): void {
   for (const w of r.warnings) warn(ctx.io, `${prefix}${w}`);
-  if (r.duplicate) note(ctx.io, `${prefix}Already in the store: ${r.record.serial} (${r.record.user}, ${r.record.purpose}); nothing changed`);
+  const added = [...(r.added?.purpose ? [`now also ${r.added.purpose} (a dual-use certificate)`] : []), ...(r.added?.chain ? [`${r.added.chain} issuer certificate(s) added`] : [])];
+  if (r.duplicate && added.length) note(ctx.io, `${prefix}Already in the store: ${r.record.serial} (${r.record.user}, ${r.record.purpose}); ${added.join('; ')}`);
+  else if (r.duplicate) note(ctx.io, `${prefix}Already in the store: ${r.record.serial} (${r.record.user}, ${r.record.purpose}${r.record.alsoPurpose ? ` and ${r.record.alsoPurpose}` : ''}); nothing changed`);
   else note(ctx.io, `${prefix}Imported ${r.record.purpose} certificate ${r.record.serial} for ${r.record.user}, valid until ${r.record.notAfter.slice(0, 10)}${r.record.chain?.length ? `, with ${r.record.chain.length} issuer certificate(s)` : ''}`);
 }
 

@@ -10,7 +10,7 @@ import { parseDuration } from '../../util/duration.js';
 import { UsageError } from '../errors.js';
 import { readSecretFile } from '../files.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { note, printJson, printTable, warn, writeArtifact } from '../output.js';
+import { interruptSignal, note, printJson, printTable, warn, writeArtifact, checkOutput } from '../output.js';
 import { importBatchCommand, importCommand } from './cert-import.js';
 import { resolve } from 'node:path';
 import { issueBatch } from '../../batch/issue-batch.js';
@@ -40,6 +40,7 @@ interface ExportArgs extends StoreArgs {
   serial: string;
   format: 'pem' | 'der' | 'p12';
   out?: string;
+  force?: boolean;
   passwordFile?: string;
 }
 
@@ -56,6 +57,8 @@ interface IssueBatchArgs extends StoreArgs {
   days?: number;
   jobs?: number;
   json?: boolean;
+  dryRun?: boolean;
+  skipRemoved?: boolean;
 }
 
 interface RevokeArgs extends StoreArgs {
@@ -108,11 +111,19 @@ function issueBatchCmd(ctx: Context): CommandModule<object, IssueBatchArgs> {
         .option('days', { type: 'number', describe: 'validity in days (default 365)' })
         .option('jobs', { type: 'number', describe: 'keys generated at once (default: the number of cores)' })
         .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
-        .example('$0 cert issue-batch --store ./store --users users.csv --purpose smime-signing', 'a signing certificate for everyone') as unknown as Argv<IssueBatchArgs>,
+        .option('dry-run', { type: 'boolean', describe: 'check every row and count who would get a certificate; issue nothing (no passphrase needed)' })
+        .option('skip-removed', { type: 'boolean', describe: 'skip users removed from the store (user remove) instead of failing their rows' })
+        .example('$0 cert issue-batch --store ./store --users users.csv --purpose smime-signing', 'a signing certificate for everyone')
+        .example('$0 cert issue-batch --store ./store --users users.csv --purpose smime-signing --dry-run', 'who would get one')
+        .epilogue('Ctrl-C stops the run after the keys being made; run it again to finish (users who hold a certificate are skipped). Exit codes: 0, 1 a row failed, 130 stopped by Ctrl-C') as unknown as Argv<IssueBatchArgs>,
     handler: async (args) => {
-      const store = await openStoreFromArgs(args, ctx.io, true);
+      const store = await openStoreFromArgs(args, ctx.io, !args.dryRun);
       const report = batchReporter(ctx.io, 'issue', !!args.json);
+      const stop = interruptSignal(ctx.io);
       const s = await issueBatch({
+        dryRun: !!args.dryRun,
+        skipRemoved: !!args.skipRemoved,
+        signal: stop.signal,
         store,
         usersFile: resolve(ctx.io.cwd, args.users),
         purpose: args.purpose,
@@ -121,9 +132,14 @@ function issueBatchCmd(ctx: Context): CommandModule<object, IssueBatchArgs> {
         ...report.callbacks,
       });
       report.finish();
-      note(ctx.io, `${s.generated} issued, ${s.existing} already held one, ${s.failed} failed in ${(s.elapsedMs / 1000).toFixed(1)} s`);
+      note(
+        ctx.io,
+        `${s.dryRun ? 'Dry run, nothing issued: ' : ''}${s.generated} ${s.dryRun ? 'would be issued' : 'issued'}, ${s.existing} already held one, ${s.failed} failed` +
+          `${s.skipped ? `, ${s.skipped} removed users skipped` : ''} in ${(s.elapsedMs / 1000).toFixed(1)} s${s.interrupted ? `; interrupted after ${s.done} of ${s.total} rows: run it again to finish` : ''}`,
+      );
       if (args.json) printJson(ctx.io, s);
       if (s.failed) ctx.exitCode = 1;
+      if (s.interrupted) ctx.exitCode = stop.exitCode() ?? 130;
     },
   };
 }
@@ -149,6 +165,7 @@ function list(ctx: Context): CommandModule<object, ListArgs> {
         serial: r.serial,
         user: r.user,
         purpose: r.purpose,
+        ...(r.alsoPurpose ? { alsoPurpose: r.alsoPurpose } : {}),
         status: statusOf(r, now),
         source: r.source,
         subject: r.subject,
@@ -158,13 +175,15 @@ function list(ctx: Context): CommandModule<object, ListArgs> {
         fingerprint: r.fingerprint,
         ...(r.revoked ? { revoked: r.revoked } : {}),
         ...(r.retired ? { retired: r.retired } : {}),
+        ...(r.chain ? { chain: r.chain } : {}),
+        ...(r.addedChain ? { addedChain: r.addedChain } : {}),
       }));
       if (args.json) return printJson(ctx.io, rows);
       if (!rows.length) return note(ctx.io, 'No certificates');
       printTable(
         ctx.io,
         ['SERIAL', 'USER', 'PURPOSE', 'STATUS', 'NOT AFTER', 'SOURCE'],
-        rows.map((r) => [r.serial, r.user, r.purpose, r.status, r.notAfter.slice(0, 10), r.source]),
+        rows.map((r) => [r.serial, r.user, r.alsoPurpose ? `${r.purpose}+${r.alsoPurpose.replace('smime-', '')}` : r.purpose, r.status, r.notAfter.slice(0, 10), r.source]),
       );
     },
   };
@@ -212,9 +231,11 @@ function exportCmd(ctx: Context): CommandModule<object, ExportArgs> {
         .option('format', { choices: ['pem', 'der', 'p12'] as const, default: 'pem' as const, describe: 'output format; p12 includes the private key' })
         .option('out', { alias: 'o', type: 'string', default: '-', describe: 'output file (- for stdout)' })
         .option('password-file', { type: 'string', describe: 'p12: file holding the password to protect it with' })
+        .option('force', { alias: 'f', type: 'boolean', describe: 'replace the output file if it exists (without it, an existing file is refused)' })
         .example('$0 cert export 3fa0… --store ./store --format p12 --password-file pw.txt -o alice.p12', 'an iOS-compatible PKCS#12') as unknown as Argv<ExportArgs>,
     handler: async (args) => {
       if (args.format === 'p12' && !args.passwordFile) throw new UsageError('--format p12 needs --password-file: a PKCS#12 must have a password');
+      checkOutput(ctx.io, args.out ?? '-', !!args.force);
       const store = await openStoreFromArgs(args, ctx.io, args.format === 'p12');
       const record = await store.findCertificate(args.serial);
       let bytes: Uint8Array;
@@ -227,7 +248,7 @@ function exportCmd(ctx: Context): CommandModule<object, ExportArgs> {
         const der = await store.getCertificate(record.serial);
         bytes = args.format === 'der' ? der : Buffer.from(toPem(der));
       }
-      const where = await writeArtifact(ctx.io, args.out ?? '-', bytes, args.format !== 'pem', args.format === 'p12' ? 0o600 : 0o644);
+      const where = await writeArtifact(ctx.io, args.out ?? '-', bytes, args.format !== 'pem', args.format === 'p12' ? 0o600 : 0o644, !!args.force);
       if (where !== 'stdout') note(ctx.io, `Wrote ${where}`);
     },
   };

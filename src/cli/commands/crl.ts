@@ -4,11 +4,12 @@ import { parseDuration } from '../../util/duration.js';
 import { parseCaSlug, type CaRef } from '../../certs/publication.js';
 import { UsageError } from '../errors.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { note, writeArtifact } from '../output.js';
+import { note, writeArtifact, checkOutput } from '../output.js';
 
 interface Args extends StoreArgs {
   ca?: string;
   out: string;
+  force?: boolean;
   pem?: boolean;
   nextUpdate: string;
 }
@@ -22,10 +23,13 @@ export function crlCommand(ctx: Context): CommandModule<object, Args> {
         .option('ca', { type: 'string', describe: 'whose CRL: issuing (the current issuing CA), root, or issuing-N for an older one' })
         .option('out', { alias: 'o', type: 'string', default: '-', describe: 'output file (- for stdout)' })
         .option('pem', { type: 'boolean', describe: 'PEM instead of DER' })
+        .option('force', { alias: 'f', type: 'boolean', describe: 'replace the output file if it exists (without it, an existing file is refused)' })
         .option('next-update', { type: 'string', default: '7d', describe: 'when the next CRL is due (7d, 24h)' })
         .example('$0 crl --store ./store -o crl.der', 'publish revocations') as unknown as Argv<Args>,
     handler: async (args) => {
       const nextUpdateMs = parseDuration(args.nextUpdate, 'next-update');
+      // Before the CRL is made: making one takes a CRL number.
+      checkOutput(ctx.io, args.out, !!args.force);
       let ca: CaRef | undefined;
       if (args.ca !== undefined && args.ca !== 'issuing') {
         ca = parseCaSlug(args.ca);
@@ -34,7 +38,7 @@ export function crlCommand(ctx: Context): CommandModule<object, Args> {
       const store = await openStoreFromArgs(args, ctx.io, true);
       const der = await store.createCrl({ nextUpdateMs, ...(ca !== undefined ? { ca } : {}) });
       const bytes = args.pem ? Buffer.from(toPem(der, 'X509 CRL')) : der;
-      const where = await writeArtifact(ctx.io, args.out, bytes, !args.pem, 0o644);
+      const where = await writeArtifact(ctx.io, args.out, bytes, !args.pem, 0o644, !!args.force);
       if (where !== 'stdout') note(ctx.io, `Wrote ${where}`);
     },
   };

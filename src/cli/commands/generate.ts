@@ -6,7 +6,7 @@ import { csvField } from '../../util/csv.js';
 import { readInputFile } from '../files.js';
 import { UsageError } from '../errors.js';
 import { openStoreFromArgs, templateValues, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { note, printJson, warn, writeArtifact } from '../output.js';
+import { note, printJson, warn, writeArtifact, checkOutput } from '../output.js';
 import { signerFromArgs, signerOptions, type SignerArgs } from '../signer.js';
 
 interface Args extends StoreArgs, SignerArgs {
@@ -15,6 +15,7 @@ interface Args extends StoreArgs, SignerArgs {
   set?: string[];
   data?: string;
   out?: string;
+  force?: boolean;
   sign: boolean;
   pkcs12Password: boolean;
   passwordsOut?: string;
@@ -36,6 +37,7 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
         .option('set', { type: 'string', array: true, describe: 'template variable key=value (not for secrets: use --data)' })
         .option('data', { type: 'string', describe: 'JSON file of template variables' })
         .option('out', { alias: 'o', type: 'string', describe: 'output file (- for stdout); default <PayloadIdentifier>.mobileconfig' })
+        .option('force', { alias: 'f', type: 'boolean', describe: 'replace the output file if it exists (without it, an existing file is refused)' })
         .option('sign', { type: 'boolean', default: true, describe: 'sign the profile (--no-sign writes the XML)' })
         .option('pkcs12-password', {
           type: 'boolean',
@@ -66,7 +68,9 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
       if (!args.user && (ids.signing !== 'none' || ids.encryption !== 'none')) {
         throw new UsageError(`Template "${template.name}" makes a profile for one user: pass --user EMAIL`);
       }
-      const data = await templateValues(ctx.io, template, args.data, args.set);
+      if (args.out) checkOutput(ctx.io, args.out, !!args.force);
+      if (args.passwordsOut) checkOutput(ctx.io, args.passwordsOut, !!args.force, '--passwords-out');
+      const data = await templateValues(ctx, template, args.data, args.set);
       const store = await openStoreFromArgs(args, ctx.io, true);
       const signer = await signerFromArgs(args, ctx.io);
       const profile = await generateProfile({
@@ -89,9 +93,9 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
       }
       if (args.passwordsOut) {
         const csv = ['fileName,payloadIdentifier,serial,purpose,password', ...profile.passwords.map((p) => [p.fileName, p.payloadIdentifier, p.serial, p.purpose, p.password].map(csvField).join(','))];
-        await writeArtifact(ctx.io, args.passwordsOut, Buffer.from(csv.join('\n') + '\n'), false, 0o600);
+        await writeArtifact(ctx.io, args.passwordsOut, Buffer.from(csv.join('\n') + '\n'), false, 0o600, !!args.force);
       }
-      const where = await writeArtifact(ctx.io, args.out ?? `${profile.identifier}.mobileconfig`, profile.bytes, profile.signed, 0o600);
+      const where = await writeArtifact(ctx.io, args.out ?? `${profile.identifier}.mobileconfig`, profile.bytes, profile.signed, 0o600, !!args.force);
       const summary = {
         file: where,
         identifier: profile.identifier,

@@ -50,7 +50,7 @@ export function linkCommand(ctx: Context): CommandModule<object, object> {
             }
             if (args.template) {
               const template = loadTemplate(args.template);
-              const data = await templateValues(ctx.io, template, args.data, args.set);
+              const data = await templateValues(ctx, template, args.data, args.set);
               // The profile the link will serve, made now without signing: a missing variable or certificate shows here.
               await generateProfile({ store, template, user: args.user, data, sign: false });
             }

@@ -100,7 +100,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
       }
       if (args.publicUrl) publicUrlOf(args, at.host, at.port);
       const template = loadTemplate(args.template);
-      const data = await templateValues(ctx.io, template, args.data, args.set);
+      const data = await templateValues(ctx, template, args.data, args.set);
       const store = await openStoreFromArgs(args, ctx.io, true);
       const hsm = await signerFromArgs(args, ctx.io);
       const signer = hsm ?? (await store.profileSigner());

@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, printJson, printTable } from '../output.js';
-import { statusOf } from '../../store/store.js';
+import { isRemovedUser, statusOf, type CertificateRecord } from '../../store/store.js';
 
 interface RemoveArgs extends StoreArgs {
   email: string;
@@ -44,15 +44,17 @@ function list(ctx: Context): CommandModule<object, StoreArgs & { json?: boolean 
       const store = await openStoreFromArgs(args, ctx.io, false);
       const now = new Date();
       const users = new Map<string, { user: string; signing: number; encryption: number; total: number; removed: boolean }>();
+      const byUser = new Map<string, CertificateRecord[]>();
       for (const r of await store.listCertificates()) {
         const key = r.user.toLowerCase();
         const u = users.get(key) ?? { user: r.user, signing: 0, encryption: 0, total: 0, removed: true };
         const status = statusOf(r, now);
         u.total++;
         if (status === 'valid') u[r.purpose === 'smime-signing' ? 'signing' : 'encryption']++;
-        if (!r.revoked && !r.retired) u.removed = false;
         users.set(key, u);
+        byUser.set(key, [...(byUser.get(key) ?? []), r]);
       }
+      for (const [key, u] of users) u.removed = isRemovedUser(byUser.get(key)!);
       const rows = [...users.values()].sort((a, b) => a.user.localeCompare(b.user));
       if (args.json) return printJson(ctx.io, rows.map((u) => ({ user: u.user, validSigning: u.signing, validEncryption: u.encryption, certificates: u.total, state: u.removed ? 'removed' : 'enrolled' })));
       printTable(ctx.io, ['USER', 'VALID SIGNING', 'VALID ENCRYPTION', 'CERTIFICATES', 'STATE'], rows.map((u) => [u.user, String(u.signing), String(u.encryption), String(u.total), u.removed ? 'removed' : 'enrolled']));
