@@ -136,6 +136,47 @@ export function joinStdinValues(argv: string[]): string[] {
 /** Options that take a file, where `-` means stdin (or stdout, for -o and --out). */
 const STDIN_OPTIONS = /-file$|^--(out|data|users|cert|key|chain|passwords-out)$/;
 
+/** Commands that only group subcommands (`cert issue`, `user list`). */
+const GROUPS = ['cert', 'ca', 'link', 'templates', 'user', 'pki', 'store', 'config'];
+
+/**
+ * A command or subcommand that does not exist, as one line naming it and what there is:
+ * yargs would say "Unknown arguments: …" listing every flag of the line, or "Not enough
+ * non-option arguments", neither of which names the mistake.
+ */
+async function unknownCommand(argv: string[], io: Io): Promise<string | undefined> {
+  const words = argv.filter((a) => !a.startsWith('-'));
+  if (!words.length || argv.includes('--help') || argv.includes('--version') || argv[0]?.startsWith('-')) return undefined;
+  const names = async (path: string[]) => {
+    let out = '';
+    await buildParser({ io: { ...io, env: {} }, exitCode: 0 }, []).parseAsync(['--get-yargs-completions', 'profilesmith', ...path, ''], {}, (_e, _a, o) => {
+      out = o;
+    });
+    return out.split('\n').filter((c) => c && !c.startsWith('-'));
+  };
+  const [first, second] = argv;
+  if (first === undefined) return undefined;
+  const top = await names([]);
+  if (!top.includes(first)) return `Unknown command "${first}"${suggest(first, top)}. See profilesmith --help`;
+  if (!GROUPS.includes(first) || second?.startsWith('-')) return undefined;
+  const subs = await names([first]);
+  if (second === undefined) return `"${first}" needs a command: ${subs.join(', ')}`;
+  if (!subs.includes(second)) return `Unknown command "${first} ${second}"${suggest(second, subs, `${first} `)}. The ${first} commands are: ${subs.join(', ')}`;
+  return undefined;
+}
+
+/** " (did you mean …?)" for a near miss (a prefix, or an edit distance of at most 2). */
+function suggest(word: string, candidates: string[], prefix = ''): string {
+  const distance = (a: string, b: string) => {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+    for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+    for (let i = 1; i <= a.length; i++) for (let j = 1; j <= b.length; j++) d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    return d[a.length]![b.length]!;
+  };
+  const near = candidates.filter((c) => c.startsWith(word) || distance(word, c) <= 2);
+  return near.length ? ` (did you mean ${near.map((c) => `"${prefix}${c}"`).join(' or ')}?)` : '';
+}
+
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function run(rawArgv: string[], io: Io): Promise<number> {
   const ctx: Context = { io, exitCode: 0 };
@@ -151,6 +192,11 @@ export async function run(rawArgv: string[], io: Io): Promise<number> {
     return 0;
   }
   const argv = joinStdinValues(rawArgv);
+  const unknown = await unknownCommand(argv, io);
+  if (unknown) {
+    errorLine(io, `error: ${unknown}`);
+    return 2;
+  }
   const debug = argv.includes('--debug') || io.env.PROFILESMITH_DEBUG === '1';
   try {
     let output = '';

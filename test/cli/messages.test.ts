@@ -25,6 +25,11 @@ test('usage errors are one line, exit 2, and change nothing: a bad choice, a bad
     [['cert', 'issue', '--store', storeDir, '--user', 'b@example.com', '--name', 'B', '--purpose', 'signing'], 'error: Invalid values: Argument: purpose, Given: "signing", Choices: "smime-signing", "smime-encryption"'],
     [['cert', 'issue', '--store', storeDir, '--user', 'b@example.com', '--name', 'B', '--purpose', 'smime-signing', '--days', 'abc'], 'error: --days takes a number'],
     [['cert', 'issue-batch', '--store', storeDir, '--users', 'u.csv', '--purpose', 'smime-signing', '--dry-runn'], 'error: Unknown argument: --dry-runn'],
+    // An unknown command is named, with what there is (yargs listed every flag of the line as unknown).
+    [['user', 'add', '--store', storeDir, 'b@example.com', '--name', 'B'], 'error: Unknown command "user add". The user commands are: list, remove'],
+    [['cert', 'issu', '--store', storeDir], 'error: Unknown command "cert issu" (did you mean "cert issue" or "cert issue-batch"?). The cert commands are: issue, issue-batch, list, show, export, renew, revoke, import, import-batch'],
+    [['generat', 'exchange-smime'], 'error: Unknown command "generat" (did you mean "generate"?). See profilesmith --help'],
+    [['user'], 'error: "user" needs a command: list, remove'],
   ];
   for (const [args, line] of cases) {
     const r = cli(args, { cwd: dir, env });
