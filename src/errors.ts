@@ -4,11 +4,12 @@
  *
  * @module errors
  */
+import type { LintRuleId } from './profile/rules.js';
 
 /** One finding of profile validation. */
 export interface ProfileIssue {
-  /** Stable rule id, for example `empty-string` or `uuid-reference`. */
-  rule: string;
+  /** Stable rule id, for example `empty-string` or `uuid-reference` (every id: `LINT_RULES`). */
+  rule: LintRuleId;
   /** Where: payload identifier (or type) and key, for example `com.example.eas / Host`. */
   path: string;
   message: string;
@@ -121,6 +122,23 @@ export class CertificateInvalid extends ProfilesmithError {
   }
 }
 
+/**
+ * A signer that cannot sign profiles, found by the probe signature made the first time it is
+ * used. `reason`: `algorithm` (keyType or padding/digest does not fit the certificate),
+ * `key-mismatch` (the signature does not verify with the certificate's key), `bad-output`
+ * (not bytes, the wrong length, or r||s instead of DER for ECDSA).
+ */
+export class SignerInvalid extends ProfilesmithError {
+  static override code = 'ERR_SIGNER_INVALID';
+  override readonly code = 'ERR_SIGNER_INVALID';
+  constructor(
+    readonly reason: 'algorithm' | 'key-mismatch' | 'bad-output',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** Something unexpected failed while building CMS. */
 export class SigningFailed extends ProfilesmithError {
   static override code = 'ERR_SIGNING_FAILED';
@@ -221,6 +239,7 @@ export type AnyProfilesmithError =
   | KeyPassphraseInvalid
   | CertificateInvalid
   | SigningFailed
+  | SignerInvalid
   | StoreNotInitialized
   | StoreExists
   | StoreEntryNotFound

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { assertEmail } from '../certs/email.js';
-import type { Signer } from '../cms/sign.js';
+import { signerCertificates, type Signer } from '../cms/sign.js';
 import { pkcs11Signer, type Pkcs11SignerOptions } from '../cms/pkcs11.js';
 import { InputInvalid, isProfilesmithError } from '../errors.js';
 import { generateProfile, selectIdentities } from '../profile/generate.js';
@@ -90,7 +90,7 @@ export async function prepareWorker(init: WorkerInit): Promise<Ready> {
   const base = structuredClone(init.data);
   applySetValues(template, base, init.sets);
   const fixed = createHash('sha256')
-    .update(JSON.stringify([1, template.source, template.meta, store.organization, createHash('sha256').update(signer.certificate).digest('hex'), init.embedPkcs12Passwords, init.includeRevoked]))
+    .update(JSON.stringify([1, template.source, template.meta, store.organization, createHash('sha256').update(signerCertificates(signer).certificate).digest('hex'), init.embedPkcs12Passwords, init.includeRevoked]))
     .digest('hex');
   return { store, signer, template, base, fixed };
 }

@@ -3,7 +3,7 @@
  *
  * @module pem
  */
-import { hash } from 'node:crypto';
+import { hash, X509Certificate } from 'node:crypto';
 import { InputInvalid } from '../errors.js';
 import { printable } from './email.js';
 
@@ -43,6 +43,42 @@ export function normalizeSerial(serial: string): string {
   const s = serial.toLowerCase().replace(/[:\s]/g, '').replace(/^(00)+(?=..)/, '');
   if (!/^[0-9a-f]{1,64}$/.test(s)) throw new InputInvalid('serial', `"${printable(serial)}" is not a certificate serial number`);
   return s;
+}
+
+/**
+ * One or more certificates, as Node's own APIs take them (`tls.connect({ ca })`): PEM text
+ * (any number of CERTIFICATE blocks), DER or PEM bytes (`Buffer` or `Uint8Array`), or an
+ * array of any of those.
+ */
+export type CertificateInput = string | Uint8Array | readonly (string | Uint8Array)[];
+
+/**
+ * The DER of every certificate in a {@link CertificateInput}, each checked to be an X.509
+ * certificate. `option` names the option in errors.
+ * @throws ERR_INPUT_INVALID naming `option`: a value of another shape, an element that is not a
+ * certificate, or (unless `allowEmpty`) no certificate at all
+ */
+export function toCertificates(input: unknown, option: string, options: { allowEmpty?: boolean } = {}): Buffer[] {
+  const items = Array.isArray(input) ? input : [input];
+  const out: Buffer[] = [];
+  items.forEach((item, i) => {
+    const where = Array.isArray(input) ? `${option}[${i}]` : option;
+    if (typeof item !== 'string' && !(item instanceof Uint8Array)) {
+      throw new InputInvalid(option, `${where} must be PEM text, DER bytes (Buffer or Uint8Array) or an array of those, not ${item === null ? 'null' : Array.isArray(item) ? 'a nested array' : typeof item}`);
+    }
+    const ders = certificatesFrom(item);
+    if (!ders.length) throw new InputInvalid(option, `${where} holds no certificate (PEM "CERTIFICATE" blocks or DER)`);
+    for (const der of ders) {
+      try {
+        new X509Certificate(der);
+      } catch {
+        throw new InputInvalid(option, `${where} is not an X.509 certificate`);
+      }
+      out.push(der);
+    }
+  });
+  if (!out.length && !options.allowEmpty) throw new InputInvalid(option, `${option} holds no certificate`);
+  return out;
 }
 
 /** SHA-256 fingerprint of DER bytes, lower-case hex without separators. */

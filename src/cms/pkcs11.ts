@@ -22,7 +22,7 @@ import { int, seq } from '../asn1/der.js';
 import { InputInvalid, Pkcs11Failed } from '../errors.js';
 import { certificatesFrom } from '../certs/pem.js';
 import { certificatePublicKey } from './certificate.js';
-import type { Signer } from './sign.js';
+import { markChecked, type Signer } from './sign.js';
 import { parsePkcs11Uri, redactPkcs11Uri, type Pkcs11Uri } from './pkcs11-uri.js';
 
 /** Options of {@link pkcs11Signer}: a URI, or the same fields one by one (fields win). */
@@ -343,7 +343,7 @@ async function openPkcs11Signer(options: Pkcs11SignerOptions): Promise<Pkcs11Sig
     }
 
     const description = `${redactPkcs11Uri(options.uri ?? `pkcs11:token=${tokenInfo.label.trim()}`)} (module ${modulePath})`;
-    return {
+    const signer: Pkcs11Signer = {
       certificate,
       chain,
       keyType,
@@ -357,6 +357,9 @@ async function openPkcs11Signer(options: Pkcs11SignerOptions): Promise<Pkcs11Sig
         closeAll();
       },
     };
+    // The probe above was this check.
+    markChecked(signer);
+    return signer;
   } catch (err) {
     closeAll();
     throw err;

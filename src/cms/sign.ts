@@ -6,11 +6,11 @@
  *
  * @module sign
  */
-import { createHash, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { constants, createHash, publicDecrypt, randomBytes, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { header, int, nul, octets, oid, seq, setOf, TAG, time, tlv } from '../asn1/der.js';
-import { CertificateInvalid, isProfilesmithError, KeyUnsupported, SigningFailed } from '../errors.js';
+import { CertificateInvalid, InputInvalid, isProfilesmithError, KeyUnsupported, SignerInvalid, SigningFailed } from '../errors.js';
 import { keysMatch, toPrivateKey } from '../certs/keys.js';
-import { certificatesFrom } from '../certs/pem.js';
+import { toCertificates, type CertificateInput } from '../certs/pem.js';
 import { issuerAndSerial, certificatePublicKey } from './certificate.js';
 
 export const OID = {
@@ -33,12 +33,22 @@ export const OID = {
  * Anything that can sign: a key in memory, or an HSM / cloud KMS behind an async `sign`.
  * `sign` receives the DER of the signed attributes and returns the raw signature
  * (PKCS#1 v1.5 over SHA-256 for RSA, DER ECDSA-Sig-Value for EC).
+ *
+ * A signer is checked the first time it signs: a probe signature must verify with the
+ * certificate's public key, or signing fails with `ERR_SIGNER_INVALID` naming what is wrong,
+ * and no profile is made. That costs one `sign` call per signer object, so keep the object.
+ * @example
+ * // A cloud KMS: the key never leaves it; `sign` is one API call.
+ * const signer: Signer = {
+ *   certificate: pemFromKms, chain: [pemIntermediate], keyType: 'rsa',
+ *   sign: async (data) => (await kms.sign({ keyId, message: data, algorithm: 'RSASSA_PKCS1_V1_5_SHA_256' })).signature,
+ * }
  */
 export interface Signer {
-  /** DER of the signer certificate. */
-  certificate: Uint8Array;
-  /** DER of the intermediates, leaf-most first. The root may be left out. */
-  chain: Uint8Array[];
+  /** The signer certificate: PEM text, or DER or PEM bytes. */
+  certificate: string | Uint8Array;
+  /** The intermediates, leaf-most first (PEM text with any number of blocks, bytes, or an array); the root may be left out. */
+  chain?: CertificateInput;
   /** `rsa` or `ec`. */
   keyType: 'rsa' | 'ec';
   /** Signs `data` (the DER of the signed attributes) with SHA-256: PKCS#1 v1.5 for RSA, DER ECDSA-Sig-Value for EC. */
@@ -49,10 +59,10 @@ export interface Signer {
 export interface KeySignerOptions {
   /** PEM, PKCS#8 DER, or a KeyObject. */
   key: KeyObject | string | Uint8Array;
-  /** PEM or DER. */
+  /** PEM text, or DER or PEM bytes. */
   certificate: string | Uint8Array;
-  /** PEM (any number of blocks) or DER certificates: the intermediates. */
-  chain?: (string | Uint8Array)[] | string;
+  /** The intermediates: PEM text (any number of blocks), bytes, or an array of those. */
+  chain?: CertificateInput;
 }
 
 /**
@@ -64,10 +74,8 @@ export interface KeySignerOptions {
  */
 export function keySigner(options: KeySignerOptions): Signer {
   const key = toPrivateKey(options.key);
-  const certificate = certificatesFrom(options.certificate)[0];
-  if (!certificate) throw new CertificateInvalid('malformed', 'The signer certificate is missing');
-  const chainInput = typeof options.chain === 'string' ? [options.chain] : (options.chain ?? []);
-  const chain = chainInput.flatMap((c) => certificatesFrom(c));
+  const certificate = toCertificates(options.certificate, 'certificate')[0]!;
+  const chain = options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true });
   if (!keysMatch(key, certificatePublicKey(certificate))) {
     throw new CertificateInvalid('key-mismatch', 'The signing key does not belong to the signer certificate');
   }
@@ -75,7 +83,93 @@ export function keySigner(options: KeySignerOptions): Signer {
   if (keyType !== 'rsa' && keyType !== 'ec') {
     throw new KeyUnsupported(String(keyType), `Profiles can be signed with RSA or ECDSA keys, not ${keyType}`);
   }
-  return { certificate, chain, keyType, sign: (data) => cryptoSign('sha256', data, key) };
+  const signer: Signer = { certificate, chain, keyType, sign: (data) => cryptoSign('sha256', data, key) };
+  // The key was just matched with the certificate: no probe signature is needed.
+  markChecked(signer);
+  return signer;
+}
+
+/** A signer's certificates as DER, checked to be certificates. @internal */
+export interface SignerCertificates {
+  certificate: Buffer;
+  chain: Buffer[];
+}
+const normalized = new WeakMap<Signer, SignerCertificates>();
+
+/**
+ * The DER of a signer's certificate and chain, whatever form they were given in.
+ * @throws ERR_INPUT_INVALID naming `signer.certificate` or `signer.chain`
+ * @internal
+ */
+export function signerCertificates(signer: Signer): SignerCertificates {
+  let n = normalized.get(signer);
+  if (!n) {
+    if (!signer || typeof signer !== 'object' || typeof signer.sign !== 'function') throw new InputInvalid('signer', 'The signer must be an object with certificate, keyType and a sign(data) function');
+    const certs = toCertificates(signer.certificate, 'signer.certificate');
+    if (certs.length !== 1) throw new InputInvalid('signer.certificate', `signer.certificate must be one certificate, not ${certs.length} (put the intermediates in signer.chain)`);
+    n = { certificate: certs[0]!, chain: signer.chain === undefined ? [] : toCertificates(signer.chain, 'signer.chain', { allowEmpty: true }) };
+    normalized.set(signer, n);
+  }
+  return n;
+}
+
+const checked = new WeakMap<Signer, Promise<void>>();
+/** Records that a signer's key is known to match its certificate (keySigner, pkcs11Signer check it when made). @internal */
+export function markChecked(signer: Signer): void {
+  checked.set(signer, Promise.resolve());
+}
+
+/**
+ * Checks a signer once: its certificate and chain, its keyType against the certificate's
+ * key, and a probe signature verified with the certificate's public key.
+ * @throws ERR_INPUT_INVALID for the certificate's shape; ERR_SIGNER_INVALID (`algorithm`,
+ * `key-mismatch`, `bad-output`); a typed error the signer throws keeps its code, anything else
+ * is ERR_SIGNING_FAILED
+ */
+export function checkSigner(signer: Signer): Promise<void> {
+  let p = checked.get(signer);
+  if (!p) {
+    p = probe(signer);
+    checked.set(signer, p);
+    // A failed check is checked again next time (the KMS may have been unreachable).
+    p.catch(() => checked.delete(signer));
+  }
+  return p;
+}
+
+async function probe(signer: Signer): Promise<void> {
+  const { certificate } = signerCertificates(signer);
+  const publicKey = certificatePublicKey(certificate);
+  const certType = publicKey.asymmetricKeyType;
+  if (signer.keyType !== 'rsa' && signer.keyType !== 'ec') throw new SignerInvalid('algorithm', `signer.keyType must be "rsa" or "ec", not ${JSON.stringify(signer.keyType)}`);
+  if (certType !== signer.keyType) throw new SignerInvalid('algorithm', `signer.keyType is "${signer.keyType}" but the certificate holds an ${String(certType).toUpperCase()} key`);
+  const data = randomBytes(32);
+  let out: unknown;
+  try {
+    out = await signer.sign(data);
+  } catch (cause) {
+    if (isProfilesmithError(cause)) throw cause;
+    throw new SigningFailed(`The signer failed: ${(cause as Error)?.message ?? cause}`, { cause });
+  }
+  if (!(out instanceof Uint8Array)) throw new SignerInvalid('bad-output', `signer.sign returned ${out === null ? 'null' : typeof out}, not the signature bytes (a Uint8Array or Buffer)`);
+  if (cryptoVerify('sha256', data, publicKey, out)) return;
+  if (signer.keyType === 'rsa') {
+    const size = ((publicKey.asymmetricKeyDetails?.modulusLength ?? 0) + 7) >> 3;
+    if (out.length !== size) throw new SignerInvalid('bad-output', `signer.sign returned ${out.length} bytes; an RSA-${size * 8} signature has ${size}`);
+    let em: Buffer | undefined;
+    try {
+      em = publicDecrypt({ key: publicKey, padding: constants.RSA_NO_PADDING }, out);
+    } catch {
+      // not a number below the modulus: garbage
+    }
+    if (em && em[0] === 0 && em[1] === 1 && em[2] === 0xff) {
+      throw new SignerInvalid('algorithm', 'The probe signature was made with the certificate\'s key but not as PKCS#1 v1.5 over SHA-256 of the data given: sign the bytes as they are, with SHA-256');
+    }
+    if (em && em[0] === 0 && em[1] === 1) throw new SignerInvalid('algorithm', 'The probe signature is not PKCS#1 v1.5 over SHA-256 (another padding or digest?)');
+  } else if (cryptoVerify('sha256', data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, out)) {
+    throw new SignerInvalid('bad-output', 'signer.sign returned an ECDSA signature as r||s (IEEE P1363, as Web Crypto and some KMS APIs do); CMS needs the DER ECDSA-Sig-Value');
+  }
+  throw new SignerInvalid('key-mismatch', "The probe signature does not verify with the certificate's public key: the signing key is not the certificate's (or the output is not a signature)");
 }
 
 /** Options of {@link signProfile}. */
@@ -95,7 +189,8 @@ const prepared = new WeakMap<Signer, Prepared>();
 function prepare(signer: Signer): Prepared {
   let p = prepared.get(signer);
   if (!p) {
-    const certs = [signer.certificate, ...signer.chain].map((c) => Buffer.from(c));
+    const { certificate, chain } = signerCertificates(signer);
+    const certs = [certificate, ...chain];
     p = {
       // [0] IMPLICIT CertificateSet
       certificates: tlv(0xa0, Buffer.concat(certs)),
@@ -124,6 +219,7 @@ export async function signProfile(
 ): Promise<Uint8Array> {
   // A view, not a copy: the content is copied once, into the result.
   const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+  await checkSigner(signer);
   const p = prepare(signer);
   const digest = createHash('sha256').update(bytes).digest();
   const attrs = [

@@ -9,7 +9,7 @@ import { rootCertificates } from 'node:tls';
 import { child, children, DerError, parseDer, readOid, readTime, TAG, type DerNode } from '../asn1/der.js';
 import { berToDer } from '../asn1/ber.js';
 import { ProfileParseError } from '../errors.js';
-import { certificatesFrom, fingerprint, normalizeSerial } from '../certs/pem.js';
+import { certificatesFrom, fingerprint, normalizeSerial, toCertificates, type CertificateInput } from '../certs/pem.js';
 import { issuerAndSerial } from './certificate.js';
 import { OID } from './sign.js';
 
@@ -24,9 +24,25 @@ const HASHES: Record<string, string> = {
 const MAX_CERTIFICATES = 64;
 
 /** Why a profile is not valid, with a stable code. */
+/** Why a profile does not verify. */
+export type VerifyReasonCode =
+  | 'signer-missing'
+  | 'digest-mismatch'
+  | 'signature-invalid'
+  | 'untrusted'
+  | 'signer-expired'
+  | 'signer-not-yet-valid'
+  | 'chain-expired'
+  | 'chain-not-yet-valid'
+  | 'signer-revoked'
+  /** The signed content is not a property list (reported by the CLI's `verify`). */
+  | 'content-not-plist'
+  /** A warning: bytes after the SignedData, which iOS and openssl ignore. */
+  | 'trailing-bytes';
+
+/** One reason a profile does not verify. */
 export interface VerifyReason {
-  /** `signature-invalid`, `digest-mismatch`, `signer-expired`, `signer-not-yet-valid`, `untrusted`, `signer-revoked`, ... */
-  code: string;
+  code: VerifyReasonCode;
   message: string;
 }
 
@@ -61,8 +77,11 @@ export interface VerifyResult {
 
 /** Options of {@link verifyProfile}. */
 export interface VerifyProfileOptions {
-  /** Trust anchors, PEM or DER. Default: the Mozilla roots bundled with Node. */
-  ca?: (string | Uint8Array)[];
+  /**
+   * Trust anchors, as Node's `tls.connect({ ca })` takes them: PEM text (any number of
+   * certificates), DER or PEM bytes, or an array of those. Default: the Mozilla roots bundled with Node.
+   */
+  ca?: CertificateInput;
   /** Default: `() => new Date()`. */
   now?: () => Date;
   /** Serials (lower-case hex) revoked by an anchor's CA; a signer among them fails. */
@@ -158,7 +177,7 @@ export async function verifySignedData(parsed: ParsedSignedData, options: Verify
   const { content, certificates, signerFields: si } = parsed;
   const now = (options.now ?? (() => new Date()))();
   const reasons: VerifyReason[] = [];
-  const fail = (code: string, message: string) => reasons.push({ code, message });
+  const fail = (code: VerifyReasonCode, message: string) => reasons.push({ code, message });
 
   const sid = si[1] as DerNode;
   const signerCert = certificates.find((c) => {
@@ -210,7 +229,8 @@ export async function verifySignedData(parsed: ParsedSignedData, options: Verify
   const given = options.ca !== undefined;
   let anchors: X509Certificate[];
   if (given) {
-    anchors = (options.ca ?? []).flatMap((c) => certificatesFrom(c)).map((d) => new X509Certificate(d));
+    // An empty array trusts nothing, as `ca: []` does in Node's tls.
+    anchors = toCertificates(options.ca, 'ca', { allowEmpty: true }).map((d) => new X509Certificate(d));
   } else {
     systemRoots ??= rootCertificates.map((pem) => new X509Certificate(pem));
     anchors = systemRoots;

@@ -4,10 +4,10 @@
  * @module generate
  */
 import { randomBytes } from 'node:crypto';
-import { CertificateInvalid, InputInvalid, ProfileInvalid, StoreEntryNotFound, type ProfileIssue } from '../errors.js';
+import { InputInvalid, ProfileInvalid, StoreEntryNotFound, type ProfileIssue } from '../errors.js';
 import { assertEmail } from '../certs/email.js';
 import type { Identity } from '../certs/issue.js';
-import { certificatesFrom } from '../certs/pem.js';
+import { toCertificates } from '../certs/pem.js';
 import type { ContentCipher } from '../cms/envelope.js';
 import { encryptProfileXml } from './encrypt.js';
 import { randomPassword, toPkcs12 } from '../certs/pkcs12.js';
@@ -289,8 +289,7 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
   const { plist, issues } = validateXml(xml, { now, openPkcs12: false, skip, strict: true });
   if (issues.some((i) => i.severity === 'error') && !options.allowInvalid) throw new ProfileInvalid(issues);
   if (options.encryptTo !== undefined) {
-    const recipient = certificatesFrom(options.encryptTo)[0];
-    if (!recipient) throw new CertificateInvalid('malformed', 'The device certificate to encrypt to is missing');
+    const recipient = toCertificates(options.encryptTo, 'encryptTo')[0]!;
     xml = encryptProfileXml(xml, recipient, options.cipher);
     const outer = validateXml(xml, { now, openPkcs12: false, strict: true });
     if (outer.issues.some((i) => i.severity === 'error')) throw new ProfileInvalid(outer.issues);

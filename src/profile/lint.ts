@@ -64,8 +64,8 @@ export async function lintProfile(bytes: Uint8Array, options: LintOptions = {}):
     const v = await verifySignedData(parsed.signedData, { ca: [], now: () => now });
     for (const r of v.reasons) {
       if (r.code === 'untrusted') continue; // trust is verify's question, not lint's
-      const expiry = r.code.endsWith('expired') || r.code.endsWith('not-yet-valid');
-      findings.push({ rule: expiry ? r.code : 'signature', path: '(signature)', message: r.message, severity: expiry ? 'warning' : 'error' });
+      const expiry = r.code === 'signer-expired' || r.code === 'signer-not-yet-valid' || r.code === 'chain-expired' || r.code === 'chain-not-yet-valid' ? r.code : undefined;
+      findings.push({ rule: expiry ?? 'signature', path: '(signature)', message: r.message, severity: expiry ? 'warning' : 'error' });
     }
   }
   const ignore = new Set(options.ignore ?? []);

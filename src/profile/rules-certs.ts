@@ -5,13 +5,14 @@
  */
 import { X509Certificate } from 'node:crypto';
 import type { ProfileIssue } from '../errors.js';
+import type { LintRuleId } from './rules.js';
 import { keysMatch } from '../certs/keys.js';
 import { certificatesFrom } from '../certs/pem.js';
 import { certificateBasics } from '../certs/x509.js';
 import { readPkcs12 } from '../certs/pkcs12-read.js';
 import type { PlistValue } from './plist-xml.js';
 
-type Add = (rule: string, path: string, message: string, severity?: ProfileIssue['severity']) => void;
+type Add = (rule: LintRuleId, path: string, message: string, severity?: ProfileIssue['severity']) => void;
 
 const DAY = 86_400_000;
 const CERT_PAYLOADS = new Set(['com.apple.security.root', 'com.apple.security.pkcs1', 'com.apple.security.pem']);

@@ -5,10 +5,11 @@
  * that iOS turns on when they are left out, and Apple's enrollment ("Profile Service") profile.
  */
 import type { ProfileIssue } from '../errors.js';
+import type { LintRuleId } from './rules.js';
 import { isPlistDict, type PlistValue } from './plist-xml.js';
 import { payloadKeys } from './schema.js';
 
-type Add = (rule: string, path: string, message: string, severity?: ProfileIssue['severity']) => void;
+type Add = (rule: LintRuleId, path: string, message: string, severity?: ProfileIssue['severity']) => void;
 type Dict = { [k: string]: PlistValue };
 
 const EAS_SERVICES = ['EnableMail', 'EnableContacts', 'EnableCalendars', 'EnableReminders', 'EnableNotes'];

@@ -9,9 +9,10 @@
  * has no certificate to use and cannot do its job: an error.
  */
 import type { ProfileIssue } from '../errors.js';
+import type { LintRuleId } from './rules.js';
 import { isPlistDict, type PlistValue } from './plist-xml.js';
 
-type Add = (rule: string, path: string, message: string, severity?: ProfileIssue['severity']) => void;
+type Add = (rule: LintRuleId, path: string, message: string, severity?: ProfileIssue['severity']) => void;
 type Dict = { [k: string]: PlistValue };
 
 /** Payload types that yield an identity (certificate + private key) on the device. */

@@ -4,10 +4,11 @@
  * without a word and fails the whole install for a wrong type (apple-spec section 1).
  */
 import type { ProfileIssue } from '../errors.js';
+import type { LintRuleId } from './rules.js';
 import { isPlistDict, type PlistValue } from './plist-xml.js';
 import { payloadKeys, payloadType, suggest, topLevelKeys, type KeySchema } from './schema.js';
 
-type Add = (rule: string, path: string, message: string, severity?: ProfileIssue['severity']) => void;
+type Add = (rule: LintRuleId, path: string, message: string, severity?: ProfileIssue['severity']) => void;
 
 /** The platform a profile is for: from its TargetDeviceType, or given. */
 export type Target = 'ios' | 'macos' | 'other' | 'any';

@@ -16,7 +16,7 @@ export interface LintRule {
 }
 
 /** The lint rules by id. Ids are stable: CI configurations name them in `--ignore`. */
-export const LINT_RULES: Record<string, LintRule> = {
+export const LINT_RULES = {
   malformed: { severity: 'error', description: 'Not a well-formed property list: iOS cannot read the profile.' },
   'duplicate-key': { severity: 'warning', description: 'A key appears twice in one dictionary; the last value is used (CoreFoundation, plistlib), the first is silently lost.' },
   'not-a-dictionary': { severity: 'error', description: 'The top level is not a dictionary: not a profile.' },
@@ -59,4 +59,7 @@ export const LINT_RULES: Record<string, LintRule> = {
   'chain-expired': { severity: 'warning', description: 'An issuer certificate of the signer has expired.' },
   'chain-not-yet-valid': { severity: 'warning', description: 'An issuer certificate of the signer is not yet valid.' },
   'trailing-bytes': { severity: 'warning', description: 'Bytes after the CMS signature (some tools append a CRLF): iOS and openssl ignore them.' },
-};
+} satisfies Record<string, LintRule>;
+
+/** The id of a lint rule: a key of {@link LINT_RULES}. */
+export type LintRuleId = keyof typeof LINT_RULES;

@@ -6,7 +6,7 @@
  */
 import type { ProfileIssue } from '../errors.js';
 import type { LintResult } from './lint.js';
-import { LINT_RULES } from './rules.js';
+import { LINT_RULES, type LintRule } from './rules.js';
 
 /** One linted file: its result, or why it could not be read. */
 export interface SarifInput {
@@ -25,8 +25,8 @@ export function lintToSarif(inputs: SarifInput[], options: { version?: string } 
   for (const r of used) if (!ids.includes(r)) ids.push(r);
   const rules = ids.map((id) => ({
     id,
-    shortDescription: { text: LINT_RULES[id]?.description ?? id },
-    defaultConfiguration: { level: LEVEL[LINT_RULES[id]?.severity ?? 'warning'] },
+    shortDescription: { text: (LINT_RULES as Record<string, LintRule>)[id]?.description ?? id },
+    defaultConfiguration: { level: LEVEL[(LINT_RULES as Record<string, LintRule>)[id]?.severity ?? 'warning'] },
   }));
   const index = new Map(ids.map((id, i) => [id, i]));
   const results = inputs.flatMap((input) =>

@@ -11,6 +11,7 @@
  * @module validate
  */
 import type { ProfileIssue } from '../errors.js';
+import type { LintRuleId } from './rules.js';
 import { isPlistDict, parsePlistXml, type PlistValue } from './plist-xml.js';
 import { checkCertificates } from './rules-certs.js';
 import { checkIosRules, checkProfileService, checkSmimeSwitches } from './rules-ios.js';
@@ -61,7 +62,7 @@ function prefix(payload: PlistDict, index: number): string {
 export function validateProfile(profile: PlistValue, options: ValidateOptions = {}): ProfileIssue[] {
   const issues: ProfileIssue[] = [];
   const skip = new Set(options.skip ?? []);
-  const add = (rule: string, path: string, message: string, severity: ProfileIssue['severity'] = 'error') => {
+  const add = (rule: LintRuleId, path: string, message: string, severity: ProfileIssue['severity'] = 'error') => {
     if (!skip.has(rule)) issues.push({ rule, path, message, severity });
   };
   const now = options.now ?? new Date();

@@ -42,7 +42,7 @@ import { checkImport, type IdentityBundle } from '../certs/import.js';
 import { issueCertificate, type CertificatePurpose, type Identity } from '../certs/issue.js';
 import { assertEmail } from '../certs/email.js';
 import type { KeyAlgorithm } from '../certs/keys.js';
-import { certificatesFrom, fingerprint, normalizeSerial, toPem } from '../certs/pem.js';
+import { certificatesFrom, fingerprint, normalizeSerial, toCertificates, toPem, type CertificateInput } from '../certs/pem.js';
 
 export { normalizeSerial };
 import { certificateBasics, describeCertificate, EKU } from '../certs/x509.js';
@@ -153,8 +153,8 @@ export interface OpenStoreOptions {
 export interface ImportIdentityOptions {
   user: string;
   purpose: CertificatePurpose;
-  /** Issuer certificates to keep with it (besides those in the bundle). */
-  chain?: Buffer[];
+  /** Issuer certificates to keep with it (besides those in the bundle): PEM text, bytes, or an array of those. */
+  chain?: CertificateInput;
   /** Refuse what would otherwise be a warning. */
   strict?: boolean;
 }
@@ -754,7 +754,7 @@ export class FileStore implements CertificateStore {
       ...(options.strict ? { strict: true } : {}),
     });
     const leafFp = check.info.fingerprint;
-    const chain = [...bundle.chain, ...(options.chain ?? [])].filter(
+    const chain = [...bundle.chain, ...(options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true }))].filter(
       (der, i, all) => fingerprint(der) !== leafFp && all.findIndex((d) => d.equals(der)) === i,
     );
     const existing = (await this.listCertificates()).find((r) => r.fingerprint === leafFp);

@@ -7,10 +7,10 @@
 import { createCertificateAuthority, type CertificateAuthority } from '../certs/ca.js';
 import { assertEmail } from '../certs/email.js';
 import { issueCertificate, type CertificatePurpose, type Identity } from '../certs/issue.js';
-import { fingerprint, normalizeSerial } from '../certs/pem.js';
+import { fingerprint, normalizeSerial, toCertificates, type CertificateInput } from '../certs/pem.js';
 import { describeCertificate } from '../certs/x509.js';
 import { keySigner, type Signer } from '../cms/sign.js';
-import { CertificateInvalid, StoreEntryNotFound } from '../errors.js';
+import { CertificateInvalid, InputInvalid, StoreEntryNotFound } from '../errors.js';
 import { compareRecords, servesPurpose, type CertificateRecord, type CertificateStore, type IssueUserCertificateOptions, type ListCertificatesOptions, type TrustChain } from './store.js';
 
 /** Options of {@link createMemoryStore}. */
@@ -25,14 +25,15 @@ export interface MemoryStoreOptions {
 
 /** Options of {@link MemoryStore.addIdentity}. */
 export interface AddIdentityOptions {
-  certificate: Buffer;
+  /** The certificate: PEM text, or DER or PEM bytes. */
+  certificate: string | Uint8Array;
   privateKey: Identity['privateKey'];
   user: string;
   purpose: CertificatePurpose;
   /** Default: `imported`. */
   source?: CertificateRecord['source'];
-  /** Issuer certificates (DER) that came with it. */
-  chain?: Buffer[];
+  /** Issuer certificates that came with it: PEM text, bytes, or an array of those. */
+  chain?: CertificateInput;
 }
 
 /** The in-memory store. Create it with {@link createMemoryStore}. */
@@ -52,7 +53,11 @@ export class MemoryStore implements CertificateStore {
   /** Adds an identity the embedder already holds. */
   async addIdentity(options: AddIdentityOptions): Promise<CertificateRecord> {
     assertEmail(options.user);
-    const info = await describeCertificate(options.certificate);
+    const certs = toCertificates(options.certificate, 'certificate');
+    if (certs.length !== 1) throw new InputInvalid('certificate', `certificate must be one certificate, not ${certs.length} (put the issuers in chain)`);
+    const certificate = certs[0]!;
+    const chain = options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true });
+    const info = await describeCertificate(certificate);
     if (this.#entries.has(normalizeSerial(info.serial))) throw new CertificateInvalid('duplicate', `A certificate with serial ${info.serial} is already in the store`);
     const record: CertificateRecord = {
       serial: normalizeSerial(info.serial),
@@ -66,9 +71,9 @@ export class MemoryStore implements CertificateStore {
       fingerprint: info.fingerprint,
       created: this.#now().toISOString(),
       ...(info.commonName ? { name: info.commonName } : {}),
-      ...(options.chain?.length ? { chain: options.chain.map((c) => fingerprint(c)) } : {}),
+      ...(chain.length ? { chain: chain.map((c) => fingerprint(c)) } : {}),
     };
-    this.#entries.set(record.serial, { record, identity: { certificate: options.certificate, privateKey: options.privateKey }, chain: options.chain ?? [] });
+    this.#entries.set(record.serial, { record, identity: { certificate, privateKey: options.privateKey }, chain });
     return record;
   }
 

@@ -3,6 +3,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import { isIP } from 'node:net';
 import type { Argv, CommandModule } from 'yargs';
+import { signerCertificates } from '../../cms/sign.js';
 import { generateKeyPair } from '../../certs/keys.js';
 import { toPem } from '../../certs/pem.js';
 import { createCertificate, EKU } from '../../certs/x509.js';
@@ -122,7 +123,8 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
           }
         }
         if (!made && args.sample) warn(ctx.io, 'no user can have a profile yet, so none could be tried at start');
-        const trust = signerTrust(signer.certificate, signer.chain ?? []);
+        const certs = signerCertificates(signer);
+        const trust = signerTrust(certs.certificate, certs.chain);
         const log = (l: string) => ctx.io.stderr.write(l + '\n');
         const profiles = createProfileHandler({
           store,
