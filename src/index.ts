@@ -7,22 +7,18 @@
  */
 
 // Generating profiles
-export { generateProfile, selectIdentities } from './profile/generate.js';
+export { generateProfile } from './profile/generate.js';
 export type { GenerateProfileOptions, GeneratedProfile, Pkcs12Password } from './profile/generate.js';
-export { loadTemplate, listTemplates, applySetValues, resolveData } from './profile/template.js';
+export { loadTemplate, listTemplates } from './profile/template.js';
 export type { Template, TemplateMeta, TemplateVariable, IdentityUse } from './profile/template.js';
-export { renderTemplate, plistDate } from './profile/render.js';
-export { validateProfile, validateXml } from './profile/validate.js';
+export { validateProfile } from './profile/validate.js';
 export type { ValidateOptions } from './profile/validate.js';
-export { parsePlistXml, isPlistDict, PlistSyntaxError } from './profile/plist-xml.js';
-export type { ParsePlistOptions } from './profile/plist-xml.js';
 export type { PlistValue, PlistDict } from './profile/validate.js';
-export { stableUuid, defaultProfileIdentifier } from './profile/ids.js';
 export { parseProfile } from './profile/parse.js';
 export type { ParsedProfile, PlistFormat } from './profile/parse.js';
 export { lintProfile } from './profile/lint.js';
 export { LINT_RULES } from './profile/rules.js';
-export type { LintRule } from './profile/rules.js';
+export type { LintRule, LintRuleId } from './profile/rules.js';
 export { lintToSarif } from './profile/sarif.js';
 export type { SarifInput } from './profile/sarif.js';
 export type { Target } from './profile/rules-schema.js';
@@ -52,32 +48,26 @@ export type { Pkcs11Signer, Pkcs11SignerOptions } from './cms/pkcs11.js';
 export { parsePkcs11Uri } from './cms/pkcs11-uri.js';
 export type { Pkcs11Uri } from './cms/pkcs11-uri.js';
 export { verifyProfile } from './cms/verify.js';
-export { envelope, openEnvelope, envelopeRecipients } from './cms/envelope.js';
-export type { ContentCipher, EnvelopeRecipient } from './cms/envelope.js';
-export type { VerifyProfileOptions, VerifyResult, VerifyReason, CertificateSummary } from './cms/verify.js';
+export type { ContentCipher } from './cms/envelope.js';
+export type { VerifyProfileOptions, VerifyResult, VerifyReason, VerifyReasonCode, CertificateSummary } from './cms/verify.js';
 
 // Certificates and keys
 export { createCertificateAuthority } from './certs/ca.js';
 export type { CertificateAuthority, CreateCertificateAuthorityOptions } from './certs/ca.js';
 export { issueCertificate, PURPOSES } from './certs/issue.js';
 export type { CertificatePurpose, Identity, IssuedIdentity, IssueCertificateOptions } from './certs/issue.js';
-export { createIssuingCa, createProfileSigner, createOcspResponder } from './certs/ca.js';
-export type { CaCertificateOptions } from './certs/ca.js';
-export { caSlug, parseCaSlug, checkPkiUrl, publicationFor } from './certs/publication.js';
 export type { CaRef } from './certs/publication.js';
-export { toPkcs12, randomPassword } from './certs/pkcs12.js';
-export { readPkcs12 } from './certs/pkcs12-read.js';
+export { toPkcs12 } from './certs/pkcs12.js';
 export { readIdentity, checkImport } from './certs/import.js';
 export type { IdentityBundle, ImportCheckOptions, ImportCheckResult } from './certs/import.js';
-export type { Pkcs12Contents } from './certs/pkcs12-read.js';
 export { createCrl, REVOCATION_REASONS } from './certs/crl.js';
 export type { RevocationReason, CreateCrlOptions, CrlEntry } from './certs/crl.js';
 export type { ToPkcs12Options } from './certs/pkcs12.js';
-export { generateKeyPair } from './certs/keys.js';
-export type { KeyAlgorithm, KeyPair } from './certs/keys.js';
+export type { KeyAlgorithm } from './certs/keys.js';
 export { describeCertificate } from './certs/x509.js';
 export type { CertificateInfo, KeyUsageName, PublicationSpec } from './certs/x509.js';
-export { toPem, pemBlocks, fingerprint } from './certs/pem.js';
+export { toPem, fingerprint, toCertificates } from './certs/pem.js';
+export type { CertificateInput } from './certs/pem.js';
 export { assertEmail } from './certs/email.js';
 
 // Stores
@@ -102,8 +92,6 @@ export { resolveStoreDir } from './store/location.js';
 // Publishing revocation: CRLs, CA certificates and OCSP over HTTP
 export { createPkiHandler, isPkiPath } from './pki/handler.js';
 export type { PkiHandler, PkiHandlerOptions, PkiSource } from './pki/handler.js';
-export { parseOcspRequest, buildOcspResponse, ocspErrorResponse, certIdMatcher, OCSP_STATUS } from './pki/ocsp.js';
-export type { OcspRequestInfo, OcspCertId, OcspAnswer, BuildOcspResponseOptions } from './pki/ocsp.js';
 
 // Errors (also at "profilesmith/errors")
 export * as errors from './errors.js';

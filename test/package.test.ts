@@ -44,16 +44,34 @@ test('the package root exports what the README promises, and importing it has no
   t.is(r.status, 0, r.stderr);
   t.is(r.stderr, '');
   const out = JSON.parse(r.stdout);
-  for (const name of [
-    'openStore', 'initStore', 'createMemoryStore', 'generateProfile', 'signProfile', 'verifyProfile', 'lintProfile', 'inspectProfile',
-    'keySigner', 'pkcs11Signer', 'createCertificateAuthority', 'issueCertificate', 'toPkcs12', 'readPkcs12', 'runBatch', 'createProfileHandler',
-    'ProfilesmithError', 'isProfilesmithError', 'errors',
-  ]) {
-    t.true(out.names.includes(name), name);
-  }
+  // The public surface, exactly: a new export is a decision (add it here), an internal one leaking out is a failure.
+  t.deepEqual(out.names, [
+    'FileStore', 'LINT_RULES', 'LinkBook', 'MemoryStore', 'PURPOSES', 'ProfilesmithError', 'REVOCATION_REASONS', 'assertEmail', 'checkImport',
+    'checkStore', 'compareRecords', 'createCertificateAuthority', 'createCrl', 'createMemoryStore', 'createPkiHandler', 'createProfileHandler',
+    'decryptProfile', 'describeCertificate', 'encryptProfileXml', 'errors', 'fingerprint', 'generateProfile', 'initStore', 'inspectProfile',
+    'isPkiPath', 'isProfilesmithError', 'issueBatch', 'issueCertificate', 'keySigner', 'linkState', 'lintProfile', 'lintToSarif', 'listTemplates',
+    'loadTemplate', 'openStore', 'parsePkcs11Uri', 'parseProfile', 'pkcs11Signer', 'readIdentity', 'resolveStoreDir', 'runBatch', 'signProfile',
+    'statusOf', 'toCertificates', 'toPem', 'toPkcs12', 'validateProfile', 'verifyProfile',
+  ]);
   t.true(out.errorCodes.includes('ERR_PKCS11'));
+  t.true(out.errorCodes.includes('ERR_SIGNER_INVALID'));
   t.true(out.errorCodes.includes('ERR_STORE_ENTRY_NOT_FOUND'));
   t.deepEqual(out.newGlobals, [], 'no globals added');
   t.is(out.reflectMetadata, 'undefined', 'the Reflect polyfill loads only when a certificate is made');
   t.deepEqual(out.nativeLoaded, [], 'no native module loaded on import');
+});
+
+test('the packed files name no file the package does not ship, and the declarations hold no @internal member', (t) => {
+  const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr);
+  const files: string[] = JSON.parse(r.stdout)[0].files.map((f: { path: string }) => f.path);
+  // The design notes beside the repository, the sources, source maps pointing at them.
+  const unshipped = /shared\/reference|\.\.\/shared|apple-spec|ios-behaviour\.md|perf-baseline|ARCHITECTURE\.md|sourceMappingURL|"sources":\["\.\.\/src/;
+  const offenders = files.filter((f) => !f.endsWith('.md') && unshipped.test(readFileSync(join(ROOT, f), 'utf8')));
+  t.deepEqual(offenders, []);
+  t.false(files.some((f) => f.endsWith('.map')), 'no source maps (they would point at src/, which is not shipped)');
+  const internal = files.filter((f) => f.endsWith('.d.ts') && /@internal/.test(readFileSync(join(ROOT, f), 'utf8')));
+  t.deepEqual(internal, [], 'stripInternal keeps @internal members out of the declarations');
+  const fsStore = readFileSync(join(ROOT, 'dist', 'store', 'fs-store.d.ts'), 'utf8');
+  t.false(/derivedKey|unlockWithKey/.test(fsStore), 'the store key is not in the types');
 });

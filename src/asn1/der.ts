@@ -1,7 +1,7 @@
 /**
  * A minimal DER writer and a bounded DER reader: enough for the fixed shapes of CMS
  * SignedData and PKCS#12 that we build ourselves. Hand-written because the library ASN.1
- * layers cost 2-8x in the signing hot path (shared/reference/perf-baseline.md section 6).
+ * layers cost 2-8x in the signing hot path (measured).
  */
 
 export const TAG = {

@@ -1,9 +1,9 @@
 /**
- * PKCS#12 in the one form every iOS version imports (shared/reference/apple-spec.md section 13):
+ * PKCS#12 in the one form every iOS version imports:
  * a pkcs8ShroudedKeyBag under pbeWithSHAAnd3-KeyTripleDES-CBC, the certificate in a plain
  * data safe, an HMAC-SHA-1 MAC with an 8-byte salt and 2048 iterations, one identity
  * linked by localKeyId, a non-empty password. Built natively: forge's builder costs
- * 12.6 ms per identity and defaults to AES (perf-baseline section 7).
+ * 12.6 ms per identity and defaults to AES.
  *
  * @module pkcs12
  */

@@ -1,5 +1,5 @@
 /**
- * CMS EnvelopedData for encrypted profiles (apple-spec section 11): one KeyTransRecipientInfo
+ * CMS EnvelopedData for encrypted profiles: one KeyTransRecipientInfo
  * (RSA PKCS#1 v1.5 key transport, issuerAndSerialNumber) and AES-256-CBC content, or
  * 3DES-CBC for old devices.
  *

@@ -1,7 +1,7 @@
 /**
  * Signing profiles: DER CMS SignedData with the content attached, SHA-256, the signed
  * attributes contentType, signingTime and messageDigest, and the signer certificate plus
- * its intermediates (shared/reference/apple-spec.md section 10). The structure is written
+ * its intermediates. The structure is written
  * here; the signature comes from node:crypto on a key parsed once.
  *
  * @module sign
@@ -67,7 +67,7 @@ export interface KeySignerOptions {
 
 /**
  * A signer for a private key held in memory. The key is parsed once here, never per
- * signature (a PEM parse per call costs 3.5x, perf-baseline section 2).
+ * signature (a PEM parse per call costs 3.5x).
  * @throws ERR_CERT_INVALID when the key does not belong to the certificate; ERR_KEY_UNSUPPORTED
  * @example
  * const signer = keySigner({ key: pemKey, certificate: pemCert, chain: [pemIntermediate] })

@@ -1,7 +1,7 @@
 /**
  * Which trust a profile's signer needs on the iPhone. iOS evaluates the signer's chain against
  * the roots it trusts and drops self-signed certificates that come inside the signature
- * (ios-behaviour.md, MCProfile evaluateTrustOfCertificateChain): a signer chaining to a public
+ * (MCProfile evaluateTrustOfCertificateChain in iOS's ManagedConfiguration): a signer chaining to a public
  * root shows "Verified" anywhere; one chaining to a private root shows "Not Verified" until that
  * root is on the device (a trust profile installed first).
  *

@@ -1,5 +1,5 @@
 /**
- * Encrypted profiles (apple-spec section 11): the PayloadContent array becomes a plist of
+ * Encrypted profiles: the PayloadContent array becomes a plist of
  * its own, encrypted as CMS EnvelopedData to a device certificate, stored as
  * EncryptedPayloadContent with IsEncrypted, and the outer profile is signed afterwards.
  * The array is cut from the rendered text, never re-serialised, so no value changes type.

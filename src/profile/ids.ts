@@ -3,7 +3,7 @@ import { createHash, hash } from 'node:crypto';
 /**
  * A UUID derived from names (RFC 4122 version 5 layout over SHA-1), upper-case canonical.
  * The same user, template and certificates give the same UUIDs, so a regenerated profile
- * replaces the installed one in place (apple-spec section 3).
+ * replaces the installed one in place.
  */
 export function stableUuid(...parts: string[]): string {
   // One-shot hash(): a profile derives about ten of these, and a Hash object each cost more than the digest.

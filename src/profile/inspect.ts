@@ -51,7 +51,7 @@ export interface InspectedPayload {
   settings?: Record<string, string>;
 }
 
-/** The mail-account keys shown, and what iOS does when each S/MIME switch is left out (ios-behaviour.md). */
+/** The mail-account keys shown, and what iOS does when each S/MIME switch is left out (as iOS's ManagedConfiguration does). */
 const ACCOUNT_KEYS: Record<string, string[]> = {
   'com.apple.eas.account': ['Host', 'EmailAddress', 'UserName', 'SSL', 'OAuth'],
   'com.apple.mail.managed': ['EmailAccountType', 'EmailAddress', 'IncomingMailServerHostName', 'IncomingMailServerUseSSL', 'OutgoingMailServerHostName', 'OutgoingMailServerUseSSL'],

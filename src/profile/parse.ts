@@ -1,6 +1,6 @@
 /**
  * Reading a profile in any of the forms iOS accepts: XML plist, binary plist, or either
- * inside a CMS SignedData (apple-spec section 1).
+ * inside a CMS SignedData.
  *
  * @module parse
  */

@@ -13,7 +13,7 @@ type HelperOptions = { loc?: { start?: { line: number; column: number } } };
 
 const where = (o: HelperOptions) => (o?.loc?.start ? ` at line ${o.loc.start.line}` : '');
 
-/** `YYYY-MM-DDThh:mm:ssZ`: iOS rejects fractional seconds (apple-spec section 1). */
+/** `YYYY-MM-DDThh:mm:ssZ`: iOS rejects fractional seconds. */
 export function plistDate(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

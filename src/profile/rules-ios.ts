@@ -1,6 +1,6 @@
 /**
  * Lint rules that come from what iOS's own profile parser does, beyond Apple's schema
- * (../shared/reference/ios-behaviour.md, read from iOS 26.1's ManagedConfiguration):
+ * (read from iOS 26.1's ManagedConfiguration):
  * payload versions, the Exchange account's own refusals, SCEP's key size, the S/MIME switches
  * that iOS turns on when they are left out, and Apple's enrollment ("Profile Service") profile.
  */

@@ -3,7 +3,7 @@
  * PayloadUUID, at any depth inside a payload (Wi-Fi's EAPClientConfiguration, VPN's IKEv2,
  * MDM's IdentityCertificateUUID, …), must resolve, and to the right kind of payload.
  *
- * What iOS does with one that does not (../shared/reference/ios-behaviour.md): Exchange
+ * What iOS does with one that does not (read from iOS's ManagedConfiguration): Exchange
  * installs the account without that S/MIME identity (a warning); IMAP refuses the whole profile
  * (7003 dangling, 7004 not an identity); an empty UUID string means "none". Elsewhere the payload
  * has no certificate to use and cannot do its job: an error.

@@ -1,7 +1,7 @@
 /**
  * Lint rules from Apple's schema: types, required keys, allowed values, unknown keys (with
  * "did you mean"), keys iOS does not have, deprecated keys. iOS ignores a misspelled key
- * without a word and fails the whole install for a wrong type (apple-spec section 1).
+ * without a word and fails the whole install for a wrong type.
  */
 import type { ProfileIssue } from '../errors.js';
 import type { LintRuleId } from './rules.js';
@@ -35,7 +35,7 @@ const isDict = isPlistDict;
 function typeOk(schema: KeySchema, v: PlistValue, parent: string): boolean {
   switch (schema.type) {
     case 'string':
-      // SCEP's SubjectAltName values may be a string or an array of strings (apple-spec 9b).
+      // SCEP's SubjectAltName values may be a string or an array of strings.
       return typeof v === 'string' || (parent === 'SubjectAltName' && Array.isArray(v) && v.every((x) => typeof x === 'string'));
     case 'boolean':
       // iOS reads booleans as NSNumber: <true/>, <false/>, <integer> and <real> all pass.

@@ -1,6 +1,6 @@
 /**
  * Every lint rule: its stable id, the severity it is reported with, and the iOS behaviour
- * behind it (../shared/reference/ios-behaviour.md). The README's rule table and the SARIF
+ * behind it (read from iOS's ManagedConfiguration). The README's rule table and the SARIF
  * output's rule metadata come from here.
  *
  * @module rules

@@ -55,7 +55,7 @@ const MAX_TEMPLATE_BYTES = 1024 * 1024;
 
 /**
  * Profile-level options every template gets (its own declarations win): what the
- * profile-head partial writes at the top level (apple-spec section 2).
+ * profile-head partial writes at the top level.
  */
 export const COMMON_VARIABLES: Record<string, TemplateVariable> = {
   identifier: { type: 'string', description: 'Top-level PayloadIdentifier (reverse DNS). Default: derived from the address (or organization) and template' },

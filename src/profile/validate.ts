@@ -3,7 +3,7 @@
  * Apple's schema (every payload type, nested keys included), the references between payloads,
  * and the certificates inside. Findings are a result, not an exception.
  *
- * Severities follow what iOS itself does (../shared/reference/ios-behaviour.md): `error` when
+ * Severities follow what iOS itself does (read from iOS's ManagedConfiguration): `error` when
  * iOS refuses the profile or the payload, `warning` when it installs but does something the
  * admin probably did not intend, `info` when it is harmless. Profiles we generate are held to a
  * stricter standard (`strict`): no empty strings, every S/MIME switch written out.
