@@ -10,7 +10,9 @@
 export { generateProfile } from './profile/generate.js';
 export type { GenerateProfileOptions, GeneratedProfile, Pkcs12Password } from './profile/generate.js';
 export { loadTemplate, listTemplates } from './profile/template.js';
-export type { Template, TemplateMeta, TemplateVariable, IdentityUse } from './profile/template.js';
+export type { Template, TemplateMeta, TemplateVariable, IdentityUse, TemplateRef } from './profile/template.js';
+export type { TemplateDataOf } from './profile/generate.js';
+export type * from './profile/template-data.gen.js';
 export { validateProfile } from './profile/validate.js';
 export type { ValidateOptions } from './profile/validate.js';
 export type { PlistValue, PlistDict } from './profile/validate.js';

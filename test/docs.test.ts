@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, tmp } from './helpers/tools.js';
 
@@ -14,9 +14,34 @@ test('every public export is documented, and docs/api is what npm run docs makes
   const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typedoc', 'bin', 'typedoc'), '--out', out], { cwd: ROOT, encoding: 'utf8' });
   t.is(r.status, 0, r.stdout + r.stderr);
   const committed = join(ROOT, 'docs', 'api');
-  const files = readdirSync(out).sort();
-  t.deepEqual(readdirSync(committed).sort(), files);
+  // One page per export, in folders by kind: the whole tree is compared.
+  const walk = (dir: string, base = ''): string[] =>
+    readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? walk(join(dir, f), `${base}${f}/`) : [`${base}${f}`])).sort();
+  const files = walk(out);
+  t.deepEqual(walk(committed), files);
   for (const f of files) {
     t.is(readFileSync(join(committed, f), 'utf8'), readFileSync(join(out, f), 'utf8'), `docs/api/${f} is stale: run npm run docs`);
+  }
+});
+
+test('docs/errors.md lists every error code, with its class, and nothing else', async (t) => {
+  const errors = await import('../src/errors.js');
+  const classes = Object.entries(errors)
+    .filter(([, v]) => typeof v === 'function' && typeof (v as { code?: unknown }).code === 'string' && (v as { code: string }).code !== 'ERR_PROFILESMITH')
+    .map(([name, v]) => [(v as { code: string }).code, name])
+    .sort();
+  const table = [...readFileSync(join(ROOT, 'docs', 'errors.md'), 'utf8').matchAll(/^\| `(ERR_[A-Z0-9_]+)` \| `(\w+)` \|/gm)].map((m) => [m[1], m[2]]).sort();
+  t.deepEqual(table, classes);
+});
+
+test('every guide and doc page links only to files that exist', (t) => {
+  const pages = ['docs/README.md', 'docs/errors.md', ...readdirSync(join(ROOT, 'docs', 'guides')).map((f) => `docs/guides/${f}`)];
+  for (const page of pages) {
+    const text = readFileSync(join(ROOT, page), 'utf8');
+    for (const m of text.matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)) {
+      const target = m[1]!;
+      if (/^https?:/.test(target)) continue;
+      t.notThrows(() => statSync(join(ROOT, page, '..', target)), `${page} links to ${target}`);
+    }
   }
 });

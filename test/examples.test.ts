@@ -22,6 +22,20 @@ function run(file: string, args: string[], env: Record<string, string> = {}) {
   });
 }
 
+test('kms-signer: an async KMS-style signer, probed once; a misconfigured one (SHA-1) refused with ERR_SIGNER_INVALID; openssl verifies', async (t) => {
+  const out = tmp(t);
+  const r = run('kms-signer.ts', [out]);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /alice-1\.mobileconfig: verified\nalice-2\.mobileconfig: verified/);
+  t.regex(r.stdout, /KMS calls: 3 \(one probe, then one per profile\)/);
+  t.regex(r.stdout, /misconfigured: ERR_SIGNER_INVALID \(algorithm\): .*over SHA-1, not SHA-256/);
+  if (!need(t, 'openssl')) return;
+  for (const f of ['alice-1.mobileconfig', 'alice-2.mobileconfig']) {
+    const v = openssl(['cms', '-verify', '-inform', 'DER', '-in', join(out, f), '-CAfile', join(out, 'root.pem'), '-purpose', 'any', '-out', join(out, `${f}.xml`)]);
+    t.is(v.status, 0, `${f}: ${v.stderr}`);
+  }
+});
+
 test('generate-and-sign: a memory store, a generated and a signed profile, a tampered one refused', async (t) => {
   const out = tmp(t);
   const r = run('generate-and-sign.ts', [out]);

@@ -66,7 +66,7 @@ test('profile-level options on any template: removal password, removal date, con
     targetDeviceType: 0,
     consentText: 'I agree & accept',
     removal: { disallowed: true, password: 'un-install-me', date: '2027-06-01T12:00:00.250Z' },
-  };
+  } as const;
   const p = await generateProfile({ store, template: 'smime-identities', user: 'alice@example.com', data, sign: false, now: () => FIXTURE_NOW, embedPkcs12Passwords: false });
   const top = p.plist as Record<string, any>;
   t.is(top.PayloadDescription, 'Mail signing for Alice');
@@ -82,7 +82,7 @@ test('profile-level options on any template: removal password, removal date, con
   t.deepEqual(rules, ['password-unencrypted'], 'only the honest warning about the removal password');
   const after = await generateProfile({ store, template: 'root-ca', data: { removal: { after: 86400 } }, sign: false, now: () => FIXTURE_NOW });
   t.is((after.plist as any).DurationUntilRemoval, 86400);
-  await t.throwsAsync(generateProfile({ store, template: 'root-ca', data: { targetDeviceType: 9 }, sign: false }), {
+  await t.throwsAsync(generateProfile({ store, template: 'root-ca', data: { targetDeviceType: 9 as never }, sign: false }), {
     code: 'ERR_TEMPLATE_DATA',
     message: 'Template "root-ca": variable "targetDeviceType" must be one of 0, 1, 2, 3, 4, 5, 6',
   });

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { InputInvalid, ProfilesmithError, StoreIOError, UserRemoved } from '../errors.js';
-import { loadTemplate } from '../profile/template.js';
+import { loadTemplate, type Template, type TemplateRef } from '../profile/template.js';
 import { openStore } from '../store/fs-store.js';
 import { atomicWrite } from '../store/fs-util.js';
 import { csvField } from '../util/csv.js';
@@ -56,8 +56,8 @@ export interface BatchSummary extends BatchProgress {
 export interface RunBatchOptions {
   storeDir: string;
   passphrase: string;
-  /** Built-in name or path. */
-  template: string;
+  /** Which template: a built-in name, `{ builtin }`, `{ path }`, `{ source }`, or a loaded Template. */
+  template: TemplateRef | Template;
   usersFile: string;
   outDir: string;
   /** Data for every user; users-file columns override it. */
@@ -131,8 +131,8 @@ function workerUrl(): URL {
  */
 export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> {
   const started = Date.now();
-  // Fail fast, in this thread, on what would fail every row.
-  loadTemplate(options.template);
+  // Fail fast, in this thread, on what would fail every row; the workers get it as data.
+  const loaded = loadTemplate(options.template);
   // This thread holds the one record index and hands each row its user's records.
   const store = await openStore(options.storeDir);
   const jobs = Math.max(1, Math.min(options.jobs ?? availableParallelism(), 64));
@@ -210,7 +210,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     const init: WorkerInit = {
       storeDir: resolve(options.storeDir),
       storeKey: store.derivedKey(),
-      template: options.template.includes('/') ? resolve(options.template) : options.template,
+      template: { name: loaded.name, source: loaded.source, meta: loaded.meta, ...(loaded.path ? { path: loaded.path } : {}) },
       data: options.data ?? {},
       sets: options.sets ?? {},
       outDir,

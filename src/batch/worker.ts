@@ -12,7 +12,7 @@ import { signerCertificates, type Signer } from '../cms/sign.js';
 import { pkcs11Signer, type Pkcs11SignerOptions } from '../cms/pkcs11.js';
 import { InputInvalid, isProfilesmithError } from '../errors.js';
 import { generateProfile, selectIdentities } from '../profile/generate.js';
-import { applySetValues, loadTemplate, setPath, type Template } from '../profile/template.js';
+import { applySetValues, setPath, type Template } from '../profile/template.js';
 import { openStore, type FileStore } from '../store/fs-store.js';
 import { atomicWriteSyncFast } from '../store/fs-util.js';
 import type { CertificateRecord } from '../store/store.js';
@@ -23,7 +23,8 @@ export interface WorkerInit {
   storeDir: string;
   /** The store key, derived once by the main thread (scrypt is not run again per worker). */
   storeKey: Uint8Array;
-  template: string;
+  /** Loaded once by the main thread. */
+  template: Template;
   data: Record<string, unknown>;
   sets: Record<string, string>;
   outDir: string;
@@ -86,7 +87,7 @@ export async function prepareWorker(init: WorkerInit): Promise<Ready> {
   const store = await openStore(init.storeDir);
   store.unlockWithKey(init.storeKey);
   const signer = init.pkcs11 ? await pkcs11Signer(init.pkcs11) : await store.profileSigner();
-  const template = loadTemplate(init.template);
+  const template = init.template;
   const base = structuredClone(init.data);
   applySetValues(template, base, init.sets);
   const fixed = createHash('sha256')

@@ -5,7 +5,7 @@ import { resolveStoreDir } from '../store/location.js';
 import { UsageError } from './errors.js';
 import { readDataFile, readSecretFile } from './files.js';
 import { warn } from './output.js';
-import { applySetValues, unknownDataKeys, type Template } from '../profile/template.js';
+import { applySetValues, loadTemplate, unknownDataKeys, type Template } from '../profile/template.js';
 import { readSecret, type Io } from './io.js';
 import { configValues, mergeData, type CliConfig } from './config.js';
 
@@ -62,6 +62,14 @@ export async function openStoreFromArgs(args: StoreArgs, io: Io, keys: boolean):
   const store = await openStore(dir);
   if (keys) await store.unlock(await getPassphrase(args, io));
   return store;
+}
+
+/**
+ * The template a command line names: a path (it has a slash or ends in .hbs) relative to the
+ * working directory, else a built-in name. The library never guesses; the CLI decides here.
+ */
+export function templateArg(io: Io, arg: string): Template {
+  return loadTemplate(/[\\/]/.test(arg) || arg.endsWith('.hbs') ? { path: resolve(io.cwd, arg) } : { builtin: arg });
 }
 
 /** Parses repeated `--set key=value`. */

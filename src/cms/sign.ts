@@ -163,7 +163,15 @@ async function probe(signer: Signer): Promise<void> {
       // not a number below the modulus: garbage
     }
     if (em && em[0] === 0 && em[1] === 1 && em[2] === 0xff) {
-      throw new SignerInvalid('algorithm', 'The probe signature was made with the certificate\'s key but not as PKCS#1 v1.5 over SHA-256 of the data given: sign the bytes as they are, with SHA-256');
+      // The certificate's key made it: the DigestInfo inside tells what it signed.
+      const info = em.subarray(em.indexOf(0, 2) + 1).toString('hex');
+      const digest = info.includes('2b0e03021a') ? 'SHA-1' : info.includes('6086480165030402') ? (info.includes('60864801650304020105') ? 'SHA-256' : 'SHA-384/512') : 'an unknown digest';
+      throw new SignerInvalid(
+        'algorithm',
+        digest === 'SHA-256'
+          ? "The probe signature was made with the certificate's key over other bytes than those given (hashed twice?): sign the data as it is, with SHA-256"
+          : `The probe signature was made with the certificate's key over ${digest}, not SHA-256: ask for PKCS#1 v1.5 with SHA-256`,
+      );
     }
     if (em && em[0] === 0 && em[1] === 1) throw new SignerInvalid('algorithm', 'The probe signature is not PKCS#1 v1.5 over SHA-256 (another padding or digest?)');
   } else if (cryptoVerify('sha256', data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, out)) {

@@ -16,18 +16,36 @@ import { signProfile, type Signer } from '../cms/sign.js';
 import { servesPurpose, statusOf, type CertificateRecord, type CertificateStore } from '../store/store.js';
 import { defaultProfileIdentifier, stableUuid } from './ids.js';
 import { renderTemplate } from './render.js';
-import { loadTemplate, resolveData, type IdentityUse, type Template } from './template.js';
+import { loadTemplate, resolveData, unknownDataKeys, type IdentityUse, type Template, type TemplateRef } from './template.js';
+import type { BuiltinTemplateData, BuiltinTemplateName } from './template-data.gen.js';
 import { validateXml, type PlistValue } from './validate.js';
 
+/**
+ * The data type of a template reference: the generated type of a built-in named by a literal
+ * (`'exchange-smime'` or `{ builtin: 'exchange-smime' }`), else any nested object.
+ */
+export type TemplateDataOf<T> = T extends BuiltinTemplateName
+  ? BuiltinTemplateData[T]
+  : T extends { builtin: infer N extends BuiltinTemplateName }
+    ? BuiltinTemplateData[N]
+    : Record<string, unknown>;
+
 /** Options of {@link generateProfile}. */
-export interface GenerateProfileOptions {
+export interface GenerateProfileOptions<T extends TemplateRef | Template = TemplateRef | Template> {
   store: CertificateStore;
-  /** Built-in name, path to a `.hbs` file, or a loaded {@link Template}. */
-  template: string | Template;
+  /**
+   * Which template: a built-in name (`'exchange-smime'`, or `{ builtin }`), `{ path }` of a
+   * `.hbs` file, `{ source }` text, or a loaded {@link Template}. A name is only ever a
+   * built-in's: it never reaches the file system.
+   */
+  template: T;
   /** The user's address (matched case-insensitively). Not needed by templates without identities (root-ca). */
   user?: string;
-  /** Template variables, nested (`{ exchange: { host } }`). */
-  data?: Record<string, unknown>;
+  /**
+   * Template variables, nested (`{ exchange: { host } }`), typed for a built-in named by a
+   * literal. A key the template does not declare is reported in `issues` (`unknown-variable`).
+   */
+  data?: TemplateDataOf<T>;
   /** Sign the profile. Default: true. */
   sign?: boolean;
   /** Signer to use instead of the store's profile-signing identity. */
@@ -198,10 +216,11 @@ async function caPayloads(store: CertificateStore, records: CertificateRecord[],
  * })
  * await writeFile('alice.mobileconfig', profile.bytes)
  */
-export async function generateProfile(options: GenerateProfileOptions): Promise<GeneratedProfile> {
+export async function generateProfile<T extends TemplateRef | Template>(options: GenerateProfileOptions<T>): Promise<GeneratedProfile> {
   const now = (options.now ?? (() => new Date()))();
   const random = options.random ?? randomBytes;
-  const template = typeof options.template === 'string' ? loadTemplate(options.template) : options.template;
+  const template = loadTemplate(options.template);
+  const unknownKeys = unknownDataKeys(template, (options.data ?? {}) as Record<string, unknown>);
   const { store } = options;
   const uses = template.meta.identities ?? { signing: 'optional', encryption: 'optional' };
   const needsUser = uses.signing !== 'none' || uses.encryption !== 'none';
@@ -219,7 +238,7 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
         ? defaultProfileIdentifier(user.email, template.name)
         : `profilesmith.${template.name}.${store.organization.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'store'}`;
   const builtins = { user: user ? { email: user.email, name: user.name } : undefined, store: { organization: store.organization } };
-  const data = resolveData(template, { ...(options.data ?? {}) }, builtins);
+  const data = resolveData(template, { ...((options.data ?? {}) as Record<string, unknown>) }, builtins);
 
   const shipped = user ? [...(user.signing ? [user.signing] : []), ...user.history] : [];
   // Without a user (the trust profile), every outside CA an active import came with.
@@ -287,6 +306,10 @@ export async function generateProfile(options: GenerateProfileOptions): Promise<
   // embedded passwords are the admin's documented choice (or encrypted), so that warning is left out.
   const skip = embed || options.encryptTo ? ['password-unencrypted'] : [];
   const { plist, issues } = validateXml(xml, { now, openPkcs12: false, skip, strict: true });
+  // A data key the template does not declare is ignored by the template: say so (a typo?).
+  for (const key of unknownKeys) {
+    issues.push({ rule: 'unknown-variable', path: `data / ${key}`, message: `"${key}" is not a variable of template "${template.name}"; it is ignored`, severity: 'warning' });
+  }
   if (issues.some((i) => i.severity === 'error') && !options.allowInvalid) throw new ProfileInvalid(issues);
   if (options.encryptTo !== undefined) {
     const recipient = toCertificates(options.encryptTo, 'encryptTo')[0]!;

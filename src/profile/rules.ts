@@ -18,6 +18,7 @@ export interface LintRule {
 /** The lint rules by id. Ids are stable: CI configurations name them in `--ignore`. */
 export const LINT_RULES = {
   malformed: { severity: 'error', description: 'Not a well-formed property list: iOS cannot read the profile.' },
+  'unknown-variable': { severity: 'warning', description: 'generateProfile: a key of the template data that the template does not declare (a typo?). It is ignored.' },
   'duplicate-key': { severity: 'warning', description: 'A key appears twice in one dictionary; the last value is used (CoreFoundation, plistlib), the first is silently lost.' },
   'not-a-dictionary': { severity: 'error', description: 'The top level is not a dictionary: not a profile.' },
   'date-format': { severity: 'error', description: 'A <date> with fractional seconds or an offset: iOS rejects it.' },

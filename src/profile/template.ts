@@ -8,7 +8,8 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TemplateDataError, TemplateNotFound } from '../errors.js';
+import { InputInvalid, TemplateDataError, TemplateNotFound } from '../errors.js';
+import type { BuiltinTemplateName } from './template-data.gen.js';
 
 /** A declared template variable. Names are dotted paths into the data (`exchange.host`). */
 export interface TemplateVariable {
@@ -101,19 +102,52 @@ function fromFile(path: string, name: string): Template {
 }
 
 /**
- * Loads a template: a built-in name (`exchange-smime`), a path to a `.hbs` file (its
- * sibling `.json` metadata is read when present), or the template source itself.
- * @throws ERR_TEMPLATE_NOT_FOUND
+ * Which template, said explicitly, so that a value from a web request can never name a file:
+ * a built-in by name, a `.hbs` file by path (its sibling `.json` metadata is read when
+ * present), or source text (with its metadata, if any). A plain string is a built-in name.
  */
-export function loadTemplate(nameOrPath: string): Template {
-  if (/^[a-z0-9][a-z0-9-]*$/.test(nameOrPath)) {
-    const builtin = join(BUILTIN_DIR, nameOrPath + SUFFIX);
-    if (existsSync(builtin)) return fromFile(builtin, nameOrPath);
+export type TemplateRef =
+  | BuiltinTemplateName
+  // Any string is accepted (and checked at run time); the literal names give completion and typed data.
+  | (string & {})
+  | { builtin: BuiltinTemplateName | (string & {}) }
+  | { path: string }
+  | { source: string; meta?: TemplateMeta; name?: string };
+
+/**
+ * Loads a template named by a {@link TemplateRef}. A built-in name is looked up among the
+ * built-ins only: it never reaches the file system as a path.
+ * @throws ERR_INPUT_INVALID (field `template`) for a name that is not a built-in's shape (`../x`,
+ * a path) or a reference of another shape; ERR_TEMPLATE_NOT_FOUND for an unknown built-in or a
+ * missing file
+ * @example
+ * loadTemplate('exchange-smime'); loadTemplate({ path: './site.mobileconfig.hbs' }); loadTemplate({ source: xml })
+ */
+export function loadTemplate(ref: TemplateRef | Template): Template {
+  if (isTemplate(ref)) return ref;
+  if (typeof ref === 'string' || (ref && typeof ref === 'object' && 'builtin' in ref)) {
+    const name: unknown = typeof ref === 'string' ? ref : ref.builtin;
+    if (typeof name !== 'string' || !/^[a-z0-9][a-z0-9-]{0,63}$/.test(name)) {
+      throw new InputInvalid('template', `${JSON.stringify(name)} is not the name of a built-in template; a file is { path }, template text is { source }`);
+    }
+    const builtin = join(BUILTIN_DIR, name + SUFFIX);
+    if (existsSync(builtin)) return fromFile(builtin, name);
+    throw new TemplateNotFound(name, [BUILTIN_DIR]);
   }
-  if (nameOrPath.includes('<plist')) return { name: 'inline', source: nameOrPath, meta: withCommon(EMPTY_META) };
-  const path = resolve(nameOrPath);
-  if (existsSync(path) && statSync(path).isFile()) return fromFile(path, basename(path).replace(SUFFIX, ''));
-  throw new TemplateNotFound(nameOrPath, [BUILTIN_DIR, path]);
+  if (ref && typeof ref === 'object' && 'path' in ref && typeof ref.path === 'string') {
+    const path = resolve(ref.path);
+    if (existsSync(path) && statSync(path).isFile()) return fromFile(path, basename(path).replace(SUFFIX, ''));
+    throw new TemplateNotFound(ref.path, [path]);
+  }
+  if (ref && typeof ref === 'object' && 'source' in ref && typeof ref.source === 'string') {
+    if (ref.source.length > MAX_TEMPLATE_BYTES) throw new TemplateDataError(ref.name ?? 'inline', 'source', 'template source is larger than 1 MiB');
+    return { name: ref.name ?? 'inline', source: ref.source, meta: withCommon(ref.meta ?? EMPTY_META) };
+  }
+  throw new InputInvalid('template', 'template must be a built-in name, { builtin }, { path } or { source }');
+}
+
+function isTemplate(ref: unknown): ref is Template {
+  return !!ref && typeof ref === 'object' && 'source' in ref && 'meta' in ref && 'name' in ref && typeof (ref as Template).meta?.variables === 'object';
 }
 
 /** Names of the built-in templates. */

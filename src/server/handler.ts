@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Signer } from '../cms/sign.js';
 import { isProfilesmithError } from '../errors.js';
 import { generateProfile } from '../profile/generate.js';
-import { loadTemplate, type Template } from '../profile/template.js';
+import { loadTemplate, type Template, type TemplateRef } from '../profile/template.js';
 import type { CertificateStore } from '../store/store.js';
 import { profileFileName } from '../batch/names.js';
 import { clientAddress, TrustedProxies } from './client.js';
@@ -28,7 +28,7 @@ import { installPage, messagePage } from './page.js';
 export interface ProfileHandlerOptions {
   store: CertificateStore;
   links: LinkBook;
-  template: string | Template;
+  template: TemplateRef | Template;
   data?: Record<string, unknown>;
   /** Default: the store's profile signer. */
   signer?: Signer;
@@ -72,7 +72,7 @@ const GUESS_WINDOW_MS = 10 * 60_000;
 
 /** Creates the handler. */
 export function createProfileHandler(options: ProfileHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const template = typeof options.template === 'string' ? loadTemplate(options.template) : options.template;
+  const template = loadTemplate(options.template);
   const limit = options.rateLimit ?? 600;
   const guessLimit = options.guessLimit ?? 20;
   const trusted = new TrustedProxies(options.trustProxy ?? []);

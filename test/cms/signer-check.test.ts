@@ -70,8 +70,8 @@ test('a broken signer is refused with ERR_SIGNER_INVALID and a reason, and no pr
     ["another key's signature", kms(ca, (data) => cryptoSign('sha256', data, other)).signer, 'key-mismatch', /not the certificate's/],
     ['the wrong length', kms(ca, () => randomBytes(100)).signer, 'bad-output', /returned 100 bytes; an RSA-2048 signature has 256/],
     ['not bytes', kms(ca, () => 'c2lnbmF0dXJl').signer, 'bad-output', /returned string, not the signature bytes/],
-    ['SHA-1 instead of SHA-256', kms(ca, (data, key) => cryptoSign('sha1', data, key)).signer, 'algorithm', /not as PKCS#1 v1\.5 over SHA-256/],
-    ['a pre-hashed input hashed again', kms(ca, (data, key) => cryptoSign('sha256', Buffer.from(data).subarray(1), key)).signer, 'algorithm', /sign the bytes as they are/],
+    ['SHA-1 instead of SHA-256', kms(ca, (data, key) => cryptoSign('sha1', data, key)).signer, 'algorithm', /over SHA-1, not SHA-256/],
+    ['a pre-hashed input hashed again', kms(ca, (data, key) => cryptoSign('sha256', Buffer.from(data).subarray(1), key)).signer, 'algorithm', /over other bytes than those given \(hashed twice\?\)/],
     ['keyType ec for an RSA certificate', kms(ca, (data, key) => cryptoSign('sha256', data, key), { keyType: 'ec' }).signer, 'algorithm', /keyType is "ec" but the certificate holds an RSA key/],
   ];
   for (const [what, signer, reason, message] of cases) {

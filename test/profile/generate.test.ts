@@ -176,11 +176,11 @@ test('an admin template given by path renders in strict mode: a missing variable
   const path = join(dir, 'mine.mobileconfig.hbs');
   const head = `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>PayloadType</key><string>Configuration</string><key>PayloadVersion</key><integer>1</integer><key>PayloadIdentifier</key><string>{{profile.identifier}}</string><key>PayloadUUID</key><string>{{profile.uuid}}</string><key>PayloadContent</key><array>{{#each identities.all}}<dict><key>PayloadType</key><string>com.apple.security.pkcs12</string><key>PayloadVersion</key><integer>1</integer><key>PayloadIdentifier</key><string>{{identifier}}</string><key>PayloadUUID</key><string>{{uuid}}</string><key>Password</key><string>{{password}}</string><key>PayloadContent</key><data>{{data content}}</data></dict>{{/each}}</array>`;
   writeFileSync(path, `${head}<key>X</key><string>{{site.name}}</string></dict></plist>`);
-  await t.throwsAsync(generateProfile({ store, template: path, user: 'alice@example.com', sign: false }), {
+  await t.throwsAsync(generateProfile({ store, template: { path }, user: 'alice@example.com', sign: false }), {
     code: 'ERR_TEMPLATE_DATA',
     message: 'Template "mine": variable "site.name" is not defined (line 1)',
   });
-  const p = await generateProfile({ store, template: path, user: 'alice@example.com', data: { site: { name: 'HQ' } } });
+  const p = await generateProfile({ store, template: { path }, user: 'alice@example.com', data: { site: { name: 'HQ' } } });
   t.is(((p.plist as any).PayloadContent as any[]).length, 3);
   t.true(p.signed);
 });

@@ -25,6 +25,14 @@ import {
   type Pkcs11Signer,
   type Signer,
   type VerifyResult,
+  type VerifyReason,
+  type VerifyReasonCode,
+  type LintRuleId,
+  type ProfileIssue,
+  type CertificateInput,
+  type BuiltinTemplateData,
+  type BuiltinTemplateName,
+  type ExchangeSmimeData,
 } from 'profilesmith';
 import { ProfilesmithError as FromErrors, StoreNotInitialized } from 'profilesmith/errors';
 
@@ -41,6 +49,17 @@ expectType<Equal<ReturnType<typeof toPkcs12>, Buffer>>();
 expectType<Equal<VerifyResult['valid'], boolean>>();
 expectType<Equal<GeneratedProfile['bytes'], Uint8Array>>();
 expectType<Equal<Signer['keyType'], 'rsa' | 'ec'>>();
+// The code unions.
+expectType<Equal<VerifyReason['code'], VerifyReasonCode>>();
+expectType<Equal<ProfileIssue['rule'], LintRuleId>>();
+expectType<'signature-invalid' extends VerifyReasonCode ? true : false>();
+expectType<'uuid-reference' extends LintRuleId ? true : false>();
+expectType<'ERR_SIGNER_INVALID' extends ErrorCode ? true : false>();
+expectType<Equal<'not-a-rule' extends LintRuleId ? true : false, false>>();
+expectType<Equal<keyof BuiltinTemplateData, BuiltinTemplateName>>();
+expectType<Equal<ExchangeSmimeData['exchange']['host'], string>>();
+// Certificates as Node takes them.
+expectType<Equal<CertificateInput, string | Uint8Array | readonly (string | Uint8Array)[]>>();
 
 // The stores are CertificateStores; a vendor's own object literal is one too.
 export async function stores(key: KeyObject, cert: string): Promise<void> {
@@ -50,7 +69,24 @@ export async function stores(key: KeyObject, cert: string): Promise<void> {
   // A cloud KMS: any object with the certificate, the chain and an async sign.
   const kms: Signer = { certificate: new Uint8Array(), chain: [], keyType: 'ec', sign: async (d: Uint8Array) => d };
   await generateProfile({ store: a, template: 'exchange-smime', user: 'a@example.com', signer: kms });
-  await generateProfile({ store: b, template: '<plist version="1.0"><dict/></plist>', sign: false });
+  await generateProfile({ store: b, template: { source: '<plist version="1.0"><dict/></plist>' }, sign: false });
+  await generateProfile({ store: b, template: { path: './site.mobileconfig.hbs' }, data: { anything: { goes: 1 } } });
+
+  // Typed template data: a built-in named by a literal gets its generated type.
+  await generateProfile({ store: a, template: 'exchange-smime', user: 'a@example.com', data: { exchange: { host: 'mail.example.com', ssl: true }, smime: { encryptByDefault: true } } });
+  await generateProfile({ store: a, template: { builtin: 'imap-smime' }, user: 'a@example.com', data: { imap: { host: 'imap.example.com', port: 993 }, smtp: { host: 'smtp.example.com' } } });
+  // @ts-expect-error a typo of a key
+  await generateProfile({ store: a, template: 'exchange-smime', user: 'a@example.com', data: { exchange: { host: 'h', hots: 'x' } } });
+  // @ts-expect-error a boolean given as a string
+  await generateProfile({ store: a, template: 'exchange-smime', user: 'a@example.com', data: { exchange: { host: 'h', ssl: 'yes' } } });
+  // @ts-expect-error exchange.host is required and has no default
+  await generateProfile({ store: a, template: 'exchange-smime', user: 'a@example.com', data: { exchange: {} } });
+  // @ts-expect-error an enumerated variable outside its values
+  await generateProfile({ store: a, template: 'root-ca', data: { targetDeviceType: 9 } });
+  const dynamic: string = 'exchange-smime';
+  await generateProfile({ store: a, template: dynamic, user: 'a@example.com', data: { exchange: { host: 'h' } } });
+  // @ts-expect-error a template is a name, { builtin }, { path } or { source }
+  await generateProfile({ store: a, template: { file: './x.hbs' } });
   await signProfile('<plist/>', signer);
 
   // @ts-expect-error a store is required

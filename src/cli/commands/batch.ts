@@ -3,8 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { runBatch } from '../../batch/run.js';
 import { UsageError } from '../errors.js';
 import { readInputFile } from '../files.js';
-import { loadTemplate } from '../../profile/template.js';
-import { getPassphrase, parseSets, templateValues, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { getPassphrase, parseSets, templateArg, templateValues, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { interruptSignal, note, printJson } from '../output.js';
 import { batchReporter } from '../progress.js';
 import { pkcs11OptionsFromArgs, signerOptions, type SignerArgs } from '../signer.js';
@@ -63,7 +62,8 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
       if (args.jobs !== undefined && (!Number.isInteger(args.jobs) || args.jobs < 1)) throw new UsageError('--jobs takes a whole number from 1');
       // The config's values, the data file and the sets, with the secret and unknown-key checks
       // done here, once; users-file columns override them in the workers.
-      const data = await templateValues(ctx, loadTemplate(args.template.includes('/') ? resolve(ctx.io.cwd, args.template) : args.template), args.data, args.set);
+      const template = templateArg(ctx.io, args.template);
+      const data = await templateValues(ctx, template, args.data, args.set);
       const passphrase = await getPassphrase(args, ctx.io);
       const pkcs11 = await pkcs11OptionsFromArgs(args, ctx.io);
       const report = batchReporter(ctx.io, 'batch', !!args.json);
@@ -71,7 +71,7 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
       const summary = await runBatch({
         storeDir: storeDir(args, ctx.io),
         passphrase,
-        template: args.template.includes('/') ? resolve(ctx.io.cwd, args.template) : args.template,
+        template,
         usersFile: resolve(ctx.io.cwd, args.users),
         outDir: resolve(ctx.io.cwd, args.out),
         data,

@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
-import { getPath, loadTemplate } from '../../profile/template.js';
+import { getPath } from '../../profile/template.js';
 import { configValues } from '../config.js';
-import { storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { storeDir, storeOptions, templateArg, type Context, type StoreArgs } from '../options.js';
 import { printJson, printTable } from '../output.js';
 
 interface ShowArgs extends StoreArgs {
@@ -37,7 +37,7 @@ function show(ctx: Context): CommandModule<object, ShowArgs> {
       rows.push({ key: 'config', value: cfg?.path ?? '(none)', source: cfg ? cfg.via : '--no-config, or no ./profilesmith.json' });
       rows.push({ key: 'store', value: storeDir(args, ctx.io), source: STORE_SOURCE[ctx.storeSource ?? 'default'] });
       if (args.template) {
-        const template = loadTemplate(args.template);
+        const template = templateArg(ctx.io, args.template);
         const { data, sources } = configValues(cfg, template);
         for (const [key, decl] of Object.entries(template.meta.variables)) {
           const fromConfig = Object.hasOwn(sources, key);

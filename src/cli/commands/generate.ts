@@ -1,11 +1,9 @@
-import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { generateProfile } from '../../profile/generate.js';
-import { loadTemplate } from '../../profile/template.js';
 import { csvField } from '../../util/csv.js';
 import { readInputFile } from '../files.js';
 import { UsageError } from '../errors.js';
-import { openStoreFromArgs, templateValues, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { openStoreFromArgs, templateArg, templateValues, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, printJson, warn, writeArtifact, checkOutput } from '../output.js';
 import { signerFromArgs, signerOptions, type SignerArgs } from '../signer.js';
 
@@ -63,7 +61,7 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
       if (!args.pkcs12Password && !args.passwordsOut) {
         throw new UsageError('--no-pkcs12-password needs --passwords-out FILE, or the passwords would be lost');
       }
-      const template = loadTemplate(args.template.includes('/') ? resolve(ctx.io.cwd, args.template) : args.template);
+      const template = templateArg(ctx.io, args.template);
       const ids = template.meta.identities ?? {};
       if (!args.user && (ids.signing !== 'none' || ids.encryption !== 'none')) {
         throw new UsageError(`Template "${template.name}" makes a profile for one user: pass --user EMAIL`);
@@ -88,7 +86,8 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
       if (profile.issues.some((i) => i.severity === 'error')) {
         warn(ctx.io, 'writing a profile with errors because of --allow-invalid: iOS will refuse to install it');
       }
-      for (const issue of profile.issues) {
+      // Unknown data keys were warned about where they were given (--set, --data, the config).
+      for (const issue of profile.issues.filter((i) => i.rule !== 'unknown-variable')) {
         warn(ctx.io, `${issue.severity === 'error' ? 'INVALID ' : ''}${issue.path}: ${issue.message} [${issue.rule}]`);
       }
       if (args.passwordsOut) {

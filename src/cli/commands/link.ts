@@ -1,10 +1,9 @@
 import type { Argv, CommandModule } from 'yargs';
 import { LinkBook, linkState } from '../../server/links.js';
 import { parseDuration } from '../../util/duration.js';
-import { openStoreFromArgs, templateValues, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { openStoreFromArgs, templateArg, templateValues, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { InputInvalid } from '../../errors.js';
 import { generateProfile } from '../../profile/generate.js';
-import { loadTemplate } from '../../profile/template.js';
 import { statusOf } from '../../store/store.js';
 
 import { note, printJson, printTable } from '../output.js';
@@ -49,7 +48,7 @@ export function linkCommand(ctx: Context): CommandModule<object, object> {
               throw new InputInvalid('user', held.length ? `"${args.user}" holds no valid certificate now (${held.map((r) => `${r.purpose} ${statusOf(r, now)}`).join(', ')}), so no profile can be made` : `"${args.user}" holds no certificate in this store, so no profile can be made; issue one with \`profilesmith cert issue\``);
             }
             if (args.template) {
-              const template = loadTemplate(args.template);
+              const template = templateArg(ctx.io, args.template);
               const data = await templateValues(ctx, template, args.data, args.set);
               // The profile the link will serve, made now without signing: a missing variable or certificate shows here.
               await generateProfile({ store, template, user: args.user, data, sign: false });

@@ -13,13 +13,12 @@ import { createPkiHandler } from '../../pki/handler.js';
 import { validity } from '../../certs/issue.js';
 import { publicationFor } from '../../certs/publication.js';
 import { generateProfile } from '../../profile/generate.js';
-import { loadTemplate } from '../../profile/template.js';
 import { statusOf } from '../../store/store.js';
 import { UsageError } from '../errors.js';
 import { isProfilesmithError } from '../../errors.js';
 import { readInputFile } from '../files.js';
 import { listen, parseListen } from '../listen.js';
-import { openStoreFromArgs, templateValues, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { openStoreFromArgs, templateArg, templateValues, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, serveUntilTerminated, warn } from '../output.js';
 import { signerFromArgs, signerOptions, type SignerArgs } from '../signer.js';
 import { signerTrust } from '../../cms/trust.js';
@@ -100,7 +99,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
         throw new UsageError('Listening on all addresses needs --public-url: the address devices reach (https://profiles.example.com)');
       }
       if (args.publicUrl) publicUrlOf(args, at.host, at.port);
-      const template = loadTemplate(args.template);
+      const template = templateArg(ctx.io, args.template);
       const data = await templateValues(ctx, template, args.data, args.set);
       const store = await openStoreFromArgs(args, ctx.io, true);
       const hsm = await signerFromArgs(args, ctx.io);

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
-import { listTemplates, loadTemplate } from '../../profile/template.js';
-import type { Context } from '../options.js';
+import { listTemplates } from '../../profile/template.js';
+import { templateArg, type Context } from '../options.js';
 import { printJson, printTable } from '../output.js';
 
 interface ShowArgs {
@@ -33,7 +33,7 @@ export function templatesCommand(ctx: Context): CommandModule<object, object> {
               .option('json', { type: 'boolean', describe: 'print the metadata as JSON' })
               .example('$0 templates show exchange-smime', 'its variables') as unknown as Argv<ShowArgs>,
           handler: (args) => {
-            const t = loadTemplate(args.name);
+            const t = templateArg(ctx.io, args.name);
             if (args.json) return printJson(ctx.io, { name: t.name, ...t.meta });
             ctx.io.stdout.write(`${t.name}: ${t.meta.description}\n\nVariables:\n`);
             printTable(
