@@ -39,8 +39,8 @@ export type { IssueBatchOptions, IssueBatchSummary } from './batch/issue-batch.j
 // Delivery
 export { createProfileHandler } from './server/handler.js';
 export type { ProfileHandlerOptions } from './server/handler.js';
-export { LinkBook, linkState } from './server/links.js';
-export type { LinkRecord, LinkState } from './server/links.js';
+export { LinkBook, LinkLedger, MemoryLinks, linkState } from './server/links.js';
+export type { LinkRecord, LinkState, LinkStore } from './server/links.js';
 
 // Signing and verifying (CMS)
 export { signProfile, keySigner } from './cms/sign.js';
@@ -74,14 +74,18 @@ export { assertEmail } from './certs/email.js';
 
 // Stores
 export { initStore, openStore, FileStore } from './store/fs-store.js';
-export type { InitStoreOptions, OpenStoreOptions, ImportIdentityOptions, ImportIdentityResult, RemoveUserResult, RevokeResult, StoreCa, ResponderIdentity } from './store/fs-store.js';
+export type { InitStoreOptions, OpenStoreOptions, RevokeResult, StoreCa, ResponderIdentity } from './store/fs-store.js';
 export { createMemoryStore, MemoryStore } from './store/memory-store.js';
 export type { MemoryStoreOptions, AddIdentityOptions } from './store/memory-store.js';
 export { checkStore } from './store/check.js';
 export type { StoreFinding } from './store/check.js';
-export { statusOf, compareRecords } from './store/store.js';
+export { statusOf, compareRecords, findRecord, planReimport, isRemovedUser, servesPurpose } from './store/store.js';
 export type {
   CertificateStore,
+  LifecycleStore,
+  ImportIdentityOptions,
+  ImportIdentityResult,
+  RemoveUserResult,
   CertificateRecord,
   CertificateListing,
   CertificateStatus,

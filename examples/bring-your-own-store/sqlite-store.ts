@@ -1,25 +1,42 @@
 /**
- * Bring your own store: a CertificateStore on SQLite (better-sqlite3 version 12).
+ * Bring your own store: a LifecycleStore on SQLite (better-sqlite3 version 12).
  *
- * Everything the generator needs comes through the `CertificateStore` interface; this file uses
- * only profilesmith's public API. Private keys are kept as encrypted PKCS#8 (never in clear), and
- * every write is one SQLite transaction, so many processes may share the database.
+ * Everything the generator needs comes through the `CertificateStore` interface, and the whole
+ * lifecycle (import, revocation with a reason, unenrollment, CRLs, one-time links) through
+ * `LifecycleStore`; this file uses only profilesmith's public API. Private keys are kept as
+ * encrypted PKCS#8 (never in clear), and every write is one SQLite transaction (BEGIN
+ * IMMEDIATE), so many processes may share the database: a link is used exactly once.
  */
 import Database from 'better-sqlite3';
 import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import {
+  checkImport,
   compareRecords,
   createCertificateAuthority,
+  createCrl,
   describeCertificate,
+  findRecord,
+  fingerprint,
   issueCertificate,
   keySigner,
+  LinkLedger,
+  planReimport,
+  servesPurpose,
+  toCertificates,
   errors,
   type CertificateAuthority,
   type CertificateRecord,
-  type CertificateStore,
   type Identity,
+  type IdentityBundle,
+  type ImportIdentityOptions,
+  type ImportIdentityResult,
   type IssueUserCertificateOptions,
+  type LifecycleStore,
+  type LinkRecord,
   type ListCertificatesOptions,
+  type RemoveUserResult,
+  type RevocationReason,
+  type RevokeResult,
   type Signer,
   type TrustChain,
 } from 'profilesmith';
@@ -37,15 +54,45 @@ CREATE TABLE IF NOT EXISTS certs (
   key TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS certs_user ON certs (user_lc, purpose);
+CREATE TABLE IF NOT EXISTS chains (fingerprint TEXT PRIMARY KEY, cert BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS links (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 `;
+
+/** One-time links in a table; a change runs in one IMMEDIATE transaction, so two servers cannot both spend a use. */
+class SqliteLinks extends LinkLedger {
+  constructor(private readonly db: Database.Database) {
+    super();
+  }
+
+  async list(): Promise<LinkRecord[]> {
+    return (this.db.prepare('SELECT doc FROM links ORDER BY rowid').all() as { doc: string }[]).map((r) => JSON.parse(r.doc) as LinkRecord);
+  }
+
+  protected async transact<T>(fn: (links: LinkRecord[]) => T): Promise<T> {
+    return this.db
+      .transaction(() => {
+        const links = (this.db.prepare('SELECT doc FROM links ORDER BY rowid').all() as { doc: string }[]).map((r) => JSON.parse(r.doc) as LinkRecord);
+        const out = fn(links);
+        const kept = this.prune(links);
+        this.db.prepare('DELETE FROM links').run();
+        const put = this.db.prepare('INSERT INTO links (id, doc) VALUES (?, ?)');
+        for (const l of kept) put.run(l.id, JSON.stringify(l));
+        return out;
+      })
+      .immediate();
+  }
+}
 
 const seal = (key: KeyObject, passphrase: string) =>
   key.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase }) as string;
 
 const norm = (serial: string) => serial.replace(/[:\s]/g, '').toLowerCase().replace(/^0+(?=.)/, '');
 
-export class SqliteStore implements CertificateStore {
+export class SqliteStore implements LifecycleStore {
   readonly organization: string;
+  readonly links: SqliteLinks;
+  /** This store publishes no CRL or OCSP URLs in what it issues. */
+  readonly pkiUrl = undefined;
   readonly #db: Database.Database;
   readonly #passphrase: string;
   #ca?: CertificateAuthority;
@@ -53,6 +100,7 @@ export class SqliteStore implements CertificateStore {
   private constructor(db: Database.Database, passphrase: string) {
     this.#db = db;
     this.#passphrase = passphrase;
+    this.links = new SqliteLinks(db);
     const org = db.prepare('SELECT v FROM meta WHERE k = ?').get('organization') as { v: string } | undefined;
     if (!org) throw new errors.StoreNotInitialized(db.name);
     this.organization = org.v;
@@ -108,12 +156,13 @@ export class SqliteStore implements CertificateStore {
     const where: string[] = [];
     const args: string[] = [];
     if (options.user) (where.push('user_lc = ?'), args.push(options.user.toLowerCase()));
-    if (options.purpose) (where.push('purpose = ?'), args.push(options.purpose));
     const rows = this.#db
       .prepare(`SELECT record FROM certs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq`)
       .all(...args) as { record: string }[];
     return rows
       .map((r) => JSON.parse(r.record) as CertificateRecord)
+      // A dual-use certificate serves its other purpose too (alsoPurpose, in the record).
+      .filter((r) => !options.purpose || servesPurpose(r, options.purpose))
       .sort(compareRecords);
   }
 
@@ -154,14 +203,132 @@ export class SqliteStore implements CertificateStore {
       created: new Date().toISOString(),
       ...(info.commonName ? { name: info.commonName } : {}),
     };
+    this.#insert(record, identity, []);
+    return record;
+  }
+
+  #insert(record: CertificateRecord, identity: Identity, chain: Buffer[]): void {
     const sealed = seal(identity.privateKey, this.#passphrase);
     this.#db.transaction(() => {
       const next = (this.#db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM certs').get() as { n: number }).n;
       this.#db
         .prepare('INSERT INTO certs (serial, user_lc, purpose, seq, record, cert, key) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(record.serial, record.user.toLowerCase(), record.purpose, next, JSON.stringify(record), identity.certificate, sealed);
+      const put = this.#db.prepare('INSERT OR IGNORE INTO chains (fingerprint, cert) VALUES (?, ?)');
+      for (const der of chain) put.run(fingerprint(der), der);
     }).immediate();
-    return record;
+  }
+
+  /** Changes records in one transaction, reading each again inside it (another process may have changed it). */
+  #update(serials: string[], change: (record: CertificateRecord) => boolean): CertificateRecord[] {
+    return this.#db
+      .transaction(() => {
+        const changed: CertificateRecord[] = [];
+        for (const serial of serials) {
+          const row = this.#db.prepare('SELECT record FROM certs WHERE serial = ?').get(serial) as { record: string } | undefined;
+          if (!row) continue;
+          const record = JSON.parse(row.record) as CertificateRecord;
+          if (!change(record)) continue;
+          this.#db.prepare('UPDATE certs SET record = ? WHERE serial = ?').run(JSON.stringify(record), serial);
+          changed.push(record);
+        }
+        return changed;
+      })
+      .immediate();
+  }
+
+  async findCertificate(serialOrFingerprint: string): Promise<CertificateRecord> {
+    return findRecord(await this.listCertificates(), serialOrFingerprint);
+  }
+
+  async importIdentity(bundle: IdentityBundle, options: ImportIdentityOptions): Promise<ImportIdentityResult> {
+    const check = await checkImport(bundle, { user: options.user, purpose: options.purpose, now: new Date(), ...(options.strict ? { strict: true } : {}) });
+    const leaf = check.info.fingerprint;
+    const given = options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true });
+    const chain = [...bundle.chain, ...given].filter((der, i, all) => fingerprint(der) !== leaf && all.findIndex((d) => d.equals(der)) === i);
+    const existing = (await this.listCertificates()).find((r) => r.fingerprint === leaf);
+    if (existing) {
+      const plan = planReimport(existing, options.purpose, chain, check.info.keyUsage);
+      if (!plan.alsoPurpose && !plan.addChain.length) return { record: existing, duplicate: true, added: { chain: 0 }, warnings: [] };
+      const put = this.#db.prepare('INSERT OR IGNORE INTO chains (fingerprint, cert) VALUES (?, ?)');
+      for (const der of plan.addChain) put.run(fingerprint(der), der);
+      const [record] = this.#update([existing.serial], (r) => {
+        if (plan.alsoPurpose) r.alsoPurpose = plan.alsoPurpose;
+        if (plan.addChain.length) r.addedChain = [...new Set([...(r.addedChain ?? []), ...plan.addChain.map((d) => fingerprint(d))])];
+        return true;
+      });
+      return { record: record ?? existing, duplicate: true, added: { ...(plan.alsoPurpose ? { purpose: plan.alsoPurpose } : {}), chain: plan.addChain.length }, warnings: check.warnings };
+    }
+    const record: CertificateRecord = {
+      serial: norm(check.info.serial),
+      user: check.email,
+      purpose: options.purpose,
+      source: 'imported',
+      subject: check.info.subject,
+      issuer: check.info.issuer,
+      notBefore: check.info.notBefore.toISOString(),
+      notAfter: check.info.notAfter.toISOString(),
+      fingerprint: leaf,
+      created: new Date().toISOString(),
+      ...(check.info.commonName ? { name: check.info.commonName } : {}),
+      ...(chain.length ? { chain: chain.map((d) => fingerprint(d)) } : {}),
+    };
+    this.#insert(record, { certificate: bundle.certificate, privateKey: bundle.privateKey }, chain);
+    return { record, duplicate: false, warnings: check.warnings };
+  }
+
+  async revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {
+    const s = norm(serial);
+    const record = await this.findCertificate(s);
+    if (record.serial !== s) throw new errors.StoreEntryNotFound(serial, 'certificate');
+    if (record.source !== 'issued') throw new errors.CertificateInvalid('outside-ca', `Certificate ${s} was issued by an outside CA ("${record.issuer}"); only that CA can revoke it`);
+    const date = new Date().toISOString();
+    const [changed] = this.#update([s], (r) => {
+      if (r.revoked) return false;
+      r.revoked = { date, reason };
+      delete r.retired;
+      return true;
+    });
+    const now = changed ?? (await this.findCertificate(s));
+    return { serial: s, kind: 'user', ca: 'issuing', already: !changed, revoked: now.revoked!, record: now };
+  }
+
+  async removeUser(user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {
+    const records = await this.listCertificates({ user });
+    if (!records.length) throw new errors.StoreEntryNotFound(user, 'user', `No certificates for user "${user}" in the store`);
+    const date = new Date().toISOString();
+    const out: RemoveUserResult = { revoked: [], retired: [] };
+    this.#update(records.map((r) => r.serial), (r) => {
+      if (r.revoked) return false;
+      if (options.revoke && r.source === 'issued') {
+        r.revoked = { date, reason: 'cessationOfOperation' };
+        delete r.retired;
+        out.revoked.push(r);
+        return true;
+      }
+      if (r.retired) return false;
+      r.retired = { date };
+      out.retired.push(r);
+      return true;
+    });
+    return out;
+  }
+
+  async createCrl(options: { nextUpdateMs?: number } = {}): Promise<Buffer> {
+    const ca = this.#loadCa();
+    const now = new Date();
+    const entries = (await this.listCertificates())
+      .filter((r) => r.revoked && r.source === 'issued')
+      .map((r) => ({ serial: r.serial, date: new Date(r.revoked!.date), reason: r.revoked!.reason as RevocationReason }));
+    // The CRL number comes from the database, so it grows across processes.
+    const crlNumber = this.#db
+      .transaction(() => {
+        const n = Number((this.#db.prepare('SELECT v FROM meta WHERE k = ?').get('crl_number') as { v: string } | undefined)?.v ?? 0) + 1;
+        this.#db.prepare('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v').run('crl_number', String(n));
+        return n;
+      })
+      .immediate();
+    return createCrl({ issuerCertificate: ca.intermediate.certificate, issuerKey: ca.intermediate.privateKey, entries, thisUpdate: now, nextUpdate: new Date(now.getTime() + (options.nextUpdateMs ?? 7 * 86_400_000)), crlNumber });
   }
 
   async trustChain(): Promise<TrustChain> {
@@ -170,9 +337,13 @@ export class SqliteStore implements CertificateStore {
   }
 
   async issuerChain(serial: string): Promise<Buffer[]> {
-    this.#row(serial);
-    const ca = this.#loadCa();
-    return [ca.intermediate.certificate, ca.root.certificate];
+    const record = await this.findCertificate(norm(serial));
+    if (record.source === 'issued') {
+      const ca = this.#loadCa();
+      return [ca.intermediate.certificate, ca.root.certificate];
+    }
+    const get = this.#db.prepare('SELECT cert FROM chains WHERE fingerprint = ?');
+    return [...(record.chain ?? []), ...(record.addedChain ?? [])].map((fp) => (get.get(fp) as { cert: Buffer }).cert);
   }
 
   async profileSigner(): Promise<Signer> {

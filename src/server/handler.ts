@@ -21,13 +21,13 @@ import type { CertificateStore } from '../store/store.js';
 import { profileFileName } from '../batch/names.js';
 import { clientAddress, TrustedProxies } from './client.js';
 import { WindowCounter } from './window-counter.js';
-import type { LinkBook } from './links.js';
+import type { LinkStore } from './links.js';
 import { installPage, messagePage } from './page.js';
 
 /** Options of {@link createProfileHandler}. */
 export interface ProfileHandlerOptions {
   store: CertificateStore;
-  links: LinkBook;
+  links: LinkStore;
   template: TemplateRef | Template;
   data?: Record<string, unknown>;
   /** Default: the store's profile signer. */

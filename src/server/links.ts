@@ -39,18 +39,116 @@ export function linkState(l: LinkRecord, now: Date): LinkState {
   return 'valid';
 }
 
-/** The links of a file store (its directory). */
-export class LinkBook {
+/**
+ * One-time links as a store keeps them: part of the store contract (`LifecycleStore.links`),
+ * so that a link is used exactly once whichever server receives it.
+ */
+export interface LinkStore {
+  /** Creates a link; returns the token (shown once, never stored) and the record. */
+  create(user: string, options?: { ttlMs?: number; uses?: number }): Promise<{ token: string; link: LinkRecord }>;
+  /** Revokes a link by its id. @throws ERR_STORE_ENTRY_NOT_FOUND */
+  revoke(id: string): Promise<LinkRecord>;
+  /** The link of a token and its state, without using it. */
+  peek(token: string): Promise<{ link: LinkRecord; state: LinkState } | undefined>;
+  /** Spends one use of a valid link, atomically; returns its user, or why it cannot be used. */
+  consume(token: string): Promise<{ user: string } | { state: LinkState | 'unknown' }>;
+  /** Every link, newest last (tokens are never stored, so never listed). */
+  list(): Promise<LinkRecord[]>;
+}
+
+/**
+ * The token logic of one-time links (128-bit random tokens kept as SHA-256 hashes, constant-time
+ * lookup, TTL and uses), over a storage that a subclass provides: `list` reads the links, and
+ * `transact` runs a change with nothing else changing them meanwhile (a lock, a database
+ * transaction) and saves it. Extend it to keep links in your own database.
+ * @example
+ * class PgLinks extends LinkLedger {
+ *   async list() { return (await pool.query('SELECT doc FROM links')).rows.map((r) => r.doc) }
+ *   protected async transact(fn) { ... BEGIN; SELECT ... FOR UPDATE; fn(links); write; COMMIT ... }
+ * }
+ */
+export abstract class LinkLedger implements LinkStore {
+  /** @param now the clock that expiry is judged by. Default: `() => new Date()`. */
+  constructor(now: () => Date = () => new Date()) {
+    this.now = now;
+  }
+
+  /** The clock that expiry is judged by. */
+  protected readonly now: () => Date;
+
+  abstract list(): Promise<LinkRecord[]>;
+
+  /** Runs `fn` over the current links with no other change in between, then saves them (as `fn` left them). */
+  protected abstract transact<T>(fn: (links: LinkRecord[]) => T): Promise<T>;
+
+  /** What is kept after a change: expired and used-up links older than a week are dropped. */
+  protected prune(links: LinkRecord[]): LinkRecord[] {
+    const cutoff = this.now().getTime() - 7 * 86_400_000;
+    return links.filter((l) => linkState(l, this.now()) === 'valid' || Date.parse(l.expires) > cutoff);
+  }
+
+  async create(user: string, options: { ttlMs?: number; uses?: number } = {}): Promise<{ token: string; link: LinkRecord }> {
+    assertEmail(user);
+    const uses = options.uses ?? 1;
+    const ttl = options.ttlMs ?? 86_400_000;
+    if (!Number.isInteger(uses) || uses < 1 || uses > 1000) throw new InputInvalid('uses', 'A link takes 1 to 1000 uses');
+    if (!(ttl >= 60_000 && ttl <= 90 * 86_400_000)) throw new InputInvalid('ttl', 'A link lives 1 minute to 90 days');
+    const token = randomBytes(16).toString('base64url');
+    const tokenHash = hash(token);
+    const now = this.now();
+    const link: LinkRecord = { id: tokenHash.slice(0, 12), tokenHash, user, created: now.toISOString(), expires: new Date(now.getTime() + ttl).toISOString(), usesLeft: uses };
+    await this.transact((links) => links.push(link));
+    return { token, link: { ...link } };
+  }
+
+  async revoke(id: string): Promise<LinkRecord> {
+    return this.transact((links) => {
+      const l = links.find((x) => x.id === String(id).toLowerCase());
+      if (!l) throw new StoreEntryNotFound(id, 'link', `No link "${id}"`);
+      l.revoked ??= this.now().toISOString();
+      return { ...l };
+    });
+  }
+
+  private static match(links: LinkRecord[], token: string): LinkRecord | undefined {
+    if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{22}$/.test(token)) return undefined;
+    const h = Buffer.from(hash(token), 'hex');
+    // Constant-time comparison of the hashes; the lookup never branches on a token prefix.
+    let found: LinkRecord | undefined;
+    for (const l of links) if (timingSafeEqual(Buffer.from(l.tokenHash, 'hex'), h)) found = l;
+    return found;
+  }
+
+  async peek(token: string): Promise<{ link: LinkRecord; state: LinkState } | undefined> {
+    const l = LinkLedger.match(await this.list(), token);
+    return l ? { link: l, state: linkState(l, this.now()) } : undefined;
+  }
+
+  async consume(token: string): Promise<{ user: string } | { state: LinkState | 'unknown' }> {
+    return this.transact((links) => {
+      const l = LinkLedger.match(links, token);
+      if (!l) return { state: 'unknown' as const };
+      const state = linkState(l, this.now());
+      if (state !== 'valid') return { state };
+      l.usesLeft--;
+      return { user: l.user };
+    });
+  }
+}
+
+/** The links of a file store: `links.json` in its directory, changed under the store lock. */
+export class LinkBook extends LinkLedger {
   constructor(
     readonly dir: string,
-    private readonly now: () => Date = () => new Date(),
-  ) {}
+    now: () => Date = () => new Date(),
+  ) {
+    super(now);
+  }
 
   private get path() {
     return join(this.dir, 'links.json');
   }
 
-  /** Every link, newest last. */
   async list(): Promise<LinkRecord[]> {
     let text: string;
     try {
@@ -68,70 +166,29 @@ export class LinkBook {
     }
   }
 
-  private async update<T>(fn: (links: LinkRecord[]) => T): Promise<T> {
+  protected async transact<T>(fn: (links: LinkRecord[]) => T): Promise<T> {
     return withLock(this.dir, async () => {
       const links = await this.list();
       const out = fn(links);
-      // Expired and used-up links older than a week are dropped, so the file stays small.
-      const cutoff = this.now().getTime() - 7 * 86_400_000;
-      const kept = links.filter((l) => linkState(l, this.now()) === 'valid' || Date.parse(l.expires) > cutoff);
-      await atomicWrite(this.path, JSON.stringify({ version: 1, links: kept }, null, 2) + '\n', 0o600);
+      await atomicWrite(this.path, JSON.stringify({ version: 1, links: this.prune(links) }, null, 2) + '\n', 0o600);
       return out;
     });
   }
+}
 
-  /** Creates a link; returns the token (shown once) and the record. */
-  async create(user: string, options: { ttlMs?: number; uses?: number } = {}): Promise<{ token: string; link: LinkRecord }> {
-    assertEmail(user);
-    const uses = options.uses ?? 1;
-    const ttl = options.ttlMs ?? 86_400_000;
-    if (!Number.isInteger(uses) || uses < 1 || uses > 1000) throw new InputInvalid('uses', 'A link takes 1 to 1000 uses');
-    if (ttl < 60_000 || ttl > 90 * 86_400_000) throw new InputInvalid('ttl', 'A link lives 1 minute to 90 days');
-    const token = randomBytes(16).toString('base64url');
-    const tokenHash = hash(token);
-    const now = this.now();
-    const link: LinkRecord = { id: tokenHash.slice(0, 12), tokenHash, user, created: now.toISOString(), expires: new Date(now.getTime() + ttl).toISOString(), usesLeft: uses };
-    await this.update((links) => links.push(link));
-    return { token, link };
+/** Links kept in memory (the memory store's): one process, so a change is atomic by itself. */
+export class MemoryLinks extends LinkLedger {
+  #links: LinkRecord[] = [];
+
+  async list(): Promise<LinkRecord[]> {
+    return structuredClone(this.#links);
   }
 
-  /**
-   * Revokes a link by its id.
-   * @throws ERR_STORE_ENTRY_NOT_FOUND for an unknown id
-   */
-  async revoke(id: string): Promise<LinkRecord> {
-    return this.update((links) => {
-      const l = links.find((x) => x.id === id.toLowerCase());
-      if (!l) throw new StoreEntryNotFound(id, 'link', `No link "${id}"`);
-      l.revoked ??= this.now().toISOString();
-      return l;
-    });
-  }
-
-  private static match(links: LinkRecord[], token: string): LinkRecord | undefined {
-    if (!/^[A-Za-z0-9_-]{22}$/.test(token)) return undefined;
-    const h = Buffer.from(hash(token), 'hex');
-    // Constant-time comparison of the hashes; the lookup never branches on a token prefix.
-    let found: LinkRecord | undefined;
-    for (const l of links) if (timingSafeEqual(Buffer.from(l.tokenHash, 'hex'), h)) found = l;
-    return found;
-  }
-
-  /** The link of a token and its state, without using it. */
-  async peek(token: string): Promise<{ link: LinkRecord; state: LinkState } | undefined> {
-    const l = LinkBook.match(await this.list(), token);
-    return l ? { link: l, state: linkState(l, this.now()) } : undefined;
-  }
-
-  /** Spends one use of a valid link; returns its user, or the reason it cannot be used. */
-  async consume(token: string): Promise<{ user: string } | { state: LinkState | 'unknown' }> {
-    return this.update((links) => {
-      const l = LinkBook.match(links, token);
-      if (!l) return { state: 'unknown' as const };
-      const state = linkState(l, this.now());
-      if (state !== 'valid') return { state };
-      l.usesLeft--;
-      return { user: l.user };
-    });
+  protected async transact<T>(fn: (links: LinkRecord[]) => T): Promise<T> {
+    // No await between reading and writing: nothing else runs in between.
+    const links = structuredClone(this.#links);
+    const out = fn(links);
+    this.#links = this.prune(links);
+    return out;
   }
 }

@@ -65,6 +65,7 @@ import {
 } from './pki-files.js';
 
 export type { RevokeResult, StoreCa, ResponderIdentity };
+import { LinkBook } from '../server/links.js';
 import { RecordIndex, SERIAL, type Amendment, type Revocation } from './record-index.js';
 import { DEFAULT_KDF_COST, deriveKey, newKdfParams, seal, sealBytes, unseal, unsealBytes, type KdfParams, type Sealed } from './secret-box.js';
 import {
@@ -73,6 +74,7 @@ import {
   type IssueUserCertificateOptions,
   type ListCertificatesOptions,
   type TrustChain,
+  planReimport,
   statusOf,
 } from './store.js';
 
@@ -149,34 +151,8 @@ export interface OpenStoreOptions {
   now?: () => Date;
 }
 
-/** Options of {@link FileStore.importIdentity}. */
-export interface ImportIdentityOptions {
-  user: string;
-  purpose: CertificatePurpose;
-  /** Issuer certificates to keep with it (besides those in the bundle): PEM text, bytes, or an array of those. */
-  chain?: CertificateInput;
-  /** Refuse what would otherwise be a warning. */
-  strict?: boolean;
-}
-
-/** What an import recorded, with its warnings. */
-export interface ImportIdentityResult {
-  record: CertificateRecord;
-  /** True when the same certificate was already in the store (see `added` for what this import added to it). */
-  duplicate: boolean;
-  /**
-   * For a duplicate: what the import added to the stored certificate, the other purpose of a
-   * dual-use certificate and issuer certificates it did not have. Absent or empty: nothing changed.
-   */
-  added?: { purpose?: CertificatePurpose; chain: number };
-  warnings: string[];
-}
-
-/** What removing a user did: serials revoked (our CA) and retired (outside CAs). */
-export interface RemoveUserResult {
-  revoked: CertificateRecord[];
-  retired: CertificateRecord[];
-}
+import type { ImportIdentityOptions, ImportIdentityResult, LifecycleStore, RemoveUserResult } from './store.js';
+export type { ImportIdentityOptions, ImportIdentityResult, RemoveUserResult } from './store.js';
 
 /** Folder of the PKCS#12 cache: one sealed file per user, `<hash of the address>.<key generation>`. */
 const PKCS12_CACHE = 'pkcs12-cache';
@@ -351,7 +327,7 @@ export async function openStore(dir: string, options: OpenStoreOptions = {}): Pr
 }
 
 /** The file store. Create it with {@link initStore} or {@link openStore}. */
-export class FileStore implements CertificateStore {
+export class FileStore implements LifecycleStore {
   readonly organization: string;
   #key: Buffer | undefined;
   #meta: StoreMeta;
@@ -776,18 +752,7 @@ export class FileStore implements CertificateStore {
    */
   private async amendEntry(existing: CertificateRecord, purpose: CertificatePurpose, chain: Buffer[], keyUsage: string[], warnings: string[]): Promise<ImportIdentityResult> {
     const serial = existing.serial;
-    const known = new Set([...(existing.chain ?? []), ...(existing.addedChain ?? [])]);
-    const more = chain.filter((der) => !known.has(fingerprint(der)));
-    const otherPurpose = existing.purpose !== purpose && existing.alsoPurpose !== purpose ? purpose : undefined;
-    // Dual use is what the certificate says, not a lenient import's warning: both usages, or
-    // no keyUsage extension at all (every usage).
-    const needs = (p: CertificatePurpose) => (p === 'smime-signing' ? 'digitalSignature' : 'keyEncipherment');
-    if (otherPurpose && keyUsage.length && !(keyUsage.includes(needs(existing.purpose)) && keyUsage.includes(needs(otherPurpose)))) {
-      throw new CertificateInvalid(
-        'key-usage',
-        `${serial} is in the store as ${existing.purpose} and is not a dual-use certificate: its key usage (${keyUsage.join(', ')}) lacks ${needs(otherPurpose)}, which ${otherPurpose} needs`,
-      );
-    }
+    const { alsoPurpose: otherPurpose, addChain: more } = planReimport(existing, purpose, chain, keyUsage);
     if (!otherPurpose && !more.length) return { record: existing, duplicate: true, added: { chain: 0 }, warnings: [] };
     await this.write(async () => {
       await fs.mkdir(join(this.dir, 'chains'), { recursive: true, mode: 0o700 });
@@ -1020,6 +985,12 @@ export class FileStore implements CertificateStore {
   }
 
   /** The PKI base URL certificates are issued with, if any. */
+  #links: LinkBook | undefined;
+  /** The store's one-time download links (`links.json`, changed under the store lock). */
+  get links(): LinkBook {
+    return (this.#links ??= new LinkBook(this.dir, this.now));
+  }
+
   get pkiUrl(): string | undefined {
     return this.#meta.pkiUrl;
   }

@@ -1,6 +1,7 @@
 /**
  * A store held in memory: for tests, and for embedders whose certificates live in their own
- * database (load them with `addIdentity`). Same contract as the file store.
+ * database (load them with `addIdentity`). The same lifecycle contract as the file store:
+ * import, revocation, unenrollment, CRLs and one-time links.
  *
  * @module memory-store
  */
@@ -11,7 +12,25 @@ import { fingerprint, normalizeSerial, toCertificates, type CertificateInput } f
 import { describeCertificate } from '../certs/x509.js';
 import { keySigner, type Signer } from '../cms/sign.js';
 import { CertificateInvalid, InputInvalid, StoreEntryNotFound } from '../errors.js';
-import { compareRecords, servesPurpose, type CertificateRecord, type CertificateStore, type IssueUserCertificateOptions, type ListCertificatesOptions, type TrustChain } from './store.js';
+import { createCrl, type RevocationReason } from '../certs/crl.js';
+import { checkImport, type IdentityBundle } from '../certs/import.js';
+import { checkPkiUrl, publicationFor } from '../certs/publication.js';
+import { MemoryLinks } from '../server/links.js';
+import type { RevokeResult } from './pki-files.js';
+import {
+  compareRecords,
+  findRecord,
+  planReimport,
+  servesPurpose,
+  type CertificateRecord,
+  type ImportIdentityOptions,
+  type ImportIdentityResult,
+  type IssueUserCertificateOptions,
+  type LifecycleStore,
+  type ListCertificatesOptions,
+  type RemoveUserResult,
+  type TrustChain,
+} from './store.js';
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
@@ -21,6 +40,8 @@ export interface MemoryStoreOptions {
   ca?: CertificateAuthority;
   /** Default: `() => new Date()`. */
   now?: () => Date;
+  /** Base URL of the PKI (CRL, CA certificates, OCSP): issued certificates name it in their CDP and AIA. */
+  pkiUrl?: string;
 }
 
 /** Options of {@link MemoryStore.addIdentity}. */
@@ -37,17 +58,92 @@ export interface AddIdentityOptions {
 }
 
 /** The in-memory store. Create it with {@link createMemoryStore}. */
-export class MemoryStore implements CertificateStore {
+export class MemoryStore implements LifecycleStore {
   readonly organization: string;
   readonly #ca: CertificateAuthority;
   readonly #entries = new Map<string, { record: CertificateRecord; identity: Identity; chain: Buffer[] }>();
   readonly #now: () => Date;
+  #crlNumber = 0;
+  /** The store's one-time download links, in memory. */
+  readonly links: MemoryLinks;
+  readonly pkiUrl: string | undefined;
 
   /** @internal */
-  constructor(organization: string, ca: CertificateAuthority, now: () => Date) {
+  constructor(organization: string, ca: CertificateAuthority, now: () => Date, pkiUrl?: string) {
     this.organization = organization;
     this.#ca = ca;
     this.#now = now;
+    this.links = new MemoryLinks(now);
+    this.pkiUrl = pkiUrl;
+  }
+
+  async findCertificate(serialOrFingerprint: string): Promise<CertificateRecord> {
+    return findRecord([...this.#entries.values()].map((e) => e.record), serialOrFingerprint);
+  }
+
+  async importIdentity(bundle: IdentityBundle, options: ImportIdentityOptions): Promise<ImportIdentityResult> {
+    assertEmail(options.user);
+    const check = await checkImport(bundle, { user: options.user, purpose: options.purpose, now: this.#now(), ...(options.strict ? { strict: true } : {}) });
+    const leaf = check.info.fingerprint;
+    const given = options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true });
+    const chain = [...bundle.chain, ...given].filter((der, i, all) => fingerprint(der) !== leaf && all.findIndex((d) => d.equals(der)) === i);
+    const existing = [...this.#entries.values()].find((e) => e.record.fingerprint === leaf);
+    if (existing) {
+      const plan = planReimport(existing.record, options.purpose, chain, check.info.keyUsage);
+      if (plan.alsoPurpose) existing.record.alsoPurpose = plan.alsoPurpose;
+      if (plan.addChain.length) {
+        existing.record.addedChain = [...(existing.record.addedChain ?? []), ...plan.addChain.map((d) => fingerprint(d))];
+        existing.chain.push(...plan.addChain);
+      }
+      const changed = !!plan.alsoPurpose || plan.addChain.length > 0;
+      return { record: structuredClone(existing.record), duplicate: true, added: { ...(plan.alsoPurpose ? { purpose: plan.alsoPurpose } : {}), chain: plan.addChain.length }, warnings: changed ? check.warnings : [] };
+    }
+    const record = await this.addIdentity({ certificate: bundle.certificate, privateKey: bundle.privateKey, user: check.email, purpose: options.purpose, chain });
+    return { record: structuredClone(record), duplicate: false, warnings: check.warnings };
+  }
+
+  async revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {
+    const e = this.#get(serial);
+    if (e.record.source !== 'issued') throw new CertificateInvalid('outside-ca', `Certificate ${e.record.serial} was issued by an outside CA ("${e.record.issuer}"); only that CA can revoke it`);
+    const already = !!e.record.revoked;
+    if (!already) {
+      e.record.revoked = { date: this.#now().toISOString(), reason };
+      delete e.record.retired;
+    }
+    return { serial: e.record.serial, kind: 'user', ca: 'issuing', already, revoked: { ...e.record.revoked! }, record: structuredClone(e.record) };
+  }
+
+  async removeUser(user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {
+    const all = [...this.#entries.values()].filter((e) => e.record.user.toLowerCase() === user.toLowerCase());
+    if (!all.length) throw new StoreEntryNotFound(user, 'user', `No certificates for user "${user}" in the store`);
+    const date = this.#now().toISOString();
+    const out: RemoveUserResult = { revoked: [], retired: [] };
+    for (const e of all.filter((x) => !x.record.revoked)) {
+      if (options.revoke && e.record.source === 'issued') {
+        e.record.revoked = { date, reason: 'cessationOfOperation' };
+        delete e.record.retired;
+        out.revoked.push(structuredClone(e.record));
+      } else if (!e.record.retired) {
+        e.record.retired = { date };
+        out.retired.push(structuredClone(e.record));
+      }
+    }
+    return out;
+  }
+
+  async createCrl(options: { nextUpdateMs?: number } = {}): Promise<Buffer> {
+    const now = this.#now();
+    const entries = [...this.#entries.values()]
+      .filter((e) => e.record.revoked && e.record.source === 'issued')
+      .map((e) => ({ serial: e.record.serial, date: new Date(e.record.revoked!.date), reason: e.record.revoked!.reason as RevocationReason }));
+    return createCrl({
+      issuerCertificate: this.#ca.intermediate.certificate,
+      issuerKey: this.#ca.intermediate.privateKey,
+      entries,
+      thisUpdate: now,
+      nextUpdate: new Date(now.getTime() + (options.nextUpdateMs ?? 7 * 86_400_000)),
+      crlNumber: ++this.#crlNumber,
+    });
   }
 
   /** Adds an identity the embedder already holds. */
@@ -107,6 +203,7 @@ export class MemoryStore implements CertificateStore {
       now: this.#now,
       ...(options.days !== undefined ? { days: options.days } : {}),
       ...(options.privateKey ? { privateKey: options.privateKey } : {}),
+      ...(this.pkiUrl ? { publication: publicationFor(this.pkiUrl, 1)! } : {}),
     });
     return this.addIdentity({ ...identity, user: options.user, purpose: options.purpose, source: 'issued' });
   }
@@ -135,5 +232,5 @@ export async function createMemoryStore(options: MemoryStoreOptions = {}): Promi
   const organization = options.organization ?? 'Example Corp';
   const now = options.now ?? (() => new Date());
   const ca = options.ca ?? (await createCertificateAuthority({ organization, now }));
-  return new MemoryStore(organization, ca, now);
+  return new MemoryStore(organization, ca, now, options.pkiUrl ? checkPkiUrl(options.pkiUrl) : undefined);
 }

@@ -5,8 +5,14 @@
  * @module store
  */
 import type { KeyObject } from 'node:crypto';
+import type { RevocationReason } from '../certs/crl.js';
+import type { IdentityBundle } from '../certs/import.js';
 import type { CertificatePurpose, Identity } from '../certs/issue.js';
+import { fingerprint, type CertificateInput } from '../certs/pem.js';
 import type { Signer } from '../cms/sign.js';
+import { CertificateInvalid, InputInvalid, StoreEntryNotFound } from '../errors.js';
+import type { LinkStore } from '../server/links.js';
+import type { RevokeResult } from './pki-files.js';
 
 /** Status of a certificate at a given moment. `retired`: taken out of use without revocation (outside CAs). */
 export type CertificateStatus = 'valid' | 'expired' | 'revoked' | 'retired' | 'not-yet-valid';
@@ -106,6 +112,119 @@ export interface CertificateStore {
    * batch runs skip the key derivation. `build` makes it when there is none.
    */
   cachedPkcs12?(serial: string, build: (identity: Identity) => { password: string; pkcs12: Buffer }): Promise<{ password: string; pkcs12: Buffer }>;
+}
+
+/** Options of {@link LifecycleStore.importIdentity}. */
+export interface ImportIdentityOptions {
+  user: string;
+  purpose: CertificatePurpose;
+  /** Issuer certificates to keep with it (besides those in the bundle): PEM text, bytes, or an array of those. */
+  chain?: CertificateInput;
+  /** Refuse what would otherwise be a warning. */
+  strict?: boolean;
+}
+
+/** What an import recorded, with its warnings. */
+export interface ImportIdentityResult {
+  record: CertificateRecord;
+  /** True when the same certificate was already in the store (see `added` for what this import added to it). */
+  duplicate: boolean;
+  /**
+   * For a duplicate: what the import added to the stored certificate, the other purpose of a
+   * dual-use certificate and issuer certificates it did not have. Absent or empty: nothing changed.
+   */
+  added?: { purpose?: CertificatePurpose; chain: number };
+  warnings: string[];
+}
+
+/** What removing a user did: serials revoked (our CA) and retired (outside CAs). */
+export interface RemoveUserResult {
+  revoked: CertificateRecord[];
+  retired: CertificateRecord[];
+}
+
+/**
+ * A store that takes part in the whole lifecycle, not only in generation: import, lookup,
+ * revocation with a reason, unenrollment, CRLs and one-time links. The file store, the memory
+ * store and the SQLite example implement it, and the contract suite (test/store/contract.test.ts)
+ * checks every property of it against each. `generateProfile` needs only {@link CertificateStore}.
+ */
+export interface LifecycleStore extends CertificateStore {
+  /**
+   * A record by serial (any case, with or without colons), SHA-256 fingerprint, or a unique
+   * serial prefix of 6 or more hex digits.
+   * @throws ERR_STORE_ENTRY_NOT_FOUND; ERR_INPUT_INVALID for an ambiguous prefix
+   */
+  findCertificate(serialOrFingerprint: string): Promise<CertificateRecord>;
+  /**
+   * Takes in an identity issued elsewhere, after `checkImport`. The same certificate again is a
+   * no-op (`duplicate`), unless it adds the other purpose of a dual-use certificate or issuers
+   * the entry lacks (`added`; see {@link planReimport}).
+   */
+  importIdentity(bundle: IdentityBundle, options: ImportIdentityOptions): Promise<ImportIdentityResult>;
+  /**
+   * Revokes a certificate this store's CA issued; revoking it again changes nothing
+   * (`already`). It leaves the profiles generated next and is on the next CRL.
+   * @throws ERR_STORE_ENTRY_NOT_FOUND; ERR_CERT_INVALID (`outside-ca`) for an outside CA's certificate
+   */
+  revokeCertificate(serial: string, reason?: RevocationReason): Promise<RevokeResult>;
+  /**
+   * Unenrolls a user: every certificate leaves generation; with `revoke`, those of this
+   * store's CA are revoked (cessationOfOperation) and outside ones retired.
+   * @throws ERR_STORE_ENTRY_NOT_FOUND for an unknown user
+   */
+  removeUser(user: string, options?: { revoke?: boolean }): Promise<RemoveUserResult>;
+  /** A DER CRL of the issuing CA listing every revocation, with a CRL number above the last one. */
+  createCrl(options?: { nextUpdateMs?: number }): Promise<Buffer>;
+  /** The store's one-time download links: a link is used exactly once, whichever server asks. */
+  readonly links: LinkStore;
+  /** The base URL its CRLs and OCSP are published under (CDP and AIA of what it issues), if any. */
+  readonly pkiUrl: string | undefined;
+}
+
+/**
+ * The record `query` names among `records`: a serial (any case, colons allowed), a SHA-256
+ * fingerprint, or a unique prefix of 6 or more hex digits of either, as git takes short
+ * hashes. For stores implementing {@link LifecycleStore.findCertificate}.
+ * @throws ERR_STORE_ENTRY_NOT_FOUND; ERR_INPUT_INVALID for a prefix of several
+ */
+export function findRecord(records: readonly CertificateRecord[], query: string): CertificateRecord {
+  const q = String(query).toLowerCase().replace(/[:\s]/g, '');
+  const serial = q.replace(/^(00)+(?=..)/, '');
+  const exact = records.find((r) => r.serial === serial || r.fingerprint === q);
+  if (exact) return structuredClone(exact);
+  if (/^[0-9a-f]{6,63}$/.test(q)) {
+    const hits = records.filter((r) => r.serial.startsWith(q) || r.fingerprint.startsWith(q));
+    if (hits.length === 1) return structuredClone(hits[0]!);
+    if (hits.length > 1) throw new InputInvalid('serial', `"${query}" is the start of ${hits.length} certificates (${hits.slice(0, 3).map((h) => h.serial).join(', ')}…); give more of it`);
+  }
+  throw new StoreEntryNotFound(query, 'certificate');
+}
+
+/**
+ * What importing a stored certificate again adds to it: the other purpose, when the
+ * certificate is dual-use (keyUsage with digitalSignature and keyEncipherment, or none), and
+ * the issuers (DER) it does not have yet. For stores implementing
+ * {@link LifecycleStore.importIdentity}.
+ * @throws ERR_CERT_INVALID (`key-usage`) when the other purpose is asked of a certificate whose key usage forbids it
+ */
+export function planReimport(
+  existing: CertificateRecord,
+  purpose: CertificatePurpose,
+  chain: readonly Buffer[],
+  keyUsage: readonly string[],
+): { alsoPurpose?: CertificatePurpose; addChain: Buffer[] } {
+  const known = new Set([...(existing.chain ?? []), ...(existing.addedChain ?? [])]);
+  const addChain = chain.filter((der, i) => !known.has(fingerprint(der)) && chain.findIndex((d) => d.equals(der)) === i);
+  const other = existing.purpose !== purpose && existing.alsoPurpose !== purpose ? purpose : undefined;
+  const needs = (p: CertificatePurpose) => (p === 'smime-signing' ? 'digitalSignature' : 'keyEncipherment');
+  if (other && keyUsage.length && !(keyUsage.includes(needs(existing.purpose)) && keyUsage.includes(needs(other)))) {
+    throw new CertificateInvalid(
+      'key-usage',
+      `${existing.serial} is in the store as ${existing.purpose} and is not a dual-use certificate: its key usage (${keyUsage.join(', ')}) lacks ${needs(other)}, which ${other} needs`,
+    );
+  }
+  return { ...(other ? { alsoPurpose: other } : {}), addChain };
 }
 
 /**

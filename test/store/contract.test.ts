@@ -1,7 +1,9 @@
 /**
- * The CertificateStore contract, one suite run against every store: the file store, the memory
- * store, and the SQLite store in examples/ (a vendor's own persistence, written against the
- * public API only). Outputs are checked with openssl and plistlib.
+ * The store contract (CertificateStore for generation, LifecycleStore for the rest: import,
+ * lookup, revocation, unenrollment, CRLs, one-time links), one suite run against every store:
+ * the file store, the memory store, and the SQLite store in examples/ (a vendor's own
+ * persistence, written against the public API only). Outputs are checked with openssl and
+ * plistlib; imported identities are made by openssl.
  */
 import test, { type ExecutionContext } from 'ava';
 import { createHash, generateKeyPairSync } from 'node:crypto';
@@ -15,14 +17,17 @@ import { verifyProfile } from '../../src/cms/verify.js';
 import { generateProfile } from '../../src/profile/generate.js';
 import { initStore, openStore } from '../../src/store/fs-store.js';
 import { createMemoryStore } from '../../src/store/memory-store.js';
-import type { CertificateStore } from '../../src/store/store.js';
+import type { LifecycleStore } from '../../src/store/store.js';
+import { readIdentity } from '../../src/certs/import.js';
+import { outsideCa } from '../helpers/outside-ca.js';
+import { readFileSync } from 'node:fs';
 import { PASSPHRASE } from '../helpers/fixture.js';
 import { need, openssl, python, tmp } from '../helpers/tools.js';
 
 interface Harness {
-  store: CertificateStore;
+  store: LifecycleStore;
   /** A second, independent instance over the same storage (another process, in production). */
-  reopen?: () => Promise<CertificateStore>;
+  reopen?: () => Promise<LifecycleStore>;
 }
 
 const stores: Record<string, (t: ExecutionContext) => Promise<Harness>> = {
@@ -152,5 +157,98 @@ for (const [kind, make] of Object.entries(stores)) {
     const fresh = reopen ? await reopen() : store;
     const listed = await fresh.listCertificates();
     t.deepEqual(listed.map((r) => r.serial).sort(), issued.map((r) => r.serial).sort());
+  });
+
+  test(`${kind}: revocation with a reason: the record says so, again is a no-op, the profile leaves it out, the CRL lists it (openssl crl)`, async (t) => {
+    const { store, reopen } = await make(t);
+    await store.issueCertificate({ user: 'erin@example.com', name: 'Erin', purpose: 'smime-signing' });
+    const old = await store.issueCertificate({ user: 'erin@example.com', name: 'Erin', purpose: 'smime-encryption' });
+    await store.issueCertificate({ user: 'erin@example.com', name: 'Erin', purpose: 'smime-encryption' });
+    const r = await store.revokeCertificate(old.serial.toUpperCase(), 'keyCompromise');
+    t.like(r, { serial: old.serial, already: false, revoked: { reason: 'keyCompromise' } });
+    t.like(await store.revokeCertificate(old.serial, 'superseded'), { already: true, revoked: { reason: 'keyCompromise' } }, 'the first reason stays');
+    const other = reopen ? await reopen() : store;
+    t.like((await other.listCertificates({ user: 'erin@example.com' })).find((x) => x.serial === old.serial), { revoked: { reason: 'keyCompromise' } }, 'seen by another instance');
+    t.is(code(await t.throwsAsync(store.revokeCertificate('0badc0de'))), 'ERR_STORE_ENTRY_NOT_FOUND');
+    const profile = await generateProfile({ store: other, template: 'exchange-smime', user: 'erin@example.com', data: { exchange: { host: 'mail.example.com' } } });
+    t.false(profile.encryptionSerials.includes(old.serial));
+    t.is(profile.encryptionSerials.length, 1);
+    const first = await store.createCrl();
+    const second = await other.createCrl();
+    if (!need(t, 'openssl')) return;
+    const dir = tmp(t);
+    const chain = await store.trustChain();
+    writeFileSync(join(dir, 'ca.pem'), [...chain.intermediates, ...chain.roots].map((c) => toPem(c)).join(''));
+    const numbers: bigint[] = [];
+    for (const [i, der] of [first, second].entries()) {
+      writeFileSync(join(dir, `crl${i}.der`), der);
+      const o = openssl(['crl', '-inform', 'DER', '-in', join(dir, `crl${i}.der`), '-CAfile', join(dir, 'ca.pem'), '-noout', '-text']);
+      t.is(o.status, 0, o.stderr.toString());
+      const text = o.stdout.toString();
+      t.regex(o.stderr.toString(), /verify OK/);
+      t.regex(text.replace(/\s+/g, ' '), new RegExp(`Serial Number: 0*${old.serial.toUpperCase()} Revocation Date: .* CRL Reason Code: Key Compromise`, 'i'));
+      numbers.push(BigInt(`0x${/X509v3 CRL Number:\s*(?:0x)?([0-9A-Fa-f]+)/.exec(text)![1]}`));
+    }
+    t.true(numbers[1]! > numbers[0]!, `CRL numbers grow: ${numbers.join(' then ')}`);
+  });
+
+  test(`${kind}: removeUser: with revoke our certificates are revoked (cessationOfOperation), outside ones retired; an unknown user is a typed error`, async (t) => {
+    const { store } = await make(t);
+    const dir = tmp(t);
+    const ca = outsideCa(dir);
+    const own = await store.issueCertificate({ user: 'bob@example.com', name: 'Bob', purpose: 'smime-signing' });
+    const outside = await store.importIdentity(readIdentity(readFileSync(ca.modern), { password: ca.password }), { user: 'bob@example.com', purpose: 'smime-encryption' });
+    const r = await store.removeUser('BOB@example.com', { revoke: true });
+    t.deepEqual(r.revoked.map((x) => x.serial), [own.serial]);
+    t.deepEqual(r.retired.map((x) => x.serial), [outside.record.serial]);
+    const after = await store.listCertificates({ user: 'bob@example.com' });
+    t.like(after.find((x) => x.serial === own.serial), { revoked: { reason: 'cessationOfOperation' } });
+    t.truthy(after.find((x) => x.serial === outside.record.serial)?.retired);
+    t.deepEqual(await store.removeUser('bob@example.com', { revoke: true }), { revoked: [], retired: [] }, 'again changes nothing');
+    t.is(code(await t.throwsAsync(store.removeUser('nobody@example.com'))), 'ERR_STORE_ENTRY_NOT_FOUND');
+    t.is(code(await t.throwsAsync(store.revokeCertificate(outside.record.serial))), 'ERR_CERT_INVALID', 'only the outside CA can revoke its certificate');
+  });
+
+  test(`${kind}: import of an openssl PFX: found by serial, fingerprint and prefix; again a no-op; for the other purpose dual-use; its chain goes into profiles`, async (t) => {
+    const { store } = await make(t);
+    const dir = tmp(t);
+    const ca = outsideCa(dir);
+    const bundle = readIdentity(readFileSync(ca.modern), { password: ca.password });
+    const first = await store.importIdentity({ ...bundle, chain: [] }, { user: 'bob@example.com', purpose: 'smime-signing' });
+    t.like(first, { duplicate: false, record: { source: 'imported', purpose: 'smime-signing', user: 'bob@example.com' } });
+    for (const q of [first.record.serial, first.record.fingerprint, first.record.fingerprint.slice(0, 10).toUpperCase(), first.record.serial.slice(0, 8)]) {
+      t.is((await store.findCertificate(q)).serial, first.record.serial, q);
+    }
+    t.is(code(await t.throwsAsync(store.findCertificate('0badc0de0badc0de'))), 'ERR_STORE_ENTRY_NOT_FOUND');
+    t.like(await store.importIdentity({ ...bundle, chain: [] }, { user: 'bob@example.com', purpose: 'smime-signing' }), { duplicate: true, added: { chain: 0 } });
+    const more = await store.importIdentity(bundle, { user: 'bob@example.com', purpose: 'smime-encryption', chain: readFileSync(ca.chain, 'utf8') });
+    t.like(more, { duplicate: true, added: { purpose: 'smime-encryption', chain: 2 }, record: { purpose: 'smime-signing', alsoPurpose: 'smime-encryption' } });
+    t.is((await store.listCertificates({ user: 'bob@example.com', purpose: 'smime-encryption' })).length, 1, 'listed for both purposes');
+    t.is((await store.issuerChain(first.record.serial)).length, 2);
+    const profile = await generateProfile({ store, template: 'exchange-smime', user: 'bob@example.com', data: { exchange: { host: 'mail.example.com' } }, sign: false });
+    const payloads = ((profile.plist as { PayloadContent: { PayloadType: string }[] }).PayloadContent).map((p) => p.PayloadType);
+    t.is(payloads.filter((p) => p === 'com.apple.security.pkcs12').length, 1, 'the dual-use identity once');
+    t.true(payloads.includes('com.apple.security.root') && payloads.includes('com.apple.security.pkcs1'), payloads.join(', '));
+  });
+
+  test(`${kind}: one-time links: created, peeked without use, consumed exactly once under concurrency${kind === 'memory' ? '' : ' from two instances'}, revoked, listed without tokens`, async (t) => {
+    const { store, reopen } = await make(t);
+    const other = reopen ? await reopen() : store;
+    const { token, link } = await store.links.create('alice@example.com', { ttlMs: 3_600_000, uses: 1 });
+    t.regex(token, /^[A-Za-z0-9_-]{22}$/);
+    t.like(await other.links.peek(token), { state: 'valid', link: { id: link.id, user: 'alice@example.com' } });
+    t.like(await other.links.peek(token), { state: 'valid' }, 'peeking uses nothing');
+    const attempts = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? other : store).links.consume(token)));
+    t.is(attempts.filter((a) => 'user' in a).length, 1, JSON.stringify(attempts));
+    t.true(attempts.every((a) => 'user' in a || a.state === 'used'));
+    t.deepEqual(await store.links.consume('A'.repeat(22)), { state: 'unknown' });
+    const second = await store.links.create('bob@example.com', { uses: 3 });
+    t.like(await other.links.revoke(second.link.id), { id: second.link.id });
+    t.deepEqual(await store.links.consume(second.token), { state: 'revoked' });
+    t.is(code(await t.throwsAsync(store.links.revoke('nope'))), 'ERR_STORE_ENTRY_NOT_FOUND');
+    const listed = await (reopen ? await reopen() : store).links.list();
+    t.deepEqual(listed.map((l) => l.id).sort(), [link.id, second.link.id].sort());
+    t.false(JSON.stringify(listed).includes(token), 'tokens are never stored');
+    t.is(code(await t.throwsAsync(store.links.create('not an address'))), 'ERR_INPUT_INVALID');
   });
 }

@@ -18,6 +18,7 @@ import {
   toPkcs12,
   verifyProfile,
   type CertificateStore,
+  type LifecycleStore,
   type ErrorCode,
   type GeneratedProfile,
   type InspectResult,
@@ -65,6 +66,13 @@ expectType<Equal<CertificateInput, string | Uint8Array | readonly (string | Uint
 export async function stores(key: KeyObject, cert: string): Promise<void> {
   const a: CertificateStore = await createMemoryStore();
   const b: CertificateStore = await openStore('./store', { passphrase: 'x' });
+  // The whole lifecycle is in the types of both stores: revocation, CRLs, links.
+  const la: LifecycleStore = await createMemoryStore({ pkiUrl: 'http://pki.example.com' });
+  const lb: LifecycleStore = await openStore('./store', { passphrase: 'x' });
+  await la.revokeCertificate('01', 'keyCompromise');
+  await lb.links.consume('token');
+  // @ts-expect-error not a revocation reason
+  await la.revokeCertificate('01', 'bored');
   const signer: Signer = keySigner({ key, certificate: cert });
   // A cloud KMS: any object with the certificate, the chain and an async sign.
   const kms: Signer = { certificate: new Uint8Array(), chain: [], keyType: 'ec', sign: async (d: Uint8Array) => d };

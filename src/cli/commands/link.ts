@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { LinkBook, linkState } from '../../server/links.js';
+import { linkState } from '../../server/links.js';
 import { parseDuration } from '../../util/duration.js';
 import { openStoreFromArgs, templateArg, templateValues, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { InputInvalid } from '../../errors.js';
@@ -53,7 +53,7 @@ export function linkCommand(ctx: Context): CommandModule<object, object> {
               // The profile the link will serve, made now without signing: a missing variable or certificate shows here.
               await generateProfile({ store, template, user: args.user, data, sign: false });
             }
-            const { token, link } = await new LinkBook(store.dir).create(args.user, { ttlMs: parseDuration(args.ttl, 'ttl'), uses: args.uses });
+            const { token, link } = await store.links.create(args.user, { ttlMs: parseDuration(args.ttl, 'ttl'), uses: args.uses });
             const url = `${args.baseUrl.replace(/\/+$/, '')}/p/${token}`;
             if (args.json) printJson(ctx.io, { url, id: link.id, user: link.user, expires: link.expires, uses: link.usesLeft });
             else ctx.io.stdout.write(url + '\n');
@@ -66,7 +66,7 @@ export function linkCommand(ctx: Context): CommandModule<object, object> {
           handler: async (args) => {
             const store = await openStoreFromArgs(args, ctx.io, false);
             const now = new Date();
-            const rows = (await new LinkBook(store.dir).list()).map((l) => ({ id: l.id, user: l.user, state: linkState(l, now), expires: l.expires, usesLeft: l.usesLeft }));
+            const rows = (await store.links.list()).map((l) => ({ id: l.id, user: l.user, state: linkState(l, now), expires: l.expires, usesLeft: l.usesLeft }));
             if (args.json) return printJson(ctx.io, rows);
             printTable(ctx.io, ['ID', 'USER', 'STATE', 'EXPIRES', 'USES LEFT'], rows.map((r) => [r.id, r.user, r.state, r.expires.slice(0, 16), String(r.usesLeft)]));
           },
@@ -77,7 +77,7 @@ export function linkCommand(ctx: Context): CommandModule<object, object> {
           builder: (yy: Argv) => storeOptions(yy).positional('id', { type: 'string', describe: 'the id from link list' }).example('$0 link revoke 3fa0643c1347 --store ./store', 'stop a link') as unknown as Argv<StoreArgs & { id: string }>,
           handler: async (args) => {
             const store = await openStoreFromArgs(args, ctx.io, false);
-            const l = await new LinkBook(store.dir).revoke(args.id);
+            const l = await store.links.revoke(args.id);
             note(ctx.io, `Revoked link ${l.id} for ${l.user}`);
           },
         })

@@ -8,7 +8,6 @@ import { generateKeyPair } from '../../certs/keys.js';
 import { toPem } from '../../certs/pem.js';
 import { createCertificate, EKU } from '../../certs/x509.js';
 import { createProfileHandler } from '../../server/handler.js';
-import { LinkBook } from '../../server/links.js';
 import { createPkiHandler } from '../../pki/handler.js';
 import { validity } from '../../certs/issue.js';
 import { publicationFor } from '../../certs/publication.js';
@@ -128,7 +127,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
         const profiles = createProfileHandler({
           store,
           signer,
-          links: new LinkBook(store.dir),
+          links: store.links,
           template,
           data,
           rateLimit: args.rateLimit,
