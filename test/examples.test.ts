@@ -52,7 +52,7 @@ test('generate-and-sign: a memory store, a generated and a signed profile, a tam
   }
 });
 
-test('bring-your-own-store: the SQLite store is created, reused, and refuses a wrong passphrase in one line', (t) => {
+test('bring-your-own-store: the SQLite store is created, reused, revokes (openssl crl verifies its CRL), and refuses a wrong passphrase in one line', (t) => {
   const out = tmp(t);
   const first = run('bring-your-own-store/main.ts', [out], { STORE_PASSPHRASE: 'example-passphrase' });
   t.is(first.status, 0, first.stderr);
@@ -60,6 +60,18 @@ test('bring-your-own-store: the SQLite store is created, reused, and refuses a w
   const again = run('bring-your-own-store/main.ts', [out], { STORE_PASSPHRASE: 'example-passphrase' });
   t.is(again.status, 0, again.stderr);
   t.regex(again.stdout, /1 encryption identities/, 'reused: no new certificates');
+  // Revocation: the old encryption certificate leaves the profile and is on a CRL openssl verifies.
+  const revoke = run('bring-your-own-store/main.ts', [out, 'revoke'], { STORE_PASSPHRASE: 'example-passphrase' });
+  t.is(revoke.status, 0, revoke.stderr);
+  const serial = /revoked ([0-9a-f]+) \(keyCompromise\); crl\.der lists it/.exec(revoke.stdout)?.[1];
+  t.truthy(serial, revoke.stdout);
+  t.regex(revoke.stdout, /signed and verified, 1 encryption identities/, 'the revoked one is left out, the new one in');
+  if (need(t, 'openssl')) {
+    const crl = openssl(['crl', '-inform', 'DER', '-in', join(out, 'crl.der'), '-CAfile', join(out, 'ca.pem'), '-noout', '-text']);
+    t.is(crl.status, 0, crl.stderr.toString());
+    t.regex(crl.stderr.toString(), /verify OK/);
+    t.regex(crl.stdout.toString().replace(/\s+/g, ' '), new RegExp(`Serial Number: 0*${serial!.toUpperCase()} Revocation Date: .* CRL Reason Code: Key Compromise`, 'i'));
+  }
   const wrong = run('bring-your-own-store/main.ts', [out], { STORE_PASSPHRASE: 'wrong' });
   t.is(wrong.status, 1);
   t.is(wrong.stderr.trim(), 'error: The passphrase is wrong [ERR_KEY_PASSPHRASE]');

@@ -1,13 +1,15 @@
 /**
- * Generates a signed profile from the SQLite store in ./sqlite-store.ts.
+ * Generates a signed profile from the SQLite store in ./sqlite-store.ts; with `revoke`, first
+ * revokes Alice's encryption certificate (key compromise), issues her a new one, and writes the
+ * CRL that lists the old one.
  *
- *   node --import tsx examples/bring-your-own-store/main.ts OUT_DIR
+ *   node --import tsx examples/bring-your-own-store/main.ts OUT_DIR [revoke]
  *
  * The passphrase comes from STORE_PASSPHRASE (a secret manager in real life), never from argv.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateProfile, isProfilesmithError, verifyProfile } from 'profilesmith';
+import { generateProfile, isProfilesmithError, toPem, verifyProfile } from 'profilesmith';
 import { SqliteStore } from './sqlite-store.js';
 
 const out = process.argv[2] ?? '.';
@@ -27,6 +29,15 @@ try {
   if ((await store.listCertificates({ user: 'alice@example.com' })).length === 0) {
     await store.issueCertificate({ user: 'alice@example.com', name: 'Alice Example', purpose: 'smime-signing' });
     await store.issueCertificate({ user: 'alice@example.com', name: 'Alice Example', purpose: 'smime-encryption' });
+  }
+  if (process.argv[3] === 'revoke') {
+    const current = (await store.listCertificates({ user: 'alice@example.com', purpose: 'smime-encryption' })).filter((r) => !r.revoked).at(-1)!;
+    const r = await store.revokeCertificate(current.serial, 'keyCompromise');
+    await store.issueCertificate({ user: 'alice@example.com', name: 'Alice Example', purpose: 'smime-encryption' });
+    const chain = await store.trustChain();
+    await writeFile(join(out, 'crl.der'), await store.createCrl());
+    await writeFile(join(out, 'ca.pem'), [...chain.intermediates, ...chain.roots].map((c) => toPem(c)).join(''));
+    console.log(`revoked ${r.serial} (${r.revoked.reason}); crl.der lists it`);
   }
   const profile = await generateProfile({
     store,

@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { initStore } from '../../src/store/fs-store.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
-import { BIN, cli, tmp } from '../helpers/tools.js';
+import { BIN, cli, ROOT, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 
@@ -66,4 +66,40 @@ test('Ctrl-C in a batch: rows in flight finish, the run record holds them, a sum
   t.is(rerun.status, 0, rerun.stderr);
   t.like(JSON.parse(rerun.stdout), { generated: 12 - done, unchanged: done, failed: 0, interrupted: false });
   t.is(profiles().length, 12);
+});
+
+test('runBatch with an AbortSignal: aborted after the first row, the rows in flight finish whole, the run record holds exactly the files, the summary says interrupted', async (t) => {
+  // The built package, as a vendor runs it: its worker threads are the built .js files.
+  const { runBatch } = (await import(join(ROOT, 'dist', 'index.js'))) as typeof import('../../src/index.js');
+  const { parseProfile } = await import('../../src/profile/parse.js');
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  await initStore(storeDir, { organization: 'Example Corp', passphrase: PASSPHRASE, kdfCost: 14 });
+  const emails = Array.from({ length: 40 }, (_, i) => `row${String(i + 1).padStart(2, '0')}@example.com`);
+  writeFileSync(join(dir, 'users.csv'), ['email', ...emails].join('\n') + '\n');
+  for (const purpose of ['smime-signing', 'smime-encryption']) {
+    t.is(cli(['cert', 'issue-batch', '--store', storeDir, '--users', 'users.csv', '--purpose', purpose], { cwd: dir, env }).status, 0);
+  }
+  const controller = new AbortController();
+  const summary = await runBatch({
+    storeDir,
+    passphrase: PASSPHRASE,
+    template: 'exchange-smime',
+    usersFile: join(dir, 'users.csv'),
+    outDir: join(dir, 'out'),
+    sets: { 'exchange.host': 'h.example.com' },
+    jobs: 1,
+    signal: controller.signal,
+    // Aborted when the first row is done: whatever else was handed out finishes; nothing new starts.
+    onProgress: () => controller.abort(),
+  });
+  t.true(summary.interrupted);
+  t.true(summary.done >= 1 && summary.done < 40, `done: ${summary.done}`);
+  t.is(summary.generated, summary.done);
+  const files = readdirSync(join(dir, 'out')).filter((f) => f.endsWith('.mobileconfig'));
+  t.is(files.length, summary.done);
+  t.deepEqual(readdirSync(join(dir, 'out')).filter((f) => f.startsWith('.tmp')), [], 'no half-written file');
+  for (const f of files) t.notThrows(() => parseProfile(readFileSync(join(dir, 'out', f))), f);
+  const record = JSON.parse(readFileSync(join(dir, 'out', '.profilesmith-batch.json'), 'utf8')) as { entries: Record<string, string> };
+  t.deepEqual(Object.keys(record.entries).sort(), files.map((f) => f.replace(/\.mobileconfig$/, '')).sort());
 });
