@@ -301,7 +301,7 @@ export async function initStore(dir: string, options: InitStoreOptions): Promise
     if (err instanceof StoreExists || err instanceof StoreIOError) throw err;
     throw ioError(root, 'create', err);
   }
-  return new FileStore(root, meta, key, now);
+  return FileStore.create(root, meta, key, now);
 }
 
 /**
@@ -321,7 +321,7 @@ export async function openStore(dir: string, options: OpenStoreOptions = {}): Pr
     if (code === 'ENOENT' || code === 'ENOTDIR') throw new StoreNotInitialized(root);
     throw ioError(path, 'read', err);
   }
-  const store = new FileStore(root, parseMeta(text, path), undefined, options.now ?? (() => new Date()), options.durable ?? true);
+  const store = FileStore.create(root, parseMeta(text, path), undefined, options.now ?? (() => new Date()), options.durable ?? true);
   if (options.passphrase !== undefined) await store.unlock(options.passphrase);
   return store;
 }
@@ -345,8 +345,8 @@ export class FileStore implements LifecycleStore {
   /** OCSP responders by CA slug, kept while they have more than half their validity left. */
   #responders = new Map<string, Promise<ResponderIdentity>>();
 
-  /** @internal */
-  constructor(
+  /** Use {@link openStore} or {@link initStore}: the constructor is not part of the API. */
+  private constructor(
     readonly dir: string,
     meta: StoreMeta,
     key: Buffer | undefined,
@@ -357,6 +357,11 @@ export class FileStore implements LifecycleStore {
     this.#index = new RecordIndex(dir);
     this.#meta = meta;
     this.#key = key;
+  }
+
+  /** @internal What openStore and initStore call. */
+  static create(dir: string, meta: StoreMeta, key: Buffer | undefined, now: () => Date, durable = true): FileStore {
+    return new FileStore(dir, meta, key, now, durable);
   }
 
   /** Checks the passphrase and keeps the derived key for this instance. */

@@ -68,13 +68,18 @@ export class MemoryStore implements LifecycleStore {
   readonly links: MemoryLinks;
   readonly pkiUrl: string | undefined;
 
-  /** @internal */
-  constructor(organization: string, ca: CertificateAuthority, now: () => Date, pkiUrl?: string) {
+  /** Use {@link createMemoryStore}: the constructor is not part of the API. */
+  private constructor(organization: string, ca: CertificateAuthority, now: () => Date, pkiUrl?: string) {
     this.organization = organization;
     this.#ca = ca;
     this.#now = now;
     this.links = new MemoryLinks(now);
     this.pkiUrl = pkiUrl;
+  }
+
+  /** @internal What createMemoryStore calls. */
+  static create(organization: string, ca: CertificateAuthority, now: () => Date, pkiUrl?: string): MemoryStore {
+    return new MemoryStore(organization, ca, now, pkiUrl);
   }
 
   async findCertificate(serialOrFingerprint: string): Promise<CertificateRecord> {
@@ -232,5 +237,5 @@ export async function createMemoryStore(options: MemoryStoreOptions = {}): Promi
   const organization = options.organization ?? 'Example Corp';
   const now = options.now ?? (() => new Date());
   const ca = options.ca ?? (await createCertificateAuthority({ organization, now }));
-  return new MemoryStore(organization, ca, now, options.pkiUrl ? checkPkiUrl(options.pkiUrl) : undefined);
+  return MemoryStore.create(organization, ca, now, options.pkiUrl ? checkPkiUrl(options.pkiUrl) : undefined);
 }

@@ -5,6 +5,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import {
+  FileStore,
   createMemoryStore,
   errors,
   generateProfile,
@@ -73,6 +74,13 @@ export async function stores(key: KeyObject, cert: string): Promise<void> {
   await lb.links.consume('token');
   // @ts-expect-error not a revocation reason
   await la.revokeCertificate('01', 'bored');
+  // @ts-expect-error stores are made by openStore, initStore and createMemoryStore, not by their constructors
+  new FileStore();
+  const fileStore = await openStore('./store', { passphrase: 'x' });
+  // @ts-expect-error the store key is not in the types (stripInternal)
+  fileStore.derivedKey();
+  // @ts-expect-error nor is unlocking with a raw key
+  fileStore.unlockWithKey(new Uint8Array(32));
   const signer: Signer = keySigner({ key, certificate: cert });
   // A cloud KMS: any object with the certificate, the chain and an async sign.
   const kms: Signer = { certificate: new Uint8Array(), chain: [], keyType: 'ec', sign: async (d: Uint8Array) => d };
