@@ -4,6 +4,7 @@
  *
  * @module decrypt
  */
+import { toCertificates } from '../certs/pem.js';
 import type { KeyObject } from 'node:crypto';
 import { build } from 'plist';
 import { openEnvelope } from '../cms/envelope.js';
@@ -15,12 +16,12 @@ import { parseProfile } from './parse.js';
  * Gives back the plain XML profile of an encrypted one (signed or not), for testing and support.
  * @throws ERR_PROFILE_PARSE, ERR_INPUT_INVALID (not encrypted to that key)
  */
-export function decryptProfile(bytes: Uint8Array, key: KeyObject, certificate?: Buffer): string {
+export function decryptProfile(bytes: Uint8Array, key: KeyObject, certificate?: string | Uint8Array): string {
   const parsed = parseProfile(bytes);
   const top = parsed.plist as Record<string, unknown>;
   const data = top?.EncryptedPayloadContent;
   if (!(data instanceof Uint8Array)) throw new ProfileParseError('The profile is not encrypted');
-  const inner = openEnvelope(data, key, certificate);
+  const inner = openEnvelope(data, key, certificate === undefined ? undefined : toCertificates(certificate, 'certificate')[0]);
   // The decrypted plist may be XML or binary; bring it to XML text.
   const innerXml = inner.subarray(0, 8).toString('latin1') === 'bplist00' ? build(parseProfile(inner).plist as never) : inner.toString('utf8');
   const array = /<plist[^>]*>([\s\S]*)<\/plist>/.exec(innerXml)?.[1]?.trim();

@@ -19,7 +19,7 @@ export interface LintOptions {
   /** Rule ids to leave out (see LINT_RULES). */
   ignore?: string[];
   /** Decrypt an encrypted profile with the device's key (and certificate, to pick its recipient) and lint its payloads. */
-  decrypt?: { key: KeyObject; certificate?: Buffer };
+  decrypt?: { key: KeyObject; certificate?: string | Uint8Array };
   /** The platform to judge availability for. Default: the profile's TargetDeviceType. */
   target?: Target;
 }

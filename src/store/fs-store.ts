@@ -1066,7 +1066,7 @@ export class FileStore implements LifecycleStore {
    * previous signer is revoked (superseded).
    * @throws ERR_CERT_INVALID for an expired certificate, a CA certificate, or one without digitalSignature
    */
-  async importSigner(bundle: IdentityBundle, options: { chain?: Buffer[] } = {}): Promise<{ previous: string; serial: string; warnings: string[] }> {
+  async importSigner(bundle: IdentityBundle, options: { chain?: CertificateInput } = {}): Promise<{ previous: string; serial: string; warnings: string[] }> {
     const key = this.requireKey('import a signer');
     const info = await describeCertificate(bundle.certificate);
     const now = this.now();
@@ -1079,7 +1079,7 @@ export class FileStore implements LifecycleStore {
       warnings.push('No emailProtection EKU: iOS accepts the signer, but `openssl cms -verify` needs `-purpose any` for it');
     }
     const fp = info.fingerprint;
-    const chain = [...bundle.chain, ...(options.chain ?? [])].filter((der, i, all) => fingerprint(der) !== fp && all.findIndex((d) => d.equals(der)) === i);
+    const chain = [...bundle.chain, ...(options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true }))].filter((der, i, all) => fingerprint(der) !== fp && all.findIndex((d) => d.equals(der)) === i);
     const serial = normalizeSerial(info.serial);
     return this.write(async () => {
       const meta = this.#meta;
