@@ -103,3 +103,19 @@ test('runBatch with an AbortSignal: aborted after the first row, the rows in fli
   const record = JSON.parse(readFileSync(join(dir, 'out', '.profilesmith-batch.json'), 'utf8')) as { entries: Record<string, string> };
   t.deepEqual(Object.keys(record.entries).sort(), files.map((f) => f.replace(/\.mobileconfig$/, '')).sort());
 });
+
+test('issueBatch with an AbortSignal: no key is started after the abort, the keys being made are stored, and a rerun issues the rest', async (t) => {
+  const { issueBatch } = await import('../../src/batch/issue-batch.js');
+  const { createMemoryStore } = await import('../../src/store/memory-store.js');
+  const dir = tmp(t);
+  writeFileSync(join(dir, 'users.csv'), ['email', ...Array.from({ length: 12 }, (_, i) => `k${i}@example.com`)].join('\n') + '\n');
+  const store = await createMemoryStore();
+  const controller = new AbortController();
+  const first = await issueBatch({ store, usersFile: join(dir, 'users.csv'), purpose: 'smime-signing', jobs: 1, signal: controller.signal, onProgress: () => controller.abort() });
+  t.true(first.interrupted);
+  t.true(first.done >= 1 && first.done < 12, `done: ${first.done}`);
+  t.is((await store.listCertificates()).length, first.generated);
+  const rest = await issueBatch({ store, usersFile: join(dir, 'users.csv'), purpose: 'smime-signing', jobs: 2 });
+  t.like(rest, { interrupted: false, generated: 12 - first.generated, existing: first.generated });
+  t.is((await store.listCertificates()).length, 12);
+});
