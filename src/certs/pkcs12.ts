@@ -24,7 +24,18 @@ const OID = {
   sha1: '1.3.14.3.2.26',
 } as const;
 
+/** OpenSSL's default, for a password a person chose (`cert export --format p12`). */
 const ITERATIONS = 2048;
+
+/**
+ * The count for the PKCS#12 inside a profile, whose password is {@link randomPassword}'s
+ * ~140 random bits. The count multiplies an attacker's work per guess by itself: 2048 adds 11
+ * bits to 140, which changes nothing, while costing every identity four 2048-round SHA-1
+ * chains (about 2 ms in JavaScript, the largest cost of a first batch). iOS reads any count
+ * (Security's p12import.c has no minimum and takes an absent MAC count as 1), as OpenSSL does.
+ * 16 rather than 1, because 1 is the value some decoders treat as "absent".
+ */
+export const RANDOM_PASSWORD_ITERATIONS = 16;
 
 /** RFC 7292 password encoding: BMPString, big-endian, with a two-byte terminator. */
 export function pkcs12Password(password: string): Buffer {
@@ -93,6 +104,11 @@ export interface ToPkcs12Options {
   friendlyName?: string;
   /** Source of salts. Default: crypto.randomBytes. Inject only for reproducible test vectors. */
   random?: (size: number) => Buffer;
+  /**
+   * KDF and MAC iterations, 1 to 100,000. Default: 2048 (OpenSSL's), for a password a person
+   * chose. A long random password needs no more than {@link RANDOM_PASSWORD_ITERATIONS}.
+   */
+  iterations?: number;
 }
 
 /**
@@ -110,15 +126,17 @@ export function toPkcs12(certificate: Uint8Array, privateKey: KeyObject, options
     ...(options.friendlyName ? [seq(oid(OID.friendlyName), setOf(bmpString(options.friendlyName)))] : []),
   );
 
+  const iterations = options.iterations ?? ITERATIONS;
+  if (!Number.isInteger(iterations) || iterations < 1 || iterations > 100_000) throw new InputInvalid('iterations', 'PKCS#12 iterations must be a whole number from 1 to 100,000');
   const random = options.random ?? randomBytes;
   const keySalt = random(8);
-  const key = pkcs12Kdf(pw, keySalt, 1, ITERATIONS, 24);
-  const iv = pkcs12Kdf(pw, keySalt, 2, ITERATIONS, 8);
+  const key = pkcs12Kdf(pw, keySalt, 1, iterations, 24);
+  const iv = pkcs12Kdf(pw, keySalt, 2, iterations, 8);
   const cipher = createCipheriv('des-ede3-cbc', key, iv);
   const encryptedKey = Buffer.concat([cipher.update(privateKeyDer(privateKey)), cipher.final()]);
   const keyBag = seq(
     oid(OID.keyBag),
-    explicit(0, seq(seq(oid(OID.pbeSha1TripleDes), seq(octets(keySalt), int(ITERATIONS))), octets(encryptedKey))),
+    explicit(0, seq(seq(oid(OID.pbeSha1TripleDes), seq(octets(keySalt), int(iterations))), octets(encryptedKey))),
     attrs,
   );
   const certBag = seq(
@@ -130,12 +148,12 @@ export function toPkcs12(certificate: Uint8Array, privateKey: KeyObject, options
   const authSafe = seq(dataInfo(seq(certBag)), dataInfo(seq(keyBag)));
 
   const macSalt = random(8);
-  const macKey = pkcs12Kdf(pw, macSalt, 3, ITERATIONS, 20);
+  const macKey = pkcs12Kdf(pw, macSalt, 3, iterations, 20);
   const mac = createHmac('sha1', macKey).update(authSafe).digest();
   return seq(
     int(3),
     dataInfo(authSafe),
-    seq(seq(seq(oid(OID.sha1), Buffer.from([0x05, 0x00])), octets(mac)), octets(macSalt), int(ITERATIONS)),
+    seq(seq(seq(oid(OID.sha1), Buffer.from([0x05, 0x00])), octets(mac)), octets(macSalt), int(iterations)),
   );
 }
 

@@ -37,6 +37,29 @@ test('our PKCS#12 opens in openssl with a non-ASCII password, in the iOS form, a
   t.regex(r.stderr.toString(), /Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 2048/);
 });
 
+test('a profile\'s PKCS#12 (a random password) uses 16 iterations and opens in openssl; a chosen password keeps 2048; out-of-range counts are refused', async (t) => {
+  const { createMemoryStore } = await import('../../src/store/memory-store.js');
+  const { generateProfile } = await import('../../src/profile/generate.js');
+  const store = await createMemoryStore();
+  await store.issueCertificate({ user: 'alice@example.com', name: 'Alice', purpose: 'smime-signing' });
+  const p = await generateProfile({ store, template: 'smime-identities', user: 'alice@example.com', sign: false, embedPkcs12Passwords: false });
+  const payload = (p.plist as { PayloadContent: { PayloadType: string; PayloadContent: Uint8Array }[] }).PayloadContent.find((x) => x.PayloadType === 'com.apple.security.pkcs12')!;
+  const password = p.passwords[0]!.password;
+  const back = readPkcs12(Buffer.from(payload.PayloadContent), password);
+  t.is(back.keys.length, 1);
+  const id = fixture('alice-signing');
+  for (const bad of [0, 1.5, 100_001]) t.throws(() => toPkcs12(id.certificate, id.privateKey, { password: 'x', iterations: bad }), { code: 'ERR_INPUT_INVALID' });
+  if (!need(t, 'openssl')) return;
+  const dir = tmp(t);
+  writeFileSync(join(dir, 'p.p12'), payload.PayloadContent);
+  writeFileSync(join(dir, 'pw'), password);
+  const r = openssl(['pkcs12', '-in', join(dir, 'p.p12'), '-info', '-nodes', '-passin', `file:${join(dir, 'pw')}`]);
+  t.is(r.status, 0, r.stderr.toString());
+  t.regex(r.stderr.toString(), /MAC: sha1, Iteration 16\n/);
+  t.regex(r.stderr.toString(), /Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 16\n/);
+  t.regex(r.stdout.toString(), /BEGIN PRIVATE KEY/);
+});
+
 test('random passwords are 24 characters from the unambiguous alphabet', (t) => {
   const seen = new Set<string>();
   for (let i = 0; i < 200; i++) {
