@@ -3,6 +3,7 @@
 // Not a test. Writes bench/results/latest.json.
 //
 //   BENCH_USERS=1000,10000 npm run bench      (default; BENCH_QUICK=1 runs 200 and 1000)
+//   BENCH_COLD=600,10000                      (first batches: every identity's PKCS#12 built)
 import { spawnSync } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,7 +21,8 @@ process.env[PASS_ENV] ??= 'bench store passphrase';
 const passphrase = process.env[PASS_ENV];
 const quick = process.env.BENCH_QUICK === '1';
 const sizes = (process.env.BENCH_USERS ?? (quick ? '200,1000' : '1000,10000')).split(',').map(Number);
-const maxUsers = Math.max(...sizes);
+const coldSizes = (process.env.BENCH_COLD ?? (quick ? '200,1000' : '600,10000')).split(',').map(Number);
+const maxUsers = Math.max(...sizes, ...coldSizes);
 const jobs = availableParallelism();
 const log = (...a) => console.error(...a);
 const f = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
@@ -52,7 +54,7 @@ if (!existsSync(ready)) {
   await Promise.all(workers);
   writeFileSync(ready, new Date().toISOString());
 }
-for (const n of sizes) {
+for (const n of new Set([1, ...sizes, ...coldSizes])) {
   writeFileSync(join(CACHE, `users-${n}.csv`), 'email\n' + Array.from({ length: n }, (_, i) => `user${i}@example.com`).join('\n') + '\n');
 }
 
@@ -86,11 +88,15 @@ const signerKeyObject = await store.checkKey('signer/key');
 writeFileSync(join(CACHE, 'signer.key'), signerKeyObject.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: keyPass }), { mode: 0o600 });
 writeFileSync(join(CACHE, 'signer.pem'), readFileSync(join(storeDir, 'signer', 'cert.pem')));
 writeFileSync(join(CACHE, 'chain.pem'), readFileSync(join(storeDir, 'ca', 'intermediate.pem')));
-function opensslLoopRate() {
-  log('openssl smime -sign loop...');
+// The unencrypted-key loop, the faster and harder baseline: the key reaches openssl on its
+// stdin (-inkey /dev/stdin), so it is never on disk unencrypted.
+const plainKeyPem = signerKeyObject.export({ type: 'pkcs8', format: 'pem' });
+function opensslLoopRate(plainKey = false) {
+  log(`openssl smime -sign loop (${plainKey ? 'unencrypted' : 'encrypted'} key)...`);
+  const key = plainKey ? ['-inkey', '/dev/stdin'] : ['-inkey', join(CACHE, 'signer.key'), '-passin', 'env:BENCH_KEY_PASS'];
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < sample.length; i++) {
-    const r = spawnSync('openssl', ['smime', '-sign', '-signer', join(CACHE, 'signer.pem'), '-inkey', join(CACHE, 'signer.key'), '-passin', 'env:BENCH_KEY_PASS', '-certfile', join(CACHE, 'chain.pem'), '-nodetach', '-binary', '-outform', 'der', '-md', 'sha256', '-in', join(plistDir, `${i}.xml`), '-out', join(plistDir, `${i}.der`)]);
+    const r = spawnSync('openssl', ['smime', '-sign', '-signer', join(CACHE, 'signer.pem'), ...key, '-certfile', join(CACHE, 'chain.pem'), '-nodetach', '-binary', '-outform', 'der', '-md', 'sha256', '-in', join(plistDir, `${i}.xml`), '-out', join(plistDir, `${i}.der`)], plainKey ? { input: plainKeyPem } : {});
     if (r.status !== 0) throw new Error(r.stderr.toString());
   }
   return sample.length / (Number(process.hrtime.bigint() - t0) / 1e9);
@@ -144,11 +150,20 @@ function batch(n) {
   if (res.summary.failed) throw new Error(`batch failed: ${JSON.stringify(res.summary.failures)}`);
   return { users: n, wallSeconds: wall, profilesPerSecond: n / wall, msPerProfile: (wall * 1000) / n, maxRssMB: res.maxRssMB };
 }
+/** A batch's rate with its start-up taken out: a one-user batch just before times the start-up. */
+function net(run, startup) {
+  const seconds = Math.max(run.wallSeconds - startup.wallSeconds, 1e-3);
+  return { ...run, startupSeconds: startup.wallSeconds, netProfilesPerSecond: run.users / seconds, netMsPerProfile: (seconds * 1000) / run.users };
+}
 const runs = {};
 log('batch runs...');
-clearPkcs12Cache(sizes[0]);
-runs.cold = batch(sizes[0]);
-log(`  cold ${sizes[0]}: ${runs.cold.profilesPerSecond.toFixed(0)}/s`);
+// A first batch after issuance (the store has no PKCS#12 cached for these users yet).
+function coldBatch(n) {
+  clearPkcs12Cache(maxUsers);
+  const startup = batch(1);
+  clearPkcs12Cache(maxUsers);
+  return net(batch(n), startup);
+}
 for (const n of sizes) batch(n); // fills the cache for these users
 
 // Rounds: each measures the two baselines, the warm batches, and the baselines again, back to
@@ -161,14 +176,29 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rounds = [];
 for (let r = 0; r < ROUNDS; r++) {
   log(`round ${r + 1}/${ROUNDS}`);
-  const before = { opensslLoop: opensslLoopRate(), mobileconfig: await mobileconfigSignRate() };
-  const warm = {};
-  for (const n of sizes) {
-    warm[n] = batch(n);
-    log(`  warm ${n}: ${warm[n].profilesPerSecond.toFixed(0)}/s, peak RSS ${warm[n].maxRssMB.toFixed(0)} MB`);
+  const before = { opensslLoop: opensslLoopRate(), plainLoop: opensslLoopRate(true), mobileconfig: await mobileconfigSignRate() };
+  const cold = {};
+  for (const n of coldSizes) {
+    cold[n] = coldBatch(n);
+    log(`  cold ${n}: ${cold[n].netProfilesPerSecond.toFixed(0)}/s without its start-up (${cold[n].startupSeconds.toFixed(2)} s), peak RSS ${cold[n].maxRssMB.toFixed(0)} MB`);
   }
-  const after = { opensslLoop: opensslLoopRate(), mobileconfig: await mobileconfigSignRate() };
-  const round = { opensslLoop: (before.opensslLoop + after.opensslLoop) / 2, mobileconfig: (before.mobileconfig + after.mobileconfig) / 2, before, after, warm };
+  for (const n of sizes) batch(n); // the cold runs left their users cached; the others' caches stay
+  const warm = {};
+  const warmStartup = batch(1);
+  for (const n of sizes) {
+    warm[n] = net(batch(n), warmStartup);
+    log(`  warm ${n}: ${warm[n].profilesPerSecond.toFixed(0)}/s (${warm[n].netProfilesPerSecond.toFixed(0)}/s without start-up), peak RSS ${warm[n].maxRssMB.toFixed(0)} MB`);
+  }
+  const after = { opensslLoop: opensslLoopRate(), plainLoop: opensslLoopRate(true), mobileconfig: await mobileconfigSignRate() };
+  const round = {
+    opensslLoop: (before.opensslLoop + after.opensslLoop) / 2,
+    plainLoop: (before.plainLoop + after.plainLoop) / 2,
+    mobileconfig: (before.mobileconfig + after.mobileconfig) / 2,
+    before,
+    after,
+    cold,
+    warm,
+  };
   const big = round.warm[sizes[sizes.length - 1]];
   const small = round.warm[sizes[0]];
   round.ratios = {
@@ -177,6 +207,10 @@ for (let r = 0; r < ROUNDS; r++) {
     warmBatchVsOpensslLoop: small.profilesPerSecond / round.opensslLoop,
     warmBatchVsMobileconfig: small.profilesPerSecond / round.mobileconfig,
     msPerProfileLargeVsSmall: big.msPerProfile / small.msPerProfile,
+    // Issue 19's targets: against the unencrypted-key loop, start-up taken out.
+    ...Object.fromEntries(coldSizes.map((n) => [`cold${n}VsPlainLoop`, round.cold[n].netProfilesPerSecond / round.plainLoop])),
+    largestWarmBatchVsPlainLoop: big.netProfilesPerSecond / round.plainLoop,
+    netMsPerProfileLargeVsSmall: big.netMsPerProfile / small.netMsPerProfile,
   };
   log(`  ratios: ${f(round.ratios.largestWarmBatchVsOpensslLoop)} × openssl loop, ${f(round.ratios.largestWarmBatchVsMobileconfig)} × mobileconfig`);
   rounds.push(round);
@@ -185,8 +219,10 @@ for (let r = 0; r < ROUNDS; r++) {
 const byRatio = [...rounds].sort((a, b) => a.ratios.largestWarmBatchVsMobileconfig - b.ratios.largestWarmBatchVsMobileconfig);
 const mid = byRatio[Math.floor(byRatio.length / 2)];
 for (const n of sizes) runs[`warm${n}`] = mid.warm[n];
+for (const n of coldSizes) runs[`cold${n}`] = mid.cold[n];
 
 const opensslLoop = median(rounds.map((r) => r.opensslLoop));
+const plainLoop = median(rounds.map((r) => r.plainLoop));
 const mobileconfigRate = median(rounds.map((r) => r.mobileconfig));
 
 // signProfile against openssl speed, interleaved in 1-second slices so that both see the same
@@ -216,6 +252,7 @@ const result = {
   machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, jobs },
   opensslSpeedRsa2048SignPerSecond: limit,
   opensslSmimeLoopProfilesPerSecond: opensslLoop,
+  opensslSmimeUnencryptedKeyLoopProfilesPerSecond: plainLoop,
   mobileconfigSignProfilesPerSecond: mobileconfigRate,
   librarySignPerSecond: librarySign,
   librarySignPairs: pairs,
@@ -223,26 +260,26 @@ const result = {
   // The median round's ratios (each round's baselines against its own batches), with the range.
   ratios: {
     ...mid.ratios,
-    coldBatchVsOpensslLoop: runs.cold.profilesPerSecond / opensslLoop,
-    coldBatchVsMobileconfig: runs.cold.profilesPerSecond / mobileconfigRate,
     librarySignVsOpensslSpeed: librarySignRatio,
     librarySignVsOpensslSpeedBest: librarySignBestRatio,
   },
   ratioRanges: Object.fromEntries(Object.keys(mid.ratios).map((k) => [k, [Math.min(...rounds.map((r) => r.ratios[k])), Math.max(...rounds.map((r) => r.ratios[k]))]])),
   rounds,
-  peakRssMB: Math.max(runs.cold.maxRssMB, ...rounds.flatMap((r) => Object.values(r.warm).map((w) => w.maxRssMB))),
+  peakRssMB: Math.max(...rounds.flatMap((r) => [...Object.values(r.cold), ...Object.values(r.warm)].map((w) => w.maxRssMB))),
 };
 mkdirSync(RESULTS, { recursive: true });
 writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
 console.log(`machine: ${result.machine.cpus} × ${result.machine.model}, Node ${process.version}, ${jobs} jobs
 openssl speed rsa2048 (1 core):      ${f(limit)} sign/s
 openssl smime -sign loop:            ${f(opensslLoop)} profiles/s (median of ${ROUNDS} rounds: ${rounds.map((r) => f(r.opensslLoop)).join(', ')})
+openssl smime -sign, unencrypted key: ${f(plainLoop)} profiles/s (median of ${ROUNDS} rounds: ${rounds.map((r) => f(r.plainLoop)).join(', ')})
 mobileconfig sign():                 ${f(mobileconfigRate)} profiles/s (median of ${ROUNDS} rounds: ${rounds.map((r) => f(r.mobileconfig)).join(', ')})
 library signProfile (1 core):        ${f(librarySign)} signatures/s = ${f(result.ratios.librarySignVsOpensslSpeed)} × openssl speed (median of 7 interleaved 1 s pairs: ${pairs.map((p) => p.ratio.toFixed(2)).join(', ')}; best against best: ${f(librarySignBestRatio)})
-batch, cold (PKCS#12 built), ${sizes[0]}:    ${f(runs.cold.profilesPerSecond)} profiles/s = ${f(result.ratios.coldBatchVsOpensslLoop)} × openssl loop, ${f(result.ratios.coldBatchVsMobileconfig)} × mobileconfig
+${coldSizes.map((n) => `batch, first after issuance (every PKCS#12 built), ${n}: ${f(runs[`cold${n}`].netProfilesPerSecond)} profiles/s without its ${f(runs[`cold${n}`].startupSeconds)} s start-up = ${f(result.ratios[`cold${n}VsPlainLoop`])} × unencrypted-key openssl loop (rounds: ${rounds.map((r) => f(r.ratios[`cold${n}VsPlainLoop`])).join(', ')}); peak RSS ${f(runs[`cold${n}`].maxRssMB)} MB`).join('\n')}
 ${sizes.map((n) => `batch, warm (PKCS#12 cached), ${n}: ${f(runs[`warm${n}`].profilesPerSecond)} profiles/s, ${f(runs[`warm${n}`].msPerProfile)} ms/profile, peak RSS ${f(runs[`warm${n}`].maxRssMB)} MB`).join('\n')}
 ratios (median round of ${ROUNDS}; each round's baselines against its own batches):
   warm batch of ${sizes[sizes.length - 1]} = ${f(result.ratios.largestWarmBatchVsOpensslLoop)} × openssl loop (rounds: ${rounds.map((r) => f(r.ratios.largestWarmBatchVsOpensslLoop)).join(', ')}), ${f(result.ratios.largestWarmBatchVsMobileconfig)} × mobileconfig (rounds: ${rounds.map((r) => f(r.ratios.largestWarmBatchVsMobileconfig)).join(', ')})
   warm batch of ${sizes[0]} = ${f(result.ratios.warmBatchVsOpensslLoop)} × openssl loop (rounds: ${rounds.map((r) => f(r.ratios.warmBatchVsOpensslLoop)).join(', ')}), ${f(result.ratios.warmBatchVsMobileconfig)} × mobileconfig (rounds: ${rounds.map((r) => f(r.ratios.warmBatchVsMobileconfig)).join(', ')}); start-up weighs more
-  ms/profile ${sizes[sizes.length - 1]} vs ${sizes[0]}: ${f(result.ratios.msPerProfileLargeVsSmall)}
+  warm batch of ${sizes[sizes.length - 1]} without start-up = ${f(result.ratios.largestWarmBatchVsPlainLoop)} × unencrypted-key openssl loop (rounds: ${rounds.map((r) => f(r.ratios.largestWarmBatchVsPlainLoop)).join(', ')})
+  ms/profile ${sizes[sizes.length - 1]} vs ${sizes[0]}: ${f(result.ratios.msPerProfileLargeVsSmall)} (without start-up: ${f(result.ratios.netMsPerProfileLargeVsSmall)})
 wrote ${join(RESULTS, 'latest.json')}`);

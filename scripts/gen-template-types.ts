@@ -91,11 +91,14 @@ export function generate(): string {
     `export type BuiltinTemplateName = ${names.map((n) => JSON.stringify(n)).join(' | ')};`,
     '',
   ];
+  out.push('/** The variables every template has (the profile-level options). */');
+  out.push('export interface CommonTemplateData {', render(tree(COMMON_VARIABLES), '  '), '}', '');
   for (const name of names) {
     const meta = JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as TemplateMeta;
-    const variables = { ...COMMON_VARIABLES, ...meta.variables };
+    // A template's own declaration of a common variable (another default) is written again:
+    // the type is the same, the description is the template's.
     out.push(`/** The data of the built-in template "${name}": ${meta.description.replace(/\*\//g, '*\\/')}. */`);
-    out.push(`export interface ${pascal(name)}Data {`, render(tree(variables), '  '), '}', '');
+    out.push(`export interface ${pascal(name)}Data extends CommonTemplateData {`, render(tree(meta.variables), '  '), '}', '');
   }
   out.push('/** The data type of each built-in template, by name. */');
   out.push('export interface BuiltinTemplateData {');

@@ -59,7 +59,7 @@ export type { CertificateAuthority, CreateCertificateAuthorityOptions } from './
 export { issueCertificate, PURPOSES } from './certs/issue.js';
 export type { CertificatePurpose, Identity, IssuedIdentity, IssueCertificateOptions } from './certs/issue.js';
 export type { CaRef } from './certs/publication.js';
-export { toPkcs12 } from './certs/pkcs12.js';
+export { toPkcs12, RANDOM_PASSWORD_ITERATIONS } from './certs/pkcs12.js';
 export { readIdentity, checkImport } from './certs/import.js';
 export type { IdentityBundle, ImportCheckOptions, ImportCheckResult } from './certs/import.js';
 export { createCrl, REVOCATION_REASONS } from './certs/crl.js';

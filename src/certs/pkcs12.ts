@@ -28,8 +28,8 @@ const OID = {
 const ITERATIONS = 2048;
 
 /**
- * The count for the PKCS#12 inside a profile, whose password is {@link randomPassword}'s
- * ~140 random bits. The count multiplies an attacker's work per guess by itself: 2048 adds 11
+ * The iteration count for the PKCS#12 inside a profile, whose password is random (24
+ * characters, ~140 bits). A count multiplies an attacker's work per guess: 2048 adds 11
  * bits to 140, which changes nothing, while costing every identity four 2048-round SHA-1
  * chains (about 2 ms in JavaScript, the largest cost of a first batch). iOS reads any count
  * (Security's p12import.c has no minimum and takes an absent MAC count as 1), as OpenSSL does.

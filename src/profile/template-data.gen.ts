@@ -3,11 +3,11 @@
 /** The names of the built-in templates. */
 export type BuiltinTemplateName = "exchange-smime" | "imap-smime" | "root-ca" | "scep-smime-signing" | "smime-identities";
 
-/** The data of the built-in template "exchange-smime": Exchange ActiveSync account with S/MIME signing and encryption: the CA chain, the user's signing identity and every encryption identity (the whole history). */
-export interface ExchangeSmimeData {
+/** The variables every template has (the profile-level options). */
+export interface CommonTemplateData {
   /** Top-level PayloadIdentifier (reverse DNS). Default: derived from the address (or organization) and template. */
   identifier?: string;
-  /** Profile name on the install screen. Default: "S/MIME mail". */
+  /** Profile name on the install screen. Default: "Profile". */
   displayName?: string;
   /** PayloadDescription; left out when not set. */
   description?: string;
@@ -27,6 +27,12 @@ export interface ExchangeSmimeData {
   };
   /** ConsentText shown before install (default language) */
   consentText?: string;
+}
+
+/** The data of the built-in template "exchange-smime": Exchange ActiveSync account with S/MIME signing and encryption: the CA chain, the user's signing identity and every encryption identity (the whole history). */
+export interface ExchangeSmimeData extends CommonTemplateData {
+  /** Profile name on the install screen. Default: "S/MIME mail". */
+  displayName?: string;
   exchange: {
     /** Exchange ActiveSync host name. */
     host: string;
@@ -56,29 +62,9 @@ export interface ExchangeSmimeData {
 }
 
 /** The data of the built-in template "imap-smime": IMAP/SMTP mail account (com.apple.mail.managed) with S/MIME signing and encryption: the CA chain, the user's signing identity and every encryption identity. */
-export interface ImapSmimeData {
-  /** Top-level PayloadIdentifier (reverse DNS). Default: derived from the address (or organization) and template. */
-  identifier?: string;
+export interface ImapSmimeData extends CommonTemplateData {
   /** Profile name on the install screen. Default: "S/MIME mail". */
   displayName?: string;
-  /** PayloadDescription; left out when not set. */
-  description?: string;
-  /** PayloadOrganization. Default: the store's organization. */
-  organization?: string;
-  /** TargetDeviceType: 1 iPhone/iPad (so iOS does not ask), 0 any. Default: 1. */
-  targetDeviceType?: 0 | 1 | 2 | 3 | 4 | 5 | 6;
-  removal?: {
-    /** PayloadRemovalDisallowed (supervised devices only) Default: false. */
-    disallowed?: boolean;
-    /** Removal password payload + HasRemovalPasscode (locks the profile on any device). A secret: give it in --data, not --set. */
-    password?: string;
-    /** RemovalDate: remove the profile at this time (ISO-8601) */
-    date?: string;
-    /** DurationUntilRemoval: seconds after install. */
-    after?: number;
-  };
-  /** ConsentText shown before install (default language) */
-  consentText?: string;
   imap: {
     /** IMAP server host name. */
     host: string;
@@ -130,55 +116,15 @@ export interface ImapSmimeData {
 }
 
 /** The data of the built-in template "root-ca": The trust profile alone: the store's root and intermediate CAs, and the outside CAs of imported identities (the first step of a rollout). */
-export interface RootCaData {
-  /** Top-level PayloadIdentifier (reverse DNS). Default: derived from the address (or organization) and template. */
-  identifier?: string;
+export interface RootCaData extends CommonTemplateData {
   /** Profile name on the install screen. Default: "Certificate authorities". */
   displayName?: string;
-  /** PayloadDescription; left out when not set. */
-  description?: string;
-  /** PayloadOrganization. Default: the store's organization. */
-  organization?: string;
-  /** TargetDeviceType: 1 iPhone/iPad (so iOS does not ask), 0 any. Default: 1. */
-  targetDeviceType?: 0 | 1 | 2 | 3 | 4 | 5 | 6;
-  removal?: {
-    /** PayloadRemovalDisallowed (supervised devices only) Default: false. */
-    disallowed?: boolean;
-    /** Removal password payload + HasRemovalPasscode (locks the profile on any device). A secret: give it in --data, not --set. */
-    password?: string;
-    /** RemovalDate: remove the profile at this time (ISO-8601) */
-    date?: string;
-    /** DurationUntilRemoval: seconds after install. */
-    after?: number;
-  };
-  /** ConsentText shown before install (default language) */
-  consentText?: string;
 }
 
 /** The data of the built-in template "scep-smime-signing": Exchange with S/MIME where the signing identity is enrolled per device over SCEP (key usage signing, RSA-2048, the user's rfc822Name); the encryption history still comes as PKCS#12. */
-export interface ScepSmimeSigningData {
-  /** Top-level PayloadIdentifier (reverse DNS). Default: derived from the address (or organization) and template. */
-  identifier?: string;
+export interface ScepSmimeSigningData extends CommonTemplateData {
   /** Profile name on the install screen. Default: "S/MIME mail". */
   displayName?: string;
-  /** PayloadDescription; left out when not set. */
-  description?: string;
-  /** PayloadOrganization. Default: the store's organization. */
-  organization?: string;
-  /** TargetDeviceType: 1 iPhone/iPad (so iOS does not ask), 0 any. Default: 1. */
-  targetDeviceType?: 0 | 1 | 2 | 3 | 4 | 5 | 6;
-  removal?: {
-    /** PayloadRemovalDisallowed (supervised devices only) Default: false. */
-    disallowed?: boolean;
-    /** Removal password payload + HasRemovalPasscode (locks the profile on any device). A secret: give it in --data, not --set. */
-    password?: string;
-    /** RemovalDate: remove the profile at this time (ISO-8601) */
-    date?: string;
-    /** DurationUntilRemoval: seconds after install. */
-    after?: number;
-  };
-  /** ConsentText shown before install (default language) */
-  consentText?: string;
   exchange: {
     /** Exchange ActiveSync host name. */
     host: string;
@@ -222,29 +168,9 @@ export interface ScepSmimeSigningData {
 }
 
 /** The data of the built-in template "smime-identities": The user's PKCS#12 identities alone: the signing identity and every encryption identity (the history), for accounts configured elsewhere. */
-export interface SmimeIdentitiesData {
-  /** Top-level PayloadIdentifier (reverse DNS). Default: derived from the address (or organization) and template. */
-  identifier?: string;
+export interface SmimeIdentitiesData extends CommonTemplateData {
   /** Profile name on the install screen. Default: "S/MIME identities". */
   displayName?: string;
-  /** PayloadDescription; left out when not set. */
-  description?: string;
-  /** PayloadOrganization. Default: the store's organization. */
-  organization?: string;
-  /** TargetDeviceType: 1 iPhone/iPad (so iOS does not ask), 0 any. Default: 1. */
-  targetDeviceType?: 0 | 1 | 2 | 3 | 4 | 5 | 6;
-  removal?: {
-    /** PayloadRemovalDisallowed (supervised devices only) Default: false. */
-    disallowed?: boolean;
-    /** Removal password payload + HasRemovalPasscode (locks the profile on any device). A secret: give it in --data, not --set. */
-    password?: string;
-    /** RemovalDate: remove the profile at this time (ISO-8601) */
-    date?: string;
-    /** DurationUntilRemoval: seconds after install. */
-    after?: number;
-  };
-  /** ConsentText shown before install (default language) */
-  consentText?: string;
 }
 
 /** The data type of each built-in template, by name. */
