@@ -1,5 +1,5 @@
 import test from 'ava';
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { profileFileName } from '../../src/batch/names.js';
@@ -9,7 +9,7 @@ import { checkStore } from '../../src/store/check.js';
 import { initStore, openStore } from '../../src/store/fs-store.js';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
 import { toPkcs12 } from '../../src/certs/pkcs12.js';
-import { cli, need, openssl, tmp } from '../helpers/tools.js';
+import { cli, need, openssl, python, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 
@@ -224,4 +224,43 @@ test('users files from real offices: Windows-1252, UTF-16 with BOM, semicolons a
   t.is((await (await openStore(storeDir)).listCertificates()).length, 4, 'nothing was issued');
   writeFileSync(join(dir, 'nohead.csv'), 'mail;name\nx@example.com;X\n');
   t.regex(cli(['cert', 'issue-batch', '--store', storeDir, '--users', 'nohead.csv', '--purpose', 'smime-signing'], { cwd: dir, env }).stderr, /header row has no "email" column/);
+});
+
+test('the PKCS#12s a batch ships open in openssl pkcs12 with the password of the passwords file, 16 iterations, and hold the identity of the store, built on demand (first run) or from the cache (second run)', async (t) => {
+  if (!need(t, 'openssl') || !need(t, 'python3')) return;
+  const { dir, storeDir } = await setup(t, 'email\nivy@example.com\njay@example.com\n');
+  const store = await openStore(storeDir, { passphrase: PASSPHRASE });
+  const opened: Record<string, { password: string; fingerprint: string }>[] = [];
+  for (const [run, out] of [['first', 'out1'], ['second', 'out2']] as const) {
+    const r = cli(['batch', 'exchange-smime', '--store', storeDir, '--users', 'users.csv', '--out', out, '--set', 'exchange.host=h.example.com', '--no-pkcs12-password', '--passwords-out', `${out}.csv`, '--jobs', '1'], { cwd: dir, env });
+    t.is(r.status, 0, r.stderr);
+    const rows = readFileSync(join(dir, `${out}.csv`), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+    const seen: Record<string, { password: string; fingerprint: string }> = {};
+    for (const user of ['ivy@example.com', 'jay@example.com']) {
+      const signed = readFileSync(join(dir, out, `${user}.mobileconfig`));
+      const v = openssl(['cms', '-verify', '-noverify', '-inform', 'DER'], signed);
+      t.is(v.status, 0, v.stderr.toString());
+      const py = python('import plistlib,sys,json,base64; p=plistlib.loads(sys.stdin.buffer.read()); print(json.dumps([[x["PayloadIdentifier"], base64.b64encode(x["PayloadContent"]).decode()] for x in p["PayloadContent"] if x["PayloadType"]=="com.apple.security.pkcs12"]))', v.stdout);
+      for (const [identifier, b64] of JSON.parse(py.stdout) as [string, string][]) {
+        // email,fileName,payloadIdentifier,serial,purpose,password: the file name may hold a quoted comma.
+        const row = rows.find((x) => x[0] === user && x.at(-4) === identifier)!;
+        const [serial, password] = [row.at(-3)!, row.at(-1)!];
+        writeFileSync(join(dir, 'pw'), password);
+        const p12 = Buffer.from(b64, 'base64');
+        const info = openssl(['pkcs12', '-info', '-nodes', '-passin', `file:${join(dir, 'pw')}`], p12);
+        t.is(info.status, 0, `${run} ${identifier}: ${info.stderr}`);
+        t.regex(info.stderr.toString(), /MAC: sha1, Iteration 16\n/);
+        t.regex(info.stderr.toString(), /Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 16\n/);
+        const id = await store.getIdentity(serial);
+        const cert = openssl(['x509', '-outform', 'DER'], info.stdout);
+        t.deepEqual(cert.stdout, Buffer.from(id.certificate), `${run} ${identifier}: the store's certificate`);
+        const key = openssl(['pkey', '-pubout', '-outform', 'DER'], info.stdout);
+        t.deepEqual(key.stdout, createPublicKey(id.privateKey).export({ type: 'spki', format: 'der' }) as Buffer, `${run} ${identifier}: the store's key`);
+        seen[identifier] = { password, fingerprint: createHash('sha256').update(p12).digest('hex') };
+      }
+    }
+    opened.push(seen);
+  }
+  t.deepEqual(opened[1], opened[0], 'the second run ships the cached PKCS#12s, byte for byte, with the same passwords');
+  t.is(Object.keys(opened[0]!).length, 4);
 });
