@@ -157,6 +157,16 @@ export function toPkcs12(certificate: Uint8Array, privateKey: KeyObject, options
   );
 }
 
+/**
+ * The PKCS#12 of an identity as a profile ships it: a new random password and
+ * {@link RANDOM_PASSWORD_ITERATIONS}. Stores build it when an identity enters them, so that no
+ * batch pays for it; generation builds it when a store has none.
+ */
+export function profilePkcs12(identity: { certificate: Uint8Array; privateKey: KeyObject }, friendlyName: string, random: (size: number) => Buffer = randomBytes): { password: string; pkcs12: Buffer } {
+  const password = randomPassword(random);
+  return { password, pkcs12: toPkcs12(identity.certificate, identity.privateKey, { password, friendlyName, random, iterations: RANDOM_PASSWORD_ITERATIONS }) };
+}
+
 /** A random PKCS#12 password: 24 characters from an unambiguous alphabet (~140 bits). */
 export function randomPassword(random: (size: number) => Buffer = randomBytes): string {
   const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';

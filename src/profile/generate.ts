@@ -10,7 +10,7 @@ import type { Identity } from '../certs/issue.js';
 import { toCertificates } from '../certs/pem.js';
 import type { ContentCipher } from '../cms/envelope.js';
 import { encryptProfileXml } from './encrypt.js';
-import { RANDOM_PASSWORD_ITERATIONS, randomPassword, toPkcs12 } from '../certs/pkcs12.js';
+import { profilePkcs12 } from '../certs/pkcs12.js';
 import { certificateBasics, describeCertificate, type CertificateBasics } from '../certs/x509.js';
 import { signProfile, type Signer } from '../cms/sign.js';
 import { servesPurpose, statusOf, type CertificateRecord, type CertificateStore } from '../store/store.js';
@@ -251,12 +251,7 @@ export async function generateProfile<T extends TemplateRef | Template>(options:
   const passwords: Pkcs12Password[] = [];
   const email = user?.email ?? '';
   const local = email.slice(0, email.lastIndexOf('@')).replace(/[^A-Za-z0-9._-]+/g, '-') || 'user';
-  const build = (identity: Identity, record: CertificateRecord) => {
-    const password = randomPassword(random);
-    const friendlyName = `${email} ${record.purpose}`;
-    // A random 140-bit password: a long KDF would add nothing but time (see RANDOM_PASSWORD_ITERATIONS).
-    return { password, pkcs12: toPkcs12(identity.certificate, identity.privateKey, { password, friendlyName, random, iterations: RANDOM_PASSWORD_ITERATIONS }) };
-  };
+  const build = (identity: Identity, record: CertificateRecord) => profilePkcs12(identity, `${email} ${record.purpose}`, random);
   const order = [...(user?.signing ? [{ record: user.signing, role: 'signing' as const }] : []), ...(user?.history ?? []).map((record) => ({ record, role: 'encryption' as const }))];
   const names = identityFileNames(order, user?.name ?? email);
   const fileNameOf = (record: CertificateRecord, role: 'signing' | 'encryption') => names[order.findIndex((o) => o.record === record && o.role === role)] ?? `${local}-${role}.p12`;

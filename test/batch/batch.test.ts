@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createHash, createPublicKey } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { profileFileName } from '../../src/batch/names.js';
 import { readUsers } from '../../src/batch/users.js';
@@ -9,6 +9,7 @@ import { checkStore } from '../../src/store/check.js';
 import { initStore, openStore } from '../../src/store/fs-store.js';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
 import { toPkcs12 } from '../../src/certs/pkcs12.js';
+import { readPkcs12 } from '../../src/certs/pkcs12-read.js';
 import { cli, need, openssl, python, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
@@ -138,7 +139,7 @@ test('a device_cert column encrypts that user\'s profile to their device', async
   t.regex(d.stdout, /hal@example\.com/);
 });
 
-test('the PKCS#12 cache lives in the store, sealed; a new passphrase or another user\'s file is never served from it', async (t) => {
+test('the PKCS#12 cache lives in the store, sealed, built as identities enter it; a new passphrase or another user\'s file is never served from it', async (t) => {
   if (!need(t, 'openssl')) return;
   const dir = tmp(t);
   const storeDir = join(dir, 'store');
@@ -152,10 +153,12 @@ test('the PKCS#12 cache lives in the store, sealed; a new passphrase or another 
       const password = `pw-${serial.slice(0, 6)}-${builds}`;
       return { password, pkcs12: toPkcs12(identity.certificate, identity.privateKey, { password }) };
     });
+  // Issuing built each identity's profile PKCS#12 already (16 iterations, a random password).
   const first = await Promise.all(alices.map((r) => build(r.serial)));
-  t.is(builds, 3, 'built once each, concurrently');
+  t.is(builds, 0, 'nothing to build: every identity was prebuilt at issuance');
+  for (const [i, f] of first.entries()) t.is(readPkcs12(f.pkcs12, f.password).certificates[0]!.der.toString('hex'), (await store.getCertificate(alices[i]!.serial)).toString('hex'));
   const again = await Promise.all(alices.map((r) => build(r.serial)));
-  t.is(builds, 3, 'then served from the cache');
+  t.is(builds, 0, 'then served from the cache');
   again.forEach((a, i) => {
     t.true(a.pkcs12.equals(first[i]!.pkcs12));
     t.is(a.password, first[i]!.password);
@@ -175,7 +178,7 @@ test('the PKCS#12 cache lives in the store, sealed; a new passphrase or another 
   // Alice's file put in bob's place does not open there: bob gets his own identity.
   writeFileSync(file('bob@example.com', 1), sealed, { mode: 0o600 });
   const forBob = await build(bob.serial);
-  t.is(builds, 4);
+  t.is(builds, 1);
   const pem = openssl(['pkcs12', '-nokeys', '-clcerts', '-passin', `pass:${forBob.password}`], forBob.pkcs12);
   t.is(pem.status, 0, pem.stderr.toString());
   t.regex(openssl(['x509', '-noout', '-ext', 'subjectAltName'], pem.stdout).stdout.toString(), /email:bob@example\.com/);
@@ -191,7 +194,7 @@ test('the PKCS#12 cache lives in the store, sealed; a new passphrase or another 
   t.false(existsSync(file('alice@example.com', 1)));
   t.false(existsSync(file('bob@example.com', 1)));
   await build(alices[0]!.serial);
-  t.is(builds, 5);
+  t.is(builds, 2, 'rebuilt lazily under the new key generation');
   t.true(existsSync(file('alice@example.com', 2)));
 });
 
@@ -229,6 +232,8 @@ test('users files from real offices: Windows-1252, UTF-16 with BOM, semicolons a
 test('the PKCS#12s a batch ships open in openssl pkcs12 with the password of the passwords file, 16 iterations, and hold the identity of the store, built on demand (first run) or from the cache (second run)', async (t) => {
   if (!need(t, 'openssl') || !need(t, 'python3')) return;
   const { dir, storeDir } = await setup(t, 'email\nivy@example.com\njay@example.com\n');
+  // issue-batch prebuilt every PKCS#12: drop them, so that the first run builds on demand.
+  rmSync(join(storeDir, 'pkcs12-cache'), { recursive: true, force: true });
   const store = await openStore(storeDir, { passphrase: PASSPHRASE });
   const opened: Record<string, { password: string; fingerprint: string }>[] = [];
   for (const [run, out] of [['first', 'out1'], ['second', 'out2']] as const) {
@@ -263,4 +268,10 @@ test('the PKCS#12s a batch ships open in openssl pkcs12 with the password of the
   }
   t.deepEqual(opened[1], opened[0], 'the second run ships the cached PKCS#12s, byte for byte, with the same passwords');
   t.is(Object.keys(opened[0]!).length, 4);
+  // issue-batch prebuilds them: a new user's first batch ships the PKCS#12 made at issuance.
+  writeFileSync(join(dir, 'kim.csv'), 'email\nkim@example.com\n');
+  for (const purpose of ['smime-signing', 'smime-encryption']) t.is(cli(['cert', 'issue-batch', '--store', storeDir, '--users', 'kim.csv', '--purpose', purpose], { cwd: dir, env }).status, 0);
+  const kim = (await openStore(storeDir, { passphrase: PASSPHRASE })) as Awaited<ReturnType<typeof openStore>>;
+  const prebuilt = await Promise.all((await kim.listCertificates({ user: 'kim@example.com' })).map((r) => kim.cachedPkcs12(r.serial, () => t.fail('not prebuilt') as never)));
+  t.is(prebuilt.length, 2);
 });
