@@ -11,7 +11,7 @@
 // lost, or one whose passphrase just changed), each built by the batch.
 import { spawnSync } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -93,15 +93,20 @@ const signerKeyObject = await store.checkKey('signer/key');
 writeFileSync(join(CACHE, 'signer.key'), signerKeyObject.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: keyPass }), { mode: 0o600 });
 writeFileSync(join(CACHE, 'signer.pem'), readFileSync(join(storeDir, 'signer', 'cert.pem')));
 writeFileSync(join(CACHE, 'chain.pem'), readFileSync(join(storeDir, 'ca', 'intermediate.pem')));
-// The unencrypted-key loop, the faster and harder baseline: the key reaches openssl on its
-// stdin (-inkey /dev/stdin), so it is never on disk unencrypted.
-const plainKeyPem = signerKeyObject.export({ type: 'pkcs8', format: 'pem' });
+// The unencrypted-key loop, the faster and harder baseline. Its key file lives in /dev/shm
+// (memory, never on disk: a private key is never on disk unencrypted), mode 0600, and is
+// removed at the end and on any exit. (openssl cannot read it from its stdin: Node's child
+// stdin is a socket, which /dev/stdin does not open.)
+const shmDir = mkdtempSync('/dev/shm/profilesmith-bench-');
+const plainKeyPath = join(shmDir, 'signer.key');
+writeFileSync(plainKeyPath, signerKeyObject.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+process.on('exit', () => rmSync(shmDir, { recursive: true, force: true }));
 function opensslLoopRate(plainKey = false) {
   log(`openssl smime -sign loop (${plainKey ? 'unencrypted' : 'encrypted'} key)...`);
-  const key = plainKey ? ['-inkey', '/dev/stdin'] : ['-inkey', join(CACHE, 'signer.key'), '-passin', 'env:BENCH_KEY_PASS'];
+  const key = plainKey ? ['-inkey', plainKeyPath] : ['-inkey', join(CACHE, 'signer.key'), '-passin', 'env:BENCH_KEY_PASS'];
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < sample.length; i++) {
-    const r = spawnSync('openssl', ['smime', '-sign', '-signer', join(CACHE, 'signer.pem'), ...key, '-certfile', join(CACHE, 'chain.pem'), '-nodetach', '-binary', '-outform', 'der', '-md', 'sha256', '-in', join(plistDir, `${i}.xml`), '-out', join(plistDir, `${i}.der`)], plainKey ? { input: plainKeyPem } : {});
+    const r = spawnSync('openssl', ['smime', '-sign', '-signer', join(CACHE, 'signer.pem'), ...key, '-certfile', join(CACHE, 'chain.pem'), '-nodetach', '-binary', '-outform', 'der', '-md', 'sha256', '-in', join(plistDir, `${i}.xml`), '-out', join(plistDir, `${i}.der`)]);
     if (r.status !== 0) throw new Error(r.stderr.toString());
   }
   return sample.length / (Number(process.hrtime.bigint() - t0) / 1e9);

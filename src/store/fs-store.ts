@@ -340,6 +340,8 @@ export class FileStore implements LifecycleStore {
   #readBuffer: Buffer | undefined;
   #lastBundle: { user: string; bundle: Pkcs12Bundle } | undefined;
   #bundleWrites = new Map<string, Promise<void>>();
+  /** The write of a user's PKCS#12 file not started yet, which further updates join. */
+  #bundlePending = new Map<string, { entries: Pkcs12Bundle; settled: Promise<void> }>();
   /** CA identities by slug, decrypted once per instance. */
   #issuers = new Map<string, Promise<Identity>>();
   #metaReadAt = 0;
@@ -421,19 +423,30 @@ export class FileStore implements LifecycleStore {
     const hit = this.readBundle(user).get(s);
     if (hit && hit.fingerprint === record.fingerprint) return { password: hit.password, pkcs12: hit.pkcs12 };
     const built = build(known ?? (await this.getIdentity(s)));
-    // Updates of one user's file go one after another (a profile builds its identities
-    // concurrently). Across processes the last rename wins, which costs at most a rebuild.
+    // A profile builds its identities concurrently: the updates of one user's file that are
+    // waiting join into one write (one file created instead of one per identity), and writes
+    // go one after another. Across processes the last rename wins, which costs at most a rebuild.
     const path = this.bundlePath(user);
-    const previous = this.#bundleWrites.get(path) ?? Promise.resolve();
-    const update = previous.then(async () => {
-      const bundle = this.readBundle(user, true);
-      bundle.set(s, { fingerprint: record.fingerprint, password: built.password, pkcs12: built.pkcs12 });
-      // A cache: atomic but not fsynced (losing it costs one rebuild).
-      await fs.mkdir(join(this.dir, PKCS12_CACHE), { recursive: true, mode: 0o700 });
-      await atomicWrite(path, sealBytes(this.requireKey('use private keys'), encodeBundle(bundle), this.bundleAad(user)), 0o600, false);
-    });
-    const settled = update.catch(() => {});
-    this.#bundleWrites.set(path, settled);
+    let pending = this.#bundlePending.get(path);
+    if (!pending) {
+      const entries: Pkcs12Bundle = new Map();
+      const previous = this.#bundleWrites.get(path) ?? Promise.resolve();
+      // setImmediate: the other identities of the profile, built in this turn, join this write.
+      const write = previous.then(() => new Promise<void>((r) => setImmediate(r))).then(async () => {
+        this.#bundlePending.delete(path);
+        const bundle = this.readBundle(user, true);
+        for (const [k, v] of entries) bundle.set(k, v);
+        // A cache: atomic but not fsynced (losing it costs one rebuild).
+        await fs.mkdir(join(this.dir, PKCS12_CACHE), { recursive: true, mode: 0o700 });
+        await atomicWrite(path, sealBytes(this.requireKey('use private keys'), encodeBundle(bundle), this.bundleAad(user)), 0o600, false);
+      });
+      const settled = write.catch(() => {});
+      pending = { entries, settled };
+      this.#bundlePending.set(path, pending);
+      this.#bundleWrites.set(path, settled);
+    }
+    pending.entries.set(s, { fingerprint: record.fingerprint, password: built.password, pkcs12: built.pkcs12 });
+    const { settled } = pending;
     await settled;
     if (this.#bundleWrites.get(path) === settled) this.#bundleWrites.delete(path);
     return built;
