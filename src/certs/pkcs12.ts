@@ -162,8 +162,14 @@ export function toPkcs12(certificate: Uint8Array, privateKey: KeyObject, options
  * {@link RANDOM_PASSWORD_ITERATIONS}. Stores build it when an identity enters them, so that no
  * batch pays for it; generation builds it when a store has none.
  */
-export function profilePkcs12(identity: { certificate: Uint8Array; privateKey: KeyObject }, friendlyName: string, random: (size: number) => Buffer = randomBytes): { password: string; pkcs12: Buffer } {
+export function profilePkcs12(
+  identity: { certificate: Uint8Array; privateKey: KeyObject },
+  owner: { user: string; purpose: string },
+  random: (size: number) => Buffer = randomBytes,
+): { password: string; pkcs12: Buffer } {
   const password = randomPassword(random);
+  // The keychain shows the friendly name: the address and what the identity is for.
+  const friendlyName = `${owner.user} ${owner.purpose}`;
   return { password, pkcs12: toPkcs12(identity.certificate, identity.privateKey, { password, friendlyName, random, iterations: RANDOM_PASSWORD_ITERATIONS }) };
 }
 

@@ -251,7 +251,7 @@ export async function generateProfile<T extends TemplateRef | Template>(options:
   const passwords: Pkcs12Password[] = [];
   const email = user?.email ?? '';
   const local = email.slice(0, email.lastIndexOf('@')).replace(/[^A-Za-z0-9._-]+/g, '-') || 'user';
-  const build = (identity: Identity, record: CertificateRecord) => profilePkcs12(identity, `${email} ${record.purpose}`, random);
+  const build = (identity: Identity, record: CertificateRecord) => profilePkcs12(identity, { user: email, purpose: record.purpose }, random);
   const order = [...(user?.signing ? [{ record: user.signing, role: 'signing' as const }] : []), ...(user?.history ?? []).map((record) => ({ record, role: 'encryption' as const }))];
   const names = identityFileNames(order, user?.name ?? email);
   const fileNameOf = (record: CertificateRecord, role: 'signing' | 'encryption') => names[order.findIndex((o) => o.record === record && o.role === role)] ?? `${local}-${role}.p12`;

@@ -75,6 +75,7 @@ import {
   type IssueUserCertificateOptions,
   type ListCertificatesOptions,
   type TrustChain,
+  findRecord,
   planReimport,
   statusOf,
 } from './store.js';
@@ -415,17 +416,25 @@ export class FileStore implements LifecycleStore {
    * the old files unreadable, and they are deleted with the old keys.
    * Batch runs use it: the PKCS#12 key derivation is the per-user cost once signing is native.
    */
-  async cachedPkcs12(serial: string, build: (identity: Identity) => { password: string; pkcs12: Buffer }, known?: Identity): Promise<{ password: string; pkcs12: Buffer }> {
+  async cachedPkcs12(serial: string, build: (identity: Identity) => { password: string; pkcs12: Buffer }): Promise<{ password: string; pkcs12: Buffer }> {
     const s = normalizeSerial(serial);
     this.requireKey('use private keys');
     const record = await this.#index.get(s);
-    const user = record.user.toLowerCase();
-    const hit = this.readBundle(user).get(s);
+    const hit = this.readBundle(record.user.toLowerCase()).get(s);
     if (hit && hit.fingerprint === record.fingerprint) return { password: hit.password, pkcs12: hit.pkcs12 };
-    const built = build(known ?? (await this.getIdentity(s)));
-    // A profile builds its identities concurrently: the updates of one user's file that are
-    // waiting join into one write (one file created instead of one per identity), and writes
-    // go one after another. Across processes the last rename wins, which costs at most a rebuild.
+    const built = build(await this.getIdentity(s));
+    await this.storePkcs12(record, built);
+    return built;
+  }
+
+  /**
+   * Keeps a built PKCS#12 in its user's cache file. A profile builds its identities
+   * concurrently: the updates of one user's file that are waiting join into one write (one file
+   * created instead of one per identity), and writes go one after another. Across processes the
+   * last rename wins, which costs at most a rebuild.
+   */
+  private async storePkcs12(record: CertificateRecord, built: { password: string; pkcs12: Buffer }): Promise<void> {
+    const user = record.user.toLowerCase();
     const path = this.bundlePath(user);
     let pending = this.#bundlePending.get(path);
     if (!pending) {
@@ -445,11 +454,10 @@ export class FileStore implements LifecycleStore {
       this.#bundlePending.set(path, pending);
       this.#bundleWrites.set(path, settled);
     }
-    pending.entries.set(s, { fingerprint: record.fingerprint, password: built.password, pkcs12: built.pkcs12 });
+    pending.entries.set(record.serial, { fingerprint: record.fingerprint, password: built.password, pkcs12: built.pkcs12 });
     const { settled } = pending;
     await settled;
     if (this.#bundleWrites.get(path) === settled) this.#bundleWrites.delete(path);
-    return built;
   }
 
   private bundlePath(user: string): string {
@@ -648,12 +656,13 @@ export class FileStore implements LifecycleStore {
     try {
       return await this.#index.read(normalizeSerial(q));
     } catch (err) {
-      // As git takes short hashes: a unique prefix of 6 or more hex digits names a serial.
+      // A unique prefix of 6 or more hex digits names a serial, as findRecord reads it.
       if (!(err instanceof StoreEntryNotFound) || !/^[0-9a-f]{6,63}$/.test(q)) throw err;
-      const hits = (await this.listCertificates()).filter((r) => r.serial.startsWith(q) || r.fingerprint.startsWith(q));
-      if (hits.length === 1) return hits[0]!;
-      if (hits.length > 1) throw new InputInvalid('serial', `"${serialOrFingerprint}" is the start of ${hits.length} certificates (${hits.slice(0, 3).map((h) => h.serial).join(', ')}…); give more of it`);
-      throw err;
+      try {
+        return findRecord(await this.listCertificates(), serialOrFingerprint);
+      } catch (e) {
+        throw e instanceof StoreEntryNotFound ? err : e;
+      }
     }
   }
 
@@ -731,7 +740,8 @@ export class FileStore implements LifecycleStore {
    */
   private async prebuildPkcs12(record: CertificateRecord, identity: Identity): Promise<void> {
     try {
-      await this.cachedPkcs12(record.serial, (id) => profilePkcs12(id, `${record.user} ${record.purpose}`), identity);
+      // The record and identity in hand: no index lookup, no key decrypted again.
+      await this.storePkcs12(record, profilePkcs12(identity, record));
     } catch {
       // on demand, later
     }
@@ -790,11 +800,7 @@ export class FileStore implements LifecycleStore {
     const { alsoPurpose: otherPurpose, addChain: more } = planReimport(existing, purpose, chain, keyUsage);
     if (!otherPurpose && !more.length) return { record: existing, duplicate: true, added: { chain: 0 }, warnings: [] };
     await this.write(async () => {
-      await fs.mkdir(join(this.dir, 'chains'), { recursive: true, mode: 0o700 });
-      for (const der of more) {
-        const p = join(this.dir, 'chains', `${fingerprint(der)}.pem`);
-        if (!(await exists(p))) await atomicWrite(p, toPem(der), 0o644);
-      }
+      await this.writeChains(more);
       const file = await this.#index.overlayFile();
       const prior = file.amendments.find((a) => a.serial === serial);
       const amendment: Amendment = {
@@ -841,11 +847,7 @@ export class FileStore implements LifecycleStore {
       if (await exists(path)) {
         throw new CertificateInvalid('duplicate', `A different certificate with serial ${serial} is already in the store`);
       }
-      await fs.mkdir(join(this.dir, 'chains'), { recursive: true, mode: 0o700 });
-      for (const der of chain) {
-        const p = join(this.dir, 'chains', `${fingerprint(der)}.pem`);
-        if (!(await exists(p))) await atomicWrite(p, toPem(der), 0o644);
-      }
+      await this.writeChains(chain);
       await atomicDir(path, {
         'cert.pem': { data: toPem(identity.certificate), mode: 0o644 },
         [`key.${this.#meta.keyGeneration}`]: { data: sealKey(key, identity.privateKey, `certs/${serial}/key`), mode: 0o600 },
@@ -871,6 +873,15 @@ export class FileStore implements LifecycleStore {
     }
     if (changed.length) await this.writeOverlay(entries, (await this.#index.overlayFile()).amendments);
     return changed;
+  }
+
+  /** Issuer certificates into chains/ (by SHA-256), those not there yet; under the lock the caller holds. */
+  private async writeChains(ders: readonly Buffer[]): Promise<void> {
+    await fs.mkdir(join(this.dir, 'chains'), { recursive: true, mode: 0o700 });
+    for (const der of ders) {
+      const p = join(this.dir, 'chains', `${fingerprint(der)}.pem`);
+      if (!(await exists(p))) await atomicWrite(p, toPem(der), 0o644);
+    }
   }
 
   /** revocations.json: the revocations, and the amendments of entries (see record-index.ts). */
@@ -1019,13 +1030,13 @@ export class FileStore implements LifecycleStore {
     return hit;
   }
 
-  /** The PKI base URL certificates are issued with, if any. */
   #links: LinkBook | undefined;
   /** The store's one-time download links (`links.json`, changed under the store lock). */
   get links(): LinkBook {
     return (this.#links ??= new LinkBook(this.dir, this.now));
   }
 
+  /** The PKI base URL certificates are issued with, if any. */
   get pkiUrl(): string | undefined {
     return this.#meta.pkiUrl;
   }
@@ -1116,11 +1127,7 @@ export class FileStore implements LifecycleStore {
       const oldPaths = signerPaths(meta);
       const previous = normalizeSerial(certificateBasics(await this.readCert(oldPaths.cert)).serial);
       if (previous === serial) throw new CertificateInvalid('duplicate', 'This certificate is the profile signer already');
-      await fs.mkdir(join(this.dir, 'chains'), { recursive: true, mode: 0o700 });
-      for (const der of chain) {
-        const p = join(this.dir, 'chains', `${fingerprint(der)}.pem`);
-        if (!(await exists(p))) await atomicWrite(p, toPem(der), 0o644);
-      }
+      await this.writeChains(chain);
       const paths = signerPaths({ signer: serial });
       await atomicWrite(join(this.dir, `${paths.key}.${meta.keyGeneration}`), sealKey(key, bundle.privateKey, paths.key), 0o600);
       await atomicWrite(join(this.dir, paths.cert), toPem(bundle.certificate), 0o644);
