@@ -68,7 +68,7 @@ export type { ToPkcs12Options } from './certs/pkcs12.js';
 export type { KeyAlgorithm } from './certs/keys.js';
 export { describeCertificate } from './certs/x509.js';
 export type { CertificateInfo, KeyUsageName, PublicationSpec } from './certs/x509.js';
-export { toPem, fingerprint, toCertificates } from './certs/pem.js';
+export { toPem, fingerprint, toCertificates, distinctIssuers } from './certs/pem.js';
 export type { CertificateInput } from './certs/pem.js';
 export { assertEmail } from './certs/email.js';
 
@@ -79,7 +79,7 @@ export { createMemoryStore, MemoryStore } from './store/memory-store.js';
 export type { MemoryStoreOptions, AddIdentityOptions } from './store/memory-store.js';
 export { checkStore } from './store/check.js';
 export type { StoreFinding } from './store/check.js';
-export { statusOf, compareRecords, findRecord, planReimport, isRemovedUser, servesPurpose } from './store/store.js';
+export { statusOf, compareRecords, findRecord, planReimport, removalOf, isRemovedUser, servesPurpose } from './store/store.js';
 export type {
   CertificateStore,
   LifecycleStore,

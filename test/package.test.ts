@@ -48,9 +48,9 @@ test('the package root exports what the README promises, and importing it has no
   t.deepEqual(out.names, [
     'FileStore', 'LINT_RULES', 'LinkBook', 'LinkLedger', 'MemoryLinks', 'MemoryStore', 'PURPOSES', 'ProfilesmithError', 'RANDOM_PASSWORD_ITERATIONS', 'REVOCATION_REASONS', 'assertEmail', 'checkImport',
     'checkStore', 'compareRecords', 'createCertificateAuthority', 'createCrl', 'createMemoryStore', 'createPkiHandler', 'createProfileHandler',
-    'decryptProfile', 'describeCertificate', 'encryptProfileXml', 'errors', 'findRecord', 'fingerprint', 'generateProfile', 'initStore', 'inspectProfile',
+    'decryptProfile', 'describeCertificate', 'distinctIssuers', 'encryptProfileXml', 'errors', 'findRecord', 'fingerprint', 'generateProfile', 'initStore', 'inspectProfile',
     'isPkiPath', 'isProfilesmithError', 'isRemovedUser', 'issueBatch', 'issueCertificate', 'keySigner', 'linkState', 'lintProfile', 'lintToSarif', 'listTemplates',
-    'loadTemplate', 'openStore', 'parsePkcs11Uri', 'parseProfile', 'pkcs11Signer', 'planReimport', 'readIdentity', 'resolveStoreDir', 'runBatch', 'servesPurpose', 'signProfile',
+    'loadTemplate', 'openStore', 'parsePkcs11Uri', 'parseProfile', 'pkcs11Signer', 'planReimport', 'readIdentity', 'removalOf', 'resolveStoreDir', 'runBatch', 'servesPurpose', 'signProfile',
     'statusOf', 'toCertificates', 'toPem', 'toPkcs12', 'validateProfile', 'verifyProfile',
   ]);
   t.true(out.errorCodes.includes('ERR_PKCS11'));

@@ -15,12 +15,14 @@ import {
   createCertificateAuthority,
   createCrl,
   describeCertificate,
+  distinctIssuers,
   findRecord,
   fingerprint,
   issueCertificate,
   keySigner,
   LinkLedger,
   planReimport,
+  removalOf,
   servesPurpose,
   toCertificates,
   errors,
@@ -245,7 +247,7 @@ export class SqliteStore implements LifecycleStore {
     const check = await checkImport(bundle, { user: options.user, purpose: options.purpose, now: new Date(), ...(options.strict ? { strict: true } : {}) });
     const leaf = check.info.fingerprint;
     const given = options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true });
-    const chain = [...bundle.chain, ...given].filter((der, i, all) => fingerprint(der) !== leaf && all.findIndex((d) => d.equals(der)) === i);
+    const chain = distinctIssuers(leaf, bundle.chain, given);
     const existing = (await this.listCertificates()).find((r) => r.fingerprint === leaf);
     if (existing) {
       const plan = planReimport(existing, options.purpose, chain, check.info.keyUsage);
@@ -299,17 +301,16 @@ export class SqliteStore implements LifecycleStore {
     const date = new Date().toISOString();
     const out: RemoveUserResult = { revoked: [], retired: [] };
     this.#update(records.map((r) => r.serial), (r) => {
-      if (r.revoked) return false;
-      if (options.revoke && r.source === 'issued') {
+      const action = removalOf(r, options);
+      if (action === 'revoke') {
         r.revoked = { date, reason: 'cessationOfOperation' };
         delete r.retired;
         out.revoked.push(r);
-        return true;
+      } else if (action === 'retire') {
+        r.retired = { date };
+        out.retired.push(r);
       }
-      if (r.retired) return false;
-      r.retired = { date };
-      out.retired.push(r);
-      return true;
+      return action !== undefined;
     });
     return out;
   }

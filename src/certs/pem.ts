@@ -81,6 +81,20 @@ export function toCertificates(input: unknown, option: string, options: { allowE
   return out;
 }
 
+/**
+ * The issuers of a leaf gathered from several lists (the bundle's, the `chain` option's): each
+ * certificate once, in the order first seen, and never the leaf itself.
+ */
+export function distinctIssuers(leafFingerprint: string, ...lists: readonly (readonly Buffer[])[]): Buffer[] {
+  const seen = new Set([leafFingerprint]);
+  const out: Buffer[] = [];
+  for (const der of lists.flat()) {
+    const fp = fingerprint(der);
+    if (!seen.has(fp)) (seen.add(fp), out.push(der));
+  }
+  return out;
+}
+
 /** SHA-256 fingerprint of DER bytes, lower-case hex without separators. */
 export function fingerprint(der: Uint8Array): string {
   return hash('sha256', der, 'hex');

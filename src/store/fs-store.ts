@@ -42,7 +42,7 @@ import { checkImport, type IdentityBundle } from '../certs/import.js';
 import { issueCertificate, type CertificatePurpose, type Identity } from '../certs/issue.js';
 import { assertEmail } from '../certs/email.js';
 import type { KeyAlgorithm } from '../certs/keys.js';
-import { certificatesFrom, fingerprint, normalizeSerial, toCertificates, toPem, type CertificateInput } from '../certs/pem.js';
+import { certificatesFrom, distinctIssuers, fingerprint, normalizeSerial, toCertificates, toPem, type CertificateInput } from '../certs/pem.js';
 
 export { normalizeSerial };
 import { certificateBasics, describeCertificate, EKU } from '../certs/x509.js';
@@ -77,6 +77,7 @@ import {
   type TrustChain,
   findRecord,
   planReimport,
+  removalOf,
   statusOf,
 } from './store.js';
 
@@ -774,9 +775,7 @@ export class FileStore implements LifecycleStore {
       ...(options.strict ? { strict: true } : {}),
     });
     const leafFp = check.info.fingerprint;
-    const chain = [...bundle.chain, ...(options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true }))].filter(
-      (der, i, all) => fingerprint(der) !== leafFp && all.findIndex((d) => d.equals(der)) === i,
-    );
+    const chain = distinctIssuers(leafFp, bundle.chain, options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true }));
     const existing = (await this.listCertificates()).find((r) => r.fingerprint === leafFp);
     if (existing) return this.amendEntry(existing, options.purpose, chain, check.info.keyUsage, check.warnings);
     const { record } = await this.addEntry(
@@ -959,10 +958,9 @@ export class FileStore implements LifecycleStore {
   async removeUser(user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {
     const all = await this.listCertificates({ user });
     if (!all.length) throw new StoreEntryNotFound(user, 'user', `No certificates for user "${user}" in the store`);
-    const records = all.filter((r) => !r.revoked);
     const date = this.now().toISOString();
-    const revoked = options.revoke ? records.filter((r) => r.source === 'issued') : [];
-    const retired = records.filter((r) => !revoked.includes(r) && !r.retired);
+    const revoked = all.filter((r) => removalOf(r, options) === 'revoke');
+    const retired = all.filter((r) => removalOf(r, options) === 'retire');
     const slugs = await Promise.all(revoked.map(async (r) => caSlug(await this.issuingOf(r))));
     const changed = await this.write(() =>
       this.putRevocations([
@@ -1120,7 +1118,7 @@ export class FileStore implements LifecycleStore {
       warnings.push('No emailProtection EKU: iOS accepts the signer, but `openssl cms -verify` needs `-purpose any` for it');
     }
     const fp = info.fingerprint;
-    const chain = [...bundle.chain, ...(options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true }))].filter((der, i, all) => fingerprint(der) !== fp && all.findIndex((d) => d.equals(der)) === i);
+    const chain = distinctIssuers(fp, bundle.chain, options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true }));
     const serial = normalizeSerial(info.serial);
     return this.write(async () => {
       const meta = this.#meta;

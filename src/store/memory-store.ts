@@ -8,7 +8,7 @@
 import { createCertificateAuthority, type CertificateAuthority } from '../certs/ca.js';
 import { assertEmail } from '../certs/email.js';
 import { issueCertificate, type CertificatePurpose, type Identity } from '../certs/issue.js';
-import { fingerprint, normalizeSerial, toCertificates, type CertificateInput } from '../certs/pem.js';
+import { distinctIssuers, fingerprint, normalizeSerial, toCertificates, type CertificateInput } from '../certs/pem.js';
 import { describeCertificate } from '../certs/x509.js';
 import { keySigner, type Signer } from '../cms/sign.js';
 import { CertificateInvalid, InputInvalid, StoreEntryNotFound } from '../errors.js';
@@ -21,6 +21,7 @@ import {
   compareRecords,
   findRecord,
   planReimport,
+  removalOf,
   servesPurpose,
   type CertificateRecord,
   type ImportIdentityOptions,
@@ -91,7 +92,7 @@ export class MemoryStore implements LifecycleStore {
     const check = await checkImport(bundle, { user: options.user, purpose: options.purpose, now: this.#now(), ...(options.strict ? { strict: true } : {}) });
     const leaf = check.info.fingerprint;
     const given = options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true });
-    const chain = [...bundle.chain, ...given].filter((der, i, all) => fingerprint(der) !== leaf && all.findIndex((d) => d.equals(der)) === i);
+    const chain = distinctIssuers(leaf, bundle.chain, given);
     const existing = [...this.#entries.values()].find((e) => e.record.fingerprint === leaf);
     if (existing) {
       const plan = planReimport(existing.record, options.purpose, chain, check.info.keyUsage);
@@ -123,12 +124,13 @@ export class MemoryStore implements LifecycleStore {
     if (!all.length) throw new StoreEntryNotFound(user, 'user', `No certificates for user "${user}" in the store`);
     const date = this.#now().toISOString();
     const out: RemoveUserResult = { revoked: [], retired: [] };
-    for (const e of all.filter((x) => !x.record.revoked)) {
-      if (options.revoke && e.record.source === 'issued') {
+    for (const e of all) {
+      const action = removalOf(e.record, options);
+      if (action === 'revoke') {
         e.record.revoked = { date, reason: 'cessationOfOperation' };
         delete e.record.retired;
         out.revoked.push(structuredClone(e.record));
-      } else if (!e.record.retired) {
+      } else if (action === 'retire') {
         e.record.retired = { date };
         out.retired.push(structuredClone(e.record));
       }

@@ -202,6 +202,17 @@ export function findRecord(records: readonly CertificateRecord[], query: string)
 }
 
 /**
+ * What removing a user (`removeUser`) does to one of their records: `revoke` for one this
+ * store's CA issued when `revoke` is asked, `retire` for any other still in use, nothing for
+ * one already revoked or retired. For stores implementing {@link LifecycleStore.removeUser}.
+ */
+export function removalOf(record: CertificateRecord, options: { revoke?: boolean } = {}): 'revoke' | 'retire' | undefined {
+  if (record.revoked) return undefined;
+  if (options.revoke && record.source === 'issued') return 'revoke';
+  return record.retired ? undefined : 'retire';
+}
+
+/**
  * What importing a stored certificate again adds to it: the other purpose, when the
  * certificate is dual-use (keyUsage with digitalSignature and keyEncipherment, or none), and
  * the issuers (DER) it does not have yet. For stores implementing
