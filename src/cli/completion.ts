@@ -1,5 +1,20 @@
 import type { Argv } from 'yargs';
-import { listTemplates, loadTemplate, type Template } from '../profile/template.js';
+import { listTemplates, type Template } from '../profile/template.js';
+import type { Io } from './io.js';
+import { templateArg } from './options.js';
+
+/**
+ * What yargs itself offers after `words` (commands, flags, choices), one per line of its
+ * completion output: the parser is the one source of the commands, for completion and for the
+ * unknown-command message alike.
+ */
+export async function yargsCandidates(parser: Argv, words: string[]): Promise<string[]> {
+  let out = '';
+  await parser.parseAsync(['--get-yargs-completions', 'profilesmith', ...words], {}, (_e, _a, o) => {
+    out = o;
+  });
+  return out.split('\n').filter(Boolean);
+}
 
 /**
  * Shell completion. The scripts that `profilesmith completion SHELL` prints call back
@@ -9,24 +24,18 @@ import { listTemplates, loadTemplate, type Template } from '../profile/template.
  * from the commands; template names and the `--set` keys of the template on the line are
  * added here.
  */
-export async function completions(parser: () => Argv, words: string[]): Promise<string[]> {
+export async function completions(parser: () => Argv, words: string[], io: Io): Promise<string[]> {
   const current = words.at(-1) ?? '';
   const prev = words.at(-2);
-  if (prev === '--set' || prev === '-s') return setKeys(words, current);
-  if (current.startsWith('--set=')) return (await setKeys(words, current.slice(6))).map((k) => `--set=${k}`);
+  if (prev === '--set' || prev === '-s') return setKeys(words, current, io);
+  if (current.startsWith('--set=')) return setKeys(words, current.slice(6), io).map((k) => `--set=${k}`);
   if (prev === '--template') return templateNames(current);
   // The template positional of generate and batch, and the name of templates show.
   const positionals = words.slice(0, -1).filter((w) => !w.startsWith('-'));
   if (!current.startsWith('-') && words.length === 2 && (words[0] === 'generate' || words[0] === 'batch')) return templateNames(current);
   if (!current.startsWith('-') && words.length === 3 && positionals[0] === 'templates' && positionals[1] === 'show') return templateNames(current);
 
-  let out = '';
-  await parser().parseAsync(['--get-yargs-completions', 'profilesmith', ...words], {}, (_e, _a, o) => {
-    out = o;
-  });
-  const candidates = out
-    .split('\n')
-    .filter(Boolean)
+  const candidates = (await yargsCandidates(parser(), words))
     // yargs offers one-letter aliases as `--o`; on a command line they are `-o`.
     .map((c) => (/^--[a-zA-Z]$/.test(c) ? c.slice(1) : c))
     .filter((c) => c !== 'completion' || words.length === 1);
@@ -43,8 +52,8 @@ function templateNames(prefix: string): string[] {
 }
 
 /** `KEY=` for every variable of the template on the line (not its secrets); past the `=`, its choices. */
-function setKeys(words: string[], current: string): string[] {
-  const template = templateOnLine(words);
+function setKeys(words: string[], current: string, io: Io): string[] {
+  const template = templateOnLine(words, io);
   if (!template) return [];
   const eq = current.indexOf('=');
   if (eq > 0) {
@@ -57,14 +66,15 @@ function setKeys(words: string[], current: string): string[] {
     .map(([k]) => `${k}=`);
 }
 
-function templateOnLine(words: string[]): Template | undefined {
+/** The template the line names, read as the command will read it (a built-in, or a path). */
+function templateOnLine(words: string[], io: Io): Template | undefined {
   let name: string | undefined;
   const t = words.indexOf('--template');
   if (t >= 0) name = words[t + 1];
   else if (words[0] === 'generate' || words[0] === 'batch') name = words[1];
   if (!name || name.startsWith('-')) return undefined;
   try {
-    return loadTemplate(name);
+    return templateArg(io, name);
   } catch {
     return undefined;
   }

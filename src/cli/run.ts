@@ -19,7 +19,7 @@ import { templatesCommand } from './commands/templates.js';
 import { verifyCommand } from './commands/verify.js';
 import { configCommand } from './commands/config.js';
 import { loadConfig } from './config.js';
-import { COMPLETION_SCRIPTS, completions } from './completion.js';
+import { COMPLETION_SCRIPTS, completions, yargsCandidates } from './completion.js';
 import { exitCodeFor, formatError, UsageError } from './errors.js';
 import type { Io } from './io.js';
 import type { Context } from './options.js';
@@ -147,13 +147,7 @@ const GROUPS = ['cert', 'ca', 'link', 'templates', 'user', 'pki', 'store', 'conf
 async function unknownCommand(argv: string[], io: Io): Promise<string | undefined> {
   const words = argv.filter((a) => !a.startsWith('-'));
   if (!words.length || argv.includes('--help') || argv.includes('--version') || argv[0]?.startsWith('-')) return undefined;
-  const names = async (path: string[]) => {
-    let out = '';
-    await buildParser({ io: { ...io, env: {} }, exitCode: 0 }, []).parseAsync(['--get-yargs-completions', 'profilesmith', ...path, ''], {}, (_e, _a, o) => {
-      out = o;
-    });
-    return out.split('\n').filter((c) => c && !c.startsWith('-'));
-  };
+  const names = async (path: string[]) => (await yargsCandidates(buildParser({ io: { ...io, env: {} }, exitCode: 0 }, []), [...path, ''])).filter((c) => !c.startsWith('-'));
   const [first, second] = argv;
   if (first === undefined) return undefined;
   const top = await names([]);
@@ -184,7 +178,7 @@ export async function run(rawArgv: string[], io: Io): Promise<number> {
     // Called by the completion scripts on every Tab: candidates on stdout, never an error.
     const words = rawArgv.slice(rawArgv[1] === '--' ? 2 : 1);
     try {
-      const list = await completions(() => buildParser({ io: { ...io, env: {} }, exitCode: 0 }, []), words.length ? words : ['']);
+      const list = await completions(() => buildParser({ io: { ...io, env: {} }, exitCode: 0 }, []), words.length ? words : [''], io);
       if (list.length) io.stdout.write(list.join('\n') + '\n');
     } catch {
       // Nothing to offer; the shell falls back to file names.

@@ -131,6 +131,10 @@ test('completion: the bash, zsh and fish scripts complete commands, flags, choic
   t.deepEqual(complete('batch', 'exchange-smime', '--only'), ['--only-changed']);
   t.deepEqual(complete('batch', 'exchange-smime', '--users', ''), [], 'a file option: the shell completes file names');
   t.deepEqual(complete('completion', 'z'), ['zsh']);
+  // A template given by path: its own variables, read as generate reads the path.
+  writeFileSync(join(dir, 'mine.mobileconfig.hbs'), '<plist version="1.0"><dict/></plist>');
+  writeFileSync(join(dir, 'mine.json'), JSON.stringify({ description: 'mine', variables: { 'site.name': { type: 'string' } } }));
+  t.deepEqual(complete('generate', './mine.mobileconfig.hbs', '--set', 'site.'), ['site.name=']);
 
   // zsh: the completion function run by zsh, with compadd recording what it is given.
   const zsh = spawnSync('zsh', ['--version']);

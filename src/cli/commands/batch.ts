@@ -3,7 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { runBatch } from '../../batch/run.js';
 import { UsageError } from '../errors.js';
 import { readInputFile } from '../files.js';
-import { getPassphrase, parseSets, templateArg, templateValues, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { getPassphrase, templateArg, templateValues, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { interruptSignal, note, printJson } from '../output.js';
 import { batchReporter } from '../progress.js';
 import { pkcs11OptionsFromArgs, signerOptions, type SignerArgs } from '../signer.js';
@@ -74,8 +74,8 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
         template,
         usersFile: resolve(ctx.io.cwd, args.users),
         outDir: resolve(ctx.io.cwd, args.out),
+        // The --set values are in data already (templateValues applied them).
         data,
-        sets: parseSets(args.set),
         ...(args.jobs ? { jobs: args.jobs } : {}),
         ...(pkcs11 ? { pkcs11 } : {}),
         embedPkcs12Passwords: args.pkcs12Password,
