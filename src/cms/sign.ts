@@ -113,31 +113,34 @@ export function signerCertificates(signer: Signer): SignerCertificates {
   return n;
 }
 
-const checked = new WeakMap<Signer, Promise<void>>();
-/** Signers whose check has passed: signProfile then goes on without awaiting anything. */
+/** Signers whose check has passed (or whose key was matched when they were made). */
 const passed = new WeakSet<Signer>();
+/** Probes under way, so that concurrent first uses make one probe signature. */
+const probing = new WeakMap<Signer, Promise<void>>();
+
 /** Records that a signer's key is known to match its certificate (keySigner, pkcs11Signer check it when made). @internal */
 export function markChecked(signer: Signer): void {
-  checked.set(signer, Promise.resolve());
   passed.add(signer);
 }
 
 /**
  * Checks a signer once: its certificate and chain, its keyType against the certificate's
- * key, and a probe signature verified with the certificate's public key.
+ * key, and a probe signature verified with the certificate's public key. A failed check is
+ * made again next time (the KMS may have been unreachable).
  * @throws ERR_INPUT_INVALID for the certificate's shape; ERR_SIGNER_INVALID (`algorithm`,
  * `key-mismatch`, `bad-output`); a typed error the signer throws keeps its code, anything else
  * is ERR_SIGNING_FAILED
  */
 export function checkSigner(signer: Signer): Promise<void> {
-  let p = checked.get(signer);
+  if (passed.has(signer)) return Promise.resolve();
+  let p = probing.get(signer);
   if (!p) {
-    p = probe(signer).then(() => {
-      passed.add(signer);
-    });
-    checked.set(signer, p);
-    // A failed check is checked again next time (the KMS may have been unreachable).
-    p.catch(() => checked.delete(signer));
+    p = probe(signer)
+      .then(() => {
+        passed.add(signer);
+      })
+      .finally(() => probing.delete(signer));
+    probing.set(signer, p);
   }
   return p;
 }
