@@ -172,7 +172,7 @@ export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
     const ip = req.socket.remoteAddress ?? '?';
     const logged = path.length > 64 ? path.slice(0, 64) + '…' : path;
     res.on('finish', () => options.log?.(`${ip} ${req.method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
-    const t = Date.now();
+    const t = now().getTime();
     if (requests.hit(ip, t) > limit) {
       send(res, 429, 'Too many requests; try again in a minute\n', undefined, { 'Retry-After': '60' });
       return true;

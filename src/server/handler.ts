@@ -78,6 +78,8 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
   const trusted = new TrustedProxies(options.trustProxy ?? []);
   const requests = new WindowCounter(60_000);
   const guesses = new WindowCounter(GUESS_WINDOW_MS);
+  // Rate windows and the trust profile's age follow the injected clock, as profiles do.
+  const clock = () => (options.now ?? (() => new Date()))().getTime();
   const signer = options.signer ? Promise.resolve(options.signer) : options.store.profileSigner();
   signer.catch(() => {});
   const payloadNames = (template.meta.payloads ?? []).map((p) => (Object.hasOwn(PAYLOAD_NAMES, p) ? PAYLOAD_NAMES[p] : undefined) ?? p);
@@ -101,7 +103,7 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
 
   /** The trust profile (root and issuing CAs), made once a minute at most: it is the same for everyone. */
   const trust = async (): Promise<Uint8Array> => {
-    const t = Date.now();
+    const t = clock();
     if (trustProfile && t - trustProfile.made < 60_000) return trustProfile.bytes;
     const p = await generateProfile({ store: options.store, template: 'root-ca', data: {}, signer: await signer, ...(options.now ? { now: options.now } : {}) });
     trustProfile = { bytes: p.bytes, made: t };
@@ -119,7 +121,7 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
     if (post && step !== '/install') return send(res, 405, messagePage('Not allowed', 'Open the link in Safari.'), undefined, { Allow: 'GET, HEAD' });
     const found = await options.links.peek(token);
     if (!found) {
-      guesses.hit(client, Date.now());
+      guesses.hit(client, clock());
       return send(res, 404, messagePage('Link not found', 'This link is not valid. Ask your administrator for a new one.'));
     }
     if (found.state !== 'valid') {
@@ -156,7 +158,7 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
     const path = url.pathname;
     const logged = path.replace(/^\/p\/[^/]+/, '/p/<token>');
     res.on('finish', () => options.log?.(`${client} ${req.method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
-    const t = Date.now();
+    const t = clock();
     if (requests.hit(client, t) > limit) return retryPage(res, requests.peek(client, t)!.reset, t);
     const g = guesses.peek(client, t);
     // Past the guess limit every link request from the client waits: answering valid ones would tell guesses apart.

@@ -24,7 +24,7 @@ async function clockStore(t: import('ava').ExecutionContext) {
   const clock = () => now;
   await initStore(join(dir, 'store'), { organization: 'Clock Corp', passphrase: PASSPHRASE, kdfCost: 14, now: clock, pkiUrl: 'http://pki.example.com' });
   const store = await openStore(join(dir, 'store'), { passphrase: PASSPHRASE, now: clock });
-  return { dir, store, advance: (ms: number) => (now = new Date(now.getTime() + ms)) };
+  return { dir, store, clock, advance: (ms: number) => (now = new Date(now.getTime() + ms)) };
 }
 
 test('parseOcspRequest reads what openssl ocsp sends: serial, SHA-1 CertID, nonce', async (t) => {
@@ -79,9 +79,9 @@ test('CRL numbers strictly increase, even within one second; the published CRL i
   t.regex(openssl(['crl', '-inform', 'DER', '-noout', '-text'], root).stdout.toString(), /Issuer: CN = Clock Corp Root CA[\s\S]*No Revoked Certificates/);
 });
 
-test('the PKI handler bounds the rate per address', async (t) => {
-  const { store } = await clockStore(t);
-  const handler = createPkiHandler({ store, rateLimit: 3 });
+test('the PKI handler bounds the rate per address, in windows of the injected clock', async (t) => {
+  const { store, clock, advance } = await clockStore(t);
+  const handler = createPkiHandler({ store, rateLimit: 3, now: clock });
   const server = createServer((req, res) => {
     if (!handler(req, res)) res.writeHead(404).end();
   });
@@ -91,6 +91,9 @@ test('the PKI handler bounds the rate per address', async (t) => {
   const codes: number[] = [];
   for (let i = 0; i < 5; i++) codes.push((await httpRequest(`http://127.0.0.1:${port}/ca/root.cer`)).status);
   t.deepEqual(codes, [200, 200, 200, 429, 429]);
+  // The window is a minute of the store's clock, however long the requests took on this machine.
+  advance(61_000);
+  t.is((await httpRequest(`http://127.0.0.1:${port}/ca/root.cer`)).status, 200, 'a new window');
   t.is((await httpRequest(`http://127.0.0.1:${port}/elsewhere`)).status, 404, 'other paths are left to the caller');
 });
 
