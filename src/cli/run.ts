@@ -19,7 +19,8 @@ import { templatesCommand } from './commands/templates.js';
 import { verifyCommand } from './commands/verify.js';
 import { configCommand } from './commands/config.js';
 import { loadConfig } from './config.js';
-import { COMPLETION_SCRIPTS, completions, yargsCandidates } from './completion.js';
+import { completions, yargsCandidates } from './completion.js';
+import { completionCommand } from './commands/completion.js';
 import { exitCodeFor, formatError, UsageError } from './errors.js';
 import type { Io } from './io.js';
 import type { Context } from './options.js';
@@ -53,19 +54,7 @@ export function buildParser(ctx: Context, argv: string[]): Argv {
     .command(storeCommand(ctx))
     .command(demoCommand(ctx))
     .command(configCommand(ctx))
-    .command<{ shell: keyof typeof COMPLETION_SCRIPTS }>({
-      command: 'completion <shell>',
-      describe: 'print a shell completion script (commands, flags, templates, --set keys)',
-      builder: (y) =>
-        y
-          .positional('shell', { choices: ['bash', 'zsh', 'fish'] as const, demandOption: true })
-          .example('eval "$($0 completion bash)"', 'in ~/.bashrc')
-          .example('eval "$($0 completion zsh)"', 'in ~/.zshrc, after compinit')
-          .example('$0 completion fish > ~/.config/fish/completions/profilesmith.fish', 'fish') as unknown as Argv<{ shell: keyof typeof COMPLETION_SCRIPTS }>,
-      handler: (args) => {
-        ctx.io.stdout.write(COMPLETION_SCRIPTS[args.shell]);
-      },
-    })
+    .command(completionCommand(ctx))
     .option('debug', { type: 'boolean', describe: 'print stack traces and causes' })
     .option('config', { type: 'string', describe: 'config file (default: $PROFILESMITH_CONFIG, then ./profilesmith.json); --no-config reads none' })
     .example('$0 init --store ./store --org "Example Corp"', 'create a store and its CA')
