@@ -175,17 +175,18 @@ export async function run(rawArgv: string[], io: Io): Promise<number> {
     return 0;
   }
   const argv = joinStdinValues(rawArgv);
-  const unknown = await unknownCommand(argv, io);
-  if (unknown) {
-    errorLine(io, `error: ${unknown}`);
-    return 2;
-  }
   const debug = argv.includes('--debug') || io.env.PROFILESMITH_DEBUG === '1';
   try {
     let output = '';
-    await buildParser(ctx, argv).parseAsync(argv, {}, (_err, _args, out) => {
-      output = out;
-    });
+    try {
+      await buildParser(ctx, argv).parseAsync(argv, {}, (_err, _args, out) => {
+        output = out;
+      });
+    } catch (err) {
+      // Only when yargs refused the line: is it an unknown command? (No cost on the happy path.)
+      const unknown = err instanceof UsageError ? await unknownCommand(argv, io) : undefined;
+      throw unknown ? new UsageError(unknown) : err;
+    }
     if (output) io.stdout.write(output + '\n');
     return ctx.exitCode;
   } catch (err) {
