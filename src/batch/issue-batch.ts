@@ -10,8 +10,7 @@ import { availableParallelism } from 'node:os';
 import { assertEmail } from '../certs/email.js';
 import type { CertificatePurpose } from '../certs/issue.js';
 import { checkNameValue } from '../certs/name.js';
-import { emailPermitted } from '../certs/publication.js';
-import { InputInvalid, isProfilesmithError, UserRemoved } from '../errors.js';
+import { isProfilesmithError, UserRemoved } from '../errors.js';
 import { isRemovedUser, statusOf, type CertificateStore } from '../store/store.js';
 import type { BatchFailure, BatchProgress } from './run.js';
 import { countUsers, readUsers } from './users.js';
@@ -67,7 +66,6 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
   const total = await countUsers(options.usersFile);
   const jobs = Math.max(1, Math.min(options.jobs ?? availableParallelism(), 32));
   const s: IssueBatchSummary = { done: 0, total, generated: 0, unchanged: 0, failed: 0, skipped: 0, existing: 0, elapsedMs: 0, failures: [], dryRun: !!options.dryRun, interrupted: false };
-  const domains = (options.store as { permittedEmailDomains?: readonly string[] }).permittedEmailDomains ?? [];
   const running = new Set<Promise<void>>();
   const finish = () => {
     s.done++;
@@ -96,10 +94,11 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
         if (removed) throw new UserRemoved(email);
         if (repeated) issued = false;
         else if (options.dryRun) {
-          // What issuing would check first, then whether the user already holds one.
+          // What issuing would check first (the store's own checks, when it offers them), then
+          // whether the user already holds one.
           const user = assertEmail(email);
-          checkNameValue('name', name.trim());
-          if (!emailPermitted(user, domains)) throw new InputInvalid('user', `"${user}" is outside the email domains this CA may issue for (${domains.join(', ')})`);
+          if (options.store.checkIssuance) await options.store.checkIssuance(request);
+          else checkNameValue('name', name.trim());
           const held = await options.store.listCertificates({ user, purpose: options.purpose });
           issued = !held.some((r) => statusOf(r, now()) === 'valid');
         } else if (options.store.issueCertificateIfMissing) {

@@ -46,6 +46,7 @@ import { certificatesFrom, distinctIssuers, fingerprint, normalizeSerial, toCert
 
 export { normalizeSerial };
 import { certificateBasics, describeCertificate, EKU } from '../certs/x509.js';
+import { checkNameValue } from '../certs/name.js';
 import { caSlug, checkEmailDomains, checkPkiUrl, emailPermitted, publicationFor, type CaRef } from '../certs/publication.js';
 import { keySigner, type Signer } from '../cms/sign.js';
 import { atomicDir, atomicWrite, ioError, readText } from './fs-util.js';
@@ -697,14 +698,26 @@ export class FileStore implements LifecycleStore {
     return (await this.listCertificates({ user, purpose })).find((r) => statusOf(r, now) === 'valid');
   }
 
-  private async issue(options: IssueUserCertificateOptions, ifMissing: boolean): Promise<{ record: CertificateRecord; issued: boolean }> {
+  /** What issuing would refuse, before any key is made: the address, the name, the CA's permitted domains. */
+  async checkIssuance(options: IssueUserCertificateOptions): Promise<void> {
+    await this.checkedUser(options, await this.freshMeta());
+  }
+
+  private async checkedUser(options: IssueUserCertificateOptions, meta: StoreMeta): Promise<string> {
     const user = assertEmail(options.user);
-    this.requireKey('issue certificates');
-    const meta = await this.freshMeta();
     const domains = meta.permittedEmailDomains ?? [];
     if (!emailPermitted(user, domains)) {
       throw new InputInvalid('user', `"${user}" is outside the email domains this CA may issue for (${domains.join(', ')})`);
     }
+    // issueCertificate checks the name again; here it is checked before a key is made.
+    checkNameValue('name', String(options.name ?? '').trim());
+    return user;
+  }
+
+  private async issue(options: IssueUserCertificateOptions, ifMissing: boolean): Promise<{ record: CertificateRecord; issued: boolean }> {
+    this.requireKey('issue certificates');
+    const meta = await this.freshMeta();
+    const user = await this.checkedUser(options, meta);
     if (ifMissing) {
       const held = await this.validHeld(user, options.purpose);
       if (held) return { record: held, issued: false };

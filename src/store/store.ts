@@ -101,6 +101,13 @@ export interface CertificateStore {
    * the held one is returned.
    */
   issueCertificateIfMissing?(options: IssueUserCertificateOptions): Promise<{ record: CertificateRecord; issued: boolean }>;
+  /**
+   * Optional: what {@link CertificateStore.issueCertificate} would refuse, checked without
+   * issuing (the address, the name, any policy of the CA such as permitted domains): a dry run
+   * of issue-batch asks it. Without it, the dry run checks the address and the name only.
+   * @throws what issueCertificate throws for the same options, before any key is made
+   */
+  checkIssuance?(options: IssueUserCertificateOptions): Promise<void>;
   /** The store CA's roots and intermediates, shipped in every profile. */
   trustChain(): Promise<TrustChain>;
   /** The issuers (DER, leaf-most first) of one stored certificate, as far as the store knows them. */

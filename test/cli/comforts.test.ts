@@ -204,6 +204,14 @@ test('--dry-run: batch makes every profile in memory and writes nothing; cert is
   t.regex(bad.stderr, /^error: line 2: not-an-address: /m);
   t.regex(bad.stderr, /^error: line 3: long@example\.com: The common name "N+" has 70 characters; X\.509 allows at most 64/m);
   t.deepEqual(snapshotDir(storeDir), before);
+  // The store's own policy is part of the dry run: a CA limited to a domain refuses others.
+  const limited = join(dir, 'limited');
+  t.is(cli(['init', '--store', limited, '--org', 'Limited', '--permit-email-domain', 'example.com'], { cwd: dir, env }).status, 0);
+  writeFileSync(join(dir, 'other.csv'), 'email\nok@example.com\nx@other.org\n');
+  const policy = cli(['cert', 'issue-batch', '--store', limited, '--users', 'other.csv', '--purpose', 'smime-signing', '--dry-run'], { cwd: dir });
+  t.is(policy.status, 1);
+  t.regex(policy.stderr, /^error: line 3: x@other\.org: "x@other\.org" is outside the email domains this CA may issue for \(example\.com\)$/m);
+  t.regex(policy.stderr, /Dry run, nothing issued: 1 would be issued, 0 already held one, 1 failed/);
 });
 
 test('a user removed from the store fails their batch row with one clear line; --skip-removed skips them (batch and issue-batch)', async (t) => {
