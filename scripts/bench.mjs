@@ -4,6 +4,7 @@
 //
 //   BENCH_USERS=1000,10000 npm run bench      (default; BENCH_QUICK=1 runs 200 and 1000)
 //   BENCH_COLD=600,10000                      (batches that build every PKCS#12 on demand)
+//   BENCH_FIRST=600                           (the first batch on a store just filled by cert issue-batch)
 //
 // The store builds each identity's profile PKCS#12 when it enters (issue, import, issue-batch),
 // so the first batch after cert issue-batch finds them built and runs as a warm one does. The
@@ -28,6 +29,7 @@ const quick = process.env.BENCH_QUICK === '1';
 const sizes = (process.env.BENCH_USERS ?? (quick ? '200,1000' : '1000,10000')).split(',').map(Number);
 const coldSizes = (process.env.BENCH_COLD ?? (quick ? '200,1000' : '600,10000')).split(',').map(Number);
 const maxUsers = Math.max(...sizes, ...coldSizes);
+const firstUsers = Number(process.env.BENCH_FIRST ?? (quick ? 100 : 600));
 const jobs = availableParallelism();
 const log = (...a) => console.error(...a);
 const f = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
@@ -149,11 +151,11 @@ if (leftovers.length) {
   log(`removed ${leftovers.length} output folders of an earlier run; waiting 40 s before measuring`);
   await new Promise((r) => setTimeout(r, 40_000));
 }
-function batch(n) {
+function batch(n, dir = storeDir, usersFile = join(CACHE, `users-${n}.csv`)) {
   const out = join(CACHE, `out-${n}-${outDirs.length}`);
   outDirs.push(out);
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'bench-batch.mjs'), storeDir, join(CACHE, `users-${n}.csv`), out, String(jobs), PASS_ENV], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'bench-batch.mjs'), dir, usersFile, out, String(jobs), PASS_ENV], { encoding: 'utf8', maxBuffer: 1 << 24 });
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(r.stderr);
   const res = JSON.parse(r.stdout);
@@ -176,6 +178,36 @@ function coldBatch(n) {
 }
 for (const n of sizes) batch(n); // fills the cache for these users
 
+// The admin's first run: a new store, filled by the CLI's own `cert issue-batch` (a signing and
+// an encryption identity per user, real keys made in its workers), then its first `batch`.
+// Made anew on every bench run (never cached: the point is that nothing ran on it before).
+// One more user than measured: the start-up is timed by a one-user batch over that extra user,
+// so the measured users are all untouched when their batch runs.
+const firstDir = join(CACHE, 'first-store');
+rmSync(firstDir, { recursive: true, force: true });
+log(`a new store for the first-batch run: cert issue-batch, ${firstUsers + 1} users × 2 purposes (real key generation; not timed)...`);
+await initStore(firstDir, { organization: 'Bench First Corp', passphrase, kdfCost: 14 });
+const firstAll = join(CACHE, 'first-users-all.csv');
+const firstMeasured = join(CACHE, 'first-users.csv');
+const firstStartup = join(CACHE, 'first-users-startup.csv');
+const firstEmails = Array.from({ length: firstUsers + 1 }, (_, i) => `first${i}@example.com`);
+writeFileSync(firstAll, 'email\n' + firstEmails.join('\n') + '\n');
+writeFileSync(firstMeasured, 'email\n' + firstEmails.slice(0, firstUsers).join('\n') + '\n');
+writeFileSync(firstStartup, 'email\n' + firstEmails[firstUsers] + '\n');
+const cli = join(ROOT, 'dist', 'cli', 'main.js');
+const issueStart = process.hrtime.bigint();
+for (const purpose of ['smime-signing', 'smime-encryption']) {
+  const r = spawnSync(process.execPath, [cli, 'cert', 'issue-batch', '--store', firstDir, '--users', firstAll, '--purpose', purpose, '--json', '--no-config'], { encoding: 'utf8', env: { ...process.env, PROFILESMITH_PASSPHRASE: passphrase } });
+  if (r.status !== 0) throw new Error(`cert issue-batch: ${r.stderr}`);
+}
+const issueSeconds = Number(process.hrtime.bigint() - issueStart) / 1e9;
+log(`  issued ${(firstUsers + 1) * 2} identities in ${issueSeconds.toFixed(0)} s`);
+/** The first batch ever run on the new store (once per bench run: round 1 measures it). */
+function firstBatch() {
+  const startup = batch(1, firstDir, firstStartup);
+  return net(batch(firstUsers, firstDir, firstMeasured), startup);
+}
+
 // Rounds: each measures the two baselines, the warm batches, and the baselines again, back to
 // back, and gives its own ratios against the mean of the baselines around its batches; the
 // result is the median round. A baseline measured minutes away from the batch it is compared
@@ -187,6 +219,11 @@ const rounds = [];
 for (let r = 0; r < ROUNDS; r++) {
   log(`round ${r + 1}/${ROUNDS}`);
   const before = { opensslLoop: opensslLoopRate(), plainLoop: opensslLoopRate(true), mobileconfig: await mobileconfigSignRate() };
+  let first;
+  if (r === 0) {
+    first = firstBatch();
+    log(`  first ${firstUsers} after cert issue-batch: ${first.netProfilesPerSecond.toFixed(0)}/s without its start-up (${first.startupSeconds.toFixed(2)} s), peak RSS ${first.maxRssMB.toFixed(0)} MB`);
+  }
   const cold = {};
   for (const n of coldSizes) {
     cold[n] = coldBatch(n);
@@ -206,6 +243,7 @@ for (let r = 0; r < ROUNDS; r++) {
     mobileconfig: (before.mobileconfig + after.mobileconfig) / 2,
     before,
     after,
+    first,
     cold,
     warm,
   };
@@ -218,6 +256,7 @@ for (let r = 0; r < ROUNDS; r++) {
     warmBatchVsMobileconfig: small.profilesPerSecond / round.mobileconfig,
     msPerProfileLargeVsSmall: big.msPerProfile / small.msPerProfile,
     // Issue 19's targets: against the unencrypted-key loop, start-up taken out.
+    ...(first ? { firstBatchVsPlainLoop: first.netProfilesPerSecond / round.plainLoop } : {}),
     ...Object.fromEntries(coldSizes.map((n) => [`cold${n}VsPlainLoop`, round.cold[n].netProfilesPerSecond / round.plainLoop])),
     largestWarmBatchVsPlainLoop: big.netProfilesPerSecond / round.plainLoop,
     netMsPerProfileLargeVsSmall: big.netMsPerProfile / small.netMsPerProfile,
@@ -230,6 +269,7 @@ const byRatio = [...rounds].sort((a, b) => a.ratios.largestWarmBatchVsMobileconf
 const mid = byRatio[Math.floor(byRatio.length / 2)];
 for (const n of sizes) runs[`warm${n}`] = mid.warm[n];
 for (const n of coldSizes) runs[`cold${n}`] = mid.cold[n];
+runs[`first${firstUsers}`] = rounds[0].first;
 
 const opensslLoop = median(rounds.map((r) => r.opensslLoop));
 const plainLoop = median(rounds.map((r) => r.plainLoop));
@@ -255,6 +295,7 @@ const librarySignBestRatio = Math.max(...pairs.map((p) => p.rate)) / Math.max(..
 const speedAfter = opensslSpeed();
 rmSync(join(CACHE, 'signer.key'), { force: true });
 for (const d of outDirs) rmSync(d, { recursive: true, force: true });
+rmSync(firstDir, { recursive: true, force: true });
 
 const limit = (speedBefore + speedAfter) / 2;
 const result = {
@@ -270,12 +311,14 @@ const result = {
   // The median round's ratios (each round's baselines against its own batches), with the range.
   ratios: {
     ...mid.ratios,
+    firstBatchVsPlainLoop: rounds[0].ratios.firstBatchVsPlainLoop,
     librarySignVsOpensslSpeed: librarySignRatio,
     librarySignVsOpensslSpeedBest: librarySignBestRatio,
   },
-  ratioRanges: Object.fromEntries(Object.keys(mid.ratios).map((k) => [k, [Math.min(...rounds.map((r) => r.ratios[k])), Math.max(...rounds.map((r) => r.ratios[k]))]])),
+  firstBatch: { users: firstUsers, issueBatchSeconds: issueSeconds, round: 1 },
+  ratioRanges: Object.fromEntries(Object.keys(mid.ratios).filter((k) => k !== 'firstBatchVsPlainLoop').map((k) => [k, [Math.min(...rounds.map((r) => r.ratios[k])), Math.max(...rounds.map((r) => r.ratios[k]))]])),
   rounds,
-  peakRssMB: Math.max(...rounds.flatMap((r) => [...Object.values(r.cold), ...Object.values(r.warm)].map((w) => w.maxRssMB))),
+  peakRssMB: Math.max(rounds[0].first.maxRssMB, ...rounds.flatMap((r) => [...Object.values(r.cold), ...Object.values(r.warm)].map((w) => w.maxRssMB))),
 };
 mkdirSync(RESULTS, { recursive: true });
 writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
@@ -285,6 +328,7 @@ openssl smime -sign loop:            ${f(opensslLoop)} profiles/s (median of ${R
 openssl smime -sign, unencrypted key: ${f(plainLoop)} profiles/s (median of ${ROUNDS} rounds: ${rounds.map((r) => f(r.plainLoop)).join(', ')})
 mobileconfig sign():                 ${f(mobileconfigRate)} profiles/s (median of ${ROUNDS} rounds: ${rounds.map((r) => f(r.mobileconfig)).join(', ')})
 library signProfile (1 core):        ${f(librarySign)} signatures/s = ${f(result.ratios.librarySignVsOpensslSpeed)} × openssl speed (median of 7 interleaved 1 s pairs: ${pairs.map((p) => p.ratio.toFixed(2)).join(', ')}; best against best: ${f(librarySignBestRatio)})
+batch, first run after cert issue-batch, ${firstUsers}: ${f(runs[`first${firstUsers}`].netProfilesPerSecond)} profiles/s without its ${f(runs[`first${firstUsers}`].startupSeconds)} s start-up = ${f(result.ratios.firstBatchVsPlainLoop)} × unencrypted-key openssl loop (round 1's baselines); peak RSS ${f(runs[`first${firstUsers}`].maxRssMB)} MB
 ${coldSizes.map((n) => `batch, every PKCS#12 built on demand (none kept), ${n}: ${f(runs[`cold${n}`].netProfilesPerSecond)} profiles/s without its ${f(runs[`cold${n}`].startupSeconds)} s start-up = ${f(result.ratios[`cold${n}VsPlainLoop`])} × unencrypted-key openssl loop (rounds: ${rounds.map((r) => f(r.ratios[`cold${n}VsPlainLoop`])).join(', ')}); peak RSS ${f(runs[`cold${n}`].maxRssMB)} MB`).join('\n')}
 ${sizes.map((n) => `batch, warm (PKCS#12 cached), ${n}: ${f(runs[`warm${n}`].profilesPerSecond)} profiles/s, ${f(runs[`warm${n}`].msPerProfile)} ms/profile, peak RSS ${f(runs[`warm${n}`].maxRssMB)} MB`).join('\n')}
 ratios (median round of ${ROUNDS}; each round's baselines against its own batches):
