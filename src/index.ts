@@ -73,8 +73,12 @@ export type { CertificateInput } from './certs/pem.js';
 export { assertEmail } from './certs/email.js';
 
 // Stores
-export { initStore, openStore, FileStore } from './store/fs-store.js';
+export { initStore, openStore, closeStore } from './store/open.js';
+export type { AnyStore, PostgresUrl } from './store/open.js';
+export { FileStore } from './store/fs-store.js';
 export type { InitStoreOptions, OpenStoreOptions, RevokeResult, StoreCa, ResponderIdentity } from './store/fs-store.js';
+export { initPostgresStore, openPostgresStore, PostgresStore } from './store/postgres/pg-store.js';
+export type { InitPostgresStoreOptions, OpenPostgresStoreOptions } from './store/postgres/pg-store.js';
 export { createMemoryStore, MemoryStore } from './store/memory-store.js';
 export type { MemoryStoreOptions, AddIdentityOptions } from './store/memory-store.js';
 export { checkStore } from './store/check.js';

@@ -11,7 +11,8 @@ import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { InputInvalid, ProfilesmithError, StoreIOError, UserRemoved } from '../errors.js';
 import { loadTemplate, type Template, type TemplateRef } from '../profile/template.js';
-import { openStore } from '../store/fs-store.js';
+import { openStore } from '../store/open.js';
+import { isPostgresUrl } from '../store/postgres/db.js';
 import { atomicWrite } from '../store/fs-util.js';
 import { csvField } from '../util/csv.js';
 import { countUsers, readUsers } from './users.js';
@@ -208,7 +209,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     }
 
     const init: WorkerInit = {
-      storeDir: resolve(options.storeDir),
+      storeDir: isPostgresUrl(options.storeDir) ? options.storeDir : resolve(options.storeDir),
       storeKey: store.derivedKey(),
       template: { name: loaded.name, source: loaded.source, meta: loaded.meta, ...(loaded.path ? { path: loaded.path } : {}) },
       data: options.data ?? {},

@@ -13,7 +13,7 @@ import { pkcs11Signer, type Pkcs11SignerOptions } from '../cms/pkcs11.js';
 import { InputInvalid, isProfilesmithError } from '../errors.js';
 import { generateProfile, selectIdentities } from '../profile/generate.js';
 import { applySetValues, setPath, type Template } from '../profile/template.js';
-import { openStore, type FileStore } from '../store/fs-store.js';
+import { openStore, type AnyStore } from '../store/open.js';
 import { atomicWriteSyncFast } from '../store/fs-util.js';
 import type { CertificateRecord } from '../store/store.js';
 import { profileFileName } from './names.js';
@@ -65,7 +65,7 @@ export interface WorkerResult {
 const USERNAME_VARIABLES = ['exchange.username', 'imap.username', 'smtp.username'];
 
 interface Ready {
-  store: FileStore;
+  store: AnyStore;
   signer: Signer;
   template: Template;
   base: Record<string, unknown>;

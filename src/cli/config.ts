@@ -91,7 +91,7 @@ export function loadConfig(io: Io, flag: string | false | undefined): CliConfig 
   const config: CliConfig = { path, via, set: {}, templates: {} };
   if (obj.store !== undefined) {
     if (typeof obj.store !== 'string' || !obj.store) throw bad('"store" must be a non-empty string (a directory)');
-    config.store = resolve(dirname(path), obj.store);
+    config.store = /^postgres(ql)?:\/\//i.test(obj.store) ? obj.store : resolve(dirname(path), obj.store);
   }
   config.set = values(obj.set, 'set', bad);
   if (obj.templates !== undefined) {

@@ -13,7 +13,7 @@ export class UsageError extends Error {
 export function hintFor(code: string, kind?: string): string | undefined {
   switch (code) {
     case 'ERR_STORE_NOT_INITIALIZED':
-      return 'Run `profilesmith init --store DIR --org NAME` to create one, or pass --store';
+      return kind === 'postgres' ? 'Run `profilesmith init --store postgres://… --org NAME` to create the schema and the CA in it' : 'Run `profilesmith init --store DIR --org NAME` to create one, or pass --store';
     case 'ERR_KEY_PASSPHRASE':
       return 'Set PROFILESMITH_PASSPHRASE or pass --passphrase-file';
     case 'ERR_STORE_ENTRY_NOT_FOUND':
@@ -21,7 +21,8 @@ export function hintFor(code: string, kind?: string): string | undefined {
     case 'ERR_TEMPLATE_NOT_FOUND':
       return 'See `profilesmith templates list`, or pass a path to a .hbs file';
     case 'ERR_STORE_IO':
-      return 'Run `profilesmith store check` to see what is damaged';
+      // A database fault (server down, login refused, a newer schema) is not damage to look for.
+      return kind === 'postgres' ? undefined : 'Run `profilesmith store check` to see what is damaged';
     default:
       return undefined;
   }
@@ -48,7 +49,9 @@ export function formatError(err: unknown, debug: boolean): string {
   }
   if (!known) out += '\nThis is a bug; re-run with --debug and report it';
   else if (err instanceof Error) {
-    const hint = hintFor((err as { code?: string }).code ?? '', (err as { kind?: string }).kind);
+    const e = err as { code?: string; kind?: string; path?: string; dir?: string };
+    const onPostgres = /^postgres(ql)?:\/\//i.test(e.path ?? e.dir ?? '');
+    const hint = hintFor(e.code ?? '', onPostgres ? 'postgres' : e.kind);
     if (hint) out += `\nhint: ${hint}`;
   }
   return out;

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
-import { openStore, type FileStore } from '../store/fs-store.js';
+import { openStore, type AnyStore } from '../store/open.js';
+import { isPostgresUrl } from '../store/postgres/db.js';
 import { resolveStoreDir } from '../store/location.js';
 import { UsageError } from './errors.js';
 import { readDataFile, readSecretFile } from './files.js';
@@ -52,12 +53,27 @@ export async function getPassphrase(args: StoreArgs, io: Io, options: { confirm?
   return first;
 }
 
+/**
+ * The store in force: a directory, or a `postgres://` URL. A URL with a password is refused on
+ * the command line (argv shows in ps and shell history): the password goes in PGPASSWORD or
+ * ~/.pgpass, or the whole URL in PROFILESMITH_STORE or the config file.
+ */
 export function storeDir(args: StoreArgs, io: Io): string {
+  if (args.store && isPostgresUrl(args.store)) {
+    let password = '';
+    try {
+      password = new URL(args.store).password;
+    } catch {
+      throw new UsageError(`--store: "${args.store.replace(/:[^:@/]*@/, ':…@')}" is not a valid postgres:// URL`);
+    }
+    if (password) throw new UsageError('--store: a password in the URL would show in ps and shell history; put it in PGPASSWORD or ~/.pgpass (or the whole URL in PROFILESMITH_STORE)');
+    return args.store;
+  }
   return resolveStoreDir(args.store ? resolve(io.cwd, args.store) : undefined, io.env);
 }
 
 /** Opens the store; with `keys`, asks for the passphrase and checks it. */
-export async function openStoreFromArgs(args: StoreArgs, io: Io, keys: boolean): Promise<FileStore> {
+export async function openStoreFromArgs(args: StoreArgs, io: Io, keys: boolean): Promise<AnyStore> {
   const dir = storeDir(args, io);
   const store = await openStore(dir);
   if (keys) await store.unlock(await getPassphrase(args, io));

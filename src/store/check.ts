@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { keysMatch } from '../certs/keys.js';
 import { certificatesFrom, fingerprint } from '../certs/pem.js';
 import type { FileStore } from './fs-store.js';
+import { checkPostgresStore } from './postgres/check.js';
+import { PostgresStore } from './postgres/pg-store.js';
 import type { CertificateRecord } from './store.js';
 import { parseIndex } from './record-index.js';
 import { issuingPaths, OCSP_DIR, signerPaths } from './pki-files.js';
@@ -21,8 +23,13 @@ export interface StoreFinding {
   message: string;
 }
 
-/** Checks a file store. Keys are decrypted only when the store is unlocked. */
-export async function checkStore(store: FileStore): Promise<StoreFinding[]> {
+/** Checks a store (a file store, or a PostgreSQL store: its rows). Keys are decrypted only when the store is unlocked. */
+export async function checkStore(store: FileStore | PostgresStore): Promise<StoreFinding[]> {
+  if (store instanceof PostgresStore) return checkPostgresStore(store);
+  return checkFileStore(store);
+}
+
+async function checkFileStore(store: FileStore): Promise<StoreFinding[]> {
   const findings: StoreFinding[] = [];
   const add = (severity: StoreFinding['severity'], path: string, message: string) => findings.push({ severity, path, message });
   const gen = store.meta.keyGeneration;

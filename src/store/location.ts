@@ -1,14 +1,17 @@
 import { homedir, platform } from 'node:os';
 import { join, resolve } from 'node:path';
 
+const URL_STORE = /^postgres(ql)?:\/\//i;
+
 /**
  * Where the store lives: the flag, then `PROFILESMITH_STORE`, then the platform's data
- * directory (XDG on Linux, Application Support on macOS, LOCALAPPDATA on Windows).
+ * directory (XDG on Linux, Application Support on macOS, LOCALAPPDATA on Windows). A
+ * `postgres://` URL is returned as it is; a directory is made absolute.
  * `env` is passed in: the library never reads the process environment itself.
  */
 export function resolveStoreDir(flag: string | undefined, env: Record<string, string | undefined> = {}): string {
-  if (flag) return resolve(flag);
-  if (env.PROFILESMITH_STORE) return resolve(env.PROFILESMITH_STORE);
+  if (flag) return URL_STORE.test(flag) ? flag : resolve(flag);
+  if (env.PROFILESMITH_STORE) return URL_STORE.test(env.PROFILESMITH_STORE) ? env.PROFILESMITH_STORE : resolve(env.PROFILESMITH_STORE);
   const home = homedir();
   switch (platform()) {
     case 'darwin':

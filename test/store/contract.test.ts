@@ -17,6 +17,8 @@ import { verifyProfile } from '../../src/cms/verify.js';
 import { generateProfile } from '../../src/profile/generate.js';
 import { initStore, openStore } from '../../src/store/fs-store.js';
 import { createMemoryStore } from '../../src/store/memory-store.js';
+import { initPostgresStore, openPostgresStore, type PostgresStore } from '../../src/store/postgres/pg-store.js';
+import { postgres } from '../helpers/postgres.js';
 import type { LifecycleStore } from '../../src/store/store.js';
 import { readIdentity } from '../../src/certs/import.js';
 import { outsideCa } from '../helpers/outside-ca.js';
@@ -30,6 +32,7 @@ interface Harness {
   reopen?: () => Promise<LifecycleStore>;
 }
 
+const pgServer = await postgres();
 const stores: Record<string, (t: ExecutionContext) => Promise<Harness>> = {
   file: async (t) => {
     const dir = join(tmp(t), 'store');
@@ -48,7 +51,25 @@ const stores: Record<string, (t: ExecutionContext) => Promise<Harness>> = {
     };
     return { store: await open('Contract Corp'), reopen: () => open() };
   },
+  // A real PostgreSQL server (a throwaway cluster for this file); skipped, saying why, where there is none.
+  postgres: async (t) => {
+    if ('missing' in pgServer) throw new Error(pgServer.missing);
+    const url = await pgServer.createDatabase();
+    const opened: PostgresStore[] = [];
+    t.teardown(() => Promise.all(opened.map((s) => s.close())));
+    const track = (s: PostgresStore) => (opened.push(s), s);
+    const store = track(await initPostgresStore(url, { organization: 'Contract Corp', passphrase: PASSPHRASE, kdfCost: 14 }));
+    return { store, reopen: async () => track(await openPostgresStore(url, { passphrase: PASSPHRASE })) };
+  },
 };
+
+if ('missing' in pgServer) {
+  delete stores.postgres;
+  test('postgres: the contract suite against PostgreSQL is skipped', (t) => {
+    t.log(`skipped: ${pgServer.missing}`);
+    t.pass();
+  });
+}
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const code = (e: unknown) => (e as { code?: string } | undefined)?.code;

@@ -4,7 +4,8 @@ import { readIdentity } from '../../certs/import.js';
 import { PURPOSES, type CertificatePurpose } from '../../certs/issue.js';
 import { certificatesFrom } from '../../certs/pem.js';
 import { InputInvalid, isProfilesmithError } from '../../errors.js';
-import type { FileStore, ImportIdentityResult } from '../../store/fs-store.js';
+import type { ImportIdentityResult } from '../../store/fs-store.js';
+import type { AnyStore } from '../../store/open.js';
 import { parseCsvRecords } from '../../util/csv.js';
 import { readInputFile, readSecretFile } from '../files.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
@@ -40,7 +41,7 @@ interface ImportSpec {
 }
 
 /** Reads the files of one import and stores the identity. Paths are relative to `base`. */
-async function importOne(ctx: Context, store: FileStore, spec: ImportSpec, base: string): Promise<ImportIdentityResult> {
+async function importOne(ctx: Context, store: AnyStore, spec: ImportSpec, base: string): Promise<ImportIdentityResult> {
   if (!(PURPOSES as readonly string[]).includes(spec.purpose)) {
     throw new InputInvalid('purpose', `"${spec.purpose}" is not a purpose; use smime-signing or smime-encryption`);
   }

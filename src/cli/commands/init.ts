@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { initStore } from '../../store/fs-store.js';
+import { initStore } from '../../store/open.js';
 import type { KeyAlgorithm } from '../../certs/keys.js';
 import { getPassphrase, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, printJson } from '../output.js';

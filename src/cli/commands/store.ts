@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { checkStore } from '../../store/check.js';
-import { openStore } from '../../store/fs-store.js';
+import { openStore } from '../../store/open.js';
 import { UsageError } from '../errors.js';
 import { readSecretFile } from '../files.js';
 import { readSecret } from '../io.js';

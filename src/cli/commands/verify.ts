@@ -5,7 +5,7 @@ import { profileTrust } from '../../profile/trust.js';
 import { readInputFile } from '../files.js';
 import { recipientsOf } from '../../profile/inspect.js';
 import { parseProfile } from '../../profile/parse.js';
-import { openStore } from '../../store/fs-store.js';
+import { openStore } from '../../store/open.js';
 import { storeDir, type Context, type StoreArgs } from '../options.js';
 import { printJson } from '../output.js';
 

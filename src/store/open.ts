@@ -1,0 +1,49 @@
+/**
+ * Opening a store by location: a directory (the file store, the embedded default that needs
+ * nothing installed) or a `postgres://` URL (the PostgreSQL store, shared by many nodes).
+ *
+ * @module open
+ */
+import { initStore as initFileStore, openStore as openFileStore, type FileStore, type InitStoreOptions, type OpenStoreOptions } from './fs-store.js';
+import { isPostgresUrl } from './postgres/db.js';
+import { initPostgresStore, openPostgresStore, type PostgresStore } from './postgres/pg-store.js';
+
+/** A store the CLI and the batch runner drive: the file store or the PostgreSQL store. */
+export type AnyStore = FileStore | PostgresStore;
+
+/** A `postgres://` or `postgresql://` URL. */
+export type PostgresUrl = `postgres://${string}` | `postgresql://${string}`;
+
+/**
+ * Opens an existing store: a directory, or a PostgreSQL database by URL
+ * (`postgres://user@host:port/db?sslmode=require`; what the URL leaves out comes from the
+ * usual PG* environment variables). With `passphrase`, the passphrase is checked now.
+ * @throws ERR_STORE_NOT_INITIALIZED, ERR_KEY_PASSPHRASE, ERR_STORE_IO (including a server that cannot be reached, a refused login, a schema newer than this code)
+ * @example
+ * const store = await openStore('./store', { passphrase })
+ * const shared = await openStore('postgres://profilesmith@db.internal/pki', { passphrase })
+ */
+export function openStore(location: PostgresUrl, options?: OpenStoreOptions): Promise<PostgresStore>;
+export function openStore(location: string, options?: OpenStoreOptions): Promise<AnyStore>;
+export function openStore(location: string, options: OpenStoreOptions = {}): Promise<AnyStore> {
+  if (isPostgresUrl(location)) {
+    return openPostgresStore(location, { ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}), ...(options.now ? { now: options.now } : {}) });
+  }
+  return openFileStore(location, options);
+}
+
+/**
+ * Creates a store with a new CA: in a directory, or in an empty PostgreSQL database (its
+ * schema is created).
+ * @throws ERR_STORE_EXISTS, ERR_INPUT_INVALID, ERR_STORE_IO
+ */
+export function initStore(location: PostgresUrl, options: InitStoreOptions): Promise<PostgresStore>;
+export function initStore(location: string, options: InitStoreOptions): Promise<AnyStore>;
+export function initStore(location: string, options: InitStoreOptions): Promise<AnyStore> {
+  return isPostgresUrl(location) ? initPostgresStore(location, options) : initFileStore(location, options);
+}
+
+/** Closes what the store holds open (the PostgreSQL pool); a file store holds nothing. */
+export async function closeStore(store: AnyStore): Promise<void> {
+  if ('close' in store) await store.close();
+}

@@ -1,0 +1,96 @@
+/**
+ * One-time links in PostgreSQL. Spending a use is one conditional UPDATE … RETURNING: the row
+ * lock it takes serializes two servers that receive the same token at the same moment, and
+ * only one of them sees a use left. Tokens are kept as SHA-256 hashes and looked up by hash
+ * (an index lookup on a hash leaks nothing an attacker can steer, unlike a prefix compare).
+ *
+ * @module postgres-links
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { assertEmail } from '../../certs/email.js';
+import { InputInvalid, StoreEntryNotFound } from '../../errors.js';
+import { linkState, type LinkRecord, type LinkState, type LinkStore } from '../../server/links.js';
+import type { Database } from './db.js';
+
+const hash = (token: string) => createHash('sha256').update(token).digest('hex');
+const TOKEN = /^[A-Za-z0-9_-]{22}$/;
+
+interface LinkRow {
+  token_hash: string;
+  id: string;
+  user_email: string;
+  created: Date;
+  expires: Date;
+  uses_left: number;
+  revoked: Date | null;
+}
+
+function toRecord(r: LinkRow): LinkRecord {
+  return {
+    id: r.id,
+    tokenHash: r.token_hash,
+    user: r.user_email,
+    created: r.created.toISOString(),
+    expires: r.expires.toISOString(),
+    usesLeft: r.uses_left,
+    ...(r.revoked ? { revoked: r.revoked.toISOString() } : {}),
+  };
+}
+
+/** The links of a PostgreSQL store. */
+export class PgLinks implements LinkStore {
+  constructor(
+    private readonly db: Database,
+    private readonly now: () => Date,
+  ) {}
+
+  async create(user: string, options: { ttlMs?: number; uses?: number } = {}): Promise<{ token: string; link: LinkRecord }> {
+    assertEmail(user);
+    const uses = options.uses ?? 1;
+    const ttl = options.ttlMs ?? 86_400_000;
+    if (!Number.isInteger(uses) || uses < 1 || uses > 1000) throw new InputInvalid('uses', 'A link takes 1 to 1000 uses');
+    if (!(ttl >= 60_000 && ttl <= 90 * 86_400_000)) throw new InputInvalid('ttl', 'A link lives 1 minute to 90 days');
+    const token = randomBytes(16).toString('base64url');
+    const tokenHash = hash(token);
+    const now = this.now();
+    const link: LinkRecord = { id: tokenHash.slice(0, 12), tokenHash, user, created: now.toISOString(), expires: new Date(now.getTime() + ttl).toISOString(), usesLeft: uses };
+    await this.db.tx(async (c) => {
+      await c.query('INSERT INTO links (token_hash, id, user_email, created, expires, uses_left) VALUES ($1, $2, $3, $4, $5, $6)', [tokenHash, link.id, user, link.created, link.expires, uses]);
+      // Expired and used-up links older than a week are dropped, as the file store does.
+      await c.query(`DELETE FROM links WHERE (uses_left <= 0 OR revoked IS NOT NULL OR expires < $1) AND expires < $2`, [now, new Date(now.getTime() - 7 * 86_400_000)]);
+    });
+    return { token, link };
+  }
+
+  async revoke(id: string): Promise<LinkRecord> {
+    const r = await this.db.query<LinkRow>('UPDATE links SET revoked = COALESCE(revoked, $2) WHERE id = $1 RETURNING *', [String(id).toLowerCase(), this.now()], 'write');
+    if (!r.rows[0]) throw new StoreEntryNotFound(id, 'link', `No link "${id}"`);
+    return toRecord(r.rows[0]);
+  }
+
+  async peek(token: string): Promise<{ link: LinkRecord; state: LinkState } | undefined> {
+    if (typeof token !== 'string' || !TOKEN.test(token)) return undefined;
+    const r = await this.db.query<LinkRow>('SELECT * FROM links WHERE token_hash = $1', [hash(token)]);
+    if (!r.rows[0]) return undefined;
+    const link = toRecord(r.rows[0]);
+    return { link, state: linkState(link, this.now()) };
+  }
+
+  async consume(token: string): Promise<{ user: string } | { state: LinkState | 'unknown' }> {
+    if (typeof token !== 'string' || !TOKEN.test(token)) return { state: 'unknown' };
+    const h = hash(token);
+    const now = this.now();
+    const spent = await this.db.query<{ user_email: string }>(
+      'UPDATE links SET uses_left = uses_left - 1 WHERE token_hash = $1 AND uses_left > 0 AND revoked IS NULL AND expires >= $2 RETURNING user_email',
+      [h, now],
+      'write',
+    );
+    if (spent.rows[0]) return { user: spent.rows[0].user_email };
+    const r = await this.db.query<LinkRow>('SELECT * FROM links WHERE token_hash = $1', [h]);
+    return r.rows[0] ? { state: linkState(toRecord(r.rows[0]), now) } : { state: 'unknown' };
+  }
+
+  async list(): Promise<LinkRecord[]> {
+    return (await this.db.query<LinkRow>('SELECT * FROM links ORDER BY seq')).rows.map(toRecord);
+  }
+}
