@@ -41,7 +41,7 @@ export async function checkPostgresStore(store: PostgresStore): Promise<StoreFin
     }
   };
 
-  const cas = (await db.query<{ serial: string; role: string; certificate: Buffer; sealed_key: Sealed; key_aad: string }>('SELECT serial, role, certificate, sealed_key, key_aad FROM ca_certs ORDER BY created')).rows;
+  const cas = (await db.query<{ serial: string; role: string; ca: string | null; certificate: Buffer; sealed_key: Sealed; key_aad: string }>('SELECT serial, role, ca, certificate, sealed_key, key_aad FROM ca_certs ORDER BY created')).rows;
   const byRole = (role: string) => cas.filter((c) => c.role === role);
   for (const role of ['root', 'issuing', 'signer']) if (!byRole(role).length) add('error', `ca_certs/${role}`, `the ${role} certificate is missing`);
   const root = byRole('root')[0] && parse('ca_certs/root', byRole('root')[0]!.certificate);
@@ -52,7 +52,7 @@ export async function checkPostgresStore(store: PostgresStore): Promise<StoreFin
     const path = `ca_certs/${c.role}/${c.serial}`;
     const x = parse(path, c.certificate);
     if (x && normalizeSerial(x.serialNumber) !== c.serial) add('error', path, 'the certificate does not carry the serial of its row');
-    if (x && c.role !== 'root' && issuing && root && !x.verify(c.role === 'issuing' ? root.publicKey : issuing.publicKey)) add('error', path, 'does not chain to the store CA');
+    if (x && c.role !== 'root' && issuing && root && !x.verify(c.ca === 'root' ? root.publicKey : issuing.publicKey)) add('error', path, `does not chain to the ${c.ca ?? 'issuing'} CA that issued it`);
     key(`${path} (key)`, c.sealed_key, c.key_aad, x);
   }
 
