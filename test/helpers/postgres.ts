@@ -24,8 +24,10 @@ export interface PgServer {
   createDatabase(): Promise<string>;
   /** pg_ctl restart (fast mode): every connection is cut. */
   restart(): void;
-  /** pg_ctl stop. */
+  /** pg_ctl stop (immediate) and delete the cluster. */
   stop(): void;
+  /** pg_ctl start again after a stop of the test's own, with the cluster's settings. */
+  start(): void;
   /** The cluster's pg_ctl and its environment, for tests that drive it themselves. */
   pgCtl(args: string[]): void;
 }
@@ -80,10 +82,12 @@ async function start(): Promise<PgServer | { missing: string }> {
   const run = (cmd: string, args: string[]) => execFileSync(join(bin, cmd), args, { stdio: ['ignore', 'pipe', 'pipe'], ...(uid !== undefined ? { uid, gid } : {}), env: { ...process.env, LC_ALL: 'C' }, cwd: dir });
   const user = 'profilesmith';
   const port = await freePort();
+  const startCluster = () =>
+    void run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-o', `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c max_connections=200`, 'start']);
   try {
     run('initdb', ['-D', data, '-U', user, '--auth=trust', '-E', 'UTF8', '--no-sync']);
     // Loopback TCP only; the socket directory is the cluster's own (not /var/run/postgresql).
-    run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-o', `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c max_connections=200`, 'start']);
+    startCluster();
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     const e = err as { stderr?: Buffer };
@@ -102,16 +106,17 @@ async function start(): Promise<PgServer | { missing: string }> {
     rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', stop);
-  return server(`postgres://${user}@127.0.0.1:${port}/postgres`, '127.0.0.1', port, user, stop, () => pgCtl(['-m', 'fast', 'restart']), pgCtl);
+  return server(`postgres://${user}@127.0.0.1:${port}/postgres`, '127.0.0.1', port, user, stop, () => pgCtl(['-l', join(dir, 'log'), '-m', 'fast', 'restart']), pgCtl, startCluster);
 }
 
-function server(url: string, host: string, port: number, user: string, stop: () => void, restart: () => void, pgCtl: (args: string[]) => void = () => {}): PgServer {
+function server(url: string, host: string, port: number, user: string, stop: () => void, restart: () => void, pgCtl: (args: string[]) => void = () => {}, start: () => void = () => {}): PgServer {
   return {
     url,
     host,
     port,
     user,
     stop,
+    start,
     restart,
     pgCtl,
     async createDatabase() {
