@@ -79,6 +79,8 @@ export { FileStore } from './store/fs-store.js';
 export type { InitStoreOptions, OpenStoreOptions, RevokeResult, StoreCa, ResponderIdentity } from './store/fs-store.js';
 export { initPostgresStore, openPostgresStore, PostgresStore } from './store/postgres/pg-store.js';
 export type { InitPostgresStoreOptions, OpenPostgresStoreOptions } from './store/postgres/pg-store.js';
+export { migrateStore } from './store/postgres/migrate.js';
+export type { MigrateResult } from './store/postgres/migrate.js';
 export { createMemoryStore, MemoryStore } from './store/memory-store.js';
 export type { MemoryStoreOptions, AddIdentityOptions } from './store/memory-store.js';
 export { checkStore } from './store/check.js';

@@ -50,7 +50,7 @@ test('the package root exports what the README promises, and importing it has no
     'checkStore', 'closeStore', 'compareRecords', 'createCertificateAuthority', 'createCrl', 'createMemoryStore', 'createPkiHandler', 'createProfileHandler',
     'decryptProfile', 'describeCertificate', 'distinctIssuers', 'encryptProfileXml', 'errors', 'findRecord', 'fingerprint', 'generateProfile', 'initPostgresStore', 'initStore', 'inspectProfile',
     'isPkiPath', 'isProfilesmithError', 'isRemovedUser', 'issueBatch', 'issueCertificate', 'keySigner', 'linkState', 'lintProfile', 'lintToSarif', 'listTemplates',
-    'loadTemplate', 'openPostgresStore', 'openStore', 'parsePkcs11Uri', 'parseProfile', 'pkcs11Signer', 'planReimport', 'readIdentity', 'removalOf', 'resolveStoreDir', 'runBatch', 'servesPurpose', 'signProfile',
+    'loadTemplate', 'migrateStore', 'openPostgresStore', 'openStore', 'parsePkcs11Uri', 'parseProfile', 'pkcs11Signer', 'planReimport', 'readIdentity', 'removalOf', 'resolveStoreDir', 'runBatch', 'servesPurpose', 'signProfile',
     'statusOf', 'toCertificates', 'toPem', 'toPkcs12', 'validateProfile', 'verifyProfile',
   ]);
   t.true(out.errorCodes.includes('ERR_PKCS11'));

@@ -1,6 +1,9 @@
 import type { Argv, CommandModule } from 'yargs';
 import { checkStore } from '../../store/check.js';
-import { openStore } from '../../store/open.js';
+import { closeStore, openStore } from '../../store/open.js';
+import { openStore as openFileStore } from '../../store/fs-store.js';
+import { isPostgresUrl } from '../../store/postgres/db.js';
+import { migrateStore } from '../../store/postgres/migrate.js';
 import { UsageError } from '../errors.js';
 import { readSecretFile } from '../files.js';
 import { readSecret } from '../io.js';
@@ -66,6 +69,52 @@ function passphrase(ctx: Context): CommandModule<object, PassphraseArgs> {
   };
 }
 
+interface MigrateArgs {
+  from: string;
+  to: string;
+  passphraseFile?: string;
+  json?: boolean;
+}
+
+function migrateCommand(ctx: Context): CommandModule<object, MigrateArgs> {
+  return {
+    command: 'migrate',
+    describe: 'copy a file store whole into an empty PostgreSQL database',
+    builder: (y: Argv) =>
+      y
+        .option('from', { type: 'string', demandOption: true, describe: 'the file store directory' })
+        .option('to', { type: 'string', demandOption: true, describe: 'postgres://user@host:port/db (empty; its password in PGPASSWORD or ~/.pgpass)' })
+        .option('passphrase-file', { type: 'string', describe: 'with the passphrase (or PROFILESMITH_PASSPHRASE), every key is decrypted on both ends by store check afterwards' })
+        .option('json', { type: 'boolean', describe: 'print what was copied and both checks as JSON' })
+        .example('$0 store migrate --from ./store --to postgres://profilesmith@db.internal/pki', 'move the store into PostgreSQL')
+        .epilogue('The file store is left as it was. Sealed keys are copied as they are (same KDF, same passphrase); nothing is decrypted on the way. Exit codes: 0, 1 refused (a non-empty target, a rotated CA), 3 copied but a check found errors.') as unknown as Argv<MigrateArgs>,
+    handler: async (args) => {
+      if (!isPostgresUrl(args.to)) throw new UsageError(`--to must be a postgres:// URL, not "${args.to}"`);
+      const to = storeDir({ store: args.to }, ctx.io);
+      const source = await openFileStore(storeDir({ store: args.from }, ctx.io));
+      const hasPassphrase = !!(args.passphraseFile || ctx.io.env.PROFILESMITH_PASSPHRASE || ctx.io.env.PROFILESMITH_PASSPHRASE_FILE);
+      const passphrase = hasPassphrase ? await getPassphrase(args, ctx.io) : undefined;
+      if (passphrase !== undefined) await source.unlock(passphrase);
+      const copied = await migrateStore(source, to);
+      const target = await openStore(to);
+      try {
+        if (passphrase !== undefined) await target.unlock(passphrase);
+        const checks = { from: await checkStore(source), to: await checkStore(target) };
+        const errors = (f: { severity: string }[]) => f.filter((x) => x.severity === 'error').length;
+        if (args.json) printJson(ctx.io, { copied, keysChecked: hasPassphrase, checks, errors: { from: errors(checks.from), to: errors(checks.to) } });
+        else {
+          note(ctx.io, `Copied ${copied.certificates} certificates, ${copied.keys} sealed keys, ${copied.chains} issuer certificates, ${copied.revocations} revocations and ${copied.links} links into ${target.dir}`);
+          for (const [end, f] of Object.entries(checks)) for (const x of f) ctx.io.stdout.write(`${end}: ${x.severity}: ${x.path}: ${x.message}\n`);
+          note(ctx.io, `store check: ${errors(checks.from)} error(s) in the file store, ${errors(checks.to)} in PostgreSQL${hasPassphrase ? ' (keys decrypted on both ends)' : '; give the passphrase to decrypt every key on both ends too'}`);
+        }
+        if (errors(checks.from) || errors(checks.to)) ctx.exitCode = 3;
+      } finally {
+        await closeStore(target);
+      }
+    },
+  };
+}
+
 function path(ctx: Context): CommandModule<object, StoreArgs> {
   return {
     command: 'path',
@@ -81,7 +130,7 @@ export function storeCommand(ctx: Context): CommandModule<object, object> {
   return {
     command: 'store <command>',
     describe: 'the certificate store itself',
-    builder: (y: Argv) => y.command(check(ctx)).command(passphrase(ctx)).command(path(ctx)).demandCommand(1),
+    builder: (y: Argv) => y.command(check(ctx)).command(passphrase(ctx)).command(migrateCommand(ctx)).command(path(ctx)).demandCommand(1),
     handler: () => {},
   };
 }

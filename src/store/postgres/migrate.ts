@@ -1,0 +1,134 @@
+/**
+ * `store migrate`: copies a file store whole into an empty PostgreSQL database, in one
+ * transaction (a failure leaves the database empty). Sealed keys are copied as they are, with
+ * the KDF parameters and the check value: both stores seal with the same key and the same
+ * associated data, so nothing is decrypted on the way and the passphrase stays the same.
+ *
+ * Copied: the CA (root, issuing CA, profile signer), every user certificate with its sealed key
+ * and the issuers that came with it, revocations and retirements, amendments (dual use, added
+ * chains), one-time links (as their hashes), and the CRL numbers, which go on increasing.
+ * Not copied: the PKCS#12 cache (rebuilt on use) and OCSP responders (issued again on demand).
+ *
+ * @module postgres-migrate
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { certificatesFrom, normalizeSerial } from '../../certs/pem.js';
+import { certificateBasics } from '../../certs/x509.js';
+import { InputInvalid, StoreExists, StoreIOError } from '../../errors.js';
+import type { FileStore } from '../fs-store.js';
+import type { Sealed } from '../secret-box.js';
+import { Database } from './db.js';
+import type { PgStoreMeta } from './pg-store.js';
+import { migrate, schemaVersion, STORE_LOCK } from './schema.js';
+
+/** What {@link migrateStore} copied. */
+export interface MigrateResult {
+  certificates: number;
+  keys: number;
+  revocations: number;
+  links: number;
+  chains: number;
+}
+
+/**
+ * Copies the file store `from` into the empty PostgreSQL database at `toUrl`.
+ * @throws ERR_STORE_EXISTS when the database holds a store already; ERR_INPUT_INVALID for a file
+ * store whose CA was rotated or whose signer was imported (not yet carried by the PostgreSQL store)
+ */
+export async function migrateStore(from: FileStore, toUrl: string): Promise<MigrateResult> {
+  const meta = from.meta;
+  if ((meta.issuing ?? 1) > 1 || meta.signer || meta.signerChain) {
+    throw new InputInvalid('from', `The store at ${from.dir} has a rotated issuing CA or profile signer, which the PostgreSQL store does not carry yet; it is left as it was`);
+  }
+  const file = (rel: string) => join(from.dir, rel);
+  const pem = async (rel: string) => {
+    const der = certificatesFrom(await fs.readFile(file(rel), 'utf8'))[0];
+    if (!der) throw new StoreIOError(file(rel), 'read', `"${file(rel)}" holds no certificate`);
+    return der;
+  };
+  const sealed = async (rel: string) => {
+    const path = file(`${rel}.${meta.keyGeneration}`);
+    try {
+      return JSON.parse(await fs.readFile(path, 'utf8')) as Sealed;
+    } catch (cause) {
+      throw new StoreIOError(path, 'read', `The key file "${path}" is missing or damaged; run \`profilesmith store check\` on the file store`, { cause });
+    }
+  };
+  const crlNumber = async (slug: string) => {
+    try {
+      return Number((JSON.parse(await fs.readFile(file(`crl/${slug}.json`), 'utf8')) as { number: number }).number) || 0;
+    } catch {
+      return 0;
+    }
+  };
+
+  const records = await from.listCertificates();
+  const links = await from.links.list();
+  const ca = [
+    { role: 'root', issuer: null, cert: await pem('ca/root.pem'), key: await sealed('ca/root.key'), aad: 'ca/root.key' },
+    { role: 'issuing', issuer: 'root', cert: await pem('ca/intermediate.pem'), key: await sealed('ca/intermediate.key'), aad: 'ca/intermediate.key' },
+    { role: 'signer', issuer: 'issuing', cert: await pem('signer/cert.pem'), key: await sealed('signer/key'), aad: 'signer/key' },
+  ];
+  const pgMeta: PgStoreMeta = {
+    organization: meta.organization,
+    created: meta.created,
+    kdf: meta.kdf,
+    check: meta.check,
+    keyGeneration: meta.keyGeneration,
+    ...(meta.keyAlgorithm ? { keyAlgorithm: meta.keyAlgorithm } : {}),
+    ...(meta.pkiUrl ? { pkiUrl: meta.pkiUrl } : {}),
+    ...(meta.permittedEmailDomains?.length ? { permittedEmailDomains: meta.permittedEmailDomains } : {}),
+  };
+  const signerSerial = normalizeSerial(certificateBasics(ca[2]!.cert).serial);
+  const signerRevoked = (await from.revokedSerials()).has(signerSerial);
+
+  const db = await Database.open(toUrl);
+  try {
+    return await db.tx(async (c) => {
+      if ((await schemaVersion(c)) > 0) throw new StoreExists(db.where);
+      await migrate(c, 0);
+      await c.query('INSERT INTO store_meta (meta) VALUES ($1)', [pgMeta]);
+      for (const x of ca) {
+        await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, $2, $3, $4, $5, $6)', [normalizeSerial(certificateBasics(x.cert).serial), x.role, x.issuer, x.cert, x.key, x.aad]);
+      }
+      const out: MigrateResult = { certificates: 0, keys: ca.length, revocations: 0, links: 0, chains: 0 };
+      for (const r of records) {
+        const der = await from.getCertificate(r.serial);
+        const key = await sealed(`certs/${r.serial}/key`).catch(() => undefined);
+        const { alsoPurpose, addedChain, revoked, retired, ...facts } = r;
+        await c.query('INSERT INTO certificates (serial, fingerprint, user_lower, purpose, record, certificate, sealed_key, also_purpose, added_chain) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
+          r.serial, r.fingerprint, r.user.toLowerCase(), r.purpose, facts, der, key ?? null, alsoPurpose ?? null, addedChain?.length ? JSON.stringify(addedChain) : null,
+        ]);
+        out.certificates++;
+        if (key) out.keys++;
+        if (r.source === 'imported') {
+          const chain = await from.issuerChain(r.serial);
+          const fps = [...new Set([...(r.chain ?? []), ...(addedChain ?? [])])];
+          for (const [i, d] of chain.entries()) {
+            const added = await c.query('INSERT INTO chains (fingerprint, certificate) VALUES ($1, $2) ON CONFLICT DO NOTHING', [fps[i], d]);
+            out.chains += added.rowCount ?? 0;
+          }
+        }
+        if (revoked) await c.query(`INSERT INTO revocations (serial, kind, ca, date, reason) VALUES ($1, 'revoked', 'issuing', $2, $3)`, [r.serial, revoked.date, revoked.reason]);
+        else if (retired) await c.query(`INSERT INTO revocations (serial, kind, date, reason) VALUES ($1, 'retired', $2, 'retired')`, [r.serial, retired.date]);
+        if (revoked || retired) out.revocations++;
+      }
+      if (signerRevoked) {
+        await c.query(`INSERT INTO revocations (serial, kind, ca, date, reason) VALUES ($1, 'revoked', 'issuing', now(), 'unspecified')`, [signerSerial]);
+        out.revocations++;
+      }
+      for (const l of links) {
+        await c.query('INSERT INTO links (token_hash, id, user_email, created, expires, uses_left, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7)', [l.tokenHash, l.id, l.user, l.created, l.expires, l.usesLeft, l.revoked ?? null]);
+        out.links++;
+      }
+      for (const slug of ['root', 'issuing']) {
+        const n = await crlNumber(slug);
+        if (n) await c.query('INSERT INTO crls (ca, number) VALUES ($1, $2)', [slug, n]);
+      }
+      return out;
+    }, { lock: STORE_LOCK, op: 'migrate' });
+  } finally {
+    await db.end();
+  }
+}
