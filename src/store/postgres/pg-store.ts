@@ -216,6 +216,13 @@ export class PostgresStore implements LifecycleStore {
   #issuers = new Map<string, Promise<Identity>>();
   #caCerts: Promise<StoreCa[]> | undefined;
   #responders = new Map<string, Promise<ResponderIdentity>>();
+  /**
+   * Records seen by the last listings, by serial: issuerChain reads only what never changes in
+   * a record (its source and chain), so a profile costs no query per identity for it.
+   */
+  #seen = new Map<string, CertificateRecord>();
+  /** The last user's sealed PKCS#12 rows, read in one query for all of a profile's identities. */
+  #pkcs12: { user: string; rows: Promise<Map<string, { sealed: Buffer; key_generation: number }>> } | undefined;
 
   private constructor(
     private readonly db: Database,
@@ -304,7 +311,10 @@ export class PostgresStore implements LifecycleStore {
     const rows = options.user
       ? await this.db.query<CertRow>(`${RECORD_SELECT} WHERE c.user_lower = $1 ORDER BY c.seq`, [options.user.toLowerCase()])
       : await this.db.query<CertRow>(`${RECORD_SELECT} ORDER BY c.seq`);
-    return rows.rows.map(toRecord).filter((r) => !options.purpose || servesPurpose(r, options.purpose)).sort(compareRecords);
+    const records = rows.rows.map(toRecord);
+    if (this.#seen.size > 4096) this.#seen.clear();
+    for (const r of records) this.#seen.set(r.serial, r);
+    return records.filter((r) => !options.purpose || servesPurpose(r, options.purpose)).sort(compareRecords).map((r) => structuredClone(r));
   }
 
   private async record(serial: string): Promise<CertificateRecord> {
@@ -478,15 +488,27 @@ export class PostgresStore implements LifecycleStore {
     const s = normalizeSerial(serial);
     const key = this.requireKey('use private keys');
     const gen = this.#meta.keyGeneration;
-    const r = await this.db.query<{ sealed: Buffer; key_generation: number }>('SELECT sealed, key_generation FROM pkcs12_cache WHERE serial = $1', [s]);
-    const row = r.rows[0];
+    // One query per user: a profile asks for each of its user's identities in turn.
+    const user = this.#seen.get(s)?.user.toLowerCase();
+    let row: { sealed: Buffer; key_generation: number } | undefined;
+    if (user) {
+      if (this.#pkcs12?.user !== user) {
+        const rows = this.db.query<{ serial: string; sealed: Buffer; key_generation: number }>('SELECT serial, sealed, key_generation FROM pkcs12_cache WHERE user_lower = $1', [user]).then((r) => new Map(r.rows.map((x) => [x.serial, x])));
+        rows.catch(() => (this.#pkcs12 = undefined));
+        this.#pkcs12 = { user, rows };
+      }
+      row = (await this.#pkcs12.rows).get(s);
+    } else {
+      row = (await this.db.query<{ sealed: Buffer; key_generation: number }>('SELECT sealed, key_generation FROM pkcs12_cache WHERE serial = $1', [s])).rows[0];
+    }
     const plain = row && row.key_generation === gen ? unsealBytes(key, row.sealed, this.pkcs12Aad(s, gen)) : undefined;
     if (plain && plain.length > 2) {
       const n = plain.readUInt16BE(0);
       return { password: plain.subarray(2, 2 + n).toString('utf8'), pkcs12: plain.subarray(2 + n) };
     }
     const built = build(await this.getIdentity(s));
-    await this.putPkcs12(await this.record(s), built).catch(() => {});
+    this.#pkcs12 = undefined;
+    await this.putPkcs12(this.#seen.get(s) ?? (await this.record(s)), built).catch(() => {});
     return built;
   }
 
@@ -578,7 +600,7 @@ export class PostgresStore implements LifecycleStore {
   }
 
   async issuerChain(serial: string): Promise<Buffer[]> {
-    const record = await this.record(serial);
+    const record = this.#seen.get(normalizeSerial(serial)) ?? (await this.record(serial));
     if (record.source === 'issued') return [await this.caCert(1), await this.caCert('root')];
     const fps = [...new Set([...(record.chain ?? []), ...(record.addedChain ?? [])])];
     if (!fps.length) return [];
