@@ -46,8 +46,7 @@ import { certificatesFrom, distinctIssuers, fingerprint, normalizeSerial, toCert
 
 export { normalizeSerial };
 import { certificateBasics, describeCertificate, EKU } from '../certs/x509.js';
-import { checkNameValue } from '../certs/name.js';
-import { caSlug, checkEmailDomains, checkPkiUrl, emailPermitted, publicationFor, type CaRef } from '../certs/publication.js';
+import { caSlug, checkEmailDomains, checkPkiUrl, publicationFor, type CaRef } from '../certs/publication.js';
 import { keySigner, type Signer } from '../cms/sign.js';
 import { atomicDir, atomicWrite, ioError, readText } from './fs-util.js';
 import { withLock } from './lock.js';
@@ -67,6 +66,7 @@ import {
 
 export type { RevokeResult, StoreCa, ResponderIdentity };
 import { profilePkcs12 } from '../certs/pkcs12.js';
+import { checkedIssuance, checkNewPassphrase, MIN_PASSPHRASE_LENGTH, newRecord } from './issuance.js';
 import { LinkBook } from '../server/links.js';
 import { RecordIndex, SERIAL, type Amendment, type Revocation } from './record-index.js';
 import { DEFAULT_KDF_COST, deriveKey, newKdfParams, seal, sealBytes, unseal, unsealBytes, type KdfParams, type Sealed } from './secret-box.js';
@@ -117,14 +117,7 @@ export interface StoreMeta {
 }
 
 
-/** The shortest passphrase a new store (or a new passphrase) takes: it is all that guards the keys. */
-export const MIN_PASSPHRASE_LENGTH = 8;
-
-function checkNewPassphrase(passphrase: string): void {
-  if ([...passphrase].length < MIN_PASSPHRASE_LENGTH) {
-    throw new InputInvalid('passphrase', `The passphrase must have at least ${MIN_PASSPHRASE_LENGTH} characters; it is all that protects the store's private keys`);
-  }
-}
+export { MIN_PASSPHRASE_LENGTH };
 
 /** Options of {@link initStore}. */
 export interface InitStoreOptions {
@@ -704,14 +697,7 @@ export class FileStore implements LifecycleStore {
   }
 
   private async checkedUser(options: IssueUserCertificateOptions, meta: StoreMeta): Promise<string> {
-    const user = assertEmail(options.user);
-    const domains = meta.permittedEmailDomains ?? [];
-    if (!emailPermitted(user, domains)) {
-      throw new InputInvalid('user', `"${user}" is outside the email domains this CA may issue for (${domains.join(', ')})`);
-    }
-    // issueCertificate checks the name again; here it is checked before a key is made.
-    checkNameValue('name', String(options.name ?? '').trim());
-    return user;
+    return checkedIssuance(options, meta.permittedEmailDomains ?? []);
   }
 
   private async issue(options: IssueUserCertificateOptions, ifMissing: boolean): Promise<{ record: CertificateRecord; issued: boolean }> {
@@ -837,22 +823,8 @@ export class FileStore implements LifecycleStore {
     guard?: () => Promise<boolean>,
   ): Promise<{ record: CertificateRecord }> {
     const key = this.requireKey('store keys');
-    const info = await describeCertificate(identity.certificate);
-    const serial = normalizeSerial(info.serial);
-    const record: CertificateRecord = {
-      serial,
-      user,
-      purpose,
-      source,
-      subject: info.subject,
-      issuer: info.issuer,
-      notBefore: info.notBefore.toISOString(),
-      notAfter: info.notAfter.toISOString(),
-      fingerprint: info.fingerprint,
-      created: this.now().toISOString(),
-      ...(info.commonName ? { name: info.commonName } : {}),
-      ...(chain.length ? { chain: chain.map((c) => fingerprint(c)) } : {}),
-    };
+    const record = await newRecord(identity.certificate, { user, purpose, source, chain, now: this.now() });
+    const serial = record.serial;
     await this.write(async () => {
       if (guard && !(await guard())) return;
       const path = join(this.dir, 'certs', serial);

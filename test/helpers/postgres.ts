@@ -83,7 +83,7 @@ async function start(): Promise<PgServer | { missing: string }> {
   const user = 'profilesmith';
   const port = await freePort();
   const startCluster = () =>
-    void run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-o', `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c max_connections=200`, 'start']);
+    void run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '180', '-o', `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c max_connections=200`, 'start']);
   try {
     run('initdb', ['-D', data, '-U', user, '--auth=trust', '-E', 'UTF8', '--no-sync']);
     // Loopback TCP only; the socket directory is the cluster's own (not /var/run/postgresql).
@@ -93,7 +93,7 @@ async function start(): Promise<PgServer | { missing: string }> {
     const e = err as { stderr?: Buffer };
     return { missing: `the throwaway PostgreSQL cluster did not start: ${e.stderr?.toString().trim().split('\n').pop() ?? String(err)}` };
   }
-  const pgCtl = (args: string[]) => void run('pg_ctl', ['-D', data, '-w', ...args]);
+  const pgCtl = (args: string[]) => void run('pg_ctl', ['-D', data, '-w', '-t', '180', ...args]);
   let stopped = false;
   const stop = () => {
     if (stopped) return;

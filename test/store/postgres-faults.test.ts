@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { PASSPHRASE } from '../helpers/fixture.js';
 import { postgres, type PgServer } from '../helpers/postgres.js';
@@ -47,7 +47,26 @@ async function prepared(t: import('ava').ExecutionContext, pg: PgServer) {
       await new Promise((r) => setTimeout(r, 50));
     }
     fault();
-    writeFileSync(join(dir, 'device.pem'), device);
+    // Let row 6 go on, if its worker reads the pipe at all: after the fault, its row may fail
+    // at its first query, before it opens the pipe. So the pipe is opened without blocking
+    // (ENXIO: no reader yet), again until a reader comes or the batch has exited.
+    let done = false;
+    void exited.then(() => (done = true));
+    for (let i = 0; !done; i++) {
+      if (i > 2400) throw new Error(`the batch neither read row 6 nor exited: ${stderr}`);
+      let fd: number | undefined;
+      try {
+        fd = openSync(join(dir, 'device.pem'), constants.O_WRONLY | constants.O_NONBLOCK);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw err;
+      }
+      if (fd !== undefined) {
+        writeSync(fd, device);
+        closeSync(fd);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
     return { code: await exited, stderr };
   };
   const rerun = () => {

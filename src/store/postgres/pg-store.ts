@@ -26,10 +26,9 @@ import { assertEmail } from '../../certs/email.js';
 import { checkImport, type IdentityBundle } from '../../certs/import.js';
 import { issueCertificate, type CertificatePurpose, type Identity } from '../../certs/issue.js';
 import type { KeyAlgorithm } from '../../certs/keys.js';
-import { checkNameValue } from '../../certs/name.js';
 import { distinctIssuers, fingerprint, normalizeSerial, toCertificates } from '../../certs/pem.js';
 import { profilePkcs12 } from '../../certs/pkcs12.js';
-import { caSlug, checkEmailDomains, checkPkiUrl, emailPermitted, publicationFor, type CaRef } from '../../certs/publication.js';
+import { caSlug, checkEmailDomains, checkPkiUrl, publicationFor, type CaRef } from '../../certs/publication.js';
 import { certificateBasics, describeCertificate } from '../../certs/x509.js';
 import { keySigner, type Signer } from '../../cms/sign.js';
 import { CertificateInvalid, InputInvalid, KeyPassphraseInvalid, StoreEntryNotFound, StoreExists, StoreIOError, StoreNotInitialized } from '../../errors.js';
@@ -51,6 +50,7 @@ import {
   type RemoveUserResult,
   type TrustChain,
 } from '../store.js';
+import { checkedIssuance, checkNewPassphrase, newRecord } from '../issuance.js';
 import { Database } from './db.js';
 import { PgLinks } from './pg-links.js';
 import type { LinkStore } from '../../server/links.js';
@@ -58,7 +58,6 @@ import { migrate, schemaVersion, SCHEMA_VERSION, STORE_LOCK } from './schema.js'
 
 const CHECK_AAD = 'store-check';
 const CHECK_TEXT = 'profilesmith';
-const MIN_PASSPHRASE_LENGTH = 8;
 
 /** @internal What `store_meta.meta` holds. */
 export interface PgStoreMeta {
@@ -122,9 +121,7 @@ const exportKey = (k: KeyObject) => k.export({ format: 'der', type: 'pkcs8' });
 
 /** Creates the schema and a new CA in an empty database. @throws ERR_STORE_EXISTS when it holds a store */
 export async function initPostgresStore(url: string, options: InitPostgresStoreOptions): Promise<PostgresStore> {
-  if ([...options.passphrase].length < MIN_PASSPHRASE_LENGTH) {
-    throw new InputInvalid('passphrase', `The passphrase must have at least ${MIN_PASSPHRASE_LENGTH} characters; it is all that protects the store's private keys`);
-  }
+  checkNewPassphrase(options.passphrase);
   const now = options.now ?? (() => new Date());
   const pkiUrl = options.pkiUrl === undefined ? undefined : checkPkiUrl(options.pkiUrl);
   const domains = checkEmailDomains(options.permittedEmailDomains ?? []);
@@ -357,11 +354,7 @@ export class PostgresStore implements LifecycleStore {
   }
 
   private checkedUser(options: IssueUserCertificateOptions): string {
-    const user = assertEmail(options.user);
-    const domains = this.#meta.permittedEmailDomains ?? [];
-    if (!emailPermitted(user, domains)) throw new InputInvalid('user', `"${user}" is outside the email domains this CA may issue for (${domains.join(', ')})`);
-    checkNameValue('name', String(options.name ?? '').trim());
-    return user;
+    return checkedIssuance(options, this.#meta.permittedEmailDomains ?? []);
   }
 
   async issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord> {
@@ -415,22 +408,8 @@ export class PostgresStore implements LifecycleStore {
     return { record, issued: true };
   }
 
-  private async makeRecord(certificate: Buffer, user: string, purpose: CertificatePurpose, source: CertificateRecord['source'], chain: Buffer[]): Promise<CertificateRecord> {
-    const info = await describeCertificate(certificate);
-    return {
-      serial: normalizeSerial(info.serial),
-      user,
-      purpose,
-      source,
-      subject: info.subject,
-      issuer: info.issuer,
-      notBefore: info.notBefore.toISOString(),
-      notAfter: info.notAfter.toISOString(),
-      fingerprint: info.fingerprint,
-      created: this.now().toISOString(),
-      ...(info.commonName ? { name: info.commonName } : {}),
-      ...(chain.length ? { chain: chain.map((c) => fingerprint(c)) } : {}),
-    };
+  private makeRecord(certificate: Buffer, user: string, purpose: CertificatePurpose, source: CertificateRecord['source'], chain: Buffer[]): Promise<CertificateRecord> {
+    return newRecord(certificate, { user, purpose, source, chain, now: this.now() });
   }
 
   private async insertEntry(c: pg.ClientBase, record: CertificateRecord, identity: { certificate: Buffer; privateKey?: KeyObject }, chain: Buffer[]): Promise<void> {
@@ -794,9 +773,7 @@ export class PostgresStore implements LifecycleStore {
    * every node sees the new key generation at once (their sealed PKCS#12 caches are dropped).
    */
   async changePassphrase(newPassphrase: string, options: { kdfCost?: number } = {}): Promise<number> {
-    if ([...newPassphrase].length < MIN_PASSPHRASE_LENGTH) {
-      throw new InputInvalid('passphrase', `The passphrase must have at least ${MIN_PASSPHRASE_LENGTH} characters; it is all that protects the store's private keys`);
-    }
+    checkNewPassphrase(newPassphrase);
     this.requireKey('change the passphrase');
     const kdf = newKdfParams(options.kdfCost ?? Math.log2(this.#meta.kdf.N));
     const newKey = await deriveKey(newPassphrase, kdf);
