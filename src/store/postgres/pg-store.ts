@@ -218,6 +218,8 @@ export class PostgresStore implements LifecycleStore {
    * a record (its source and chain), so a profile costs no query per identity for it.
    */
   #seen = new Map<string, CertificateRecord>();
+  /** Set by loadIndex (a batch's main thread): the records by user, as they were at its start. */
+  #snapshot: Map<string, CertificateRecord[]> | undefined;
   /** The last user's sealed PKCS#12 rows, read in one query for all of a profile's identities. */
   #pkcs12: { user: string; rows: Promise<Map<string, { sealed: Buffer; key_generation: number }>> } | undefined;
 
@@ -263,11 +265,32 @@ export class PostgresStore implements LifecycleStore {
     this.#key = k;
   }
 
-  /** @internal The batch's index prefetch: the database answers each lookup. */
-  async loadIndex(): Promise<void> {}
+  /**
+   * @internal A batch's snapshot: every record read in one query, so that the batch's per-row
+   * lookups by user cost no query (what the file store's record index does for a batch). The
+   * rows are judged as they were when the batch started, as on the file store.
+   */
+  async loadIndex(): Promise<void> {
+    const rows = await this.db.query<CertRow>(`${RECORD_SELECT} ORDER BY c.seq`);
+    const byUser = new Map<string, CertificateRecord[]>();
+    for (const r of rows.rows.map(toRecord)) {
+      const k = r.user.toLowerCase();
+      let list = byUser.get(k);
+      if (!list) byUser.set(k, (list = []));
+      list.push(r);
+    }
+    this.#snapshot = byUser;
+  }
 
-  /** @internal A batch worker hands over the records it holds: nothing to keep here. */
-  remember(_records: CertificateRecord[]): void {}
+  /**
+   * @internal A batch worker hands over the records the main thread listed for its row: kept
+   * by serial, so that the profile's lookups (issuer chains, the user's PKCS#12 rows) need no
+   * query for them.
+   */
+  remember(records: CertificateRecord[]): void {
+    if (this.#seen.size > 4096) this.#seen.clear();
+    for (const r of records) this.#seen.set(r.serial, r);
+  }
 
   private requireKey(what: string): Buffer {
     if (!this.#key) throw new KeyPassphraseInvalid(this.dir, `The store passphrase is needed to ${what}`);
@@ -305,6 +328,10 @@ export class PostgresStore implements LifecycleStore {
   // ---- certificates and records ----
 
   async listCertificates(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {
+    if (this.#snapshot && options.user) {
+      const held = this.#snapshot.get(options.user.toLowerCase()) ?? [];
+      return held.filter((r) => !options.purpose || servesPurpose(r, options.purpose)).sort(compareRecords).map((r) => structuredClone(r));
+    }
     const rows = options.user
       ? await this.db.query<CertRow>(`${RECORD_SELECT} WHERE c.user_lower = $1 ORDER BY c.seq`, [options.user.toLowerCase()])
       : await this.db.query<CertRow>(`${RECORD_SELECT} ORDER BY c.seq`);
