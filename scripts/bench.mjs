@@ -5,6 +5,8 @@
 //   BENCH_USERS=1000,10000 npm run bench      (default; BENCH_QUICK=1 runs 200 and 1000)
 //   BENCH_COLD=600,10000                      (batches that build every PKCS#12 on demand)
 //   BENCH_FIRST=600                           (the first batch on a store just filled by cert issue-batch)
+//   BENCH_PG=0                                (leave out the PostgreSQL store's batch; on by default
+//                                              where Debian's postgresql is installed)
 //
 // The store builds each identity's profile PKCS#12 when it enters (issue, import, issue-batch),
 // so the first batch after cert issue-batch finds them built and runs as a warm one does. The
@@ -17,7 +19,8 @@ import { availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { createRequire } from 'node:module';
-import { initStore, openStore, generateProfile } from '../dist/index.js';
+import { initStore, openStore, generateProfile, migrateStore } from '../dist/index.js';
+import { startCluster } from './pg-cluster.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const CACHE = join(ROOT, 'bench', '.cache');
@@ -202,6 +205,27 @@ for (const purpose of ['smime-signing', 'smime-encryption']) {
 }
 const issueSeconds = Number(process.hrtime.bigint() - issueStart) / 1e9;
 log(`  issued ${(firstUsers + 1) * 2} identities in ${issueSeconds.toFixed(0)} s`);
+// The PostgreSQL store: the same store, copied by store migrate into a throwaway cluster on this
+// machine (the server shares the 2 cores with the batch), its PKCS#12 cache warmed by one batch.
+// Measured in each round beside the file store's warm batch of the same users.
+let pg;
+if (process.env.BENCH_PG !== '0') {
+  const cluster = await startCluster();
+  if (cluster.missing) log(`PostgreSQL batch left out: ${cluster.missing}`);
+  else {
+    log('PostgreSQL: a throwaway cluster; store migrate of the bench store (not timed)...');
+    const { default: pgClient } = await import('pg');
+    const admin = new pgClient.Client({ connectionString: cluster.url('postgres') });
+    await admin.connect();
+    await admin.query('CREATE DATABASE bench');
+    await admin.end();
+    pg = { url: cluster.url('bench'), stop: cluster.stop };
+    const source = await openStore(storeDir);
+    await migrateStore(source, pg.url);
+    batch(sizes[0], pg.url); // builds the PKCS#12 cache in PostgreSQL
+  }
+}
+
 /** The first batch ever run on the new store (once per bench run: round 1 measures it). */
 function firstBatch() {
   const startup = batch(1, firstDir, firstStartup);
@@ -236,6 +260,13 @@ for (let r = 0; r < ROUNDS; r++) {
     warm[n] = net(batch(n), warmStartup);
     log(`  warm ${n}: ${warm[n].profilesPerSecond.toFixed(0)}/s (${warm[n].netProfilesPerSecond.toFixed(0)}/s without start-up), peak RSS ${warm[n].maxRssMB.toFixed(0)} MB`);
   }
+  let postgres;
+  if (pg) {
+    // Back to back with a file store run of the same users, each with its own start-up taken out.
+    const fileRun = net(batch(sizes[0]), batch(1));
+    postgres = { file: fileRun, pg: net(batch(sizes[0], pg.url), batch(1, pg.url)) };
+    log(`  postgres ${sizes[0]}: ${postgres.pg.netProfilesPerSecond.toFixed(0)}/s against the file store's ${fileRun.netProfilesPerSecond.toFixed(0)}/s, without start-up`);
+  }
   const after = { opensslLoop: opensslLoopRate(), plainLoop: opensslLoopRate(true), mobileconfig: await mobileconfigSignRate() };
   const round = {
     opensslLoop: (before.opensslLoop + after.opensslLoop) / 2,
@@ -246,6 +277,7 @@ for (let r = 0; r < ROUNDS; r++) {
     first,
     cold,
     warm,
+    postgres,
   };
   const big = round.warm[sizes[sizes.length - 1]];
   const small = round.warm[sizes[0]];
@@ -257,6 +289,7 @@ for (let r = 0; r < ROUNDS; r++) {
     msPerProfileLargeVsSmall: big.msPerProfile / small.msPerProfile,
     // Issue 19's targets: against the unencrypted-key loop, start-up taken out.
     ...(first ? { firstBatchVsPlainLoop: first.netProfilesPerSecond / round.plainLoop } : {}),
+    ...(postgres ? { postgresVsFileStore: postgres.pg.netProfilesPerSecond / postgres.file.netProfilesPerSecond } : {}),
     ...Object.fromEntries(coldSizes.map((n) => [`cold${n}VsPlainLoop`, round.cold[n].netProfilesPerSecond / round.plainLoop])),
     largestWarmBatchVsPlainLoop: big.netProfilesPerSecond / round.plainLoop,
     netMsPerProfileLargeVsSmall: big.netMsPerProfile / small.netMsPerProfile,
@@ -296,6 +329,7 @@ const speedAfter = opensslSpeed();
 rmSync(join(CACHE, 'signer.key'), { force: true });
 for (const d of outDirs) rmSync(d, { recursive: true, force: true });
 rmSync(firstDir, { recursive: true, force: true });
+pg?.stop();
 
 const limit = (speedBefore + speedAfter) / 2;
 const result = {
@@ -330,7 +364,8 @@ mobileconfig sign():                 ${f(mobileconfigRate)} profiles/s (median o
 library signProfile (1 core):        ${f(librarySign)} signatures/s = ${f(result.ratios.librarySignVsOpensslSpeed)} × openssl speed (median of 7 interleaved 1 s pairs: ${pairs.map((p) => p.ratio.toFixed(2)).join(', ')}; best against best: ${f(librarySignBestRatio)})
 batch, first run after cert issue-batch, ${firstUsers}: ${f(runs[`first${firstUsers}`].netProfilesPerSecond)} profiles/s without its ${f(runs[`first${firstUsers}`].startupSeconds)} s start-up = ${f(result.ratios.firstBatchVsPlainLoop)} × unencrypted-key openssl loop (round 1's baselines); peak RSS ${f(runs[`first${firstUsers}`].maxRssMB)} MB
 ${coldSizes.map((n) => `batch, every PKCS#12 built on demand (none kept), ${n}: ${f(runs[`cold${n}`].netProfilesPerSecond)} profiles/s without its ${f(runs[`cold${n}`].startupSeconds)} s start-up = ${f(result.ratios[`cold${n}VsPlainLoop`])} × unencrypted-key openssl loop (rounds: ${rounds.map((r) => f(r.ratios[`cold${n}VsPlainLoop`])).join(', ')}); peak RSS ${f(runs[`cold${n}`].maxRssMB)} MB`).join('\n')}
-${sizes.map((n) => `batch, warm (PKCS#12 cached), ${n}: ${f(runs[`warm${n}`].profilesPerSecond)} profiles/s, ${f(runs[`warm${n}`].msPerProfile)} ms/profile, peak RSS ${f(runs[`warm${n}`].maxRssMB)} MB`).join('\n')}
+${pg ? `batch against PostgreSQL (same machine), ${sizes[0]} users, warm, 2 workers: ${f(result.ratios.postgresVsFileStore)} × the file store's rate in the same round, start-up out (rounds: ${rounds.map((r) => f(r.ratios.postgresVsFileStore)).join(', ')}; ${f(mid.postgres.pg.netProfilesPerSecond)} against ${f(mid.postgres.file.netProfilesPerSecond)} profiles/s)
+` : ''}${sizes.map((n) => `batch, warm (PKCS#12 cached), ${n}: ${f(runs[`warm${n}`].profilesPerSecond)} profiles/s, ${f(runs[`warm${n}`].msPerProfile)} ms/profile, peak RSS ${f(runs[`warm${n}`].maxRssMB)} MB`).join('\n')}
 ratios (median round of ${ROUNDS}; each round's baselines against its own batches):
   warm batch of ${sizes[sizes.length - 1]} = ${f(result.ratios.largestWarmBatchVsOpensslLoop)} × openssl loop (rounds: ${rounds.map((r) => f(r.ratios.largestWarmBatchVsOpensslLoop)).join(', ')}), ${f(result.ratios.largestWarmBatchVsMobileconfig)} × mobileconfig (rounds: ${rounds.map((r) => f(r.ratios.largestWarmBatchVsMobileconfig)).join(', ')})
   warm batch of ${sizes[0]} = ${f(result.ratios.warmBatchVsOpensslLoop)} × openssl loop (rounds: ${rounds.map((r) => f(r.ratios.warmBatchVsOpensslLoop)).join(', ')}), ${f(result.ratios.warmBatchVsMobileconfig)} × mobileconfig (rounds: ${rounds.map((r) => f(r.ratios.warmBatchVsMobileconfig)).join(', ')}); start-up weighs more

@@ -6,7 +6,8 @@
  */
 import { initStore as initFileStore, openStore as openFileStore, type FileStore, type InitStoreOptions, type OpenStoreOptions } from './fs-store.js';
 import { isPostgresUrl } from './postgres/db.js';
-import { initPostgresStore, openPostgresStore, type PostgresStore } from './postgres/pg-store.js';
+import { initPostgresStore, openPostgresStore } from './postgres/init.js';
+import type { PostgresStore } from './postgres/pg-store.js';
 
 /** A store the CLI and the batch runner drive: the file store or the PostgreSQL store. */
 export type AnyStore = FileStore | PostgresStore;

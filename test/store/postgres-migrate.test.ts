@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readIdentity } from '../../src/certs/import.js';
 import { initStore } from '../../src/store/fs-store.js';
-import { openPostgresStore } from '../../src/store/postgres/pg-store.js';
+import { openPostgresStore } from '../../src/store/postgres/init.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
 import { outsideCa } from '../helpers/outside-ca.js';
 import { postgres } from '../helpers/postgres.js';

@@ -10,7 +10,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openPostgresStore } from '../../src/store/postgres/pg-store.js';
+import { openPostgresStore } from '../../src/store/postgres/init.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
 import { postgres } from '../helpers/postgres.js';
 import { BIN, cli, httpRequest, openssl, startServer, tmp } from '../helpers/tools.js';

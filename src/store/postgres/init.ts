@@ -1,0 +1,126 @@
+/**
+ * Creating and opening a PostgreSQL store: `init` makes the schema and a new CA in an empty
+ * database; `open` migrates an older schema forward and refuses a newer one.
+ *
+ * @module postgres-init
+ */
+import { createCertificateAuthority } from '../../certs/ca.js';
+import type { Identity } from '../../certs/issue.js';
+import type { KeyAlgorithm } from '../../certs/keys.js';
+import { normalizeSerial } from '../../certs/pem.js';
+import { checkEmailDomains, checkPkiUrl } from '../../certs/publication.js';
+import { certificateBasics } from '../../certs/x509.js';
+import { StoreExists, StoreIOError, StoreNotInitialized } from '../../errors.js';
+import { checkNewPassphrase } from '../issuance.js';
+import { DEFAULT_KDF_COST, deriveKey, newKdfParams, seal } from '../secret-box.js';
+import { Database } from './db.js';
+import { PostgresStore } from './pg-store.js';
+import { CHECK_AAD, CHECK_TEXT, exportKey, type PgStoreMeta } from './rows.js';
+import { migrate, schemaVersion, SCHEMA_VERSION, STORE_LOCK } from './schema.js';
+
+/** Options of {@link initPostgresStore}. */
+export interface InitPostgresStoreOptions {
+  organization: string;
+  passphrase: string;
+  /** Default: `rsa-2048`. */
+  keyAlgorithm?: KeyAlgorithm;
+  /** Default: `() => new Date()`. */
+  now?: () => Date;
+  /** log2 of scrypt's N. Default: 17. Lower only in tests. */
+  kdfCost?: number;
+  pkiUrl?: string;
+  permittedEmailDomains?: string[];
+}
+
+/** Options of {@link openPostgresStore}. */
+export interface OpenPostgresStoreOptions {
+  /** Needed for anything that uses a private key; checked at open when given. */
+  passphrase?: string;
+  /** Default: `() => new Date()`. */
+  now?: () => Date;
+  /** Connections in this process's pool. Default: 4. */
+  connections?: number;
+}
+
+/** Creates the schema and a new CA in an empty database. @throws ERR_STORE_EXISTS when it holds a store */
+export async function initPostgresStore(url: string, options: InitPostgresStoreOptions): Promise<PostgresStore> {
+  checkNewPassphrase(options.passphrase);
+  const now = options.now ?? (() => new Date());
+  const pkiUrl = options.pkiUrl === undefined ? undefined : checkPkiUrl(options.pkiUrl);
+  const domains = checkEmailDomains(options.permittedEmailDomains ?? []);
+  const db = await Database.open(url);
+  try {
+    // Refuse early, before three keys are made, if the database already holds a store.
+    await db.tx(async (c) => {
+      if ((await schemaVersion(c)) > 0) throw new StoreExists(db.where);
+    }, { op: 'read' });
+    const ca = await createCertificateAuthority({
+      organization: options.organization,
+      now,
+      ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
+      ...(pkiUrl ? { pkiUrl } : {}),
+      ...(domains.length ? { permittedEmailDomains: domains } : {}),
+    });
+    const kdf = newKdfParams(options.kdfCost ?? DEFAULT_KDF_COST);
+    const key = await deriveKey(options.passphrase, kdf);
+    const meta: PgStoreMeta = {
+      organization: options.organization.trim(),
+      created: now().toISOString(),
+      kdf,
+      check: seal(key, Buffer.from(CHECK_TEXT), CHECK_AAD),
+      keyGeneration: 1,
+      ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
+      ...(pkiUrl ? { pkiUrl } : {}),
+      ...(domains.length ? { permittedEmailDomains: domains } : {}),
+    };
+    await db.tx(async (c) => {
+      // Two inits at once: the lock makes the second see the first's schema and refuse.
+      if ((await schemaVersion(c)) > 0) throw new StoreExists(db.where);
+      await migrate(c, 0);
+      await c.query('INSERT INTO store_meta (meta) VALUES ($1)', [meta]);
+      const put = (id: Identity, role: string, issuer: string | null, aad: string) =>
+        c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, $2, $3, $4, $5, $6)', [
+          normalizeSerial(certificateBasics(id.certificate).serial), role, issuer, id.certificate, seal(key, exportKey(id.privateKey), aad), aad,
+        ]);
+      // The same associated data as the file store's key files: sealed keys move between the two as they are.
+      await put(ca.root, 'root', null, 'ca/root.key');
+      await put(ca.intermediate, 'issuing', 'root', 'ca/intermediate.key');
+      await put(ca.signer, 'signer', 'issuing', 'signer/key');
+    }, { lock: STORE_LOCK, op: 'create' });
+    return PostgresStore.create(db, meta, key, now);
+  } catch (err) {
+    await db.end();
+    throw err;
+  }
+}
+
+/**
+ * Opens the store in a database, migrating an older schema forward.
+ * @throws ERR_STORE_NOT_INITIALIZED for a database without one; ERR_STORE_IO for a schema newer than this code, or a server fault
+ */
+export async function openPostgresStore(url: string, options: OpenPostgresStoreOptions = {}): Promise<PostgresStore> {
+  const db = await Database.open(url, { ...(options.connections ? { max: options.connections } : {}) });
+  try {
+    let version = await db.tx((c) => schemaVersion(c), { op: 'read' });
+    if (version === 0) throw new StoreNotInitialized(db.where);
+    if (version > SCHEMA_VERSION) {
+      throw new StoreIOError(db.where, 'read', `The database at ${db.where} has schema version ${version}, newer than this profilesmith reads (${SCHEMA_VERSION}); upgrade profilesmith`);
+    }
+    if (version < SCHEMA_VERSION) {
+      version = await db.tx(async (c) => {
+        const v = await schemaVersion(c);
+        if (v < SCHEMA_VERSION) await migrate(c, v);
+        return SCHEMA_VERSION;
+      }, { lock: STORE_LOCK, op: 'migrate' });
+    }
+    const meta = (await db.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta')).rows[0]?.meta;
+    if (!meta) throw new StoreNotInitialized(db.where);
+    const store = PostgresStore.create(db, meta, undefined, options.now ?? (() => new Date()));
+    if (options.passphrase !== undefined) await store.unlock(options.passphrase);
+    return store;
+  } catch (err) {
+    await db.end();
+    throw err;
+  }
+}
+

@@ -1,0 +1,275 @@
+/**
+ * The PostgreSQL store's CA: its certificates and keys (root, issuing CA, profile signer, OCSP
+ * responders, in `ca_certs`), revocation, CRLs and OCSP status. CRLs and statuses are read from
+ * the tables when asked, so a revocation committed on one node is in the next answer of every
+ * node; a CRL number is taken by an update of its row inside the transaction that signs it.
+ *
+ * @module postgres-ca
+ */
+import { X509Certificate } from 'node:crypto';
+import type pg from 'pg';
+import { createOcspResponder } from '../../certs/ca.js';
+import { createCrl, type RevocationReason } from '../../certs/crl.js';
+import type { Identity } from '../../certs/issue.js';
+import { normalizeSerial } from '../../certs/pem.js';
+import { caSlug, type CaRef } from '../../certs/publication.js';
+import { certificateBasics, describeCertificate } from '../../certs/x509.js';
+import { keySigner, type Signer } from '../../cms/sign.js';
+import { CertificateInvalid, InputInvalid, StoreEntryNotFound, StoreIOError } from '../../errors.js';
+import type { ResponderIdentity, RevokeResult, StoreCa } from '../pki-files.js';
+import type { Sealed } from '../secret-box.js';
+import { removalOf, type CertificateRecord, type RemoveUserResult, type TrustChain } from '../store.js';
+import type { Database } from './db.js';
+import { digestOf, exportKey, type Keyring } from './rows.js';
+import { seal } from '../secret-box.js';
+
+/** How the CA part finds the store's records. */
+export interface RecordLookup {
+  record(serial: string): Promise<CertificateRecord>;
+  list(options: { user: string }): Promise<CertificateRecord[]>;
+}
+
+/** The CA of a PostgreSQL store. */
+export class PgCa {
+  #issuers = new Map<string, Promise<Identity>>();
+  #caCerts: Promise<StoreCa[]> | undefined;
+  #responders = new Map<string, Promise<ResponderIdentity>>();
+
+  constructor(
+    private readonly db: Database,
+    private readonly keys: Keyring,
+    private readonly lookup: RecordLookup,
+    private readonly now: () => Date,
+  ) {}
+
+  /** Forgets the decrypted CA keys (after a passphrase change). */
+  forgetKeys(): void {
+    this.#issuers.clear();
+    this.#responders.clear();
+  }
+
+  /** The store's CA certificates: the root and the issuing CA. */
+  async caCertificates(): Promise<StoreCa[]> {
+    return (this.#caCerts ??= (async () => {
+      const r = await this.db.query<{ role: string; certificate: Buffer }>(`SELECT role, certificate FROM ca_certs WHERE role IN ('root', 'issuing') ORDER BY role DESC`);
+      const out: StoreCa[] = [];
+      for (const row of r.rows) {
+        const ca: CaRef = row.role === 'root' ? 'root' : 1;
+        const info = await describeCertificate(row.certificate);
+        out.push({ ca, slug: caSlug(ca), certificate: row.certificate, serial: normalizeSerial(info.serial), subject: info.subject, notBefore: info.notBefore, notAfter: info.notAfter });
+      }
+      return out;
+    })()).catch((err) => {
+      this.#caCerts = undefined;
+      throw err;
+    });
+  }
+
+  async caCert(ca: CaRef): Promise<Buffer> {
+    const hit = (await this.caCertificates()).find((c) => c.ca === ca);
+    if (!hit) throw new InputInvalid('ca', `This store has no CA ${caSlug(ca)}`);
+    return hit.certificate;
+  }
+
+  /** The issuing CA's certificate and key; needs the passphrase. */
+  async issuerIdentity(generation = 1): Promise<Identity> {
+    return this.caIdentity(generation);
+  }
+
+  caIdentity(ca: CaRef): Promise<Identity> {
+    const slug = caSlug(ca);
+    let hit = this.#issuers.get(slug);
+    if (!hit) {
+      hit = (async () => {
+        if (ca !== 'root' && ca !== 1) throw new InputInvalid('ca', `This store has no issuing CA ${slug}`);
+        const r = await this.db.query<{ certificate: Buffer; sealed_key: Sealed; key_aad: string }>('SELECT certificate, sealed_key, key_aad FROM ca_certs WHERE role = $1', [ca === 'root' ? 'root' : 'issuing']);
+        const row = r.rows[0];
+        if (!row) throw new StoreIOError(this.db.where, 'read', `The store at ${this.db.where} has no ${slug} CA`);
+        return { certificate: row.certificate, privateKey: this.keys.open(row.sealed_key, row.key_aad) };
+      })();
+      hit.catch(() => this.#issuers.delete(slug));
+      this.#issuers.set(slug, hit);
+    }
+    return hit;
+  }
+
+  async trustChain(): Promise<TrustChain> {
+    return { roots: [await this.caCert('root')], intermediates: [await this.caCert(1)] };
+  }
+
+  async profileSigner(): Promise<Signer> {
+    const r = await this.db.query<{ serial: string; certificate: Buffer; sealed_key: Sealed; key_aad: string; revoked: boolean }>(
+      `SELECT s.serial, s.certificate, s.sealed_key, s.key_aad, EXISTS (SELECT 1 FROM revocations v WHERE v.serial = s.serial AND v.kind = 'revoked') AS revoked
+         FROM ca_certs s WHERE s.role = 'signer' AND s.current`,
+    );
+    const row = r.rows[0];
+    if (!row) throw new StoreIOError(this.db.where, 'read', `The store at ${this.db.where} has no profile signer`);
+    if (row.revoked) throw new CertificateInvalid('revoked', 'The profile-signing certificate of this store has been revoked');
+    return keySigner({ key: this.keys.open(row.sealed_key, row.key_aad), certificate: row.certificate, chain: [await this.caCert(1)] });
+  }
+
+  /** Serials revoked by this store's CAs, for `verify`. */
+  async revokedSerials(): Promise<Set<string>> {
+    return new Set((await this.db.query<{ serial: string }>(`SELECT serial FROM revocations WHERE kind = 'revoked'`)).rows.map((r) => r.serial));
+  }
+
+  async revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {
+    const s = normalizeSerial(serial);
+    const date = this.now();
+    const own = (await this.db.query<{ role: string; ca: string | null }>('SELECT role, ca FROM ca_certs WHERE serial = $1', [s])).rows[0];
+    let kind: RevokeResult['kind'] = 'user';
+    let ca = 'issuing';
+    let record: CertificateRecord | undefined;
+    if (own) {
+      if (own.role === 'root') throw new CertificateInvalid('root', 'The root CA cannot revoke itself; remove it from the devices that trust it instead');
+      if (own.role === 'issuing') throw new CertificateInvalid('in-use', 'The issuing CA is the current one (this store does not rotate issuing CAs yet)');
+      kind = own.role as RevokeResult['kind'];
+      ca = own.ca ?? 'issuing';
+    } else {
+      record = await this.lookup.record(s);
+      if (record.source !== 'issued') throw new CertificateInvalid('outside-ca', `Certificate ${s} was issued by an outside CA ("${record.issuer}"); only that CA can revoke it`);
+    }
+    // One statement decides: a revocation by another node meanwhile counts as prior; a retired one becomes revoked.
+    const r = await this.db.query<{ date: Date; reason: string }>(
+      `INSERT INTO revocations AS v (serial, kind, ca, date, reason) VALUES ($1, 'revoked', $2, $3, $4)
+         ON CONFLICT (serial) DO UPDATE SET kind = 'revoked', ca = EXCLUDED.ca, date = EXCLUDED.date, reason = EXCLUDED.reason WHERE v.kind = 'retired'
+         RETURNING date, reason`,
+      [s, ca, date, reason],
+      'write',
+    );
+    const changed = r.rows[0];
+    if (changed) {
+      const revoked = { date: changed.date.toISOString(), reason: changed.reason };
+      return { serial: s, kind, ca, already: false, revoked, ...(record ? { record: { ...record, revoked } } : {}) };
+    }
+    const prior = (await this.db.query<{ date: Date; reason: string }>('SELECT date, reason FROM revocations WHERE serial = $1', [s])).rows[0]!;
+    return { serial: s, kind, ca, already: true, revoked: { date: prior.date.toISOString(), reason: prior.reason }, ...(record ? { record: await this.lookup.record(s) } : {}) };
+  }
+
+  async removeUser(user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {
+    const all = await this.lookup.list({ user });
+    if (!all.length) throw new StoreEntryNotFound(user, 'user', `No certificates for user "${user}" in the store`);
+    const date = this.now();
+    return this.db.tx(async (c) => {
+      const out: RemoveUserResult = { revoked: [], retired: [] };
+      for (const rec of all) {
+        const action = removalOf(rec, options);
+        if (!action) continue;
+        const r = action === 'revoke'
+          ? await c.query(`INSERT INTO revocations AS v (serial, kind, ca, date, reason) VALUES ($1, 'revoked', 'issuing', $2, 'cessationOfOperation')
+              ON CONFLICT (serial) DO UPDATE SET kind = 'revoked', ca = 'issuing', date = EXCLUDED.date, reason = EXCLUDED.reason WHERE v.kind = 'retired' RETURNING serial`, [rec.serial, date])
+          : await c.query(`INSERT INTO revocations (serial, kind, date, reason) VALUES ($1, 'retired', $2, 'retired') ON CONFLICT DO NOTHING RETURNING serial`, [rec.serial, date]);
+        if (!r.rowCount) continue;
+        if (action === 'revoke') out.revoked.push({ ...rec, revoked: { date: date.toISOString(), reason: 'cessationOfOperation' } });
+        else out.retired.push({ ...rec, retired: { date: date.toISOString() } });
+      }
+      return out;
+    }, { lock: `user|${user.toLowerCase()}` });
+  }
+
+  /** A query in the transaction `c`, or on the pool. */
+  private run<R extends pg.QueryResultRow>(c: pg.ClientBase | undefined, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    return c ? c.query<R>(text, values) : this.db.query<R>(text, values);
+  }
+
+  private async revocationsOf(c: pg.ClientBase | undefined, ca: CaRef) {
+    const r = await this.run<{ serial: string; date: Date; reason: string }>(c, `SELECT serial, date, reason FROM revocations WHERE kind = 'revoked' AND COALESCE(ca, 'issuing') = $1 ORDER BY seq`, [caSlug(ca)]);
+    return r.rows.map((x) => ({ serial: x.serial, date: x.date, reason: x.reason as RevocationReason }));
+  }
+
+  /**
+   * Signs a CRL with the next CRL number (taken in the same transaction, under the row's lock:
+   * strictly increasing across nodes) and keeps it as the published one.
+   */
+  private async signCrl(ca: CaRef, validityMs: number): Promise<Buffer> {
+    const issuer = await this.caIdentity(ca);
+    const slug = caSlug(ca);
+    return this.db.tx(async (c) => {
+      await c.query('INSERT INTO crls (ca, number) VALUES ($1, 0) ON CONFLICT DO NOTHING', [slug]);
+      const prev = (await c.query<{ number: string }>('SELECT number FROM crls WHERE ca = $1 FOR UPDATE', [slug])).rows[0]!;
+      const now = this.now();
+      const number = Math.max(Number(prev.number) + 1, Math.floor(now.getTime() / 1000));
+      const entries = await this.revocationsOf(c, ca);
+      const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
+      const nextUpdate = new Date(thisUpdate.getTime() + validityMs);
+      const der = await createCrl({ issuerCertificate: issuer.certificate, issuerKey: issuer.privateKey, entries, thisUpdate, nextUpdate, crlNumber: number });
+      await c.query('UPDATE crls SET number = $2, this_update = $3, next_update = $4, digest = $5, der = $6 WHERE ca = $1', [slug, number, thisUpdate, nextUpdate, digestOf(entries), der]);
+      return der;
+    });
+  }
+
+  async createCrl(options: { ca?: CaRef; nextUpdateMs?: number } = {}): Promise<Buffer> {
+    const ca = options.ca ?? 1;
+    if (ca !== 'root' && ca !== 1) throw new InputInvalid('ca', `This store has no issuing CA ${caSlug(ca)}`);
+    return this.signCrl(ca, options.nextUpdateMs ?? 7 * 86_400_000);
+  }
+
+  /** The CA's current CRL: the last one signed while it lists exactly today's revocations and is less than half through its validity, else a new one. */
+  async publishedCrl(ca: CaRef, options: { validityMs?: number } = {}): Promise<Buffer> {
+    const r = (await this.db.query<{ digest: string | null; der: Buffer | null; this_update: Date | null; next_update: Date | null }>('SELECT digest, der, this_update, next_update FROM crls WHERE ca = $1', [caSlug(ca)])).rows[0];
+    const now = this.now().getTime();
+    if (r?.der && r.this_update && r.next_update && r.digest === digestOf(await this.revocationsOf(undefined, ca))) {
+      const start = r.this_update.getTime();
+      if (now >= start && now < start + (r.next_update.getTime() - start) / 2) return r.der;
+    }
+    return this.signCrl(ca, options.validityMs ?? 7 * 86_400_000);
+  }
+
+  /** The delegated OCSP responder of `ca`, issued and renewed as needed (kept in `ca_certs`, key sealed). */
+  async ocspResponder(ca: CaRef): Promise<ResponderIdentity> {
+    const slug = caSlug(ca);
+    const fresh = (r: ResponderIdentity) => {
+      const now = this.now().getTime();
+      return now >= r.notBefore.getTime() && now < r.notBefore.getTime() + (r.notAfter.getTime() - r.notBefore.getTime()) / 2;
+    };
+    const hit = await this.#responders.get(slug)?.catch(() => undefined);
+    if (hit && fresh(hit)) return hit;
+    const read = async (c?: pg.ClientBase): Promise<ResponderIdentity | undefined> => {
+      const row = (await this.run<{ serial: string; certificate: Buffer; sealed_key: Sealed; key_aad: string }>(
+        c,
+        `SELECT serial, certificate, sealed_key, key_aad FROM ca_certs WHERE role = 'responder' AND ca = $1 AND current
+           AND NOT EXISTS (SELECT 1 FROM revocations v WHERE v.serial = ca_certs.serial AND v.kind = 'revoked') ORDER BY created DESC LIMIT 1`,
+        [slug],
+      )).rows[0];
+      if (!row) return undefined;
+      const x = new X509Certificate(row.certificate);
+      return { certificate: row.certificate, privateKey: this.keys.open(row.sealed_key, row.key_aad), serial: row.serial, notBefore: new Date(x.validFrom), notAfter: new Date(x.validTo) };
+    };
+    const next = (async () => {
+      const current = await read();
+      if (current && fresh(current)) return current;
+      const issuer = await this.caIdentity(ca);
+      return this.db.tx(async (c) => {
+        const again = await read(c);
+        if (again && fresh(again)) return again;
+        const r = await createOcspResponder(issuer, ca, { organization: this.keys.meta.organization, now: this.now, ...(this.keys.meta.keyAlgorithm ? { keyAlgorithm: this.keys.meta.keyAlgorithm } : {}), ...(this.keys.meta.pkiUrl ? { pkiUrl: this.keys.meta.pkiUrl } : {}) });
+        const info = certificateBasics(r.certificate);
+        const serial = normalizeSerial(info.serial);
+        const aad = `ocsp/${slug}-${serial}.key`;
+        await c.query(`UPDATE ca_certs SET current = false WHERE role = 'responder' AND ca = $1`, [slug]);
+        await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, $2, $3, $4, $5, $6)', [serial, 'responder', slug, r.certificate, seal(this.keys.require('issue an OCSP responder'), exportKey(r.privateKey), aad), aad]);
+        return { ...r, serial, notBefore: new Date(new X509Certificate(r.certificate).validFrom), notAfter: info.notAfter };
+      }, { lock: `responder|${slug}` });
+    })();
+    this.#responders.set(slug, next);
+    next.catch(() => this.#responders.delete(slug));
+    return next;
+  }
+
+  /** The status of a serial among the certificates `ca` issued (for OCSP); a retired certificate is good. */
+  async certificateStatus(ca: CaRef, serial: string): Promise<{ status: 'good' } | { status: 'revoked'; date: Date; reason: RevocationReason } | { status: 'unknown' }> {
+    const s = normalizeSerial(serial);
+    const slug = caSlug(ca);
+    const r = await this.db.query<{ issued: boolean; kind: string | null; date: Date | null; reason: string | null }>(
+      `SELECT (EXISTS (SELECT 1 FROM certificates WHERE serial = $1 AND record->>'source' = 'issued' AND $2 = 'issuing')
+            OR EXISTS (SELECT 1 FROM ca_certs WHERE serial = $1 AND ca = $2)) AS issued,
+              v.kind, v.date, v.reason
+         FROM (SELECT 1) AS one LEFT JOIN revocations v ON v.serial = $1 AND v.kind = 'revoked' AND COALESCE(v.ca, 'issuing') = $2`,
+      [s, slug],
+    );
+    const row = r.rows[0]!;
+    if (!row.issued) return { status: 'unknown' };
+    if (row.kind === 'revoked') return { status: 'revoked', date: row.date!, reason: row.reason as RevocationReason };
+    return { status: 'good' };
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * What the PostgreSQL store's parts share: the meta row, certificate rows as records, and the
+ * keyring (the derived store key, and the opening of sealed keys).
+ *
+ * @module postgres-rows
+ */
+import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
+import type { CertificatePurpose } from '../../certs/issue.js';
+import type { KeyAlgorithm } from '../../certs/keys.js';
+import { KeyPassphraseInvalid, StoreIOError } from '../../errors.js';
+import { unseal, type KdfParams, type Sealed } from '../secret-box.js';
+import type { CertificateRecord } from '../store.js';
+
+export const CHECK_AAD = 'store-check';
+export const CHECK_TEXT = 'profilesmith';
+
+/** @internal What `store_meta.meta` holds: store.json's facts in the file store. */
+export interface PgStoreMeta {
+  organization: string;
+  created: string;
+  kdf: KdfParams;
+  check: Sealed;
+  keyGeneration: number;
+  keyAlgorithm?: KeyAlgorithm;
+  pkiUrl?: string;
+  permittedEmailDomains?: string[];
+}
+
+/** A certificate row with its revocation, as RECORD_SELECT reads it. */
+export interface CertRow {
+  serial: string;
+  record: CertificateRecord;
+  also_purpose: string | null;
+  added_chain: string[] | null;
+  rkind: string | null;
+  rdate: Date | null;
+  rreason: string | null;
+}
+
+export const RECORD_SELECT = `SELECT c.serial, c.record, c.also_purpose, c.added_chain, r.kind AS rkind, r.date AS rdate, r.reason AS rreason
+  FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial`;
+
+/** The record of a row: its facts, what later imports added, and its revocation or retirement. */
+export function toRecord(row: CertRow): CertificateRecord {
+  const r: CertificateRecord = { ...row.record };
+  if (row.also_purpose) r.alsoPurpose = row.also_purpose as CertificatePurpose;
+  if (row.added_chain?.length) r.addedChain = row.added_chain;
+  if (row.rkind === 'revoked') r.revoked = { date: row.rdate!.toISOString(), reason: row.rreason! };
+  else if (row.rkind === 'retired') r.retired = { date: row.rdate!.toISOString() };
+  return r;
+}
+
+export const exportKey = (k: KeyObject) => k.export({ format: 'der', type: 'pkcs8' });
+
+/** SHA-256 of the entries a CRL lists, to tell whether the published one is still current. */
+export const digestOf = (entries: { serial: string; date: Date; reason: string }[]) =>
+  createHash('sha256').update(JSON.stringify(entries.map((e) => [e.serial, e.date.toISOString(), e.reason]))).digest('hex');
+
+/** The store key (once the passphrase is given) and the meta row it goes with, shared by the store's parts. */
+export class Keyring {
+  constructor(
+    public meta: PgStoreMeta,
+    public key: Buffer | undefined,
+    private readonly where: string,
+  ) {}
+
+  /** True when `key` opens the check value. */
+  opens(key: Buffer): boolean {
+    return unseal(key, this.meta.check, CHECK_AAD)?.toString() === CHECK_TEXT;
+  }
+
+  require(what: string): Buffer {
+    if (!this.key) throw new KeyPassphraseInvalid(this.where, `The store passphrase is needed to ${what}`);
+    return this.key;
+  }
+
+  /** Opens a sealed private key. @throws ERR_KEY_PASSPHRASE without the key; ERR_STORE_IO when it does not open */
+  open(sealed: Sealed, aad: string): KeyObject {
+    const der = unseal(this.require('use private keys'), sealed, aad);
+    if (!der) throw new StoreIOError(this.where, 'decrypt', `The key "${aad}" in ${this.where} does not decrypt: it is damaged or was moved`);
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  }
+}
