@@ -17,6 +17,8 @@ import pg from 'pg';
 export interface PgServer {
   /** postgres://…/postgres: the maintenance database. */
   url: string;
+  /** With `tls`: the server's self-signed certificate for 127.0.0.1 (PEM file), the root clients verify it with. */
+  caFile?: string;
   host: string;
   port: number;
   user: string;
@@ -53,12 +55,15 @@ function freePort(): Promise<number> {
 let counter = 0;
 let started: Promise<PgServer | { missing: string }> | undefined;
 
-/** The file's PostgreSQL server (started on first use), or why there is none. */
-export function postgres(): Promise<PgServer | { missing: string }> {
-  return (started ??= start());
+/**
+ * The file's PostgreSQL server (started on first use), or why there is none. With `tls`, the
+ * server takes TLS (ssl=on) with a certificate for 127.0.0.1 from a CA made here by openssl.
+ */
+export function postgres(options: { tls?: boolean } = {}): Promise<PgServer | { missing: string }> {
+  return (started ??= start(options));
 }
 
-async function start(): Promise<PgServer | { missing: string }> {
+async function start(options: { tls?: boolean }): Promise<PgServer | { missing: string }> {
   const given = process.env.PROFILESMITH_TEST_PG_URL;
   if (given) {
     const u = new URL(given);
@@ -82,8 +87,21 @@ async function start(): Promise<PgServer | { missing: string }> {
   const run = (cmd: string, args: string[]) => execFileSync(join(bin, cmd), args, { stdio: ['ignore', 'pipe', 'pipe'], ...(uid !== undefined ? { uid, gid } : {}), env: { ...process.env, LC_ALL: 'C' }, cwd: dir });
   const user = 'profilesmith';
   const port = await freePort();
+  let tlsOptions = '';
+  let caFile: string | undefined;
+  if (options.tls) {
+    // A self-signed server certificate for 127.0.0.1, made by openssl, which clients are given as
+    // the root to verify against (sslrootcert). The server needs its key as a file: a throwaway
+    // test server's, mode 0600 and owned by the account that runs it, deleted with the cluster.
+    const o = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    o(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.pem', '-subj', '/CN=127.0.0.1', '-days', '2', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    chmodSync(join(dir, 'server.key'), 0o600);
+    if (uid !== undefined) chownSync(join(dir, 'server.key'), uid, gid!);
+    caFile = join(dir, 'server.pem');
+    tlsOptions = ` -c ssl=on -c ssl_cert_file=${join(dir, 'server.pem')} -c ssl_key_file=${join(dir, 'server.key')}`;
+  }
   const startCluster = () =>
-    void run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '180', '-o', `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c max_connections=200`, 'start']);
+    void run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '180', '-o', `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c max_connections=200${tlsOptions}`, 'start']);
   try {
     run('initdb', ['-D', data, '-U', user, '--auth=trust', '-E', 'UTF8', '--no-sync']);
     // Loopback TCP only; the socket directory is the cluster's own (not /var/run/postgresql).
@@ -106,7 +124,8 @@ async function start(): Promise<PgServer | { missing: string }> {
     rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', stop);
-  return server(`postgres://${user}@127.0.0.1:${port}/postgres`, '127.0.0.1', port, user, stop, () => pgCtl(['-l', join(dir, 'log'), '-m', 'fast', 'restart']), pgCtl, startCluster);
+  const made = server(`postgres://${user}@127.0.0.1:${port}/postgres`, '127.0.0.1', port, user, stop, () => pgCtl(['-l', join(dir, 'log'), '-m', 'fast', 'restart']), pgCtl, startCluster);
+  return caFile ? { ...made, caFile } : made;
 }
 
 function server(url: string, host: string, port: number, user: string, stop: () => void, restart: () => void, pgCtl: (args: string[]) => void = () => {}, start: () => void = () => {}): PgServer {

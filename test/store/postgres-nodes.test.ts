@@ -10,6 +10,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 import { openPostgresStore } from '../../src/store/postgres/init.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
 import { postgres } from '../helpers/postgres.js';
@@ -17,6 +18,17 @@ import { BIN, cli, httpRequest, openssl, startServer, tmp } from '../helpers/too
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 const server = await postgres();
+
+/** One statement on a database, as an operator's psql would run it. */
+async function runSql(url: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
 
 function run(args: string[], cwd: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -147,6 +159,13 @@ if ('missing' in server) {
     const pw = cli(['cert', 'list', '--store', `postgres://u:hunter2@${server.host}:${server.port}/postgres`], { cwd: dir, env });
     t.is(pw.status, 2);
     t.notRegex(pw.stderr, /hunter2/);
+    // A database whose schema a newer profilesmith wrote: refused with one line, not touched.
+    await runSql(url, 'UPDATE profilesmith_schema SET version = version + 1');
+    const newer = cli(['cert', 'list', '--store', url], { cwd: dir, env });
+    t.is(newer.status, 1);
+    t.regex(newer.stderr, /^error: The database at postgres:\/\/.* has schema version 2, newer than this profilesmith reads \(1\); upgrade profilesmith\n$/);
+    await runSql(url, 'UPDATE profilesmith_schema SET version = version - 1');
+    t.is(cli(['cert', 'list', '--store', url], { cwd: dir, env }).status, 0);
     const empty = await server.createDatabase();
     const none = cli(['cert', 'list', '--store', empty], { cwd: dir, env });
     t.is(none.status, 1);
