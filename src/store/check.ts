@@ -13,7 +13,7 @@ import type { FileStore } from './fs-store.js';
 import { checkPostgresStore } from './postgres/check.js';
 import { PostgresStore } from './postgres/pg-store.js';
 import type { CertificateRecord } from './store.js';
-import { parseIndex } from './record-index.js';
+import { parseIndex } from './file/index-format.js';
 import { issuingPaths, OCSP_DIR, signerPaths } from './pki-files.js';
 
 /** One finding of {@link checkStore}. */

@@ -21,7 +21,7 @@ import { createCrl, type RevocationReason } from '../certs/crl.js';
 import type { Identity } from '../certs/issue.js';
 import { caSlug, type CaRef } from '../certs/publication.js';
 import { atomicWrite } from './fs-util.js';
-import type { Revocation } from './record-index.js';
+import type { Revocation } from './file/records.js';
 import type { CertificateRecord } from './store.js';
 
 export const OCSP_DIR = 'ocsp';

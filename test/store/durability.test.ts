@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { checkStore } from '../../src/store/check.js';
 import { openStore } from '../../src/store/fs-store.js';
 import { withLock } from '../../src/store/lock.js';
-import { formatIndex, parseIndex } from '../../src/store/record-index.js';
+import { formatIndex, parseIndex } from '../../src/store/file/index-format.js';
 import type { CertificateRecord } from '../../src/store/store.js';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
 import { cli, ROOT, snapshotDir, tmp } from '../helpers/tools.js';

@@ -1,0 +1,610 @@
+/**
+ * The file store: a directory (mode 0700) holding a CA, the profile-signing identity and
+ * every user certificate ever issued or imported, with private keys encrypted under a key
+ * derived from the passphrase. Every write is atomic; writers take a cross-process lock.
+ *
+ * Layout:
+ * ```
+ * store.json                         format, organization, KDF parameters, passphrase check, key generation
+ * revocations.json                   revoked and retired serials (absent until the first)
+ * ca/root.pem ca/root.key.<g>        root CA (key sealed; <g> is the key generation)
+ * ca/intermediate.pem .key.<g>       issuing CA
+ * signer/cert.pem signer/key.<g>     profile-signing identity
+ * certs/<serial>/cert.pem key.<g> entry.json    one directory per user certificate
+ * chains/<sha256>.pem                issuer certificates of imported identities
+ * index.json                         a cache of the entries' facts, one line per user, for stores of over 256 entries
+ * pkcs12-cache/<hash>.<g>            a user's identities as iOS-form PKCS#12 (sealed; batch runs)
+ * ```
+ * index.json is rewritten by whichever reader finds entries it lacks (entries never change
+ * once written, so it can only lag); it vouches for the listing of certs/ only while certs/
+ * is in the state it was written from (see file/record-index.ts). `store check` compares it to
+ * the entries.
+ * Changing the passphrase writes every key under generation g+1, then switches
+ * store.json in one rename: a crash leaves the old keys or the new ones in force, never a mix.
+ *
+ * @module file-store
+ */
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CertificateInvalid, KeyPassphraseInvalid, StoreEntryNotFound, StoreIOError } from '../../errors.js';
+import type { RevocationReason } from '../../certs/crl.js';
+import { checkImport, type IdentityBundle } from '../../certs/import.js';
+import { type CertificatePurpose, type Identity } from '../../certs/issue.js';
+import { certificatesFrom, normalizeSerial, type CertificateInput } from '../../certs/pem.js';
+import { certificateBasics, describeCertificate } from '../../certs/x509.js';
+import { caSlug, type CaRef } from '../../certs/publication.js';
+import { keySigner, type Signer } from '../../cms/sign.js';
+import { LinkBook } from '../../server/links.js';
+import { atomicWrite, ioError, readText } from '../fs-util.js';
+import { withLock } from '../lock.js';
+import { issuingPaths, signerPaths, type ResponderIdentity, type RevokeResult, type StoreCa } from '../pki-files.js';
+import { deriveKey, unseal, type Sealed } from '../secret-box.js';
+import { findRecord, statusOf, type CertificateRecord, type ImportIdentityOptions, type ImportIdentityResult, type IssueUserCertificateOptions, type LifecycleStore, type ListCertificatesOptions, type RemoveUserResult, type TrustChain } from '../store.js';
+import { RecordIndex, type Amendment, type Revocation } from './record-index.js';
+import { FilePkcs12Cache } from './pkcs12-cache.js';
+import { parseMeta, opensCheck, type StoreMeta } from './meta.js';
+import { changePassphrase, importSigner, rotateIssuing, rotateSigner, setPkiUrl } from './admin.js';
+import { checkedUser, importIdentity, issue, renewCertificate } from './entries.js';
+import { certificateStatus, createCrl, ocspResponder, publishedCrl, removeUser, revokeCertificate } from './pki.js';
+
+/** The file store. Create it with {@link initStore} or {@link openStore}. */
+export class FileStore implements LifecycleStore {
+  readonly organization: string;
+  #key: Buffer | undefined;
+  #meta: StoreMeta;
+
+  readonly #index: RecordIndex;
+  /** CA and signer certificates never change in place: read once. */
+  #certs = new Map<string, Promise<Buffer>>();
+  readonly #pkcs12: FilePkcs12Cache;
+  /** CA identities by slug, decrypted once per instance. */
+  #issuers = new Map<string, Promise<Identity>>();
+  #metaReadAt = 0;
+  /** OCSP responders by CA slug, kept while they have more than half their validity left. */
+  #responders = new Map<string, Promise<ResponderIdentity>>();
+
+  /** Use {@link openStore} or {@link initStore}: the constructor is not part of the API. */
+  private constructor(
+    readonly dir: string,
+    meta: StoreMeta,
+    key: Buffer | undefined,
+    /** @internal */ readonly now: () => Date,
+    /** @internal */ readonly durable = true,
+  ) {
+    this.organization = meta.organization;
+    this.#index = new RecordIndex(dir);
+    this.#meta = meta;
+    this.#key = key;
+    this.#pkcs12 = new FilePkcs12Cache(this);
+  }
+
+  /** @internal What openStore and initStore call. */
+  static create(dir: string, meta: StoreMeta, key: Buffer | undefined, now: () => Date, durable = true): FileStore {
+    return new FileStore(dir, meta, key, now, durable);
+  }
+  /** @internal The record index (the parts in store/file/ use it). */
+  get index(): RecordIndex {
+    return this.#index;
+  }
+
+  /** @internal CA identities by slug, decrypted once per instance. */
+  get issuers(): Map<string, Promise<Identity>> {
+    return this.#issuers;
+  }
+
+  /** @internal OCSP responders by CA slug. */
+  get responders(): Map<string, Promise<ResponderIdentity>> {
+    return this.#responders;
+  }
+
+  /** @internal The PKCS#12 cache. */
+  get pkcs12(): FilePkcs12Cache {
+    return this.#pkcs12;
+  }
+
+  /** @internal After a write of store.json or a passphrase change. */
+  setMeta(meta: StoreMeta): void {
+    this.#meta = meta;
+  }
+
+  /** @internal After a passphrase change: the new key. */
+  setKey(key: Buffer): void {
+    this.#key = key;
+  }
+
+
+  /** Checks the passphrase and keeps the derived key for this instance. */
+  async unlock(passphrase: string): Promise<void> {
+    this.#key = await this.derive(passphrase, this.#meta);
+  }
+
+  /**
+   * A copy of the derived store key, for handing to worker threads in memory so that each
+   * does not run scrypt again (about 0.4 s each at the default cost).
+   * @internal
+   */
+  derivedKey(): Buffer {
+    return Buffer.from(this.requireKey('hand the key to a worker'));
+  }
+
+  /**
+   * Unlocks with a key from {@link FileStore.derivedKey}, checked like a passphrase.
+   * @internal
+   */
+  unlockWithKey(key: Uint8Array): void {
+    const k = Buffer.from(key);
+    if (!opensCheck(k, this.#meta)) throw new KeyPassphraseInvalid(this.dir, `The key for the store at "${this.dir}" is wrong`);
+    this.#key = k;
+  }
+
+  private async derive(passphrase: string, meta: StoreMeta): Promise<Buffer> {
+    let key: Buffer;
+    try {
+      key = await deriveKey(passphrase, meta.kdf);
+    } catch (cause) {
+      throw new StoreIOError(this.dir, 'read', 'The store file has unusable key-derivation parameters', { cause });
+    }
+    if (!opensCheck(key, meta)) throw new KeyPassphraseInvalid(this.dir, `The passphrase for the store at "${this.dir}" is wrong`);
+    return key;
+  }
+
+  /** @internal */
+  requireKey(what: string): Buffer {
+    if (!this.#key) throw new KeyPassphraseInvalid(this.dir, `The store passphrase is needed to ${what}`);
+    return this.#key;
+  }
+
+
+
+
+
+
+  /** @internal Runs a write under the store lock, after checking no passphrase change happened meanwhile. */
+  async write<T>(fn: () => Promise<T>): Promise<T> {
+    this.#index.invalidate();
+    return withLock(this.dir, async () => {
+      const path = join(this.dir, 'store.json');
+      const current = parseMeta(await readText(path), path);
+      if (current.keyGeneration !== this.#meta.keyGeneration) {
+        throw new StoreIOError(path, 'write', 'The store passphrase was changed while this ran; run it again');
+      }
+      // Decisions under the lock see the store as it is now (another process may have rotated a CA).
+      this.#meta = current;
+      this.#metaReadAt = Date.now();
+      try {
+        return await fn();
+      } finally {
+        this.#index.invalidate();
+      }
+    });
+  }
+
+  /** @internal */
+  async readKey(rel: string): Promise<KeyObject> {
+    const key = this.requireKey('use private keys');
+    const path = join(this.dir, `${rel}.${this.#meta.keyGeneration}`);
+    let sealed: Sealed;
+    try {
+      sealed = JSON.parse(await readText(path)) as Sealed;
+    } catch (cause) {
+      if (cause instanceof StoreIOError) throw cause;
+      throw new StoreIOError(path, 'read', `The key file "${path}" is damaged`, { cause });
+    }
+    const der = unseal(key, sealed, rel);
+    if (!der) throw new StoreIOError(path, 'decrypt', `The key file "${path}" does not decrypt: it is damaged or was moved`);
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  }
+
+  /** @internal */
+  readCert(rel: string): Promise<Buffer> {
+    let hit = this.#certs.get(rel);
+    if (!hit) {
+      hit = Promise.resolve().then(() => {
+        let text: string;
+        try {
+          text = readFileSync(join(this.dir, rel), 'utf8');
+        } catch (err) {
+          throw ioError(join(this.dir, rel), 'read', err);
+        }
+        const der = certificatesFrom(text)[0];
+        if (!der) throw new StoreIOError(join(this.dir, rel), 'read', `"${join(this.dir, rel)}" holds no certificate`);
+        return der;
+      });
+      hit.catch(() => this.#certs.delete(rel));
+      if (this.#certs.size > 4096) this.#certs.clear();
+      this.#certs.set(rel, hit);
+    }
+    return hit;
+  }
+
+  /** @internal Re-reads store.json at most once a second, so a long-running server sees a rotation. */
+  async freshMeta(): Promise<StoreMeta> {
+    if (Date.now() - this.#metaReadAt < 1000) return this.#meta;
+    const path = join(this.dir, 'store.json');
+    const current = parseMeta(await readText(path), path);
+    this.#metaReadAt = Date.now();
+    if (current.keyGeneration === this.#meta.keyGeneration) this.#meta = current;
+    return this.#meta;
+  }
+
+  /** The store's CA certificates: the root and every issuing CA generation, oldest first. */
+  async caCertificates(): Promise<StoreCa[]> {
+    const meta = await this.freshMeta();
+    const out: StoreCa[] = [await this.caInfo('root', 'ca/root.pem')];
+    for (let g = 1; g <= (meta.issuing ?? 1); g++) out.push(await this.caInfo(g, issuingPaths(g).cert));
+    return out;
+  }
+
+  /** @internal */
+  async caInfo(ca: CaRef, rel: string): Promise<StoreCa> {
+    const certificate = await this.readCert(rel);
+    const info = await describeCertificate(certificate);
+    return { ca, slug: caSlug(ca), certificate, serial: normalizeSerial(info.serial), subject: info.subject, notBefore: info.notBefore, notAfter: info.notAfter };
+  }
+
+  /** @internal The issuing CA generation that issued a record of this store's CA. */
+  async issuingOf(record: { issuer: string }): Promise<number> {
+    const cas = await this.caCertificates();
+    const hit = cas.find((c) => c.ca !== 'root' && c.subject === record.issuer);
+    return hit ? (hit.ca as number) : 1;
+  }
+
+  /**
+   * The root, and the issuing CAs a device needs: the current one first, then each older one
+   * that is neither revoked nor expired and still has live certificates (or issued the signer).
+   */
+  async trustChain(): Promise<TrustChain> {
+    const meta = await this.freshMeta();
+    const current = meta.issuing ?? 1;
+    const root = await this.readCert('ca/root.pem');
+    if (current === 1) return { roots: [root], intermediates: [await this.readCert('ca/intermediate.pem')] };
+    const cas = (await this.caCertificates()).filter((c) => c.ca !== 'root');
+    const revoked = await this.revokedSerials();
+    const now = this.now();
+    const live = new Set<string>();
+    for (const r of await this.listCertificates()) if (r.source === 'issued' && statusOf(r, now) === 'valid') live.add(r.issuer);
+    const keep = cas.filter((c) => c.ca === current || c.ca === (meta.signerIssuing ?? 1) || (!revoked.has(c.serial) && c.notAfter > now && live.has(c.subject)));
+    keep.sort((a, b) => (a.ca === current ? -1 : b.ca === current ? 1 : (b.ca as number) - (a.ca as number)));
+    return { roots: [root], intermediates: keep.map((c) => c.certificate) };
+  }
+
+  /** The issuers of a stored certificate, as far as the store knows them (leaf-most first). */
+  async issuerChain(serial: string): Promise<Buffer[]> {
+    const record = await this.#index.get(normalizeSerial(serial));
+    if (record.source === 'issued') {
+      const gen = (this.#meta.issuing ?? 1) === 1 ? 1 : await this.issuingOf(record);
+      return [await this.readCert(issuingPaths(gen).cert), await this.readCert('ca/root.pem')];
+    }
+    return Promise.all([...new Set([...(record.chain ?? []), ...(record.addedChain ?? [])])].map((fp) => this.readCert(`chains/${fp}.pem`)));
+  }
+
+  async profileSigner(): Promise<Signer> {
+    const meta = await this.freshMeta();
+    const paths = signerPaths(meta);
+    const [certificate, key, chain] = await Promise.all([
+      this.readCert(paths.cert),
+      this.readKey(paths.key),
+      meta.signerChain ? Promise.all(meta.signerChain.map((fp) => this.readCert(`chains/${fp}.pem`))) : Promise.all([this.readCert(issuingPaths(meta.signerIssuing ?? 1).cert)]),
+    ]);
+    const { serial } = certificateBasics(certificate);
+    if ((await this.#index.revocations()).some((r) => r.serial === serial && r.kind === 'revoked')) {
+      throw new CertificateInvalid('revoked', 'The profile-signing certificate of this store has been revoked; issue a new one with `profilesmith ca rotate-signer`');
+    }
+    return keySigner({ key, certificate, chain });
+  }
+
+  /** Serials revoked by this store's CAs (the signer's and issuing CAs' included), for `verify`. */
+  async revokedSerials(): Promise<Set<string>> {
+    return new Set((await this.#index.revocations()).filter((r) => r.kind === 'revoked').map((r) => r.serial));
+  }
+
+  async listCertificates(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {
+    return this.#index.list(options);
+  }
+
+  /**
+   * Reads the record index now. A batch does it while scrypt runs on the threadpool.
+   * @internal
+   */
+  loadIndex(): Promise<void> {
+    return this.#index.load();
+  }
+
+  /**
+   * @internal Records the caller already holds (a batch worker gets each user's records
+   * from the main thread), so single lookups need no disk read and no full index.
+   */
+  remember(records: CertificateRecord[]): void {
+    this.#index.remember(records);
+  }
+
+  /** A record by serial or SHA-256 fingerprint. */
+  async findCertificate(serialOrFingerprint: string): Promise<CertificateRecord> {
+    const q = serialOrFingerprint.toLowerCase().replace(/:/g, '');
+    if (/^[0-9a-f]{64}$/.test(q)) {
+      const hit = (await this.listCertificates()).find((r) => r.fingerprint === q);
+      if (hit) return hit;
+    }
+    try {
+      return await this.#index.read(normalizeSerial(q));
+    } catch (err) {
+      // A unique prefix of 6 or more hex digits names a serial, as findRecord reads it.
+      if (!(err instanceof StoreEntryNotFound) || !/^[0-9a-f]{6,63}$/.test(q)) throw err;
+      try {
+        return findRecord(await this.listCertificates(), serialOrFingerprint);
+      } catch (e) {
+        throw e instanceof StoreEntryNotFound ? err : e;
+      }
+    }
+  }
+
+  async getCertificate(serial: string): Promise<Buffer> {
+    const s = normalizeSerial(serial);
+    await this.#index.get(s);
+    return this.readCert(`certs/${s}/cert.pem`);
+  }
+
+  async getIdentity(serial: string): Promise<Identity> {
+    const s = normalizeSerial(serial);
+    const certificate = await this.getCertificate(s);
+    return { certificate, privateKey: await this.readKey(`certs/${s}/key`) };
+  }
+
+  async issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord> {
+    return (await issue(this, options, false)).record;
+  }
+
+  /**
+   * Issues a certificate unless the user already holds a valid one of the purpose. The
+   * decision is made under the store lock, so any number of concurrent runs over the same
+   * users leave exactly one new certificate per user and purpose.
+   */
+  async issueCertificateIfMissing(options: IssueUserCertificateOptions): Promise<{ record: CertificateRecord; issued: boolean }> {
+    return issue(this, options, true);
+  }
+
+
+  /** What issuing would refuse, before any key is made: the address, the name, the CA's permitted domains. */
+  async checkIssuance(options: IssueUserCertificateOptions): Promise<void> {
+    await checkedUser(this, options, await this.freshMeta());
+  }
+
+
+
+
+
+
+
+
+  /** @internal
+   * Adds revocations (under the lock the caller holds). A serial already revoked stays as it
+   * was; a retired one becomes revoked. Returns the items that changed something.
+   */
+  async putRevocations(items: Revocation[]): Promise<Revocation[]> {
+    const entries = await this.#index.revocations();
+    const changed: Revocation[] = [];
+    for (const item of items) {
+      const at = entries.findIndex((e) => e.serial === item.serial);
+      if (at < 0) entries.push(item);
+      else if (entries[at]!.kind === 'retired' && item.kind === 'revoked') entries[at] = item;
+      else continue;
+      changed.push(item);
+    }
+    if (changed.length) await this.writeOverlay(entries, (await this.#index.overlayFile()).amendments);
+    return changed;
+  }
+
+
+  /** @internal revocations.json: the revocations, and the amendments of entries (see file/record-index.ts). */
+  async writeOverlay(entries: Revocation[], amendments: Amendment[]): Promise<void> {
+    const body = { version: 1, entries, ...(amendments.length ? { amendments } : {}) };
+    await atomicWrite(join(this.dir, 'revocations.json'), JSON.stringify(body, null, 2) + '\n', 0o644);
+    this.#index.invalidate();
+  }
+
+
+
+
+
+
+  /** The issuing CA's certificate and key (default: the current one), decrypted once per instance; needs the passphrase. */
+  async issuerIdentity(generation?: number): Promise<Identity> {
+    return this.caIdentity(generation ?? (await this.freshMeta()).issuing ?? 1);
+  }
+
+  /** @internal A CA's certificate and key, decrypted once per instance. */
+  async caIdentity(ca: CaRef): Promise<Identity> {
+    const slug = caSlug(ca);
+    let hit = this.#issuers.get(slug);
+    if (!hit) {
+      const paths = ca === 'root' ? { cert: 'ca/root.pem', key: 'ca/root.key' } : issuingPaths(ca);
+      hit = Promise.all([this.readCert(paths.cert), this.readKey(paths.key)]).then(([certificate, privateKey]) => ({ certificate, privateKey }));
+      hit.catch(() => this.#issuers.delete(slug));
+      this.#issuers.set(slug, hit);
+    }
+    return hit;
+  }
+
+  #links: LinkBook | undefined;
+  /** The store's one-time download links (`links.json`, changed under the store lock). */
+  get links(): LinkBook {
+    return (this.#links ??= new LinkBook(this.dir, this.now));
+  }
+
+  /** The PKI base URL certificates are issued with, if any. */
+  get pkiUrl(): string | undefined {
+    return this.#meta.pkiUrl;
+  }
+
+  /** The email domains the issuing CA may issue for (empty: any). */
+  get permittedEmailDomains(): readonly string[] {
+    return this.#meta.permittedEmailDomains ?? [];
+  }
+
+  /** @internal Writes store.json (under the lock the caller holds). */
+  async putMeta(meta: StoreMeta): Promise<void> {
+    await atomicWrite(join(this.dir, 'store.json'), JSON.stringify(meta, null, 2) + '\n', 0o600);
+    this.#meta = meta;
+    this.#metaReadAt = Date.now();
+  }
+
+
+
+
+
+
+
+
+
+
+
+
+  /**
+   * Revokes a certificate issued by this store's CAs: a user certificate (retired ones too),
+   * a profile signer, an OCSP responder, or an older issuing CA that no longer has live
+   * certificates (on the root's CRL). Only what the CRL of its issuer will list is revoked.
+   * @throws ERR_STORE_ENTRY_NOT_FOUND; ERR_CERT_INVALID for an outside CA's certificate, the
+   * root, the current issuing CA, or an issuing CA with live certificates
+   */
+  revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {
+    return revokeCertificate(this, serial, reason);
+  }
+
+  /**
+   * Unenrollment: takes every certificate of the user out of generation. With `revoke`,
+   * certificates of this store's CA are revoked (`cessationOfOperation`), retired ones
+   * included; those of outside CAs, which we cannot revoke, are marked retired.
+   * @throws ERR_STORE_ENTRY_NOT_FOUND for an unknown user
+   */
+  removeUser(user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {
+    return removeUser(this, user, options);
+  }
+
+  /**
+   * A DER CRL signed by one of the store's CAs (default: the current issuing CA), listing
+   * every serial it revoked with reason and date; its CRL number is one more than the last
+   * this store signed for that CA (kept under the lock), so numbers strictly increase.
+   * The root's CRL lists revoked issuing CAs (an ARL).
+   * @example
+   * await writeFile('crl.der', await store.createCrl({ nextUpdateMs: 7 * 86400_000 }))
+   */
+  createCrl(options: { ca?: CaRef; nextUpdateMs?: number } = {}): Promise<Buffer> {
+    return createCrl(this, options);
+  }
+
+  /**
+   * The CRL a relying party fetches for `ca`: the one last signed while it still lists
+   * exactly the current revocations and less than half its validity has passed, else a
+   * newly signed one. A revocation is on the very next fetch.
+   */
+  publishedCrl(ca: CaRef, options: { validityMs?: number } = {}): Promise<Buffer> {
+    return publishedCrl(this, ca, options);
+  }
+
+  /**
+   * The delegated OCSP responder of `ca`, issued (and later renewed) automatically: a new
+   * one once less than half its validity is left. Needs the passphrase.
+   */
+  ocspResponder(ca: CaRef): Promise<ResponderIdentity> {
+    return ocspResponder(this, ca);
+  }
+
+  /**
+   * The status of serial `serial` among the certificates `ca` issued, for OCSP: `good`,
+   * `revoked` (with date and reason), or `unknown` for a serial it never issued. A retired
+   * certificate is good: retiring takes it out of profiles, not out of trust.
+   */
+  certificateStatus(ca: CaRef, serial: string): Promise<{ status: 'good' } | { status: 'revoked'; date: Date; reason: RevocationReason } | { status: 'unknown' }> {
+    return certificateStatus(this, ca, serial);
+  }
+
+  /**
+   * Sets (or, with undefined, clears) the PKI base URL. It applies to certificates issued
+   * from then on; those issued before keep the URLs they carry.
+   * @throws ERR_INPUT_INVALID for a URL that is not http(s)
+   */
+  setPkiUrl(url: string | undefined): Promise<string | undefined> {
+    return setPkiUrl(this, url);
+  }
+
+  /**
+   * A new profile-signing identity from the current issuing CA; the previous signer is
+   * revoked (superseded) and its key deleted. Profiles signed from then on verify with the new one.
+   */
+  rotateSigner(): Promise<{ previous: string; serial: string }> {
+    return rotateSigner(this);
+  }
+
+  /**
+   * Makes an identity from an outside CA the profile signer (an organization's certificate from
+   * a publicly trusted CA: profiles then show "Verified" on any iPhone without a trust profile).
+   * The key is sealed like every other; the issuers are kept for the signature. The store's own
+   * previous signer is revoked (superseded).
+   * @throws ERR_CERT_INVALID for an expired certificate, a CA certificate, or one without digitalSignature
+   */
+  importSigner(bundle: IdentityBundle, options: { chain?: CertificateInput } = {}): Promise<{ previous: string; serial: string; warnings: string[] }> {
+    return importSigner(this, bundle, options);
+  }
+
+  /**
+   * A new issuing CA under the same root (with the store's name constraints and PKI URLs);
+   * new certificates come from it, those of the old one stay valid under it. The profile
+   * signer moves to the new CA too (the old signer is revoked, superseded), so the old CA
+   * can be revoked on the root's CRL once its last user certificate is gone.
+   */
+  rotateIssuing(): Promise<{ generation: number; serial: string; signer: string }> {
+    return rotateIssuing(this);
+  }
+
+  /**
+   * Re-encrypts every private key under a new passphrase (new salt, new key), all or none.
+   * @throws ERR_KEY_PASSPHRASE when the current passphrase was not given; ERR_STORE_IO when a key does not decrypt
+   */
+  changePassphrase(newPassphrase: string, options: { kdfCost?: number } = {}): Promise<number> {
+    return changePassphrase(this, newPassphrase, options);
+  }
+
+  /**
+   * Issues a new certificate for the user and purpose, named like the newest one; the old
+   * one stays in the history.
+   * @throws ERR_STORE_ENTRY_NOT_FOUND when the user holds no certificate of that purpose
+   */
+  renewCertificate(user: string, purpose: CertificatePurpose, days?: number): Promise<CertificateRecord> {
+    return renewCertificate(this, user, purpose, days);
+  }
+
+  /**
+   * Takes in an identity issued elsewhere, after {@link checkImport}. The same certificate
+   * again is a no-op (`duplicate: true`).
+   * @throws ERR_CERT_INVALID, ERR_KEY_UNSUPPORTED, ERR_INPUT_INVALID
+   */
+  importIdentity(bundle: IdentityBundle, options: ImportIdentityOptions): Promise<ImportIdentityResult> {
+    return importIdentity(this, bundle, options);
+  }
+
+  /**
+   * The identity as an iOS-form PKCS#12, built once and kept in the store, sealed like the
+   * keys (see file/pkcs12-cache.ts). Batch runs use it: the PKCS#12 key derivation is the
+   * per-user cost once signing is native.
+   */
+  cachedPkcs12(serial: string, build: (identity: Identity) => { password: string; pkcs12: Buffer }): Promise<{ password: string; pkcs12: Buffer }> {
+    return this.#pkcs12.get(serial, build);
+  }
+
+  /** @internal For store check. */
+  get meta(): StoreMeta {
+    return this.#meta;
+  }
+
+  /** @internal For store check: is the passphrase known. */
+  get unlocked(): boolean {
+    return this.#key !== undefined;
+  }
+
+  /** @internal For store check: decrypt one key file. */
+  checkKey(rel: string): Promise<KeyObject> {
+    return this.readKey(rel);
+  }
+}
+

@@ -1,0 +1,97 @@
+/**
+ * The file store's store.json (format, organization, KDF parameters, the passphrase check,
+ * the key generation, the CA's settings) and the sealing of its key files.
+ *
+ * @module file-meta
+ */
+import { type KeyObject } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { StoreIOError } from '../../errors.js';
+import type { KeyAlgorithm } from '../../certs/keys.js';
+import { MIN_PASSPHRASE_LENGTH } from '../issuance.js';
+import { seal, unseal, type KdfParams, type Sealed } from '../secret-box.js';
+
+export const FORMAT = 'profilesmith-store';
+export const CHECK_AAD = 'store-check';
+export const CHECK_TEXT = 'profilesmith';
+
+/** True when `key` opens the store's check value: the one test of a passphrase or a handed-over key. */
+export function opensCheck(key: Buffer, meta: StoreMeta): boolean {
+  return unseal(key, meta.check, CHECK_AAD)?.toString() === CHECK_TEXT;
+}
+
+/** @internal */
+export interface StoreMeta {
+  format: typeof FORMAT;
+  version: 1;
+  organization: string;
+  created: string;
+  kdf: KdfParams;
+  check: Sealed;
+  keyGeneration: number;
+  /** The key algorithm of the CA keys, for the CA certificates issued after init. Absent: rsa-2048. */
+  keyAlgorithm?: KeyAlgorithm;
+  /** PKI base URL written into certificates issued from then on (CDP, AIA). */
+  pkiUrl?: string;
+  /** Permitted rfc822Name subtrees of the issuing CAs (nameConstraints). */
+  permittedEmailDomains?: string[];
+  /** The current issuing CA's generation. Absent: 1. */
+  issuing?: number;
+  /** The current profile signer's serial (`signer/<serial>.pem`). Absent: `signer/cert.pem`. */
+  signer?: string;
+  /** The generation of the issuing CA that issued the current signer. Absent: 1. */
+  signerIssuing?: number;
+  /** The current signer came from an outside CA (`ca import-signer`): its issuers, by SHA-256 (chains/). */
+  signerChain?: string[];
+}
+
+
+export { MIN_PASSPHRASE_LENGTH };
+
+/** Options of {@link initStore}. */
+export interface InitStoreOptions {
+  organization: string;
+  passphrase: string;
+  /** Default: `rsa-2048`. */
+  keyAlgorithm?: KeyAlgorithm;
+  /** Default: `() => new Date()`. */
+  now?: () => Date;
+  /** log2 of scrypt's N. Default: 17. Lower only in tests. */
+  kdfCost?: number;
+  /** PKI base URL (http or https): certificates then carry CRL distribution points and AIA under it. */
+  pkiUrl?: string;
+  /** Permitted email domains: the issuing CA gets a critical nameConstraints extension, and only these addresses are issued. */
+  permittedEmailDomains?: string[];
+}
+
+/** Options of {@link openStore}. */
+export interface OpenStoreOptions {
+  /** Needed for anything that uses a private key; checked at open when given. */
+  passphrase?: string;
+  /**
+   * fsync every write. Default: true. False suits bulk loads (a migration of thousands of
+   * identities): writes stay atomic, but a power cut may lose the newest entries.
+   */
+  durable?: boolean;
+  /** Default: `() => new Date()`. */
+  now?: () => Date;
+}
+
+
+export const sealKey = (key: Buffer, privateKey: KeyObject, rel: string) =>
+  JSON.stringify(seal(key, privateKey.export({ format: 'der', type: 'pkcs8' }), rel)) + '\n';
+
+export const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+
+export function parseMeta(text: string, path: string): StoreMeta {
+  try {
+    const meta = JSON.parse(text) as StoreMeta;
+    if (meta.format !== FORMAT || meta.version !== 1 || typeof meta.organization !== 'string' || !Number.isInteger(meta.keyGeneration)) {
+      throw new Error('format');
+    }
+    return meta;
+  } catch (cause) {
+    throw new StoreIOError(path, 'read', `"${path}" is not a profilesmith store file`, { cause });
+  }
+}
+

@@ -1,0 +1,223 @@
+/**
+ * The file store's revocation and publication: revoking, unenrolling, CRLs (signed and
+ * published), the delegated OCSP responders and the status OCSP answers with.
+ *
+ * @module file-pki
+ */
+import { X509Certificate } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { CertificateInvalid, InputInvalid, StoreEntryNotFound } from '../../errors.js';
+import { createOcspResponder } from '../../certs/ca.js';
+import type { RevocationReason } from '../../certs/crl.js';
+import { certificatesFrom, normalizeSerial, toPem } from '../../certs/pem.js';
+import { certificateBasics, describeCertificate } from '../../certs/x509.js';
+import { caSlug, type CaRef } from '../../certs/publication.js';
+import { atomicWrite } from '../fs-util.js';
+import { OCSP_DIR, readPublishedCrl, responderPaths, signCrl, verifiesWith, type CaIssuedCertificate, type ResponderIdentity, type RevokeResult } from '../pki-files.js';
+import { removalOf, statusOf, type CertificateRecord, type RemoveUserResult } from '../store.js';
+import { SERIAL } from './record-index.js';
+import type { FileStore } from './file-store.js';
+import { sealKey } from './meta.js';
+import { caOptions } from './admin.js';
+
+/** The certificates the store's CAs issued for themselves: profile signers (current and past) and OCSP responders. */
+export async function caIssued(store: FileStore): Promise<CaIssuedCertificate[]> {
+  const out: CaIssuedCertificate[] = [];
+  const cas = await store.caCertificates();
+  const add = async (rel: string, kind: CaIssuedCertificate['kind']) => {
+    const der = await store.readCert(rel).catch(() => undefined);
+    if (!der) return;
+    const info = await describeCertificate(der);
+    const issuer = cas.find((c) => c.subject === info.issuer && der && verifiesWith(der, c.certificate));
+    // An imported signer is an outside CA's: not ours to revoke or to answer for.
+    if (issuer) out.push({ serial: normalizeSerial(info.serial), kind, ca: issuer.ca, certificate: der });
+  };
+  for (const n of (await fs.readdir(join(store.dir, 'signer')).catch(() => [] as string[])).sort()) if (n.endsWith('.pem')) await add(`signer/${n}`, 'signer');
+  for (const n of (await fs.readdir(join(store.dir, OCSP_DIR)).catch(() => [] as string[])).sort()) if (n.endsWith('.pem')) await add(`${OCSP_DIR}/${n}`, 'responder');
+  return out;
+}
+
+/**
+ * Revokes a certificate issued by this store's CAs: a user certificate (retired ones too),
+ * a profile signer, an OCSP responder, or an older issuing CA that no longer has live
+ * certificates (on the root's CRL). Only what the CRL of its issuer will list is revoked.
+ * @throws ERR_STORE_ENTRY_NOT_FOUND; ERR_CERT_INVALID for an outside CA's certificate, the
+ * root, the current issuing CA, or an issuing CA with live certificates
+ */
+export async function revokeCertificate(store: FileStore, serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {
+  const s = normalizeSerial(serial);
+  const date = store.now().toISOString();
+  const meta = await store.freshMeta();
+  const known = new Map((await store.index.revocations()).filter((r) => r.kind === 'revoked').map((r) => [r.serial, r]));
+  const result = (kind: RevokeResult['kind'], ca: CaRef, record?: CertificateRecord): Promise<RevokeResult> => store.write(async () => {
+    // Decided under the lock: a revocation by another process meanwhile counts as prior.
+    if (!known.has(s) && (await store.putRevocations([{ serial: s, date, reason, kind: 'revoked', ca: caSlug(ca) }])).length) {
+      return { serial: s, kind, ca: caSlug(ca), already: false, revoked: { date, reason }, ...(record ? { record: { ...record, revoked: { date, reason } } } : {}) };
+    }
+    const prior = (await store.index.revocations()).find((r) => r.serial === s && r.kind === 'revoked')!;
+    return { serial: s, kind, ca: caSlug(ca), already: true, revoked: { date: prior.date, reason: prior.reason }, ...(record ? { record } : {}) };
+  });
+  const cas = await store.caCertificates();
+  const ca = cas.find((c) => c.serial === s);
+  if (ca) {
+    if (ca.ca === 'root') throw new CertificateInvalid('root', 'The root CA cannot revoke itself; remove it from the devices that trust it instead');
+    if (ca.ca === (meta.issuing ?? 1)) throw new CertificateInvalid('in-use', `Issuing CA ${ca.slug} is the current one; run \`profilesmith ca rotate-issuing\` first`);
+    const now = store.now();
+    const live = (await store.listCertificates()).filter((r) => r.source === 'issued' && r.issuer === ca.subject && statusOf(r, now) === 'valid').length;
+    const signerLive = (meta.signerIssuing ?? 1) === ca.ca ? 1 : 0;
+    if (live + signerLive > 0 && !known.has(s)) {
+      throw new CertificateInvalid('in-use', `Issuing CA ${ca.slug} still has ${live} live user certificate(s)${signerLive ? ' and the profile signer' : ''}; revoke or let them expire first`);
+    }
+    return result('issuing-ca', 'root');
+  }
+  const own = (await caIssued(store)).find((c) => c.serial === s);
+  if (own) return result(own.kind, own.ca);
+  const record = await store.index.read(s);
+  if (record.source !== 'issued') {
+    throw new CertificateInvalid('outside-ca', `Certificate ${s} was issued by an outside CA ("${record.issuer}"); only that CA can revoke it`);
+  }
+  return result('user', await store.issuingOf(record), record);
+}
+
+/**
+ * Unenrollment: takes every certificate of the user out of generation. With `revoke`,
+ * certificates of this store's CA are revoked (`cessationOfOperation`), retired ones
+ * included; those of outside CAs, which we cannot revoke, are marked retired.
+ * @throws ERR_STORE_ENTRY_NOT_FOUND for an unknown user
+ */
+export async function removeUser(store: FileStore, user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {
+  const all = await store.listCertificates({ user });
+  if (!all.length) throw new StoreEntryNotFound(user, 'user', `No certificates for user "${user}" in the store`);
+  const date = store.now().toISOString();
+  const revoked = all.filter((r) => removalOf(r, options) === 'revoke');
+  const retired = all.filter((r) => removalOf(r, options) === 'retire');
+  const slugs = await Promise.all(revoked.map(async (r) => caSlug(await store.issuingOf(r))));
+  const changed = await store.write(() =>
+    store.putRevocations([
+      ...revoked.map((r, i) => ({ serial: r.serial, date, reason: 'cessationOfOperation' as const, kind: 'revoked' as const, ca: slugs[i]! })),
+      ...retired.map((r) => ({ serial: r.serial, date, reason: 'retired' as const, kind: 'retired' as const })),
+    ]),
+  );
+  const did = new Set(changed.map((c) => c.serial));
+  return { revoked: revoked.filter((r) => did.has(r.serial)), retired: retired.filter((r) => did.has(r.serial)) };
+}
+
+/**
+ * A DER CRL signed by one of the store's CAs (default: the current issuing CA), listing
+ * every serial it revoked with reason and date; its CRL number is one more than the last
+ * this store signed for that CA (kept under the lock), so numbers strictly increase.
+ * The root's CRL lists revoked issuing CAs (an ARL).
+ * @example
+ * await writeFile('crl.der', await store.createCrl({ nextUpdateMs: 7 * 86400_000 }))
+ */
+export async function createCrl(store: FileStore, options: { ca?: CaRef; nextUpdateMs?: number } = {}): Promise<Buffer> {
+  const meta = await store.freshMeta();
+  const ca = options.ca ?? meta.issuing ?? 1;
+  if (ca !== 'root' && (ca < 1 || ca > (meta.issuing ?? 1))) throw new InputInvalid('ca', `This store has no issuing CA ${caSlug(ca)}`);
+  const issuer = await store.caIdentity(ca);
+  return store.write(async () => {
+    const revocations = await store.index.revocations();
+    return (await signCrl(store.dir, ca, issuer, revocations, store.now(), options.nextUpdateMs ?? 7 * 86_400_000)).der;
+  });
+}
+
+/**
+ * The CRL a relying party fetches for `ca`: the one last signed while it still lists
+ * exactly the current revocations and less than half its validity has passed, else a
+ * newly signed one. A revocation is on the very next fetch.
+ */
+export async function publishedCrl(store: FileStore, ca: CaRef, options: { validityMs?: number } = {}): Promise<Buffer> {
+  const revocations = await store.index.revocations();
+  const now = store.now();
+  const cached = await readPublishedCrl(store.dir, ca, revocations, now);
+  if (cached) return cached;
+  const issuer = await store.caIdentity(ca);
+  return store.write(async () => {
+    const fresh = await store.index.revocations();
+    const again = await readPublishedCrl(store.dir, ca, fresh, store.now());
+    if (again) return again;
+    return (await signCrl(store.dir, ca, issuer, fresh, store.now(), options.validityMs ?? 7 * 86_400_000)).der;
+  });
+}
+
+/**
+ * The delegated OCSP responder of `ca`, issued (and later renewed) automatically: a new
+ * one once less than half its validity is left. Needs the passphrase.
+ */
+export async function ocspResponder(store: FileStore, ca: CaRef): Promise<ResponderIdentity> {
+  const slug = caSlug(ca);
+  const now = store.now().getTime();
+  const fresh = (r: ResponderIdentity) => now >= r.notBefore.getTime() && now < r.notBefore.getTime() + (r.notAfter.getTime() - r.notBefore.getTime()) / 2;
+  const hit = await store.responders.get(slug)?.catch(() => undefined);
+  if (hit && fresh(hit)) return hit;
+  const next = (async () => {
+    const current = await readResponder(store, ca);
+    if (current && fresh(current)) return current;
+    return store.write(async () => {
+      const again = await readResponder(store, ca);
+      if (again && fresh(again)) return again;
+      const key = store.requireKey('issue an OCSP responder');
+      const r = await createOcspResponder(await store.caIdentity(ca), ca, caOptions(store));
+      const info = certificateBasics(r.certificate);
+      const serial = normalizeSerial(info.serial);
+      const paths = responderPaths(ca, serial);
+      await fs.mkdir(join(store.dir, OCSP_DIR), { recursive: true, mode: 0o700 });
+      await atomicWrite(join(store.dir, `${paths.key}.${store.meta.keyGeneration}`), sealKey(key, r.privateKey, paths.key), 0o600);
+      await atomicWrite(join(store.dir, paths.cert), toPem(r.certificate), 0o644);
+      await atomicWrite(join(store.dir, paths.pointer), JSON.stringify({ serial }) + '\n', 0o644);
+      // The previous responder expires within days; its files go now.
+      if (again) {
+        const old = responderPaths(ca, again.serial);
+        await fs.rm(join(store.dir, `${old.key}.${store.meta.keyGeneration}`), { force: true });
+        await fs.rm(join(store.dir, old.cert), { force: true });
+      }
+      return { ...r, serial, notBefore: new Date(new X509Certificate(r.certificate).validFrom), notAfter: info.notAfter };
+    });
+  })();
+  store.responders.set(slug, next);
+  next.catch(() => store.responders.delete(slug));
+  return next;
+}
+
+export async function readResponder(store: FileStore, ca: CaRef): Promise<ResponderIdentity | undefined> {
+  let serial: string;
+  try {
+    serial = (JSON.parse(await fs.readFile(join(store.dir, `${OCSP_DIR}/${caSlug(ca)}.json`), 'utf8')) as { serial: string }).serial;
+    if (!SERIAL.test(serial)) return undefined;
+  } catch {
+    return undefined;
+  }
+  const paths = responderPaths(ca, serial);
+  try {
+    const certificate = certificatesFrom(await fs.readFile(join(store.dir, paths.cert), 'utf8'))[0];
+    if (!certificate) return undefined;
+    const x = new X509Certificate(certificate);
+    if ((await store.revokedSerials()).has(serial)) return undefined;
+    return { certificate, privateKey: await store.readKey(paths.key), serial, notBefore: new Date(x.validFrom), notAfter: new Date(x.validTo) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The status of serial `serial` among the certificates `ca` issued, for OCSP: `good`,
+ * `revoked` (with date and reason), or `unknown` for a serial it never issued. A retired
+ * certificate is good: retiring takes it out of profiles, not out of trust.
+ */
+export async function certificateStatus(store: FileStore, ca: CaRef, serial: string): Promise<{ status: 'good' } | { status: 'revoked'; date: Date; reason: RevocationReason } | { status: 'unknown' }> {
+  const s = normalizeSerial(serial);
+  const revocation = (await store.index.revocations()).find((r) => r.serial === s && r.kind === 'revoked' && (r.ca ?? 'issuing') === caSlug(ca));
+  let issued = false;
+  // The common question first: a user certificate (one entry read). The CA's own certificates
+  // (signers, responders: a directory listing and a signature check each) only when it is not one.
+  if (ca !== 'root' && SERIAL.test(s)) {
+    const record = await store.index.read(s).catch(() => undefined);
+    issued = record?.source === 'issued' && (await store.issuingOf(record)) === ca;
+  }
+  if (!issued && ca === 'root') issued = (await store.caCertificates()).some((c) => c.ca !== 'root' && c.serial === s);
+  if (!issued) issued = (await caIssued(store)).some((c) => c.serial === s && c.ca === ca);
+  if (!issued) return { status: 'unknown' };
+  if (revocation) return { status: 'revoked', date: new Date(revocation.date), reason: revocation.reason as RevocationReason };
+  return { status: 'good' };
+}
