@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { openPostgresStore } from '../../src/store/postgres/init.js';
+import { initPostgresStore, openPostgresStore } from '../../src/store/postgres/init.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
 import { postgres } from '../helpers/postgres.js';
 import { BIN, cli, httpRequest, openssl, startServer, tmp } from '../helpers/tools.js';
@@ -105,6 +105,44 @@ if ('missing' in server) {
     }
   });
 
+  test('a database at schema version 1 is migrated forward on open (one transaction), and its store works as before', async (t) => {
+    const url = await server.createDatabase();
+    const { MIGRATIONS } = await import('../../src/store/postgres/schema.js');
+    const store = await initPostgresStore(url, { organization: 'Old Corp', passphrase: PASSPHRASE, kdfCost: 14 });
+    const rec = await store.issueCertificate({ user: 'old@example.com', name: 'Old', purpose: 'smime-signing' });
+    await store.close();
+    // Back to version 1, as an earlier profilesmith left it.
+    await runSql(url, `ALTER TABLE ca_certs ALTER COLUMN sealed_key SET NOT NULL; UPDATE profilesmith_schema SET version = 1`);
+    t.true(MIGRATIONS.length >= 2);
+    const reopened = await openPostgresStore(url, { passphrase: PASSPHRASE });
+    t.teardown(() => reopened.close());
+    const version = await reopened.database.query<{ version: number; nullable: string }>(`SELECT (SELECT version FROM profilesmith_schema) AS version, (SELECT is_nullable FROM information_schema.columns WHERE table_name = 'ca_certs' AND column_name = 'sealed_key') AS nullable`);
+    t.deepEqual(version.rows[0], { version: 2, nullable: 'YES' });
+    t.is((await reopened.findCertificate(rec.serial)).user, 'old@example.com');
+    t.truthy(await reopened.profileSigner());
+  });
+
+  test('a node that opened the store before another changed the passphrase cannot seal under the old key: its write is refused with one line, and nothing is written', async (t) => {
+    const url = await server.createDatabase();
+    const a = await initPostgresStore(url, { organization: 'Keys Corp', passphrase: PASSPHRASE, kdfCost: 14 });
+    const b = await openPostgresStore(url, { passphrase: PASSPHRASE });
+    t.teardown(() => Promise.all([a.close(), b.close()]));
+    // a has issued once: its issuing CA key is decrypted and kept, as in a long-running server.
+    await a.issueCertificate({ user: 'first@example.com', name: 'First', purpose: 'smime-signing' });
+    const c = await openPostgresStore(url, { passphrase: PASSPHRASE });
+    t.teardown(() => c.close());
+    await b.changePassphrase('another long passphrase', { kdfCost: 14 });
+    // a's write would seal under the old key: refused by the generation check in its transaction.
+    const err = await t.throwsAsync(a.issueCertificate({ user: 'k@example.com', name: 'K', purpose: 'smime-signing' }));
+    t.is((err as { code?: string }).code, 'ERR_STORE_IO');
+    t.regex(err!.message, /^The store passphrase was changed \(on another node\) since this one opened the store/);
+    // c has decrypted nothing yet: its key no longer opens the CA key, and it says why.
+    const err2 = await t.throwsAsync(c.issueCertificate({ user: 'k@example.com', name: 'K', purpose: 'smime-signing' }));
+    t.regex(err2!.message, /^The store passphrase was changed \(on another node\) since this one opened the store/);
+    t.deepEqual((await b.listCertificates()).map((r) => r.user), ['first@example.com'], 'nothing more was written');
+    t.truthy(await b.issueCertificate({ user: 'k@example.com', name: 'K', purpose: 'smime-signing' }), 'the node with the new key writes');
+  });
+
   test('the CLI on PostgreSQL: revoke on one node is on the next CRL and OCSP answer of the other, passphrase change, store check, and one clear line for faults', async (t) => {
     const dir = tmp(t);
     const url = await server.createDatabase();
@@ -159,11 +197,31 @@ if ('missing' in server) {
     const pw = cli(['cert', 'list', '--store', `postgres://u:hunter2@${server.host}:${server.port}/postgres`], { cwd: dir, env });
     t.is(pw.status, 2);
     t.notRegex(pw.stderr, /hunter2/);
+    const renewed = { PROFILESMITH_PASSPHRASE: 'a brand new passphrase' };
+    // ca pki-url and ca rotate-signer on PostgreSQL: the new URL goes into what is issued next;
+    // the new signer signs the next profile, and the old one is on the CRL (superseded).
+    t.is(cli(['ca', 'pki-url', 'http://pki2.example.com', '--store', url], { cwd: dir, env: renewed }).status, 0);
+    const next = JSON.parse(cli(['cert', 'issue', '--store', url, '--user', 'ann@example.com', '--name', 'Ann', '--purpose', 'smime-signing', '--json'], { cwd: dir, env: renewed }).stdout) as { serial: string };
+    t.is(cli(['cert', 'issue', '--store', url, '--user', 'ann@example.com', '--name', 'Ann', '--purpose', 'smime-encryption'], { cwd: dir, env: renewed }).status, 0);
+    const nextPem = cli(['cert', 'export', '--store', url, next.serial], { cwd: dir, env: renewed }).stdout;
+    t.regex(openssl(['x509', '-noout', '-ext', 'crlDistributionPoints'], nextPem).stdout.toString(), /http:\/\/pki2\.example\.com\/crl\/issuing\.crl/);
+    const rotated = cli(['ca', 'rotate-signer', '--store', url, '--json'], { cwd: dir, env: renewed });
+    t.is(rotated.status, 0, rotated.stderr);
+    const { previous, serial: newSigner } = JSON.parse(rotated.stdout) as { previous: string; serial: string };
+    t.regex(await crlOf(p1.base), new RegExp(previous, 'i'), 'the old signer is on the CRL');
+    const profile = join(dir, 'ann.mobileconfig');
+    t.is(cli(['generate', 'exchange-smime', '--store', url, '--user', 'ann@example.com', '--set', 'exchange.host=m.example.com', '-o', profile], { cwd: dir, env: renewed }).status, 0);
+    const signerPem = join(dir, 'signer.pem');
+    t.is(openssl(['cms', '-verify', '-inform', 'DER', '-in', profile, '-noverify', '-out', '/dev/null', '-signer', signerPem]).status, 0);
+    const signedBy = openssl(['x509', '-in', signerPem, '-noout', '-serial']).stdout.toString();
+    t.regex(signedBy, new RegExp(`serial=0*${newSigner}`, 'i'), 'signed by the new signer');
+    t.is(cli(['store', 'check', '--store', url], { cwd: dir, env: renewed }).status, 0, 'the retired signer has no key left, and check knows it');
+
     // A database whose schema a newer profilesmith wrote: refused with one line, not touched.
     await runSql(url, 'UPDATE profilesmith_schema SET version = version + 1');
     const newer = cli(['cert', 'list', '--store', url], { cwd: dir, env });
     t.is(newer.status, 1);
-    t.regex(newer.stderr, /^error: The database at postgres:\/\/.* has schema version 2, newer than this profilesmith reads \(1\); upgrade profilesmith\n$/);
+    t.regex(newer.stderr, /^error: The database at postgres:\/\/.* has schema version 3, newer than this profilesmith reads \(2\); upgrade profilesmith\n$/);
     await runSql(url, 'UPDATE profilesmith_schema SET version = version - 1');
     t.is(cli(['cert', 'list', '--store', url], { cwd: dir, env }).status, 0);
     const empty = await server.createDatabase();

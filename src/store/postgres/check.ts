@@ -41,7 +41,7 @@ export async function checkPostgresStore(store: PostgresStore): Promise<StoreFin
     }
   };
 
-  const cas = (await db.query<{ serial: string; role: string; ca: string | null; certificate: Buffer; sealed_key: Sealed; key_aad: string }>('SELECT serial, role, ca, certificate, sealed_key, key_aad FROM ca_certs ORDER BY created')).rows;
+  const cas = (await db.query<{ serial: string; role: string; ca: string | null; certificate: Buffer; sealed_key: Sealed | null; key_aad: string }>('SELECT serial, role, ca, certificate, sealed_key, key_aad FROM ca_certs ORDER BY created')).rows;
   const byRole = (role: string) => cas.filter((c) => c.role === role);
   for (const role of ['root', 'issuing', 'signer']) if (!byRole(role).length) add('error', `ca_certs/${role}`, `the ${role} certificate is missing`);
   const root = byRole('root')[0] && parse('ca_certs/root', byRole('root')[0]!.certificate);

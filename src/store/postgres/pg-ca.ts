@@ -40,6 +40,8 @@ export class PgCa {
     private readonly keys: Keyring,
     private readonly lookup: RecordLookup,
     private readonly now: () => Date,
+    /** Refuses a write sealed under a key generation that is no longer the store's. */
+    private readonly guard: (c: pg.ClientBase) => Promise<void>,
   ) {}
 
   /** Forgets the decrypted CA keys (after a passphrase change). */
@@ -85,7 +87,7 @@ export class PgCa {
         const r = await this.db.query<{ certificate: Buffer; sealed_key: Sealed; key_aad: string }>('SELECT certificate, sealed_key, key_aad FROM ca_certs WHERE role = $1', [ca === 'root' ? 'root' : 'issuing']);
         const row = r.rows[0];
         if (!row) throw new StoreIOError(this.db.where, 'read', `The store at ${this.db.where} has no ${slug} CA`);
-        return { certificate: row.certificate, privateKey: this.keys.open(row.sealed_key, row.key_aad) };
+        return { certificate: row.certificate, privateKey: await this.keys.openChecked(this.db, row.sealed_key, row.key_aad) };
       })();
       hit.catch(() => this.#issuers.delete(slug));
       this.#issuers.set(slug, hit);
@@ -105,7 +107,7 @@ export class PgCa {
     const row = r.rows[0];
     if (!row) throw new StoreIOError(this.db.where, 'read', `The store at ${this.db.where} has no profile signer`);
     if (row.revoked) throw new CertificateInvalid('revoked', 'The profile-signing certificate of this store has been revoked');
-    return keySigner({ key: this.keys.open(row.sealed_key, row.key_aad), certificate: row.certificate, chain: [await this.caCert(1)] });
+    return keySigner({ key: await this.keys.openChecked(this.db, row.sealed_key, row.key_aad), certificate: row.certificate, chain: [await this.caCert(1)] });
   }
 
   /** Serials revoked by this store's CAs, for `verify`. */
@@ -246,6 +248,7 @@ export class PgCa {
         const info = certificateBasics(r.certificate);
         const serial = normalizeSerial(info.serial);
         const aad = `ocsp/${slug}-${serial}.key`;
+        await this.guard(c);
         await c.query(`UPDATE ca_certs SET current = false WHERE role = 'responder' AND ca = $1`, [slug]);
         await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, $2, $3, $4, $5, $6)', [serial, 'responder', slug, r.certificate, seal(this.keys.require('issue an OCSP responder'), exportKey(r.privateKey), aad), aad]);
         return { ...r, serial, notBefore: new Date(new X509Certificate(r.certificate).validFrom), notAfter: info.notAfter };

@@ -31,6 +31,9 @@ import type { RevocationReason } from '../../certs/crl.js';
 import { CertificateInvalid, InputInvalid, KeyPassphraseInvalid, StoreEntryNotFound, StoreIOError } from '../../errors.js';
 import type { LinkStore } from '../../server/links.js';
 import { checkedIssuance, checkNewPassphrase, newRecord } from '../issuance.js';
+import { createProfileSigner } from '../../certs/ca.js';
+import { checkPkiUrl } from '../../certs/publication.js';
+import { certificateBasics } from '../../certs/x509.js';
 import type { ResponderIdentity, RevokeResult, StoreCa } from '../pki-files.js';
 import { deriveKey, newKdfParams, seal, type Sealed } from '../secret-box.js';
 import {
@@ -85,7 +88,7 @@ export class PostgresStore implements LifecycleStore {
     this.dir = db.where;
     this.#keys = new Keyring(meta, key, db.where);
     this.links = new PgLinks(db, now);
-    this.#ca = new PgCa(db, this.#keys, { record: (s) => this.record(s), list: (o) => this.listCertificates(o) }, now);
+    this.#ca = new PgCa(db, this.#keys, { record: (s) => this.record(s), list: (o) => this.listCertificates(o) }, now, (c) => this.assertGeneration(c));
     this.#pkcs12 = new PgPkcs12Cache(db, this.#keys, this.#seen, (s) => this.getIdentity(s), (s) => this.record(s));
   }
 
@@ -151,6 +154,15 @@ export class PostgresStore implements LifecycleStore {
 
   private openKey(sealed: Sealed, aad: string): KeyObject {
     return this.#keys.open(sealed, aad);
+  }
+
+  /**
+   * Re-reads the meta row (another node may have changed the PKI URL), keeping this instance's
+   * key generation: a changed one is caught by the write that would seal with the old key.
+   */
+  private async refreshMeta(): Promise<void> {
+    const meta = (await this.db.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta')).rows[0]?.meta;
+    if (meta && meta.keyGeneration === this.#keys.meta.keyGeneration) this.#keys.meta = meta;
   }
 
   /** @internal For store check and migrate. */
@@ -223,7 +235,7 @@ export class PostgresStore implements LifecycleStore {
     const row = r.rows[0];
     if (!row) throw new StoreEntryNotFound(serial, 'certificate');
     if (!row.sealed_key) throw new StoreEntryNotFound(serial, 'certificate', `Certificate ${s} has no private key in the store`);
-    return { certificate: row.certificate, privateKey: this.openKey(row.sealed_key, `certs/${s}/key`) };
+    return { certificate: row.certificate, privateKey: await this.#keys.openChecked(this.db, row.sealed_key, `certs/${s}/key`) };
   }
 
   async checkIssuance(options: IssueUserCertificateOptions): Promise<void> {
@@ -254,6 +266,7 @@ export class PostgresStore implements LifecycleStore {
 
   private async issue(options: IssueUserCertificateOptions, ifMissing: boolean): Promise<{ record: CertificateRecord; issued: boolean }> {
     this.requireKey('issue certificates');
+    await this.refreshMeta();
     const user = this.checkedUser(options);
     if (ifMissing) {
       const held = await this.validHeld(user, options.purpose);
@@ -291,6 +304,7 @@ export class PostgresStore implements LifecycleStore {
 
   private async insertEntry(c: pg.ClientBase, record: CertificateRecord, identity: { certificate: Buffer; privateKey?: KeyObject }, chain: Buffer[]): Promise<void> {
     const key = this.requireKey('store keys');
+    await this.assertGeneration(c);
     for (const der of chain) await c.query('INSERT INTO chains (fingerprint, certificate) VALUES ($1, $2) ON CONFLICT DO NOTHING', [fingerprint(der), der]);
     try {
       await c.query('INSERT INTO certificates (serial, fingerprint, user_lower, purpose, record, certificate, sealed_key) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
@@ -432,7 +446,7 @@ export class PostgresStore implements LifecycleStore {
       const current = (await c.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta FOR UPDATE')).rows[0]!.meta;
       if (current.keyGeneration !== this.#keys.meta.keyGeneration) throw new StoreIOError(this.dir, 'write', 'The store passphrase was changed while this ran; run it again');
       let count = 0;
-      for (const row of (await c.query<{ serial: string; sealed_key: Sealed; key_aad: string }>('SELECT serial, sealed_key, key_aad FROM ca_certs')).rows) {
+      for (const row of (await c.query<{ serial: string; sealed_key: Sealed; key_aad: string }>('SELECT serial, sealed_key, key_aad FROM ca_certs WHERE sealed_key IS NOT NULL')).rows) {
         await c.query('UPDATE ca_certs SET sealed_key = $2 WHERE serial = $1', [row.serial, seal(newKey, exportKey(this.openKey(row.sealed_key, row.key_aad)), row.key_aad)]);
         count++;
       }
@@ -458,14 +472,56 @@ export class PostgresStore implements LifecycleStore {
     return this.openKey(sealed, aad);
   }
 
-  /** Not available on this store yet. @throws ERR_INPUT_INVALID */
-  async setPkiUrl(): Promise<string | undefined> {
-    throw unsupported('changing the PKI URL');
+  /**
+   * Sets (or, with undefined, clears) the PKI base URL, for certificates issued from then on by
+   * any node (each reads the meta row when it issues).
+   * @throws ERR_INPUT_INVALID for a URL that is not http(s)
+   */
+  async setPkiUrl(url: string | undefined): Promise<string | undefined> {
+    const checked = url === undefined ? undefined : checkPkiUrl(url);
+    const meta = await this.db.tx(async (c) => {
+      const current = (await c.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta FOR UPDATE')).rows[0]!.meta;
+      const { pkiUrl: _old, ...rest } = current;
+      const next: PgStoreMeta = { ...rest, ...(checked ? { pkiUrl: checked } : {}) };
+      await c.query('UPDATE store_meta SET meta = $1', [next]);
+      return next;
+    }, { lock: STORE_LOCK });
+    this.#keys.meta = meta;
+    return checked;
   }
 
-  /** Not available on this store yet. @throws ERR_INPUT_INVALID */
+  /**
+   * A new profile signer from the issuing CA, in one transaction: the previous one is revoked
+   * (superseded) and its key deleted. Every node signs with the new one from its next profile.
+   */
   async rotateSigner(): Promise<{ previous: string; serial: string }> {
-    throw unsupported('ca rotate-signer');
+    const key = this.requireKey('rotate the profile signer');
+    const issuer = await this.#ca.caIdentity(1);
+    const m = this.#keys.meta;
+    const signer = await createProfileSigner(issuer, 1, { organization: m.organization, now: this.now, ...(m.keyAlgorithm ? { keyAlgorithm: m.keyAlgorithm } : {}), ...(m.pkiUrl ? { pkiUrl: m.pkiUrl } : {}) });
+    const serial = normalizeSerial(certificateBasics(signer.certificate).serial);
+    const previous = await this.db.tx(async (c) => {
+      await this.assertGeneration(c);
+      const old = (await c.query<{ serial: string }>(`SELECT serial FROM ca_certs WHERE role = 'signer' AND current FOR UPDATE`)).rows[0];
+      await c.query(`UPDATE ca_certs SET current = false, sealed_key = NULL WHERE role = 'signer'`);
+      const aad = `signer/${serial}.key`;
+      await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, $2, $3, $4, $5, $6)', [serial, 'signer', 'issuing', signer.certificate, seal(key, exportKey(signer.privateKey), aad), aad]);
+      if (old) {
+        await c.query(`INSERT INTO revocations (serial, kind, ca, date, reason) VALUES ($1, 'revoked', 'issuing', $2, 'superseded') ON CONFLICT (serial) DO NOTHING`, [old.serial, this.now()]);
+      }
+      return old?.serial ?? '';
+    }, { lock: STORE_LOCK });
+    return { previous, serial };
+  }
+
+  /**
+   * @internal In a write transaction: the key generation this instance seals with is still the
+   * store's (another node may have changed the passphrase since this one opened it). Holds a
+   * share lock on the meta row, so a passphrase change waits for this transaction.
+   */
+  async assertGeneration(c: pg.ClientBase): Promise<void> {
+    const g = (await c.query<{ g: number }>(`SELECT (meta->>'keyGeneration')::int AS g FROM store_meta FOR SHARE`)).rows[0]?.g;
+    if (g !== this.#keys.meta.keyGeneration) throw new StoreIOError(this.dir, 'write', 'The store passphrase was changed (on another node) since this one opened the store; run it again');
   }
 
   /** Not available on this store yet. @throws ERR_INPUT_INVALID */

@@ -10,6 +10,7 @@ import type { KeyAlgorithm } from '../../certs/keys.js';
 import { KeyPassphraseInvalid, StoreIOError } from '../../errors.js';
 import { unseal, type KdfParams, type Sealed } from '../secret-box.js';
 import type { CertificateRecord } from '../store.js';
+import type { Database } from './db.js';
 
 export const CHECK_AAD = 'store-check';
 export const CHECK_TEXT = 'profilesmith';
@@ -72,6 +73,21 @@ export class Keyring {
   require(what: string): Buffer {
     if (!this.key) throw new KeyPassphraseInvalid(this.where, `The store passphrase is needed to ${what}`);
     return this.key;
+  }
+
+  /**
+   * Opens a sealed private key; when it does not open because another node changed the
+   * passphrase since this one opened the store, says so (rather than "damaged").
+   */
+  async openChecked(db: { query: Database['query'] }, sealed: Sealed, aad: string): Promise<KeyObject> {
+    try {
+      return this.open(sealed, aad);
+    } catch (err) {
+      if (!(err instanceof StoreIOError) || err.op !== 'decrypt') throw err;
+      const g = (await db.query<{ g: number }>(`SELECT (meta->>'keyGeneration')::int AS g FROM store_meta`)).rows[0]?.g;
+      if (g !== undefined && g !== this.meta.keyGeneration) throw new StoreIOError(this.where, 'read', 'The store passphrase was changed (on another node) since this one opened the store; open it again with the new one');
+      throw err;
+    }
   }
 
   /** Opens a sealed private key. @throws ERR_KEY_PASSPHRASE without the key; ERR_STORE_IO when it does not open */

@@ -11,7 +11,7 @@
 import type pg from 'pg';
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** The advisory lock id of migrations and of the store-wide writes (init, passphrase change). */
 export const STORE_LOCK = 0x70726f66; // 'prof'
@@ -98,6 +98,11 @@ export const MIGRATIONS: readonly string[] = [
     sealed bytea NOT NULL
   );
   CREATE INDEX pkcs12_cache_user ON pkcs12_cache (user_lower);
+  `,
+  // 2: a retired profile signer's key is deleted (as the file store deletes its key file),
+  // so a CA row may hold no key.
+  `
+  ALTER TABLE ca_certs ALTER COLUMN sealed_key DROP NOT NULL;
   `,
 ];
 
