@@ -10,6 +10,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import pg from 'pg';
 import { initPostgresStore, openPostgresStore } from '../../src/store/postgres/init.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
@@ -141,6 +142,18 @@ if ('missing' in server) {
     t.regex(err2!.message, /^The store passphrase was changed \(on another node\) since this one opened the store/);
     t.deepEqual((await b.listCertificates()).map((r) => r.user), ['first@example.com'], 'nothing more was written');
     t.truthy(await b.issueCertificate({ user: 'k@example.com', name: 'K', purpose: 'smime-signing' }), 'the node with the new key writes');
+  });
+
+  test('the derived store key shows nowhere in util.inspect of an unlocked store (logging a store object leaks no secret)', async (t) => {
+    const url = await server.createDatabase();
+    const store = await initPostgresStore(url, { organization: 'Log Corp', passphrase: PASSPHRASE, kdfCost: 14 });
+    t.teardown(() => store.close());
+    const key = store.derivedKey();
+    const text = inspect(store, { depth: 10, showHidden: true, getters: false });
+    const spaced = [...key.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+    t.false(text.includes(spaced), 'no <Buffer …> of the key');
+    t.false(text.includes(key.toString('hex')));
+    t.false(text.includes(key.toString('base64')));
   });
 
   test('the CLI on PostgreSQL: revoke on one node is on the next CRL and OCSP answer of the other, passphrase change, store check, and one clear line for faults', async (t) => {

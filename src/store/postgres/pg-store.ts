@@ -20,28 +20,22 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type pg from 'pg';
-import { assertEmail } from '../../certs/email.js';
-import { checkImport, type IdentityBundle } from '../../certs/import.js';
-import { issueCertificate, type CertificatePurpose, type Identity } from '../../certs/issue.js';
-import { distinctIssuers, fingerprint, normalizeSerial, toCertificates } from '../../certs/pem.js';
-import { publicationFor, type CaRef } from '../../certs/publication.js';
+import { type IdentityBundle } from '../../certs/import.js';
+import { type CertificatePurpose, type Identity } from '../../certs/issue.js';
+import { normalizeSerial } from '../../certs/pem.js';
+import { type CaRef } from '../../certs/publication.js';
 import type { Signer } from '../../cms/sign.js';
 import { describeCertificate } from '../../certs/x509.js';
 import type { RevocationReason } from '../../certs/crl.js';
-import { CertificateInvalid, InputInvalid, KeyPassphraseInvalid, StoreEntryNotFound, StoreIOError } from '../../errors.js';
+import { InputInvalid, KeyPassphraseInvalid, StoreEntryNotFound, StoreIOError } from '../../errors.js';
 import type { LinkStore } from '../../server/links.js';
-import { checkedIssuance, checkNewPassphrase, newRecord } from '../issuance.js';
-import { createProfileSigner } from '../../certs/ca.js';
-import { checkPkiUrl } from '../../certs/publication.js';
-import { certificateBasics } from '../../certs/x509.js';
+import { checkedIssuance, newRecord } from '../issuance.js';
 import type { ResponderIdentity, RevokeResult, StoreCa } from '../pki-files.js';
-import { deriveKey, newKdfParams, seal, type Sealed } from '../secret-box.js';
+import { deriveKey, type Sealed } from '../secret-box.js';
 import {
   compareRecords,
   findRecord,
-  planReimport,
   servesPurpose,
-  statusOf,
   type CertificateRecord,
   type ImportIdentityOptions,
   type ImportIdentityResult,
@@ -53,10 +47,11 @@ import {
 } from '../store.js';
 import type { Database } from './db.js';
 import { PgCa } from './pg-ca.js';
+import { changePassphrase, rotateSigner, setPkiUrl } from './pg-admin.js';
+import { importIdentity, issue } from './pg-entries.js';
 import { PgLinks } from './pg-links.js';
 import { PgPkcs12Cache } from './pg-pkcs12.js';
-import { CHECK_AAD, CHECK_TEXT, exportKey, Keyring, RECORD_SELECT, toRecord, type CertRow, type PgStoreMeta } from './rows.js';
-import { STORE_LOCK } from './schema.js';
+import { Keyring, RECORD_SELECT, toRecord, type CertRow, type PgStoreMeta } from './rows.js';
 
 export type { PgStoreMeta } from './rows.js';
 
@@ -79,10 +74,10 @@ export class PostgresStore implements LifecycleStore {
   #snapshot: Map<string, CertificateRecord[]> | undefined;
 
   private constructor(
-    private readonly db: Database,
+    /** @internal */ readonly db: Database,
     meta: PgStoreMeta,
     key: Buffer | undefined,
-    private readonly now: () => Date,
+    /** @internal */ readonly now: () => Date,
   ) {
     this.organization = meta.organization;
     this.dir = db.where;
@@ -90,6 +85,26 @@ export class PostgresStore implements LifecycleStore {
     this.links = new PgLinks(db, now);
     this.#ca = new PgCa(db, this.#keys, { record: (s) => this.record(s), list: (o) => this.listCertificates(o) }, now, (c) => this.assertGeneration(c));
     this.#pkcs12 = new PgPkcs12Cache(db, this.#keys, this.#seen, (s) => this.getIdentity(s), (s) => this.record(s));
+  }
+
+  /** @internal The keyring (the derived key lives in its private field). */
+  get keys(): Keyring {
+    return this.#keys;
+  }
+
+  /** @internal */
+  get ca(): PgCa {
+    return this.#ca;
+  }
+
+  /** @internal */
+  get pkcs12(): PgPkcs12Cache {
+    return this.#pkcs12;
+  }
+
+  /** @internal Records known without a query. */
+  get seen(): Map<string, CertificateRecord> {
+    return this.#seen;
   }
 
   /** @internal */
@@ -148,7 +163,8 @@ export class PostgresStore implements LifecycleStore {
     for (const r of records) this.#seen.set(r.serial, r);
   }
 
-  private requireKey(what: string): Buffer {
+  /** @internal */
+  requireKey(what: string): Buffer {
     return this.#keys.require(what);
   }
 
@@ -160,7 +176,8 @@ export class PostgresStore implements LifecycleStore {
    * Re-reads the meta row (another node may have changed the PKI URL), keeping this instance's
    * key generation: a changed one is caught by the write that would seal with the old key.
    */
-  private async refreshMeta(): Promise<void> {
+  /** @internal */
+  async refreshMeta(): Promise<void> {
     const meta = (await this.db.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta')).rows[0]?.meta;
     if (meta && meta.keyGeneration === this.#keys.meta.keyGeneration) this.#keys.meta = meta;
   }
@@ -203,7 +220,8 @@ export class PostgresStore implements LifecycleStore {
     return records.filter((r) => !options.purpose || servesPurpose(r, options.purpose)).sort(compareRecords).map((r) => structuredClone(r));
   }
 
-  private async record(serial: string): Promise<CertificateRecord> {
+  /** @internal */
+  async record(serial: string): Promise<CertificateRecord> {
     const s = normalizeSerial(serial);
     const r = await this.db.query<CertRow>(`${RECORD_SELECT} WHERE c.serial = $1`, [s]);
     if (!r.rows[0]) throw new StoreEntryNotFound(serial, 'certificate');
@@ -242,12 +260,13 @@ export class PostgresStore implements LifecycleStore {
     this.checkedUser(options);
   }
 
-  private checkedUser(options: IssueUserCertificateOptions): string {
+  /** @internal */
+  checkedUser(options: IssueUserCertificateOptions): string {
     return checkedIssuance(options, this.#keys.meta.permittedEmailDomains ?? []);
   }
 
   async issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord> {
-    return (await this.issue(options, false)).record;
+    return (await issue(this, options, false)).record;
   }
 
   /**
@@ -256,66 +275,16 @@ export class PostgresStore implements LifecycleStore {
    * running at once leave exactly one new certificate per user and purpose.
    */
   async issueCertificateIfMissing(options: IssueUserCertificateOptions): Promise<{ record: CertificateRecord; issued: boolean }> {
-    return this.issue(options, true);
+    return issue(this, options, true);
   }
 
-  private async validHeld(user: string, purpose: CertificatePurpose): Promise<CertificateRecord | undefined> {
-    const now = this.now();
-    return (await this.listCertificates({ user, purpose })).find((r) => statusOf(r, now) === 'valid');
-  }
 
-  private async issue(options: IssueUserCertificateOptions, ifMissing: boolean): Promise<{ record: CertificateRecord; issued: boolean }> {
-    this.requireKey('issue certificates');
-    await this.refreshMeta();
-    const user = this.checkedUser(options);
-    if (ifMissing) {
-      const held = await this.validHeld(user, options.purpose);
-      if (held) return { record: held, issued: false };
-    }
-    const publication = publicationFor(this.#keys.meta.pkiUrl, 1);
-    const identity = await issueCertificate(await this.#ca.caIdentity(1), {
-      purpose: options.purpose,
-      email: user,
-      name: options.name,
-      now: this.now,
-      ...(options.days !== undefined ? { days: options.days } : {}),
-      ...(options.privateKey ? { privateKey: options.privateKey } : {}),
-      ...(publication ? { publication } : {}),
-    });
-    const record = await this.makeRecord(identity.certificate, user, options.purpose, 'issued', []);
-    const kept = await this.db.tx(async (c) => {
-      if (ifMissing) {
-        const now = this.now();
-        const rows = await c.query<CertRow>(`${RECORD_SELECT} WHERE c.user_lower = $1`, [user.toLowerCase()]);
-        const held = rows.rows.map(toRecord).find((r) => servesPurpose(r, options.purpose) && statusOf(r, now) === 'valid');
-        if (held) return held;
-      }
-      await this.insertEntry(c, record, identity, []);
-      return undefined;
-    }, ifMissing ? { lock: `issue|${user.toLowerCase()}|${options.purpose}` } : {});
-    if (kept) return { record: kept, issued: false };
-    await this.#pkcs12.prebuild(record, identity);
-    return { record, issued: true };
-  }
 
-  private makeRecord(certificate: Buffer, user: string, purpose: CertificatePurpose, source: CertificateRecord['source'], chain: Buffer[]): Promise<CertificateRecord> {
+  /** @internal */
+  makeRecord(certificate: Buffer, user: string, purpose: CertificatePurpose, source: CertificateRecord['source'], chain: Buffer[]): Promise<CertificateRecord> {
     return newRecord(certificate, { user, purpose, source, chain, now: this.now() });
   }
 
-  private async insertEntry(c: pg.ClientBase, record: CertificateRecord, identity: { certificate: Buffer; privateKey?: KeyObject }, chain: Buffer[]): Promise<void> {
-    const key = this.requireKey('store keys');
-    await this.assertGeneration(c);
-    for (const der of chain) await c.query('INSERT INTO chains (fingerprint, certificate) VALUES ($1, $2) ON CONFLICT DO NOTHING', [fingerprint(der), der]);
-    try {
-      await c.query('INSERT INTO certificates (serial, fingerprint, user_lower, purpose, record, certificate, sealed_key) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
-        record.serial, record.fingerprint, record.user.toLowerCase(), record.purpose, record, identity.certificate,
-        identity.privateKey ? seal(key, exportKey(identity.privateKey), `certs/${record.serial}/key`) : null,
-      ]);
-    } catch (err) {
-      if ((err as { code?: string }).code === '23505') throw new CertificateInvalid('duplicate', `A different certificate with serial ${record.serial} is already in the store`);
-      throw err;
-    }
-  }
 
 
 
@@ -330,33 +299,6 @@ export class PostgresStore implements LifecycleStore {
     return this.issueCertificate({ user: newest.user, name: info.commonName ?? newest.user, purpose, ...(days ? { days } : {}) });
   }
 
-  async importIdentity(bundle: IdentityBundle, options: ImportIdentityOptions): Promise<ImportIdentityResult> {
-    assertEmail(options.user);
-    this.requireKey('store keys');
-    const check = await checkImport(bundle, { user: options.user, purpose: options.purpose, now: this.now(), ...(options.strict ? { strict: true } : {}) });
-    const leaf = check.info.fingerprint;
-    const chain = distinctIssuers(leaf, bundle.chain, options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true }));
-    const record = await this.makeRecord(bundle.certificate, check.email, options.purpose, 'imported', chain);
-    const identity = { certificate: bundle.certificate, privateKey: bundle.privateKey };
-    // By fingerprint, under a lock on it: two nodes importing the same file add it once.
-    const out = await this.db.tx(async (c) => {
-      const r = await c.query<CertRow>(`${RECORD_SELECT} WHERE c.fingerprint = $1`, [leaf]);
-      if (!r.rows[0]) {
-        await this.insertEntry(c, record, identity, chain);
-        return { record, duplicate: false, warnings: check.warnings } as ImportIdentityResult;
-      }
-      const existing = toRecord(r.rows[0]);
-      const plan = planReimport(existing, options.purpose, chain, check.info.keyUsage);
-      if (!plan.alsoPurpose && !plan.addChain.length) return { record: existing, duplicate: true, added: { chain: 0 }, warnings: [] };
-      for (const der of plan.addChain) await c.query('INSERT INTO chains (fingerprint, certificate) VALUES ($1, $2) ON CONFLICT DO NOTHING', [fingerprint(der), der]);
-      const added = [...(existing.addedChain ?? []), ...plan.addChain.map((d) => fingerprint(d))];
-      await c.query('UPDATE certificates SET also_purpose = COALESCE($2, also_purpose), added_chain = $3 WHERE serial = $1', [existing.serial, plan.alsoPurpose ?? null, added.length ? JSON.stringify(added) : null]);
-      const updated = toRecord((await c.query<CertRow>(`${RECORD_SELECT} WHERE c.serial = $1`, [existing.serial])).rows[0]!);
-      return { record: updated, duplicate: true, added: { ...(plan.alsoPurpose ? { purpose: plan.alsoPurpose } : {}), chain: plan.addChain.length }, warnings: check.warnings } as ImportIdentityResult;
-    }, { lock: `import|${leaf}` });
-    if (!out.duplicate) await this.#pkcs12.prebuild(record, identity);
-    return out;
-  }
 
 
 
@@ -433,38 +375,6 @@ export class PostgresStore implements LifecycleStore {
 
   // ---- administration ----
 
-  /**
-   * Re-seals every private key under a new passphrase in one transaction: all or none, and
-   * every node sees the new key generation at once (their sealed PKCS#12 caches are dropped).
-   */
-  async changePassphrase(newPassphrase: string, options: { kdfCost?: number } = {}): Promise<number> {
-    checkNewPassphrase(newPassphrase);
-    this.requireKey('change the passphrase');
-    const kdf = newKdfParams(options.kdfCost ?? Math.log2(this.#keys.meta.kdf.N));
-    const newKey = await deriveKey(newPassphrase, kdf);
-    const { count, meta } = await this.db.tx(async (c) => {
-      const current = (await c.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta FOR UPDATE')).rows[0]!.meta;
-      if (current.keyGeneration !== this.#keys.meta.keyGeneration) throw new StoreIOError(this.dir, 'write', 'The store passphrase was changed while this ran; run it again');
-      let count = 0;
-      for (const row of (await c.query<{ serial: string; sealed_key: Sealed; key_aad: string }>('SELECT serial, sealed_key, key_aad FROM ca_certs WHERE sealed_key IS NOT NULL')).rows) {
-        await c.query('UPDATE ca_certs SET sealed_key = $2 WHERE serial = $1', [row.serial, seal(newKey, exportKey(this.openKey(row.sealed_key, row.key_aad)), row.key_aad)]);
-        count++;
-      }
-      for (const row of (await c.query<{ serial: string; sealed_key: Sealed }>('SELECT serial, sealed_key FROM certificates WHERE sealed_key IS NOT NULL')).rows) {
-        const aad = `certs/${row.serial}/key`;
-        await c.query('UPDATE certificates SET sealed_key = $2 WHERE serial = $1', [row.serial, seal(newKey, exportKey(this.openKey(row.sealed_key, aad)), aad)]);
-        count++;
-      }
-      await c.query('DELETE FROM pkcs12_cache');
-      const meta: PgStoreMeta = { ...current, kdf, check: seal(newKey, Buffer.from(CHECK_TEXT), CHECK_AAD), keyGeneration: current.keyGeneration + 1 };
-      await c.query('UPDATE store_meta SET meta = $1', [meta]);
-      return { count, meta };
-    }, { lock: STORE_LOCK });
-    this.#keys.meta = meta;
-    this.#keys.key = newKey;
-    this.#ca.forgetKeys();
-    return count;
-  }
 
 
   /** @internal For `store check`: decrypts one sealed key. */
@@ -472,47 +382,7 @@ export class PostgresStore implements LifecycleStore {
     return this.openKey(sealed, aad);
   }
 
-  /**
-   * Sets (or, with undefined, clears) the PKI base URL, for certificates issued from then on by
-   * any node (each reads the meta row when it issues).
-   * @throws ERR_INPUT_INVALID for a URL that is not http(s)
-   */
-  async setPkiUrl(url: string | undefined): Promise<string | undefined> {
-    const checked = url === undefined ? undefined : checkPkiUrl(url);
-    const meta = await this.db.tx(async (c) => {
-      const current = (await c.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta FOR UPDATE')).rows[0]!.meta;
-      const { pkiUrl: _old, ...rest } = current;
-      const next: PgStoreMeta = { ...rest, ...(checked ? { pkiUrl: checked } : {}) };
-      await c.query('UPDATE store_meta SET meta = $1', [next]);
-      return next;
-    }, { lock: STORE_LOCK });
-    this.#keys.meta = meta;
-    return checked;
-  }
 
-  /**
-   * A new profile signer from the issuing CA, in one transaction: the previous one is revoked
-   * (superseded) and its key deleted. Every node signs with the new one from its next profile.
-   */
-  async rotateSigner(): Promise<{ previous: string; serial: string }> {
-    const key = this.requireKey('rotate the profile signer');
-    const issuer = await this.#ca.caIdentity(1);
-    const m = this.#keys.meta;
-    const signer = await createProfileSigner(issuer, 1, { organization: m.organization, now: this.now, ...(m.keyAlgorithm ? { keyAlgorithm: m.keyAlgorithm } : {}), ...(m.pkiUrl ? { pkiUrl: m.pkiUrl } : {}) });
-    const serial = normalizeSerial(certificateBasics(signer.certificate).serial);
-    const previous = await this.db.tx(async (c) => {
-      await this.assertGeneration(c);
-      const old = (await c.query<{ serial: string }>(`SELECT serial FROM ca_certs WHERE role = 'signer' AND current FOR UPDATE`)).rows[0];
-      await c.query(`UPDATE ca_certs SET current = false, sealed_key = NULL WHERE role = 'signer'`);
-      const aad = `signer/${serial}.key`;
-      await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, $2, $3, $4, $5, $6)', [serial, 'signer', 'issuing', signer.certificate, seal(key, exportKey(signer.privateKey), aad), aad]);
-      if (old) {
-        await c.query(`INSERT INTO revocations (serial, kind, ca, date, reason) VALUES ($1, 'revoked', 'issuing', $2, 'superseded') ON CONFLICT (serial) DO NOTHING`, [old.serial, this.now()]);
-      }
-      return old?.serial ?? '';
-    }, { lock: STORE_LOCK });
-    return { previous, serial };
-  }
 
   /**
    * @internal In a write transaction: the key generation this instance seals with is still the
@@ -522,6 +392,35 @@ export class PostgresStore implements LifecycleStore {
   async assertGeneration(c: pg.ClientBase): Promise<void> {
     const g = (await c.query<{ g: number }>(`SELECT (meta->>'keyGeneration')::int AS g FROM store_meta FOR SHARE`)).rows[0]?.g;
     if (g !== this.#keys.meta.keyGeneration) throw new StoreIOError(this.dir, 'write', 'The store passphrase was changed (on another node) since this one opened the store; run it again');
+  }
+
+  importIdentity(bundle: IdentityBundle, options: ImportIdentityOptions): Promise<ImportIdentityResult> {
+    return importIdentity(this, bundle, options);
+  }
+
+  /**
+   * Re-seals every private key under a new passphrase in one transaction: all or none, and
+   * every node sees the new key generation at once (their sealed PKCS#12 caches are dropped).
+   */
+  changePassphrase(newPassphrase: string, options: { kdfCost?: number } = {}): Promise<number> {
+    return changePassphrase(this, newPassphrase, options);
+  }
+
+  /**
+   * Sets (or, with undefined, clears) the PKI base URL, for certificates issued from then on by
+   * any node (each reads the meta row when it issues).
+   * @throws ERR_INPUT_INVALID for a URL that is not http(s)
+   */
+  setPkiUrl(url: string | undefined): Promise<string | undefined> {
+    return setPkiUrl(this, url);
+  }
+
+  /**
+   * A new profile signer from the issuing CA, in one transaction: the previous one is revoked
+   * (superseded) and its key deleted. Every node signs with the new one from its next profile.
+   */
+  rotateSigner(): Promise<{ previous: string; serial: string }> {
+    return rotateSigner(this);
   }
 
   /** Not available on this store yet. @throws ERR_INPUT_INVALID */

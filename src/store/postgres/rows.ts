@@ -59,11 +59,24 @@ export const digestOf = (entries: { serial: string; date: Date; reason: string }
 
 /** The store key (once the passphrase is given) and the meta row it goes with, shared by the store's parts. */
 export class Keyring {
+  /** A private field: not serialized by JSON.stringify, not shown by util.inspect. */
+  #key: Buffer | undefined;
+
   constructor(
     public meta: PgStoreMeta,
-    public key: Buffer | undefined,
+    key: Buffer | undefined,
     private readonly where: string,
-  ) {}
+  ) {
+    this.#key = key;
+  }
+
+  get key(): Buffer | undefined {
+    return this.#key;
+  }
+
+  set key(key: Buffer | undefined) {
+    this.#key = key;
+  }
 
   /** True when `key` opens the check value. */
   opens(key: Buffer): boolean {
@@ -71,8 +84,8 @@ export class Keyring {
   }
 
   require(what: string): Buffer {
-    if (!this.key) throw new KeyPassphraseInvalid(this.where, `The store passphrase is needed to ${what}`);
-    return this.key;
+    if (!this.#key) throw new KeyPassphraseInvalid(this.where, `The store passphrase is needed to ${what}`);
+    return this.#key;
   }
 
   /**

@@ -1,0 +1,92 @@
+/**
+ * The PostgreSQL store's administration, each one transaction: the passphrase change (every
+ * key re-sealed), the PKI URL, and the profile signer's rotation.
+ *
+ * @module postgres-admin
+ */
+import { normalizeSerial } from '../../certs/pem.js';
+import { StoreIOError } from '../../errors.js';
+import { checkNewPassphrase } from '../issuance.js';
+import { createProfileSigner } from '../../certs/ca.js';
+import { checkPkiUrl } from '../../certs/publication.js';
+import { certificateBasics } from '../../certs/x509.js';
+import { deriveKey, newKdfParams, seal, type Sealed } from '../secret-box.js';
+import { CHECK_AAD, CHECK_TEXT, exportKey, type PgStoreMeta } from './rows.js';
+import { STORE_LOCK } from './schema.js';
+
+import type { PostgresStore } from './pg-store.js';
+
+/**
+ * Re-seals every private key under a new passphrase in one transaction: all or none, and
+ * every node sees the new key generation at once (their sealed PKCS#12 caches are dropped).
+ */
+export async function changePassphrase(store: PostgresStore, newPassphrase: string, options: { kdfCost?: number } = {}): Promise<number> {
+  checkNewPassphrase(newPassphrase);
+  store.requireKey('change the passphrase');
+  const kdf = newKdfParams(options.kdfCost ?? Math.log2(store.keys.meta.kdf.N));
+  const newKey = await deriveKey(newPassphrase, kdf);
+  const { count, meta } = await store.db.tx(async (c) => {
+    const current = (await c.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta FOR UPDATE')).rows[0]!.meta;
+    if (current.keyGeneration !== store.keys.meta.keyGeneration) throw new StoreIOError(store.dir, 'write', 'The store passphrase was changed while this ran; run it again');
+    let count = 0;
+    for (const row of (await c.query<{ serial: string; sealed_key: Sealed; key_aad: string }>('SELECT serial, sealed_key, key_aad FROM ca_certs WHERE sealed_key IS NOT NULL')).rows) {
+      await c.query('UPDATE ca_certs SET sealed_key = $2 WHERE serial = $1', [row.serial, seal(newKey, exportKey(store.keys.open(row.sealed_key, row.key_aad)), row.key_aad)]);
+      count++;
+    }
+    for (const row of (await c.query<{ serial: string; sealed_key: Sealed }>('SELECT serial, sealed_key FROM certificates WHERE sealed_key IS NOT NULL')).rows) {
+      const aad = `certs/${row.serial}/key`;
+      await c.query('UPDATE certificates SET sealed_key = $2 WHERE serial = $1', [row.serial, seal(newKey, exportKey(store.keys.open(row.sealed_key, aad)), aad)]);
+      count++;
+    }
+    await c.query('DELETE FROM pkcs12_cache');
+    const meta: PgStoreMeta = { ...current, kdf, check: seal(newKey, Buffer.from(CHECK_TEXT), CHECK_AAD), keyGeneration: current.keyGeneration + 1 };
+    await c.query('UPDATE store_meta SET meta = $1', [meta]);
+    return { count, meta };
+  }, { lock: STORE_LOCK });
+  store.keys.meta = meta;
+  store.keys.key = newKey;
+  store.ca.forgetKeys();
+  return count;
+}
+
+/**
+ * Sets (or, with undefined, clears) the PKI base URL, for certificates issued from then on by
+ * any node (each reads the meta row when it issues).
+ * @throws ERR_INPUT_INVALID for a URL that is not http(s)
+ */
+export async function setPkiUrl(store: PostgresStore, url: string | undefined): Promise<string | undefined> {
+  const checked = url === undefined ? undefined : checkPkiUrl(url);
+  const meta = await store.db.tx(async (c) => {
+    const current = (await c.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta FOR UPDATE')).rows[0]!.meta;
+    const { pkiUrl: _old, ...rest } = current;
+    const next: PgStoreMeta = { ...rest, ...(checked ? { pkiUrl: checked } : {}) };
+    await c.query('UPDATE store_meta SET meta = $1', [next]);
+    return next;
+  }, { lock: STORE_LOCK });
+  store.keys.meta = meta;
+  return checked;
+}
+
+/**
+ * A new profile signer from the issuing CA, in one transaction: the previous one is revoked
+ * (superseded) and its key deleted. Every node signs with the new one from its next profile.
+ */
+export async function rotateSigner(store: PostgresStore): Promise<{ previous: string; serial: string }> {
+  const key = store.requireKey('rotate the profile signer');
+  const issuer = await store.ca.caIdentity(1);
+  const m = store.keys.meta;
+  const signer = await createProfileSigner(issuer, 1, { organization: m.organization, now: store.now, ...(m.keyAlgorithm ? { keyAlgorithm: m.keyAlgorithm } : {}), ...(m.pkiUrl ? { pkiUrl: m.pkiUrl } : {}) });
+  const serial = normalizeSerial(certificateBasics(signer.certificate).serial);
+  const previous = await store.db.tx(async (c) => {
+    await store.assertGeneration(c);
+    const old = (await c.query<{ serial: string }>(`SELECT serial FROM ca_certs WHERE role = 'signer' AND current FOR UPDATE`)).rows[0];
+    await c.query(`UPDATE ca_certs SET current = false, sealed_key = NULL WHERE role = 'signer'`);
+    const aad = `signer/${serial}.key`;
+    await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, $2, $3, $4, $5, $6)', [serial, 'signer', 'issuing', signer.certificate, seal(key, exportKey(signer.privateKey), aad), aad]);
+    if (old) {
+      await c.query(`INSERT INTO revocations (serial, kind, ca, date, reason) VALUES ($1, 'revoked', 'issuing', $2, 'superseded') ON CONFLICT (serial) DO NOTHING`, [old.serial, store.now()]);
+    }
+    return old?.serial ?? '';
+  }, { lock: STORE_LOCK });
+  return { previous, serial };
+}
