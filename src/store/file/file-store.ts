@@ -27,22 +27,22 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CertificateInvalid, KeyPassphraseInvalid, StoreEntryNotFound, StoreIOError } from '../../errors.js';
+import { KeyPassphraseInvalid, StoreEntryNotFound, StoreIOError } from '../../errors.js';
 import type { RevocationReason } from '../../certs/crl.js';
 import { checkImport, type IdentityBundle } from '../../certs/import.js';
 import { type CertificatePurpose, type Identity } from '../../certs/issue.js';
 import { certificatesFrom, normalizeSerial, type CertificateInput } from '../../certs/pem.js';
-import { certificateBasics, describeCertificate } from '../../certs/x509.js';
-import { caSlug, type CaRef } from '../../certs/publication.js';
-import { keySigner, type Signer } from '../../cms/sign.js';
+import { type CaRef } from '../../certs/publication.js';
+import { type Signer } from '../../cms/sign.js';
 import { LinkBook } from '../../server/links.js';
 import { atomicWrite, ioError, readText } from '../fs-util.js';
 import { withLock } from '../lock.js';
-import { issuingPaths, signerPaths, type ResponderIdentity, type RevokeResult, type StoreCa } from '../pki-files.js';
+import { type ResponderIdentity, type RevokeResult, type StoreCa } from '../pki-files.js';
 import { deriveKey, unseal, type Sealed } from '../secret-box.js';
-import { findRecord, statusOf, type CertificateRecord, type ImportIdentityOptions, type ImportIdentityResult, type IssueUserCertificateOptions, type LifecycleStore, type ListCertificatesOptions, type RemoveUserResult, type TrustChain } from '../store.js';
+import { findRecord, type CertificateRecord, type ImportIdentityOptions, type ImportIdentityResult, type IssueUserCertificateOptions, type LifecycleStore, type ListCertificatesOptions, type RemoveUserResult, type TrustChain } from '../store.js';
 import { RecordIndex, type Amendment, type Revocation } from './record-index.js';
 import { FilePkcs12Cache } from './pkcs12-cache.js';
+import * as caRead from './ca-read.js';
 import { parseMeta, opensCheck, type StoreMeta } from './meta.js';
 import { changePassphrase, importSigner, rotateIssuing, rotateSigner, setPkiUrl } from './admin.js';
 import { checkedUser, importIdentity, issue, renewCertificate } from './entries.js';
@@ -228,71 +228,11 @@ export class FileStore implements LifecycleStore {
     return this.#meta;
   }
 
-  /** The store's CA certificates: the root and every issuing CA generation, oldest first. */
-  async caCertificates(): Promise<StoreCa[]> {
-    const meta = await this.freshMeta();
-    const out: StoreCa[] = [await this.caInfo('root', 'ca/root.pem')];
-    for (let g = 1; g <= (meta.issuing ?? 1); g++) out.push(await this.caInfo(g, issuingPaths(g).cert));
-    return out;
-  }
 
-  /** @internal */
-  async caInfo(ca: CaRef, rel: string): Promise<StoreCa> {
-    const certificate = await this.readCert(rel);
-    const info = await describeCertificate(certificate);
-    return { ca, slug: caSlug(ca), certificate, serial: normalizeSerial(info.serial), subject: info.subject, notBefore: info.notBefore, notAfter: info.notAfter };
-  }
 
-  /** @internal The issuing CA generation that issued a record of this store's CA. */
-  async issuingOf(record: { issuer: string }): Promise<number> {
-    const cas = await this.caCertificates();
-    const hit = cas.find((c) => c.ca !== 'root' && c.subject === record.issuer);
-    return hit ? (hit.ca as number) : 1;
-  }
 
-  /**
-   * The root, and the issuing CAs a device needs: the current one first, then each older one
-   * that is neither revoked nor expired and still has live certificates (or issued the signer).
-   */
-  async trustChain(): Promise<TrustChain> {
-    const meta = await this.freshMeta();
-    const current = meta.issuing ?? 1;
-    const root = await this.readCert('ca/root.pem');
-    if (current === 1) return { roots: [root], intermediates: [await this.readCert('ca/intermediate.pem')] };
-    const cas = (await this.caCertificates()).filter((c) => c.ca !== 'root');
-    const revoked = await this.revokedSerials();
-    const now = this.now();
-    const live = new Set<string>();
-    for (const r of await this.listCertificates()) if (r.source === 'issued' && statusOf(r, now) === 'valid') live.add(r.issuer);
-    const keep = cas.filter((c) => c.ca === current || c.ca === (meta.signerIssuing ?? 1) || (!revoked.has(c.serial) && c.notAfter > now && live.has(c.subject)));
-    keep.sort((a, b) => (a.ca === current ? -1 : b.ca === current ? 1 : (b.ca as number) - (a.ca as number)));
-    return { roots: [root], intermediates: keep.map((c) => c.certificate) };
-  }
 
-  /** The issuers of a stored certificate, as far as the store knows them (leaf-most first). */
-  async issuerChain(serial: string): Promise<Buffer[]> {
-    const record = await this.#index.get(normalizeSerial(serial));
-    if (record.source === 'issued') {
-      const gen = (this.#meta.issuing ?? 1) === 1 ? 1 : await this.issuingOf(record);
-      return [await this.readCert(issuingPaths(gen).cert), await this.readCert('ca/root.pem')];
-    }
-    return Promise.all([...new Set([...(record.chain ?? []), ...(record.addedChain ?? [])])].map((fp) => this.readCert(`chains/${fp}.pem`)));
-  }
 
-  async profileSigner(): Promise<Signer> {
-    const meta = await this.freshMeta();
-    const paths = signerPaths(meta);
-    const [certificate, key, chain] = await Promise.all([
-      this.readCert(paths.cert),
-      this.readKey(paths.key),
-      meta.signerChain ? Promise.all(meta.signerChain.map((fp) => this.readCert(`chains/${fp}.pem`))) : Promise.all([this.readCert(issuingPaths(meta.signerIssuing ?? 1).cert)]),
-    ]);
-    const { serial } = certificateBasics(certificate);
-    if ((await this.#index.revocations()).some((r) => r.serial === serial && r.kind === 'revoked')) {
-      throw new CertificateInvalid('revoked', 'The profile-signing certificate of this store has been revoked; issue a new one with `profilesmith ca rotate-signer`');
-    }
-    return keySigner({ key, certificate, chain });
-  }
 
   /** Serials revoked by this store's CAs (the signer's and issuing CAs' included), for `verify`. */
   async revokedSerials(): Promise<Set<string>> {
@@ -377,54 +317,15 @@ export class FileStore implements LifecycleStore {
 
 
 
-  /** @internal
-   * Adds revocations (under the lock the caller holds). A serial already revoked stays as it
-   * was; a retired one becomes revoked. Returns the items that changed something.
-   */
-  async putRevocations(items: Revocation[]): Promise<Revocation[]> {
-    const entries = await this.#index.revocations();
-    const changed: Revocation[] = [];
-    for (const item of items) {
-      const at = entries.findIndex((e) => e.serial === item.serial);
-      if (at < 0) entries.push(item);
-      else if (entries[at]!.kind === 'retired' && item.kind === 'revoked') entries[at] = item;
-      else continue;
-      changed.push(item);
-    }
-    if (changed.length) await this.writeOverlay(entries, (await this.#index.overlayFile()).amendments);
-    return changed;
-  }
-
-
-  /** @internal revocations.json: the revocations, and the amendments of entries (see file/record-index.ts). */
-  async writeOverlay(entries: Revocation[], amendments: Amendment[]): Promise<void> {
-    const body = { version: 1, entries, ...(amendments.length ? { amendments } : {}) };
-    await atomicWrite(join(this.dir, 'revocations.json'), JSON.stringify(body, null, 2) + '\n', 0o644);
-    this.#index.invalidate();
-  }
 
 
 
 
 
 
-  /** The issuing CA's certificate and key (default: the current one), decrypted once per instance; needs the passphrase. */
-  async issuerIdentity(generation?: number): Promise<Identity> {
-    return this.caIdentity(generation ?? (await this.freshMeta()).issuing ?? 1);
-  }
 
-  /** @internal A CA's certificate and key, decrypted once per instance. */
-  async caIdentity(ca: CaRef): Promise<Identity> {
-    const slug = caSlug(ca);
-    let hit = this.#issuers.get(slug);
-    if (!hit) {
-      const paths = ca === 'root' ? { cert: 'ca/root.pem', key: 'ca/root.key' } : issuingPaths(ca);
-      hit = Promise.all([this.readCert(paths.cert), this.readKey(paths.key)]).then(([certificate, privateKey]) => ({ certificate, privateKey }));
-      hit.catch(() => this.#issuers.delete(slug));
-      this.#issuers.set(slug, hit);
-    }
-    return hit;
-  }
+
+
 
   #links: LinkBook | undefined;
   /** The store's one-time download links (`links.json`, changed under the store lock). */
@@ -590,6 +491,61 @@ export class FileStore implements LifecycleStore {
    */
   cachedPkcs12(serial: string, build: (identity: Identity) => { password: string; pkcs12: Buffer }): Promise<{ password: string; pkcs12: Buffer }> {
     return this.#pkcs12.get(serial, build);
+  }
+
+  /** The store's CA certificates: the root and every issuing CA generation, oldest first. */
+  caCertificates(): Promise<StoreCa[]> {
+    return caRead.caCertificates(this);
+  }
+
+  /** @internal */
+  caInfo(ca: CaRef, rel: string): Promise<StoreCa> {
+    return caRead.caInfo(this, ca, rel);
+  }
+
+  /** @internal The issuing CA generation that issued a record of this store's CA. */
+  issuingOf(record: { issuer: string }): Promise<number> {
+    return caRead.issuingOf(this, record);
+  }
+
+  /**
+   * The root, and the issuing CAs a device needs: the current one first, then each older one
+   * that is neither revoked nor expired and still has live certificates (or issued the signer).
+   */
+  trustChain(): Promise<TrustChain> {
+    return caRead.trustChain(this);
+  }
+
+  /** The issuers of a stored certificate, as far as the store knows them (leaf-most first). */
+  issuerChain(serial: string): Promise<Buffer[]> {
+    return caRead.issuerChain(this, serial);
+  }
+
+  profileSigner(): Promise<Signer> {
+    return caRead.profileSigner(this);
+  }
+
+  /** The issuing CA's certificate and key (default: the current one), decrypted once per instance; needs the passphrase. */
+  issuerIdentity(generation?: number): Promise<Identity> {
+    return caRead.issuerIdentity(this, generation);
+  }
+
+  /** @internal A CA's certificate and key, decrypted once per instance. */
+  caIdentity(ca: CaRef): Promise<Identity> {
+    return caRead.caIdentity(this, ca);
+  }
+
+  /** @internal
+   * Adds revocations (under the lock the caller holds). A serial already revoked stays as it
+   * was; a retired one becomes revoked. Returns the items that changed something.
+   */
+  putRevocations(items: Revocation[]): Promise<Revocation[]> {
+    return caRead.putRevocations(this, items);
+  }
+
+  /** @internal revocations.json: the revocations, and the amendments of entries (see file/record-index.ts). */
+  writeOverlay(entries: Revocation[], amendments: Amendment[]): Promise<void> {
+    return caRead.writeOverlay(this, entries, amendments);
   }
 
   /** @internal For store check. */
