@@ -7,10 +7,11 @@
 import { assertEmail } from '../certs/email.js';
 import type { CertificatePurpose } from '../certs/issue.js';
 import { checkNameValue } from '../certs/name.js';
-import { fingerprint, normalizeSerial } from '../certs/pem.js';
+import { distinctIssuers, fingerprint, normalizeSerial, toCertificates, type CertificateInput } from '../certs/pem.js';
+import type { IdentityBundle } from '../certs/import.js';
 import { emailPermitted } from '../certs/publication.js';
-import { describeCertificate } from '../certs/x509.js';
-import { InputInvalid } from '../errors.js';
+import { describeCertificate, EKU } from '../certs/x509.js';
+import { CertificateInvalid, InputInvalid } from '../errors.js';
 import type { CertificateRecord, IssueUserCertificateOptions } from './store.js';
 
 /** The shortest passphrase a new store (or a new passphrase) takes: it is all that guards the keys. */
@@ -57,4 +58,28 @@ export async function newRecord(
     ...(info.commonName ? { name: info.commonName } : {}),
     ...(fields.chain.length ? { chain: fields.chain.map((c) => fingerprint(c)) } : {}),
   };
+}
+
+/**
+ * What importing an outside signer checks (for `ca import-signer`): a leaf, valid now, allowed
+ * digitalSignature; a missing emailProtection EKU is a warning. Returns its serial and the
+ * issuers that came with it.
+ * @throws ERR_CERT_INVALID for a CA certificate, one not valid now, or one without digitalSignature
+ */
+export async function checkSignerImport(
+  bundle: IdentityBundle,
+  options: { chain?: CertificateInput },
+  now: Date,
+): Promise<{ serial: string; chain: Buffer[]; warnings: string[] }> {
+  const info = await describeCertificate(bundle.certificate);
+  if (info.isCA) throw new CertificateInvalid('is-ca', 'A CA certificate cannot sign profiles; give the leaf');
+  if (now > info.notAfter || now < info.notBefore) throw new CertificateInvalid('expired', `The certificate is valid ${info.notBefore.toISOString().slice(0, 10)} to ${info.notAfter.toISOString().slice(0, 10)}, not now`);
+  if (info.keyUsage.length && !info.keyUsage.includes('digitalSignature')) throw new CertificateInvalid('key-usage', 'The certificate does not allow digitalSignature, which signing a profile needs');
+  const warnings: string[] = [];
+  const eku = info.extendedKeyUsage;
+  if (eku.length && !eku.includes(EKU.emailProtection) && !eku.includes('2.5.29.37.0')) {
+    warnings.push('No emailProtection EKU: iOS accepts the signer, but `openssl cms -verify` needs `-purpose any` for it');
+  }
+  const chain = distinctIssuers(info.fingerprint, bundle.chain, options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true }));
+  return { serial: normalizeSerial(info.serial), chain, warnings };
 }

@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
 import { cli, need, openssl, tmp } from '../helpers/tools.js';
+import { postgres } from '../helpers/postgres.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 
@@ -74,4 +75,42 @@ test('a profile of the store signer needs its root installed first, and verify a
   const v = cli(['verify', 'p.mobileconfig', '--store', storeDir, '--json'], { cwd: dir, env });
   t.like(JSON.parse(v.stdout).trustNeeded, { kind: 'private', rootInProfile: true, root: 'CN=Example Corp Root CA, O=Example Corp' });
   t.regex(cli(['inspect', 'p.mobileconfig'], { cwd: dir }).stdout, /To show as Verified it needs the root "CN=Example Corp Root CA, O=Example Corp" on the device first/);
+});
+
+test('ca import-signer on a PostgreSQL store: the outside identity signs, openssl verifies against its root; the own signer is revoked; rotate-signer and a PKCS#12 import after it work too', async (t) => {
+  if (!need(t, 'openssl')) return;
+  const server = await postgres();
+  if ('missing' in server) {
+    t.log(`skipped: ${server.missing}`);
+    t.pass();
+    return;
+  }
+  const dir = tmp(t);
+  const url = await server.createDatabase();
+  t.is(cli(['init', '--store', url, '--org', 'Example Corp'], { cwd: dir, env }).status, 0);
+  for (const purpose of ['smime-signing', 'smime-encryption']) t.is(cli(['cert', 'issue', '--store', url, '--user', 'alice@example.com', '--name', 'Alice', '--purpose', purpose], { cwd: dir, env }).status, 0);
+  outsideCa(dir);
+  const imported = cli(['ca', 'import-signer', '--store', url, '--cert', 'org.pem', '--key', 'org.key', '--json'], { cwd: dir, env });
+  t.is(imported.status, 0, imported.stderr);
+  const gen = cli(['generate', 'exchange-smime', '--store', url, '--user', 'alice@example.com', '--set', 'exchange.host=mail.example.com', '-o', 'p.mobileconfig'], { cwd: dir, env });
+  t.is(gen.status, 0, gen.stderr);
+  const ok = openssl(['cms', '-verify', '-inform', 'DER', '-in', join(dir, 'p.mobileconfig'), '-CAfile', join(dir, 'pubroot.pem'), '-out', '/dev/null']);
+  t.is(ok.status, 0, ok.stderr.toString());
+  const crl = openssl(['crl', '-noout', '-text'], cli(['crl', '--store', url, '--pem'], { cwd: dir, env }).stdout);
+  t.regex(crl.stdout.toString(), /Superseded/, 'the store\'s own previous signer is on the CRL');
+  t.is(cli(['store', 'check', '--store', url], { cwd: dir, env }).status, 0);
+  const p12 = cli(['ca', 'import-signer', '--store', url, '--cert', 'org.p12', '--password-file', 'p12pass'], { cwd: dir, env });
+  t.is(p12.status, 1);
+  t.regex(p12.stderr, /is the profile signer already/);
+  const outsideSerial = (JSON.parse(imported.stdout) as { serial: string }).serial;
+  t.is(cli(['ca', 'rotate-signer', '--store', url], { cwd: dir, env }).status, 0);
+  const crl2 = openssl(['crl', '-noout', '-text'], cli(['crl', '--store', url, '--pem'], { cwd: dir, env }).stdout).stdout.toString();
+  t.notRegex(crl2, new RegExp(outsideSerial, 'i'), 'the outside signer is not ours to revoke: not on our CRL');
+  const back = cli(['generate', 'exchange-smime', '--store', url, '--user', 'alice@example.com', '--set', 'exchange.host=mail.example.com', '-o', 'q.mobileconfig'], { cwd: dir, env });
+  t.is(back.status, 0, back.stderr);
+  writeFileSync(join(dir, 'storeroot.pem'), cli(['ca', 'export', '--store', url], { cwd: dir }).stdout);
+  t.is(openssl(['cms', '-verify', '-inform', 'DER', '-in', join(dir, 'q.mobileconfig'), '-CAfile', join(dir, 'storeroot.pem'), '-purpose', 'any', '-out', '/dev/null']).status, 0, 'signed by the store again');
+  const again = cli(['ca', 'import-signer', '--store', url, '--cert', 'org.p12', '--password-file', 'p12pass'], { cwd: dir, env });
+  t.is(again.status, 0, again.stderr);
+  t.is(cli(['store', 'check', '--store', url], { cwd: dir, env }).status, 0);
 });

@@ -9,11 +9,11 @@ import { dirname, join } from 'node:path';
 import { CertificateInvalid } from '../../errors.js';
 import { createIssuingCa, createProfileSigner } from '../../certs/ca.js';
 import { type IdentityBundle } from '../../certs/import.js';
-import { distinctIssuers, fingerprint, normalizeSerial, toCertificates, toPem, type CertificateInput } from '../../certs/pem.js';
-import { certificateBasics, describeCertificate, EKU } from '../../certs/x509.js';
+import { fingerprint, normalizeSerial, toPem, type CertificateInput } from '../../certs/pem.js';
+import { certificateBasics } from '../../certs/x509.js';
 import { caSlug, checkPkiUrl } from '../../certs/publication.js';
 import { atomicWrite } from '../fs-util.js';
-import { checkNewPassphrase } from '../issuance.js';
+import { checkNewPassphrase, checkSignerImport } from '../issuance.js';
 import { issuingPaths, OCSP_DIR, signerPaths } from '../pki-files.js';
 import { deriveKey, newKdfParams, seal } from '../secret-box.js';
 import { SERIAL } from './record-index.js';
@@ -79,19 +79,8 @@ export async function rotateSignerLocked(store: FileStore): Promise<{ previous: 
  */
 export async function importSigner(store: FileStore, bundle: IdentityBundle, options: { chain?: CertificateInput } = {}): Promise<{ previous: string; serial: string; warnings: string[] }> {
   const key = store.requireKey('import a signer');
-  const info = await describeCertificate(bundle.certificate);
   const now = store.now();
-  if (info.isCA) throw new CertificateInvalid('is-ca', 'A CA certificate cannot sign profiles; give the leaf');
-  if (now > info.notAfter || now < info.notBefore) throw new CertificateInvalid('expired', `The certificate is valid ${info.notBefore.toISOString().slice(0, 10)} to ${info.notAfter.toISOString().slice(0, 10)}, not now`);
-  if (info.keyUsage.length && !info.keyUsage.includes('digitalSignature')) throw new CertificateInvalid('key-usage', 'The certificate does not allow digitalSignature, which signing a profile needs');
-  const warnings: string[] = [];
-  const eku = info.extendedKeyUsage;
-  if (eku.length && !eku.includes(EKU.emailProtection) && !eku.includes('2.5.29.37.0')) {
-    warnings.push('No emailProtection EKU: iOS accepts the signer, but `openssl cms -verify` needs `-purpose any` for it');
-  }
-  const fp = info.fingerprint;
-  const chain = distinctIssuers(fp, bundle.chain, options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true }));
-  const serial = normalizeSerial(info.serial);
+  const { chain, serial, warnings } = await checkSignerImport(bundle, options, now);
   return store.write(async () => {
     const meta = store.meta;
     const oldPaths = signerPaths(meta);

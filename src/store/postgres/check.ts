@@ -52,7 +52,7 @@ export async function checkPostgresStore(store: PostgresStore): Promise<StoreFin
     const path = `ca_certs/${c.role}/${c.serial}`;
     const x = parse(path, c.certificate);
     if (x && normalizeSerial(x.serialNumber) !== c.serial) add('error', path, 'the certificate does not carry the serial of its row');
-    if (x && c.role !== 'root' && issuing && root && !x.verify(c.ca === 'root' ? root.publicKey : issuing.publicKey)) add('error', path, `does not chain to the ${c.ca ?? 'issuing'} CA that issued it`);
+    if (x && c.role !== 'root' && c.ca !== null && issuing && root && !x.verify(c.ca === 'root' ? root.publicKey : issuing.publicKey)) add('error', path, `does not chain to the ${c.ca ?? 'issuing'} CA that issued it`);
     key(`${path} (key)`, c.sealed_key, c.key_aad, x);
   }
 

@@ -6,7 +6,10 @@
  */
 import { normalizeSerial } from '../../certs/pem.js';
 import { StoreIOError } from '../../errors.js';
-import { checkNewPassphrase } from '../issuance.js';
+import { checkNewPassphrase, checkSignerImport } from '../issuance.js';
+import type { IdentityBundle } from '../../certs/import.js';
+import { fingerprint, type CertificateInput } from '../../certs/pem.js';
+import { CertificateInvalid } from '../../errors.js';
 import { createProfileSigner } from '../../certs/ca.js';
 import { checkPkiUrl } from '../../certs/publication.js';
 import { certificateBasics } from '../../certs/x509.js';
@@ -79,14 +82,54 @@ export async function rotateSigner(store: PostgresStore): Promise<{ previous: st
   const serial = normalizeSerial(certificateBasics(signer.certificate).serial);
   const previous = await store.db.tx(async (c) => {
     await store.assertGeneration(c);
-    const old = (await c.query<{ serial: string }>(`SELECT serial FROM ca_certs WHERE role = 'signer' AND current FOR UPDATE`)).rows[0];
+    const old = (await c.query<{ serial: string; ca: string | null }>(`SELECT serial, ca FROM ca_certs WHERE role = 'signer' AND current FOR UPDATE`)).rows[0];
     await c.query(`UPDATE ca_certs SET current = false, sealed_key = NULL WHERE role = 'signer'`);
     const aad = `signer/${serial}.key`;
     await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, $2, $3, $4, $5, $6)', [serial, 'signer', 'issuing', signer.certificate, seal(key, exportKey(signer.privateKey), aad), aad]);
-    if (old) {
-      await c.query(`INSERT INTO revocations (serial, kind, ca, date, reason) VALUES ($1, 'revoked', 'issuing', $2, 'superseded') ON CONFLICT (serial) DO NOTHING`, [old.serial, store.now()]);
+    // Our own previous signer is revoked; an imported one is its CA's to revoke.
+    if (old?.ca) {
+      await c.query(`INSERT INTO revocations (serial, kind, ca, date, reason) VALUES ($1, 'revoked', $2, $3, 'superseded') ON CONFLICT (serial) DO NOTHING`, [old.serial, old.ca, store.now()]);
     }
+    // The store's own signer again: the issuers of an imported one no longer apply.
+    await c.query(`UPDATE store_meta SET meta = meta - 'signerChain'`);
     return old?.serial ?? '';
   }, { lock: STORE_LOCK });
+  const { signerChain: _outside, ...rest } = store.keys.meta;
+  store.keys.meta = rest;
   return { previous, serial };
+}
+
+/**
+ * Makes an identity from an outside CA the profile signer, in one transaction: its key sealed,
+ * its issuers kept in `chains` for the signature; the store's own previous signer is revoked
+ * (superseded). An imported signer belongs to its CA, which alone can revoke it.
+ * @throws ERR_CERT_INVALID for an expired certificate, a CA certificate, one without digitalSignature, or the current signer again
+ */
+export async function importSigner(store: PostgresStore, bundle: IdentityBundle, options: { chain?: CertificateInput } = {}): Promise<{ previous: string; serial: string; warnings: string[] }> {
+  const key = store.requireKey('import a signer');
+  const { serial, chain, warnings } = await checkSignerImport(bundle, options, store.now());
+  const previous = await store.db.tx(async (c) => {
+    await store.assertGeneration(c);
+    const meta = (await c.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta FOR UPDATE')).rows[0]!.meta;
+    const old = (await c.query<{ serial: string; ca: string | null }>(`SELECT serial, ca FROM ca_certs WHERE role = 'signer' AND current FOR UPDATE`)).rows[0];
+    if (old?.serial === serial) throw new CertificateInvalid('duplicate', 'This certificate is the profile signer already');
+    for (const der of chain) await c.query('INSERT INTO chains (fingerprint, certificate) VALUES ($1, $2) ON CONFLICT DO NOTHING', [fingerprint(der), der]);
+    await c.query(`UPDATE ca_certs SET current = false, sealed_key = NULL WHERE role = 'signer'`);
+    const aad = `signer/${serial}.key`;
+    // The same outside signer again (after a rotation away from it) takes its old row back.
+    const put = await c.query(
+      `INSERT INTO ca_certs AS a (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, 'signer', NULL, $2, $3, $4)
+         ON CONFLICT (serial) DO UPDATE SET current = true, sealed_key = EXCLUDED.sealed_key, key_aad = EXCLUDED.key_aad
+         WHERE a.certificate = EXCLUDED.certificate AND a.role = 'signer' RETURNING serial`,
+      [serial, bundle.certificate, seal(key, exportKey(bundle.privateKey), aad), aad],
+    );
+    if (!put.rowCount) throw new CertificateInvalid('duplicate', `A different certificate with serial ${serial} is already in the store`);
+    // Our own previous signer is revoked; an outside one is its CA's to revoke.
+    if (old?.ca) await c.query(`INSERT INTO revocations (serial, kind, ca, date, reason) VALUES ($1, 'revoked', $2, $3, 'superseded') ON CONFLICT (serial) DO NOTHING`, [old.serial, old.ca, store.now()]);
+    const next: PgStoreMeta = { ...meta, signerChain: chain.map((d) => fingerprint(d)) };
+    await c.query('UPDATE store_meta SET meta = $1', [next]);
+    store.keys.meta = { ...store.keys.meta, signerChain: next.signerChain! };
+    return old?.serial ?? '';
+  }, { lock: STORE_LOCK });
+  return { previous, serial, warnings };
 }

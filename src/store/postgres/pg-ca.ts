@@ -107,7 +107,15 @@ export class PgCa {
     const row = r.rows[0];
     if (!row) throw new StoreIOError(this.db.where, 'read', `The store at ${this.db.where} has no profile signer`);
     if (row.revoked) throw new CertificateInvalid('revoked', 'The profile-signing certificate of this store has been revoked');
-    return keySigner({ key: await this.keys.openChecked(this.db, row.sealed_key, row.key_aad), certificate: row.certificate, chain: [await this.caCert(1)] });
+    // An imported signer's issuers are kept in chains (meta.signerChain), refreshed from the meta row.
+    const meta = (await this.db.query<{ chain: string[] | null }>(`SELECT meta->'signerChain' AS chain FROM store_meta`)).rows[0]?.chain;
+    let chain: Buffer[] = [await this.caCert(1)];
+    if (meta?.length) {
+      const r = await this.db.query<{ fingerprint: string; certificate: Buffer }>('SELECT fingerprint, certificate FROM chains WHERE fingerprint = ANY($1)', [meta]);
+      const by = new Map(r.rows.map((x) => [x.fingerprint, x.certificate]));
+      chain = meta.map((fp) => by.get(fp)).filter((d): d is Buffer => !!d);
+    }
+    return keySigner({ key: await this.keys.openChecked(this.db, row.sealed_key, row.key_aad), certificate: row.certificate, chain });
   }
 
   /** Serials revoked by this store's CAs, for `verify`. */

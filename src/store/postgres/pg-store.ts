@@ -22,7 +22,7 @@ import type { KeyObject } from 'node:crypto';
 import type pg from 'pg';
 import { type IdentityBundle } from '../../certs/import.js';
 import { type CertificatePurpose, type Identity } from '../../certs/issue.js';
-import { normalizeSerial } from '../../certs/pem.js';
+import { normalizeSerial, type CertificateInput } from '../../certs/pem.js';
 import { type CaRef } from '../../certs/publication.js';
 import type { Signer } from '../../cms/sign.js';
 import { describeCertificate } from '../../certs/x509.js';
@@ -47,7 +47,7 @@ import {
 } from '../store.js';
 import type { Database } from './db.js';
 import { PgCa } from './pg-ca.js';
-import { changePassphrase, rotateSigner, setPkiUrl } from './pg-admin.js';
+import { changePassphrase, importSigner, rotateSigner, setPkiUrl } from './pg-admin.js';
 import { importIdentity, issue } from './pg-entries.js';
 import { PgLinks } from './pg-links.js';
 import { PgPkcs12Cache } from './pg-pkcs12.js';
@@ -428,9 +428,13 @@ export class PostgresStore implements LifecycleStore {
     throw unsupported('ca rotate-issuing');
   }
 
-  /** Not available on this store yet. @throws ERR_INPUT_INVALID */
-  async importSigner(): Promise<{ previous: string; serial: string; warnings: string[] }> {
-    throw unsupported('ca import-signer');
+  /**
+   * Signs profiles with an identity from a CA devices already trust; the store's own previous
+   * signer is revoked (superseded).
+   * @throws ERR_CERT_INVALID for an expired certificate, a CA certificate, or one without digitalSignature
+   */
+  importSigner(bundle: IdentityBundle, options: { chain?: CertificateInput } = {}): Promise<{ previous: string; serial: string; warnings: string[] }> {
+    return importSigner(this, bundle, options);
   }
 }
 

@@ -25,6 +25,8 @@ export interface PgStoreMeta {
   keyAlgorithm?: KeyAlgorithm;
   pkiUrl?: string;
   permittedEmailDomains?: string[];
+  /** The current signer came from an outside CA (`ca import-signer`): its issuers, by SHA-256 (`chains`). */
+  signerChain?: string[];
 }
 
 /** A certificate row with its revocation, as RECORD_SELECT reads it. */
