@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { initStore, type InitStoreOptions } from '../../src/store/fs-store.js';
+import { initPostgresStore } from '../../src/store/postgres/init.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
 import { BIN, cli, httpRequest, openssl, startServer, tmp } from '../helpers/tools.js';
 
@@ -20,13 +21,22 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A store whose PKI URL is a loopback port, and a real `pki serve` answering there. */
-export async function pkiStore(t: ExecutionContext, options: Partial<InitStoreOptions> = {}) {
+/**
+ * A store whose PKI URL is a loopback port, and a real `pki serve` answering there. With
+ * `postgres`, the store is a database on that server (storeDir is then its URL).
+ */
+export async function pkiStore(t: ExecutionContext, options: Partial<InitStoreOptions> = {}, postgres?: { createDatabase(): Promise<string> }) {
   const dir = tmp(t);
-  const storeDir = join(dir, 'store');
   const port = await freePort();
   const pkiUrl = `http://127.0.0.1:${port}`;
-  await initStore(storeDir, { organization: 'Example Corp', passphrase: PASSPHRASE, kdfCost: 14, pkiUrl, ...options });
+  const init = { organization: 'Example Corp', passphrase: PASSPHRASE, kdfCost: 14, pkiUrl, ...options };
+  let storeDir = join(dir, 'store');
+  if (postgres) {
+    storeDir = await postgres.createDatabase();
+    await (await initPostgresStore(storeDir, init)).close();
+  } else {
+    await initStore(storeDir, init);
+  }
   const server = await startServer(t, [BIN, 'pki', 'serve', '--store', storeDir, '--listen', `127.0.0.1:${port}`], env);
   return { dir, storeDir, pkiUrl, server };
 }

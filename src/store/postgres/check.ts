@@ -12,6 +12,7 @@ import type { StoreFinding } from '../check.js';
 import type { Sealed } from '../secret-box.js';
 import type { CertificateRecord } from '../store.js';
 import { SCHEMA_VERSION } from './schema.js';
+import { caSlug } from '../../certs/publication.js';
 import type { PostgresStore } from './pg-store.js';
 
 /** Checks a PostgreSQL store. Keys are decrypted only when the store is unlocked. */
@@ -41,20 +42,28 @@ export async function checkPostgresStore(store: PostgresStore): Promise<StoreFin
     }
   };
 
-  const cas = (await db.query<{ serial: string; role: string; ca: string | null; certificate: Buffer; sealed_key: Sealed | null; key_aad: string }>('SELECT serial, role, ca, certificate, sealed_key, key_aad FROM ca_certs ORDER BY created')).rows;
+  const cas = (await db.query<{ serial: string; role: string; ca: string | null; generation: number | null; certificate: Buffer; sealed_key: Sealed | null; key_aad: string }>('SELECT serial, role, ca, generation, certificate, sealed_key, key_aad FROM ca_certs ORDER BY created')).rows;
   const byRole = (role: string) => cas.filter((c) => c.role === role);
   for (const role of ['root', 'issuing', 'signer']) if (!byRole(role).length) add('error', `ca_certs/${role}`, `the ${role} certificate is missing`);
   const root = byRole('root')[0] && parse('ca_certs/root', byRole('root')[0]!.certificate);
-  const issuing = byRole('issuing')[0] && parse('ca_certs/issuing', byRole('issuing')[0]!.certificate);
   if (root && !(root.checkIssued(root) && root.verify(root.publicKey))) add('error', 'ca_certs/root', 'the root is not self-signed');
-  if (root && issuing && !issuing.verify(root.publicKey)) add('error', 'ca_certs/issuing', 'the issuing CA does not chain to the root');
+  // Every issuing CA generation, by the slug its certificates name it with.
+  const issuers = new Map<string, X509Certificate>();
+  if (root) issuers.set('root', root);
+  for (const c of byRole('issuing')) {
+    const x = parse(`ca_certs/issuing/${c.serial}`, c.certificate);
+    if (x) issuers.set(caSlug(c.generation ?? 1), x);
+  }
   for (const c of cas) {
     const path = `ca_certs/${c.role}/${c.serial}`;
     const x = parse(path, c.certificate);
     if (x && normalizeSerial(x.serialNumber) !== c.serial) add('error', path, 'the certificate does not carry the serial of its row');
-    if (x && c.role !== 'root' && c.ca !== null && issuing && root && !x.verify(c.ca === 'root' ? root.publicKey : issuing.publicKey)) add('error', path, `does not chain to the ${c.ca ?? 'issuing'} CA that issued it`);
+    // An imported signer (no ca) belongs to an outside CA.
+    const issuer = c.role === 'root' || c.ca === null ? undefined : issuers.get(c.ca);
+    if (x && c.role !== 'root' && c.ca !== null && (!issuer || !x.verify(issuer.publicKey))) add('error', path, `does not chain to the ${c.ca} CA that issued it`);
     key(`${path} (key)`, c.sealed_key, c.key_aad, x);
   }
+  const issuing = [...issuers.entries()].filter(([slug]) => slug !== 'root').map(([, x]) => x);
 
   const chains = new Set((await db.query<{ fingerprint: string }>('SELECT fingerprint FROM chains')).rows.map((r) => r.fingerprint));
   const rows = (await db.query<{ serial: string; fingerprint: string; user_lower: string; record: CertificateRecord; certificate: Buffer; sealed_key: Sealed | null; added_chain: string[] | null }>(
@@ -66,7 +75,7 @@ export async function checkPostgresStore(store: PostgresStore): Promise<StoreFin
     const x = parse(path, r.certificate);
     if (!x) continue;
     if (fingerprint(x.raw) !== r.fingerprint) add('error', path, 'does not match the fingerprint its record holds');
-    if (r.record.source === 'issued' && issuing && !x.verify(issuing.publicKey)) add('error', path, 'does not chain to the issuing CA of the store');
+    if (r.record.source === 'issued' && issuing.length && !issuing.some((i) => x.verify(i.publicKey))) add('error', path, 'does not chain to any issuing CA of the store');
     for (const fp of [...(r.record.chain ?? []), ...(r.added_chain ?? [])]) if (!chains.has(fp)) add('error', path, `its issuer ${fp.slice(0, 16)}… is not in chains`);
     key(`${path} (key)`, r.sealed_key, `certs/${r.serial}/key`, x);
   }

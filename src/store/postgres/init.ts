@@ -79,8 +79,8 @@ export async function initPostgresStore(url: string, options: InitPostgresStoreO
       await migrate(c, 0);
       await c.query('INSERT INTO store_meta (meta) VALUES ($1)', [meta]);
       const put = (id: Identity, role: string, issuer: string | null, aad: string) =>
-        c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, $2, $3, $4, $5, $6)', [
-          normalizeSerial(certificateBasics(id.certificate).serial), role, issuer, id.certificate, seal(key, exportKey(id.privateKey), aad), aad,
+        c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad, generation) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+          normalizeSerial(certificateBasics(id.certificate).serial), role, issuer, id.certificate, seal(key, exportKey(id.privateKey), aad), aad, role === 'issuing' ? 1 : null,
         ]);
       // The same associated data as the file store's key files: sealed keys move between the two as they are.
       await put(ca.root, 'root', null, 'ca/root.key');

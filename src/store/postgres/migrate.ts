@@ -90,7 +90,7 @@ export async function migrateStore(from: FileStore, toUrl: string): Promise<Migr
       await migrate(c, 0);
       await c.query('INSERT INTO store_meta (meta) VALUES ($1)', [pgMeta]);
       for (const x of ca) {
-        await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, $2, $3, $4, $5, $6)', [normalizeSerial(certificateBasics(x.cert).serial), x.role, x.issuer, x.cert, x.key, x.aad]);
+        await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad, generation) VALUES ($1, $2, $3, $4, $5, $6, $7)', [normalizeSerial(certificateBasics(x.cert).serial), x.role, x.issuer, x.cert, x.key, x.aad, x.role === 'issuing' ? 1 : null]);
       }
       const out: MigrateResult = { certificates: 0, keys: ca.length, revocations: 0, links: 0, chains: 0 };
       for (const r of records) {

@@ -10,7 +10,10 @@ import { checkNewPassphrase, checkSignerImport } from '../issuance.js';
 import type { IdentityBundle } from '../../certs/import.js';
 import { fingerprint, type CertificateInput } from '../../certs/pem.js';
 import { CertificateInvalid } from '../../errors.js';
-import { createProfileSigner } from '../../certs/ca.js';
+import { createIssuingCa, createProfileSigner } from '../../certs/ca.js';
+import type { Identity } from '../../certs/issue.js';
+import { caSlug } from '../../certs/publication.js';
+import type pg from 'pg';
 import { checkPkiUrl } from '../../certs/publication.js';
 import { certificateBasics } from '../../certs/x509.js';
 import { deriveKey, newKdfParams, seal, type Sealed } from '../secret-box.js';
@@ -76,23 +79,12 @@ export async function setPkiUrl(store: PostgresStore, url: string | undefined): 
  */
 export async function rotateSigner(store: PostgresStore): Promise<{ previous: string; serial: string }> {
   const key = store.requireKey('rotate the profile signer');
-  const issuer = await store.ca.caIdentity(1);
-  const m = store.keys.meta;
-  const signer = await createProfileSigner(issuer, 1, { organization: m.organization, now: store.now, ...(m.keyAlgorithm ? { keyAlgorithm: m.keyAlgorithm } : {}), ...(m.pkiUrl ? { pkiUrl: m.pkiUrl } : {}) });
+  const gen = await store.ca.current();
+  const signer = await createProfileSigner(await store.ca.caIdentity(gen), gen, caOptions(store));
   const serial = normalizeSerial(certificateBasics(signer.certificate).serial);
   const previous = await store.db.tx(async (c) => {
     await store.assertGeneration(c);
-    const old = (await c.query<{ serial: string; ca: string | null }>(`SELECT serial, ca FROM ca_certs WHERE role = 'signer' AND current FOR UPDATE`)).rows[0];
-    await c.query(`UPDATE ca_certs SET current = false, sealed_key = NULL WHERE role = 'signer'`);
-    const aad = `signer/${serial}.key`;
-    await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, $2, $3, $4, $5, $6)', [serial, 'signer', 'issuing', signer.certificate, seal(key, exportKey(signer.privateKey), aad), aad]);
-    // Our own previous signer is revoked; an imported one is its CA's to revoke.
-    if (old?.ca) {
-      await c.query(`INSERT INTO revocations (serial, kind, ca, date, reason) VALUES ($1, 'revoked', $2, $3, 'superseded') ON CONFLICT (serial) DO NOTHING`, [old.serial, old.ca, store.now()]);
-    }
-    // The store's own signer again: the issuers of an imported one no longer apply.
-    await c.query(`UPDATE store_meta SET meta = meta - 'signerChain'`);
-    return old?.serial ?? '';
+    return putSigner(store, c, signer, serial, caSlug(gen), key);
   }, { lock: STORE_LOCK });
   const { signerChain: _outside, ...rest } = store.keys.meta;
   store.keys.meta = rest;
@@ -132,4 +124,55 @@ export async function importSigner(store: PostgresStore, bundle: IdentityBundle,
     return old?.serial ?? '';
   }, { lock: STORE_LOCK });
   return { previous, serial, warnings };
+}
+
+/** The options of the CA certificates the store makes after init. */
+function caOptions(store: PostgresStore) {
+  const m = store.keys.meta;
+  return { organization: m.organization, now: store.now, ...(m.keyAlgorithm ? { keyAlgorithm: m.keyAlgorithm } : {}), ...(m.pkiUrl ? { pkiUrl: m.pkiUrl } : {}) };
+}
+
+/**
+ * In the caller's transaction: `signer` (issued by the CA `slug`) becomes the profile signer;
+ * the previous one is retired (its key deleted) and, if it was ours, revoked (superseded).
+ * Returns the previous signer's serial.
+ */
+async function putSigner(store: PostgresStore, c: pg.ClientBase, signer: Identity, serial: string, slug: string, key: Buffer): Promise<string> {
+  const old = (await c.query<{ serial: string; ca: string | null }>(`SELECT serial, ca FROM ca_certs WHERE role = 'signer' AND current FOR UPDATE`)).rows[0];
+  await c.query(`UPDATE ca_certs SET current = false, sealed_key = NULL WHERE role = 'signer'`);
+  const aad = `signer/${serial}.key`;
+  await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, $2, $3, $4, $5, $6)', [serial, 'signer', slug, signer.certificate, seal(key, exportKey(signer.privateKey), aad), aad]);
+  // Our own previous signer is revoked; an imported one is its CA's to revoke.
+  if (old?.ca) {
+    await c.query(`INSERT INTO revocations (serial, kind, ca, date, reason) VALUES ($1, 'revoked', $2, $3, 'superseded') ON CONFLICT (serial) DO NOTHING`, [old.serial, old.ca, store.now()]);
+  }
+  // The store's own signer again: the issuers of an imported one no longer apply.
+  await c.query(`UPDATE store_meta SET meta = meta - 'signerChain'`);
+  return old?.serial ?? '';
+}
+
+/**
+ * A new issuing CA under the same root, and a new profile signer from it, in one transaction;
+ * every node issues from it from its next certificate on (each re-reads the CA list within a second).
+ */
+export async function rotateIssuing(store: PostgresStore): Promise<{ generation: number; serial: string; signer: string }> {
+  const key = store.requireKey('rotate the issuing CA');
+  const generation = (await store.ca.current()) + 1;
+  const m = store.keys.meta;
+  const ca = await createIssuingCa(await store.ca.caIdentity('root'), generation, { ...caOptions(store), ...(m.permittedEmailDomains?.length ? { permittedEmailDomains: m.permittedEmailDomains } : {}) });
+  const signer = await createProfileSigner(ca, generation, caOptions(store));
+  const caSerial = normalizeSerial(certificateBasics(ca.certificate).serial);
+  const signerSerial = normalizeSerial(certificateBasics(signer.certificate).serial);
+  await store.db.tx(async (c) => {
+    await store.assertGeneration(c);
+    const newest = (await c.query<{ g: number | null }>(`SELECT max(generation) AS g FROM ca_certs WHERE role = 'issuing'`)).rows[0]?.g ?? 1;
+    if (newest + 1 !== generation) throw new StoreIOError(store.dir, 'write', 'Another node rotated the issuing CA while this ran; run it again');
+    const aad = `ca/issuing-${generation}.key`;
+    await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad, generation) VALUES ($1, $2, $3, $4, $5, $6, $7)', [caSerial, 'issuing', 'root', ca.certificate, seal(key, exportKey(ca.privateKey), aad), aad, generation]);
+    await putSigner(store, c, signer, signerSerial, caSlug(generation), key);
+  }, { lock: STORE_LOCK });
+  store.ca.forgetCas();
+  const { signerChain: _outside, ...rest } = store.keys.meta;
+  store.keys.meta = rest;
+  return { generation, serial: caSerial, signer: signerSerial };
 }

@@ -12,7 +12,7 @@ import { createOcspResponder } from '../../certs/ca.js';
 import { createCrl, type RevocationReason } from '../../certs/crl.js';
 import type { Identity } from '../../certs/issue.js';
 import { normalizeSerial } from '../../certs/pem.js';
-import { caSlug, type CaRef } from '../../certs/publication.js';
+import { caSlug, parseCaSlug, type CaRef } from '../../certs/publication.js';
 import { certificateBasics, describeCertificate } from '../../certs/x509.js';
 import { keySigner, type Signer } from '../../cms/sign.js';
 import { CertificateInvalid, InputInvalid, StoreEntryNotFound, StoreIOError } from '../../errors.js';
@@ -33,6 +33,7 @@ export interface RecordLookup {
 export class PgCa {
   #issuers = new Map<string, Promise<Identity>>();
   #caCerts: Promise<StoreCa[]> | undefined;
+  #caCertsAt = 0;
   #responders = new Map<string, Promise<ResponderIdentity>>();
 
   constructor(
@@ -50,13 +51,18 @@ export class PgCa {
     this.#responders.clear();
   }
 
-  /** The store's CA certificates: the root and the issuing CA. */
+  /**
+   * The store's CA certificates: the root and every issuing CA generation, oldest first.
+   * Re-read at most once a second, so that a long-running node sees a rotation made on another.
+   */
   async caCertificates(): Promise<StoreCa[]> {
+    if (this.#caCerts && Date.now() - this.#caCertsAt > 1000) this.#caCerts = undefined;
     return (this.#caCerts ??= (async () => {
-      const r = await this.db.query<{ role: string; certificate: Buffer }>(`SELECT role, certificate FROM ca_certs WHERE role IN ('root', 'issuing') ORDER BY role DESC`);
+      this.#caCertsAt = Date.now();
+      const r = await this.db.query<{ role: string; generation: number | null; certificate: Buffer }>(`SELECT role, generation, certificate FROM ca_certs WHERE role IN ('root', 'issuing') ORDER BY role DESC, generation`);
       const out: StoreCa[] = [];
       for (const row of r.rows) {
-        const ca: CaRef = row.role === 'root' ? 'root' : 1;
+        const ca: CaRef = row.role === 'root' ? 'root' : (row.generation ?? 1);
         const info = await describeCertificate(row.certificate);
         out.push({ ca, slug: caSlug(ca), certificate: row.certificate, serial: normalizeSerial(info.serial), subject: info.subject, notBefore: info.notBefore, notAfter: info.notAfter });
       }
@@ -67,6 +73,22 @@ export class PgCa {
     });
   }
 
+  /** The current issuing CA's generation (the newest). */
+  async current(): Promise<number> {
+    return Math.max(1, ...(await this.caCertificates()).filter((c) => c.ca !== 'root').map((c) => c.ca as number));
+  }
+
+  /** The issuing CA generation that issued a record of this store's CA (by its issuer name). */
+  async issuingOf(record: { issuer: string }): Promise<number> {
+    const hit = (await this.caCertificates()).find((c) => c.ca !== 'root' && c.subject === record.issuer);
+    return hit ? (hit.ca as number) : 1;
+  }
+
+  /** Forgets the CA certificates read (after a rotation by this node). */
+  forgetCas(): void {
+    this.#caCerts = undefined;
+  }
+
   async caCert(ca: CaRef): Promise<Buffer> {
     const hit = (await this.caCertificates()).find((c) => c.ca === ca);
     if (!hit) throw new InputInvalid('ca', `This store has no CA ${caSlug(ca)}`);
@@ -74,8 +96,8 @@ export class PgCa {
   }
 
   /** The issuing CA's certificate and key; needs the passphrase. */
-  async issuerIdentity(generation = 1): Promise<Identity> {
-    return this.caIdentity(generation);
+  async issuerIdentity(generation?: number): Promise<Identity> {
+    return this.caIdentity(generation ?? (await this.current()));
   }
 
   caIdentity(ca: CaRef): Promise<Identity> {
@@ -83,8 +105,10 @@ export class PgCa {
     let hit = this.#issuers.get(slug);
     if (!hit) {
       hit = (async () => {
-        if (ca !== 'root' && ca !== 1) throw new InputInvalid('ca', `This store has no issuing CA ${slug}`);
-        const r = await this.db.query<{ certificate: Buffer; sealed_key: Sealed; key_aad: string }>('SELECT certificate, sealed_key, key_aad FROM ca_certs WHERE role = $1', [ca === 'root' ? 'root' : 'issuing']);
+        const r = ca === 'root'
+          ? await this.db.query<{ certificate: Buffer; sealed_key: Sealed; key_aad: string }>(`SELECT certificate, sealed_key, key_aad FROM ca_certs WHERE role = 'root'`)
+          : await this.db.query<{ certificate: Buffer; sealed_key: Sealed; key_aad: string }>(`SELECT certificate, sealed_key, key_aad FROM ca_certs WHERE role = 'issuing' AND generation = $1`, [ca]);
+        if (!r.rows[0] && ca !== 'root') throw new InputInvalid('ca', `This store has no issuing CA ${slug}`);
         const row = r.rows[0];
         if (!row) throw new StoreIOError(this.db.where, 'read', `The store at ${this.db.where} has no ${slug} CA`);
         return { certificate: row.certificate, privateKey: await this.keys.openChecked(this.db, row.sealed_key, row.key_aad) };
@@ -95,13 +119,32 @@ export class PgCa {
     return hit;
   }
 
+  /**
+   * The root, and the issuing CAs a device needs: the current one first, then each older one
+   * that is neither revoked nor expired and still has live certificates (or issued the signer).
+   */
   async trustChain(): Promise<TrustChain> {
-    return { roots: [await this.caCert('root')], intermediates: [await this.caCert(1)] };
+    const root = await this.caCert('root');
+    const current = await this.current();
+    if (current === 1) return { roots: [root], intermediates: [await this.caCert(1)] };
+    const cas = (await this.caCertificates()).filter((c) => c.ca !== 'root');
+    const revoked = await this.revokedSerials();
+    const signerCa = (await this.db.query<{ ca: string | null }>(`SELECT ca FROM ca_certs WHERE role = 'signer' AND current`)).rows[0]?.ca;
+    const signerGen = signerCa ? parseCaSlug(signerCa) : undefined;
+    const live = new Set((await this.db.query<{ issuer: string }>(
+      `SELECT DISTINCT c.record->>'issuer' AS issuer FROM certificates c LEFT JOIN revocations v ON v.serial = c.serial
+         WHERE c.record->>'source' = 'issued' AND v.serial IS NULL AND (c.record->>'notAfter')::timestamptz > $1 AND (c.record->>'notBefore')::timestamptz <= $1`,
+      [this.now()],
+    )).rows.map((r) => r.issuer));
+    const now = this.now();
+    const keep = cas.filter((c) => c.ca === current || c.ca === signerGen || (!revoked.has(c.serial) && c.notAfter > now && live.has(c.subject)));
+    keep.sort((a, b) => (a.ca === current ? -1 : b.ca === current ? 1 : (b.ca as number) - (a.ca as number)));
+    return { roots: [root], intermediates: keep.map((c) => c.certificate) };
   }
 
   async profileSigner(): Promise<Signer> {
-    const r = await this.db.query<{ serial: string; certificate: Buffer; sealed_key: Sealed; key_aad: string; revoked: boolean }>(
-      `SELECT s.serial, s.certificate, s.sealed_key, s.key_aad, EXISTS (SELECT 1 FROM revocations v WHERE v.serial = s.serial AND v.kind = 'revoked') AS revoked
+    const r = await this.db.query<{ serial: string; ca: string | null; certificate: Buffer; sealed_key: Sealed; key_aad: string; revoked: boolean }>(
+      `SELECT s.serial, s.ca, s.certificate, s.sealed_key, s.key_aad, EXISTS (SELECT 1 FROM revocations v WHERE v.serial = s.serial AND v.kind = 'revoked') AS revoked
          FROM ca_certs s WHERE s.role = 'signer' AND s.current`,
     );
     const row = r.rows[0];
@@ -109,7 +152,7 @@ export class PgCa {
     if (row.revoked) throw new CertificateInvalid('revoked', 'The profile-signing certificate of this store has been revoked');
     // An imported signer's issuers are kept in chains (meta.signerChain), refreshed from the meta row.
     const meta = (await this.db.query<{ chain: string[] | null }>(`SELECT meta->'signerChain' AS chain FROM store_meta`)).rows[0]?.chain;
-    let chain: Buffer[] = [await this.caCert(1)];
+    let chain: Buffer[] = [await this.caCert(parseCaSlug(row.ca ?? 'issuing') ?? 1)];
     if (meta?.length) {
       const r = await this.db.query<{ fingerprint: string; certificate: Buffer }>('SELECT fingerprint, certificate FROM chains WHERE fingerprint = ANY($1)', [meta]);
       const by = new Map(r.rows.map((x) => [x.fingerprint, x.certificate]));
@@ -126,18 +169,38 @@ export class PgCa {
   async revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {
     const s = normalizeSerial(serial);
     const date = this.now();
-    const own = (await this.db.query<{ role: string; ca: string | null }>('SELECT role, ca FROM ca_certs WHERE serial = $1', [s])).rows[0];
+    const own = (await this.db.query<{ role: string; ca: string | null; generation: number | null }>('SELECT role, ca, generation FROM ca_certs WHERE serial = $1', [s])).rows[0];
     let kind: RevokeResult['kind'] = 'user';
     let ca = 'issuing';
     let record: CertificateRecord | undefined;
+    const wasRevoked = (await this.db.query(`SELECT 1 FROM revocations WHERE serial = $1 AND kind = 'revoked'`, [s])).rowCount;
     if (own) {
       if (own.role === 'root') throw new CertificateInvalid('root', 'The root CA cannot revoke itself; remove it from the devices that trust it instead');
-      if (own.role === 'issuing') throw new CertificateInvalid('in-use', 'The issuing CA is the current one (this store does not rotate issuing CAs yet)');
-      kind = own.role as RevokeResult['kind'];
-      ca = own.ca ?? 'issuing';
+      if (own.role === 'issuing') {
+        const gen = own.generation ?? 1;
+        const slug = caSlug(gen);
+        if (gen === (await this.current())) throw new CertificateInvalid('in-use', `Issuing CA ${slug} is the current one; run \`profilesmith ca rotate-issuing\` first`);
+        const subject = (await this.caCertificates()).find((c) => c.ca === gen)!.subject;
+        const now = this.now();
+        const live = Number((await this.db.query<{ n: string }>(
+          `SELECT count(*) AS n FROM certificates c LEFT JOIN revocations v ON v.serial = c.serial
+             WHERE c.record->>'source' = 'issued' AND c.record->>'issuer' = $1 AND v.serial IS NULL AND (c.record->>'notAfter')::timestamptz > $2 AND (c.record->>'notBefore')::timestamptz <= $2`,
+          [subject, now],
+        )).rows[0]!.n);
+        const signerLive = (await this.db.query(`SELECT 1 FROM ca_certs WHERE role = 'signer' AND current AND ca = $1`, [slug])).rowCount ? 1 : 0;
+        if (live + signerLive > 0 && !wasRevoked) {
+          throw new CertificateInvalid('in-use', `Issuing CA ${slug} still has ${live} live user certificate(s)${signerLive ? ' and the profile signer' : ''}; revoke or let them expire first`);
+        }
+        kind = 'issuing-ca';
+        ca = 'root';
+      } else {
+        kind = own.role as RevokeResult['kind'];
+        ca = own.ca ?? 'issuing';
+      }
     } else {
       record = await this.lookup.record(s);
       if (record.source !== 'issued') throw new CertificateInvalid('outside-ca', `Certificate ${s} was issued by an outside CA ("${record.issuer}"); only that CA can revoke it`);
+      ca = caSlug(await this.issuingOf(record));
     }
     // One statement decides: a revocation by another node meanwhile counts as prior; a retired one becomes revoked.
     const r = await this.db.query<{ date: Date; reason: string }>(
@@ -160,14 +223,16 @@ export class PgCa {
     const all = await this.lookup.list({ user });
     if (!all.length) throw new StoreEntryNotFound(user, 'user', `No certificates for user "${user}" in the store`);
     const date = this.now();
+    const slugs = new Map<string, string>();
+    for (const rec of all) if (rec.source === 'issued') slugs.set(rec.serial, caSlug(await this.issuingOf(rec)));
     return this.db.tx(async (c) => {
       const out: RemoveUserResult = { revoked: [], retired: [] };
       for (const rec of all) {
         const action = removalOf(rec, options);
         if (!action) continue;
         const r = action === 'revoke'
-          ? await c.query(`INSERT INTO revocations AS v (serial, kind, ca, date, reason) VALUES ($1, 'revoked', 'issuing', $2, 'cessationOfOperation')
-              ON CONFLICT (serial) DO UPDATE SET kind = 'revoked', ca = 'issuing', date = EXCLUDED.date, reason = EXCLUDED.reason WHERE v.kind = 'retired' RETURNING serial`, [rec.serial, date])
+          ? await c.query(`INSERT INTO revocations AS v (serial, kind, ca, date, reason) VALUES ($1, 'revoked', $3, $2, 'cessationOfOperation')
+              ON CONFLICT (serial) DO UPDATE SET kind = 'revoked', ca = EXCLUDED.ca, date = EXCLUDED.date, reason = EXCLUDED.reason WHERE v.kind = 'retired' RETURNING serial`, [rec.serial, date, slugs.get(rec.serial) ?? 'issuing'])
           : await c.query(`INSERT INTO revocations (serial, kind, date, reason) VALUES ($1, 'retired', $2, 'retired') ON CONFLICT DO NOTHING RETURNING serial`, [rec.serial, date]);
         if (!r.rowCount) continue;
         if (action === 'revoke') out.revoked.push({ ...rec, revoked: { date: date.toISOString(), reason: 'cessationOfOperation' } });
@@ -209,8 +274,9 @@ export class PgCa {
   }
 
   async createCrl(options: { ca?: CaRef; nextUpdateMs?: number } = {}): Promise<Buffer> {
-    const ca = options.ca ?? 1;
-    if (ca !== 'root' && ca !== 1) throw new InputInvalid('ca', `This store has no issuing CA ${caSlug(ca)}`);
+    const current = await this.current();
+    const ca = options.ca ?? current;
+    if (ca !== 'root' && (ca < 1 || ca > current)) throw new InputInvalid('ca', `This store has no issuing CA ${caSlug(ca)}`);
     return this.signCrl(ca, options.nextUpdateMs ?? 7 * 86_400_000);
   }
 
@@ -271,12 +337,14 @@ export class PgCa {
   async certificateStatus(ca: CaRef, serial: string): Promise<{ status: 'good' } | { status: 'revoked'; date: Date; reason: RevocationReason } | { status: 'unknown' }> {
     const s = normalizeSerial(serial);
     const slug = caSlug(ca);
+    // A user certificate this CA issued (by its issuer name), or one of the store's own it issued.
+    const subject = ca === 'root' ? null : ((await this.caCertificates()).find((c) => c.ca === ca)?.subject ?? null);
     const r = await this.db.query<{ issued: boolean; kind: string | null; date: Date | null; reason: string | null }>(
-      `SELECT (EXISTS (SELECT 1 FROM certificates WHERE serial = $1 AND record->>'source' = 'issued' AND $2 = 'issuing')
+      `SELECT (EXISTS (SELECT 1 FROM certificates WHERE serial = $1 AND record->>'source' = 'issued' AND record->>'issuer' = $3)
             OR EXISTS (SELECT 1 FROM ca_certs WHERE serial = $1 AND ca = $2)) AS issued,
               v.kind, v.date, v.reason
          FROM (SELECT 1) AS one LEFT JOIN revocations v ON v.serial = $1 AND v.kind = 'revoked' AND COALESCE(v.ca, 'issuing') = $2`,
-      [s, slug],
+      [s, slug, subject],
     );
     const row = r.rows[0]!;
     if (!row.issued) return { status: 'unknown' };

@@ -32,8 +32,9 @@ export async function issue(store: PostgresStore, options: IssueUserCertificateO
     const held = await validHeld(store, user, options.purpose);
     if (held) return { record: held, issued: false };
   }
-  const publication = publicationFor(store.keys.meta.pkiUrl, 1);
-  const identity = await issueCertificate(await store.ca.caIdentity(1), {
+  const gen = await store.ca.current();
+  const publication = publicationFor(store.keys.meta.pkiUrl, gen);
+  const identity = await issueCertificate(await store.ca.caIdentity(gen), {
     purpose: options.purpose,
     email: user,
     name: options.name,

@@ -47,7 +47,7 @@ import {
 } from '../store.js';
 import type { Database } from './db.js';
 import { PgCa } from './pg-ca.js';
-import { changePassphrase, importSigner, rotateSigner, setPkiUrl } from './pg-admin.js';
+import { changePassphrase, importSigner, rotateIssuing, rotateSigner, setPkiUrl } from './pg-admin.js';
 import { importIdentity, issue } from './pg-entries.js';
 import { PgLinks } from './pg-links.js';
 import { PgPkcs12Cache } from './pg-pkcs12.js';
@@ -328,7 +328,7 @@ export class PostgresStore implements LifecycleStore {
 
   async issuerChain(serial: string): Promise<Buffer[]> {
     const record = this.#seen.get(normalizeSerial(serial)) ?? (await this.record(serial));
-    if (record.source === 'issued') return [await this.#ca.caCert(1), await this.#ca.caCert('root')];
+    if (record.source === 'issued') return [await this.#ca.caCert(await this.#ca.issuingOf(record)), await this.#ca.caCert('root')];
     const fps = [...new Set([...(record.chain ?? []), ...(record.addedChain ?? [])])];
     if (!fps.length) return [];
     const r = await this.db.query<{ fingerprint: string; certificate: Buffer }>('SELECT fingerprint, certificate FROM chains WHERE fingerprint = ANY($1)', [fps]);
@@ -423,9 +423,13 @@ export class PostgresStore implements LifecycleStore {
     return rotateSigner(this);
   }
 
-  /** Not available on this store yet. @throws ERR_INPUT_INVALID */
-  async rotateIssuing(): Promise<{ generation: number; serial: string; signer: string }> {
-    throw unsupported('ca rotate-issuing');
+  /**
+   * A new issuing CA under the same root; new certificates come from it, those of the old one
+   * stay valid under it. The profile signer moves to the new CA too (the old one revoked,
+   * superseded), so the old CA can be revoked on the root's CRL once its last certificate is gone.
+   */
+  rotateIssuing(): Promise<{ generation: number; serial: string; signer: string }> {
+    return rotateIssuing(this);
   }
 
   /**
@@ -438,6 +442,3 @@ export class PostgresStore implements LifecycleStore {
   }
 }
 
-function unsupported(what: string): InputInvalid {
-  return new InputInvalid('store', `${what} is not available for a PostgreSQL store yet; it works on a file store (profilesmith store migrate copies one into PostgreSQL)`);
-}

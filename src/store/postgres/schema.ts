@@ -11,7 +11,7 @@
 import type pg from 'pg';
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** The advisory lock id of migrations and of the store-wide writes (init, passphrase change). */
 export const STORE_LOCK = 0x70726f66; // 'prof'
@@ -103,6 +103,12 @@ export const MIGRATIONS: readonly string[] = [
   // so a CA row may hold no key.
   `
   ALTER TABLE ca_certs ALTER COLUMN sealed_key DROP NOT NULL;
+  `,
+  // 3: issuing CA generations (ca rotate-issuing): each issuing row has its generation.
+  `
+  ALTER TABLE ca_certs ADD COLUMN generation integer;
+  UPDATE ca_certs SET generation = 1 WHERE role = 'issuing';
+  CREATE UNIQUE INDEX ca_certs_issuing_generation ON ca_certs (generation) WHERE role = 'issuing';
   `,
 ];
 
