@@ -40,6 +40,24 @@ export function linkState(l: LinkRecord, now: Date): LinkState {
 }
 
 /**
+ * A new link for `user` (1 to 1000 uses, 1 minute to 90 days; default one use for a day): a
+ * 128-bit random token, returned once, and the record that keeps only its SHA-256. For stores
+ * that keep links in their own storage.
+ * @throws ERR_INPUT_INVALID for a bad address, use count or lifetime
+ */
+export function newLink(user: string, options: { ttlMs?: number; uses?: number }, now: Date): { token: string; link: LinkRecord } {
+  assertEmail(user);
+  const uses = options.uses ?? 1;
+  const ttl = options.ttlMs ?? 86_400_000;
+  if (!Number.isInteger(uses) || uses < 1 || uses > 1000) throw new InputInvalid('uses', 'A link takes 1 to 1000 uses');
+  if (!(ttl >= 60_000 && ttl <= 90 * 86_400_000)) throw new InputInvalid('ttl', 'A link lives 1 minute to 90 days');
+  const token = randomBytes(16).toString('base64url');
+  const tokenHash = hash(token);
+  const link: LinkRecord = { id: tokenHash.slice(0, 12), tokenHash, user, created: now.toISOString(), expires: new Date(now.getTime() + ttl).toISOString(), usesLeft: uses };
+  return { token, link };
+}
+
+/**
  * One-time links as a store keeps them: part of the store contract (`LifecycleStore.links`),
  * so that a link is used exactly once whichever server receives it.
  */
@@ -88,15 +106,7 @@ export abstract class LinkLedger implements LinkStore {
   }
 
   async create(user: string, options: { ttlMs?: number; uses?: number } = {}): Promise<{ token: string; link: LinkRecord }> {
-    assertEmail(user);
-    const uses = options.uses ?? 1;
-    const ttl = options.ttlMs ?? 86_400_000;
-    if (!Number.isInteger(uses) || uses < 1 || uses > 1000) throw new InputInvalid('uses', 'A link takes 1 to 1000 uses');
-    if (!(ttl >= 60_000 && ttl <= 90 * 86_400_000)) throw new InputInvalid('ttl', 'A link lives 1 minute to 90 days');
-    const token = randomBytes(16).toString('base64url');
-    const tokenHash = hash(token);
-    const now = this.now();
-    const link: LinkRecord = { id: tokenHash.slice(0, 12), tokenHash, user, created: now.toISOString(), expires: new Date(now.getTime() + ttl).toISOString(), usesLeft: uses };
+    const { token, link } = newLink(user, options, this.now());
     await this.transact((links) => links.push(link));
     return { token, link: { ...link } };
   }

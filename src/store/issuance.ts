@@ -9,7 +9,10 @@ import type { CertificatePurpose } from '../certs/issue.js';
 import { checkNameValue } from '../certs/name.js';
 import { distinctIssuers, fingerprint, normalizeSerial, toCertificates, type CertificateInput } from '../certs/pem.js';
 import type { IdentityBundle } from '../certs/import.js';
-import { emailPermitted } from '../certs/publication.js';
+import { checkEmailDomains, checkPkiUrl, emailPermitted, publicationFor } from '../certs/publication.js';
+import { createCertificateAuthority, type CertificateAuthority } from '../certs/ca.js';
+import { issueCertificate, type Identity, type IssuedIdentity } from '../certs/issue.js';
+import type { KeyAlgorithm } from '../certs/keys.js';
 import { describeCertificate, EKU } from '../certs/x509.js';
 import { CertificateInvalid, InputInvalid } from '../errors.js';
 import type { CertificateRecord, IssueUserCertificateOptions } from './store.js';
@@ -82,4 +85,48 @@ export async function checkSignerImport(
   }
   const chain = distinctIssuers(info.fingerprint, bundle.chain, options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true }));
   return { serial: normalizeSerial(info.serial), chain, warnings };
+}
+
+/**
+ * The CA a new store starts with (root, issuing CA, profile signer), from init's options, with
+ * the checked PKI URL and permitted domains it was made for.
+ */
+export async function newStoreCa(options: {
+  organization: string;
+  keyAlgorithm?: KeyAlgorithm;
+  pkiUrl?: string;
+  permittedEmailDomains?: string[];
+  now: () => Date;
+}): Promise<{ ca: CertificateAuthority; pkiUrl: string | undefined; domains: string[] }> {
+  const pkiUrl = options.pkiUrl === undefined ? undefined : checkPkiUrl(options.pkiUrl);
+  const domains = checkEmailDomains(options.permittedEmailDomains ?? []);
+  const ca = await createCertificateAuthority({
+    organization: options.organization,
+    now: options.now,
+    ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
+    ...(pkiUrl ? { pkiUrl } : {}),
+    ...(domains.length ? { permittedEmailDomains: domains } : {}),
+  });
+  return { ca, pkiUrl, domains };
+}
+
+/** A user certificate from issuing CA `generation`, with the store's publication URLs. */
+export function issueFor(
+  issuer: Identity,
+  user: string,
+  options: IssueUserCertificateOptions,
+  generation: number,
+  pkiUrl: string | undefined,
+  now: () => Date,
+): Promise<IssuedIdentity> {
+  const publication = publicationFor(pkiUrl, generation);
+  return issueCertificate(issuer, {
+    purpose: options.purpose,
+    email: user,
+    name: options.name,
+    now,
+    ...(options.days !== undefined ? { days: options.days } : {}),
+    ...(options.privateKey ? { privateKey: options.privateKey } : {}),
+    ...(publication ? { publication } : {}),
+  });
 }

@@ -8,14 +8,13 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { CertificateInvalid, StoreEntryNotFound } from '../../errors.js';
 import { checkImport, type IdentityBundle } from '../../certs/import.js';
-import { issueCertificate, type CertificatePurpose, type Identity } from '../../certs/issue.js';
+import { type CertificatePurpose, type Identity } from '../../certs/issue.js';
 import { assertEmail } from '../../certs/email.js';
 import { distinctIssuers, fingerprint, toCertificates, toPem } from '../../certs/pem.js';
 import { describeCertificate } from '../../certs/x509.js';
-import { publicationFor } from '../../certs/publication.js';
 import { profilePkcs12 } from '../../certs/pkcs12.js';
 import { atomicDir, atomicWrite } from '../fs-util.js';
-import { checkedIssuance, newRecord } from '../issuance.js';
+import { issueFor, checkedIssuance, newRecord } from '../issuance.js';
 import { planReimport, statusOf, type CertificateRecord, type ImportIdentityOptions, type ImportIdentityResult, type IssueUserCertificateOptions } from '../store.js';
 import { type Amendment } from './record-index.js';
 import type { FileStore } from './file-store.js';
@@ -40,17 +39,8 @@ export async function issue(store: FileStore, options: IssueUserCertificateOptio
     if (held) return { record: held, issued: false };
   }
   const gen = meta.issuing ?? 1;
-  const publication = publicationFor(meta.pkiUrl, gen);
   // The issuing key is decrypted once per instance: issue-batch issues thousands.
-  const identity = await issueCertificate(await store.issuerIdentity(gen), {
-    purpose: options.purpose,
-    email: user,
-    name: options.name,
-    now: store.now,
-    ...(options.days !== undefined ? { days: options.days } : {}),
-    ...(options.privateKey ? { privateKey: options.privateKey } : {}),
-    ...(publication ? { publication } : {}),
-  });
+  const identity = await issueFor(await store.issuerIdentity(gen), user, options, gen, meta.pkiUrl, store.now);
   let existing: CertificateRecord | undefined;
   const guard = ifMissing
     ? async () => {

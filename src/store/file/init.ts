@@ -7,11 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { StoreExists, StoreIOError, StoreNotInitialized } from '../../errors.js';
-import { createCertificateAuthority } from '../../certs/ca.js';
 import { toPem } from '../../certs/pem.js';
-import { checkEmailDomains, checkPkiUrl } from '../../certs/publication.js';
 import { atomicDir, ioError } from '../fs-util.js';
-import { checkNewPassphrase } from '../issuance.js';
+import { checkNewPassphrase, newStoreCa } from '../issuance.js';
 import { DEFAULT_KDF_COST, deriveKey, newKdfParams, seal } from '../secret-box.js';
 import { FileStore } from './file-store.js';
 import { CHECK_AAD, CHECK_TEXT, FORMAT, parseMeta, sealKey, type InitStoreOptions, type OpenStoreOptions, type StoreMeta } from './meta.js';
@@ -38,15 +36,7 @@ export async function initStore(dir: string, options: InitStoreOptions): Promise
   checkNewPassphrase(options.passphrase);
   if (!(await isEmptyOrMissing(root))) throw new StoreExists(root);
   const now = options.now ?? (() => new Date());
-  const pkiUrl = options.pkiUrl === undefined ? undefined : checkPkiUrl(options.pkiUrl);
-  const domains = checkEmailDomains(options.permittedEmailDomains ?? []);
-  const ca = await createCertificateAuthority({
-    organization: options.organization,
-    now,
-    ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
-    ...(pkiUrl ? { pkiUrl } : {}),
-    ...(domains.length ? { permittedEmailDomains: domains } : {}),
-  });
+  const { ca, pkiUrl, domains } = await newStoreCa({ ...options, now });
   const kdf = newKdfParams(options.kdfCost ?? DEFAULT_KDF_COST);
   const key = await deriveKey(options.passphrase, kdf);
   const meta: StoreMeta = {

@@ -4,33 +4,20 @@
  *
  * @module postgres-init
  */
-import { createCertificateAuthority } from '../../certs/ca.js';
 import type { Identity } from '../../certs/issue.js';
-import type { KeyAlgorithm } from '../../certs/keys.js';
 import { normalizeSerial } from '../../certs/pem.js';
-import { checkEmailDomains, checkPkiUrl } from '../../certs/publication.js';
 import { certificateBasics } from '../../certs/x509.js';
 import { StoreExists, StoreIOError, StoreNotInitialized } from '../../errors.js';
-import { checkNewPassphrase } from '../issuance.js';
+import { checkNewPassphrase, newStoreCa } from '../issuance.js';
 import { DEFAULT_KDF_COST, deriveKey, newKdfParams, seal } from '../secret-box.js';
+import type { InitStoreOptions } from '../file/meta.js';
 import { Database } from './db.js';
 import { PostgresStore } from './pg-store.js';
 import { CHECK_AAD, CHECK_TEXT, exportKey, type PgStoreMeta } from './rows.js';
 import { migrate, schemaVersion, SCHEMA_VERSION, STORE_LOCK } from './schema.js';
 
-/** Options of {@link initPostgresStore}. */
-export interface InitPostgresStoreOptions {
-  organization: string;
-  passphrase: string;
-  /** Default: `rsa-2048`. */
-  keyAlgorithm?: KeyAlgorithm;
-  /** Default: `() => new Date()`. */
-  now?: () => Date;
-  /** log2 of scrypt's N. Default: 17. Lower only in tests. */
-  kdfCost?: number;
-  pkiUrl?: string;
-  permittedEmailDomains?: string[];
-}
+/** Options of {@link initPostgresStore}: those of the file store's init. */
+export type InitPostgresStoreOptions = InitStoreOptions;
 
 /** Options of {@link openPostgresStore}. */
 export interface OpenPostgresStoreOptions {
@@ -46,21 +33,13 @@ export interface OpenPostgresStoreOptions {
 export async function initPostgresStore(url: string, options: InitPostgresStoreOptions): Promise<PostgresStore> {
   checkNewPassphrase(options.passphrase);
   const now = options.now ?? (() => new Date());
-  const pkiUrl = options.pkiUrl === undefined ? undefined : checkPkiUrl(options.pkiUrl);
-  const domains = checkEmailDomains(options.permittedEmailDomains ?? []);
   const db = await Database.open(url);
   try {
     // Refuse early, before three keys are made, if the database already holds a store.
     await db.tx(async (c) => {
       if ((await schemaVersion(c)) > 0) throw new StoreExists(db.where);
     }, { op: 'read' });
-    const ca = await createCertificateAuthority({
-      organization: options.organization,
-      now,
-      ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
-      ...(pkiUrl ? { pkiUrl } : {}),
-      ...(domains.length ? { permittedEmailDomains: domains } : {}),
-    });
+    const { ca, pkiUrl, domains } = await newStoreCa({ ...options, now });
     const kdf = newKdfParams(options.kdfCost ?? DEFAULT_KDF_COST);
     const key = await deriveKey(options.passphrase, kdf);
     const meta: PgStoreMeta = {

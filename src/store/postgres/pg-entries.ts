@@ -9,14 +9,14 @@ import type { KeyObject } from 'node:crypto';
 import type pg from 'pg';
 import { assertEmail } from '../../certs/email.js';
 import { checkImport, type IdentityBundle } from '../../certs/import.js';
-import { issueCertificate, type CertificatePurpose } from '../../certs/issue.js';
+import { type CertificatePurpose } from '../../certs/issue.js';
 import { distinctIssuers, fingerprint, toCertificates } from '../../certs/pem.js';
-import { publicationFor } from '../../certs/publication.js';
 import { CertificateInvalid } from '../../errors.js';
 import { seal } from '../secret-box.js';
 import { planReimport, servesPurpose, statusOf, type CertificateRecord, type ImportIdentityOptions, type ImportIdentityResult, type IssueUserCertificateOptions } from '../store.js';
 import { exportKey, RECORD_SELECT, toRecord, type CertRow } from './rows.js';
 
+import { issueFor } from '../issuance.js';
 import type { PostgresStore } from './pg-store.js';
 
 export async function validHeld(store: PostgresStore, user: string, purpose: CertificatePurpose): Promise<CertificateRecord | undefined> {
@@ -33,16 +33,8 @@ export async function issue(store: PostgresStore, options: IssueUserCertificateO
     if (held) return { record: held, issued: false };
   }
   const gen = await store.ca.current();
-  const publication = publicationFor(store.keys.meta.pkiUrl, gen);
-  const identity = await issueCertificate(await store.ca.caIdentity(gen), {
-    purpose: options.purpose,
-    email: user,
-    name: options.name,
-    now: store.now,
-    ...(options.days !== undefined ? { days: options.days } : {}),
-    ...(options.privateKey ? { privateKey: options.privateKey } : {}),
-    ...(publication ? { publication } : {}),
-  });
+  const identity = await issueFor(await store.ca.caIdentity(gen), user, options, gen, store.keys.meta.pkiUrl, store.now);
+
   const record = await store.makeRecord(identity.certificate, user, options.purpose, 'issued', []);
   const kept = await store.db.tx(async (c) => {
     if (ifMissing) {

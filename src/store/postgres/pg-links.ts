@@ -6,10 +6,9 @@
  *
  * @module postgres-links
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { assertEmail } from '../../certs/email.js';
-import { InputInvalid, StoreEntryNotFound } from '../../errors.js';
-import { linkState, type LinkRecord, type LinkState, type LinkStore } from '../../server/links.js';
+import { createHash } from 'node:crypto';
+import { StoreEntryNotFound } from '../../errors.js';
+import { linkState, newLink, type LinkRecord, type LinkState, type LinkStore } from '../../server/links.js';
 import type { Database } from './db.js';
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -45,15 +44,10 @@ export class PgLinks implements LinkStore {
   ) {}
 
   async create(user: string, options: { ttlMs?: number; uses?: number } = {}): Promise<{ token: string; link: LinkRecord }> {
-    assertEmail(user);
-    const uses = options.uses ?? 1;
-    const ttl = options.ttlMs ?? 86_400_000;
-    if (!Number.isInteger(uses) || uses < 1 || uses > 1000) throw new InputInvalid('uses', 'A link takes 1 to 1000 uses');
-    if (!(ttl >= 60_000 && ttl <= 90 * 86_400_000)) throw new InputInvalid('ttl', 'A link lives 1 minute to 90 days');
-    const token = randomBytes(16).toString('base64url');
-    const tokenHash = hash(token);
     const now = this.now();
-    const link: LinkRecord = { id: tokenHash.slice(0, 12), tokenHash, user, created: now.toISOString(), expires: new Date(now.getTime() + ttl).toISOString(), usesLeft: uses };
+    const { token, link } = newLink(user, options, now);
+    const tokenHash = link.tokenHash;
+    const uses = link.usesLeft;
     await this.db.tx(async (c) => {
       await c.query('INSERT INTO links (token_hash, id, user_email, created, expires, uses_left) VALUES ($1, $2, $3, $4, $5, $6)', [tokenHash, link.id, user, link.created, link.expires, uses]);
       // Expired and used-up links older than a week are dropped, as the file store does.

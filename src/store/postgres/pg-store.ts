@@ -27,7 +27,7 @@ import { type CaRef } from '../../certs/publication.js';
 import type { Signer } from '../../cms/sign.js';
 import { describeCertificate } from '../../certs/x509.js';
 import type { RevocationReason } from '../../certs/crl.js';
-import { InputInvalid, KeyPassphraseInvalid, StoreEntryNotFound, StoreIOError } from '../../errors.js';
+import { KeyPassphraseInvalid, StoreEntryNotFound, StoreIOError } from '../../errors.js';
 import type { LinkStore } from '../../server/links.js';
 import { checkedIssuance, newRecord } from '../issuance.js';
 import type { ResponderIdentity, RevokeResult, StoreCa } from '../pki-files.js';
