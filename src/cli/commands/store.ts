@@ -87,7 +87,7 @@ function migrateCommand(ctx: Context): CommandModule<object, MigrateArgs> {
         .option('passphrase-file', { type: 'string', describe: 'with the passphrase (or PROFILESMITH_PASSPHRASE), every key is decrypted on both ends by store check afterwards' })
         .option('json', { type: 'boolean', describe: 'print what was copied and both checks as JSON' })
         .example('$0 store migrate --from ./store --to postgres://profilesmith@db.internal/pki', 'move the store into PostgreSQL')
-        .epilogue('The file store is left as it was. Sealed keys are copied as they are (same KDF, same passphrase); nothing is decrypted on the way. Exit codes: 0, 1 refused (a non-empty target, a rotated CA), 3 copied but a check found errors.') as unknown as Argv<MigrateArgs>,
+        .epilogue('The file store is left as it was. Sealed keys are copied as they are (same KDF, same passphrase); nothing is decrypted on the way. Exit codes: 0, 1 refused (a non-empty target, a damaged file store), 3 copied but a check found errors.') as unknown as Argv<MigrateArgs>,
     handler: async (args) => {
       if (!isPostgresUrl(args.to)) throw new UsageError(`--to must be a postgres:// URL, not "${args.to}"`);
       const to = storeDir({ store: args.to }, ctx.io);

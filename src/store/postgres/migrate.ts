@@ -4,7 +4,7 @@
  * the KDF parameters and the check value: both stores seal with the same key and the same
  * associated data, so nothing is decrypted on the way and the passphrase stays the same.
  *
- * Copied: the CA (root, issuing CA, profile signer), every user certificate with its sealed key
+ * Copied: the CA (root, every issuing CA generation, the current and earlier profile signers), every user certificate with its sealed key
  * and the issuers that came with it, revocations and retirements, amendments (dual use, added
  * chains), one-time links (as their hashes), and the CRL numbers, which go on increasing.
  * Not copied: the PKCS#12 cache (rebuilt on use) and OCSP responders (issued again on demand).
@@ -15,9 +15,11 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { certificatesFrom, normalizeSerial } from '../../certs/pem.js';
 import { certificateBasics } from '../../certs/x509.js';
-import { InputInvalid, StoreExists, StoreIOError } from '../../errors.js';
+import { StoreExists, StoreIOError } from '../../errors.js';
 import type { FileStore } from '../fs-store.js';
 import type { Sealed } from '../secret-box.js';
+import { caSlug } from '../../certs/publication.js';
+import { issuingPaths, signerPaths, verifiesWith } from '../pki-files.js';
 import { Database } from './db.js';
 import type { PgStoreMeta } from './pg-store.js';
 import { migrate, schemaVersion, STORE_LOCK } from './schema.js';
@@ -33,14 +35,10 @@ export interface MigrateResult {
 
 /**
  * Copies the file store `from` into the empty PostgreSQL database at `toUrl`.
- * @throws ERR_STORE_EXISTS when the database holds a store already; ERR_INPUT_INVALID for a file
- * store whose CA was rotated or whose signer was imported (not yet carried by the PostgreSQL store)
+ * @throws ERR_STORE_EXISTS when the database holds a store already; ERR_STORE_IO for a key file that is missing or damaged
  */
 export async function migrateStore(from: FileStore, toUrl: string): Promise<MigrateResult> {
   const meta = from.meta;
-  if ((meta.issuing ?? 1) > 1 || meta.signer || meta.signerChain) {
-    throw new InputInvalid('from', `The store at ${from.dir} has a rotated issuing CA or profile signer, which the PostgreSQL store does not carry yet; it is left as it was`);
-  }
   const file = (rel: string) => join(from.dir, rel);
   const pem = async (rel: string) => {
     const der = certificatesFrom(await fs.readFile(file(rel), 'utf8'))[0];
@@ -65,11 +63,30 @@ export async function migrateStore(from: FileStore, toUrl: string): Promise<Migr
 
   const records = await from.listCertificates();
   const links = await from.links.list();
-  const ca = [
-    { role: 'root', issuer: null, cert: await pem('ca/root.pem'), key: await sealed('ca/root.key'), aad: 'ca/root.key' },
-    { role: 'issuing', issuer: 'root', cert: await pem('ca/intermediate.pem'), key: await sealed('ca/intermediate.key'), aad: 'ca/intermediate.key' },
-    { role: 'signer', issuer: 'issuing', cert: await pem('signer/cert.pem'), key: await sealed('signer/key'), aad: 'signer/key' },
+  // Every CA certificate with its sealed key: the root, each issuing CA generation, the current
+  // signer (issued by one of them, or imported with its chain); earlier signers keep their rows
+  // without a key (their keys were deleted at rotation), for their OCSP status.
+  const ca: { role: string; issuer: string | null; cert: Buffer; key: Sealed | null; aad: string; generation: number | null; current: boolean }[] = [
+    { role: 'root', issuer: null, cert: await pem('ca/root.pem'), key: await sealed('ca/root.key'), aad: 'ca/root.key', generation: null, current: true },
   ];
+  for (let g = 1; g <= (meta.issuing ?? 1); g++) {
+    const paths = issuingPaths(g);
+    ca.push({ role: 'issuing', issuer: 'root', cert: await pem(paths.cert), key: await sealed(paths.key), aad: paths.key, generation: g, current: true });
+  }
+  const signerAt = signerPaths(meta);
+  const signerCert = await pem(signerAt.cert);
+  ca.push({ role: 'signer', issuer: meta.signerChain ? null : caSlug(meta.signerIssuing ?? 1), cert: signerCert, key: await sealed(signerAt.key), aad: signerAt.key, generation: null, current: true });
+  const issuingCerts = ca.filter((c) => c.role === 'issuing');
+  for (const name of (await fs.readdir(file('signer')).catch(() => [] as string[])).sort()) {
+    if (!name.endsWith('.pem') || `signer/${name}` === signerAt.cert) continue;
+    const der = await pem(`signer/${name}`);
+    // Issued by which of our CAs (an earlier imported signer is an outside CA's: left out).
+    const by = issuingCerts.find((i) => verifiesWith(der, i.cert));
+    if (by) ca.push({ role: 'signer', issuer: caSlug(by.generation!), cert: der, key: null, aad: `signer/${name.slice(0, -4)}.key`, generation: null, current: false });
+  }
+  const signerChain = meta.signerChain ? await Promise.all(meta.signerChain.map(async (fp) => ({ fp, der: await pem(`chains/${fp}.pem`) }))) : [];
+  const revocations = await from.index.revocations();
+  const known = new Set([...records.map((r) => r.serial), ...ca.map((c) => normalizeSerial(certificateBasics(c.cert).serial))]);
   const pgMeta: PgStoreMeta = {
     organization: meta.organization,
     created: meta.created,
@@ -79,9 +96,8 @@ export async function migrateStore(from: FileStore, toUrl: string): Promise<Migr
     ...(meta.keyAlgorithm ? { keyAlgorithm: meta.keyAlgorithm } : {}),
     ...(meta.pkiUrl ? { pkiUrl: meta.pkiUrl } : {}),
     ...(meta.permittedEmailDomains?.length ? { permittedEmailDomains: meta.permittedEmailDomains } : {}),
+    ...(meta.signerChain?.length ? { signerChain: meta.signerChain } : {}),
   };
-  const signerSerial = normalizeSerial(certificateBasics(ca[2]!.cert).serial);
-  const signerRevoked = (await from.revokedSerials()).has(signerSerial);
 
   const db = await Database.open(toUrl);
   try {
@@ -90,9 +106,10 @@ export async function migrateStore(from: FileStore, toUrl: string): Promise<Migr
       await migrate(c, 0);
       await c.query('INSERT INTO store_meta (meta) VALUES ($1)', [pgMeta]);
       for (const x of ca) {
-        await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad, generation) VALUES ($1, $2, $3, $4, $5, $6, $7)', [normalizeSerial(certificateBasics(x.cert).serial), x.role, x.issuer, x.cert, x.key, x.aad, x.role === 'issuing' ? 1 : null]);
+        await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad, generation, current) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)', [normalizeSerial(certificateBasics(x.cert).serial), x.role, x.issuer, x.cert, x.key, x.aad, x.generation, x.current]);
       }
-      const out: MigrateResult = { certificates: 0, keys: ca.length, revocations: 0, links: 0, chains: 0 };
+      const out: MigrateResult = { certificates: 0, keys: ca.filter((x) => x.key).length, revocations: 0, links: 0, chains: 0 };
+      for (const { fp, der } of signerChain) out.chains += (await c.query('INSERT INTO chains (fingerprint, certificate) VALUES ($1, $2) ON CONFLICT DO NOTHING', [fp, der])).rowCount ?? 0;
       for (const r of records) {
         const der = await from.getCertificate(r.serial);
         const key = await sealed(`certs/${r.serial}/key`).catch(() => undefined);
@@ -110,19 +127,20 @@ export async function migrateStore(from: FileStore, toUrl: string): Promise<Migr
             out.chains += added.rowCount ?? 0;
           }
         }
-        if (revoked) await c.query(`INSERT INTO revocations (serial, kind, ca, date, reason) VALUES ($1, 'revoked', 'issuing', $2, $3)`, [r.serial, revoked.date, revoked.reason]);
-        else if (retired) await c.query(`INSERT INTO revocations (serial, kind, date, reason) VALUES ($1, 'retired', $2, 'retired')`, [r.serial, retired.date]);
-        if (revoked || retired) out.revocations++;
       }
-      if (signerRevoked) {
-        await c.query(`INSERT INTO revocations (serial, kind, ca, date, reason) VALUES ($1, 'revoked', 'issuing', now(), 'unspecified')`, [signerSerial]);
+      // Every revocation and retirement, of user certificates and of the store's own (signers,
+      // issuing CAs), with the CA whose CRL lists it; those of certificates not carried (OCSP
+      // responders, issued again on demand) stay behind.
+      for (const r of revocations) {
+        if (!known.has(r.serial)) continue;
+        await c.query('INSERT INTO revocations (serial, kind, ca, date, reason) VALUES ($1, $2, $3, $4, $5)', [r.serial, r.kind, r.kind === 'revoked' ? (r.ca ?? 'issuing') : null, r.date, r.reason]);
         out.revocations++;
       }
       for (const l of links) {
         await c.query('INSERT INTO links (token_hash, id, user_email, created, expires, uses_left, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7)', [l.tokenHash, l.id, l.user, l.created, l.expires, l.usesLeft, l.revoked ?? null]);
         out.links++;
       }
-      for (const slug of ['root', 'issuing']) {
+      for (const slug of ['root', ...issuingCerts.map((i) => caSlug(i.generation!))]) {
         const n = await crlNumber(slug);
         if (n) await c.query('INSERT INTO crls (ca, number) VALUES ($1, $2)', [slug, n]);
       }
