@@ -15,11 +15,12 @@ import { normalizeSerial } from '../../certs/pem.js';
 import { caSlug, parseCaSlug, type CaRef } from '../../certs/publication.js';
 import { certificateBasics, describeCertificate } from '../../certs/x509.js';
 import { keySigner, type Signer } from '../../cms/sign.js';
-import { CertificateInvalid, InputInvalid, StoreEntryNotFound, StoreIOError } from '../../errors.js';
+import { CertificateInvalid, InputInvalid, StoreIOError } from '../../errors.js';
 import type { ResponderIdentity, RevokeResult, StoreCa } from '../pki-files.js';
 import type { Sealed } from '../secret-box.js';
-import { removalOf, type CertificateRecord, type RemoveUserResult, type TrustChain } from '../store.js';
+import { type CertificateRecord, type RemoveUserResult, type TrustChain } from '../store.js';
 import type { Database } from './db.js';
+import * as revocation from './pg-revocation.js';
 import { digestOf, exportKey, type Keyring } from './rows.js';
 import { seal } from '../secret-box.js';
 
@@ -36,14 +37,25 @@ export class PgCa {
   #caCertsAt = 0;
   #responders = new Map<string, Promise<ResponderIdentity>>();
 
+  /** @internal */
+  readonly db: Database;
+  /** @internal */
+  readonly lookup: RecordLookup;
+  /** @internal */
+  readonly now: () => Date;
+
   constructor(
-    private readonly db: Database,
+    db: Database,
     private readonly keys: Keyring,
-    private readonly lookup: RecordLookup,
-    private readonly now: () => Date,
+    lookup: RecordLookup,
+    now: () => Date,
     /** Refuses a write sealed under a key generation that is no longer the store's. */
     private readonly guard: (c: pg.ClientBase) => Promise<void>,
-  ) {}
+  ) {
+    this.db = db;
+    this.lookup = lookup;
+    this.now = now;
+  }
 
   /** Forgets the decrypted CA keys (after a passphrase change). */
   forgetKeys(): void {
@@ -166,80 +178,14 @@ export class PgCa {
     return new Set((await this.db.query<{ serial: string }>(`SELECT serial FROM revocations WHERE kind = 'revoked'`)).rows.map((r) => r.serial));
   }
 
-  async revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {
-    const s = normalizeSerial(serial);
-    const date = this.now();
-    const own = (await this.db.query<{ role: string; ca: string | null; generation: number | null }>('SELECT role, ca, generation FROM ca_certs WHERE serial = $1', [s])).rows[0];
-    let kind: RevokeResult['kind'] = 'user';
-    let ca = 'issuing';
-    let record: CertificateRecord | undefined;
-    const wasRevoked = (await this.db.query(`SELECT 1 FROM revocations WHERE serial = $1 AND kind = 'revoked'`, [s])).rowCount;
-    if (own) {
-      if (own.role === 'root') throw new CertificateInvalid('root', 'The root CA cannot revoke itself; remove it from the devices that trust it instead');
-      if (own.role === 'issuing') {
-        const gen = own.generation ?? 1;
-        const slug = caSlug(gen);
-        if (gen === (await this.current())) throw new CertificateInvalid('in-use', `Issuing CA ${slug} is the current one; run \`profilesmith ca rotate-issuing\` first`);
-        const subject = (await this.caCertificates()).find((c) => c.ca === gen)!.subject;
-        const now = this.now();
-        const live = Number((await this.db.query<{ n: string }>(
-          `SELECT count(*) AS n FROM certificates c LEFT JOIN revocations v ON v.serial = c.serial
-             WHERE c.record->>'source' = 'issued' AND c.record->>'issuer' = $1 AND v.serial IS NULL AND (c.record->>'notAfter')::timestamptz > $2 AND (c.record->>'notBefore')::timestamptz <= $2`,
-          [subject, now],
-        )).rows[0]!.n);
-        const signerLive = (await this.db.query(`SELECT 1 FROM ca_certs WHERE role = 'signer' AND current AND ca = $1`, [slug])).rowCount ? 1 : 0;
-        if (live + signerLive > 0 && !wasRevoked) {
-          throw new CertificateInvalid('in-use', `Issuing CA ${slug} still has ${live} live user certificate(s)${signerLive ? ' and the profile signer' : ''}; revoke or let them expire first`);
-        }
-        kind = 'issuing-ca';
-        ca = 'root';
-      } else {
-        kind = own.role as RevokeResult['kind'];
-        ca = own.ca ?? 'issuing';
-      }
-    } else {
-      record = await this.lookup.record(s);
-      if (record.source !== 'issued') throw new CertificateInvalid('outside-ca', `Certificate ${s} was issued by an outside CA ("${record.issuer}"); only that CA can revoke it`);
-      ca = caSlug(await this.issuingOf(record));
-    }
-    // One statement decides: a revocation by another node meanwhile counts as prior; a retired one becomes revoked.
-    const r = await this.db.query<{ date: Date; reason: string }>(
-      `INSERT INTO revocations AS v (serial, kind, ca, date, reason) VALUES ($1, 'revoked', $2, $3, $4)
-         ON CONFLICT (serial) DO UPDATE SET kind = 'revoked', ca = EXCLUDED.ca, date = EXCLUDED.date, reason = EXCLUDED.reason WHERE v.kind = 'retired'
-         RETURNING date, reason`,
-      [s, ca, date, reason],
-      'write',
-    );
-    const changed = r.rows[0];
-    if (changed) {
-      const revoked = { date: changed.date.toISOString(), reason: changed.reason };
-      return { serial: s, kind, ca, already: false, revoked, ...(record ? { record: { ...record, revoked } } : {}) };
-    }
-    const prior = (await this.db.query<{ date: Date; reason: string }>('SELECT date, reason FROM revocations WHERE serial = $1', [s])).rows[0]!;
-    return { serial: s, kind, ca, already: true, revoked: { date: prior.date.toISOString(), reason: prior.reason }, ...(record ? { record: await this.lookup.record(s) } : {}) };
+
+
+  revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {
+    return revocation.revokeCertificate(this, serial, reason);
   }
 
-  async removeUser(user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {
-    const all = await this.lookup.list({ user });
-    if (!all.length) throw new StoreEntryNotFound(user, 'user', `No certificates for user "${user}" in the store`);
-    const date = this.now();
-    const slugs = new Map<string, string>();
-    for (const rec of all) if (rec.source === 'issued') slugs.set(rec.serial, caSlug(await this.issuingOf(rec)));
-    return this.db.tx(async (c) => {
-      const out: RemoveUserResult = { revoked: [], retired: [] };
-      for (const rec of all) {
-        const action = removalOf(rec, options);
-        if (!action) continue;
-        const r = action === 'revoke'
-          ? await c.query(`INSERT INTO revocations AS v (serial, kind, ca, date, reason) VALUES ($1, 'revoked', $3, $2, 'cessationOfOperation')
-              ON CONFLICT (serial) DO UPDATE SET kind = 'revoked', ca = EXCLUDED.ca, date = EXCLUDED.date, reason = EXCLUDED.reason WHERE v.kind = 'retired' RETURNING serial`, [rec.serial, date, slugs.get(rec.serial) ?? 'issuing'])
-          : await c.query(`INSERT INTO revocations (serial, kind, date, reason) VALUES ($1, 'retired', $2, 'retired') ON CONFLICT DO NOTHING RETURNING serial`, [rec.serial, date]);
-        if (!r.rowCount) continue;
-        if (action === 'revoke') out.revoked.push({ ...rec, revoked: { date: date.toISOString(), reason: 'cessationOfOperation' } });
-        else out.retired.push({ ...rec, retired: { date: date.toISOString() } });
-      }
-      return out;
-    }, { lock: `user|${user.toLowerCase()}` });
+  removeUser(user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {
+    return revocation.removeUser(this, user, options);
   }
 
   /** A query in the transaction `c`, or on the pool. */
