@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
+import { isPostgresUrl } from '../store/postgres/db.js';
 import { dirname, join, resolve } from 'node:path';
 import { InputInvalid } from '../errors.js';
 import { applySetValues, listTemplates, loadTemplate, setPath, type Template } from '../profile/template.js';
@@ -91,7 +92,7 @@ export function loadConfig(io: Io, flag: string | false | undefined): CliConfig 
   const config: CliConfig = { path, via, set: {}, templates: {} };
   if (obj.store !== undefined) {
     if (typeof obj.store !== 'string' || !obj.store) throw bad('"store" must be a non-empty string (a directory)');
-    config.store = /^postgres(ql)?:\/\//i.test(obj.store) ? obj.store : resolve(dirname(path), obj.store);
+    config.store = isPostgresUrl(obj.store) ? obj.store : resolve(dirname(path), obj.store);
   }
   config.set = values(obj.set, 'set', bad);
   if (obj.templates !== undefined) {

@@ -1,3 +1,4 @@
+import { isPostgresUrl } from '../store/postgres/db.js';
 import { isProfilesmithError } from '../errors.js';
 
 /** Bad or conflicting flags, a missing argument, a prompt needed while not interactive: exit 2. */
@@ -50,7 +51,7 @@ export function formatError(err: unknown, debug: boolean): string {
   if (!known) out += '\nThis is a bug; re-run with --debug and report it';
   else if (err instanceof Error) {
     const e = err as { code?: string; kind?: string; path?: string; dir?: string };
-    const onPostgres = /^postgres(ql)?:\/\//i.test(e.path ?? e.dir ?? '');
+    const onPostgres = isPostgresUrl(e.path ?? e.dir ?? '');
     const hint = hintFor(e.code ?? '', onPostgres ? 'postgres' : e.kind);
     if (hint) out += `\nhint: ${hint}`;
   }

@@ -27,7 +27,7 @@ export interface StoreArgs {
 
 export function storeOptions<T>(y: Argv<T>) {
   return y
-    .option('store', { type: 'string', describe: 'store directory (default: $PROFILESMITH_STORE, then the data directory)' })
+    .option('store', { type: 'string', describe: 'store directory or postgres://user@host:port/db URL (default: $PROFILESMITH_STORE, then the data directory)' })
     .option('passphrase-file', {
       type: 'string',
       describe: 'read the store passphrase from this file (- for stdin); or set PROFILESMITH_PASSPHRASE',

@@ -1,7 +1,6 @@
 import { homedir, platform } from 'node:os';
 import { join, resolve } from 'node:path';
-
-const URL_STORE = /^postgres(ql)?:\/\//i;
+import { isPostgresUrl } from './postgres/db.js';
 
 /**
  * Where the store lives: the flag, then `PROFILESMITH_STORE`, then the platform's data
@@ -10,8 +9,8 @@ const URL_STORE = /^postgres(ql)?:\/\//i;
  * `env` is passed in: the library never reads the process environment itself.
  */
 export function resolveStoreDir(flag: string | undefined, env: Record<string, string | undefined> = {}): string {
-  if (flag) return URL_STORE.test(flag) ? flag : resolve(flag);
-  if (env.PROFILESMITH_STORE) return URL_STORE.test(env.PROFILESMITH_STORE) ? env.PROFILESMITH_STORE : resolve(env.PROFILESMITH_STORE);
+  if (flag) return isPostgresUrl(flag) ? flag : resolve(flag);
+  if (env.PROFILESMITH_STORE) return isPostgresUrl(env.PROFILESMITH_STORE) ? env.PROFILESMITH_STORE : resolve(env.PROFILESMITH_STORE);
   const home = homedir();
   switch (platform()) {
     case 'darwin':

@@ -5,7 +5,7 @@
  * @module postgres-db
  */
 import type pg from 'pg';
-import { StoreIOError } from '../../errors.js';
+import { isProfilesmithError, StoreIOError } from '../../errors.js';
 
 /** True for a store location that names a PostgreSQL database. */
 export function isPostgresUrl(location: string): boolean {
@@ -103,7 +103,8 @@ export class Database {
       await client.query('ROLLBACK').catch(() => {
         broken = true;
       });
-      if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string' && String((err as { code: string }).code).startsWith('ERR_')) throw err;
+      // Our own typed errors (a refused issuance, a duplicate) pass as they are; server faults get one line.
+      if (isProfilesmithError(err)) throw err;
       throw pgError(this.where, op, err);
     } finally {
       client.release(broken);

@@ -35,6 +35,7 @@ export class PgCa {
   #issuers = new Map<string, Promise<Identity>>();
   #caCerts: Promise<StoreCa[]> | undefined;
   #caCertsAt = 0;
+  #chain: { at: number; value: TrustChain } | undefined;
   #responders = new Map<string, Promise<ResponderIdentity>>();
 
   /** @internal */
@@ -99,6 +100,7 @@ export class PgCa {
   /** Forgets the CA certificates read (after a rotation by this node). */
   forgetCas(): void {
     this.#caCerts = undefined;
+    this.#chain = undefined;
   }
 
   async caCert(ca: CaRef): Promise<Buffer> {
@@ -136,6 +138,15 @@ export class PgCa {
    * that is neither revoked nor expired and still has live certificates (or issued the signer).
    */
   async trustChain(): Promise<TrustChain> {
+    // Every profile asks for it: after a rotation it costs three queries over the certificates,
+    // so it is kept as long as the CA list is (re-read within a second).
+    if (this.#chain && Date.now() - this.#chain.at <= 1000) return this.#chain.value;
+    const value = await this.readTrustChain();
+    this.#chain = { at: Date.now(), value };
+    return value;
+  }
+
+  private async readTrustChain(): Promise<TrustChain> {
     const root = await this.caCert('root');
     const current = await this.current();
     if (current === 1) return { roots: [root], intermediates: [await this.caCert(1)] };
@@ -181,11 +192,13 @@ export class PgCa {
 
 
   revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {
-    return revocation.revokeCertificate(this, serial, reason);
+    // What this node revokes is in its own next trust chain at once (others see it within a second).
+    this.#chain = undefined;
+    return revocation.revokeCertificate(this, serial, reason).finally(() => (this.#chain = undefined));
   }
 
   removeUser(user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {
-    return revocation.removeUser(this, user, options);
+    return revocation.removeUser(this, user, options).finally(() => (this.#chain = undefined));
   }
 
   /** A query in the transaction `c`, or on the pool. */
