@@ -9,9 +9,8 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { keysMatch } from '../certs/keys.js';
 import { certificatesFrom, fingerprint } from '../certs/pem.js';
-import type { FileStore } from './fs-store.js';
-import { checkPostgresStore } from './postgres/check.js';
-import { PostgresStore } from './postgres/pg-store.js';
+import { FileStore } from './file/file-store.js';
+import type { PostgresStore } from './postgres/pg-store.js';
 import type { CertificateRecord } from './store.js';
 import { parseIndex } from './file/index-format.js';
 import { issuingPaths, OCSP_DIR, signerPaths } from './pki-files.js';
@@ -25,8 +24,8 @@ export interface StoreFinding {
 
 /** Checks a store (a file store, or a PostgreSQL store: its rows). Keys are decrypted only when the store is unlocked. */
 export async function checkStore(store: FileStore | PostgresStore): Promise<StoreFinding[]> {
-  if (store instanceof PostgresStore) return checkPostgresStore(store);
-  return checkFileStore(store);
+  if (store instanceof FileStore) return checkFileStore(store);
+  return (await import('./postgres/check.js')).checkPostgresStore(store);
 }
 
 async function checkFileStore(store: FileStore): Promise<StoreFinding[]> {

@@ -6,7 +6,6 @@
  */
 import { initStore as initFileStore, openStore as openFileStore, type FileStore, type InitStoreOptions, type OpenStoreOptions } from './fs-store.js';
 import { isPostgresUrl } from './postgres/db.js';
-import { initPostgresStore, openPostgresStore } from './postgres/init.js';
 import type { PostgresStore } from './postgres/pg-store.js';
 
 /** A store the CLI and the batch runner drive: the file store or the PostgreSQL store. */
@@ -28,7 +27,8 @@ export function openStore(location: PostgresUrl, options?: OpenStoreOptions): Pr
 export function openStore(location: string, options?: OpenStoreOptions): Promise<AnyStore>;
 export function openStore(location: string, options: OpenStoreOptions = {}): Promise<AnyStore> {
   if (isPostgresUrl(location)) {
-    return openPostgresStore(location, { ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}), ...(options.now ? { now: options.now } : {}) });
+    // Loaded on first use: a file-store command never loads the PostgreSQL store's modules.
+    return import('./postgres/init.js').then(({ openPostgresStore }) => openPostgresStore(location, { ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}), ...(options.now ? { now: options.now } : {}) }));
   }
   return openFileStore(location, options);
 }
@@ -41,7 +41,7 @@ export function openStore(location: string, options: OpenStoreOptions = {}): Pro
 export function initStore(location: PostgresUrl, options: InitStoreOptions): Promise<PostgresStore>;
 export function initStore(location: string, options: InitStoreOptions): Promise<AnyStore>;
 export function initStore(location: string, options: InitStoreOptions): Promise<AnyStore> {
-  return isPostgresUrl(location) ? initPostgresStore(location, options) : initFileStore(location, options);
+  return isPostgresUrl(location) ? import('./postgres/init.js').then(({ initPostgresStore }) => initPostgresStore(location, options)) : initFileStore(location, options);
 }
 
 /** Closes what the store holds open (the PostgreSQL pool); a file store holds nothing. */
