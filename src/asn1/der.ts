@@ -12,6 +12,7 @@ export const TAG = {
   NULL: 0x05,
   OID: 0x06,
   UTF8: 0x0c,
+  PRINTABLE: 0x13,
   SEQUENCE: 0x30,
   SET: 0x31,
   BMP: 0x1e,

@@ -120,6 +120,32 @@ export async function createOcspResponder(issuer: Identity, ca: CaRef, options: 
   return { certificate, privateKey: key.privateKey };
 }
 
+/** How long a SCEP RA certificate lives; it is renewed at half of that. */
+export const SCEP_RA_DAYS = 365;
+
+/**
+ * The SCEP registration authority of issuing CA `ca` (RFC 8894 2.1.1): the certificate devices
+ * encrypt their requests to and that signs the replies, so keyUsage digitalSignature and
+ * keyEncipherment and EKU id-kp-cmcRA. Always RSA-2048, whatever the CA's own algorithm:
+ * SCEP envelopes use RSA key transport.
+ */
+export async function createScepRa(issuer: Identity, ca: CaRef, options: CaCertificateOptions): Promise<Identity> {
+  const org = checkOrganization(options.organization);
+  const key = options.key ?? (await generateKeyPair('rsa-2048'));
+  const publication = publicationFor(options.pkiUrl, ca);
+  const certificate = await createCertificate({
+    subject: [['CN', caNames.scepRa(org)], ['O', org]],
+    issuerCertificate: issuer.certificate,
+    ...validity((options.now ?? (() => new Date()))(), SCEP_RA_DAYS, notAfterOf(issuer.certificate)),
+    publicKey: key.publicKey,
+    signingKey: issuer.privateKey,
+    keyUsage: ['digitalSignature', 'keyEncipherment'],
+    extendedKeyUsage: [EKU.cmcRA],
+    ...(publication ? { publication } : {}),
+  });
+  return { certificate, privateKey: key.privateKey };
+}
+
 /**
  * Creates a root CA (20 years), an intermediate (10 years) and a profile-signing
  * identity (3 years). The three keys are generated in parallel.

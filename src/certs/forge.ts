@@ -4,7 +4,9 @@
  *   with 40-bit RC2; Node does not load OpenSSL's legacy provider);
  * - RSA PKCS#1 v1.5 decryption, for opening encrypted profiles: Node 20 refuses
  *   RSA_PKCS1_PADDING in privateDecrypt (CVE-2023-46809) without implicit rejection.
- * Neither is on a hot path.
+ * - single DES-CBC, for SCEP clients that still encrypt with it (micromdm's scepclient,
+ *   whatever the server advertises); OpenSSL 3 keeps DES in the legacy provider too.
+ * None is on a hot path.
  */
 import type { KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -28,4 +30,14 @@ export function rsaPkcs1Decrypt(key: KeyObject, data: Buffer): Buffer {
   const forge = forgeLib();
   const forgeKey = forge.pki.privateKeyFromPem(key.export({ type: 'pkcs1', format: 'pem' }).toString());
   return Buffer.from(forgeKey.decrypt(data.toString('binary'), 'RSAES-PKCS1-V1_5'), 'binary');
+}
+
+/** DES-CBC with PKCS#7 padding, either way; undefined when decryption finds bad padding. */
+export function desCbc(encrypt: boolean, key: Buffer, iv: Buffer, data: Buffer): Buffer | undefined {
+  const forge = forgeLib();
+  const c = (encrypt ? forge.cipher.createCipher : forge.cipher.createDecipher)('DES-CBC', forge.util.createBuffer(key.toString('binary')));
+  c.start({ iv: forge.util.createBuffer(iv.toString('binary')) });
+  c.update(forge.util.createBuffer(data.toString('binary')));
+  if (!c.finish()) return undefined;
+  return Buffer.from(c.output.getBytes(), 'binary');
 }

@@ -71,19 +71,30 @@ export function validity(now: Date, days: number, issuerNotAfter?: Date): { notB
  * @throws ERR_INPUT_INVALID for a bad address, name or validity; ERR_KEY_UNSUPPORTED for a weak key.
  */
 export async function issueCertificate(issuer: Identity, options: IssueCertificateOptions): Promise<IssuedIdentity> {
-  const email = assertEmail(options.email);
-  // The CN is the text given, as a UTF8String: quotes, commas, `#` and all.
-  const name = checkNameValue('name', options.name.trim());
-  const days = options.days ?? 365;
-  if (!Number.isInteger(days) || days < 1 || days > 3650) {
-    throw new InputInvalid('days', `Validity must be 1 to 3650 days, got "${days}"`);
-  }
+  checkRequest(options);
   const alg = options.keyAlgorithm ?? 'rsa-2048';
   if (!alg.startsWith('rsa-')) throw new KeyUnsupported(alg, 'S/MIME certificates for iOS need RSA keys');
   const pair = options.privateKey
     ? { privateKey: options.privateKey, publicKey: options.publicKey ?? createPublicKey(options.privateKey) }
     : await generateKeyPair(alg);
-  const kind = describeKey(pair.privateKey);
+  const { certificate, clamped } = await certifyPublicKey(issuer, { ...options, publicKey: pair.publicKey });
+  return { certificate, privateKey: pair.privateKey, clamped };
+}
+
+/** Options of {@link certifyPublicKey}: those of {@link issueCertificate}, with the key to certify. */
+export interface CertifyPublicKeyOptions extends Omit<IssueCertificateOptions, 'privateKey' | 'keyAlgorithm'> {
+  /** The key to certify; its private half stays wherever it is (a device that enrolled over SCEP). */
+  publicKey: KeyObject;
+}
+
+/**
+ * Issues a user certificate for a public key whose private key the issuer never sees (a
+ * device's, sent in a certificate request), from the same template as {@link issueCertificate}.
+ * @throws ERR_INPUT_INVALID for a bad address, name or validity; ERR_KEY_UNSUPPORTED for a key other than RSA of 2048 bits or more
+ */
+export async function certifyPublicKey(issuer: Identity, options: CertifyPublicKeyOptions): Promise<{ certificate: Buffer; clamped: boolean }> {
+  const { email, name, days } = checkRequest(options);
+  const kind = describeKey(options.publicKey);
   if (!/^rsa-(\d+)$/.test(kind) || Number(kind.slice(4)) < 2048) {
     throw new KeyUnsupported(kind, `S/MIME needs RSA of 2048 bits or more, got ${kind}`);
   }
@@ -94,12 +105,23 @@ export async function issueCertificate(issuer: Identity, options: IssueCertifica
     issuerCertificate: issuer.certificate,
     notBefore: window.notBefore,
     notAfter: window.notAfter,
-    publicKey: pair.publicKey,
+    publicKey: options.publicKey,
     signingKey: issuer.privateKey,
     keyUsage: profile.keyUsage,
     extendedKeyUsage: profile.eku,
     email,
     ...(options.publication ? { publication: options.publication } : {}),
   });
-  return { certificate, privateKey: pair.privateKey, clamped: window.clamped };
+  return { certificate, clamped: window.clamped };
+}
+
+function checkRequest(options: { email: string; name: string; days?: number }): { email: string; name: string; days: number } {
+  const email = assertEmail(options.email);
+  // The CN is the text given, as a UTF8String: quotes, commas, `#` and all.
+  const name = checkNameValue('name', options.name.trim());
+  const days = options.days ?? 365;
+  if (!Number.isInteger(days) || days < 1 || days > 3650) {
+    throw new InputInvalid('days', `Validity must be 1 to 3650 days, got "${days}"`);
+  }
+  return { email, name, days };
 }

@@ -52,6 +52,25 @@ export function checkPkiUrl(text: string): string {
   return url.href.replace(/\/+$/, '');
 }
 
+/**
+ * Checks the URL of a SCEP server: http or https (SCEP's own envelopes protect the request,
+ * so plain HTTP is allowed, as RFC 8894 allows it), no credentials or fragment. A query is
+ * kept: some servers are reached at `.../pkiclient.exe?` style addresses.
+ * @throws ERR_INPUT_INVALID
+ */
+export function checkScepUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new InputInvalid('scep-url', `"${text}" is not a URL (example: https://profiles.example.com/scep)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InputInvalid('scep-url', `The SCEP URL must be http:// or https://, got "${url.protocol}"`);
+  if (url.username || url.password || url.hash || !url.hostname) throw new InputInvalid('scep-url', `The SCEP URL must not carry credentials or a fragment, got "${text}"`);
+  if (!/^[\u0021-\u007e]+$/.test(url.href)) throw new InputInvalid('scep-url', `The SCEP URL must be ASCII, got "${text}"`);
+  return url.href;
+}
+
 /** CDP, caIssuers and OCSP of a certificate issued by `issuer` (no OCSP URL on a responder's own). */
 export function publicationFor(pkiUrl: string | undefined, issuer: CaRef, options: { ocsp?: boolean } = {}): PublicationSpec | undefined {
   if (!pkiUrl) return undefined;
@@ -69,6 +88,7 @@ export const caNames = {
   issuing: (org: string, generation: number) => `${org} S/MIME Issuing CA${generation > 1 ? ` ${generation}` : ''}`,
   signer: (org: string) => `${org} Profile Signing`,
   responder: (org: string, ca: CaRef) => `${org} ${ca === 'root' ? 'Root ' : ''}OCSP Responder`,
+  scepRa: (org: string) => `${org} SCEP RA`,
 };
 
 /** The longest organization whose CA names, up to issuing CA 99, fit ub-common-name. */

@@ -38,6 +38,8 @@ export const EKU = {
   serverAuth: '1.3.6.1.5.5.7.3.1',
   clientAuth: '1.3.6.1.5.5.7.3.2',
   ocspSigning: '1.3.6.1.5.5.7.3.9',
+  /** id-kp-cmcRA (RFC 6402): a registration authority, as a SCEP RA certificate is. */
+  cmcRA: '1.3.6.1.5.5.7.3.28',
 } as const;
 
 /** A keyUsage bit by name. */

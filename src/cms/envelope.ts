@@ -9,27 +9,50 @@ import { constants, createCipheriv, createDecipheriv, publicEncrypt, randomBytes
 import { parseBer } from '../asn1/ber.js';
 import { child, children, DerError, explicit, nul, octets, oid, readInt, readOid, seq, setOf, tlv, TAG, int, type DerNode } from '../asn1/der.js';
 import { CertificateInvalid, InputInvalid, KeyUnsupported } from '../errors.js';
-import { rsaPkcs1Decrypt } from '../certs/forge.js';
+import { desCbc, rsaPkcs1Decrypt } from '../certs/forge.js';
 import { issuerAndSerial } from './certificate.js';
 import { OID } from './sign.js';
 
 /** The content cipher of an encrypted profile: AES-256-CBC, or 3DES for old devices. */
 export type ContentCipher = 'aes-256-cbc' | 'des-ede3-cbc';
 
-const CIPHER_OID: Record<ContentCipher, string> = {
+/**
+ * Every content cipher an envelope is read in (SCEP clients send all of these: micromdm's
+ * scepclient single DES, iOS AES), and can be answered in.
+ */
+export type EnvelopeCipher = ContentCipher | 'aes-128-cbc' | 'aes-192-cbc' | 'des-cbc';
+
+const CIPHER_OID: Record<EnvelopeCipher, string> = {
   'aes-256-cbc': '2.16.840.1.101.3.4.1.42',
   'des-ede3-cbc': '1.2.840.113549.3.7',
+  'aes-128-cbc': '2.16.840.1.101.3.4.1.2',
+  'aes-192-cbc': '2.16.840.1.101.3.4.1.22',
+  'des-cbc': '1.3.14.3.2.7',
 };
-const CIPHER_SIZES: Record<ContentCipher, { key: number; iv: number }> = {
+const CIPHER_SIZES: Record<EnvelopeCipher, { key: number; iv: number }> = {
   'aes-256-cbc': { key: 32, iv: 16 },
   'des-ede3-cbc': { key: 24, iv: 8 },
+  'aes-128-cbc': { key: 16, iv: 16 },
+  'aes-192-cbc': { key: 24, iv: 16 },
+  'des-cbc': { key: 8, iv: 8 },
 };
+
+/** Encrypts or decrypts with a content cipher: DES through forge (OpenSSL 3 keeps it in the legacy provider), the rest natively. */
+function runCipher(encrypt: boolean, cipher: EnvelopeCipher, key: Buffer, iv: Buffer, data: Buffer): Buffer {
+  if (cipher === 'des-cbc') {
+    const out = desCbc(encrypt, key, iv, data);
+    if (!out) throw new Error('bad decrypt');
+    return out;
+  }
+  const c = encrypt ? createCipheriv(cipher, key, iv) : createDecipheriv(cipher, key, iv);
+  return Buffer.concat([c.update(data), c.final()]);
+}
 
 /**
  * Encrypts `content` to the holder of `recipient` (a DER certificate with an RSA key).
  * @throws ERR_KEY_UNSUPPORTED for a non-RSA certificate
  */
-export function envelope(content: Uint8Array, recipient: Buffer, cipher: ContentCipher = 'aes-256-cbc'): Buffer {
+export function envelope(content: Uint8Array, recipient: Buffer, cipher: EnvelopeCipher = 'aes-256-cbc'): Buffer {
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(recipient);
@@ -42,8 +65,7 @@ export function envelope(content: Uint8Array, recipient: Buffer, cipher: Content
   const sizes = CIPHER_SIZES[cipher];
   const cek = randomBytes(sizes.key);
   const iv = randomBytes(sizes.iv);
-  const c = createCipheriv(cipher, cek, iv);
-  const encrypted = Buffer.concat([c.update(content), c.final()]);
+  const encrypted = runCipher(true, cipher, cek, iv, Buffer.from(content));
   const encryptedKey = publicEncrypt({ key: cert.publicKey, padding: constants.RSA_PKCS1_PADDING }, cek);
   const recipientInfo = seq(int(0), issuerAndSerial(recipient), seq(oid(OID.rsaEncryption), nul()), octets(encryptedKey));
   const eci = seq(oid(OID.data), seq(oid(CIPHER_OID[cipher]), octets(iv)), tlv(0x80, encrypted));
@@ -59,7 +81,7 @@ export interface EnvelopeRecipient {
 
 interface ParsedEnvelope {
   recipients: { issuer: Buffer; serial: string; encryptedKey: Buffer; sid: Buffer }[];
-  cipher: ContentCipher;
+  cipher: EnvelopeCipher;
   iv: Buffer;
   encrypted: Buffer;
 }
@@ -80,11 +102,13 @@ function parseEnvelope(der: Uint8Array): ParsedEnvelope {
       });
     const alg = child(eci, 1);
     const cipherOid = readOid(child(alg, 0));
-    const cipher = (Object.keys(CIPHER_OID) as ContentCipher[]).find((c) => CIPHER_OID[c] === cipherOid);
+    const cipher = (Object.keys(CIPHER_OID) as EnvelopeCipher[]).find((c) => CIPHER_OID[c] === cipherOid);
     if (!cipher) throw new DerError(`unsupported content cipher ${cipherOid}`);
     const encNode = child(eci, 2);
     const encrypted = encNode.tag === 0x80 ? encNode.value : Buffer.concat(children(encNode).map((c) => c.value));
-    return { recipients, cipher, iv: child(alg, 1, TAG.OCTET_STRING).value, encrypted };
+    const iv = child(alg, 1, TAG.OCTET_STRING).value;
+    if (iv.length !== CIPHER_SIZES[cipher].iv) throw new DerError(`the IV of ${cipher} has ${iv.length} bytes`);
+    return { recipients, cipher, iv, encrypted };
   } catch (cause) {
     throw new InputInvalid('envelope', `Not a CMS EnvelopedData: ${(cause as Error).message}`);
   }
@@ -108,11 +132,42 @@ export function openEnvelope(der: Uint8Array, key: KeyObject, certificate?: Buff
   for (const r of candidates) {
     try {
       const cek = rsaPkcs1Decrypt(key, r.encryptedKey);
-      const d = createDecipheriv(env.cipher, cek, env.iv);
-      return Buffer.concat([d.update(env.encrypted), d.final()]);
+      return runCipher(false, env.cipher, cek, env.iv, env.encrypted);
     } catch {
       // try the next recipient
     }
   }
   throw new InputInvalid('key', 'The key does not decrypt this profile');
+}
+
+/**
+ * Opens an EnvelopedData addressed to `certificate` (a SCEP request to the RA) and says which
+ * cipher it used. A key transport that does not decrypt is not told apart from content that
+ * does not: a random content key stands in (implicit rejection), and both fail as one
+ * `ERR_INPUT_INVALID`, so the answer is no padding oracle.
+ * @throws ERR_INPUT_INVALID when it is not an EnvelopedData for that certificate or does not decrypt
+ */
+export function openEnvelopeFor(der: Uint8Array, key: KeyObject, certificate: Buffer): { content: Buffer; cipher: EnvelopeCipher } {
+  const env = parseEnvelope(der);
+  const wanted = issuerAndSerial(certificate);
+  const r = env.recipients.find((x) => x.sid.equals(wanted));
+  if (!r) throw new InputInvalid('recipient', 'The request is not encrypted to this server');
+  const size = CIPHER_SIZES[env.cipher].key;
+  let cek: Buffer;
+  try {
+    cek = rsaPkcs1Decrypt(key, r.encryptedKey);
+    if (cek.length !== size) cek = randomBytes(size);
+  } catch {
+    cek = randomBytes(size);
+  }
+  try {
+    return { content: runCipher(false, env.cipher, cek, env.iv, env.encrypted), cipher: env.cipher };
+  } catch {
+    throw new InputInvalid('envelope', 'The request does not decrypt');
+  }
+}
+
+/** The recipients (issuer and serial DER) an EnvelopedData names, for finding which of our certificates it is for. */
+export function envelopeRecipientIds(der: Uint8Array): Buffer[] {
+  return parseEnvelope(der).recipients.map((r) => r.sid);
 }

@@ -286,3 +286,43 @@ const OID_MESSAGE_DIGEST = oid(OID.messageDigest);
 const OID_SIGNED_DATA = oid(OID.signedData);
 /** SignedData's version and digestAlgorithms, the same for every profile. */
 const SD_PREFIX = Buffer.concat([int(1), setOf(seq(oid(OID.sha256)))]);
+
+/** Options of {@link signWithAttributes}. @internal */
+export interface SignWithAttributesOptions {
+  key: KeyObject;
+  /** The signer's certificate (DER). */
+  certificate: Buffer;
+  /** Every certificate to carry (the signer's included). */
+  certificates: Buffer[];
+  /** The digest of the content and the signature: SHA-256, or SHA-1 for a client that only showed that. */
+  digest: 'sha256' | 'sha1';
+  /** Signed attributes besides contentType and messageDigest, each a DER Attribute. */
+  attributes: Buffer[];
+}
+
+/**
+ * A DER SignedData over `content` (id-data) with RSA PKCS#1 v1.5 and extra signed attributes,
+ * for protocol messages (SCEP's CertRep) rather than profiles: those go through
+ * {@link signProfile}, whose hot path this leaves alone. `content` undefined leaves the
+ * eContent out (a CertRep FAILURE carries none). @internal
+ */
+export function signWithAttributes(content: Buffer | undefined, options: SignWithAttributesOptions): Buffer {
+  const digestAlg = seq(oid(options.digest === 'sha1' ? OID.sha1 : OID.sha256), nul());
+  const attrs = [
+    ATTR_CONTENT_TYPE,
+    seq(OID_MESSAGE_DIGEST, setOf(octets(createHash(options.digest).update(content ?? Buffer.alloc(0)).digest()))),
+    ...options.attributes,
+  ];
+  const attrsBody = Buffer.concat(attrs.sort(Buffer.compare));
+  const signature = cryptoSign(options.digest, tlv(0x31, attrsBody), options.key);
+  const signerInfo = seq(int(1), issuerAndSerial(options.certificate), digestAlg, tlv(0xa0, attrsBody), seq(oid(OID.rsaEncryption), nul()), octets(signature));
+  const eci = content === undefined ? seq(OID_DATA) : seq(OID_DATA, tlv(0xa0, octets(content)));
+  const sd = seq(int(1), setOf(digestAlg), eci, tlv(0xa0, Buffer.concat(options.certificates)), setOf(signerInfo));
+  return seq(OID_SIGNED_DATA, tlv(0xa0, sd));
+}
+
+/** A degenerate, certificates-only SignedData (RFC 5652 5.2, "certs-only"): how SCEP and .p7c files carry certificates. */
+export function certificatesOnly(certificates: readonly Buffer[]): Buffer {
+  const sd = seq(int(1), tlv(0x31, Buffer.alloc(0)), seq(OID_DATA), tlv(0xa0, Buffer.concat(certificates)), tlv(0x31, Buffer.alloc(0)));
+  return seq(OID_SIGNED_DATA, tlv(0xa0, sd));
+}

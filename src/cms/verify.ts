@@ -155,6 +155,76 @@ export function parseSignedData(bytes: Uint8Array): ParsedSignedData {
   }
 }
 
+/** What {@link checkSignerInfo} found: the signer, its signed attributes, and why the signature fails, if it does. @internal */
+export interface SignerInfoCheck {
+  signer: X509Certificate | undefined;
+  /** The signed attributes by OID: the first value of each. */
+  attributes: Map<string, DerNode>;
+  /** node:crypto's name of the digest (`sha256`, `sha1`, …), when known. */
+  hash: string | undefined;
+  signingTime: Date | undefined;
+  reasons: VerifyReason[];
+}
+
+/**
+ * Checks the one SignerInfo of a parsed SignedData: finds the signer among its certificates,
+ * checks the content against the signed messageDigest and the signature with the signer's
+ * key. Trust is left to the caller. @internal
+ */
+export function checkSignerInfo(parsed: ParsedSignedData): SignerInfoCheck {
+  const { content, certificates, signerFields: si } = parsed;
+  const reasons: VerifyReason[] = [];
+  const fail = (code: VerifyReasonCode, message: string) => reasons.push({ code, message });
+  const attributes = new Map<string, DerNode>();
+  const sid = si[1] as DerNode;
+  const signer = certificates.find((c) => {
+    try {
+      return issuerAndSerial(c.raw).equals(sid.raw);
+    } catch {
+      return false;
+    }
+  });
+  let signingTime: Date | undefined;
+  let hash: string | undefined;
+  if (!signer) {
+    fail('signer-missing', 'The signer certificate is not in the profile');
+  } else {
+    try {
+      hash = HASHES[readOid(child(si[2] as DerNode, 0))];
+      const attrsNode = si[3]?.tag === 0xa0 ? (si[3] as DerNode) : undefined;
+      const sigAlgNode = si[attrsNode ? 4 : 3] as DerNode;
+      const sigNode = si[attrsNode ? 5 : 4] as DerNode;
+      if (!hash) throw new DerError('unsupported digest algorithm');
+      const contentDigest = createHash(hash).update(content).digest();
+      let signedBytes: Buffer = content;
+      if (attrsNode) {
+        for (const attr of children(attrsNode)) {
+          const type = readOid(child(attr, 0));
+          const value = child(child(attr, 1, TAG.SET), 0);
+          if (!attributes.has(type)) attributes.set(type, value);
+          if (type === OID.signingTime) signingTime = readTime(value);
+        }
+        const digest = attributes.get(OID.messageDigest)?.value;
+        if (!digest || !digest.equals(contentDigest)) {
+          fail('digest-mismatch', 'The content does not match its signed digest: the profile was changed after signing');
+        }
+        signedBytes = Buffer.concat([Buffer.from([TAG.SET]), attrsNode.raw.subarray(1)]);
+      }
+      // rsaEncryption, sha256WithRSAEncryption and ecdsa-with-SHA256 all verify as `hash` with the key's own scheme.
+      readOid(child(sigAlgNode, 0));
+      const ok = cryptoVerify(hash, signedBytes, signer.publicKey, sigNode.value);
+      if (!ok) fail('signature-invalid', 'The signature does not verify with the signer certificate');
+    } catch (cause) {
+      if (cause instanceof DerError || (cause as { code?: string }).code?.startsWith('ERR_OSSL')) {
+        fail('signature-invalid', `The signature cannot be checked: ${(cause as Error).message}`);
+      } else {
+        throw cause;
+      }
+    }
+  }
+  return { signer, attributes, hash, signingTime, reasons };
+}
+
 let systemRoots: X509Certificate[] | undefined;
 
 /**
@@ -174,56 +244,15 @@ export async function verifyProfile(bytes: Uint8Array, options: VerifyProfileOpt
  * @internal
  */
 export async function verifySignedData(parsed: ParsedSignedData, options: VerifyProfileOptions = {}): Promise<VerifyResult> {
-  const { content, certificates, signerFields: si } = parsed;
+  const { content, certificates } = parsed;
   const now = (options.now ?? (() => new Date()))();
   const reasons: VerifyReason[] = [];
   const fail = (code: VerifyReasonCode, message: string) => reasons.push({ code, message });
 
-  const sid = si[1] as DerNode;
-  const signerCert = certificates.find((c) => {
-    try {
-      return issuerAndSerial(c.raw).equals(sid.raw);
-    } catch {
-      return false;
-    }
-  });
-  let signingTime: Date | undefined;
-  if (!signerCert) {
-    fail('signer-missing', 'The signer certificate is not in the profile');
-  } else {
-    try {
-      const hash = HASHES[readOid(child(si[2] as DerNode, 0))];
-      const attrsNode = si[3]?.tag === 0xa0 ? (si[3] as DerNode) : undefined;
-      const sigAlgNode = si[attrsNode ? 4 : 3] as DerNode;
-      const sigNode = si[attrsNode ? 5 : 4] as DerNode;
-      if (!hash) throw new DerError('unsupported digest algorithm');
-      const contentDigest = createHash(hash).update(content).digest();
-      let signedBytes: Buffer = content;
-      if (attrsNode) {
-        let digest: Buffer | undefined;
-        for (const attr of children(attrsNode)) {
-          const type = readOid(child(attr, 0));
-          const value = child(child(attr, 1, TAG.SET), 0);
-          if (type === OID.messageDigest) digest = value.value;
-          if (type === OID.signingTime) signingTime = readTime(value);
-        }
-        if (!digest || !digest.equals(contentDigest)) {
-          fail('digest-mismatch', 'The content does not match its signed digest: the profile was changed after signing');
-        }
-        signedBytes = Buffer.concat([Buffer.from([TAG.SET]), attrsNode.raw.subarray(1)]);
-      }
-      // rsaEncryption, sha256WithRSAEncryption and ecdsa-with-SHA256 all verify as `hash` with the key's own scheme.
-      readOid(child(sigAlgNode, 0));
-      const ok = cryptoVerify(hash, signedBytes, signerCert.publicKey, sigNode.value);
-      if (!ok) fail('signature-invalid', 'The signature does not verify with the signer certificate');
-    } catch (cause) {
-      if (cause instanceof DerError || (cause as { code?: string }).code?.startsWith('ERR_OSSL')) {
-        fail('signature-invalid', `The signature cannot be checked: ${(cause as Error).message}`);
-      } else {
-        throw cause;
-      }
-    }
-  }
+  const checked = checkSignerInfo(parsed);
+  const signerCert = checked.signer;
+  const signingTime = checked.signingTime;
+  for (const r of checked.reasons) fail(r.code, r.message);
 
   const chain: X509Certificate[] = [];
   const given = options.ca !== undefined;

@@ -72,6 +72,11 @@ export interface LinkStore {
   consume(token: string): Promise<{ user: string } | { state: LinkState | 'unknown' }>;
   /** Every link, newest last (tokens are never stored, so never listed). */
   list(): Promise<LinkRecord[]>;
+  /**
+   * Optional: creates a link for each user in one step (a batch mints a SCEP challenge per
+   * profile). Without it, callers create them one by one.
+   */
+  createMany?(users: readonly string[], options?: { ttlMs?: number; uses?: number }): Promise<{ token: string; link: LinkRecord }[]>;
 }
 
 /**
@@ -111,6 +116,12 @@ export abstract class LinkLedger implements LinkStore {
     return { token, link: { ...link } };
   }
 
+  async createMany(users: readonly string[], options: { ttlMs?: number; uses?: number } = {}): Promise<{ token: string; link: LinkRecord }[]> {
+    const made = users.map((user) => newLink(user, options, this.now()));
+    if (made.length) await this.transact((links) => links.push(...made.map((m) => m.link)));
+    return made.map(({ token, link }) => ({ token, link: { ...link } }));
+  }
+
   async revoke(id: string): Promise<LinkRecord> {
     return this.transact((links) => {
       const l = links.find((x) => x.id === String(id).toLowerCase());
@@ -146,17 +157,23 @@ export abstract class LinkLedger implements LinkStore {
   }
 }
 
-/** The links of a file store: `links.json` in its directory, changed under the store lock. */
+/**
+ * The links of a file store: `links.json` in its directory, changed under the store lock. The
+ * store's SCEP challenges are a second book of the same kind (`challenges.json`), so that a
+ * challenge is never a download link nor a link a challenge.
+ */
 export class LinkBook extends LinkLedger {
   constructor(
     readonly dir: string,
     now: () => Date = () => new Date(),
+    /** The file in `dir`. Default: `links.json`. */
+    readonly file: string = 'links.json',
   ) {
     super(now);
   }
 
   private get path() {
-    return join(this.dir, 'links.json');
+    return join(this.dir, this.file);
   }
 
   async list(): Promise<LinkRecord[]> {

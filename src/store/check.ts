@@ -13,7 +13,7 @@ import { FileStore } from './file/file-store.js';
 import type { PostgresStore } from './postgres/pg-store.js';
 import type { CertificateRecord } from './store.js';
 import { parseIndex } from './file/index-format.js';
-import { issuingPaths, OCSP_DIR, signerPaths } from './pki-files.js';
+import { issuingPaths, OCSP_DIR, SCEP_DIR, signerPaths } from './pki-files.js';
 
 /** One finding of {@link checkStore}. */
 export interface StoreFinding {
@@ -84,10 +84,12 @@ async function checkFileStore(store: FileStore): Promise<StoreFinding[]> {
     if (first && signer && !signer.verify(first.publicKey)) add('error', rel(signerAt.cert), 'the imported signer does not chain to its stored issuer');
   } else if (signerIssuer && signer && !signer.verify(signerIssuer.publicKey)) add('error', rel(signerAt.cert), 'the signer does not chain to the issuing CA that issued it');
   await key(signerAt.key, signer);
-  for (const n of await fs.readdir(rel(OCSP_DIR)).catch(() => [] as string[])) {
-    if (!n.endsWith('.pem')) continue;
-    const c = await cert(`${OCSP_DIR}/${n}`);
-    await key(`${OCSP_DIR}/${n.slice(0, -4)}.key`, c);
+  for (const dir of [OCSP_DIR, SCEP_DIR]) {
+    for (const n of await fs.readdir(rel(dir)).catch(() => [] as string[])) {
+      if (!n.endsWith('.pem')) continue;
+      const c = await cert(`${dir}/${n}`);
+      await key(`${dir}/${n.slice(0, -4)}.key`, c);
+    }
   }
 
   try {
@@ -137,7 +139,9 @@ async function checkFileStore(store: FileStore): Promise<StoreFinding[]> {
     const c = await cert(`${dir}/cert.pem`);
     if (!c) continue;
     if (fingerprint(c.raw) !== record.fingerprint) add('error', rel(`${dir}/cert.pem`), 'does not match the fingerprint its entry records');
-    await key(`${dir}/key`, c);
+    // A device's certificate (SCEP) has its key on the device: one here would be out of place.
+    if (!record.keyOnDevice) await key(`${dir}/key`, c);
+    else if (await fs.stat(rel(`${dir}/key.${gen}`)).catch(() => undefined)) add('error', rel(`${dir}/key.${gen}`), 'a key beside a certificate enrolled by a device (its key is on the device)');
     for (const n of await fs.readdir(rel(dir))) {
       if (/^key\.\d+$/.test(n) && n !== `key.${gen}`) add('info', rel(`${dir}/${n}`), 'a key of another passphrase generation, left by an interrupted passphrase change; safe to delete');
       if (/^p12\.\d+$/.test(n)) add('info', rel(`${dir}/${n}`), 'a cached PKCS#12 in the layout of earlier versions (now pkcs12-cache/), no longer read; safe to delete');

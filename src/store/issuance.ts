@@ -11,11 +11,11 @@ import { distinctIssuers, fingerprint, normalizeSerial, toCertificates, type Cer
 import type { IdentityBundle } from '../certs/import.js';
 import { checkEmailDomains, checkPkiUrl, emailPermitted, publicationFor } from '../certs/publication.js';
 import { createCertificateAuthority, type CertificateAuthority } from '../certs/ca.js';
-import { issueCertificate, type Identity, type IssuedIdentity } from '../certs/issue.js';
+import { certifyPublicKey, issueCertificate, type Identity, type IssuedIdentity } from '../certs/issue.js';
 import type { KeyAlgorithm } from '../certs/keys.js';
 import { describeCertificate, EKU } from '../certs/x509.js';
 import { CertificateInvalid, InputInvalid } from '../errors.js';
-import type { CertificateRecord, IssueUserCertificateOptions } from './store.js';
+import type { CertificateRecord, IssueDeviceCertificateOptions, IssueUserCertificateOptions } from './store.js';
 
 /** The shortest passphrase a new store (or a new passphrase) takes: it is all that guards the keys. */
 export const MIN_PASSPHRASE_LENGTH = 8;
@@ -44,7 +44,7 @@ export function checkedIssuance(options: IssueUserCertificateOptions, domains: r
 /** The record of a certificate as it enters a store. */
 export async function newRecord(
   certificate: Uint8Array,
-  fields: { user: string; purpose: CertificatePurpose; source: CertificateRecord['source']; chain: readonly Uint8Array[]; now: Date },
+  fields: { user: string; purpose: CertificatePurpose; source: CertificateRecord['source']; chain: readonly Uint8Array[]; now: Date; keyOnDevice?: boolean },
 ): Promise<CertificateRecord> {
   const info = await describeCertificate(certificate);
   return {
@@ -60,6 +60,7 @@ export async function newRecord(
     created: fields.now.toISOString(),
     ...(info.commonName ? { name: info.commonName } : {}),
     ...(fields.chain.length ? { chain: fields.chain.map((c) => fingerprint(c)) } : {}),
+    ...(fields.keyOnDevice ? { keyOnDevice: true as const } : {}),
   };
 }
 
@@ -127,6 +128,27 @@ export function issueFor(
     now,
     ...(options.days !== undefined ? { days: options.days } : {}),
     ...(options.privateKey ? { privateKey: options.privateKey } : {}),
+    ...(publication ? { publication } : {}),
+  });
+}
+
+/** A signing certificate from issuing CA `generation` for a device's public key (SCEP), with the store's publication URLs. */
+export function certifyFor(
+  issuer: Identity,
+  user: string,
+  options: IssueDeviceCertificateOptions,
+  generation: number,
+  pkiUrl: string | undefined,
+  now: () => Date,
+): Promise<{ certificate: Buffer; clamped: boolean }> {
+  const publication = publicationFor(pkiUrl, generation);
+  return certifyPublicKey(issuer, {
+    purpose: 'smime-signing',
+    email: user,
+    name: options.name,
+    now,
+    publicKey: options.publicKey,
+    ...(options.days !== undefined ? { days: options.days } : {}),
     ...(publication ? { publication } : {}),
   });
 }

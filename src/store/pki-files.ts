@@ -38,10 +38,16 @@ export function signerPaths(meta: { signer?: string }): { cert: string; key: str
 }
 
 /** Paths of an OCSP responder certificate. */
-export function responderPaths(ca: CaRef, serial: string): { cert: string; key: string; pointer: string } {
-  const base = `${OCSP_DIR}/${caSlug(ca)}-${serial}`;
-  return { cert: `${base}.pem`, key: `${base}.key`, pointer: `${OCSP_DIR}/${caSlug(ca)}.json` };
+export function responderPaths(ca: CaRef, serial: string, dir: string = OCSP_DIR): { cert: string; key: string; pointer: string } {
+  const base = `${dir}/${caSlug(ca)}-${serial}`;
+  return { cert: `${base}.pem`, key: `${base}.key`, pointer: `${dir}/${caSlug(ca)}.json` };
 }
+
+/** Where the file store keeps its SCEP RA identities (as OCSP responders are kept in OCSP_DIR). */
+export const SCEP_DIR = 'scep';
+
+/** The store's own identities that a CA issues and renews by itself: the OCSP responder and the SCEP RA. */
+export type ServiceKind = 'ocsp' | 'scep';
 
 /** One of the store's CA certificates. */
 export interface StoreCa {
@@ -59,7 +65,7 @@ export interface StoreCa {
 /** A certificate the store's CAs issued for the store itself. */
 export interface CaIssuedCertificate {
   serial: string;
-  kind: 'signer' | 'responder';
+  kind: 'signer' | 'responder' | 'scep-ra';
   /** The CA that issued it. */
   ca: CaRef;
   certificate: Buffer;
@@ -75,7 +81,7 @@ export interface ResponderIdentity extends Identity {
 /** What {@link FileStore.revokeCertificate} did. */
 export interface RevokeResult {
   serial: string;
-  kind: 'user' | 'signer' | 'responder' | 'issuing-ca';
+  kind: 'user' | 'signer' | 'responder' | 'scep-ra' | 'issuing-ca';
   /** The CA whose CRL lists it: `root`, `issuing`, `issuing-2`, ... */
   ca: string;
   /** True when it was revoked before: nothing changed. */

@@ -49,6 +49,11 @@ export interface CertificateRecord {
    * other purpose too: it serves as a signing identity and in the encryption history.
    */
   alsoPurpose?: CertificatePurpose;
+  /**
+   * The private key is on a device, not in the store: a certificate a device enrolled over
+   * SCEP. It counts for listing, revocation, CRLs and OCSP, and is never shipped in a profile.
+   */
+  keyOnDevice?: true;
 }
 
 /** A record with its status computed at a moment. */
@@ -72,6 +77,17 @@ export interface IssueUserCertificateOptions {
   days?: number;
   /** Certify this key instead of generating one. */
   privateKey?: KeyObject;
+}
+
+/** Options of {@link EnrollingStore.issueDeviceCertificate}. */
+export interface IssueDeviceCertificateOptions {
+  user: string;
+  /** Subject CN. */
+  name: string;
+  /** The device's public key (RSA of 2048 bits or more); its private key never leaves the device. */
+  publicKey: KeyObject;
+  /** Default: 365. */
+  days?: number;
 }
 
 /** The CA certificates a device needs to trust the user identities. */
@@ -190,6 +206,27 @@ export interface LifecycleStore extends CertificateStore {
 }
 
 /**
+ * A store a SCEP server can stand in front of (see `createScepHandler`): it certifies keys
+ * that devices make, keeps one-time enrollment challenges bound to users, and has an RA
+ * identity that devices encrypt their requests to. The file store and the PostgreSQL store
+ * implement it.
+ */
+export interface EnrollingStore extends LifecycleStore {
+  /** Issues and records a signing certificate for a device's key (`keyOnDevice`, no key kept). */
+  issueDeviceCertificate(options: IssueDeviceCertificateOptions): Promise<CertificateRecord>;
+  /** One-time challenges, each bound to a user, kept as hashes; a ledger of their own, apart from {@link LifecycleStore.links}. */
+  readonly challenges: LinkStore;
+  /** The current RA identity (RSA, keyUsage digitalSignature and keyEncipherment), issued by the current issuing CA. */
+  scepRa(): Promise<Identity & { serial: string }>;
+  /** An RA identity the store issued, by serial, while it still holds its key (a request may be encrypted to the one before). */
+  scepRaBySerial(serial: string): Promise<(Identity & { serial: string }) | undefined>;
+  /** The URL of the store's SCEP server, written into SCEP profiles, if set. */
+  readonly scepUrl: string | undefined;
+  /** Sets (or clears) {@link EnrollingStore.scepUrl}. */
+  setScepUrl(url: string | undefined): Promise<string | undefined>;
+}
+
+/**
  * The record `query` names among `records`: a serial (any case, colons allowed), a SHA-256
  * fingerprint, or a unique prefix of 6 or more hex digits of either, as git takes short
  * hashes. For stores implementing {@link LifecycleStore.findCertificate}.
@@ -268,6 +305,11 @@ export function isRemovedUser(records: readonly CertificateRecord[]): boolean {
 /** Whether the record serves `purpose`: its own, or the other one of a dual-use certificate. */
 export function servesPurpose(record: CertificateRecord, purpose: CertificatePurpose): boolean {
   return record.purpose === purpose || record.alsoPurpose === purpose;
+}
+
+/** What getIdentity throws for a certificate whose key is on a device (SCEP): the store has no key to give. */
+export function keyOnDeviceError(serial: string): CertificateInvalid {
+  return new CertificateInvalid('key-on-device', `Certificate ${serial} was enrolled by a device over SCEP: its private key is on the device, not in the store`);
 }
 
 /** `valid`, `expired`, `not-yet-valid` or `revoked` at `now`. */

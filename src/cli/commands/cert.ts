@@ -292,7 +292,7 @@ function revoke(ctx: Context): CommandModule<object, RevokeArgs> {
         return args.serial;
       });
       const r = await store.revokeCertificate(serial, args.reason);
-      const what = r.record ? `${r.record.user}, ${r.record.purpose}` : { signer: 'a profile signer', responder: 'an OCSP responder', 'issuing-ca': 'an issuing CA', user: 'a user certificate' }[r.kind];
+      const what = r.record ? `${r.record.user}, ${r.record.purpose}` : { signer: 'a profile signer', responder: 'an OCSP responder', 'scep-ra': 'the SCEP RA', 'issuing-ca': 'an issuing CA', user: 'a user certificate' }[r.kind];
       if (r.already) {
         note(ctx.io, `${r.serial} (${what}) was already revoked on ${r.revoked.date.slice(0, 10)} (${r.revoked.reason}); the ${r.ca} CRL lists it`);
         return;

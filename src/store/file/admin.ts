@@ -11,10 +11,10 @@ import { createIssuingCa, createProfileSigner } from '../../certs/ca.js';
 import { type IdentityBundle } from '../../certs/import.js';
 import { fingerprint, normalizeSerial, toPem, type CertificateInput } from '../../certs/pem.js';
 import { certificateBasics } from '../../certs/x509.js';
-import { caSlug, checkPkiUrl } from '../../certs/publication.js';
+import { caSlug, checkPkiUrl, checkScepUrl } from '../../certs/publication.js';
 import { atomicWrite } from '../fs-util.js';
 import { checkNewPassphrase, checkSignerImport } from '../issuance.js';
-import { issuingPaths, OCSP_DIR, signerPaths } from '../pki-files.js';
+import { issuingPaths, OCSP_DIR, SCEP_DIR, signerPaths } from '../pki-files.js';
 import { deriveKey, newKdfParams, seal } from '../secret-box.js';
 import { SERIAL } from './record-index.js';
 import type { FileStore } from './file-store.js';
@@ -33,6 +33,16 @@ export async function setPkiUrl(store: FileStore, url: string | undefined): Prom
   await store.write(async () => {
     const { pkiUrl: _old, ...rest } = store.meta;
     await store.putMeta({ ...rest, ...(checked ? { pkiUrl: checked } : {}) });
+  });
+  return checked;
+}
+
+/** Sets (or, with undefined, clears) the URL of the store's SCEP server, written into SCEP profiles. */
+export async function setScepUrl(store: FileStore, url: string | undefined): Promise<string | undefined> {
+  const checked = url === undefined ? undefined : checkScepUrl(url);
+  await store.write(async () => {
+    const { scepUrl: _old, ...rest } = store.meta;
+    await store.putMeta({ ...rest, ...(checked ? { scepUrl: checked } : {}) });
   });
   return checked;
 }
@@ -125,8 +135,11 @@ export async function keyFiles(store: FileStore): Promise<string[]> {
   const meta = store.meta;
   const names = await fs.readdir(join(store.dir, 'certs')).catch(() => [] as string[]);
   const issuing = Array.from({ length: meta.issuing ?? 1 }, (_, i) => issuingPaths(i + 1).key);
-  const responders = (await fs.readdir(join(store.dir, OCSP_DIR)).catch(() => [] as string[])).filter((n) => n.endsWith('.pem')).map((n) => `${OCSP_DIR}/${n.slice(0, -4)}.key`);
-  return ['ca/root.key', ...issuing, signerPaths(meta).key, ...responders, ...names.filter((n) => SERIAL.test(n)).map((n) => `certs/${n}/key`)];
+  const services = async (dir: string) => (await fs.readdir(join(store.dir, dir)).catch(() => [] as string[])).filter((n) => n.endsWith('.pem')).map((n) => `${dir}/${n.slice(0, -4)}.key`);
+  // A device's certificate (SCEP) has no key in the store.
+  const entries = names.filter((n) => SERIAL.test(n)).map((n) => `certs/${n}/key`);
+  const held = await Promise.all(entries.map((rel) => fs.access(join(store.dir, `${rel}.${meta.keyGeneration}`)).then(() => true, () => false)));
+  return ['ca/root.key', ...issuing, signerPaths(meta).key, ...(await services(OCSP_DIR)), ...(await services(SCEP_DIR)), ...entries.filter((_, i) => held[i])];
 }
 
 /**

@@ -4,6 +4,7 @@
  *
  * @module file-entries
  */
+import type { KeyObject } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { CertificateInvalid, StoreEntryNotFound } from '../../errors.js';
@@ -14,8 +15,8 @@ import { distinctIssuers, fingerprint, toCertificates, toPem } from '../../certs
 import { describeCertificate } from '../../certs/x509.js';
 import { profilePkcs12 } from '../../certs/pkcs12.js';
 import { atomicDir, atomicWrite } from '../fs-util.js';
-import { issueFor, checkedIssuance, newRecord } from '../issuance.js';
-import { planReimport, statusOf, type CertificateRecord, type ImportIdentityOptions, type ImportIdentityResult, type IssueUserCertificateOptions } from '../store.js';
+import { certifyFor, issueFor, checkedIssuance, newRecord } from '../issuance.js';
+import { planReimport, statusOf, type CertificateRecord, type ImportIdentityOptions, type ImportIdentityResult, type IssueDeviceCertificateOptions, type IssueUserCertificateOptions } from '../store.js';
 import { type Amendment } from './record-index.js';
 import type { FileStore } from './file-store.js';
 import type { StoreMeta } from './meta.js';
@@ -134,9 +135,24 @@ export async function amendEntry(store: FileStore, existing: CertificateRecord, 
   return { record, duplicate: true, added: { ...(otherPurpose ? { purpose: otherPurpose } : {}), chain: more.length }, warnings };
 }
 
+/**
+ * Issues a signing certificate for a key a device made (SCEP): recorded like any other
+ * certificate of the user, with `keyOnDevice` and no key file.
+ * @throws what issueCertificate throws; ERR_KEY_UNSUPPORTED for a key other than RSA of 2048 bits or more
+ */
+export async function issueDevice(store: FileStore, options: IssueDeviceCertificateOptions): Promise<CertificateRecord> {
+  store.requireKey('issue certificates');
+  const meta = await store.freshMeta();
+  const purpose = 'smime-signing';
+  const user = await checkedUser(store, { user: options.user, name: options.name, purpose }, meta);
+  const gen = meta.issuing ?? 1;
+  const { certificate } = await certifyFor(await store.issuerIdentity(gen), user, options, gen, meta.pkiUrl, store.now);
+  return (await addEntry(store, { certificate }, user, purpose, 'issued', [])).record;
+}
+
 /** Records an identity under its serial, atomically and under the store lock; `guard` (run under the lock) may veto it. */
 export async function addEntry(store: FileStore, 
-  identity: Identity,
+  identity: { certificate: Buffer; privateKey?: KeyObject },
   user: string,
   purpose: CertificatePurpose,
   source: CertificateRecord['source'],
@@ -144,7 +160,7 @@ export async function addEntry(store: FileStore,
   guard?: () => Promise<boolean>,
 ): Promise<{ record: CertificateRecord }> {
   const key = store.requireKey('store keys');
-  const record = await newRecord(identity.certificate, { user, purpose, source, chain, now: store.now() });
+  const record = await newRecord(identity.certificate, { user, purpose, source, chain, now: store.now(), keyOnDevice: !identity.privateKey });
   const serial = record.serial;
   await store.write(async () => {
     if (guard && !(await guard())) return;
@@ -155,7 +171,7 @@ export async function addEntry(store: FileStore,
     await writeChains(store, chain);
     await atomicDir(path, {
       'cert.pem': { data: toPem(identity.certificate), mode: 0o644 },
-      [`key.${store.meta.keyGeneration}`]: { data: sealKey(key, identity.privateKey, `certs/${serial}/key`), mode: 0o600 },
+      ...(identity.privateKey ? { [`key.${store.meta.keyGeneration}`]: { data: sealKey(key, identity.privateKey, `certs/${serial}/key`), mode: 0o600 } } : {}),
       'entry.json': { data: JSON.stringify(record, null, 2) + '\n', mode: 0o644 },
     }, store.durable);
   });

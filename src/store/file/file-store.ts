@@ -39,14 +39,14 @@ import { atomicWrite, ioError, readText } from '../fs-util.js';
 import { withLock } from '../lock.js';
 import { type ResponderIdentity, type RevokeResult, type StoreCa } from '../pki-files.js';
 import { deriveKey, unseal, type Sealed } from '../secret-box.js';
-import { findRecord, type CertificateRecord, type ImportIdentityOptions, type ImportIdentityResult, type IssueUserCertificateOptions, type LifecycleStore, type ListCertificatesOptions, type RemoveUserResult, type TrustChain } from '../store.js';
+import { findRecord, keyOnDeviceError, type CertificateRecord, type IssueDeviceCertificateOptions, type ImportIdentityOptions, type ImportIdentityResult, type IssueUserCertificateOptions, type LifecycleStore, type ListCertificatesOptions, type RemoveUserResult, type TrustChain } from '../store.js';
 import { RecordIndex, type Amendment, type Revocation } from './record-index.js';
 import { FilePkcs12Cache } from './pkcs12-cache.js';
 import * as caRead from './ca-read.js';
 import { parseMeta, opensCheck, type StoreMeta } from './meta.js';
-import { changePassphrase, importSigner, rotateIssuing, rotateSigner, setPkiUrl } from './admin.js';
-import { checkedUser, importIdentity, issue, renewCertificate } from './entries.js';
-import { certificateStatus, createCrl, ocspResponder, publishedCrl, removeUser, revokeCertificate } from './pki.js';
+import { changePassphrase, importSigner, rotateIssuing, rotateSigner, setPkiUrl, setScepUrl } from './admin.js';
+import { checkedUser, importIdentity, issue, issueDevice, renewCertificate } from './entries.js';
+import { certificateStatus, createCrl, ocspResponder, publishedCrl, removeUser, revokeCertificate, serviceIdentity, serviceIdentityBySerial } from './pki.js';
 
 /** The file store. Create it with {@link initStore} or {@link openStore}. */
 export class FileStore implements LifecycleStore {
@@ -288,7 +288,52 @@ export class FileStore implements LifecycleStore {
   async getIdentity(serial: string): Promise<Identity> {
     const s = normalizeSerial(serial);
     const certificate = await this.getCertificate(s);
+    if ((await this.#index.get(s).catch(() => undefined))?.keyOnDevice) throw keyOnDeviceError(s);
     return { certificate, privateKey: await this.readKey(`certs/${s}/key`) };
+  }
+
+  /**
+   * Issues a signing certificate for a key a device made and keeps (SCEP): recorded as the
+   * user's smime-signing certificate with `keyOnDevice`, without a key. Needs the passphrase.
+   * @throws ERR_INPUT_INVALID; ERR_KEY_UNSUPPORTED for a key other than RSA of 2048 bits or more
+   */
+  issueDeviceCertificate(options: IssueDeviceCertificateOptions): Promise<CertificateRecord> {
+    return issueDevice(this, options);
+  }
+
+  #challenges: LinkBook | undefined;
+  /** One-time SCEP enrollment challenges, each bound to a user (`challenges.json`, kept as hashes). */
+  get challenges(): LinkBook {
+    return (this.#challenges ??= new LinkBook(this.dir, this.now, 'challenges.json'));
+  }
+
+  /** The SCEP RA of the current issuing CA (RSA, keyEncipherment), issued and renewed automatically. Needs the passphrase. */
+  async scepRa(): Promise<ResponderIdentity> {
+    return serviceIdentity(this, (await this.freshMeta()).issuing ?? 1, 'scep');
+  }
+
+  /** A SCEP RA the store issued, by serial, while the store keeps it (a device may have encrypted to the one before). */
+  async scepRaBySerial(serial: string): Promise<ResponderIdentity | undefined> {
+    for (const c of await this.caCertificates()) {
+      if (c.ca === 'root') continue;
+      const r = await serviceIdentityBySerial(this, c.ca, 'scep', normalizeSerial(serial));
+      if (r) return r;
+    }
+    return undefined;
+  }
+
+  /** The URL devices reach this store's SCEP server at, written into SCEP profiles, if set. */
+  get scepUrl(): string | undefined {
+    return this.#meta.scepUrl;
+  }
+
+  /**
+   * Sets (or, with undefined, clears) the SCEP URL that profiles point devices at
+   * (`serve --scep` sets it to its own public URL).
+   * @throws ERR_INPUT_INVALID for a URL that is not http(s)
+   */
+  setScepUrl(url: string | undefined): Promise<string | undefined> {
+    return setScepUrl(this, url);
   }
 
   async issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord> {

@@ -17,7 +17,9 @@ import { SERIAL } from './records.js';
  * records of version 2 took 0.4 s before the first profile of every batch.
  */
 const VERSION = 3;
-const COLUMNS = ['serial', 'user', 'purpose', 'source', 'subject', 'issuer', 'notBefore', 'notAfter', 'fingerprint', 'created', 'name', 'chain'] as const;
+const COLUMNS = ['serial', 'user', 'purpose', 'source', 'subject', 'issuer', 'notBefore', 'notAfter', 'fingerprint', 'created', 'name', 'chain', 'keyOnDevice'] as const;
+/** Rows written before keyOnDevice (a device's SCEP certificate) have one column less. */
+const OLD_ROW = COLUMNS.length - 1;
 const INTERNED = new Set<string>(['purpose', 'source', 'issuer']);
 
 /** @internal The text of index.json for `records` (revocation state left out). */
@@ -47,7 +49,7 @@ export function formatIndex(records: CertificateRecord[], dirKey: string | undef
 
 /** One row of index.json as a record, or undefined when the row is not what we write. */
 function rowRecord(row: unknown, strings: unknown[], userKey?: string): CertificateRecord | undefined {
-  if (!Array.isArray(row) || row.length !== COLUMNS.length) return undefined;
+  if (!Array.isArray(row) || (row.length !== COLUMNS.length && row.length !== OLD_ROW)) return undefined;
   const serial = row[0];
   const user = row[1];
   const purpose = strings[row[2] as number];
@@ -59,6 +61,7 @@ function rowRecord(row: unknown, strings: unknown[], userKey?: string): Certific
   const r = { serial, user, purpose, source, subject: row[4], issuer, notBefore: row[6], notAfter: row[7], fingerprint: row[8], created: row[9] } as CertificateRecord;
   if (row[10] !== null) r.name = row[10] as string;
   if (row[11] !== null) r.chain = row[11] as string[];
+  if (row[12] === true) r.keyOnDevice = true;
   return r;
 }
 

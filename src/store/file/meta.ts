@@ -33,6 +33,8 @@ export interface StoreMeta {
   keyAlgorithm?: KeyAlgorithm;
   /** PKI base URL written into certificates issued from then on (CDP, AIA). */
   pkiUrl?: string;
+  /** The URL of the store's SCEP server, written into SCEP profiles. */
+  scepUrl?: string;
   /** Permitted rfc822Name subtrees of the issuing CAs (nameConstraints). */
   permittedEmailDomains?: string[];
   /** The current issuing CA's generation. Absent: 1. */

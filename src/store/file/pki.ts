@@ -8,13 +8,13 @@ import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { CertificateInvalid, InputInvalid, StoreEntryNotFound } from '../../errors.js';
-import { createOcspResponder } from '../../certs/ca.js';
+import { createOcspResponder, createScepRa } from '../../certs/ca.js';
 import type { RevocationReason } from '../../certs/crl.js';
 import { certificatesFrom, normalizeSerial, toPem } from '../../certs/pem.js';
 import { certificateBasics, describeCertificate } from '../../certs/x509.js';
 import { caSlug, type CaRef } from '../../certs/publication.js';
 import { atomicWrite } from '../fs-util.js';
-import { OCSP_DIR, readPublishedCrl, responderPaths, signCrl, verifiesWith, type CaIssuedCertificate, type ResponderIdentity, type RevokeResult } from '../pki-files.js';
+import { OCSP_DIR, SCEP_DIR, readPublishedCrl, responderPaths, type ServiceKind, signCrl, verifiesWith, type CaIssuedCertificate, type ResponderIdentity, type RevokeResult } from '../pki-files.js';
 import { removalOf, statusOf, type CertificateRecord, type RemoveUserResult } from '../store.js';
 import { SERIAL } from './record-index.js';
 import type { FileStore } from './file-store.js';
@@ -35,6 +35,7 @@ export async function caIssued(store: FileStore): Promise<CaIssuedCertificate[]>
   };
   for (const n of (await fs.readdir(join(store.dir, 'signer')).catch(() => [] as string[])).sort()) if (n.endsWith('.pem')) await add(`signer/${n}`, 'signer');
   for (const n of (await fs.readdir(join(store.dir, OCSP_DIR)).catch(() => [] as string[])).sort()) if (n.endsWith('.pem')) await add(`${OCSP_DIR}/${n}`, 'responder');
+  for (const n of (await fs.readdir(join(store.dir, SCEP_DIR)).catch(() => [] as string[])).sort()) if (n.endsWith('.pem')) await add(`${SCEP_DIR}/${n}`, 'scep-ra');
   return out;
 }
 
@@ -145,50 +146,72 @@ export async function publishedCrl(store: FileStore, ca: CaRef, options: { valid
  * The delegated OCSP responder of `ca`, issued (and later renewed) automatically: a new
  * one once less than half its validity is left. Needs the passphrase.
  */
-export async function ocspResponder(store: FileStore, ca: CaRef): Promise<ResponderIdentity> {
-  const slug = caSlug(ca);
+export function ocspResponder(store: FileStore, ca: CaRef): Promise<ResponderIdentity> {
+  return serviceIdentity(store, ca, 'ocsp');
+}
+
+const SERVICES = {
+  ocsp: { dir: OCSP_DIR, make: createOcspResponder, what: 'issue an OCSP responder' },
+  scep: { dir: SCEP_DIR, make: createScepRa, what: 'issue the SCEP RA certificate' },
+} as const;
+
+/**
+ * One of the identities a CA issues for the store's own services (the OCSP responder, the
+ * SCEP RA), issued and later renewed automatically: a new one once less than half its
+ * validity is left, made under the lock after reading again, so that two processes make one.
+ */
+export async function serviceIdentity(store: FileStore, ca: CaRef, kind: ServiceKind): Promise<ResponderIdentity> {
+  const service = SERVICES[kind];
+  const slot = `${kind}:${caSlug(ca)}`;
   const now = store.now().getTime();
   const fresh = (r: ResponderIdentity) => now >= r.notBefore.getTime() && now < r.notBefore.getTime() + (r.notAfter.getTime() - r.notBefore.getTime()) / 2;
-  const hit = await store.responders.get(slug)?.catch(() => undefined);
+  const hit = await store.responders.get(slot)?.catch(() => undefined);
   if (hit && fresh(hit)) return hit;
   const next = (async () => {
-    const current = await readResponder(store, ca);
+    const current = await readResponder(store, ca, service.dir);
     if (current && fresh(current)) return current;
     return store.write(async () => {
-      const again = await readResponder(store, ca);
+      const again = await readResponder(store, ca, service.dir);
       if (again && fresh(again)) return again;
-      const key = store.requireKey('issue an OCSP responder');
-      const r = await createOcspResponder(await store.caIdentity(ca), ca, caOptions(store));
+      const key = store.requireKey(service.what);
+      const r = await service.make(await store.caIdentity(ca), ca, caOptions(store));
       const info = certificateBasics(r.certificate);
       const serial = normalizeSerial(info.serial);
-      const paths = responderPaths(ca, serial);
-      await fs.mkdir(join(store.dir, OCSP_DIR), { recursive: true, mode: 0o700 });
+      const paths = responderPaths(ca, serial, service.dir);
+      await fs.mkdir(join(store.dir, service.dir), { recursive: true, mode: 0o700 });
       await atomicWrite(join(store.dir, `${paths.key}.${store.meta.keyGeneration}`), sealKey(key, r.privateKey, paths.key), 0o600);
       await atomicWrite(join(store.dir, paths.cert), toPem(r.certificate), 0o644);
       await atomicWrite(join(store.dir, paths.pointer), JSON.stringify({ serial }) + '\n', 0o644);
-      // The previous responder expires within days; its files go now.
-      if (again) {
-        const old = responderPaths(ca, again.serial);
+      // An OCSP responder that is replaced expires within days: its files go now. A SCEP RA
+      // keeps its key, so that a request a device encrypted to it just before still opens.
+      if (again && kind === 'ocsp') {
+        const old = responderPaths(ca, again.serial, service.dir);
         await fs.rm(join(store.dir, `${old.key}.${store.meta.keyGeneration}`), { force: true });
         await fs.rm(join(store.dir, old.cert), { force: true });
       }
       return { ...r, serial, notBefore: new Date(new X509Certificate(r.certificate).validFrom), notAfter: info.notAfter };
     });
   })();
-  store.responders.set(slug, next);
-  next.catch(() => store.responders.delete(slug));
+  store.responders.set(slot, next);
+  next.catch(() => store.responders.delete(slot));
   return next;
 }
 
-export async function readResponder(store: FileStore, ca: CaRef): Promise<ResponderIdentity | undefined> {
+/** A service identity of `ca` by serial (a SCEP RA that devices encrypted to), if the store still holds it. */
+export async function serviceIdentityBySerial(store: FileStore, ca: CaRef, kind: ServiceKind, serial: string): Promise<ResponderIdentity | undefined> {
+  if (!SERIAL.test(serial)) return undefined;
+  return readResponder(store, ca, SERVICES[kind].dir, serial);
+}
+
+export async function readResponder(store: FileStore, ca: CaRef, dir: string = OCSP_DIR, given?: string): Promise<ResponderIdentity | undefined> {
   let serial: string;
   try {
-    serial = (JSON.parse(await fs.readFile(join(store.dir, `${OCSP_DIR}/${caSlug(ca)}.json`), 'utf8')) as { serial: string }).serial;
+    serial = given ?? (JSON.parse(await fs.readFile(join(store.dir, `${dir}/${caSlug(ca)}.json`), 'utf8')) as { serial: string }).serial;
     if (!SERIAL.test(serial)) return undefined;
   } catch {
     return undefined;
   }
-  const paths = responderPaths(ca, serial);
+  const paths = responderPaths(ca, serial, dir);
   try {
     const certificate = certificatesFrom(await fs.readFile(join(store.dir, paths.cert), 'utf8'))[0];
     if (!certificate) return undefined;

@@ -14,7 +14,7 @@ import { createIssuingCa, createProfileSigner } from '../../certs/ca.js';
 import type { Identity } from '../../certs/issue.js';
 import { caSlug } from '../../certs/publication.js';
 import type pg from 'pg';
-import { checkPkiUrl } from '../../certs/publication.js';
+import { checkPkiUrl, checkScepUrl } from '../../certs/publication.js';
 import { certificateBasics } from '../../certs/x509.js';
 import { deriveKey, newKdfParams, seal, type Sealed } from '../secret-box.js';
 import { CHECK_AAD, CHECK_TEXT, exportKey, type PgStoreMeta } from './rows.js';
@@ -66,6 +66,20 @@ export async function setPkiUrl(store: PostgresStore, url: string | undefined): 
     const current = (await c.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta FOR UPDATE')).rows[0]!.meta;
     const { pkiUrl: _old, ...rest } = current;
     const next: PgStoreMeta = { ...rest, ...(checked ? { pkiUrl: checked } : {}) };
+    await c.query('UPDATE store_meta SET meta = $1', [next]);
+    return next;
+  }, { lock: STORE_LOCK });
+  store.keys.meta = meta;
+  return checked;
+}
+
+/** Sets (or, with undefined, clears) the URL of the store's SCEP server, for every node. */
+export async function setScepUrl(store: PostgresStore, url: string | undefined): Promise<string | undefined> {
+  const checked = url === undefined ? undefined : checkScepUrl(url);
+  const meta = await store.db.tx(async (c) => {
+    const current = (await c.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta FOR UPDATE')).rows[0]!.meta;
+    const { scepUrl: _old, ...rest } = current;
+    const next: PgStoreMeta = { ...rest, ...(checked ? { scepUrl: checked } : {}) };
     await c.query('UPDATE store_meta SET meta = $1', [next]);
     return next;
   }, { lock: STORE_LOCK });

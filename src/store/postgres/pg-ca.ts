@@ -8,7 +8,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import type pg from 'pg';
-import { createOcspResponder } from '../../certs/ca.js';
+import { createOcspResponder, createScepRa } from '../../certs/ca.js';
 import { createCrl, type RevocationReason } from '../../certs/crl.js';
 import type { Identity } from '../../certs/issue.js';
 import { normalizeSerial } from '../../certs/pem.js';
@@ -16,7 +16,7 @@ import { caSlug, parseCaSlug, type CaRef } from '../../certs/publication.js';
 import { certificateBasics, describeCertificate } from '../../certs/x509.js';
 import { keySigner, type Signer } from '../../cms/sign.js';
 import { CertificateInvalid, InputInvalid, StoreIOError } from '../../errors.js';
-import type { ResponderIdentity, RevokeResult, StoreCa } from '../pki-files.js';
+import type { ResponderIdentity, RevokeResult, ServiceKind, StoreCa } from '../pki-files.js';
 import type { Sealed } from '../secret-box.js';
 import { type CertificateRecord, type RemoveUserResult, type TrustChain } from '../store.js';
 import type { Database } from './db.js';
@@ -251,25 +251,26 @@ export class PgCa {
   }
 
   /** The delegated OCSP responder of `ca`, issued and renewed as needed (kept in `ca_certs`, key sealed). */
-  async ocspResponder(ca: CaRef): Promise<ResponderIdentity> {
+  ocspResponder(ca: CaRef): Promise<ResponderIdentity> {
+    return this.serviceIdentity(ca, 'ocsp');
+  }
+
+  /**
+   * One of the identities a CA issues for the store's own services (the OCSP responder, role
+   * `responder`; the SCEP RA, role `scep-ra`), issued and renewed at half its validity, in one
+   * transaction under a lock so that two nodes make one.
+   */
+  async serviceIdentity(ca: CaRef, kind: ServiceKind): Promise<ResponderIdentity> {
     const slug = caSlug(ca);
+    const role = kind === 'ocsp' ? 'responder' : 'scep-ra';
+    const slot = `${kind}:${slug}`;
     const fresh = (r: ResponderIdentity) => {
       const now = this.now().getTime();
       return now >= r.notBefore.getTime() && now < r.notBefore.getTime() + (r.notAfter.getTime() - r.notBefore.getTime()) / 2;
     };
-    const hit = await this.#responders.get(slug)?.catch(() => undefined);
+    const hit = await this.#responders.get(slot)?.catch(() => undefined);
     if (hit && fresh(hit)) return hit;
-    const read = async (c?: pg.ClientBase): Promise<ResponderIdentity | undefined> => {
-      const row = (await this.run<{ serial: string; certificate: Buffer; sealed_key: Sealed; key_aad: string }>(
-        c,
-        `SELECT serial, certificate, sealed_key, key_aad FROM ca_certs WHERE role = 'responder' AND ca = $1 AND current
-           AND NOT EXISTS (SELECT 1 FROM revocations v WHERE v.serial = ca_certs.serial AND v.kind = 'revoked') ORDER BY created DESC LIMIT 1`,
-        [slug],
-      )).rows[0];
-      if (!row) return undefined;
-      const x = new X509Certificate(row.certificate);
-      return { certificate: row.certificate, privateKey: this.keys.open(row.sealed_key, row.key_aad), serial: row.serial, notBefore: new Date(x.validFrom), notAfter: new Date(x.validTo) };
-    };
+    const read = (c?: pg.ClientBase) => this.readService(c, role, slug);
     const next = (async () => {
       const current = await read();
       if (current && fresh(current)) return current;
@@ -277,19 +278,33 @@ export class PgCa {
       return this.db.tx(async (c) => {
         const again = await read(c);
         if (again && fresh(again)) return again;
-        const r = await createOcspResponder(issuer, ca, { organization: this.keys.meta.organization, now: this.now, ...(this.keys.meta.keyAlgorithm ? { keyAlgorithm: this.keys.meta.keyAlgorithm } : {}), ...(this.keys.meta.pkiUrl ? { pkiUrl: this.keys.meta.pkiUrl } : {}) });
+        const options = { organization: this.keys.meta.organization, now: this.now, ...(this.keys.meta.keyAlgorithm ? { keyAlgorithm: this.keys.meta.keyAlgorithm } : {}), ...(this.keys.meta.pkiUrl ? { pkiUrl: this.keys.meta.pkiUrl } : {}) };
+        const r = await (kind === 'ocsp' ? createOcspResponder : createScepRa)(issuer, ca, options);
         const info = certificateBasics(r.certificate);
         const serial = normalizeSerial(info.serial);
-        const aad = `ocsp/${slug}-${serial}.key`;
+        const aad = `${kind === 'ocsp' ? 'ocsp' : 'scep'}/${slug}-${serial}.key`;
         await this.guard(c);
-        await c.query(`UPDATE ca_certs SET current = false WHERE role = 'responder' AND ca = $1`, [slug]);
-        await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, $2, $3, $4, $5, $6)', [serial, 'responder', slug, r.certificate, seal(this.keys.require('issue an OCSP responder'), exportKey(r.privateKey), aad), aad]);
+        await c.query(`UPDATE ca_certs SET current = false WHERE role = $1 AND ca = $2`, [role, slug]);
+        await c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad) VALUES ($1, $2, $3, $4, $5, $6)', [serial, role, slug, r.certificate, seal(this.keys.require(`issue ${kind === 'ocsp' ? 'an OCSP responder' : 'the SCEP RA certificate'}`), exportKey(r.privateKey), aad), aad]);
         return { ...r, serial, notBefore: new Date(new X509Certificate(r.certificate).validFrom), notAfter: info.notAfter };
-      }, { lock: `responder|${slug}` });
+      }, { lock: `${role}|${slug}` });
     })();
-    this.#responders.set(slug, next);
-    next.catch(() => this.#responders.delete(slug));
+    this.#responders.set(slot, next);
+    next.catch(() => this.#responders.delete(slot));
     return next;
+  }
+
+  /** The current service identity of a role and CA, or (with `serial`) that one, while not revoked. */
+  async readService(c: pg.ClientBase | undefined, role: 'responder' | 'scep-ra', slug: string | undefined, serial?: string): Promise<ResponderIdentity | undefined> {
+    const row = (await this.run<{ serial: string; certificate: Buffer; sealed_key: Sealed | null; key_aad: string }>(
+      c,
+      `SELECT serial, certificate, sealed_key, key_aad FROM ca_certs WHERE role = $1 AND ${serial ? 'serial = $2' : 'ca = $2 AND current'}
+         AND NOT EXISTS (SELECT 1 FROM revocations v WHERE v.serial = ca_certs.serial AND v.kind = 'revoked') ORDER BY created DESC LIMIT 1`,
+      [role, serial ?? slug],
+    )).rows[0];
+    if (!row?.sealed_key) return undefined;
+    const x = new X509Certificate(row.certificate);
+    return { certificate: row.certificate, privateKey: this.keys.open(row.sealed_key, row.key_aad), serial: row.serial, notBefore: new Date(x.validFrom), notAfter: new Date(x.validTo) };
   }
 
   /** The status of a serial among the certificates `ca` issued (for OCSP); a retired certificate is good. */

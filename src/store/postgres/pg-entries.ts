@@ -13,10 +13,10 @@ import { type CertificatePurpose } from '../../certs/issue.js';
 import { distinctIssuers, fingerprint, toCertificates } from '../../certs/pem.js';
 import { CertificateInvalid } from '../../errors.js';
 import { seal } from '../secret-box.js';
-import { planReimport, servesPurpose, statusOf, type CertificateRecord, type ImportIdentityOptions, type ImportIdentityResult, type IssueUserCertificateOptions } from '../store.js';
+import { planReimport, servesPurpose, statusOf, type CertificateRecord, type ImportIdentityOptions, type ImportIdentityResult, type IssueDeviceCertificateOptions, type IssueUserCertificateOptions } from '../store.js';
 import { exportKey, RECORD_SELECT, toRecord, type CertRow } from './rows.js';
 
-import { issueFor } from '../issuance.js';
+import { certifyFor, issueFor, newRecord } from '../issuance.js';
 import type { PostgresStore } from './pg-store.js';
 
 export async function validHeld(store: PostgresStore, user: string, purpose: CertificatePurpose): Promise<CertificateRecord | undefined> {
@@ -49,6 +49,18 @@ export async function issue(store: PostgresStore, options: IssueUserCertificateO
   if (kept) return { record: kept, issued: false };
   await store.pkcs12.prebuild(record, identity);
   return { record, issued: true };
+}
+
+/** A signing certificate for a device's key (SCEP), recorded with `keyOnDevice` and no sealed key. */
+export async function issueDevice(store: PostgresStore, options: IssueDeviceCertificateOptions): Promise<CertificateRecord> {
+  store.requireKey('issue certificates');
+  await store.refreshMeta();
+  const user = store.checkedUser({ user: options.user, name: options.name, purpose: 'smime-signing' });
+  const gen = await store.ca.current();
+  const { certificate } = await certifyFor(await store.ca.caIdentity(gen), user, options, gen, store.keys.meta.pkiUrl, store.now);
+  const record = await newRecord(certificate, { user, purpose: 'smime-signing', source: 'issued', chain: [], now: store.now(), keyOnDevice: true });
+  await store.db.tx((c) => insertEntry(store, c, record, { certificate }, []));
+  return record;
 }
 
 export async function insertEntry(store: PostgresStore, c: pg.ClientBase, record: CertificateRecord, identity: { certificate: Buffer; privateKey?: KeyObject }, chain: Buffer[]): Promise<void> {

@@ -35,10 +35,12 @@ import { deriveKey, type Sealed } from '../secret-box.js';
 import {
   compareRecords,
   findRecord,
+  keyOnDeviceError,
   servesPurpose,
   type CertificateRecord,
   type ImportIdentityOptions,
   type ImportIdentityResult,
+  type IssueDeviceCertificateOptions,
   type IssueUserCertificateOptions,
   type LifecycleStore,
   type ListCertificatesOptions,
@@ -47,8 +49,8 @@ import {
 } from '../store.js';
 import type { Database } from './db.js';
 import { PgCa } from './pg-ca.js';
-import { changePassphrase, importSigner, rotateIssuing, rotateSigner, setPkiUrl } from './pg-admin.js';
-import { importIdentity, issue } from './pg-entries.js';
+import { changePassphrase, importSigner, rotateIssuing, rotateSigner, setPkiUrl, setScepUrl } from './pg-admin.js';
+import { importIdentity, issue, issueDevice } from './pg-entries.js';
 import { PgLinks } from './pg-links.js';
 import { PgPkcs12Cache } from './pg-pkcs12.js';
 import { Keyring, RECORD_SELECT, toRecord, type CertRow, type PgStoreMeta } from './rows.js';
@@ -62,6 +64,8 @@ export class PostgresStore implements LifecycleStore {
   readonly dir: string;
   /** One-time links in the `links` table: a use is spent by one conditional UPDATE, so exactly once across every node. */
   readonly links: LinkStore;
+  /** One-time SCEP enrollment challenges, each bound to a user, in `scep_challenges` (kept as hashes, spent like links). */
+  readonly challenges: LinkStore;
   readonly #keys: Keyring;
   readonly #ca: PgCa;
   readonly #pkcs12: PgPkcs12Cache;
@@ -83,6 +87,7 @@ export class PostgresStore implements LifecycleStore {
     this.dir = db.where;
     this.#keys = new Keyring(meta, key, db.where);
     this.links = new PgLinks(db, now);
+    this.challenges = new PgLinks(db, now, 'scep_challenges');
     this.#ca = new PgCa(db, this.#keys, { record: (s) => this.record(s), list: (o) => this.listCertificates(o) }, now, (c) => this.assertGeneration(c));
     this.#pkcs12 = new PgPkcs12Cache(db, this.#keys, this.#seen, (s) => this.getIdentity(s), (s) => this.record(s));
   }
@@ -252,7 +257,10 @@ export class PostgresStore implements LifecycleStore {
     const r = await this.db.query<{ certificate: Buffer; sealed_key: Sealed | null }>('SELECT certificate, sealed_key FROM certificates WHERE serial = $1', [s]);
     const row = r.rows[0];
     if (!row) throw new StoreEntryNotFound(serial, 'certificate');
-    if (!row.sealed_key) throw new StoreEntryNotFound(serial, 'certificate', `Certificate ${s} has no private key in the store`);
+    if (!row.sealed_key) {
+      if ((await this.record(s)).keyOnDevice) throw keyOnDeviceError(s);
+      throw new StoreEntryNotFound(serial, 'certificate', `Certificate ${s} has no private key in the store`);
+    }
     return { certificate: row.certificate, privateKey: await this.#keys.openChecked(this.db, row.sealed_key, `certs/${s}/key`) };
   }
 
@@ -366,6 +374,35 @@ export class PostgresStore implements LifecycleStore {
   /** The delegated OCSP responder of `ca`, issued and renewed as needed. */
   ocspResponder(ca: CaRef): Promise<ResponderIdentity> {
     return this.#ca.ocspResponder(ca);
+  }
+
+  /**
+   * Issues a signing certificate for a key a device made and keeps (SCEP): recorded as the
+   * user's smime-signing certificate with `keyOnDevice`, without a key. Needs the passphrase.
+   * @throws ERR_INPUT_INVALID; ERR_KEY_UNSUPPORTED for a key other than RSA of 2048 bits or more
+   */
+  issueDeviceCertificate(options: IssueDeviceCertificateOptions): Promise<CertificateRecord> {
+    return issueDevice(this, options);
+  }
+
+  /** The SCEP RA of the current issuing CA (RSA, keyEncipherment), issued and renewed automatically. Needs the passphrase. */
+  async scepRa(): Promise<ResponderIdentity> {
+    return this.#ca.serviceIdentity(await this.#ca.current(), 'scep');
+  }
+
+  /** A SCEP RA the store issued, by serial, while it is not revoked (a device may have encrypted to the one before). */
+  scepRaBySerial(serial: string): Promise<ResponderIdentity | undefined> {
+    return this.#ca.readService(undefined, 'scep-ra', undefined, normalizeSerial(serial));
+  }
+
+  /** The URL devices reach this store's SCEP server at, written into SCEP profiles, if set. */
+  get scepUrl(): string | undefined {
+    return this.#keys.meta.scepUrl;
+  }
+
+  /** Sets (or, with undefined, clears) the SCEP URL that profiles point devices at, for every node. */
+  setScepUrl(url: string | undefined): Promise<string | undefined> {
+    return setScepUrl(this, url);
   }
 
   /** The status of a serial among the certificates `ca` issued (for OCSP); a retired certificate is good. */

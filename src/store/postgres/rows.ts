@@ -24,6 +24,8 @@ export interface PgStoreMeta {
   keyGeneration: number;
   keyAlgorithm?: KeyAlgorithm;
   pkiUrl?: string;
+  /** The URL of the store's SCEP server, written into SCEP profiles. */
+  scepUrl?: string;
   permittedEmailDomains?: string[];
   /** The current signer came from an outside CA (`ca import-signer`): its issuers, by SHA-256 (`chains`). */
   signerChain?: string[];

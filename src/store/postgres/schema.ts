@@ -11,7 +11,7 @@
 import type pg from 'pg';
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** The advisory lock id of migrations and of the store-wide writes (init, passphrase change). */
 export const STORE_LOCK = 0x70726f66; // 'prof'
@@ -109,6 +109,21 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE ca_certs ADD COLUMN generation integer;
   UPDATE ca_certs SET generation = 1 WHERE role = 'issuing';
   CREATE UNIQUE INDEX ca_certs_issuing_generation ON ca_certs (generation) WHERE role = 'issuing';
+  `,
+  // 4: SCEP. One-time enrollment challenges (a table of their own: a challenge is never a
+  // download link); a certificate row of a device's key holds no sealed key (already nullable);
+  // the SCEP RA is a ca_certs row of role 'scep-ra'.
+  `
+  CREATE TABLE scep_challenges (
+    token_hash text PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    user_email text NOT NULL,
+    created timestamptz NOT NULL,
+    expires timestamptz NOT NULL,
+    uses_left integer NOT NULL,
+    revoked timestamptz,
+    seq bigserial NOT NULL
+  );
   `,
 ];
 
