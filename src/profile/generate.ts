@@ -78,6 +78,62 @@ export interface GenerateProfileOptions<T extends TemplateRef | Template = Templ
    * offers `cachedPkcs12`. Default: false. Batch runs turn it on.
    */
   pkcs12Cache?: boolean;
+  /**
+   * The SCEP challenge for a template that mints one (`scep-smime-signing`): a string minted
+   * beforehand (a batch mints a chunk at once), or false to mint none (a dry run). Default:
+   * one is minted from the store's `challenges` when the profile points at the store's own
+   * SCEP server.
+   */
+  scepChallenge?: string | false;
+  /** How long a minted SCEP challenge stays usable. Default: 14 days. */
+  scepChallengeTtlMs?: number;
+}
+
+/** A template variable whose default is the store's SCEP URL or a challenge it mints. */
+const SCEP_URL_DEFAULT = '$store.scepUrl';
+const SCEP_CHALLENGE_DEFAULT = '$store.scepChallenge';
+
+/** The variable of `template` that takes a minted SCEP challenge, if it has one. */
+export function mintedChallengeVariable(template: Template): string | undefined {
+  return Object.entries(template.meta.variables).find(([, v]) => v.default === SCEP_CHALLENGE_DEFAULT)?.[0];
+}
+
+/** A store that mints SCEP challenges, and the URL of its SCEP server. */
+interface ChallengeMinter {
+  challenges?: { create(user: string, options?: { ttlMs?: number }): Promise<{ token: string }> };
+  scepUrl?: string | undefined;
+}
+
+/**
+ * The SCEP values of a profile: the store's SCEP URL (when the data names none), and a
+ * challenge for the user when the profile points at the store's own server. A challenge
+ * typed in for the store's own server is refused: it would not be one the store knows.
+ */
+async function scepValues(template: Template, data: Record<string, unknown>, store: CertificateStore, user: string | undefined, options: GenerateProfileOptions): Promise<{ scepUrl?: string; scepChallenge?: string }> {
+  const variable = mintedChallengeVariable(template);
+  const minter = store as CertificateStore & ChallengeMinter;
+  const storeUrl = typeof minter.scepUrl === 'string' ? minter.scepUrl : undefined;
+  const urlVariable = Object.entries(template.meta.variables).find(([, v]) => v.default === SCEP_URL_DEFAULT)?.[0];
+  const givenUrl = urlVariable ? getPath(data, urlVariable) : undefined;
+  const out: { scepUrl?: string; scepChallenge?: string } = storeUrl ? { scepUrl: storeUrl } : {};
+  if (!variable || !user) return out;
+  const ours = storeUrl !== undefined && (givenUrl === undefined || givenUrl === '' || givenUrl === storeUrl);
+  const given = getPath(data, variable);
+  if (given !== undefined && given !== '') {
+    if (ours) throw new InputInvalid(variable, `${variable} is minted by the store for its own SCEP server (${storeUrl}); give none`);
+    return out;
+  }
+  if (!ours || options.scepChallenge === false) return out;
+  if (typeof options.scepChallenge === 'string') return { ...out, scepChallenge: options.scepChallenge };
+  if (!minter.challenges) return out;
+  const { token } = await minter.challenges.create(user, { ttlMs: options.scepChallengeTtlMs ?? 14 * 86_400_000 });
+  return { ...out, scepChallenge: token };
+}
+
+function getPath(data: Record<string, unknown>, path: string): unknown {
+  let v: unknown = data;
+  for (const k of path.split('.')) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+  return v;
 }
 
 /** One PKCS#12 password, for delivery apart from the profile. */
@@ -128,10 +184,13 @@ export interface GeneratedProfile {
 const newestFirst = (a: CertificateRecord, b: CertificateRecord) =>
   b.notBefore.localeCompare(a.notBefore) || b.notAfter.localeCompare(a.notAfter) || b.created.localeCompare(a.created);
 
-/** The identities a profile ships for a user: newest valid signing, the non-revoked encryption history. */
+/**
+ * The identities a profile ships for a user: newest valid signing, the non-revoked encryption
+ * history. A certificate a device enrolled over SCEP is never shipped: its key is on the device.
+ */
 export function selectIdentities(records: CertificateRecord[], now: Date, includeRevoked = false) {
   const signing = records
-    .filter((r) => servesPurpose(r, 'smime-signing') && statusOf(r, now) === 'valid')
+    .filter((r) => servesPurpose(r, 'smime-signing') && !r.keyOnDevice && statusOf(r, now) === 'valid')
     .sort(newestFirst)[0];
   const history = records
     .filter((r) => servesPurpose(r, 'smime-encryption') && !r.retired && (includeRevoked || !r.revoked))
@@ -237,7 +296,8 @@ export async function generateProfile<T extends TemplateRef | Template>(options:
       : user
         ? defaultProfileIdentifier(user.email, template.name)
         : `profilesmith.${template.name}.${store.organization.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'store'}`;
-  const builtins = { user: user ? { email: user.email, name: user.name } : undefined, store: { organization: store.organization } };
+  const scep = await scepValues(template, (options.data ?? {}) as Record<string, unknown>, store, user?.email, options);
+  const builtins = { user: user ? { email: user.email, name: user.name } : undefined, store: { organization: store.organization, ...scep } };
   const data = resolveData(template, { ...((options.data ?? {}) as Record<string, unknown>) }, builtins);
 
   const shipped = user ? [...(user.signing ? [user.signing] : []), ...user.history] : [];

@@ -9,6 +9,7 @@ import { toPem } from '../../certs/pem.js';
 import { createCertificate, EKU } from '../../certs/x509.js';
 import { createProfileHandler } from '../../server/handler.js';
 import { createPkiHandler } from '../../pki/handler.js';
+import { createScepHandler } from '../../scep/server.js';
 import { validity } from '../../certs/issue.js';
 import { publicationFor } from '../../certs/publication.js';
 import { generateProfile } from '../../profile/generate.js';
@@ -42,6 +43,7 @@ interface Args extends StoreArgs, SignerArgs {
   trustProxy?: string[];
   tlsTrustStep?: string;
   sample: number;
+  scep?: boolean;
 }
 
 /** The public URL: given, or made from the listening address (which must then be a real one). */
@@ -83,6 +85,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
         .option('rate-limit', { type: 'number', default: 600, describe: 'requests per minute per client, of any kind (a flood bound)' })
         .option('guess-limit', { type: 'number', default: 20, describe: 'unknown links a client may try in 10 minutes before it must wait' })
         .option('tls-trust-step', { type: 'string', describe: "tell users to switch on full TLS trust for the root, giving this reason (only if the profile's servers use this CA's TLS certificates)" })
+        .option('scep', { type: 'boolean', describe: "also answer SCEP at /scep (devices enroll their own signing keys with the store's CA); its URL goes into SCEP profiles" })
         .option('sample', { type: 'number', default: 3, describe: 'users whose profiles are made before listening, to find template or store problems at start' })
         .example('$0 serve --store ./store --template exchange-smime --set exchange.host=mail.example.com --tls-from-store --listen 0.0.0.0:8443 --public-url https://profiles.example.com:8443', 'serve profiles over HTTPS') as unknown as Argv<Args>,
     handler: async (args) => {
@@ -101,9 +104,23 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
       const template = templateArg(ctx.io, args.template);
       const data = await templateValues(ctx, template, args.data, args.set);
       const store = await openStoreFromArgs(args, ctx.io, true);
+      // The SCEP RA is issued (or read) now: a problem shows at start, not at a device's first request.
+      if (args.scep) await store.scepRa();
       const hsm = await signerFromArgs(args, ctx.io);
       const signer = hsm ?? (await store.profileSigner());
       try {
+        // The public URL is needed before listening (the TLS certificate names it); with port 0 and no
+        // --public-url it is fixed once the port is known.
+        const provisional = args.publicUrl || at.port !== 0 ? publicUrlOf(args, at.host, at.port) : undefined;
+        const scepUrl = (base: URL) => `${base.href.replace(/\/+$/, '')}/scep`;
+        const recordScepUrl = async (url: string) => {
+          if (store.scepUrl === url) return;
+          await store.setScepUrl(url);
+          note(ctx.io, `SCEP profiles now point at ${url} (recorded in the store)`);
+        };
+        if (args.scep && provisional) await recordScepUrl(scepUrl(provisional));
+        // Tried profiles mint no SCEP challenge; before the port is known they name a stand-in URL.
+        const sampleData = args.scep && !provisional && !store.scepUrl ? { ...data, scep: { ...((data.scep as object) ?? {}), url: 'https://localhost/scep' } } : data;
         // Fail at start, not per request: make the profiles of a few users now, as an install would.
         const now = new Date();
         // A template or data problem stops the server; a user who cannot have a profile (no encryption
@@ -113,7 +130,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
         for (const user of users) {
           if (made >= args.sample) break;
           try {
-            await generateProfile({ store, template, user, data, signer });
+            await generateProfile({ store, template, user, data: sampleData, signer, scepChallenge: false });
             made++;
           } catch (err) {
             if (!isProfilesmithError(err) || !USER_ERRORS.has(err.code)) throw err;
@@ -139,14 +156,13 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
         });
         // The PKI routes (CRLs, CA certificates, OCSP) ride along, as `pki serve` answers them.
         const pki = createPkiHandler({ store, log });
+        const scep = args.scep ? createScepHandler({ store, log, ...(args.trustProxy?.length ? { trustProxy: args.trustProxy } : {}) }) : undefined;
         const handler = (req: IncomingMessage, res: ServerResponse) => {
+          if (scep?.(req, res)) return;
           if (!pki(req, res)) profiles(req, res);
         };
         const limits = { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 8192, keepAliveTimeout: 5_000 };
         let server: Server;
-        // The public URL is needed before listening (the TLS certificate names it); with port 0 and no
-        // --public-url it is fixed once the port is known.
-        const provisional = args.publicUrl || at.port !== 0 ? publicUrlOf(args, at.host, at.port) : undefined;
         if (args.http) {
           warn(ctx.io, 'serving plain HTTP: put a TLS reverse proxy in front; profiles carry identities');
           server = createHttpServer(limits, handler);
@@ -181,6 +197,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
           server.close();
           throw err;
         }
+        if (args.scep) await recordScepUrl(scepUrl(new URL(base)));
         ctx.io.stdout.write(base + '\n');
         note(ctx.io, `Serving ${template.name} profiles on ${base} (listening on ${bound.address}:${bound.port}); links: profilesmith link create --base-url ${base}`);
         note(ctx.io, trust.kind === 'public' ? 'The signer chains to a public root: profiles show "Verified" without a trust step' : 'The page installs the trust profile first, so the account profile shows "Verified"');

@@ -1,0 +1,350 @@
+/**
+ * A SCEP server (RFC 8894) in front of the store, so that a device makes its signing key
+ * itself and the store certifies it:
+ * ```
+ * GET  /scep?operation=GetCACaps               what the server supports (text)
+ * GET  /scep?operation=GetCACert               the RA, the issuing CA and the root (certs-only PKCS#7)
+ * GET  /scep?operation=PKIOperation&message=…  a PKCSReq or RenewalReq, base64
+ * POST /scep?operation=PKIOperation            the same, DER in the body
+ * ```
+ * Who gets a certificate is decided here, not by the request: a PKCSReq must carry a
+ * one-time challenge the store minted for one user, and the certificate's CN and only
+ * rfc822Name are that user's, whatever the request asks for. A RenewalReq is signed with the
+ * user's current certificate from this store. Anything wrong is a CertRep FAILURE with its
+ * failInfo, or a 4xx when the message cannot be answered at all; never a crash.
+ *
+ * Algorithms: requests are read in DES, 3DES and AES-CBC envelopes and with SHA-1 or SHA-2
+ * signatures (micromdm's scepclient sends DES and SHA-1 whatever GetCACaps says); the reply
+ * uses the cipher and digest the client's own request used, which it has shown it reads
+ * (SHA-2 beyond SHA-256 is answered with SHA-256).
+ *
+ * @module scep
+ */
+import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseCertificateRequest } from '../certs/csr.js';
+import { child, parseDer, readInt } from '../asn1/der.js';
+import { normalizeSerial } from '../certs/pem.js';
+import { envelopeRecipientIds, openEnvelopeFor, type EnvelopeCipher } from '../cms/envelope.js';
+import { issuerAndSerial } from '../cms/certificate.js';
+import { certificatesOnly } from '../cms/sign.js';
+import { isProfilesmithError, KeyUnsupported } from '../errors.js';
+import { clientAddress, TrustedProxies } from '../server/client.js';
+import { WindowCounter } from '../server/window-counter.js';
+import { isRemovedUser, statusOf, type CertificateRecord, type EnrollingStore } from '../store/store.js';
+import { certRep, MESSAGE_TYPE, parsePkiRequest, type FailInfo, type PkiRequest, type ReplySigner, type ReplyTo } from './message.js';
+
+/** What GetCACaps answers (RFC 8894 3.5.2): POST, SHA-256, AES, the standard, renewal. */
+export const SCEP_CAPABILITIES = ['POSTPKIOperation', 'SHA-256', 'AES', 'SCEPStandard', 'Renewal'] as const;
+
+/** The largest PKIMessage taken: a 4096-bit request in a SignedData is under 8 KiB. */
+export const MAX_SCEP_MESSAGE = 64 * 1024;
+
+/** Options of {@link createScepService}. */
+export interface ScepServiceOptions {
+  store: EnrollingStore;
+  /** Validity of the certificates issued, in days. Default: 365 (clamped to the issuing CA's). */
+  days?: number;
+  /** One line per operation, without challenges. */
+  log?: (line: string) => void;
+  /** Default: `() => new Date()`. */
+  now?: () => Date;
+}
+
+/** A SCEP request as HTTP delivered it. */
+export interface ScepHttpRequest {
+  method: string;
+  /** The `operation` query parameter. */
+  operation: string | undefined;
+  /** The `message` query parameter (GET PKIOperation), base64. */
+  message?: string | undefined;
+  /** The body (POST PKIOperation). */
+  body?: Buffer | undefined;
+  /** Who asked, for the log. */
+  client?: string;
+}
+
+/** What to answer. */
+export interface ScepHttpResponse {
+  status: number;
+  contentType: string;
+  body: Buffer;
+  /** Set when the answer is a CertRep FAILURE (or a 400 for an unreadable message): why. */
+  failInfo?: FailInfo | 'unreadable';
+}
+
+/** What a PKIOperation came to, for the log and for callers. */
+interface Outcome {
+  failInfo?: FailInfo;
+  reason?: string;
+  record?: CertificateRecord;
+}
+
+/**
+ * The SCEP protocol over a store, without HTTP: give it the operation and message, send what
+ * it returns. For servers that are not node:http (see {@link createScepHandler} for those).
+ * @example
+ * const scep = createScepService({ store })
+ * app.all('/scep', async (req, res) => {
+ *   const r = await scep({ method: req.method, operation: req.query.operation, message: req.query.message, body: req.body })
+ *   res.status(r.status).type(r.contentType).send(r.body)
+ * })
+ */
+export function createScepService(options: ScepServiceOptions): (request: ScepHttpRequest) => Promise<ScepHttpResponse> {
+  const { store } = options;
+  const now = options.now ?? (() => new Date());
+  const log = options.log ?? (() => {});
+  // A retried PKCSReq (the reply was lost) gets the certificate again, not a FAILURE for a spent challenge.
+  const answered = new Map<string, Buffer>();
+  const text = (status: number, body: string): ScepHttpResponse => ({ status, contentType: 'text/plain; charset=utf-8', body: Buffer.from(body + '\n') });
+
+  const raSigner = async (): Promise<ReplySigner> => {
+    const ra = await store.scepRa();
+    return { key: ra.privateKey, certificate: ra.certificate, chain: await issuersOf(ra.certificate) };
+  };
+  /** The issuers of `der` among the store's CA certificates, leaf-most first, the root included. */
+  const issuersOf = async (der: Buffer): Promise<Buffer[]> => {
+    const chain = await store.trustChain();
+    const all = [...chain.intermediates, ...chain.roots].map((d) => new X509Certificate(d));
+    const out: Buffer[] = [];
+    let current = new X509Certificate(der);
+    for (let i = 0; i < 8; i++) {
+      const issuer = all.find((c) => current.checkIssued(c) && current.verify(c.publicKey) && !out.some((o) => o.equals(c.raw)));
+      if (!issuer || issuer.raw.equals(current.raw)) break;
+      out.push(issuer.raw);
+      if (issuer.checkIssued(issuer)) break;
+      current = issuer;
+    }
+    return out;
+  };
+
+  const pkiOperation = async (der: Buffer, client: string): Promise<ScepHttpResponse> => {
+    let request: PkiRequest;
+    try {
+      request = parsePkiRequest(der);
+    } catch (err) {
+      log(`${client} SCEP PKIOperation unreadable: ${(err as Error).message}`);
+      return { ...text(400, 'Not a SCEP PKIMessage'), failInfo: 'unreadable' };
+    }
+    const signer = await raSigner();
+    const to: ReplyTo = { transactionID: request.transactionID, senderNonce: request.senderNonce, recipient: request.signer.raw, cipher: 'aes-256-cbc', hash: request.hash };
+    const reply = (body: Buffer): ScepHttpResponse => ({ status: 200, contentType: 'application/x-pki-message', body });
+    const failure = (failInfo: FailInfo, reason: string, cipherTo = to) => {
+      log(`${client} SCEP ${typeName(request.messageType)} ${request.transactionID.slice(0, 40)} FAILURE ${failInfo}: ${reason}`);
+      return { ...reply(certRep(signer, cipherTo, { failInfo })), failInfo };
+    };
+    if (request.signer.publicKey.asymmetricKeyType !== 'rsa') return failure('badAlg', 'the request is signed with a key other than RSA, which a reply cannot be encrypted to');
+    if (!['sha1', 'sha256', 'sha384', 'sha512'].includes(request.hash)) return failure('badAlg', 'the request is signed with an unsupported digest');
+    if (request.signatureProblem) return failure('badMessageCheck', request.signatureProblem);
+    if (request.messageType !== MESSAGE_TYPE.PKCSReq && request.messageType !== MESSAGE_TYPE.RenewalReq) {
+      return failure('badRequest', `message type ${request.messageType} is not served (PKCSReq and RenewalReq are; nothing is ever pending)`);
+    }
+    // Which of our RA certificates the envelope is for: the current one, or the one before.
+    let opened: { content: Buffer; cipher: EnvelopeCipher };
+    try {
+      const ids = envelopeRecipientIds(request.envelope);
+      let ra: { certificate: Buffer; privateKey: KeyObject } | undefined;
+      const current = await store.scepRa();
+      if (ids.some((id) => id.equals(issuerAndSerial(current.certificate)))) ra = current;
+      else {
+        for (const id of ids) {
+          const serial = serialOf(id);
+          const older = serial ? await store.scepRaBySerial(serial) : undefined;
+          if (older && id.equals(issuerAndSerial(older.certificate))) {
+            ra = older;
+            break;
+          }
+        }
+      }
+      if (!ra) return failure('badMessageCheck', 'the request is not encrypted to this server (wrong recipient; fetch GetCACert again)');
+      opened = openEnvelopeFor(request.envelope, ra.privateKey, ra.certificate);
+    } catch (err) {
+      if (!isProfilesmithError(err)) throw err;
+      return failure('badMessageCheck', err.message);
+    }
+    const answerTo = { ...to, cipher: opened.cipher };
+    const key = createHash('sha256').update(request.transactionID).update(request.signer.raw).update(opened.content).digest('hex');
+    const again = answered.get(key);
+    if (again) {
+      log(`${client} SCEP ${typeName(request.messageType)} ${request.transactionID.slice(0, 40)} SUCCESS again (a retried request)`);
+      return reply(certRep(signer, answerTo, { certificate: again }));
+    }
+    let outcome: Outcome;
+    try {
+      outcome = request.messageType === MESSAGE_TYPE.PKCSReq ? await enroll(opened.content) : await renew(opened.content, request);
+    } catch (err) {
+      // What the request got wrong is the client's failure; a store fault is the server's (503).
+      if (!isProfilesmithError(err) || !REQUEST_ERRORS.has(err.code)) throw err;
+      outcome = { failInfo: 'badRequest', reason: err.message };
+    }
+    if (outcome.failInfo || !outcome.record) return failure(outcome.failInfo ?? 'badRequest', outcome.reason ?? 'refused', answerTo);
+    const certificate = await store.getCertificate(outcome.record.serial);
+    answered.set(key, certificate);
+    if (answered.size > 1000) answered.delete(answered.keys().next().value as string);
+    log(`${client} SCEP ${typeName(request.messageType)} ${request.transactionID.slice(0, 40)} SUCCESS ${outcome.record.user} ${outcome.record.serial}`);
+    return reply(certRep(signer, answerTo, { certificate }));
+  };
+
+  /** A PKCSReq: the challenge names the user; the request gives only its key. */
+  const enroll = async (content: Buffer): Promise<Outcome> => {
+    const csr = parseCertificateRequest(content);
+    checkKeySize(csr.publicKey);
+    if (!csr.challengePassword) return { failInfo: 'badRequest', reason: 'the request carries no challenge password' };
+    const spent = await store.challenges.consume(csr.challengePassword);
+    if (!('user' in spent)) return { failInfo: 'badRequest', reason: `the challenge is ${spent.state === 'unknown' ? 'unknown' : spent.state}` };
+    const user = spent.user;
+    const records = await store.listCertificates({ user });
+    if (isRemovedUser(records)) return { failInfo: 'badRequest', reason: `${user} was removed from the store` };
+    const record = await store.issueDeviceCertificate({ user, name: nameOf(user, records), publicKey: csr.publicKey, ...(options.days ? { days: options.days } : {}) });
+    return { record };
+  };
+
+  /** A RenewalReq: signed with a valid signing certificate this store issued; the new one is for the same user. */
+  const renew = async (content: Buffer, request: PkiRequest): Promise<Outcome> => {
+    const csr = parseCertificateRequest(content);
+    checkKeySize(csr.publicKey);
+    const fp = createHash('sha256').update(request.signer.raw).digest('hex');
+    const held = await store.findCertificate(fp).catch(() => undefined);
+    if (!held || held.fingerprint !== fp) return { failInfo: 'badCertId', reason: 'the renewal is signed with a certificate this store did not issue' };
+    if (held.source !== 'issued' || held.purpose !== 'smime-signing') return { failInfo: 'badCertId', reason: `certificate ${held.serial} is not a signing certificate of this store's CA` };
+    const status = statusOf(held, now());
+    if (status !== 'valid') return { failInfo: 'badCertId', reason: `certificate ${held.serial} is ${status}` };
+    const records = await store.listCertificates({ user: held.user });
+    const record = await store.issueDeviceCertificate({ user: held.user, name: held.name ?? nameOf(held.user, records), publicKey: csr.publicKey, ...(options.days ? { days: options.days } : {}) });
+    return { record };
+  };
+
+  return async (request) => {
+    const client = request.client ?? '-';
+    const op = request.operation;
+    try {
+      if (op === 'GetCACaps') return text(200, SCEP_CAPABILITIES.join('\n'));
+      if (op === 'GetCACert') {
+        const ra = await store.scepRa();
+        const certs = [ra.certificate, ...(await issuersOf(ra.certificate))];
+        log(`${client} SCEP GetCACert`);
+        return { status: 200, contentType: 'application/x-x509-ca-ra-cert', body: certificatesOnly(certs) };
+      }
+      if (op === 'PKIOperation') {
+        let der: Buffer;
+        if (request.method === 'POST') {
+          der = request.body ?? Buffer.alloc(0);
+          // Some clients POST base64 rather than DER.
+          if (der.length && der[0] !== 0x30) der = Buffer.from(der.toString('latin1').replace(/\s+/g, ''), 'base64');
+        } else if (request.method === 'GET') {
+          der = Buffer.from((request.message ?? '').replace(/ /g, '+'), 'base64');
+        } else return text(405, 'GET or POST');
+        if (!der.length) return text(400, 'No PKIMessage');
+        if (der.length > MAX_SCEP_MESSAGE) return text(413, 'The PKIMessage is too large');
+        return await pkiOperation(der, client);
+      }
+      return text(400, op ? `Unknown operation "${op.slice(0, 40)}"` : 'No operation');
+    } catch (err) {
+      log(`${client} SCEP ${op ?? '-'} error ${isProfilesmithError(err) ? `${err.code}: ${err.message}` : 'ERR_INTERNAL'}`);
+      return text(isProfilesmithError(err) ? 503 : 500, 'The SCEP server cannot answer now');
+    }
+  };
+}
+
+/** Errors that mean the request is refused, not that the server is in trouble. */
+const REQUEST_ERRORS = new Set(['ERR_KEY_UNSUPPORTED', 'ERR_INPUT_INVALID', 'ERR_CERT_INVALID', 'ERR_STORE_ENTRY_NOT_FOUND']);
+
+function typeName(t: number): string {
+  return t === MESSAGE_TYPE.PKCSReq ? 'PKCSReq' : t === MESSAGE_TYPE.RenewalReq ? 'RenewalReq' : `type-${t}`;
+}
+
+/** The serial of an IssuerAndSerialNumber (DER), lower-case hex, or undefined. */
+function serialOf(id: Buffer): string | undefined {
+  try {
+    // SEQUENCE { issuer Name, serial INTEGER }
+    return normalizeSerial(readInt(child(parseDer(id), 1)).toString(16));
+  } catch {
+    return undefined;
+  }
+}
+
+function checkKeySize(key: KeyObject): void {
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (bits < 2048) throw new KeyUnsupported(`rsa-${bits}`, `The request's key is RSA-${bits}: S/MIME needs RSA of 2048 bits or more`);
+}
+
+/** The user's name as the store has it: the newest record's CN, else the address. */
+function nameOf(user: string, records: CertificateRecord[]): string {
+  return [...records].reverse().find((r) => r.name)?.name ?? user;
+}
+
+/** Options of {@link createScepHandler}. */
+export interface ScepHandlerOptions extends ScepServiceOptions {
+  /** The path served. Default: `/scep`. */
+  path?: string;
+  /** Requests per minute per client address. Default: 120. */
+  rateLimit?: number;
+  /** Failed enrolments (a bad challenge, say) a client may make in 10 minutes before it must wait. Default: 20. */
+  failureLimit?: number;
+  /** Proxies whose X-Forwarded-For / Forwarded headers are believed. */
+  trustProxy?: string[];
+}
+
+/**
+ * A node:http handler for SCEP at `path`: returns false (and does nothing) for other paths,
+ * so it mounts beside other handlers, as `serve --scep` does.
+ */
+export function createScepHandler(options: ScepHandlerOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const path = options.path ?? '/scep';
+  const now = options.now ?? (() => new Date());
+  const requests = new WindowCounter(60_000);
+  const failures = new WindowCounter(10 * 60_000);
+  const trusted = new TrustedProxies(options.trustProxy ?? []);
+  const limit = options.rateLimit ?? 120;
+  const failureLimit = options.failureLimit ?? 20;
+  const service = createScepService(options);
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== path && url.pathname !== `${path}/pkiclient.exe`) return false;
+    const who = clientAddress(req, trusted);
+    const t = now().getTime();
+    const send = (status: number, type: string, body: Buffer | string, extra: Record<string, string> = {}) => {
+      res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', ...extra });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    if (requests.hit(who, t) > limit || (failures.peek(who, t)?.count ?? 0) >= failureLimit) {
+      const until = Math.max(requests.peek(who, t)?.reset ?? t, failures.peek(who, t)?.reset ?? t);
+      send(429, 'text/plain; charset=utf-8', 'Too many requests\n', { 'Retry-After': String(Math.max(1, Math.ceil((until - t) / 1000))) });
+      return true;
+    }
+    const method = req.method ?? 'GET';
+    if (method !== 'GET' && method !== 'POST' && method !== 'HEAD') {
+      send(405, 'text/plain; charset=utf-8', 'GET or POST\n', { Allow: 'GET, HEAD, POST' });
+      return true;
+    }
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_SCEP_MESSAGE * 2 || (url.searchParams.get('message')?.length ?? 0) > MAX_SCEP_MESSAGE * 2) {
+      req.resume();
+      send(413, 'text/plain; charset=utf-8', 'The PKIMessage is too large\n', { Connection: 'close' });
+      return true;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_SCEP_MESSAGE * 2) {
+        over = true;
+        req.destroy();
+      } else if (!over) chunks.push(c);
+    });
+    req.on('error', () => {});
+    req.on('end', () => {
+      if (over) return;
+      service({ method: method === 'HEAD' ? 'GET' : method, operation: url.searchParams.get('operation') ?? undefined, message: url.searchParams.get('message') ?? undefined, body: Buffer.concat(chunks), client: who })
+        .then((r) => {
+          if (r.failInfo) failures.hit(who, now().getTime());
+          send(r.status, r.contentType, r.body);
+        })
+        .catch(() => {
+          if (!res.headersSent) send(500, 'text/plain; charset=utf-8', 'The SCEP server cannot answer now\n');
+        });
+    });
+    return true;
+  };
+}
