@@ -56,8 +56,8 @@ export type { VerifyProfileOptions, VerifyResult, VerifyReason, VerifyReasonCode
 // Certificates and keys
 export { createCertificateAuthority } from './certs/ca.js';
 export type { CertificateAuthority, CreateCertificateAuthorityOptions } from './certs/ca.js';
-export { issueCertificate, PURPOSES } from './certs/issue.js';
-export type { CertificatePurpose, Identity, IssuedIdentity, IssueCertificateOptions } from './certs/issue.js';
+export { issueCertificate, certifyPublicKey, PURPOSES } from './certs/issue.js';
+export type { CertificatePurpose, Identity, IssuedIdentity, IssueCertificateOptions, CertifyPublicKeyOptions } from './certs/issue.js';
 export type { CaRef } from './certs/publication.js';
 export { toPkcs12, RANDOM_PASSWORD_ITERATIONS } from './certs/pkcs12.js';
 export { readIdentity, checkImport } from './certs/import.js';
@@ -86,7 +86,7 @@ export { createMemoryStore, MemoryStore } from './store/memory-store.js';
 export type { MemoryStoreOptions, AddIdentityOptions } from './store/memory-store.js';
 export { checkStore } from './store/check.js';
 export type { StoreFinding } from './store/check.js';
-export { statusOf, compareRecords, findRecord, planReimport, removalOf, isRemovedUser, servesPurpose } from './store/store.js';
+export { statusOf, compareRecords, findRecord, planReimport, removalOf, isRemovedUser, servesPurpose, keyOnDeviceError } from './store/store.js';
 export type {
   CertificateStore,
   LifecycleStore,
@@ -98,12 +98,19 @@ export type {
   CertificateStatus,
   ListCertificatesOptions,
   IssueUserCertificateOptions,
+  IssueDeviceCertificateOptions,
+  EnrollingStore,
   TrustChain,
 } from './store/store.js';
 export { resolveStoreDir } from './store/location.js';
 
 // Publishing revocation: CRLs, CA certificates and OCSP over HTTP
 export { createPkiHandler, isPkiPath } from './pki/handler.js';
+export { createScepHandler, createScepService, SCEP_CAPABILITIES, MAX_SCEP_MESSAGE } from './scep/server.js';
+export type { ScepHandlerOptions, ScepServiceOptions, ScepHttpRequest, ScepHttpResponse } from './scep/server.js';
+export type { FailInfo } from './scep/message.js';
+export { parseCertificateRequest } from './certs/csr.js';
+export type { CertificateRequest } from './certs/csr.js';
 export type { PkiHandler, PkiHandlerOptions, PkiSource } from './pki/handler.js';
 
 // Errors (also at "profilesmith/errors")

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { InputInvalid, ProfilesmithError, StoreIOError, UserRemoved } from '../errors.js';
-import { loadTemplate, type Template, type TemplateRef } from '../profile/template.js';
+import { loadTemplate, mintedChallengeVariable, scepUrlVariable, type Template, type TemplateRef } from '../profile/template.js';
 import { openStore } from '../store/open.js';
 import { isPostgresUrl } from '../store/postgres/db.js';
 import { atomicWrite } from '../store/fs-util.js';
@@ -18,6 +18,7 @@ import { csvField } from '../util/csv.js';
 import { countUsers, readUsers } from './users.js';
 import type { WorkerInit, WorkerResult, WorkerTask } from './worker.js';
 import { isRemovedUser } from '../store/store.js';
+import type { AnyStore } from '../store/open.js';
 import { pkcs11Signer, type Pkcs11SignerOptions } from '../cms/pkcs11.js';
 
 /** Progress of a batch, passed to `onProgress` after every row. */
@@ -108,6 +109,24 @@ export interface RunBatchOptions {
 }
 
 const MANIFEST = '.profilesmith-batch.json';
+
+/**
+ * How a batch mints SCEP challenges, when it does: the template takes a minted challenge, the
+ * run is not a dry run, and the profiles point at the store's own SCEP server (the data names
+ * no other URL and gives no challenge).
+ */
+function mintsChallenges(template: Template, store: AnyStore, options: RunBatchOptions): ((users: string[]) => Promise<string[]>) | undefined {
+  const variable = mintedChallengeVariable(template);
+  if (!variable || options.dryRun || !store.scepUrl) return undefined;
+  const given = (key: string) => options.sets?.[key] ?? key.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), options.data ?? {});
+  const url = scepUrlVariable(template);
+  if ((url && given(url) !== undefined && given(url) !== store.scepUrl) || given(variable) !== undefined) return undefined;
+  const ttlMs = 14 * 86_400_000;
+  return async (users) => {
+    const made = await (store.challenges.createMany ? store.challenges.createMany(users, { ttlMs }) : Promise.all(users.map((u) => store.challenges.create(u, { ttlMs }))));
+    return made.map((m) => m.token);
+  };
+}
 /**
  * Rows go to a worker in chunks, and come back in chunks: a message per row cost a thread
  * wake-up each way. Two chunks in flight per worker keep it busy while the next is read.
@@ -280,14 +299,25 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
     const limit = options.strict ? 1 : jobs * 2 * chunk;
     let next = 0;
     let pending: WorkerTask[] = [];
-    const flush = () => {
+    // A SCEP template for the store's own server: a chunk's challenges are minted in one step
+    // (one write of the ledger), here, rather than one write per profile in the workers.
+    const mint = mintsChallenges(loaded, store, options);
+    const flush = async () => {
       if (!pending.length) return;
-      (workers[next] as Worker).postMessage(pending);
+      const chunkTasks = pending;
       pending = [];
+      if (mint) {
+        const made = await mint(chunkTasks.map((task) => String(task.values.email)));
+        chunkTasks.forEach((task, i) => {
+          const c = made[i];
+          if (c) task.scepChallenge = c;
+        });
+      }
+      (workers[next] as Worker).postMessage(chunkTasks);
       next = (next + 1) % jobs;
     };
     for await (const row of readUsers(options.usersFile)) {
-      if (inFlight >= limit) flush();
+      if (inFlight >= limit) await flush();
       while (inFlight >= limit && !fatal && !options.signal?.aborted) await new Promise<void>((r) => waiting.push(r));
       if (options.signal?.aborted) interrupted = true;
       if (stopped || fatal || interrupted) break;
@@ -302,12 +332,12 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
       }
       pending.push({ id: id++, line: row.line, values: row.values, previousHash: manifest[email.toLowerCase()], records });
       inFlight++;
-      if (pending.length >= chunk) flush();
+      if (pending.length >= chunk) await flush();
     }
     if (stopped || fatal || interrupted) {
       inFlight -= pending.length; // never sent
       pending = [];
-    } else flush();
+    } else await flush();
     while (inFlight > 0 && !fatal) await new Promise<void>((r) => waiting.push(r));
     if (fatal) throw fatal;
   } finally {

@@ -49,6 +49,8 @@ export interface WorkerTask {
   previousHash: string | undefined;
   /** The user's certificate records, from the main thread's index. */
   records: CertificateRecord[];
+  /** A SCEP challenge the main thread minted for this row, when the template takes one. */
+  scepChallenge?: string;
 }
 
 export interface WorkerResult {
@@ -120,7 +122,8 @@ export async function processRow(init: WorkerInit, ready: Ready, task: WorkerTas
     const hash = createHash('sha256')
       .update(ready.fixed)
       .update(deviceCert ? createHash('sha256').update(deviceCert).digest() : '')
-      .update(JSON.stringify([data, records.map((r) => [r.serial, r.fingerprint, !!r.revoked, !!r.retired]), sel.signing?.serial, sel.current?.serial, sel.history.map((r) => r.serial)]))
+      // A minted SCEP challenge is new on every run, so such a profile is always made anew.
+      .update(JSON.stringify([data, task.scepChallenge ?? null, records.map((r) => [r.serial, r.fingerprint, !!r.revoked, !!r.retired]), sel.signing?.serial, sel.current?.serial, sel.history.map((r) => r.serial)]))
       .digest('hex');
     const file = join(init.outDir, profileFileName(email));
     if (init.onlyChanged && task.previousHash === hash && existsSync(file)) {
@@ -137,6 +140,8 @@ export async function processRow(init: WorkerInit, ready: Ready, task: WorkerTas
       // A dry run changes nothing, not even the store's PKCS#12 cache.
       pkcs12Cache: !init.dryRun,
       records,
+      // The main thread mints challenges (a chunk at a time); a worker never writes the ledger.
+      scepChallenge: task.scepChallenge ?? false,
       ...(deviceCert ? { encryptTo: deviceCert, ...(init.cipher ? { cipher: init.cipher } : {}) } : {}),
     });
     // Batch output can be regenerated: atomic (never partial) but without fsync per file,

@@ -303,20 +303,19 @@ export interface SignWithAttributesOptions {
 /**
  * A DER SignedData over `content` (id-data) with RSA PKCS#1 v1.5 and extra signed attributes,
  * for protocol messages (SCEP's CertRep) rather than profiles: those go through
- * {@link signProfile}, whose hot path this leaves alone. `content` undefined leaves the
- * eContent out (a CertRep FAILURE carries none). @internal
+ * {@link signProfile}, whose hot path this leaves alone. @internal
  */
-export function signWithAttributes(content: Buffer | undefined, options: SignWithAttributesOptions): Buffer {
+export function signWithAttributes(content: Buffer, options: SignWithAttributesOptions): Buffer {
   const digestAlg = seq(oid(options.digest === 'sha1' ? OID.sha1 : OID.sha256), nul());
   const attrs = [
     ATTR_CONTENT_TYPE,
-    seq(OID_MESSAGE_DIGEST, setOf(octets(createHash(options.digest).update(content ?? Buffer.alloc(0)).digest()))),
+    seq(OID_MESSAGE_DIGEST, setOf(octets(createHash(options.digest).update(content).digest()))),
     ...options.attributes,
   ];
   const attrsBody = Buffer.concat(attrs.sort(Buffer.compare));
   const signature = cryptoSign(options.digest, tlv(0x31, attrsBody), options.key);
   const signerInfo = seq(int(1), issuerAndSerial(options.certificate), digestAlg, tlv(0xa0, attrsBody), seq(oid(OID.rsaEncryption), nul()), octets(signature));
-  const eci = content === undefined ? seq(OID_DATA) : seq(OID_DATA, tlv(0xa0, octets(content)));
+  const eci = seq(OID_DATA, tlv(0xa0, octets(content)));
   const sd = seq(int(1), setOf(digestAlg), eci, tlv(0xa0, Buffer.concat(options.certificates)), setOf(signerInfo));
   return seq(OID_SIGNED_DATA, tlv(0xa0, sd));
 }

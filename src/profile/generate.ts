@@ -16,7 +16,7 @@ import { signProfile, type Signer } from '../cms/sign.js';
 import { servesPurpose, statusOf, type CertificateRecord, type CertificateStore } from '../store/store.js';
 import { defaultProfileIdentifier, stableUuid } from './ids.js';
 import { renderTemplate } from './render.js';
-import { loadTemplate, resolveData, unknownDataKeys, type IdentityUse, type Template, type TemplateRef } from './template.js';
+import { loadTemplate, mintedChallengeVariable, resolveData, scepUrlVariable, unknownDataKeys, type IdentityUse, type Template, type TemplateRef } from './template.js';
 import type { BuiltinTemplateData, BuiltinTemplateName } from './template-data.gen.js';
 import { validateXml, type PlistValue } from './validate.js';
 
@@ -89,14 +89,6 @@ export interface GenerateProfileOptions<T extends TemplateRef | Template = Templ
   scepChallengeTtlMs?: number;
 }
 
-/** A template variable whose default is the store's SCEP URL or a challenge it mints. */
-const SCEP_URL_DEFAULT = '$store.scepUrl';
-const SCEP_CHALLENGE_DEFAULT = '$store.scepChallenge';
-
-/** The variable of `template` that takes a minted SCEP challenge, if it has one. */
-export function mintedChallengeVariable(template: Template): string | undefined {
-  return Object.entries(template.meta.variables).find(([, v]) => v.default === SCEP_CHALLENGE_DEFAULT)?.[0];
-}
 
 /** A store that mints SCEP challenges, and the URL of its SCEP server. */
 interface ChallengeMinter {
@@ -113,7 +105,7 @@ async function scepValues(template: Template, data: Record<string, unknown>, sto
   const variable = mintedChallengeVariable(template);
   const minter = store as CertificateStore & ChallengeMinter;
   const storeUrl = typeof minter.scepUrl === 'string' ? minter.scepUrl : undefined;
-  const urlVariable = Object.entries(template.meta.variables).find(([, v]) => v.default === SCEP_URL_DEFAULT)?.[0];
+  const urlVariable = scepUrlVariable(template);
   const givenUrl = urlVariable ? getPath(data, urlVariable) : undefined;
   const out: { scepUrl?: string; scepChallenge?: string } = storeUrl ? { scepUrl: storeUrl } : {};
   if (!variable || !user) return out;

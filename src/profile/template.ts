@@ -16,7 +16,10 @@ export interface TemplateVariable {
   /** `date` is an ISO-8601 string; `real` any number. */
   type: 'string' | 'boolean' | 'integer' | 'real' | 'date';
   required?: boolean;
-  /** A literal, or `$user.email`, `$user.name`, `$store.organization`. */
+  /**
+   * A literal, or `$user.email`, `$user.name`, `$store.organization`, `$store.scepUrl` (the
+   * store's SCEP server), `$store.scepChallenge` (a one-time challenge the store mints for the user).
+   */
   default?: string | boolean | number;
   description?: string;
   enum?: (string | number)[];
@@ -292,4 +295,14 @@ export function unknownDataKeys(template: Template, data: Record<string, unknown
   };
   walk(data, '');
   return out;
+}
+
+/** The variable of `template` that takes a SCEP challenge the store mints (default `$store.scepChallenge`), if any. */
+export function mintedChallengeVariable(template: Template): string | undefined {
+  return Object.entries(template.meta.variables).find(([, v]) => v.default === '$store.scepChallenge')?.[0];
+}
+
+/** The variable of `template` that defaults to the store's SCEP URL (`$store.scepUrl`), if any. */
+export function scepUrlVariable(template: Template): string | undefined {
+  return Object.entries(template.meta.variables).find(([, v]) => v.default === '$store.scepUrl')?.[0];
 }

@@ -128,7 +128,9 @@ export function certRep(
     octetAttr(ATTR.recipientNonce, to.senderNonce),
     octetAttr(ATTR.senderNonce, random(16)),
   ];
-  let content: Buffer | undefined;
+  // A FAILURE has no pkcsPKIEnvelope; an empty eContent rather than none, which OpenSSL's
+  // PKCS7_verify (certmonger's scep-submit) refuses as "no content".
+  let content: Buffer = Buffer.alloc(0);
   if ('certificate' in outcome) {
     attributes.push(printableAttr(ATTR.pkiStatus, '0'));
     content = envelope(certificatesOnly([outcome.certificate]), to.recipient, to.cipher);

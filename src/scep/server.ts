@@ -75,6 +75,8 @@ export interface ScepHttpResponse {
 
 /** What a PKIOperation came to, for the log and for callers. */
 interface Outcome {
+  /** Authorized by a current certificate rather than a challenge. */
+  renewal?: boolean;
   failInfo?: FailInfo;
   reason?: string;
   record?: CertificateRecord;
@@ -171,7 +173,11 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
     }
     let outcome: Outcome;
     try {
-      outcome = request.messageType === MESSAGE_TYPE.PKCSReq ? await enroll(opened.content) : await renew(opened.content, request);
+      // A PKCSReq signed with a current certificate of this store is a renewal the old way
+      // (RFC 8894 2.4; certmonger's resubmit sends one): the certificate, not a challenge, says who.
+      const held = await heldBy(request);
+      const renewal = request.messageType === MESSAGE_TYPE.RenewalReq || (held !== undefined && renewable(held) === undefined);
+      outcome = renewal ? { ...(await renew(opened.content, request)), renewal: true } : await enroll(opened.content);
     } catch (err) {
       // What the request got wrong is the client's failure; a store fault is the server's (503).
       if (!isProfilesmithError(err) || !REQUEST_ERRORS.has(err.code)) throw err;
@@ -181,7 +187,7 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
     const certificate = await store.getCertificate(outcome.record.serial);
     answered.set(key, certificate);
     if (answered.size > 1000) answered.delete(answered.keys().next().value as string);
-    log(`${client} SCEP ${typeName(request.messageType)} ${request.transactionID.slice(0, 40)} SUCCESS ${outcome.record.user} ${outcome.record.serial}`);
+    log(`${client} SCEP ${typeName(request.messageType)}${outcome.renewal && request.messageType === MESSAGE_TYPE.PKCSReq ? ' (renewal)' : ''} ${request.transactionID.slice(0, 40)} SUCCESS ${outcome.record.user} ${outcome.record.serial} (${opened.cipher}, ${request.hash})`);
     return reply(certRep(signer, answerTo, { certificate }));
   };
 
@@ -199,16 +205,28 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
     return { record };
   };
 
-  /** A RenewalReq: signed with a valid signing certificate this store issued; the new one is for the same user. */
+  /** The store's record of the request's signer certificate, if it is one of the store's. */
+  const heldBy = async (request: PkiRequest): Promise<CertificateRecord | undefined> => {
+    const fp = createHash('sha256').update(request.signer.raw).digest('hex');
+    const held = await store.findCertificate(fp).catch(() => undefined);
+    return held?.fingerprint === fp ? held : undefined;
+  };
+
+  /** Why `held` cannot authorize a renewal, or undefined when it can: a valid signing certificate of this store's CA. */
+  const renewable = (held: CertificateRecord): string | undefined => {
+    if (held.source !== 'issued' || held.purpose !== 'smime-signing') return `certificate ${held.serial} is not a signing certificate of this store's CA`;
+    const status = statusOf(held, now());
+    return status === 'valid' ? undefined : `certificate ${held.serial} is ${status}`;
+  };
+
+  /** A renewal: signed with a valid signing certificate this store issued; the new one is for the same user. */
   const renew = async (content: Buffer, request: PkiRequest): Promise<Outcome> => {
     const csr = parseCertificateRequest(content);
     checkKeySize(csr.publicKey);
-    const fp = createHash('sha256').update(request.signer.raw).digest('hex');
-    const held = await store.findCertificate(fp).catch(() => undefined);
-    if (!held || held.fingerprint !== fp) return { failInfo: 'badCertId', reason: 'the renewal is signed with a certificate this store did not issue' };
-    if (held.source !== 'issued' || held.purpose !== 'smime-signing') return { failInfo: 'badCertId', reason: `certificate ${held.serial} is not a signing certificate of this store's CA` };
-    const status = statusOf(held, now());
-    if (status !== 'valid') return { failInfo: 'badCertId', reason: `certificate ${held.serial} is ${status}` };
+    const held = await heldBy(request);
+    if (!held) return { failInfo: 'badCertId', reason: 'the renewal is signed with a certificate this store did not issue' };
+    const why = renewable(held);
+    if (why) return { failInfo: 'badCertId', reason: why };
     const records = await store.listCertificates({ user: held.user });
     const record = await store.issueDeviceCertificate({ user: held.user, name: held.name ?? nameOf(held.user, records), publicKey: csr.publicKey, ...(options.days ? { days: options.days } : {}) });
     return { record };

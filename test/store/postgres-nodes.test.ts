@@ -106,23 +106,24 @@ if ('missing' in server) {
     }
   });
 
-  test('a database at schema version 1 is migrated forward on open (versions 2 and 3, one transaction), and its store works as before', async (t) => {
+  test('a database at schema version 1 is migrated forward on open (versions 2, 3 and 4, one transaction), and its store works as before', async (t) => {
     const url = await server.createDatabase();
     const { MIGRATIONS } = await import('../../src/store/postgres/schema.js');
     const store = await initPostgresStore(url, { organization: 'Old Corp', passphrase: PASSPHRASE, kdfCost: 14 });
     const rec = await store.issueCertificate({ user: 'old@example.com', name: 'Old', purpose: 'smime-signing' });
     await store.close();
     // Back to version 1, as an earlier profilesmith left it.
-    await runSql(url, `DROP INDEX ca_certs_issuing_generation; ALTER TABLE ca_certs DROP COLUMN generation; ALTER TABLE ca_certs ALTER COLUMN sealed_key SET NOT NULL; UPDATE profilesmith_schema SET version = 1`);
-    t.is(MIGRATIONS.length, 3);
+    await runSql(url, `DROP TABLE scep_challenges; DROP INDEX ca_certs_issuing_generation; ALTER TABLE ca_certs DROP COLUMN generation; ALTER TABLE ca_certs ALTER COLUMN sealed_key SET NOT NULL; UPDATE profilesmith_schema SET version = 1`);
+    t.is(MIGRATIONS.length, 4);
     const reopened = await openPostgresStore(url, { passphrase: PASSPHRASE });
     t.teardown(() => reopened.close());
-    const version = await reopened.database.query<{ version: number; nullable: string; generation: number }>(
+    const version = await reopened.database.query<{ version: number; nullable: string; generation: number; challenges: string }>(
       `SELECT (SELECT version FROM profilesmith_schema) AS version,
               (SELECT is_nullable FROM information_schema.columns WHERE table_name = 'ca_certs' AND column_name = 'sealed_key') AS nullable,
-              (SELECT generation FROM ca_certs WHERE role = 'issuing') AS generation`,
+              (SELECT generation FROM ca_certs WHERE role = 'issuing') AS generation,
+              to_regclass('scep_challenges')::text AS challenges`,
     );
-    t.deepEqual(version.rows[0], { version: 3, nullable: 'YES', generation: 1 });
+    t.deepEqual(version.rows[0], { version: 4, nullable: 'YES', generation: 1, challenges: 'scep_challenges' });
     t.is((await reopened.findCertificate(rec.serial)).user, 'old@example.com');
     t.truthy(await reopened.profileSigner());
   });
@@ -238,7 +239,7 @@ if ('missing' in server) {
     await runSql(url, 'UPDATE profilesmith_schema SET version = version + 1');
     const newer = cli(['cert', 'list', '--store', url], { cwd: dir, env });
     t.is(newer.status, 1);
-    t.regex(newer.stderr, /^error: The database at postgres:\/\/.* has schema version 4, newer than this profilesmith reads \(3\); upgrade profilesmith\n$/);
+    t.regex(newer.stderr, /^error: The database at postgres:\/\/.* has schema version 5, newer than this profilesmith reads \(4\); upgrade profilesmith\n$/);
     await runSql(url, 'UPDATE profilesmith_schema SET version = version - 1');
     t.is(cli(['cert', 'list', '--store', url], { cwd: dir, env }).status, 0);
     const empty = await server.createDatabase();

@@ -177,13 +177,14 @@ function list(ctx: Context): CommandModule<object, ListArgs> {
         ...(r.retired ? { retired: r.retired } : {}),
         ...(r.chain ? { chain: r.chain } : {}),
         ...(r.addedChain ? { addedChain: r.addedChain } : {}),
+        ...(r.keyOnDevice ? { keyOnDevice: true } : {}),
       }));
       if (args.json) return printJson(ctx.io, rows);
       if (!rows.length) return note(ctx.io, 'No certificates');
       printTable(
         ctx.io,
         ['SERIAL', 'USER', 'PURPOSE', 'STATUS', 'NOT AFTER', 'SOURCE'],
-        rows.map((r) => [r.serial, r.user, r.alsoPurpose ? `${r.purpose}+${r.alsoPurpose.replace('smime-', '')}` : r.purpose, r.status, r.notAfter.slice(0, 10), r.source]),
+        rows.map((r) => [r.serial, r.user, r.alsoPurpose ? `${r.purpose}+${r.alsoPurpose.replace('smime-', '')}` : r.purpose, r.status, r.notAfter.slice(0, 10), r.keyOnDevice ? `${r.source} (scep)` : r.source]),
       );
     },
   };
