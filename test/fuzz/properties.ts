@@ -17,7 +17,11 @@ import { assertEmail } from '../../src/certs/email.js';
 import { readIdentity } from '../../src/certs/import.js';
 import { toPem } from '../../src/certs/pem.js';
 import { toPkcs12 } from '../../src/certs/pkcs12.js';
-import { verifyProfile } from '../../src/cms/verify.js';
+import { checkSignerInfo, parseSignedData, verifyProfile } from '../../src/cms/verify.js';
+import { envelope } from '../../src/cms/envelope.js';
+import { createScepService, type ScepHttpRequest, type ScepHttpResponse } from '../../src/scep/server.js';
+import { initStore } from '../../src/store/fs-store.js';
+import { pkiMessage, requester } from '../helpers/scep.js';
 import { isProfilesmithError } from '../../src/errors.js';
 import { profileFileName } from '../../src/batch/names.js';
 import { generateProfile } from '../../src/profile/generate.js';
@@ -46,6 +50,21 @@ export interface Corpus {
   /** An OCSP request (with a nonce) for the signing certificate, and an identity to sign answers with. */
   ocsp: Buffer;
   responder: { certificate: Buffer; privateKey: import('node:crypto').KeyObject };
+  /** A SCEP service over a file store, with a valid PKCSReq for it and its parts (absent without openssl). */
+  scep?: { service: (r: ScepHttpRequest) => Promise<ScepHttpResponse>; message: Buffer; csr: Buffer; ra: Buffer; requester: { key: import('node:crypto').KeyObject; certificate: Buffer } };
+}
+
+/** The SCEP part of the corpus: a file store in a temporary directory (removed at exit) and a PKCSReq made by openssl. */
+async function scepCorpus(): Promise<Corpus['scep']> {
+  if (spawnSync('openssl', ['version']).status !== 0) return undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'profilesmith-fuzz-scep-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const store = await initStore(join(dir, 'store'), { organization: 'Fuzz Corp', passphrase: 'fuzz passphrase of length', kdfCost: 14 });
+  await store.issueCertificate({ user: 'alice@example.com', name: 'Alice', purpose: 'smime-encryption' });
+  const { token } = await store.challenges.create('alice@example.com');
+  const who = requester(dir, 'device', { challenge: token });
+  const ra = (await store.scepRa()).certificate;
+  return { service: createScepService({ store }), message: pkiMessage(envelope(who.csr, ra), who), csr: who.csr, ra, requester: who };
 }
 
 export async function makeCorpus(): Promise<Corpus> {
@@ -57,6 +76,7 @@ export async function makeCorpus(): Promise<Corpus> {
   const p12 = toPkcs12(identity.certificate, identity.privateKey, { password: 'fuzz' });
   const pem = Buffer.from(toPem(identity.certificate) + identity.privateKey.export({ type: 'pkcs8', format: 'pem' }));
   const py = spawnSync('python3', ['-c', 'import plistlib,sys; sys.stdout.buffer.write(plistlib.dumps(plistlib.loads(sys.stdin.buffer.read()), fmt=plistlib.FMT_BINARY))'], { input: profile.xml });
+  const scep = await scepCorpus();
   return {
     store,
     signed: Buffer.from(profile.bytes),
@@ -68,6 +88,7 @@ export async function makeCorpus(): Promise<Corpus> {
     roots: (await store.trustChain()).roots,
     ocsp: ocspRequestFor(identity.certificate, (await store.trustChain()).intermediates[0]!),
     responder: identity,
+    ...(scep ? { scep } : {}),
   };
 }
 
@@ -351,6 +372,31 @@ export const properties = {
     },
     save: (_c, input) => Buffer.from(JSON.stringify(input)),
   } satisfies Property<{ displayName: string; description: string; consentText: string; organization: string }>,
+
+  /**
+   * SCEP: mutated PKIMessages, and well-signed ones around a mutated PKCS#10, POSTed to the
+   * service: a 200 CertRep (a signed SUCCESS or FAILURE), a 400 or a 413, within the bound;
+   * never a 5xx or an exception.
+   */
+  scepMessage: {
+    name: 'scep-message',
+    arbitrary: () => fc.record({ inner: fc.boolean(), m: mutation, random: fc.option(fc.uint8Array({ maxLength: 512 }), { freq: 6 }) }),
+    check: async (c, input) => {
+      if (!c.scep) return;
+      const body = input.random ? Buffer.from(input.random) : input.inner ? pkiMessage(envelope(mutate(c.scep.csr, input.m), c.scep.ra), c.scep.requester) : mutate(c.scep.message, input.m);
+      const r = await typedOrResult('scep', () => c.scep!.service({ method: 'POST', operation: 'PKIOperation', body }));
+      if (!r) throw new Error('scep: the service threw instead of answering');
+      if (![200, 400, 413].includes(r.status)) throw new Error(`scep: answered ${r.status}: ${r.body.toString().slice(0, 80)}`);
+      if (r.status === 200) {
+        const parsed = parseSignedData(r.body);
+        const checked = checkSignerInfo(parsed);
+        if (checked.reasons.length) throw new Error(`scep: a CertRep whose signature fails: ${checked.reasons[0]!.message}`);
+        const status = checked.attributes.get('2.16.840.1.113733.1.9.3')?.value.toString();
+        if (status !== '0' && status !== '2') throw new Error(`scep: pkiStatus ${status}`);
+      }
+    },
+    save: (c, input) => (input.random ? Buffer.from(input.random) : input.inner && c.scep ? mutate(c.scep.csr, input.m) : c.scep ? mutate(c.scep.message, input.m) : Buffer.alloc(0)),
+  } satisfies Property<{ inner: boolean; m: Mutation; random: Uint8Array | null }>,
 
   /** Addresses: accepted ones are sane; the file name made from one is one safe path segment. */
   addresses: {
