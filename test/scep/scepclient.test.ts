@@ -80,6 +80,10 @@ if (!HAS_SCEPCLIENT) {
     const s = await setup(t);
     const p = scepProfile(t, s, 'alice@example.com', 'alice');
     t.is(p.url, `${s.server.base}/scep`, "the profile points at the server's own SCEP URL");
+    t.is(cli(['ca', 'scep-url', '--store', s.storeDir]).stdout, `${s.server.base}/scep\n`, 'serve --scep recorded it in the store');
+    const bad = cli(['ca', 'scep-url', 'ftp://x', '--store', s.storeDir]);
+    t.is(bad.status, 1);
+    t.is(bad.stderr, 'error: The SCEP URL must be http:// or https://, got "ftp:"\n');
     t.regex(p.challenge, /^[A-Za-z0-9_-]{22}$/);
     t.false(readFileSync(join(s.storeDir, 'challenges.json'), 'utf8').includes(p.challenge), 'the store keeps only a hash of the challenge');
     t.is((p.scep.SubjectAltName as Record<string, unknown>).rfc822Name, 'alice@example.com');

@@ -67,6 +67,30 @@ function pkiUrl(ctx: Context): CommandModule<object, Args> {
   };
 }
 
+function scepUrl(ctx: Context): CommandModule<object, Args> {
+  return {
+    command: 'scep-url [url]',
+    describe: "show or change the URL of the store's SCEP server written into SCEP profiles (serve --scep sets it)",
+    builder: (yy: Argv) =>
+      storeOptions(yy)
+        .positional('url', { type: 'string', describe: 'http:// or https:// URL devices reach /scep at' })
+        .option('clear', { type: 'boolean', describe: 'write no SCEP URL of the store into profiles (give scep.url yourself)' })
+        .option('json', { type: 'boolean', describe: 'print the setting as JSON' })
+        .example('$0 ca scep-url https://profiles.example.com/scep --store ./store', 'where devices enroll') as unknown as Argv<Args>,
+    handler: async (args) => {
+      const store = await openStoreFromArgs(args, ctx.io, false);
+      if (args.url === undefined && !args.clear) {
+        if (args.json) return printJson(ctx.io, { scepUrl: store.scepUrl ?? null });
+        ctx.io.stdout.write(`${store.scepUrl ?? '(none)'}\n`);
+        return;
+      }
+      const url = await store.setScepUrl(args.clear ? undefined : args.url);
+      if (args.json) return printJson(ctx.io, { scepUrl: url ?? null });
+      note(ctx.io, url ? `SCEP profiles point at ${url}` : 'SCEP URL cleared');
+    },
+  };
+}
+
 function rotateSigner(ctx: Context): CommandModule<object, Args> {
   return {
     command: 'rotate-signer',
@@ -133,6 +157,7 @@ export function caCommand(ctx: Context): CommandModule<object, Args> {
       y
         .command(exportCmd(ctx))
         .command(pkiUrl(ctx))
+        .command(scepUrl(ctx))
         .command(rotateSigner(ctx))
         .command(rotateIssuing(ctx))
         .command(importSigner(ctx) as unknown as CommandModule<object, Args>)
