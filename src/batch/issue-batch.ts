@@ -1,7 +1,8 @@
 /**
  * Issuing certificates for every user of a users file. Bound by RSA key generation
  * (~170 ms a key per core), so keys are generated concurrently on the libuv threadpool;
- * users who already hold a valid certificate of the purpose are skipped, so a run that
+ * users who already hold a valid certificate of the purpose (one the store holds the key of:
+ * a device's SCEP certificate does not count) are skipped, so a run that
  * was interrupted is finished by running it again.
  *
  * @module issue-batch
@@ -100,13 +101,13 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
           if (options.store.checkIssuance) await options.store.checkIssuance(request);
           else checkNameValue('name', name.trim());
           const held = await options.store.listCertificates({ user, purpose: options.purpose });
-          issued = !held.some((r) => statusOf(r, now()) === 'valid');
+          issued = !held.some((r) => !r.keyOnDevice && statusOf(r, now()) === 'valid');
         } else if (options.store.issueCertificateIfMissing) {
           // Decided under the store's lock: concurrent runs over the same users issue one each.
           issued = (await options.store.issueCertificateIfMissing(request)).issued;
         } else {
           const held = await options.store.listCertificates({ user: email, purpose: options.purpose });
-          issued = !held.some((r) => statusOf(r, now()) === 'valid');
+          issued = !held.some((r) => !r.keyOnDevice && statusOf(r, now()) === 'valid');
           if (issued) await options.store.issueCertificate(request);
         }
         if (issued) s.generated++;

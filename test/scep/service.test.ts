@@ -18,7 +18,7 @@ async function setup(t: ExecutionContext) {
   const dir = tmp(t);
   let clock = Date.parse('2026-06-01T12:00:00Z');
   const now = () => new Date(clock);
-  const store = await initStore(join(dir, 'store'), { organization: 'Example Corp', passphrase: PASSPHRASE, kdfCost: 14, now });
+  const store = await initStore(join(dir, 'store'), { organization: 'Example Corp', passphrase: PASSPHRASE, kdfCost: 14, now, pkiUrl: 'http://pki.example.com' });
   await store.issueCertificate({ user: 'alice@example.com', name: 'Alice "Al" Example, #1', purpose: 'smime-encryption' });
   const lines: string[] = [];
   const scep = createScepService({ store, now, log: (l) => lines.push(l) });
@@ -61,6 +61,12 @@ test('AES-128 with SHA-256 and 3DES with SHA-1 requests (openssl envelopes) are 
     const cert = new X509Certificate(r.certificate!);
     t.is(cert.subject, 'CN=Alice \\"Al\\" Example\\, #1', 'node escapes the quotes and the comma; the CN is the record\'s');
     t.is(cert.subjectAltName, 'email:alice@example.com');
+    // The smime-signing template, with the store's publication URLs.
+    const ext = openssl(['x509', '-noout', '-ext', 'keyUsage,extendedKeyUsage,crlDistributionPoints,authorityInfoAccess'], r.certificate!).stdout.toString();
+    t.regex(ext, /Key Usage: critical\n *Digital Signature\n/);
+    t.regex(ext, /E-mail Protection/);
+    t.regex(ext, /URI:http:\/\/pki\.example\.com\/crl\/issuing\.crl/);
+    t.regex(ext, /OCSP - URI:http:\/\/pki\.example\.com\/ocsp/);
   }
   const records = await s.store.listCertificates({ user: 'alice@example.com', purpose: 'smime-signing' });
   t.is(records.length, 2);
@@ -154,6 +160,9 @@ test('the store records what SCEP issued: store check is clean, a passphrase cha
   const s = await setup(t);
   const who = requester(s.dir, 'dev', { challenge: await s.mint() });
   t.like(reply(t, s.dir, await s.post(pkiMessage(opensslEnvelope(s.dir, who.csr, s.raPem), who)), who), { status: '0' });
+  // A device's certificate is not an identity the store can ship: issue-if-missing still issues one.
+  t.true((await s.store.issueCertificateIfMissing({ user: 'alice@example.com', name: 'Alice', purpose: 'smime-signing' })).issued);
+  t.false((await s.store.issueCertificateIfMissing({ user: 'alice@example.com', name: 'Alice', purpose: 'smime-signing' })).issued);
   const { checkStore } = await import('../../src/store/check.js');
   t.deepEqual((await checkStore(s.store)).filter((f) => f.severity !== 'info'), []);
   await s.store.changePassphrase('another passphrase of length', { kdfCost: 14 });

@@ -24,7 +24,7 @@ import { sealKey, exists } from './meta.js';
 
 export async function validHeld(store: FileStore, user: string, purpose: CertificatePurpose): Promise<CertificateRecord | undefined> {
   const now = store.now();
-  return (await store.listCertificates({ user, purpose })).find((r) => statusOf(r, now) === 'valid');
+  return (await store.listCertificates({ user, purpose })).find((r) => !r.keyOnDevice && statusOf(r, now) === 'valid');
 }
 
 export async function checkedUser(store: FileStore, options: IssueUserCertificateOptions, meta: StoreMeta): Promise<string> {

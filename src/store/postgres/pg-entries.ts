@@ -21,7 +21,7 @@ import type { PostgresStore } from './pg-store.js';
 
 export async function validHeld(store: PostgresStore, user: string, purpose: CertificatePurpose): Promise<CertificateRecord | undefined> {
   const now = store.now();
-  return (await store.listCertificates({ user, purpose })).find((r) => statusOf(r, now) === 'valid');
+  return (await store.listCertificates({ user, purpose })).find((r) => !r.keyOnDevice && statusOf(r, now) === 'valid');
 }
 
 export async function issue(store: PostgresStore, options: IssueUserCertificateOptions, ifMissing: boolean): Promise<{ record: CertificateRecord; issued: boolean }> {
@@ -40,7 +40,7 @@ export async function issue(store: PostgresStore, options: IssueUserCertificateO
     if (ifMissing) {
       const now = store.now();
       const rows = await c.query<CertRow>(`${RECORD_SELECT} WHERE c.user_lower = $1`, [user.toLowerCase()]);
-      const held = rows.rows.map(toRecord).find((r) => servesPurpose(r, options.purpose) && statusOf(r, now) === 'valid');
+      const held = rows.rows.map(toRecord).find((r) => servesPurpose(r, options.purpose) && !r.keyOnDevice && statusOf(r, now) === 'valid');
       if (held) return held;
     }
     await insertEntry(store, c, record, identity, []);
