@@ -121,7 +121,7 @@ export interface RootCaData extends CommonTemplateData {
   displayName?: string;
 }
 
-/** The data of the built-in template "scep-smime-signing": Exchange with S/MIME where the signing identity is enrolled per device over SCEP (key usage signing, RSA-2048, the user's rfc822Name); the encryption history still comes as PKCS#12. */
+/** The data of the built-in template "scep-smime-signing": Exchange with S/MIME where the signing identity is enrolled per device over SCEP (key usage signing, RSA-2048, the user's rfc822Name), from the store's own SCEP server (serve --scep) or an outside one; the encryption history still comes as PKCS#12. */
 export interface ScepSmimeSigningData extends CommonTemplateData {
   /** Profile name on the install screen. Default: "S/MIME mail". */
   displayName?: string;
@@ -151,12 +151,12 @@ export interface ScepSmimeSigningData extends CommonTemplateData {
     /** SMIMEEnableEncryptionPerMessageSwitch: lock toggle in Compose. Default: true. */
     perMessageSwitch?: boolean;
   };
-  scep: {
-    /** SCEP endpoint URL. */
-    url: string;
+  scep?: {
+    /** SCEP endpoint URL. Default: the store's own SCEP server (set by serve --scep) */
+    url?: string;
     /** CA instance name (Name) */
     name?: string;
-    /** Challenge (a secret: give it in --data, not --set) */
+    /** Challenge. Default: a one-time challenge for the user, minted by the store for its own SCEP server; give one (in --data) only for an outside server. A secret. */
     challenge?: string;
     /** Keysize. Default: 2048. */
     keySize?: 2048 | 4096;
