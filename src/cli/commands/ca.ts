@@ -6,6 +6,7 @@ import { certificatesFrom } from '../../certs/pem.js';
 import { readIdentity } from '../../certs/import.js';
 import { signerTrust } from '../../cms/trust.js';
 import { readInputFile, readSecretFile } from '../files.js';
+import type { AnyStore } from '../../store/open.js';
 
 interface ImportSignerArgs extends StoreArgs {
   cert: string;
@@ -42,54 +43,66 @@ function exportCmd(ctx: Context): CommandModule<object, Args> {
   };
 }
 
-function pkiUrl(ctx: Context): CommandModule<object, Args> {
+/** A `ca` command that shows, sets or clears one URL setting of the store. */
+function urlSetting(
+  ctx: Context,
+  spec: {
+    command: string;
+    describe: string;
+    url: string;
+    clear: string;
+    example: [string, string];
+    field: 'pkiUrl' | 'scepUrl';
+    set: (store: AnyStore, url: string | undefined) => Promise<string | undefined>;
+    changed: (url: string | undefined) => string[];
+  },
+): CommandModule<object, Args> {
   return {
-    command: 'pki-url [url]',
-    describe: 'show or change the PKI base URL written into certificates issued from now on',
+    command: `${spec.command} [url]`,
+    describe: spec.describe,
     builder: (yy: Argv) =>
       storeOptions(yy)
-        .positional('url', { type: 'string', describe: 'http:// or https:// base URL (http is the convention: RFC 5280 4.2.1.13, RFC 5019)' })
-        .option('clear', { type: 'boolean', describe: 'issue without CRL distribution points and AIA from now on' })
+        .positional('url', { type: 'string', describe: spec.url })
+        .option('clear', { type: 'boolean', describe: spec.clear })
         .option('json', { type: 'boolean', describe: 'print the setting as JSON' })
-        .example('$0 ca pki-url http://pki.example.com --store ./store', 'publish revocation there') as unknown as Argv<Args>,
+        .example(...spec.example) as unknown as Argv<Args>,
     handler: async (args) => {
       const store = await openStoreFromArgs(args, ctx.io, false);
       if (args.url === undefined && !args.clear) {
-        if (args.json) return printJson(ctx.io, { pkiUrl: store.pkiUrl ?? null });
-        ctx.io.stdout.write(`${store.pkiUrl ?? '(none)'}\n`);
+        if (args.json) return printJson(ctx.io, { [spec.field]: store[spec.field] ?? null });
+        ctx.io.stdout.write(`${store[spec.field] ?? '(none)'}\n`);
         return;
       }
-      const url = await store.setPkiUrl(args.clear ? undefined : args.url);
-      if (args.json) return printJson(ctx.io, { pkiUrl: url ?? null });
-      note(ctx.io, url ? `PKI URL set to ${url}` : 'PKI URL cleared');
-      note(ctx.io, 'It applies to certificates issued from now on; those issued before keep the URLs they carry (the issuing CA too, until `profilesmith ca rotate-issuing`)');
+      const url = await spec.set(store, args.clear ? undefined : args.url);
+      if (args.json) return printJson(ctx.io, { [spec.field]: url ?? null });
+      for (const line of spec.changed(url)) note(ctx.io, line);
     },
   };
 }
 
-function scepUrl(ctx: Context): CommandModule<object, Args> {
-  return {
-    command: 'scep-url [url]',
+const pkiUrl = (ctx: Context) =>
+  urlSetting(ctx, {
+    command: 'pki-url',
+    describe: 'show or change the PKI base URL written into certificates issued from now on',
+    url: 'http:// or https:// base URL (http is the convention: RFC 5280 4.2.1.13, RFC 5019)',
+    clear: 'issue without CRL distribution points and AIA from now on',
+    example: ['$0 ca pki-url http://pki.example.com --store ./store', 'publish revocation there'],
+    field: 'pkiUrl',
+    set: (store, url) => store.setPkiUrl(url),
+    changed: (url) => [url ? `PKI URL set to ${url}` : 'PKI URL cleared', 'It applies to certificates issued from now on; those issued before keep the URLs they carry (the issuing CA too, until `profilesmith ca rotate-issuing`)'],
+  });
+
+const scepUrl = (ctx: Context) =>
+  urlSetting(ctx, {
+    command: 'scep-url',
     describe: "show or change the URL of the store's SCEP server written into SCEP profiles (serve --scep sets it)",
-    builder: (yy: Argv) =>
-      storeOptions(yy)
-        .positional('url', { type: 'string', describe: 'http:// or https:// URL devices reach /scep at' })
-        .option('clear', { type: 'boolean', describe: 'write no SCEP URL of the store into profiles (give scep.url yourself)' })
-        .option('json', { type: 'boolean', describe: 'print the setting as JSON' })
-        .example('$0 ca scep-url https://profiles.example.com/scep --store ./store', 'where devices enroll') as unknown as Argv<Args>,
-    handler: async (args) => {
-      const store = await openStoreFromArgs(args, ctx.io, false);
-      if (args.url === undefined && !args.clear) {
-        if (args.json) return printJson(ctx.io, { scepUrl: store.scepUrl ?? null });
-        ctx.io.stdout.write(`${store.scepUrl ?? '(none)'}\n`);
-        return;
-      }
-      const url = await store.setScepUrl(args.clear ? undefined : args.url);
-      if (args.json) return printJson(ctx.io, { scepUrl: url ?? null });
-      note(ctx.io, url ? `SCEP profiles point at ${url}` : 'SCEP URL cleared');
-    },
-  };
-}
+    url: 'http:// or https:// URL devices reach /scep at',
+    clear: 'write no SCEP URL of the store into profiles (give scep.url yourself)',
+    example: ['$0 ca scep-url https://profiles.example.com/scep --store ./store', 'where devices enroll'],
+    field: 'scepUrl',
+    set: (store, url) => store.setScepUrl(url),
+    changed: (url) => [url ? `SCEP profiles point at ${url}` : 'SCEP URL cleared'],
+  });
 
 function rotateSigner(ctx: Context): CommandModule<object, Args> {
   return {

@@ -28,21 +28,22 @@ import { PKCS12_CACHE } from './pkcs12-cache.js';
  * from then on; those issued before keep the URLs they carry.
  * @throws ERR_INPUT_INVALID for a URL that is not http(s)
  */
-export async function setPkiUrl(store: FileStore, url: string | undefined): Promise<string | undefined> {
-  const checked = url === undefined ? undefined : checkPkiUrl(url);
-  await store.write(async () => {
-    const { pkiUrl: _old, ...rest } = store.meta;
-    await store.putMeta({ ...rest, ...(checked ? { pkiUrl: checked } : {}) });
-  });
-  return checked;
+export function setPkiUrl(store: FileStore, url: string | undefined): Promise<string | undefined> {
+  return setMetaUrl(store, 'pkiUrl', url === undefined ? undefined : checkPkiUrl(url));
 }
 
 /** Sets (or, with undefined, clears) the URL of the store's SCEP server, written into SCEP profiles. */
-export async function setScepUrl(store: FileStore, url: string | undefined): Promise<string | undefined> {
-  const checked = url === undefined ? undefined : checkScepUrl(url);
+export function setScepUrl(store: FileStore, url: string | undefined): Promise<string | undefined> {
+  return setMetaUrl(store, 'scepUrl', url === undefined ? undefined : checkScepUrl(url));
+}
+
+/** One URL setting of store.json, changed under the lock. */
+async function setMetaUrl(store: FileStore, field: 'pkiUrl' | 'scepUrl', checked: string | undefined): Promise<string | undefined> {
   await store.write(async () => {
-    const { scepUrl: _old, ...rest } = store.meta;
-    await store.putMeta({ ...rest, ...(checked ? { scepUrl: checked } : {}) });
+    const next: StoreMeta = { ...store.meta };
+    if (checked) next[field] = checked;
+    else delete next[field];
+    await store.putMeta(next);
   });
   return checked;
 }

@@ -60,26 +60,22 @@ export async function changePassphrase(store: PostgresStore, newPassphrase: stri
  * any node (each reads the meta row when it issues).
  * @throws ERR_INPUT_INVALID for a URL that is not http(s)
  */
-export async function setPkiUrl(store: PostgresStore, url: string | undefined): Promise<string | undefined> {
-  const checked = url === undefined ? undefined : checkPkiUrl(url);
-  const meta = await store.db.tx(async (c) => {
-    const current = (await c.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta FOR UPDATE')).rows[0]!.meta;
-    const { pkiUrl: _old, ...rest } = current;
-    const next: PgStoreMeta = { ...rest, ...(checked ? { pkiUrl: checked } : {}) };
-    await c.query('UPDATE store_meta SET meta = $1', [next]);
-    return next;
-  }, { lock: STORE_LOCK });
-  store.keys.meta = meta;
-  return checked;
+export function setPkiUrl(store: PostgresStore, url: string | undefined): Promise<string | undefined> {
+  return setMetaUrl(store, 'pkiUrl', url === undefined ? undefined : checkPkiUrl(url));
 }
 
 /** Sets (or, with undefined, clears) the URL of the store's SCEP server, for every node. */
-export async function setScepUrl(store: PostgresStore, url: string | undefined): Promise<string | undefined> {
-  const checked = url === undefined ? undefined : checkScepUrl(url);
+export function setScepUrl(store: PostgresStore, url: string | undefined): Promise<string | undefined> {
+  return setMetaUrl(store, 'scepUrl', url === undefined ? undefined : checkScepUrl(url));
+}
+
+/** One URL setting of the meta row, changed under the store lock. */
+async function setMetaUrl(store: PostgresStore, field: 'pkiUrl' | 'scepUrl', checked: string | undefined): Promise<string | undefined> {
   const meta = await store.db.tx(async (c) => {
     const current = (await c.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta FOR UPDATE')).rows[0]!.meta;
-    const { scepUrl: _old, ...rest } = current;
-    const next: PgStoreMeta = { ...rest, ...(checked ? { scepUrl: checked } : {}) };
+    const next: PgStoreMeta = { ...current };
+    if (checked) next[field] = checked;
+    else delete next[field];
     await c.query('UPDATE store_meta SET meta = $1', [next]);
     return next;
   }, { lock: STORE_LOCK });
