@@ -9,7 +9,7 @@ import { rootCertificates } from 'node:tls';
 import { child, children, DerError, parseDer, readOid, readTime, TAG, type DerNode } from '../asn1/der.js';
 import { berToDer } from '../asn1/ber.js';
 import { ProfileParseError } from '../errors.js';
-import { certificatesFrom, fingerprint, normalizeSerial, toCertificates, type CertificateInput } from '../certs/pem.js';
+import { fingerprint, normalizeSerial, toCertificates, type CertificateInput } from '../certs/pem.js';
 import { issuerAndSerial } from './certificate.js';
 import { OID } from './sign.js';
 

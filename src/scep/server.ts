@@ -129,11 +129,12 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
       return { ...text(400, 'Not a SCEP PKIMessage'), failInfo: 'unreadable' };
     }
     const signer = await raSigner();
+    // The cipher is the request's, once its envelope is opened; a FAILURE is not encrypted.
     const to: ReplyTo = { transactionID: request.transactionID, senderNonce: request.senderNonce, recipient: request.signer.raw, cipher: 'aes-256-cbc', hash: request.hash };
     const reply = (body: Buffer): ScepHttpResponse => ({ status: 200, contentType: 'application/x-pki-message', body });
-    const failure = (failInfo: FailInfo, reason: string, cipherTo = to) => {
+    const failure = (failInfo: FailInfo, reason: string) => {
       log(`${client} SCEP ${typeName(request.messageType)} ${request.transactionID.slice(0, 40)} FAILURE ${failInfo}: ${reason}`);
-      return { ...reply(certRep(signer, cipherTo, { failInfo })), failInfo };
+      return { ...reply(certRep(signer, to, { failInfo })), failInfo };
     };
     if (request.signer.publicKey.asymmetricKeyType !== 'rsa') return failure('badAlg', 'the request is signed with a key other than RSA, which a reply cannot be encrypted to');
     if (!['sha1', 'sha256', 'sha384', 'sha512'].includes(request.hash)) return failure('badAlg', 'the request is signed with an unsupported digest');
@@ -183,7 +184,7 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
       if (!isProfilesmithError(err) || !REQUEST_ERRORS.has(err.code)) throw err;
       outcome = { failInfo: 'badRequest', reason: err.message };
     }
-    if (outcome.failInfo || !outcome.record) return failure(outcome.failInfo ?? 'badRequest', outcome.reason ?? 'refused', answerTo);
+    if (outcome.failInfo || !outcome.record) return failure(outcome.failInfo ?? 'badRequest', outcome.reason ?? 'refused');
     const certificate = await store.getCertificate(outcome.record.serial);
     answered.set(key, certificate);
     if (answered.size > 1000) answered.delete(answered.keys().next().value as string);
