@@ -6,6 +6,7 @@
  * verifies, and a second migration into the same database is refused.
  */
 import test from 'ava';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readIdentity } from '../../src/certs/import.js';
@@ -39,6 +40,9 @@ if ('missing' in server) {
     await file.issueCertificate({ user: 'dan@example.com', name: 'Dan', purpose: 'smime-signing' });
     await file.removeUser('dan@example.com');
     const { token } = await file.links.create('carol@example.com');
+    // What SCEP leaves in a store: its URL, and a device's certificate with no key here.
+    await file.setScepUrl('https://profiles.example.com/scep');
+    const device = await file.issueDeviceCertificate({ user: 'carol@example.com', name: 'Carol', publicKey: generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey });
     const fileCrl = await file.createCrl();
     const crlNumber = (der: Buffer) => Number(/CRL Number:\s*\n\s*(\d+)/.exec(openssl(['crl', '-inform', 'DER', '-noout', '-text'], der).stdout.toString())?.[1]);
     const before = crlNumber(fileCrl);
@@ -47,7 +51,7 @@ if ('missing' in server) {
     const r = cli(['store', 'migrate', '--from', storeDir, '--to', url, '--json'], { cwd: dir, env });
     t.is(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { copied: Record<string, number>; keysChecked: boolean; errors: { from: number; to: number } };
-    t.like(out, { keysChecked: true, errors: { from: 0, to: 0 }, copied: { certificates: 5, keys: 8, revocations: 2, links: 1, chains: 2 } });
+    t.like(out, { keysChecked: true, errors: { from: 0, to: 0 }, copied: { certificates: 6, keys: 8, revocations: 2, links: 1, chains: 2 } });
 
     // The same records on both ends, as `cert list` shows them.
     const list = (store: string) => JSON.parse(cli(['cert', 'list', '--store', store, '--json'], { cwd: dir, env }).stdout) as unknown[];
@@ -56,6 +60,8 @@ if ('missing' in server) {
     const pg = await openPostgresStore(url, { passphrase: PASSPHRASE });
     t.teardown(() => pg.close());
     t.is((await pg.links.peek(token))?.state, 'valid', 'the link came along (as its hash)');
+    t.is(pg.scepUrl, 'https://profiles.example.com/scep', 'every setting came along');
+    t.true((await pg.findCertificate(device.serial)).keyOnDevice, 'the device certificate came along, keyless');
     t.is((await pg.findCertificate(ann.serial)).revoked?.reason, 'keyCompromise');
     t.truthy((await pg.listCertificates({ user: 'dan@example.com' }))[0]?.retired);
     // CRL numbers go on from where the file store left them.

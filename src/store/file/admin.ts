@@ -15,11 +15,12 @@ import { caSlug, checkPkiUrl, checkScepUrl } from '../../certs/publication.js';
 import { atomicWrite } from '../fs-util.js';
 import { checkNewPassphrase, checkSignerImport } from '../issuance.js';
 import { issuingPaths, OCSP_DIR, SCEP_DIR, signerPaths } from '../pki-files.js';
-import { deriveKey, newKdfParams, seal } from '../secret-box.js';
+import { deriveKey, newKdfParams } from '../secret-box.js';
 import { SERIAL } from './record-index.js';
 import type { FileStore } from './file-store.js';
 import type { StoreMeta } from './meta.js';
-import { sealKey, CHECK_AAD, CHECK_TEXT } from './meta.js';
+import { sealKey } from './meta.js';
+import { sealCheck } from '../settings.js';
 import { writeChains } from './entries.js';
 import { PKCS12_CACHE } from './pkcs12-cache.js';
 
@@ -164,7 +165,7 @@ export async function changePassphrase(store: FileStore, newPassphrase: string, 
         await atomicWrite(path, sealKey(newKey, key, rel), 0o600);
         written.push(path);
       }
-      const meta: StoreMeta = { ...store.meta, kdf, check: seal(newKey, Buffer.from(CHECK_TEXT), CHECK_AAD), keyGeneration: next };
+      const meta: StoreMeta = { ...store.meta, kdf, check: sealCheck(newKey), keyGeneration: next };
       await atomicWrite(join(store.dir, 'store.json'), JSON.stringify(meta, null, 2) + '\n', 0o600);
       store.setMeta(meta);
       store.setKey(newKey);

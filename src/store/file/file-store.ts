@@ -43,7 +43,8 @@ import { findRecord, keyOnDeviceError, type CertificateRecord, type IssueDeviceC
 import { RecordIndex, type Amendment, type Revocation } from './record-index.js';
 import { FilePkcs12Cache } from './pkcs12-cache.js';
 import * as caRead from './ca-read.js';
-import { parseMeta, opensCheck, type StoreMeta } from './meta.js';
+import { parseMeta, type StoreMeta } from './meta.js';
+import { opensCheck } from '../settings.js';
 import { changePassphrase, importSigner, rotateIssuing, rotateSigner, setPkiUrl, setScepUrl } from './admin.js';
 import { checkedUser, importIdentity, issue, issueDevice, renewCertificate } from './entries.js';
 import { certificateStatus, createCrl, ocspResponder, publishedCrl, removeUser, revokeCertificate, serviceIdentity, serviceIdentityBySerial } from './pki.js';
@@ -134,7 +135,7 @@ export class FileStore implements LifecycleStore {
    */
   unlockWithKey(key: Uint8Array): void {
     const k = Buffer.from(key);
-    if (!opensCheck(k, this.#meta)) throw new KeyPassphraseInvalid(this.dir, `The key for the store at "${this.dir}" is wrong`);
+    if (!opensCheck(k, this.#meta.check)) throw new KeyPassphraseInvalid(this.dir, `The key for the store at "${this.dir}" is wrong`);
     this.#key = k;
   }
 
@@ -145,7 +146,7 @@ export class FileStore implements LifecycleStore {
     } catch (cause) {
       throw new StoreIOError(this.dir, 'read', 'The store file has unusable key-derivation parameters', { cause });
     }
-    if (!opensCheck(key, meta)) throw new KeyPassphraseInvalid(this.dir, `The passphrase for the store at "${this.dir}" is wrong`);
+    if (!opensCheck(key, meta.check)) throw new KeyPassphraseInvalid(this.dir, `The passphrase for the store at "${this.dir}" is wrong`);
     return key;
   }
 

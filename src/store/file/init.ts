@@ -10,9 +10,10 @@ import { StoreExists, StoreIOError, StoreNotInitialized } from '../../errors.js'
 import { toPem } from '../../certs/pem.js';
 import { atomicDir, ioError } from '../fs-util.js';
 import { checkNewPassphrase, newStoreCa } from '../issuance.js';
-import { DEFAULT_KDF_COST, deriveKey, newKdfParams, seal } from '../secret-box.js';
+import { DEFAULT_KDF_COST, deriveKey, newKdfParams } from '../secret-box.js';
+import { sealCheck } from '../settings.js';
 import { FileStore } from './file-store.js';
-import { CHECK_AAD, CHECK_TEXT, FORMAT, parseMeta, sealKey, type InitStoreOptions, type OpenStoreOptions, type StoreMeta } from './meta.js';
+import { FORMAT, parseMeta, sealKey, type InitStoreOptions, type OpenStoreOptions, type StoreMeta } from './meta.js';
 
 async function isEmptyOrMissing(dir: string): Promise<boolean> {
   try {
@@ -45,7 +46,7 @@ export async function initStore(dir: string, options: InitStoreOptions): Promise
     organization: options.organization.trim(),
     created: now().toISOString(),
     kdf,
-    check: seal(key, Buffer.from(CHECK_TEXT), CHECK_AAD),
+    check: sealCheck(key),
     keyGeneration: 1,
     ...(pkiUrl ? { pkiUrl } : {}),
     ...(domains.length ? { permittedEmailDomains: domains } : {}),

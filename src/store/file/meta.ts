@@ -9,44 +9,21 @@ import { promises as fs } from 'node:fs';
 import { StoreIOError } from '../../errors.js';
 import type { KeyAlgorithm } from '../../certs/keys.js';
 import { MIN_PASSPHRASE_LENGTH } from '../issuance.js';
-import { seal, unseal, type KdfParams, type Sealed } from '../secret-box.js';
+import { seal } from '../secret-box.js';
+import type { StoreSettings } from '../settings.js';
 
 export const FORMAT = 'profilesmith-store';
-export const CHECK_AAD = 'store-check';
-export const CHECK_TEXT = 'profilesmith';
-
-/** True when `key` opens the store's check value: the one test of a passphrase or a handed-over key. */
-export function opensCheck(key: Buffer, meta: StoreMeta): boolean {
-  return unseal(key, meta.check, CHECK_AAD)?.toString() === CHECK_TEXT;
-}
-
-/** @internal */
-export interface StoreMeta {
+/** @internal store.json: the settings both stores keep, and the file store's own pointers. */
+export interface StoreMeta extends StoreSettings {
   format: typeof FORMAT;
   version: 1;
-  organization: string;
-  created: string;
-  kdf: KdfParams;
-  check: Sealed;
-  keyGeneration: number;
-  /** The key algorithm of the CA keys, for the CA certificates issued after init. Absent: rsa-2048. */
-  keyAlgorithm?: KeyAlgorithm;
-  /** PKI base URL written into certificates issued from then on (CDP, AIA). */
-  pkiUrl?: string;
-  /** The URL of the store's SCEP server, written into SCEP profiles. */
-  scepUrl?: string;
-  /** Permitted rfc822Name subtrees of the issuing CAs (nameConstraints). */
-  permittedEmailDomains?: string[];
   /** The current issuing CA's generation. Absent: 1. */
   issuing?: number;
   /** The current profile signer's serial (`signer/<serial>.pem`). Absent: `signer/cert.pem`. */
   signer?: string;
   /** The generation of the issuing CA that issued the current signer. Absent: 1. */
   signerIssuing?: number;
-  /** The current signer came from an outside CA (`ca import-signer`): its issuers, by SHA-256 (chains/). */
-  signerChain?: string[];
 }
-
 
 export { MIN_PASSPHRASE_LENGTH };
 

@@ -13,7 +13,8 @@ import { DEFAULT_KDF_COST, deriveKey, newKdfParams, seal } from '../secret-box.j
 import type { InitStoreOptions } from '../file/meta.js';
 import { Database } from './db.js';
 import { PostgresStore } from './pg-store.js';
-import { CHECK_AAD, CHECK_TEXT, exportKey, type PgStoreMeta } from './rows.js';
+import { exportKey, type PgStoreMeta } from './rows.js';
+import { sealCheck } from '../settings.js';
 import { migrate, schemaVersion, SCHEMA_VERSION, STORE_LOCK } from './schema.js';
 
 /** Options of {@link initPostgresStore}: those of the file store's init. */
@@ -46,7 +47,7 @@ export async function initPostgresStore(url: string, options: InitPostgresStoreO
       organization: options.organization.trim(),
       created: now().toISOString(),
       kdf,
-      check: seal(key, Buffer.from(CHECK_TEXT), CHECK_AAD),
+      check: sealCheck(key),
       keyGeneration: 1,
       ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
       ...(pkiUrl ? { pkiUrl } : {}),

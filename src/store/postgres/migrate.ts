@@ -18,6 +18,7 @@ import { certificateBasics } from '../../certs/x509.js';
 import { StoreExists, StoreIOError } from '../../errors.js';
 import type { FileStore } from '../fs-store.js';
 import type { Sealed } from '../secret-box.js';
+import { storeSettings } from '../settings.js';
 import { caSlug } from '../../certs/publication.js';
 import { issuingPaths, signerPaths, verifiesWith } from '../pki-files.js';
 import { Database } from './db.js';
@@ -87,17 +88,8 @@ export async function migrateStore(from: FileStore, toUrl: string): Promise<Migr
   const signerChain = meta.signerChain ? await Promise.all(meta.signerChain.map(async (fp) => ({ fp, der: await pem(`chains/${fp}.pem`) }))) : [];
   const revocations = await from.index.revocations();
   const known = new Set([...records.map((r) => r.serial), ...ca.map((c) => normalizeSerial(certificateBasics(c.cert).serial))]);
-  const pgMeta: PgStoreMeta = {
-    organization: meta.organization,
-    created: meta.created,
-    kdf: meta.kdf,
-    check: meta.check,
-    keyGeneration: meta.keyGeneration,
-    ...(meta.keyAlgorithm ? { keyAlgorithm: meta.keyAlgorithm } : {}),
-    ...(meta.pkiUrl ? { pkiUrl: meta.pkiUrl } : {}),
-    ...(meta.permittedEmailDomains?.length ? { permittedEmailDomains: meta.permittedEmailDomains } : {}),
-    ...(meta.signerChain?.length ? { signerChain: meta.signerChain } : {}),
-  };
+  // Every setting both stores keep, the SCEP URL included; the file store's own pointers stay behind.
+  const pgMeta: PgStoreMeta = storeSettings(meta);
 
   const db = await Database.open(toUrl);
   try {

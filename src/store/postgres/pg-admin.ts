@@ -17,7 +17,8 @@ import type pg from 'pg';
 import { checkPkiUrl, checkScepUrl } from '../../certs/publication.js';
 import { certificateBasics } from '../../certs/x509.js';
 import { deriveKey, newKdfParams, seal, type Sealed } from '../secret-box.js';
-import { CHECK_AAD, CHECK_TEXT, exportKey, type PgStoreMeta } from './rows.js';
+import { exportKey, type PgStoreMeta } from './rows.js';
+import { sealCheck } from '../settings.js';
 import { STORE_LOCK } from './schema.js';
 
 import type { PostgresStore } from './pg-store.js';
@@ -45,7 +46,7 @@ export async function changePassphrase(store: PostgresStore, newPassphrase: stri
       count++;
     }
     await c.query('DELETE FROM pkcs12_cache');
-    const meta: PgStoreMeta = { ...current, kdf, check: seal(newKey, Buffer.from(CHECK_TEXT), CHECK_AAD), keyGeneration: current.keyGeneration + 1 };
+    const meta: PgStoreMeta = { ...current, kdf, check: sealCheck(newKey), keyGeneration: current.keyGeneration + 1 };
     await c.query('UPDATE store_meta SET meta = $1', [meta]);
     return { count, meta };
   }, { lock: STORE_LOCK });

@@ -6,30 +6,14 @@
  */
 import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import type { CertificatePurpose } from '../../certs/issue.js';
-import type { KeyAlgorithm } from '../../certs/keys.js';
 import { KeyPassphraseInvalid, StoreIOError } from '../../errors.js';
-import { unseal, type KdfParams, type Sealed } from '../secret-box.js';
+import { unseal, type Sealed } from '../secret-box.js';
+import { opensCheck, type StoreSettings } from '../settings.js';
 import type { CertificateRecord } from '../store.js';
 import type { Database } from './db.js';
 
-export const CHECK_AAD = 'store-check';
-export const CHECK_TEXT = 'profilesmith';
-
-/** @internal What `store_meta.meta` holds: store.json's facts in the file store. */
-export interface PgStoreMeta {
-  organization: string;
-  created: string;
-  kdf: KdfParams;
-  check: Sealed;
-  keyGeneration: number;
-  keyAlgorithm?: KeyAlgorithm;
-  pkiUrl?: string;
-  /** The URL of the store's SCEP server, written into SCEP profiles. */
-  scepUrl?: string;
-  permittedEmailDomains?: string[];
-  /** The current signer came from an outside CA (`ca import-signer`): its issuers, by SHA-256 (`chains`). */
-  signerChain?: string[];
-}
+/** @internal What `store_meta.meta` holds: the settings both stores keep (store.json's in the file store). */
+export type PgStoreMeta = StoreSettings;
 
 /** A certificate row with its revocation, as RECORD_SELECT reads it. */
 export interface CertRow {
@@ -84,7 +68,7 @@ export class Keyring {
 
   /** True when `key` opens the check value. */
   opens(key: Buffer): boolean {
-    return unseal(key, this.meta.check, CHECK_AAD)?.toString() === CHECK_TEXT;
+    return opensCheck(key, this.meta.check);
   }
 
   require(what: string): Buffer {
