@@ -289,8 +289,13 @@ export class FileStore implements LifecycleStore {
   async getIdentity(serial: string): Promise<Identity> {
     const s = normalizeSerial(serial);
     const certificate = await this.getCertificate(s);
-    if ((await this.#index.get(s).catch(() => undefined))?.keyOnDevice) throw keyOnDeviceError(s);
-    return { certificate, privateKey: await this.readKey(`certs/${s}/key`) };
+    try {
+      return { certificate, privateKey: await this.readKey(`certs/${s}/key`) };
+    } catch (err) {
+      // Only when there is no key to read is the record asked why: a device holds it (SCEP).
+      if ((await this.#index.get(s).catch(() => undefined))?.keyOnDevice) throw keyOnDeviceError(s);
+      throw err;
+    }
   }
 
   /**
