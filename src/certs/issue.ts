@@ -71,6 +71,7 @@ export function validity(now: Date, days: number, issuerNotAfter?: Date): { notB
  * @throws ERR_INPUT_INVALID for a bad address, name or validity; ERR_KEY_UNSUPPORTED for a weak key.
  */
 export async function issueCertificate(issuer: Identity, options: IssueCertificateOptions): Promise<IssuedIdentity> {
+  // Checked before a key is made (170 ms); certifyPublicKey checks again, for its own callers.
   checkRequest(options);
   const alg = options.keyAlgorithm ?? 'rsa-2048';
   if (!alg.startsWith('rsa-')) throw new KeyUnsupported(alg, 'S/MIME certificates for iOS need RSA keys');
@@ -94,10 +95,7 @@ export interface CertifyPublicKeyOptions extends Omit<IssueCertificateOptions, '
  */
 export async function certifyPublicKey(issuer: Identity, options: CertifyPublicKeyOptions): Promise<{ certificate: Buffer; clamped: boolean }> {
   const { email, name, days } = checkRequest(options);
-  const kind = describeKey(options.publicKey);
-  if (!/^rsa-(\d+)$/.test(kind) || Number(kind.slice(4)) < 2048) {
-    throw new KeyUnsupported(kind, `S/MIME needs RSA of 2048 bits or more, got ${kind}`);
-  }
+  assertSmimeKey(options.publicKey);
   const profile = PROFILES[options.purpose];
   const window = validity((options.now ?? (() => new Date()))(), days, new Date(new X509Certificate(issuer.certificate).validTo));
   const certificate = await createCertificate({
@@ -113,6 +111,18 @@ export async function certifyPublicKey(issuer: Identity, options: CertifyPublicK
     ...(options.publication ? { publication: options.publication } : {}),
   });
   return { certificate, clamped: window.clamped };
+}
+
+/**
+ * What S/MIME certificates here are issued for: RSA of 2048 bits or more (a public or a private key).
+ * @throws ERR_KEY_UNSUPPORTED
+ * @internal
+ */
+export function assertSmimeKey(key: KeyObject): void {
+  const kind = describeKey(key);
+  if (!/^rsa-(\d+)$/.test(kind) || Number(kind.slice(4)) < 2048) {
+    throw new KeyUnsupported(kind, `S/MIME needs RSA of 2048 bits or more, got ${kind}`);
+  }
 }
 
 function checkRequest(options: { email: string; name: string; days?: number }): { email: string; name: string; days: number } {

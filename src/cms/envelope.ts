@@ -166,8 +166,3 @@ export function openEnvelopeFor(der: Uint8Array, key: KeyObject, certificate: Bu
     throw new InputInvalid('envelope', 'The request does not decrypt');
   }
 }
-
-/** The recipients (issuer and serial DER) an EnvelopedData names, for finding which of our certificates it is for. */
-export function envelopeRecipientIds(der: Uint8Array): Buffer[] {
-  return parseEnvelope(der).recipients.map((r) => r.sid);
-}

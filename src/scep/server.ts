@@ -20,15 +20,15 @@
  *
  * @module scep
  */
-import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseCertificateRequest } from '../certs/csr.js';
-import { child, parseDer, readInt } from '../asn1/der.js';
+import { assertSmimeKey } from '../certs/issue.js';
 import { normalizeSerial } from '../certs/pem.js';
-import { envelopeRecipientIds, openEnvelopeFor, type EnvelopeCipher } from '../cms/envelope.js';
-import { issuerAndSerial } from '../cms/certificate.js';
+import { envelopeRecipients, openEnvelopeFor, type EnvelopeCipher } from '../cms/envelope.js';
+import { tbsFields } from '../cms/certificate.js';
 import { certificatesOnly } from '../cms/sign.js';
-import { isProfilesmithError, KeyUnsupported } from '../errors.js';
+import { isProfilesmithError } from '../errors.js';
 import { clientAddress, TrustedProxies } from '../server/client.js';
 import { WindowCounter } from '../server/window-counter.js';
 import { isRemovedUser, statusOf, type CertificateRecord, type EnrollingStore } from '../store/store.js';
@@ -100,9 +100,13 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
   const answered = new Map<string, Buffer>();
   const text = (status: number, body: string): ScepHttpResponse => ({ status, contentType: 'text/plain; charset=utf-8', body: Buffer.from(body + '\n') });
 
-  const raSigner = async (): Promise<ReplySigner> => {
+  /** The current RA with the chain to send beside it (worked out once per RA certificate). */
+  let chained: { serial: string; chain: Promise<Buffer[]> } | undefined;
+  const currentRa = async () => {
     const ra = await store.scepRa();
-    return { key: ra.privateKey, certificate: ra.certificate, chain: await issuersOf(ra.certificate) };
+    if (chained?.serial !== ra.serial) chained = { serial: ra.serial, chain: issuersOf(ra.certificate) };
+    const chain = await chained.chain;
+    return { ra, signer: { key: ra.privateKey, certificate: ra.certificate, chain } as ReplySigner };
   };
   /** The issuers of `der` among the store's CA certificates, leaf-most first, the root included. */
   const issuersOf = async (der: Buffer): Promise<Buffer[]> => {
@@ -128,7 +132,7 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
       log(`${client} SCEP PKIOperation unreadable: ${(err as Error).message}`);
       return { ...text(400, 'Not a SCEP PKIMessage'), failInfo: 'unreadable' };
     }
-    const signer = await raSigner();
+    const { ra: current, signer } = await currentRa();
     // The cipher is the request's, once its envelope is opened; a FAILURE is not encrypted.
     const to: ReplyTo = { transactionID: request.transactionID, senderNonce: request.senderNonce, recipient: request.signer.raw, cipher: 'aes-256-cbc', hash: request.hash };
     const reply = (body: Buffer): ScepHttpResponse => ({ status: 200, contentType: 'application/x-pki-message', body });
@@ -142,23 +146,13 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
     if (request.messageType !== MESSAGE_TYPE.PKCSReq && request.messageType !== MESSAGE_TYPE.RenewalReq) {
       return failure('badRequest', `message type ${request.messageType} is not served (PKCSReq and RenewalReq are; nothing is ever pending)`);
     }
-    // Which of our RA certificates the envelope is for: the current one, or the one before.
+    // Which of our RA certificates the envelope is for: the current one, or one before it.
     let opened: { content: Buffer; cipher: EnvelopeCipher };
     try {
-      const ids = envelopeRecipientIds(request.envelope);
-      let ra: { certificate: Buffer; privateKey: KeyObject } | undefined;
-      const current = await store.scepRa();
-      if (ids.some((id) => id.equals(issuerAndSerial(current.certificate)))) ra = current;
-      else {
-        for (const id of ids) {
-          const serial = serialOf(id);
-          const older = serial ? await store.scepRaBySerial(serial) : undefined;
-          if (older && id.equals(issuerAndSerial(older.certificate))) {
-            ra = older;
-            break;
-          }
-        }
-      }
+      // The store names serials by their DER bytes (even-length hex); an INTEGER read back drops a leading zero nibble.
+      const recipients = envelopeRecipients(request.envelope).map((r) => ({ issuer: r.issuer, serial: normalizeSerial(r.serial.length % 2 ? `0${r.serial}` : r.serial) }));
+      const named = (x: { serial: string; certificate: Buffer }) => recipients.some((r) => r.serial === x.serial && r.issuer.equals(issuerName(x.certificate)));
+      const ra = named(current) ? current : (await Promise.all(recipients.map((r) => store.scepRaBySerial(r.serial)))).find((x) => x !== undefined && named(x));
       if (!ra) return failure('badMessageCheck', 'the request is not encrypted to this server (wrong recipient; fetch GetCACert again)');
       opened = openEnvelopeFor(request.envelope, ra.privateKey, ra.certificate);
     } catch (err) {
@@ -195,7 +189,7 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
   /** A PKCSReq: the challenge names the user; the request gives only its key. */
   const enroll = async (content: Buffer): Promise<Outcome> => {
     const csr = parseCertificateRequest(content);
-    checkKeySize(csr.publicKey);
+    assertSmimeKey(csr.publicKey);
     if (!csr.challengePassword) return { failInfo: 'badRequest', reason: 'the request carries no challenge password' };
     const spent = await store.challenges.consume(csr.challengePassword);
     if (!('user' in spent)) return { failInfo: 'badRequest', reason: `the challenge is ${spent.state === 'unknown' ? 'unknown' : spent.state}` };
@@ -223,7 +217,7 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
   /** A renewal: signed with a valid signing certificate this store issued; the new one is for the same user. */
   const renew = async (content: Buffer, request: PkiRequest): Promise<Outcome> => {
     const csr = parseCertificateRequest(content);
-    checkKeySize(csr.publicKey);
+    assertSmimeKey(csr.publicKey);
     const held = await heldBy(request);
     if (!held) return { failInfo: 'badCertId', reason: 'the renewal is signed with a certificate this store did not issue' };
     const why = renewable(held);
@@ -239,8 +233,8 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
     try {
       if (op === 'GetCACaps') return text(200, SCEP_CAPABILITIES.join('\n'));
       if (op === 'GetCACert') {
-        const ra = await store.scepRa();
-        const certs = [ra.certificate, ...(await issuersOf(ra.certificate))];
+        const { signer } = await currentRa();
+        const certs = [signer.certificate, ...signer.chain];
         log(`${client} SCEP GetCACert`);
         return { status: 200, contentType: 'application/x-x509-ca-ra-cert', body: certificatesOnly(certs) };
       }
@@ -265,26 +259,14 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
   };
 }
 
+/** The DER of a certificate's issuer Name, as an IssuerAndSerialNumber names it. */
+const issuerName = (der: Buffer) => tbsFields(der).issuer.raw;
+
 /** Errors that mean the request is refused, not that the server is in trouble. */
 const REQUEST_ERRORS = new Set(['ERR_KEY_UNSUPPORTED', 'ERR_INPUT_INVALID', 'ERR_CERT_INVALID', 'ERR_STORE_ENTRY_NOT_FOUND']);
 
 function typeName(t: number): string {
   return t === MESSAGE_TYPE.PKCSReq ? 'PKCSReq' : t === MESSAGE_TYPE.RenewalReq ? 'RenewalReq' : `type-${t}`;
-}
-
-/** The serial of an IssuerAndSerialNumber (DER), lower-case hex, or undefined. */
-function serialOf(id: Buffer): string | undefined {
-  try {
-    // SEQUENCE { issuer Name, serial INTEGER }
-    return normalizeSerial(readInt(child(parseDer(id), 1)).toString(16));
-  } catch {
-    return undefined;
-  }
-}
-
-function checkKeySize(key: KeyObject): void {
-  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-  if (bits < 2048) throw new KeyUnsupported(`rsa-${bits}`, `The request's key is RSA-${bits}: S/MIME needs RSA of 2048 bits or more`);
 }
 
 /** The user's name as the store has it: the newest record's CN, else the address. */

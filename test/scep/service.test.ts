@@ -96,7 +96,7 @@ test('refused, with the right failInfo, and the challenge kept for a good reques
   s.advance(120_000);
   t.like(await send(requester(s.dir, 'late', { challenge: soon })), { status: '2', failInfo: '2' });
   t.true(s.lines.some((l) => /FAILURE badRequest: the challenge is expired/.test(l)));
-  t.true(s.lines.some((l) => /FAILURE badRequest: .*RSA-1024/.test(l)));
+  t.true(s.lines.some((l) => /FAILURE badRequest: S\/MIME needs RSA of 2048 bits or more, got rsa-1024$/.test(l)));
   t.false(s.lines.some((l) => l.includes(challenge) || l.includes(soon)), 'no challenge is logged');
 });
 
@@ -195,4 +195,20 @@ test('over HTTP (createScepHandler): other paths are left to the next handler; a
   let last = 0;
   for (let i = 0; i < 60; i++) last = (await httpRequest(`${base}/scep?operation=GetCACaps`)).status;
   t.is(last, 429, 'past the rate limit');
+});
+
+test('after the RA renews (half its year, on the injected clock), a request encrypted to the previous RA still opens, and GetCACert names the new one', async (t) => {
+  if (!need(t, 'openssl')) return;
+  const s = await setup(t);
+  const oldPem = s.raPem;
+  s.advance(200 * 86_400_000);
+  const renewed = await s.store.scepRa();
+  t.not(renewed.serial, s.ra.serial, 'a new RA past half of its validity');
+  const ca = await s.scep({ method: 'GET', operation: 'GetCACert' });
+  t.regex(openssl(['pkcs7', '-inform', 'DER', '-print_certs', '-noout'], ca.body).stdout.toString(), /subject=CN ?= ?Example Corp SCEP RA/);
+  t.true(ca.body.includes(renewed.certificate), 'GetCACert carries the new RA');
+  const who = requester(s.dir, 'late', { challenge: await s.mint() });
+  t.like(reply(t, s.dir, await s.post(pkiMessage(opensslEnvelope(s.dir, who.csr, oldPem), who)), who), { status: '0' });
+  const next = requester(s.dir, 'next', { challenge: await s.mint() });
+  t.like(reply(t, s.dir, await s.post(pkiMessage(opensslEnvelope(s.dir, next.csr, toPem(renewed.certificate)), next)), next), { status: '0' });
 });
