@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { InputInvalid, ProfilesmithError, StoreIOError, UserRemoved } from '../errors.js';
-import { loadTemplate, mintedChallengeVariable, scepUrlVariable, type Template, type TemplateRef } from '../profile/template.js';
+import { challengeToMint, getPath, loadTemplate, SCEP_CHALLENGE_TTL_MS, type Template, type TemplateRef } from '../profile/template.js';
 import { openStore } from '../store/open.js';
 import { isPostgresUrl } from '../store/postgres/db.js';
 import { atomicWrite } from '../store/fs-util.js';
@@ -116,17 +116,23 @@ const MANIFEST = '.profilesmith-batch.json';
  * no other URL and gives no challenge).
  */
 function mintsChallenges(template: Template, store: AnyStore, options: RunBatchOptions): ((users: string[]) => Promise<string[]>) | undefined {
-  const variable = mintedChallengeVariable(template);
-  if (!variable || options.dryRun || !store.scepUrl) return undefined;
-  const given = (key: string) => options.sets?.[key] ?? key.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), options.data ?? {});
-  const url = scepUrlVariable(template);
-  if ((url && given(url) !== undefined && given(url) !== store.scepUrl) || given(variable) !== undefined) return undefined;
-  const ttlMs = 14 * 86_400_000;
+  if (options.dryRun) return undefined;
+  const given = (key: string) => options.sets?.[key] ?? getPath(options.data ?? {}, key);
+  let variable: string | undefined;
+  try {
+    variable = challengeToMint(template, given, store.scepUrl);
+  } catch {
+    // A challenge typed for the store's own server: every row refuses it, with its line.
+    return undefined;
+  }
+  if (!variable) return undefined;
+  const ttlMs = SCEP_CHALLENGE_TTL_MS;
   return async (users) => {
     const made = await (store.challenges.createMany ? store.challenges.createMany(users, { ttlMs }) : Promise.all(users.map((u) => store.challenges.create(u, { ttlMs }))));
     return made.map((m) => m.token);
   };
 }
+
 /**
  * Rows go to a worker in chunks, and come back in chunks: a message per row cost a thread
  * wake-up each way. Two chunks in flight per worker keep it busy while the next is read.

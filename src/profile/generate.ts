@@ -16,7 +16,7 @@ import { signProfile, type Signer } from '../cms/sign.js';
 import { servesPurpose, statusOf, type CertificateRecord, type CertificateStore } from '../store/store.js';
 import { defaultProfileIdentifier, stableUuid } from './ids.js';
 import { renderTemplate } from './render.js';
-import { loadTemplate, mintedChallengeVariable, resolveData, scepUrlVariable, unknownDataKeys, type IdentityUse, type Template, type TemplateRef } from './template.js';
+import { challengeToMint, getPath, loadTemplate, resolveData, SCEP_CHALLENGE_TTL_MS, unknownDataKeys, type IdentityUse, type Template, type TemplateRef } from './template.js';
 import type { BuiltinTemplateData, BuiltinTemplateName } from './template-data.gen.js';
 import { validateXml, type PlistValue } from './validate.js';
 
@@ -97,35 +97,18 @@ interface ChallengeMinter {
 }
 
 /**
- * The SCEP values of a profile: the store's SCEP URL (when the data names none), and a
- * challenge for the user when the profile points at the store's own server. A challenge
- * typed in for the store's own server is refused: it would not be one the store knows.
+ * The SCEP values of a profile: the store's SCEP URL (the default of `scep.url`), and a
+ * challenge for the user when the profile points at the store's own server (see challengeToMint).
  */
 async function scepValues(template: Template, data: Record<string, unknown>, store: CertificateStore, user: string | undefined, options: GenerateProfileOptions): Promise<{ scepUrl?: string; scepChallenge?: string }> {
-  const variable = mintedChallengeVariable(template);
   const minter = store as CertificateStore & ChallengeMinter;
   const storeUrl = typeof minter.scepUrl === 'string' ? minter.scepUrl : undefined;
-  const urlVariable = scepUrlVariable(template);
-  const givenUrl = urlVariable ? getPath(data, urlVariable) : undefined;
   const out: { scepUrl?: string; scepChallenge?: string } = storeUrl ? { scepUrl: storeUrl } : {};
-  if (!variable || !user) return out;
-  const ours = storeUrl !== undefined && (givenUrl === undefined || givenUrl === '' || givenUrl === storeUrl);
-  const given = getPath(data, variable);
-  if (given !== undefined && given !== '') {
-    if (ours) throw new InputInvalid(variable, `${variable} is minted by the store for its own SCEP server (${storeUrl}); give none`);
-    return out;
-  }
-  if (!ours || options.scepChallenge === false) return out;
+  if (!user || !challengeToMint(template, (k) => getPath(data, k), storeUrl) || options.scepChallenge === false) return out;
   if (typeof options.scepChallenge === 'string') return { ...out, scepChallenge: options.scepChallenge };
   if (!minter.challenges) return out;
-  const { token } = await minter.challenges.create(user, { ttlMs: options.scepChallengeTtlMs ?? 14 * 86_400_000 });
+  const { token } = await minter.challenges.create(user, { ttlMs: options.scepChallengeTtlMs ?? SCEP_CHALLENGE_TTL_MS });
   return { ...out, scepChallenge: token };
-}
-
-function getPath(data: Record<string, unknown>, path: string): unknown {
-  let v: unknown = data;
-  for (const k of path.split('.')) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
-  return v;
 }
 
 /** One PKCS#12 password, for delivery apart from the profile. */

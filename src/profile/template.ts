@@ -297,12 +297,27 @@ export function unknownDataKeys(template: Template, data: Record<string, unknown
   return out;
 }
 
-/** The variable of `template` that takes a SCEP challenge the store mints (default `$store.scepChallenge`), if any. */
-export function mintedChallengeVariable(template: Template): string | undefined {
-  return Object.entries(template.meta.variables).find(([, v]) => v.default === '$store.scepChallenge')?.[0];
-}
+/** How long a challenge minted for a SCEP profile stays usable: 14 days. */
+export const SCEP_CHALLENGE_TTL_MS = 14 * 86_400_000;
 
-/** The variable of `template` that defaults to the store's SCEP URL (`$store.scepUrl`), if any. */
-export function scepUrlVariable(template: Template): string | undefined {
-  return Object.entries(template.meta.variables).find(([, v]) => v.default === '$store.scepUrl')?.[0];
+/** The variable of `template` whose default is `$store.<name>`, if any. */
+const storeDefault = (template: Template, name: string) => Object.entries(template.meta.variables).find(([, v]) => v.default === `$store.${name}`)?.[0];
+
+/**
+ * The variable to fill with a challenge the store mints, for a profile of `template` whose
+ * values `given` reads: the template takes one (default `$store.scepChallenge`) and the profile
+ * points at the store's own SCEP server (`storeUrl`, the `$store.scepUrl` variable naming no
+ * other). Another server's URL, or no store URL, mints nothing. A challenge given for the
+ * store's own server is refused: it would not be one the store knows.
+ * @throws ERR_INPUT_INVALID
+ */
+export function challengeToMint(template: Template, given: (variable: string) => unknown, storeUrl: string | undefined): string | undefined {
+  const variable = storeDefault(template, 'scepChallenge');
+  if (!variable || storeUrl === undefined) return undefined;
+  const urlVariable = storeDefault(template, 'scepUrl');
+  const url = urlVariable ? given(urlVariable) : undefined;
+  if (url !== undefined && url !== '' && url !== storeUrl) return undefined;
+  const challenge = given(variable);
+  if (challenge !== undefined && challenge !== '') throw new InputInvalid(variable, `${variable} is minted by the store for its own SCEP server (${storeUrl}); give none`);
+  return variable;
 }

@@ -212,3 +212,22 @@ test('after the RA renews (half its year, on the injected clock), a request encr
   const next = requester(s.dir, 'next', { challenge: await s.mint() });
   t.like(reply(t, s.dir, await s.post(pkiMessage(opensslEnvelope(s.dir, next.csr, toPem(renewed.certificate)), next)), next), { status: '0' });
 });
+
+test("generateProfile: the store's SCEP URL and a minted challenge by default; a challenge typed for the store's own server is refused; an outside server's URL and challenge are written as given and mint nothing (read back by plistlib)", async (t) => {
+  if (!need(t, 'python3')) return;
+  const s = await setup(t);
+  const { generateProfile } = await import('../../src/profile/generate.js');
+  const { python } = await import('../helpers/tools.js');
+  await s.store.setScepUrl('https://profiles.example.com/scep');
+  const scepOf = (xml: string) => JSON.parse(python('import plistlib,sys,json; p=plistlib.loads(sys.stdin.buffer.read()); print(json.dumps([x["PayloadContent"] for x in p["PayloadContent"] if x["PayloadType"]=="com.apple.security.scep"][0]))', Buffer.from(xml)).stdout) as { URL: string; Challenge?: string };
+  const base = { store: s.store, template: 'scep-smime-signing' as const, user: 'alice@example.com', sign: false };
+  const ours = scepOf((await generateProfile({ ...base, data: { exchange: { host: 'mail.example.com' } } })).xml);
+  t.is(ours.URL, 'https://profiles.example.com/scep');
+  t.like(await s.store.challenges.peek(ours.Challenge!), { state: 'valid', link: { user: 'alice@example.com' } });
+  await t.throwsAsync(generateProfile({ ...base, data: { exchange: { host: 'mail.example.com' }, scep: { challenge: 'typed-in' } } }), { code: 'ERR_INPUT_INVALID', message: /scep\.challenge is minted by the store/ });
+  const minted = (await s.store.challenges.list()).length;
+  const outside = scepOf((await generateProfile({ ...base, data: { exchange: { host: 'mail.example.com' }, scep: { url: 'https://ndes.example.com/certsrv/mscep/mscep.dll', challenge: 'ndes-secret' } } })).xml);
+  t.deepEqual([outside.URL, outside.Challenge], ['https://ndes.example.com/certsrv/mscep/mscep.dll', 'ndes-secret']);
+  t.is((await s.store.challenges.list()).length, minted, 'nothing minted for an outside server');
+  t.is(scepOf((await generateProfile({ ...base, data: { exchange: { host: 'mail.example.com' } }, scepChallenge: false })).xml).Challenge, undefined, 'scepChallenge: false mints none');
+});
