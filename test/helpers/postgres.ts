@@ -7,6 +7,7 @@
  * PROFILESMITH_TEST_PG_URL, when set, names a server to use instead (each test still gets a
  * database of its own).
  */
+import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -152,4 +153,18 @@ function server(url: string, host: string, port: number, user: string, stop: () 
       return u.toString();
     },
   };
+}
+
+/**
+ * True when the file's PostgreSQL server runs; otherwise registers one test that logs why
+ * the file's tests (`what`) are skipped. For a file whose suite is the `if`'s body.
+ */
+export function hasPostgres(server: PgServer | { missing: string }, what: string): server is PgServer {
+  if (!('missing' in server)) return true;
+  const missing = server.missing;
+  test(`${what} are skipped`, (t) => {
+    t.log(`skipped: ${missing}`);
+    t.pass();
+  });
+  return false;
 }

@@ -84,11 +84,30 @@ export async function startServer(
   t: ExecutionContext,
   args: string[],
   env: Record<string, string>,
-): Promise<{ base: string; proc: ChildProcessWithoutNullStreams; log: () => string; exited: Promise<number | null> }> {
+): Promise<{ base: string; proc: ChildProcessWithoutNullStreams; log: () => string; logged: (re: RegExp) => Promise<string>; exited: Promise<number | null> }> {
   const proc = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env } });
   t.teardown(() => proc.kill('SIGKILL'));
   let log = '';
   proc.stderr.on('data', (c) => (log += c));
+  /**
+   * The server's log once it holds a line matching `re`: stderr arrives when it arrives (after
+   * a synchronous client returns, say), so this waits for it, by event, not by a clock.
+   */
+  const logged = (re: RegExp) =>
+    new Promise<string>((resolve, reject) => {
+      const check = () => {
+        if (!re.test(log)) return false;
+        proc.stderr.off('data', onData);
+        proc.off('exit', onExit);
+        resolve(log);
+        return true;
+      };
+      const onData = () => setImmediate(check);
+      const onExit = () => (check() ? undefined : reject(new Error(`the server exited before logging ${re}: ${log}`)));
+      if (check()) return;
+      proc.stderr.on('data', onData);
+      proc.on('exit', onExit);
+    });
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   const base = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -98,7 +117,7 @@ export async function startServer(
     });
     proc.on('exit', () => reject(new Error(`the server exited: ${log}`)));
   });
-  return { base, proc, log: () => log, exited };
+  return { base, proc, log: () => log, logged, exited };
 }
 
 /**

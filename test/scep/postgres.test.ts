@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PASSPHRASE } from '../helpers/fixture.js';
-import { postgres } from '../helpers/postgres.js';
+import { hasPostgres, postgres } from '../helpers/postgres.js';
 import { opensslEnvelope, pkiMessage, readReply, requester } from '../helpers/scep.js';
 import { BIN, cli, httpRequest, need, openssl, python, startServer, tmp } from '../helpers/tools.js';
 
@@ -16,12 +16,7 @@ const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 const server = await postgres();
 const HAS_SCEPCLIENT = spawnSync('scepclient', ['-version']).status === 0;
 
-if ('missing' in server) {
-  test('SCEP on PostgreSQL is skipped', (t) => {
-    t.log(`skipped: ${server.missing}`);
-    t.pass();
-  });
-} else {
+if (hasPostgres(server, 'The SCEP tests on PostgreSQL')) {
   test('two serve --scep nodes on one PostgreSQL store: one RA for both, a challenge minted by one is spent once across both, the device certificate is a keyless row that user remove --revoke puts on the CRL', async (t) => {
     if (!need(t, 'openssl') || !need(t, 'python3')) return;
     const dir = tmp(t);
@@ -31,10 +26,7 @@ if ('missing' in server) {
     const node = () => startServer(t, [BIN, 'serve', '--store', url, '--template', 'scep-smime-signing', '--set', 'exchange.host=mail.example.com', '--http', '--listen', '127.0.0.1:0', '--scep', '--public-url', 'http://scep.example.com'], env);
     const [a, b] = [await node(), await node()];
     // Both listen on their own ports; the public URL is the balancer's, recorded once.
-    const portOf = async (s: { log: () => string }) => {
-      for (let i = 0; i < 200 && !/listening on 127\.0\.0\.1:\d+/.test(s.log()); i++) await new Promise((r) => setTimeout(r, 50));
-      return /listening on 127\.0\.0\.1:(\d+)/.exec(s.log())![1];
-    };
+    const portOf = async (s: { logged: (re: RegExp) => Promise<string> }) => /listening on 127\.0\.0\.1:(\d+)/.exec(await s.logged(/listening on 127\.0\.0\.1:\d+/))![1];
     const baseA = `http://127.0.0.1:${await portOf(a)}`;
     const baseB = `http://127.0.0.1:${await portOf(b)}`;
     const caA = await httpRequest(`${baseA}/scep?operation=GetCACert`);

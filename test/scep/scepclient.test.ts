@@ -54,10 +54,9 @@ async function setup(t: ExecutionContext) {
   return { dir, storeDir, root, server };
 }
 
-/** Waits until the server has logged a line matching `re` (its stderr arrives after a synchronous client returns). */
-async function logged(t: ExecutionContext, log: () => string, re: RegExp): Promise<void> {
-  for (let i = 0; i < 200 && !re.test(log()); i++) await new Promise((r) => setTimeout(r, 50));
-  t.regex(log(), re);
+/** Asserts that the server logs a line matching `re` (waiting for its stderr by event). */
+async function sawLog(t: ExecutionContext, server: { logged: (re: RegExp) => Promise<string> }, re: RegExp): Promise<void> {
+  t.regex(await server.logged(re), re);
 }
 
 /** A SCEP profile for `user`: its challenge and URL, read by plistlib. */
@@ -106,7 +105,7 @@ if (!HAS_SCEPCLIENT) {
     t.notRegex(text, /Mallory|Evil/);
     const serial = openssl(['x509', '-in', cert, '-noout', '-serial']).stdout.toString().trim().replace(/^serial=/, '').toLowerCase();
     // scepclient 2.1 sends DES and SHA-1 whatever GetCACaps offers: read, and answered in kind.
-    await logged(t, s.server.log, /SCEP PKCSReq \S+ SUCCESS alice@example\.com \S+ \(des-cbc, sha1\)/);
+    await sawLog(t, s.server, /SCEP PKCSReq \S+ SUCCESS alice@example\.com \S+ \(des-cbc, sha1\)/);
     t.false(s.server.log().includes(p.challenge), 'the log never shows a challenge');
 
     // The same challenge again: a FAILURE, and nothing issued.
@@ -116,7 +115,7 @@ if (!HAS_SCEPCLIENT) {
     t.not(again.status, 0);
     t.regex(again.stdout + again.stderr, /failInfo: badRequest/);
     t.false(existsSync(join(other, 'c.pem')));
-    await logged(t, s.server.log, /FAILURE badRequest: the challenge is used/);
+    await sawLog(t, s.server, /FAILURE badRequest: the challenge is used/);
     // An unknown one too.
     const unknown = scepclient(other, ['-server-url', p.url, '-challenge', 'AAAAAAAAAAAAAAAAAAAAAA']);
     t.regex(unknown.stdout + unknown.stderr, /failInfo: badRequest/);
@@ -128,7 +127,7 @@ if (!HAS_SCEPCLIENT) {
     const serial2 = openssl(['x509', '-in', cert, '-noout', '-serial']).stdout.toString().trim().replace(/^serial=/, '').toLowerCase();
     t.not(serial2, serial);
     t.regex(openssl(['x509', '-in', cert, '-noout', '-subject', '-nameopt', 'RFC2253']).stdout.toString(), /^subject=CN=Alice Example\n/);
-    await logged(t, s.server.log, /SCEP RenewalReq \S+ SUCCESS alice@example\.com /);
+    await sawLog(t, s.server, /SCEP RenewalReq \S+ SUCCESS alice@example\.com /);
 
     // The store records both, without keys; profiles never ship them.
     const list = (JSON.parse(cli(['cert', 'list', '--store', s.storeDir, '--user', 'alice@example.com', '--json']).stdout) as { serial: string; purpose: string; keyOnDevice?: boolean }[]).filter((r) => r.purpose === 'smime-signing');
@@ -219,8 +218,8 @@ if (!HAS_CERTMONGER) {
     t.regex(text, /email:dave@example\.com\n/);
     t.regex(r.stdout, /status: CA_REJECTED/);
     t.false(existsSync(join(dir, 'bad.pem')));
-    await logged(t, s.server.log, /SCEP PKCSReq \S+ SUCCESS dave@example\.com \S+ \(aes-\d+-cbc, sha256\)/);
-    await logged(t, s.server.log, /SCEP PKCSReq \(renewal\) \S+ SUCCESS dave@example\.com /);
+    await sawLog(t, s.server, /SCEP PKCSReq \S+ SUCCESS dave@example\.com \S+ \(aes-\d+-cbc, sha256\)/);
+    await sawLog(t, s.server, /SCEP PKCSReq \(renewal\) \S+ SUCCESS dave@example\.com /);
     const chain = join(s.dir, 'chain.pem');
     writeFileSync(chain, readFileSync(join(s.storeDir, 'ca', 'intermediate.pem')));
     t.is(openssl(['verify', '-purpose', 'smimesign', '-CAfile', s.root, '-untrusted', chain, cert]).status, 0);

@@ -10,7 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { PASSPHRASE } from '../helpers/fixture.js';
-import { postgres, type PgServer } from '../helpers/postgres.js';
+import { hasPostgres, postgres, type PgServer } from '../helpers/postgres.js';
 import { BIN, cli, openssl, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
@@ -85,12 +85,7 @@ async function prepared(t: import('ava').ExecutionContext, pg: PgServer) {
   return { interrupted, rerun, profiles, allVerify };
 }
 
-if ('missing' in server) {
-  test('PostgreSQL fault tests are skipped', (t) => {
-    t.log(`skipped: ${server.missing}`);
-    t.pass();
-  });
-} else {
+if (hasPostgres(server, 'PostgreSQL fault tests')) {
   test.serial('pg_ctl restart in the middle of a batch: the rows after it reconnect or fail with one line; no half-written profile; --only-changed finishes the job', async (t) => {
     const s = await prepared(t, server);
     const { code, stderr } = await s.interrupted(() => server.restart());

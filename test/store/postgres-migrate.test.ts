@@ -14,18 +14,13 @@ import { initStore } from '../../src/store/fs-store.js';
 import { openPostgresStore } from '../../src/store/postgres/init.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
 import { outsideCa } from '../helpers/outside-ca.js';
-import { postgres } from '../helpers/postgres.js';
+import { hasPostgres, postgres } from '../helpers/postgres.js';
 import { cli, openssl, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 const server = await postgres();
 
-if ('missing' in server) {
-  test('PostgreSQL migration tests are skipped', (t) => {
-    t.log(`skipped: ${server.missing}`);
-    t.pass();
-  });
-} else {
+if (hasPostgres(server, 'PostgreSQL migration tests')) {
   test('store migrate copies a file store whole; store check agrees on both ends; the copy generates, revokes and numbers CRLs on; a non-empty target is refused', async (t) => {
     const dir = tmp(t);
     const storeDir = join(dir, 'store');

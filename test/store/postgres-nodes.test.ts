@@ -14,7 +14,7 @@ import { inspect } from 'node:util';
 import pg from 'pg';
 import { initPostgresStore, openPostgresStore } from '../../src/store/postgres/init.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
-import { postgres } from '../helpers/postgres.js';
+import { hasPostgres, postgres } from '../helpers/postgres.js';
 import { BIN, cli, httpRequest, openssl, startServer, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
@@ -42,12 +42,7 @@ function run(args: string[], cwd: string): Promise<{ status: number | null; stdo
   });
 }
 
-if ('missing' in server) {
-  test('PostgreSQL multi-node tests are skipped', (t) => {
-    t.log(`skipped: ${server.missing}`);
-    t.pass();
-  });
-} else {
+if (hasPostgres(server, 'PostgreSQL multi-node tests')) {
   test('two servers and two issue-batch runs per purpose on one database: one certificate per user and purpose, no repeated serial, 100 links each used once across both servers, every profile verifies', async (t) => {
     const dir = tmp(t);
     const url = await server.createDatabase();

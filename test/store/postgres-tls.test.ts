@@ -7,18 +7,13 @@ import test from 'ava';
 import { join } from 'node:path';
 import { openPostgresStore } from '../../src/store/postgres/init.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
-import { postgres } from '../helpers/postgres.js';
+import { hasPostgres, postgres } from '../helpers/postgres.js';
 import { cli, openssl, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 const server = await postgres({ tls: true });
 
-if ('missing' in server) {
-  test('PostgreSQL TLS tests are skipped', (t) => {
-    t.log(`skipped: ${server.missing}`);
-    t.pass();
-  });
-} else {
+if (hasPostgres(server, 'PostgreSQL TLS tests')) {
   test('sslmode=verify-full with the server CA: the CLI works over TLS (pg_stat_ssl says so); the wrong CA is one line, exit 1; PG* variables fill in what the URL leaves out', async (t) => {
     const dir = tmp(t);
     const url = await server.createDatabase();
