@@ -106,8 +106,10 @@ export { resolveStoreDir } from './store/location.js';
 
 // Publishing revocation: CRLs, CA certificates and OCSP over HTTP
 export { createPkiHandler, isPkiPath } from './pki/handler.js';
-export { createScepHandler, createScepService, SCEP_CAPABILITIES, MAX_SCEP_MESSAGE } from './scep/server.js';
-export type { ScepHandlerOptions, ScepServiceOptions, ScepHttpRequest, ScepHttpResponse } from './scep/server.js';
+export { createScepService, SCEP_CAPABILITIES, MAX_SCEP_MESSAGE } from './scep/service.js';
+export type { ScepServiceOptions, ScepHttpRequest, ScepHttpResponse } from './scep/service.js';
+export { createScepHandler } from './scep/handler.js';
+export type { ScepHandlerOptions } from './scep/handler.js';
 export type { FailInfo } from './scep/message.js';
 export { parseCertificateRequest } from './certs/csr.js';
 export type { CertificateRequest } from './certs/csr.js';

@@ -42,6 +42,8 @@ function directoryString(node: DerNode): string {
 /**
  * Parses a DER PKCS#10 request and checks that it is signed by the key it carries (proof of
  * possession).
+ * @example
+ * const { publicKey, challengePassword } = parseCertificateRequest(der)
  * @throws ERR_KEY_UNSUPPORTED for a key other than RSA; ERR_INPUT_INVALID (`csr`) for anything malformed, an unsupported signature
  * algorithm, or a signature that does not verify
  */

@@ -92,6 +92,9 @@ export interface CertifyPublicKeyOptions extends Omit<IssueCertificateOptions, '
  * Issues a user certificate for a public key whose private key the issuer never sees (a
  * device's, sent in a certificate request), from the same template as {@link issueCertificate}.
  * @throws ERR_INPUT_INVALID for a bad address, name or validity; ERR_KEY_UNSUPPORTED for a key other than RSA of 2048 bits or more
+ * @example
+ * const { publicKey } = parseCertificateRequest(csrDer)
+ * const { certificate } = await certifyPublicKey(issuingCa, { purpose: 'smime-signing', email: 'alice@example.com', name: 'Alice', publicKey })
  */
 export async function certifyPublicKey(issuer: Identity, options: CertifyPublicKeyOptions): Promise<{ certificate: Buffer; clamped: boolean }> {
   const { email, name, days } = checkRequest(options);

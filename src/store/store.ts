@@ -307,7 +307,12 @@ export function servesPurpose(record: CertificateRecord, purpose: CertificatePur
   return record.purpose === purpose || record.alsoPurpose === purpose;
 }
 
-/** What getIdentity throws for a certificate whose key is on a device (SCEP): the store has no key to give. */
+/**
+ * What getIdentity throws for a certificate whose key is on a device (SCEP): the store has no
+ * key to give. For stores implementing {@link EnrollingStore}.
+ * @example
+ * if (record.keyOnDevice) throw keyOnDeviceError(record.serial)
+ */
 export function keyOnDeviceError(serial: string): CertificateInvalid {
   return new CertificateInvalid('key-on-device', `Certificate ${serial} was enrolled by a device over SCEP: its private key is on the device, not in the store`);
 }

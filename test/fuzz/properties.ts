@@ -19,7 +19,7 @@ import { toPem } from '../../src/certs/pem.js';
 import { toPkcs12 } from '../../src/certs/pkcs12.js';
 import { checkSignerInfo, parseSignedData, verifyProfile } from '../../src/cms/verify.js';
 import { envelope } from '../../src/cms/envelope.js';
-import { createScepService, type ScepHttpRequest, type ScepHttpResponse } from '../../src/scep/server.js';
+import { createScepService, type ScepHttpRequest, type ScepHttpResponse } from '../../src/scep/service.js';
 import { initStore } from '../../src/store/fs-store.js';
 import { pkiMessage, requester } from '../helpers/scep.js';
 import { isProfilesmithError } from '../../src/errors.js';

@@ -8,7 +8,7 @@ import { createPublicKey, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { toPem } from '../../src/certs/pem.js';
 import { envelope } from '../../src/cms/envelope.js';
-import { createScepService, type ScepHttpResponse } from '../../src/scep/server.js';
+import { createScepService, type ScepHttpResponse } from '../../src/scep/service.js';
 import { initStore, type FileStore } from '../../src/store/fs-store.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
 import { opensslEnvelope, pkiMessage, readReply, requester } from '../helpers/scep.js';
@@ -71,7 +71,7 @@ test('AES-128 with SHA-256 and 3DES with SHA-1 requests (openssl envelopes) are 
   const records = await s.store.listCertificates({ user: 'alice@example.com', purpose: 'smime-signing' });
   t.is(records.length, 2);
   t.true(records.every((r) => r.keyOnDevice));
-  await t.throwsAsync(s.store.getIdentity(records[0]!.serial), { message: /enrolled by a device over SCEP/ });
+  await t.throwsAsync(s.store.getIdentity(records[0]!.serial), { code: 'ERR_CERT_INVALID', message: `Certificate ${records[0]!.serial} was enrolled by a device over SCEP: its private key is on the device, not in the store` });
 });
 
 test('refused, with the right failInfo, and the challenge kept for a good request: a weak key, an EC key, a CSR whose signature fails, no challenge; spent or expired challenges are refused', async (t) => {
@@ -174,7 +174,7 @@ test('the store records what SCEP issued: store check is clean, a passphrase cha
 test('over HTTP (createScepHandler): other paths are left to the next handler; an oversized body is 413; a client past its failures in 10 minutes or its rate waits (429, Retry-After)', async (t) => {
   const s = await setup(t);
   const { createServer } = await import('node:http');
-  const { createScepHandler } = await import('../../src/scep/server.js');
+  const { createScepHandler } = await import('../../src/scep/handler.js');
   const { httpRequest } = await import('../helpers/tools.js');
   const scep = createScepHandler({ store: s.store, failureLimit: 3, rateLimit: 50, now: s.now });
   const server = createServer((req, res) => {
@@ -224,7 +224,7 @@ test("generateProfile: the store's SCEP URL and a minted challenge by default; a
   const ours = scepOf((await generateProfile({ ...base, data: { exchange: { host: 'mail.example.com' } } })).xml);
   t.is(ours.URL, 'https://profiles.example.com/scep');
   t.like(await s.store.challenges.peek(ours.Challenge!), { state: 'valid', link: { user: 'alice@example.com' } });
-  await t.throwsAsync(generateProfile({ ...base, data: { exchange: { host: 'mail.example.com' }, scep: { challenge: 'typed-in' } } }), { code: 'ERR_INPUT_INVALID', message: /scep\.challenge is minted by the store/ });
+  await t.throwsAsync(generateProfile({ ...base, data: { exchange: { host: 'mail.example.com' }, scep: { challenge: 'typed-in' } } }), { code: 'ERR_INPUT_INVALID', message: 'scep.challenge is minted by the store for its own SCEP server (https://profiles.example.com/scep); give none' });
   const minted = (await s.store.challenges.list()).length;
   const outside = scepOf((await generateProfile({ ...base, data: { exchange: { host: 'mail.example.com' }, scep: { url: 'https://ndes.example.com/certsrv/mscep/mscep.dll', challenge: 'ndes-secret' } } })).xml);
   t.deepEqual([outside.URL, outside.Challenge], ['https://ndes.example.com/certsrv/mscep/mscep.dll', 'ndes-secret']);

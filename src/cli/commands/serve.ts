@@ -9,7 +9,7 @@ import { toPem } from '../../certs/pem.js';
 import { createCertificate, EKU } from '../../certs/x509.js';
 import { createProfileHandler } from '../../server/handler.js';
 import { createPkiHandler } from '../../pki/handler.js';
-import { createScepHandler } from '../../scep/server.js';
+import { createScepHandler } from '../../scep/handler.js';
 import { validity } from '../../certs/issue.js';
 import { publicationFor } from '../../certs/publication.js';
 import { generateProfile } from '../../profile/generate.js';

@@ -1,6 +1,6 @@
 /**
- * A SCEP server (RFC 8894) in front of the store, so that a device makes its signing key
- * itself and the store certifies it:
+ * The SCEP protocol (RFC 8894) in front of the store, so that a device makes its signing key
+ * itself and the store certifies it (handler.ts puts it on node:http):
  * ```
  * GET  /scep?operation=GetCACaps               what the server supports (text)
  * GET  /scep?operation=GetCACert               the RA, the issuing CA and the root (certs-only PKCS#7)
@@ -18,10 +18,9 @@
  * uses the cipher and digest the client's own request used, which it has shown it reads
  * (SHA-2 beyond SHA-256 is answered with SHA-256).
  *
- * @module scep
+ * @module scep-service
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseCertificateRequest } from '../certs/csr.js';
 import { assertSmimeKey } from '../certs/issue.js';
 import { normalizeSerial } from '../certs/pem.js';
@@ -29,8 +28,6 @@ import { envelopeRecipients, openEnvelopeFor, type EnvelopeCipher } from '../cms
 import { tbsFields } from '../cms/certificate.js';
 import { certificatesOnly } from '../cms/sign.js';
 import { isProfilesmithError } from '../errors.js';
-import { clientAddress, TrustedProxies } from '../server/client.js';
-import { WindowCounter } from '../server/window-counter.js';
 import { isRemovedUser, statusOf, type CertificateRecord, type EnrollingStore } from '../store/store.js';
 import { certRep, MESSAGE_TYPE, parsePkiRequest, type FailInfo, type PkiRequest, type ReplySigner, type ReplyTo } from './message.js';
 
@@ -272,80 +269,4 @@ function typeName(t: number): string {
 /** The user's name as the store has it: the newest record's CN, else the address. */
 function nameOf(user: string, records: CertificateRecord[]): string {
   return [...records].reverse().find((r) => r.name)?.name ?? user;
-}
-
-/** Options of {@link createScepHandler}. */
-export interface ScepHandlerOptions extends ScepServiceOptions {
-  /** The path served. Default: `/scep`. */
-  path?: string;
-  /** Requests per minute per client address. Default: 120. */
-  rateLimit?: number;
-  /** Failed enrolments (a bad challenge, say) a client may make in 10 minutes before it must wait. Default: 20. */
-  failureLimit?: number;
-  /** Proxies whose X-Forwarded-For / Forwarded headers are believed. */
-  trustProxy?: string[];
-}
-
-/**
- * A node:http handler for SCEP at `path`: returns false (and does nothing) for other paths,
- * so it mounts beside other handlers, as `serve --scep` does.
- */
-export function createScepHandler(options: ScepHandlerOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const path = options.path ?? '/scep';
-  const now = options.now ?? (() => new Date());
-  const requests = new WindowCounter(60_000);
-  const failures = new WindowCounter(10 * 60_000);
-  const trusted = new TrustedProxies(options.trustProxy ?? []);
-  const limit = options.rateLimit ?? 120;
-  const failureLimit = options.failureLimit ?? 20;
-  const service = createScepService(options);
-  return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== path && url.pathname !== `${path}/pkiclient.exe`) return false;
-    const who = clientAddress(req, trusted);
-    const t = now().getTime();
-    const send = (status: number, type: string, body: Buffer | string, extra: Record<string, string> = {}) => {
-      res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', ...extra });
-      res.end(req.method === 'HEAD' ? undefined : body);
-    };
-    if (requests.hit(who, t) > limit || (failures.peek(who, t)?.count ?? 0) >= failureLimit) {
-      const until = Math.max(requests.peek(who, t)?.reset ?? t, failures.peek(who, t)?.reset ?? t);
-      send(429, 'text/plain; charset=utf-8', 'Too many requests\n', { 'Retry-After': String(Math.max(1, Math.ceil((until - t) / 1000))) });
-      return true;
-    }
-    const method = req.method ?? 'GET';
-    if (method !== 'GET' && method !== 'POST' && method !== 'HEAD') {
-      send(405, 'text/plain; charset=utf-8', 'GET or POST\n', { Allow: 'GET, HEAD, POST' });
-      return true;
-    }
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > MAX_SCEP_MESSAGE * 2 || (url.searchParams.get('message')?.length ?? 0) > MAX_SCEP_MESSAGE * 2) {
-      req.resume();
-      send(413, 'text/plain; charset=utf-8', 'The PKIMessage is too large\n', { Connection: 'close' });
-      return true;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_SCEP_MESSAGE * 2) {
-        over = true;
-        req.destroy();
-      } else if (!over) chunks.push(c);
-    });
-    req.on('error', () => {});
-    req.on('end', () => {
-      if (over) return;
-      service({ method: method === 'HEAD' ? 'GET' : method, operation: url.searchParams.get('operation') ?? undefined, message: url.searchParams.get('message') ?? undefined, body: Buffer.concat(chunks), client: who })
-        .then((r) => {
-          if (r.failInfo) failures.hit(who, now().getTime());
-          send(r.status, r.contentType, r.body);
-        })
-        .catch(() => {
-          if (!res.headersSent) send(500, 'text/plain; charset=utf-8', 'The SCEP server cannot answer now\n');
-        });
-    });
-    return true;
-  };
 }
