@@ -257,10 +257,31 @@ export type ErrorCode = AnyProfilesmithError['code'];
  * try { await generateProfile(...) } catch (e) { if (isProfilesmithError(e)) console.error(e.code) }
  */
 export function isProfilesmithError(err: unknown): err is AnyProfilesmithError {
-  return (
-    err instanceof Error &&
-    typeof (err as { code?: unknown }).code === 'string' &&
-    (err as unknown as { code: string }).code.startsWith('ERR_') &&
-    (err instanceof ProfilesmithError || /^[A-Z]\w+$/.test(err.name))
-  );
+  if (err instanceof ProfilesmithError) return true;
+  // Another copy's error (a duplicated install, a worker): one of our codes, on one of our classes.
+  // Node's own errors carry ERR_* codes too (ERR_INVALID_ARG_TYPE, ERR_OSSL_*): those are not ours.
+  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string' && CODES.has((err as unknown as { code: string }).code) && !BUILTIN_NAMES.has(err.name);
 }
+
+/** Every code a {@link ProfilesmithError} subclass carries. */
+const CODES: ReadonlySet<string> = new Set<ErrorCode | 'ERR_PROFILESMITH'>([
+  'ERR_CERT_INVALID',
+  'ERR_INPUT_INVALID',
+  'ERR_KEY_PASSPHRASE',
+  'ERR_KEY_UNSUPPORTED',
+  'ERR_PKCS11',
+  'ERR_PROFILE_INVALID',
+  'ERR_PROFILE_PARSE',
+  'ERR_SIGNER_INVALID',
+  'ERR_SIGNING_FAILED',
+  'ERR_STORE_ENTRY_NOT_FOUND',
+  'ERR_STORE_EXISTS',
+  'ERR_STORE_IO',
+  'ERR_STORE_NOT_INITIALIZED',
+  'ERR_TEMPLATE_DATA',
+  'ERR_TEMPLATE_NOT_FOUND',
+  'ERR_TEMPLATE_SYNTAX',
+  'ERR_USER_REMOVED',
+  'ERR_PROFILESMITH',
+]);
+const BUILTIN_NAMES = new Set(['Error', 'TypeError', 'RangeError', 'SyntaxError', 'ReferenceError', 'EvalError', 'URIError', 'AggregateError', 'SystemError', 'AbortError']);

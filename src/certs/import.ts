@@ -9,7 +9,7 @@ import { CertificateInvalid, InputInvalid, KeyUnsupported } from '../errors.js';
 import type { CertificatePurpose } from './issue.js';
 import { describeKey, keysMatch } from './keys.js';
 import { certificatesFrom, pemBlocks } from './pem.js';
-import { readPkcs12 } from './pkcs12-read.js';
+import { readPkcs12, readPkcs12Async, type KdfBudget, type Pkcs12Contents } from './pkcs12-read.js';
 import { describeCertificate, EKU, type CertificateInfo } from './x509.js';
 
 /** A certificate, its key and the chain that came with it, read from a PFX or PEM. */
@@ -40,17 +40,49 @@ function keyFromPem(text: string, password: string | undefined): KeyObject | und
   }
 }
 
+/** Options of {@link readIdentity} and {@link readIdentityAsync}. */
+export interface ReadIdentityOptions {
+  /** The PKCS#12 password, or the PEM key's passphrase. */
+  password?: string;
+  /** The key, when it is a file of its own (PEM or PKCS#8 DER). */
+  keyBytes?: Uint8Array;
+  /** The key-derivation work a PKCS#12 may cost. Default: a fresh {@link KdfBudget} (4,000,000 iteration-blocks). */
+  budget?: KdfBudget;
+}
+
 /**
  * Reads an identity from a PKCS#12 file, or from PEM/DER certificate bytes plus a key
- * (in the same PEM, or in `keyBytes`).
- * @throws ERR_INPUT_INVALID for unreadable input, a wrong password, no key, or several keys
+ * (in the same PEM, or in `keyBytes`). Synchronous: for a CLI or a worker; a server should use
+ * {@link readIdentityAsync}, which does not block its event loop.
+ * @throws ERR_INPUT_INVALID for unreadable input, a wrong password, no key, several keys, or a
+ * PKCS#12 whose key derivations would overspend the budget
+ * @example
+ * const bundle = readIdentity(readFileSync('alice.p12'), { password })
  */
-export function readIdentity(bytes: Uint8Array, options: { password?: string; keyBytes?: Uint8Array } = {}): IdentityBundle {
+export function readIdentity(bytes: Uint8Array, options: ReadIdentityOptions = {}): IdentityBundle {
   const buf = Buffer.from(bytes);
+  const p12 = looksLikePkcs12(buf) && !options.keyBytes ? readPkcs12(buf, options.password ?? '', options.budget ? { budget: options.budget } : {}) : undefined;
+  return identityFrom(buf, options, p12);
+}
+
+/**
+ * {@link readIdentity} without blocking the event loop (PBKDF2 on libuv's thread pool, the
+ * PKCS#12 KDF in steps), for a server that takes uploads. The same budget bounds the work.
+ * @throws ERR_INPUT_INVALID as {@link readIdentity}
+ * @example
+ * const bundle = await readIdentityAsync(upload, { password })
+ */
+export async function readIdentityAsync(bytes: Uint8Array, options: ReadIdentityOptions = {}): Promise<IdentityBundle> {
+  const buf = Buffer.from(bytes);
+  const p12 = looksLikePkcs12(buf) && !options.keyBytes ? await readPkcs12Async(buf, options.password ?? '', options.budget ? { budget: options.budget } : {}) : undefined;
+  return identityFrom(buf, options, p12);
+}
+
+/** The identity in `buf`: the opened PKCS#12's, or the PEM/DER certificates' with their key. */
+function identityFrom(buf: Buffer, options: ReadIdentityOptions, p12: Pkcs12Contents | undefined): IdentityBundle {
   let certs: Buffer[];
   let keys: KeyObject[];
-  if (looksLikePkcs12(buf) && !options.keyBytes) {
-    const p12 = readPkcs12(buf, options.password ?? '');
+  if (p12) {
     certs = p12.certificates.map((c) => c.der);
     keys = p12.keys.map((k) => k.key);
   } else {

@@ -58,6 +58,9 @@ const HASH_SIZES: Record<string, [u: number, v: number]> = {
   sha512: [64, 128],
 };
 
+/** Rounds of the PKCS#12 KDF run between two yields of {@link pkcs12KdfSteps} (about 5 ms here). */
+export const PKCS12_KDF_CHUNK = 16_384;
+
 /**
  * The RFC 7292 appendix B.2 key derivation (SHA-1 unless `hash` says otherwise).
  * `id` is 1 for a key, 2 for an IV, 3 for a MAC key.
@@ -70,6 +73,19 @@ export function pkcs12Kdf(
   size: number,
   hash = 'sha1',
 ): Buffer {
+  const steps = pkcs12KdfSteps(password, salt, id, iterations, size, hash);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * {@link pkcs12Kdf} in steps: it yields after every {@link PKCS12_KDF_CHUNK} rounds, so a caller
+ * on a server's event loop can let other requests in between (the derivation runs in JS: Node
+ * has no native PKCS#12 KDF).
+ */
+export function* pkcs12KdfSteps(password: Buffer, salt: Buffer, id: 1 | 2 | 3, iterations: number, size: number, hash = 'sha1'): Generator<void, Buffer, void> {
   const sizes = HASH_SIZES[hash];
   if (!sizes) throw new InputInvalid('pkcs12', `Hash "${hash}" is not supported in PKCS#12`);
   const [u, v] = sizes;
@@ -78,8 +94,13 @@ export function pkcs12Kdf(
   const out = Buffer.alloc(size);
   for (let produced = 0; produced < size; ) {
     let A: Buffer = createHash(hash).update(D).update(I).digest();
-    if (hash === 'sha1') A = sha1Repeat(A, iterations - 1);
-    else for (let r = 1; r < iterations; r++) A = createHash(hash).update(A).digest();
+    for (let left = iterations - 1; left > 0; ) {
+      const n = Math.min(left, PKCS12_KDF_CHUNK);
+      if (hash === 'sha1') A = sha1Repeat(A, n);
+      else for (let r = 0; r < n; r++) A = createHash(hash).update(A).digest();
+      left -= n;
+      if (left > 0) yield;
+    }
     A.copy(out, produced, 0, Math.min(u, size - produced));
     produced += u;
     if (produced >= size) break;

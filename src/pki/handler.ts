@@ -16,6 +16,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RevocationReason } from '../certs/crl.js';
 import { parseCaSlug, type CaRef } from '../certs/publication.js';
 import { isProfilesmithError } from '../errors.js';
+import { clientAddress, TrustedProxies } from '../server/client.js';
+import { answerBadTarget, answerInternalError, logSafe, requestTarget, safeDecode } from '../server/request-target.js';
 import { WindowCounter } from '../server/window-counter.js';
 import { buildOcspResponse, certIdMatcher, ocspErrorResponse, OcspMalformed, parseOcspRequest, type OcspAnswer } from './ocsp.js';
 
@@ -28,14 +30,34 @@ export interface PkiSource {
   /** The CA's delegated OCSP responder, issued or renewed as needed. */
   ocspResponder(ca: CaRef): Promise<{ certificate: Buffer; privateKey: import('node:crypto').KeyObject }>;
   /** The status of a serial among the certificates the CA issued. */
-  certificateStatus(ca: CaRef, serial: string): Promise<{ status: 'good' } | { status: 'revoked'; date: Date; reason: RevocationReason } | { status: 'unknown' }>;
+  certificateStatus(ca: CaRef, serial: string): Promise<SerialStatus>;
+  /**
+   * Optional: the statuses of several serials at once, in order, with the store's shared reads
+   * (revocations, the CA's own certificates) done once. An OCSP request may name up to 16.
+   */
+  certificateStatuses?(ca: CaRef, serials: readonly string[]): Promise<SerialStatus[]>;
 }
+
+/** What OCSP says of one serial. */
+export type SerialStatus = { status: 'good' } | { status: 'revoked'; date: Date; reason: RevocationReason } | { status: 'unknown' };
+
+/** The kinds of route, each with a rate limit of its own per client. */
+export type PkiRoute = 'ocsp' | 'crl' | 'ca';
 
 /** Options of {@link createPkiHandler}. */
 export interface PkiHandlerOptions {
   store: PkiSource;
-  /** Requests per minute per client address. Default: 600. */
-  rateLimit?: number;
+  /**
+   * Requests per minute per client address, counted for each kind of route apart (OCSP, CRLs,
+   * CA certificates), so a flood of one cannot starve revocation checking of another. A number
+   * is the limit of every kind; an object sets kinds one by one. Default: 600 each.
+   */
+  rateLimit?: number | Partial<Record<PkiRoute, number>>;
+  /**
+   * Proxies (addresses or CIDR ranges) whose X-Forwarded-For / Forwarded headers are believed,
+   * so that clients behind one reverse proxy are counted apart. Default: none.
+   */
+  trustProxy?: string[];
   /** One line per request (no secrets are in these requests). */
   log?: (line: string) => void;
   /**
@@ -66,8 +88,10 @@ export function isPkiPath(path: string): boolean {
 /** Creates the PKI request handler. */
 export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
   const now = options.now ?? (() => new Date());
-  const limit = options.rateLimit ?? 600;
-  const requests = new WindowCounter(60_000);
+  const given = options.rateLimit ?? 600;
+  const limits: Record<PkiRoute, number> = typeof given === 'number' ? { ocsp: given, crl: given, ca: given } : { ocsp: given.ocsp ?? 600, crl: given.crl ?? 600, ca: given.ca ?? 600 };
+  const requests: Record<PkiRoute, WindowCounter> = { ocsp: new WindowCounter(60_000), crl: new WindowCounter(60_000), ca: new WindowCounter(60_000) };
+  const trusted = new TrustedProxies(options.trustProxy ?? []);
   const validity = options.ocspValidityMs ?? 3_600_000;
   const maxAge = options.ocspMaxAgeSeconds ?? 60;
   const matcherCache = new WeakMap<Buffer, ReturnType<typeof certIdMatcher>>();
@@ -96,11 +120,14 @@ export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
     const owners = request.certIds.map((id) => matchers.find((m) => m.match(id))?.ca);
     const first = owners[0];
     if (!first || owners.some((o) => o !== first)) return { body: ocspErrorResponse('unauthorized'), cacheable: false };
-    const answers: OcspAnswer[] = [];
-    for (const id of request.certIds) {
-      const s = await options.store.certificateStatus(first.ca, id.serial);
-      answers.push(s.status === 'revoked' ? { certId: id.raw, status: 'revoked', date: s.date, reason: s.reason } : { certId: id.raw, status: s.status });
-    }
+    const serials = request.certIds.map((id) => id.serial);
+    const statuses = options.store.certificateStatuses
+      ? await options.store.certificateStatuses(first.ca, serials)
+      : await Promise.all(serials.map((serial) => options.store.certificateStatus(first.ca, serial)));
+    const answers: OcspAnswer[] = request.certIds.map((id, i) => {
+      const s = statuses[i] ?? { status: 'unknown' as const };
+      return s.status === 'revoked' ? { certId: id.raw, status: 'revoked', date: s.date, reason: s.reason } : { certId: id.raw, status: s.status };
+    });
     const responder = await options.store.ocspResponder(first.ca);
     const thisUpdate = new Date(Math.floor(now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + validity);
@@ -150,7 +177,7 @@ export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
     }
     if (method !== 'GET' && method !== 'HEAD') return send(res, 405, 'Method not allowed\n', undefined, { Allow: path === '/ocsp' ? 'POST' : 'GET, HEAD' });
     if (path.startsWith('/ocsp/')) {
-      const encoded = decodeURIComponent(path.slice('/ocsp/'.length));
+      const encoded = safeDecode(path.slice('/ocsp/'.length)) ?? '';
       if (encoded.length > MAX_OCSP_REQUEST * 2 || !/^[A-Za-z0-9+/_=-]+$/.test(encoded)) return send(res, 200, ocspErrorResponse('malformedRequest'), 'application/ocsp-response', { 'Cache-Control': 'no-store' });
       return sendOcsp(res, Buffer.from(encoded.replace(/-/g, '+').replace(/_/g, '/'), 'base64'), true);
     }
@@ -164,25 +191,44 @@ export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
     return send(res, 200, crl, 'application/pkix-crl', { 'Cache-Control': 'no-cache' });
   };
 
-  return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const path = url.pathname;
+  const respond = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const target = requestTarget(req.url);
+    if (!target) {
+      // No handler can route a target that cannot be read: answered here, never a crash.
+      answerBadTarget(req, res);
+      return true;
+    }
+    const path = target.path;
     if (!isPkiPath(path)) return false;
     const started = Date.now();
-    const ip = req.socket.remoteAddress ?? '?';
-    const logged = path.length > 64 ? path.slice(0, 64) + '…' : path;
-    res.on('finish', () => options.log?.(`${ip} ${req.method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
+    const ip = clientAddress(req, trusted);
+    const logged = logSafe(path, 64);
+    const method = logSafe(req.method ?? '-', 16);
+    res.on('finish', () => options.log?.(`${ip} ${method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
     const t = now().getTime();
-    if (requests.hit(ip, t) > limit) {
-      send(res, 429, 'Too many requests; try again in a minute\n', undefined, { 'Retry-After': '60' });
+    const route: PkiRoute = path.startsWith('/ocsp') ? 'ocsp' : path.startsWith('/crl/') ? 'crl' : 'ca';
+    if (requests[route].hit(ip, t) > limits[route]) {
+      const reset = requests[route].peek(ip, t)?.reset ?? t + 60_000;
+      req.resume();
+      send(res, 429, 'Too many requests; try again in a minute\n', undefined, { 'Retry-After': String(Math.max(1, Math.ceil((reset - t) / 1000))) });
       return true;
     }
     handle(req, res, path).catch((err: unknown) => {
-      options.log?.(`${ip} ${req.method} ${logged} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}${isProfilesmithError(err) ? `: ${err.message}` : ''}`);
+      options.log?.(`${ip} ${method} ${logged} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}${isProfilesmithError(err) ? `: ${err.message}` : ''}`);
       if (res.headersSent) return res.destroy();
       if (path.startsWith('/ocsp')) send(res, 200, ocspErrorResponse('internalError'), 'application/ocsp-response', { 'Cache-Control': 'no-store' });
       else send(res, 500, 'Internal error\n');
     });
     return true;
+  };
+
+  return (req, res) => {
+    try {
+      return respond(req, res);
+    } catch (err) {
+      options.log?.(`${logSafe(req.socket.remoteAddress ?? '?')} ${logSafe(req.method ?? '-', 16)} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}`);
+      answerInternalError(res);
+      return true;
+    }
   };
 }

@@ -7,7 +7,8 @@
 import { X509Certificate } from 'node:crypto';
 import { keysMatch } from '../certs/keys.js';
 import { certificatesFrom } from '../certs/pem.js';
-import { readPkcs12 } from '../certs/pkcs12-read.js';
+import type { KdfBudget } from '../certs/pkcs12-read.js';
+import { openPkcs12Payloads, type Pkcs12Opener } from './pkcs12-payloads.js';
 import { verifySignedData, type CertificateSummary } from '../cms/verify.js';
 import { parseProfile, type PlistFormat } from './parse.js';
 import { isPlistDict, type PlistValue } from './plist-xml.js';
@@ -121,7 +122,7 @@ function describeCert(der: Buffer, hasPrivateKey: boolean): InspectedCertificate
   };
 }
 
-function inspectPayload(p: Record<string, PlistValue>, showSecrets: boolean): InspectedPayload {
+function inspectPayload(p: Record<string, PlistValue>, showSecrets: boolean, open: Pkcs12Opener): InspectedPayload {
   const type = str(p.PayloadType) ?? '(no PayloadType)';
   const out: InspectedPayload = { type, identifier: str(p.PayloadIdentifier), uuid: str(p.PayloadUUID), displayName: str(p.PayloadDisplayName), secrets: {}, certificates: [] };
   const walk = (v: PlistValue, key: string) => {
@@ -144,7 +145,7 @@ function inspectPayload(p: Record<string, PlistValue>, showSecrets: boolean): In
       const password = str(p.Password);
       if (password === undefined) out.note = 'no Password in the payload: the device asks for it, so the contents are not shown';
       else {
-        const p12 = readPkcs12(content, password);
+        const p12 = open(content, password);
         for (const c of p12.certificates) {
           const x = new X509Certificate(c.der);
           out.certificates.push(describeCert(c.der, p12.keys.some((k) => keysMatch(k.key, x.publicKey))));
@@ -183,13 +184,15 @@ function nameToString(der: Buffer): string {
  * Describes a profile. Passwords are `<redacted>` and PKCS#12 bytes left out unless `showSecrets`.
  * @throws ERR_PROFILE_PARSE
  */
-export async function inspectProfile(bytes: Uint8Array, options: { showSecrets?: boolean } = {}): Promise<InspectResult> {
+export async function inspectProfile(bytes: Uint8Array, options: { showSecrets?: boolean; budget?: KdfBudget } = {}): Promise<InspectResult> {
   const parsed = parseProfile(bytes);
   const top = isPlistDict(parsed.plist) ? parsed.plist : {};
   const verified = parsed.signedData ? await verifySignedData(parsed.signedData, { ca: [] }) : undefined;
   const raw = Array.isArray(top.PayloadContent) ? top.PayloadContent : [];
   const dicts = raw.filter(isPlistDict);
-  const payloads = dicts.map((p) => inspectPayload(p, !!options.showSecrets));
+  // Opened first, without blocking the event loop and under one budget for the whole profile.
+  const open = await openPkcs12Payloads(parsed.plist, options.budget);
+  const payloads = dicts.map((p) => inspectPayload(p, !!options.showSecrets, open));
   const references: InspectResult['references'] = [];
   for (const p of dicts) {
     for (const key of IDENTITY_REFERENCES) {

@@ -11,6 +11,8 @@ import { decryptProfile } from './decrypt.js';
 import { parseProfile, type PlistFormat } from './parse.js';
 import type { Target } from './rules-schema.js';
 import { validateProfile } from './validate.js';
+import type { KdfBudget } from '../certs/pkcs12-read.js';
+import { openPkcs12Payloads } from './pkcs12-payloads.js';
 
 /** Options of {@link lintProfile}. */
 export interface LintOptions {
@@ -22,6 +24,11 @@ export interface LintOptions {
   decrypt?: { key: KeyObject; certificate?: string | Uint8Array };
   /** The platform to judge availability for. Default: the profile's TargetDeviceType. */
   target?: Target;
+  /**
+   * The key-derivation work the profile's PKCS#12 payloads may cost together. Default: a fresh
+   * {@link KdfBudget} (4,000,000 iteration-blocks). The derivations never block the event loop.
+   */
+  budget?: KdfBudget;
 }
 
 /** What {@link lintProfile} found: findings with stable rule ids. */
@@ -49,8 +56,12 @@ export async function lintProfile(bytes: Uint8Array, options: LintOptions = {}):
   const encrypted = !!top && typeof top === 'object' && 'EncryptedPayloadContent' in top;
   let subject = parsed;
   if (encrypted && options.decrypt) subject = parseProfile(Buffer.from(decryptProfile(bytes, options.decrypt.key, options.decrypt.certificate), 'utf8'));
+  // PKCS#12 payloads are opened first, asynchronously and under one budget: a server that lints
+  // uploads keeps answering while it does, and a bomb costs at most the budget.
+  const open = await openPkcs12Payloads(subject.plist, options.budget);
   const findings = validateProfile(subject.plist, {
     now,
+    openPkcs12: open,
     ...(subject.xml ? { xml: subject.xml } : {}),
     ...(options.target ? { target: options.target } : {}),
   });

@@ -9,7 +9,8 @@ import type { LintRuleId } from './rules.js';
 import { keysMatch } from '../certs/keys.js';
 import { certificatesFrom } from '../certs/pem.js';
 import { certificateBasics } from '../certs/x509.js';
-import { readPkcs12 } from '../certs/pkcs12-read.js';
+import { KdfBudgetExceeded, readPkcs12 } from '../certs/pkcs12-read.js';
+import type { Pkcs12Opener } from './pkcs12-payloads.js';
 import type { PlistValue } from './plist-xml.js';
 
 type Add = (rule: LintRuleId, path: string, message: string, severity?: ProfileIssue['severity']) => void;
@@ -29,6 +30,8 @@ export interface CertRuleOptions {
   now: Date;
   /** Open each PKCS#12 with its Password. Default: true (costs a KDF per payload). */
   openPkcs12?: boolean;
+  /** How to open one: by default readPkcs12 under the caller's budget. */
+  open?: Pkcs12Opener;
   /** The profile is encrypted (EncryptedPayloadContent): passwords in it are protected. */
   encrypted?: boolean;
 }
@@ -79,8 +82,12 @@ export function checkCertificates(payload: Record<string, PlistValue>, path: str
     if (typeof password !== 'string') return; // the device will ask; nothing to open with
     let p12;
     try {
-      p12 = readPkcs12(content, password);
+      p12 = (options.open ?? ((c: Uint8Array, pw: string) => readPkcs12(c, pw)))(content, password);
     } catch (err) {
+      if (err instanceof KdfBudgetExceeded) {
+        add('pkcs12-work', `${path}PayloadContent`, `Not opened: ${err.message}`);
+        return;
+      }
       add('pkcs12-password', `${path}PayloadContent`, `Does not open with its Password: ${(err as Error).message}`);
       return;
     }

@@ -52,6 +52,7 @@ export const LINT_RULES = {
   'cert-expiring': { severity: 'warning', description: 'A certificate in the profile expires within 30 days.' },
   'password-unencrypted': { severity: 'warning', description: 'A password in a profile that is not encrypted: anyone holding the file can read it.' },
   'pkcs12-password': { severity: 'error', description: 'A PKCS#12 that does not open with its Password: install error 9000.' },
+  'pkcs12-work': { severity: 'error', description: 'A PKCS#12 whose key derivations (with those of the profile\'s other PKCS#12 payloads) cost more than profilesmith spends on one input: left unopened, as a PKCS#12 bomb would be.' },
   'pkcs12-identities': { severity: 'error', description: 'A PKCS#12 that does not hold exactly one identity: install error 9001.' },
   'pkcs12-cipher': { severity: 'warning', description: 'A PKCS#12 in PBES2/AES or with a non-SHA-1 MAC: iOS 17 and older refuse it; 3DES with a SHA-1 MAC installs everywhere.' },
   signature: { severity: 'error', description: 'A broken CMS signature (digest mismatch, bad signature, missing signer): iOS refuses the profile as malformed.' },

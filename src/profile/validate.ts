@@ -14,6 +14,8 @@ import type { ProfileIssue } from '../errors.js';
 import type { LintRuleId } from './rules.js';
 import { isPlistDict, parsePlistXml, type PlistValue } from './plist-xml.js';
 import { checkCertificates } from './rules-certs.js';
+import { KdfBudget, readPkcs12 } from '../certs/pkcs12-read.js';
+import type { Pkcs12Opener } from './pkcs12-payloads.js';
 import { checkIosRules, checkProfileService, checkSmimeSwitches } from './rules-ios.js';
 import { checkReferences, IDENTITY_PAYLOADS as IDENTITY_TYPES } from './rules-references.js';
 import { checkPayload, checkTopLevel, targetOf, type Target } from './rules-schema.js';
@@ -36,8 +38,12 @@ export interface ValidateOptions {
   xml?: string;
   /** Default: now. Used for certificate expiry. */
   now?: Date;
-  /** Open PKCS#12 payloads with their Password. Default: true. */
-  openPkcs12?: boolean;
+  /**
+   * Open PKCS#12 payloads with their Password. Default: true, all of them under one
+   * {@link KdfBudget}. A function opens each one (lintProfile hands one that opened them
+   * asynchronously beforehand).
+   */
+  openPkcs12?: boolean | Pkcs12Opener;
   /** Rule ids to leave out. */
   skip?: string[];
   /**
@@ -83,6 +89,15 @@ export function validateProfile(profile: PlistValue, options: ValidateOptions = 
     return issues;
   }
   const ctx = { target: options.target ?? targetOf(profile) };
+  // One budget for every PKCS#12 in the profile, made on first use.
+  let open: Pkcs12Opener | undefined = typeof options.openPkcs12 === 'function' ? options.openPkcs12 : undefined;
+  const opener = (): Pkcs12Opener => {
+    if (!open) {
+      const budget = new KdfBudget();
+      open = (content, password) => readPkcs12(content, password, { budget });
+    }
+    return open;
+  };
   // The path to a value is kept as its keys and indexes, and only written out for an empty string.
   const at: (string | number)[] = [];
   const walkEmpty = (v: PlistValue, pre: string): void => {
@@ -144,7 +159,7 @@ export function validateProfile(profile: PlistValue, options: ValidateOptions = 
     checkPayload(p, pre, add, ctx);
     walkEmpty(p, pre);
     checkIosRules(p, pre, add);
-    checkCertificates(p, pre, { now, encrypted, ...(options.openPkcs12 === false ? { openPkcs12: false } : {}) }, add);
+    checkCertificates(p, pre, { now, encrypted, ...(options.openPkcs12 === false ? { openPkcs12: false } : { open: opener() }) }, add);
     if (typeof p.PayloadUUID === 'string') {
       if (!UUID.test(p.PayloadUUID)) add('uuid-format', `${pre}PayloadUUID`, `"${p.PayloadUUID}" is not a canonical UUID (iOS takes any string)`, 'info');
       if (uuids.has(p.PayloadUUID)) add('duplicate-uuid', `${pre}PayloadUUID`, `"${p.PayloadUUID}" is the PayloadUUID of another payload: iOS refuses the profile (1007)`);

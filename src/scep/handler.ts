@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { clientAddress, TrustedProxies } from '../server/client.js';
+import { answerBadTarget, answerInternalError, requestTarget } from '../server/request-target.js';
 import { WindowCounter } from '../server/window-counter.js';
 import { createScepService, MAX_SCEP_MESSAGE, type ScepServiceOptions } from './service.js';
 
@@ -39,9 +40,14 @@ export function createScepHandler(options: ScepHandlerOptions): (req: IncomingMe
   const limit = options.rateLimit ?? 120;
   const failureLimit = options.failureLimit ?? 20;
   const service = createScepService(options);
-  return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== path && url.pathname !== `${path}/pkiclient.exe`) return false;
+  const respond = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const target = requestTarget(req.url);
+    if (!target) {
+      answerBadTarget(req, res);
+      return true;
+    }
+    const query = target.query;
+    if (target.path !== path && target.path !== `${path}/pkiclient.exe`) return false;
     const who = clientAddress(req, trusted);
     const t = now().getTime();
     const send = (status: number, type: string, body: Buffer | string, extra: Record<string, string> = {}) => {
@@ -59,7 +65,7 @@ export function createScepHandler(options: ScepHandlerOptions): (req: IncomingMe
       return true;
     }
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > MAX_SCEP_MESSAGE * 2 || (url.searchParams.get('message')?.length ?? 0) > MAX_SCEP_MESSAGE * 2) {
+    if (declared > MAX_SCEP_MESSAGE * 2 || (query.get('message')?.length ?? 0) > MAX_SCEP_MESSAGE * 2) {
       req.resume();
       send(413, 'text/plain; charset=utf-8', 'The PKIMessage is too large\n', { Connection: 'close' });
       return true;
@@ -77,9 +83,10 @@ export function createScepHandler(options: ScepHandlerOptions): (req: IncomingMe
     req.on('error', () => {});
     req.on('end', () => {
       if (over) return;
-      service({ method: method === 'HEAD' ? 'GET' : method, operation: url.searchParams.get('operation') ?? undefined, message: url.searchParams.get('message') ?? undefined, body: Buffer.concat(chunks), client: who })
+      service({ method: method === 'HEAD' ? 'GET' : method, operation: query.get('operation') ?? undefined, message: query.get('message') ?? undefined, body: Buffer.concat(chunks), client: who })
         .then((r) => {
-          if (r.failInfo) failures.hit(who, now().getTime());
+          // A FAILURE, and any request refused as unreadable or malformed, counts toward the limit.
+          if (r.failInfo || (r.status >= 400 && r.status < 500)) failures.hit(who, now().getTime());
           send(r.status, r.contentType, r.body);
         })
         .catch(() => {
@@ -87,5 +94,13 @@ export function createScepHandler(options: ScepHandlerOptions): (req: IncomingMe
         });
     });
     return true;
+  };
+  return (req, res) => {
+    try {
+      return respond(req, res);
+    } catch {
+      answerInternalError(res);
+      return true;
+    }
   };
 }

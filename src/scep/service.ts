@@ -9,8 +9,10 @@
  * ```
  * Who gets a certificate is decided here, not by the request: a PKCSReq must carry a
  * one-time challenge the store minted for one user, and the certificate's CN and only
- * rfc822Name are that user's, whatever the request asks for. A RenewalReq is signed with the
- * user's current certificate from this store. Anything wrong is a CertRep FAILURE with its
+ * rfc822Name are that user's, whatever the request asks for. A RenewalReq is signed with a
+ * current certificate this server issued to a device (its key never left the device; an
+ * identity shipped in a profile, whose password travels beside it, never renews), and the
+ * certificate it renews is revoked as superseded. Anything wrong is a CertRep FAILURE with its
  * failInfo, or a 4xx when the message cannot be answered at all; never a crash.
  *
  * Algorithms: requests are read in DES, 3DES and AES-CBC envelopes and with SHA-1 or SHA-2
@@ -21,7 +23,8 @@
  * @module scep-service
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import { parseCertificateRequest } from '../certs/csr.js';
+import { parseCertificateRequest, type CertificateRequest } from '../certs/csr.js';
+import { logSafe } from '../server/request-target.js';
 import { assertSmimeKey } from '../certs/issue.js';
 import { normalizeSerial } from '../certs/pem.js';
 import { envelopeRecipients, openEnvelopeFor, type EnvelopeCipher } from '../cms/envelope.js';
@@ -42,6 +45,12 @@ export interface ScepServiceOptions {
   store: EnrollingStore;
   /** Validity of the certificates issued, in days. Default: 365 (clamped to the issuing CA's). */
   days?: number;
+  /**
+   * The most device certificates one user may hold live at once; an enrolment past it is
+   * refused (badRequest) until one expires or is revoked. A renewal replaces the certificate it
+   * renews, so it never counts against the limit. Default: no limit.
+   */
+  maxDeviceCertificates?: number;
   /** One line per operation, without challenges. */
   log?: (line: string) => void;
   /** Default: `() => new Date()`. */
@@ -134,7 +143,7 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
     const to: ReplyTo = { transactionID: request.transactionID, senderNonce: request.senderNonce, recipient: request.signer.raw, cipher: 'aes-256-cbc', hash: request.hash };
     const reply = (body: Buffer): ScepHttpResponse => ({ status: 200, contentType: 'application/x-pki-message', body });
     const failure = (failInfo: FailInfo, reason: string) => {
-      log(`${client} SCEP ${typeName(request.messageType)} ${request.transactionID.slice(0, 40)} FAILURE ${failInfo}: ${reason}`);
+      log(`${client} SCEP ${typeName(request.messageType)} ${logSafe(request.transactionID, 40)} FAILURE ${failInfo}: ${reason}`);
       return { ...reply(certRep(signer, to, { failInfo })), failInfo };
     };
     if (request.signer.publicKey.asymmetricKeyType !== 'rsa') return failure('badAlg', 'the request is signed with a key other than RSA, which a reply cannot be encrypted to');
@@ -145,22 +154,35 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
     }
     // Which of our RA certificates the envelope is for: the current one, or one before it.
     let opened: { content: Buffer; cipher: EnvelopeCipher };
+    let recipients: { issuer: Buffer; serial: string }[];
     try {
       // The store names serials by their DER bytes (even-length hex); an INTEGER read back drops a leading zero nibble.
-      const recipients = envelopeRecipients(request.envelope).map((r) => ({ issuer: r.issuer, serial: normalizeSerial(r.serial.length % 2 ? `0${r.serial}` : r.serial) }));
-      const named = (x: { serial: string; certificate: Buffer }) => recipients.some((r) => r.serial === x.serial && r.issuer.equals(issuerName(x.certificate)));
-      const ra = named(current) ? current : (await Promise.all(recipients.map((r) => store.scepRaBySerial(r.serial)))).find((x) => x !== undefined && named(x));
-      if (!ra) return failure('badMessageCheck', 'the request is not encrypted to this server (wrong recipient; fetch GetCACert again)');
+      recipients = envelopeRecipients(request.envelope).map((r) => ({ issuer: r.issuer, serial: normalizeSerial(r.serial.length % 2 ? `0${r.serial}` : r.serial) }));
+    } catch (err) {
+      return failure('badMessageCheck', clientFault(err, 'the envelope cannot be read'));
+    }
+    const named = (x: { serial: string; certificate: Buffer }) => recipients.some((r) => r.serial === x.serial && r.issuer.equals(issuerName(x.certificate)));
+    // A store fault here is the server's (503), not the request's.
+    const ra = named(current) ? current : (await Promise.all(recipients.map((r) => store.scepRaBySerial(r.serial)))).find((x) => x !== undefined && named(x));
+    if (!ra) return failure('badMessageCheck', 'the request is not encrypted to this server (wrong recipient; fetch GetCACert again)');
+    try {
       opened = openEnvelopeFor(request.envelope, ra.privateKey, ra.certificate);
     } catch (err) {
-      if (!isProfilesmithError(err)) throw err;
-      return failure('badMessageCheck', err.message);
+      return failure('badMessageCheck', clientFault(err, 'the envelope cannot be opened'));
+    }
+    // What the request asks to certify: read (and its key checked) once, for an enrolment or a renewal.
+    let csr: CertificateRequest;
+    try {
+      csr = parseCertificateRequest(opened.content);
+      assertSmimeKey(csr.publicKey);
+    } catch (err) {
+      return failure('badRequest', clientFault(err, 'the certification request cannot be read'));
     }
     const answerTo = { ...to, cipher: opened.cipher };
     const key = createHash('sha256').update(request.transactionID).update(request.signer.raw).update(opened.content).digest('hex');
     const again = answered.get(key);
     if (again) {
-      log(`${client} SCEP ${typeName(request.messageType)} ${request.transactionID.slice(0, 40)} SUCCESS again (a retried request)`);
+      log(`${client} SCEP ${typeName(request.messageType)} ${logSafe(request.transactionID, 40)} SUCCESS again (a retried request)`);
       return reply(certRep(signer, answerTo, { certificate: again }));
     }
     let outcome: Outcome;
@@ -169,7 +191,7 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
       // (RFC 8894 2.4; certmonger's resubmit sends one): the certificate, not a challenge, says who.
       const held = await heldBy(request);
       const renewal = request.messageType === MESSAGE_TYPE.RenewalReq || (held !== undefined && renewable(held) === undefined);
-      outcome = renewal ? { ...(await renew(opened.content, request)), renewal: true } : await enroll(opened.content);
+      outcome = renewal ? { ...(await renew(csr, request)), renewal: true } : await enroll(csr);
     } catch (err) {
       // What the request got wrong is the client's failure; a store fault is the server's (503).
       if (!isProfilesmithError(err) || !REQUEST_ERRORS.has(err.code)) throw err;
@@ -179,20 +201,23 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
     const certificate = await store.getCertificate(outcome.record.serial);
     answered.set(key, certificate);
     if (answered.size > 1000) answered.delete(answered.keys().next().value as string);
-    log(`${client} SCEP ${typeName(request.messageType)}${outcome.renewal && request.messageType === MESSAGE_TYPE.PKCSReq ? ' (renewal)' : ''} ${request.transactionID.slice(0, 40)} SUCCESS ${outcome.record.user} ${outcome.record.serial} (${opened.cipher}, ${request.hash})`);
+    log(`${client} SCEP ${typeName(request.messageType)}${outcome.renewal && request.messageType === MESSAGE_TYPE.PKCSReq ? ' (renewal)' : ''} ${logSafe(request.transactionID, 40)} SUCCESS ${outcome.record.user} ${outcome.record.serial} (${opened.cipher}, ${request.hash})`);
     return reply(certRep(signer, answerTo, { certificate }));
   };
 
   /** A PKCSReq: the challenge names the user; the request gives only its key. */
-  const enroll = async (content: Buffer): Promise<Outcome> => {
-    const csr = parseCertificateRequest(content);
-    assertSmimeKey(csr.publicKey);
+  const enroll = async (csr: CertificateRequest): Promise<Outcome> => {
     if (!csr.challengePassword) return { failInfo: 'badRequest', reason: 'the request carries no challenge password' };
     const spent = await store.challenges.consume(csr.challengePassword);
     if (!('user' in spent)) return { failInfo: 'badRequest', reason: `the challenge is ${spent.state === 'unknown' ? 'unknown' : spent.state}` };
     const user = spent.user;
     const records = await store.listCertificates({ user });
     if (isRemovedUser(records)) return { failInfo: 'badRequest', reason: `${user} was removed from the store` };
+    const limit = options.maxDeviceCertificates;
+    if (limit !== undefined) {
+      const live = records.filter((r) => r.keyOnDevice && statusOf(r, now()) === 'valid').length;
+      if (live >= limit) return { failInfo: 'badRequest', reason: `${user} already holds ${live} live device certificate(s), the most allowed; revoke one first` };
+    }
     const record = await store.issueDeviceCertificate({ user, name: nameOf(user, records), publicKey: csr.publicKey, ...(options.days ? { days: options.days } : {}) });
     return { record };
   };
@@ -204,23 +229,28 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
     return held?.fingerprint === fp ? held : undefined;
   };
 
-  /** Why `held` cannot authorize a renewal, or undefined when it can: a valid signing certificate of this store's CA. */
+  /**
+   * Why `held` cannot authorize a renewal, or undefined when it can: a valid certificate this
+   * server issued to a device over SCEP. A signing identity the store holds the key of is shipped
+   * in profiles with its password beside it: whoever has a profile has that key, so it never renews.
+   */
   const renewable = (held: CertificateRecord): string | undefined => {
     if (held.source !== 'issued' || held.purpose !== 'smime-signing') return `certificate ${held.serial} is not a signing certificate of this store's CA`;
+    if (!held.keyOnDevice) return `certificate ${held.serial} was not enrolled by a device over SCEP (its key is shipped in profiles); only device certificates renew`;
     const status = statusOf(held, now());
     return status === 'valid' ? undefined : `certificate ${held.serial} is ${status}`;
   };
 
   /** A renewal: signed with a valid signing certificate this store issued; the new one is for the same user. */
-  const renew = async (content: Buffer, request: PkiRequest): Promise<Outcome> => {
-    const csr = parseCertificateRequest(content);
-    assertSmimeKey(csr.publicKey);
+  const renew = async (csr: CertificateRequest, request: PkiRequest): Promise<Outcome> => {
     const held = await heldBy(request);
     if (!held) return { failInfo: 'badCertId', reason: 'the renewal is signed with a certificate this store did not issue' };
     const why = renewable(held);
     if (why) return { failInfo: 'badCertId', reason: why };
     const records = await store.listCertificates({ user: held.user });
-    const record = await store.issueDeviceCertificate({ user: held.user, name: held.name ?? nameOf(held.user, records), publicKey: csr.publicKey, ...(options.days ? { days: options.days } : {}) });
+    if (isRemovedUser(records)) return { failInfo: 'badCertId', reason: `${held.user} was removed from the store` };
+    // The renewed certificate is superseded in the same step (the store refuses a second renewal of it).
+    const record = await store.issueDeviceCertificate({ user: held.user, name: held.name ?? nameOf(held.user, records), publicKey: csr.publicKey, renews: held.serial, ...(options.days ? { days: options.days } : {}) });
     return { record };
   };
 
@@ -258,6 +288,15 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
 
 /** The DER of a certificate's issuer Name, as an IssuerAndSerialNumber names it. */
 const issuerName = (der: Buffer) => tbsFields(der).issuer.raw;
+
+/**
+ * Why a request's own bytes could not be read, for the FAILURE's log line. Our typed errors say
+ * it in words; anything else thrown while reading client input (Node's decoders refusing junk)
+ * is still the request's fault, never the server's. A store fault never passes through here.
+ */
+function clientFault(err: unknown, fallback: string): string {
+  return isProfilesmithError(err) && REQUEST_ERRORS.has(err.code) ? err.message : fallback;
+}
 
 /** Errors that mean the request is refused, not that the server is in trouble. */
 const REQUEST_ERRORS = new Set(['ERR_KEY_UNSUPPORTED', 'ERR_INPUT_INVALID', 'ERR_CERT_INVALID', 'ERR_STORE_ENTRY_NOT_FOUND']);

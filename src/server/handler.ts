@@ -23,6 +23,7 @@ import { clientAddress, TrustedProxies } from './client.js';
 import { WindowCounter } from './window-counter.js';
 import type { LinkStore } from './links.js';
 import { installPage, messagePage } from './page.js';
+import { answerBadTarget, answerInternalError, logSafe, redactPath, requestTarget } from './request-target.js';
 
 /** Options of {@link createProfileHandler}. */
 export interface ProfileHandlerOptions {
@@ -151,13 +152,15 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
     send(res, 200, profile.bytes, 'application/x-apple-aspen-config', { 'Content-Disposition': `attachment; filename="${profileFileName(found.link.user)}"` });
   };
 
-  return (req, res) => {
+  const respond = (req: IncomingMessage, res: ServerResponse) => {
     const started = Date.now();
     const client = clientAddress(req, trusted);
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const path = url.pathname;
-    const logged = path.replace(/^\/p\/[^/]+/, '/p/<token>');
-    res.on('finish', () => options.log?.(`${client} ${req.method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
+    const target = requestTarget(req.url);
+    const logged = target ? redactPath(target.path) : '<bad target>';
+    const method = logSafe(req.method ?? '-', 16);
+    res.on('finish', () => options.log?.(`${client} ${method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
+    if (!target) return answerBadTarget(req, res);
+    const path = target.path;
     const t = clock();
     if (requests.hit(client, t) > limit) return retryPage(res, requests.peek(client, t)!.reset, t);
     const g = guesses.peek(client, t);
@@ -166,9 +169,19 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > 4096 || (req.headers['transfer-encoding'] && req.method !== 'POST')) return send(res, 413, messagePage('Too large', 'Requests carry no body.'));
     handle(req, res, path, client).catch((err: unknown) => {
-      options.log?.(`${client} ${req.method} ${logged} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}`);
+      options.log?.(`${client} ${method} ${logged} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}`);
       if (!res.headersSent) send(res, isProfilesmithError(err) ? 503 : 500, messagePage('Cannot make the profile', 'Ask your administrator.'));
       else res.destroy();
     });
+  };
+
+  return (req, res) => {
+    try {
+      respond(req, res);
+    } catch (err) {
+      // Nothing above should throw; if something does, it costs this request only.
+      options.log?.(`${logSafe(req.socket.remoteAddress ?? '?')} ${logSafe(req.method ?? '-', 16)} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}`);
+      answerInternalError(res);
+    }
   };
 }

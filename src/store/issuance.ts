@@ -44,7 +44,7 @@ export function checkedIssuance(options: IssueUserCertificateOptions, domains: r
 /** The record of a certificate as it enters a store. */
 export async function newRecord(
   certificate: Uint8Array,
-  fields: { user: string; purpose: CertificatePurpose; source: CertificateRecord['source']; chain: readonly Uint8Array[]; now: Date; keyOnDevice?: boolean },
+  fields: { user: string; purpose: CertificatePurpose; source: CertificateRecord['source']; chain: readonly Uint8Array[]; now: Date; keyOnDevice?: boolean; renewedFrom?: string },
 ): Promise<CertificateRecord> {
   const info = await describeCertificate(certificate);
   return {
@@ -61,7 +61,24 @@ export async function newRecord(
     ...(info.commonName ? { name: info.commonName } : {}),
     ...(fields.chain.length ? { chain: fields.chain.map((c) => fingerprint(c)) } : {}),
     ...(fields.keyOnDevice ? { keyOnDevice: true as const } : {}),
+    ...(fields.renewedFrom ? { renewedFrom: fields.renewedFrom } : {}),
   };
+}
+
+/**
+ * Every certificate renewed from `serial`, directly or through others (a SCEP renewal chain),
+ * found by `renewedFrom`: what revoking `serial` for keyCompromise revokes with it.
+ */
+export function renewalsOf(records: readonly CertificateRecord[], serial: string): CertificateRecord[] {
+  const out: CertificateRecord[] = [];
+  const seen = new Set([serial]);
+  for (let frontier = [serial]; frontier.length; ) {
+    const next = records.filter((r) => r.renewedFrom !== undefined && frontier.includes(r.renewedFrom) && !seen.has(r.serial));
+    for (const r of next) seen.add(r.serial);
+    out.push(...next);
+    frontier = next.map((r) => r.serial);
+  }
+  return out;
 }
 
 /**

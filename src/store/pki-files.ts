@@ -89,6 +89,11 @@ export interface RevokeResult {
   revoked: { date: string; reason: string };
   /** The user certificate's record. */
   record?: CertificateRecord;
+  /**
+   * With reason keyCompromise: the certificates renewed from this one (a SCEP renewal chain),
+   * revoked with it for keyCompromise, or whose earlier revocation (superseded) now says so.
+   */
+  renewals?: string[];
 }
 
 /** True when `issuer`'s key verifies `der`'s signature. */

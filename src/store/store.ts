@@ -54,6 +54,12 @@ export interface CertificateRecord {
    * SCEP. It counts for listing, revocation, CRLs and OCSP, and is never shipped in a profile.
    */
   keyOnDevice?: true;
+  /**
+   * The serial of the device certificate this one renewed (SCEP RenewalReq). The renewed one is
+   * revoked as `superseded` when this one is issued; revoking any certificate of such a chain for
+   * `keyCompromise` revokes every certificate renewed from it.
+   */
+  renewedFrom?: string;
 }
 
 /** A record with its status computed at a moment. */
@@ -88,6 +94,12 @@ export interface IssueDeviceCertificateOptions {
   publicKey: KeyObject;
   /** Default: 365. */
   days?: number;
+  /**
+   * The serial of the device certificate this one renews: recorded as `renewedFrom`, and that
+   * certificate is revoked as `superseded` in the same step, so a renewal never leaves two live
+   * certificates behind. Refused (ERR_CERT_INVALID) when it was revoked meanwhile.
+   */
+  renews?: string;
 }
 
 /** The CA certificates a device needs to trust the user identities. */

@@ -294,11 +294,14 @@ function revoke(ctx: Context): CommandModule<object, RevokeArgs> {
       });
       const r = await store.revokeCertificate(serial, args.reason);
       const what = r.record ? `${r.record.user}, ${r.record.purpose}` : { signer: 'a profile signer', responder: 'an OCSP responder', 'scep-ra': 'the SCEP RA', 'issuing-ca': 'an issuing CA', user: 'a user certificate' }[r.kind];
+      const renewals = r.renewals?.length ? `; ${r.renewals.length} certificate(s) renewed from it revoked with it (keyCompromise): ${r.renewals.join(', ')}` : '';
       if (r.already) {
-        note(ctx.io, `${r.serial} (${what}) was already revoked on ${r.revoked.date.slice(0, 10)} (${r.revoked.reason}); the ${r.ca} CRL lists it`);
+        note(ctx.io, `${r.serial} (${what}) was already revoked on ${r.revoked.date.slice(0, 10)} (${r.revoked.reason}); the ${r.ca} CRL lists it${renewals}`);
+        if (!renewals) return;
+        note(ctx.io, store.pkiUrl ? `\`profilesmith pki serve\` publishes it at once; a copy elsewhere needs \`profilesmith crl\`` : 'Publish the CRLs with `profilesmith crl`');
         return;
       }
-      note(ctx.io, `Revoked ${r.serial} (${what}): ${args.reason}; the ${r.ca} CRL lists it from now on`);
+      note(ctx.io, `Revoked ${r.serial} (${what}): ${args.reason}; the ${r.ca} CRL lists it from now on${renewals}`);
       note(ctx.io, store.pkiUrl ? `\`profilesmith pki serve\` publishes it at once; a copy elsewhere needs \`profilesmith crl --ca ${r.ca}\`` : `Publish the CRL with \`profilesmith crl --ca ${r.ca}\``);
       if (r.kind === 'signer' && !r.already) note(ctx.io, 'Profiles cannot be signed until `profilesmith ca rotate-signer` issues a new signer');
     },

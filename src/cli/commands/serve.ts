@@ -10,6 +10,7 @@ import { createCertificate, EKU } from '../../certs/x509.js';
 import { createProfileHandler } from '../../server/handler.js';
 import { createPkiHandler } from '../../pki/handler.js';
 import { createScepHandler } from '../../scep/handler.js';
+import { answerInternalError } from '../../server/request-target.js';
 import { validity } from '../../certs/issue.js';
 import { publicationFor } from '../../certs/publication.js';
 import { generateProfile } from '../../profile/generate.js';
@@ -44,6 +45,7 @@ interface Args extends StoreArgs, SignerArgs {
   tlsTrustStep?: string;
   sample: number;
   scep?: boolean;
+  scepDeviceLimit?: number;
 }
 
 /** The public URL: given, or made from the listening address (which must then be a real one). */
@@ -86,6 +88,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
         .option('guess-limit', { type: 'number', default: 20, describe: 'unknown links a client may try in 10 minutes before it must wait' })
         .option('tls-trust-step', { type: 'string', describe: "tell users to switch on full TLS trust for the root, giving this reason (only if the profile's servers use this CA's TLS certificates)" })
         .option('scep', { type: 'boolean', describe: "also answer SCEP at /scep (devices enroll their own signing keys with the store's CA); its URL goes into SCEP profiles" })
+        .option('scep-device-limit', { type: 'number', describe: 'with --scep: the most live device certificates one user may hold; enrolments past it are refused (renewals replace, so they do not count)' })
         .option('sample', { type: 'number', default: 3, describe: 'users whose profiles are made before listening, to find template or store problems at start' })
         .example('$0 serve --store ./store --template exchange-smime --set exchange.host=mail.example.com --tls-from-store --listen 0.0.0.0:8443 --public-url https://profiles.example.com:8443', 'serve profiles over HTTPS') as unknown as Argv<Args>,
     handler: async (args) => {
@@ -94,7 +97,8 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
       if ((args.tlsCert && !args.tlsKey) || (args.tlsKey && !args.tlsCert)) throw new UsageError('--tls-cert and --tls-key go together');
       if (args.listen && (args.host !== undefined || args.port !== undefined)) throw new UsageError('--listen replaces --host and --port; give one or the other');
       const at = args.listen ? parseListen(args.listen) : { host: args.host ?? '127.0.0.1', port: args.port ?? 8443 };
-      for (const [name, v] of [['rate-limit', args.rateLimit], ['guess-limit', args.guessLimit], ['sample', args.sample]] as const) {
+      if (args.scepDeviceLimit !== undefined && !args.scep) throw new UsageError('--scep-device-limit goes with --scep');
+      for (const [name, v] of [['rate-limit', args.rateLimit], ['guess-limit', args.guessLimit], ['sample', args.sample], ...(args.scepDeviceLimit !== undefined ? [['scep-device-limit', args.scepDeviceLimit] as const] : [])] as const) {
         if (!Number.isInteger(v) || v < (name === 'sample' ? 0 : 1)) throw new UsageError(`--${name} takes a whole number, got "${v}"`);
       }
       if (!args.publicUrl && (!at.host || at.host === '0.0.0.0' || at.host === '::')) {
@@ -155,11 +159,19 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
           log,
         });
         // The PKI routes (CRLs, CA certificates, OCSP) ride along, as `pki serve` answers them.
-        const pki = createPkiHandler({ store, log });
-        const scep = args.scep ? createScepHandler({ store, log, ...(args.trustProxy?.length ? { trustProxy: args.trustProxy } : {}) }) : undefined;
+        // The PKI routes take the same per-client limit and proxies, each kind of route counted apart.
+        const pki = createPkiHandler({ store, log, rateLimit: args.rateLimit, ...(args.trustProxy?.length ? { trustProxy: args.trustProxy } : {}) });
+        const scep = args.scep
+          ? createScepHandler({ store, log, ...(args.trustProxy?.length ? { trustProxy: args.trustProxy } : {}), ...(args.scepDeviceLimit !== undefined ? { maxDeviceCertificates: args.scepDeviceLimit } : {}) })
+          : undefined;
         const handler = (req: IncomingMessage, res: ServerResponse) => {
-          if (scep?.(req, res)) return;
-          if (!pki(req, res)) profiles(req, res);
+          try {
+            if (scep?.(req, res)) return;
+            if (!pki(req, res)) profiles(req, res);
+          } catch {
+            // Each handler answers its own faults; this is the last guard: one request, never the server.
+            answerInternalError(res);
+          }
         };
         const limits = { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 8192, keepAliveTimeout: 5_000 };
         let server: Server;

@@ -111,10 +111,14 @@ export async function putRevocations(store: FileStore, items: Revocation[]): Pro
   const changed: Revocation[] = [];
   for (const item of items) {
     const at = entries.findIndex((e) => e.serial === item.serial);
-    if (at < 0) entries.push(item);
-    else if (entries[at]!.kind === 'retired' && item.kind === 'revoked') entries[at] = item;
+    const prior = entries[at];
+    if (!prior) entries.push(item);
+    else if (prior.kind === 'retired' && item.kind === 'revoked') entries[at] = item;
+    // A key found compromised after its certificate was revoked for another reason (superseded by a
+    // renewal, say): the reason becomes keyCompromise, the date stays (RFC 5280 5.3.1).
+    else if (prior.kind === 'revoked' && item.kind === 'revoked' && item.reason === 'keyCompromise' && prior.reason !== 'keyCompromise') entries[at] = { ...prior, reason: 'keyCompromise' };
     else continue;
-    changed.push(item);
+    changed.push(entries[at] ?? item);
   }
   if (changed.length) await writeOverlay(store, entries, (await store.index.overlayFile()).amendments);
   return changed;

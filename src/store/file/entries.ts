@@ -11,7 +11,8 @@ import { CertificateInvalid, StoreEntryNotFound } from '../../errors.js';
 import { checkImport, type IdentityBundle } from '../../certs/import.js';
 import { type CertificatePurpose, type Identity } from '../../certs/issue.js';
 import { assertEmail } from '../../certs/email.js';
-import { distinctIssuers, fingerprint, toCertificates, toPem } from '../../certs/pem.js';
+import { distinctIssuers, fingerprint, normalizeSerial, toCertificates, toPem } from '../../certs/pem.js';
+import { caSlug } from '../../certs/publication.js';
 import { describeCertificate } from '../../certs/x509.js';
 import { profilePkcs12 } from '../../certs/pkcs12.js';
 import { atomicDir, atomicWrite } from '../fs-util.js';
@@ -146,8 +147,25 @@ export async function issueDevice(store: FileStore, options: IssueDeviceCertific
   const purpose = 'smime-signing';
   const user = await checkedUser(store, { user: options.user, name: options.name, purpose }, meta);
   const gen = meta.issuing ?? 1;
+  const renews = options.renews === undefined ? undefined : normalizeSerial(options.renews);
+  // The renewed certificate's CA, for its CRL entry; it must be a device certificate of this user.
+  const renewed = renews === undefined ? undefined : await store.index.get(renews);
+  if (renewed && (!renewed.keyOnDevice || renewed.user.toLowerCase() !== user.toLowerCase())) {
+    throw new CertificateInvalid('not-renewable', `Certificate ${renewed.serial} is not a device certificate of ${user}; only those are renewed this way`);
+  }
+  const renewedCa = renewed ? caSlug(await store.issuingOf(renewed)) : undefined;
   const { certificate } = await certifyFor(await store.issuerIdentity(gen), user, options, gen, meta.pkiUrl, store.now);
-  return (await addEntry(store, { certificate }, user, purpose, 'issued', [])).record;
+  const guard = renews === undefined ? undefined : async () => {
+    // Decided under the lock: two renewals of one certificate (a replay) cannot both pass.
+    if ((await store.index.revocations()).some((r) => r.serial === renews)) {
+      throw new CertificateInvalid('revoked', `Certificate ${renews} is revoked; a revoked certificate cannot be renewed`);
+    }
+    return true;
+  };
+  const after = renews === undefined ? undefined : async () => {
+    await store.putRevocations([{ serial: renews, date: store.now().toISOString(), reason: 'superseded', kind: 'revoked', ca: renewedCa! }]);
+  };
+  return (await addEntry(store, { certificate }, user, purpose, 'issued', [], guard, after, renews)).record;
 }
 
 /** Records an identity under its serial, atomically and under the store lock; `guard` (run under the lock) may veto it. */
@@ -158,9 +176,11 @@ export async function addEntry(store: FileStore,
   source: CertificateRecord['source'],
   chain: Buffer[],
   guard?: () => Promise<boolean>,
+  after?: () => Promise<void>,
+  renewedFrom?: string,
 ): Promise<{ record: CertificateRecord }> {
   const key = store.requireKey('store keys');
-  const record = await newRecord(identity.certificate, { user, purpose, source, chain, now: store.now(), keyOnDevice: !identity.privateKey });
+  const record = await newRecord(identity.certificate, { user, purpose, source, chain, now: store.now(), keyOnDevice: !identity.privateKey, ...(renewedFrom ? { renewedFrom } : {}) });
   const serial = record.serial;
   await store.write(async () => {
     if (guard && !(await guard())) return;
@@ -174,6 +194,8 @@ export async function addEntry(store: FileStore,
       ...(identity.privateKey ? { [`key.${store.meta.keyGeneration}`]: { data: sealKey(key, identity.privateKey, `certs/${serial}/key`), mode: 0o600 } } : {}),
       'entry.json': { data: JSON.stringify(record, null, 2) + '\n', mode: 0o644 },
     }, store.durable);
+    // Under the same lock, after the entry is safely in: a crash between leaves the old one live, never neither.
+    await after?.();
   });
   return { record };
 }

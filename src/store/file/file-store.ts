@@ -47,7 +47,8 @@ import { parseMeta, type StoreMeta } from './meta.js';
 import { opensCheck } from '../settings.js';
 import { changePassphrase, importSigner, rotateIssuing, rotateSigner, setPkiUrl, setScepUrl } from './admin.js';
 import { checkedUser, importIdentity, issue, issueDevice, renewCertificate } from './entries.js';
-import { certificateStatus, createCrl, ocspResponder, publishedCrl, removeUser, revokeCertificate, serviceIdentity, serviceIdentityBySerial } from './pki.js';
+import type { SerialStatus } from '../../pki/handler.js';
+import { certificateStatus, certificateStatuses, createCrl, ocspResponder, publishedCrl, removeUser, revokeCertificate, serviceIdentity, serviceIdentityBySerial } from './pki.js';
 
 /** The file store. Create it with {@link initStore} or {@link openStore}. */
 export class FileStore implements LifecycleStore {
@@ -467,8 +468,13 @@ export class FileStore implements LifecycleStore {
    * `revoked` (with date and reason), or `unknown` for a serial it never issued. A retired
    * certificate is good: retiring takes it out of profiles, not out of trust.
    */
-  certificateStatus(ca: CaRef, serial: string): Promise<{ status: 'good' } | { status: 'revoked'; date: Date; reason: RevocationReason } | { status: 'unknown' }> {
+  certificateStatus(ca: CaRef, serial: string): Promise<SerialStatus> {
     return certificateStatus(this, ca, serial);
+  }
+
+  /** {@link FileStore.certificateStatus} of several serials, the shared reads done once (an OCSP request names up to 16). */
+  certificateStatuses(ca: CaRef, serials: readonly string[]): Promise<SerialStatus[]> {
+    return certificateStatuses(this, ca, serials);
   }
 
   /**

@@ -15,16 +15,30 @@ import { certificateBasics, describeCertificate } from '../../certs/x509.js';
 import { caSlug, type CaRef } from '../../certs/publication.js';
 import { atomicWrite } from '../fs-util.js';
 import { OCSP_DIR, SCEP_DIR, readPublishedCrl, responderPaths, type ServiceKind, signCrl, verifiesWith, type CaIssuedCertificate, type ResponderIdentity, type RevokeResult } from '../pki-files.js';
+import type { SerialStatus } from '../../pki/handler.js';
 import { removalOf, statusOf, type CertificateRecord, type RemoveUserResult } from '../store.js';
-import { SERIAL } from './record-index.js';
+import { SERIAL, type Revocation } from './record-index.js';
+import { renewalsOf } from '../issuance.js';
 import type { FileStore } from './file-store.js';
 import { sealKey } from './meta.js';
 import { caOptions } from './admin.js';
 
-/** The certificates the store's CAs issued for themselves: profile signers (current and past) and OCSP responders. */
+/** caIssued's last answer per store, keyed by what it was read from (file names are serials: their content never changes). */
+const caIssuedCache = new WeakMap<FileStore, { key: string; value: CaIssuedCertificate[] }>();
+
+/**
+ * The certificates the store's CAs issued for themselves: profile signers (current and past),
+ * OCSP responders and SCEP RAs. Three directory listings; the certificates are read and
+ * checked again only when a listing or the CA list changed.
+ */
 export async function caIssued(store: FileStore): Promise<CaIssuedCertificate[]> {
-  const out: CaIssuedCertificate[] = [];
   const cas = await store.caCertificates();
+  const dirs = [['signer', 'signer'], [OCSP_DIR, 'responder'], [SCEP_DIR, 'scep-ra']] as const;
+  const listed = await Promise.all(dirs.map(async ([dir]) => (await fs.readdir(join(store.dir, dir)).catch(() => [] as string[])).filter((n) => n.endsWith('.pem')).sort()));
+  const key = JSON.stringify([listed, cas.map((c) => c.serial)]);
+  const cached = caIssuedCache.get(store);
+  if (cached?.key === key) return cached.value;
+  const out: CaIssuedCertificate[] = [];
   const add = async (rel: string, kind: CaIssuedCertificate['kind']) => {
     const der = await store.readCert(rel).catch(() => undefined);
     if (!der) return;
@@ -33,9 +47,8 @@ export async function caIssued(store: FileStore): Promise<CaIssuedCertificate[]>
     // An imported signer is an outside CA's: not ours to revoke or to answer for.
     if (issuer) out.push({ serial: normalizeSerial(info.serial), kind, ca: issuer.ca, certificate: der });
   };
-  for (const n of (await fs.readdir(join(store.dir, 'signer')).catch(() => [] as string[])).sort()) if (n.endsWith('.pem')) await add(`signer/${n}`, 'signer');
-  for (const n of (await fs.readdir(join(store.dir, OCSP_DIR)).catch(() => [] as string[])).sort()) if (n.endsWith('.pem')) await add(`${OCSP_DIR}/${n}`, 'responder');
-  for (const n of (await fs.readdir(join(store.dir, SCEP_DIR)).catch(() => [] as string[])).sort()) if (n.endsWith('.pem')) await add(`${SCEP_DIR}/${n}`, 'scep-ra');
+  for (const [i, [dir, kind]] of dirs.entries()) for (const n of listed[i]!) await add(`${dir}/${n}`, kind);
+  caIssuedCache.set(store, { key, value: out });
   return out;
 }
 
@@ -51,13 +64,17 @@ export async function revokeCertificate(store: FileStore, serial: string, reason
   const date = store.now().toISOString();
   const meta = await store.freshMeta();
   const known = new Map((await store.index.revocations()).filter((r) => r.kind === 'revoked').map((r) => [r.serial, r]));
-  const result = (kind: RevokeResult['kind'], ca: CaRef, record?: CertificateRecord): Promise<RevokeResult> => store.write(async () => {
+  const result = (kind: RevokeResult['kind'], ca: CaRef, record?: CertificateRecord, renewals: Revocation[] = []): Promise<RevokeResult> => store.write(async () => {
     // Decided under the lock: a revocation by another process meanwhile counts as prior.
-    if (!known.has(s) && (await store.putRevocations([{ serial: s, date, reason, kind: 'revoked', ca: caSlug(ca) }])).length) {
-      return { serial: s, kind, ca: caSlug(ca), already: false, revoked: { date, reason }, ...(record ? { record: { ...record, revoked: { date, reason } } } : {}) };
+    const changed = await store.putRevocations([{ serial: s, date, reason, kind: 'revoked', ca: caSlug(ca) }, ...renewals]);
+    const cascade = renewals.length ? { renewals: changed.filter((c) => c.serial !== s).map((c) => c.serial) } : {};
+    const mine = changed.find((c) => c.serial === s);
+    if (mine && !known.has(s) && mine.date === date) {
+      return { serial: s, kind, ca: caSlug(ca), already: false, revoked: { date, reason }, ...(record ? { record: { ...record, revoked: { date, reason } } } : {}), ...cascade };
     }
     const prior = (await store.index.revocations()).find((r) => r.serial === s && r.kind === 'revoked')!;
-    return { serial: s, kind, ca: caSlug(ca), already: true, revoked: { date: prior.date, reason: prior.reason }, ...(record ? { record } : {}) };
+    const revoked = { date: prior.date, reason: prior.reason };
+    return { serial: s, kind, ca: caSlug(ca), already: true, revoked, ...(record ? { record: { ...record, revoked } } : {}), ...cascade };
   });
   const cas = await store.caCertificates();
   const ca = cas.find((c) => c.serial === s);
@@ -78,7 +95,14 @@ export async function revokeCertificate(store: FileStore, serial: string, reason
   if (record.source !== 'issued') {
     throw new CertificateInvalid('outside-ca', `Certificate ${s} was issued by an outside CA ("${record.issuer}"); only that CA can revoke it`);
   }
-  return result('user', await store.issuingOf(record), record);
+  // A compromised key taints what was renewed from it: the renewal was signed with that key.
+  const renewals: Revocation[] = [];
+  if (reason === 'keyCompromise') {
+    for (const r of renewalsOf(await store.listCertificates({ user: record.user }), s)) {
+      renewals.push({ serial: r.serial, date, reason: 'keyCompromise', kind: 'revoked', ca: caSlug(await store.issuingOf(r)) });
+    }
+  }
+  return result('user', await store.issuingOf(record), record, renewals);
 }
 
 /**
@@ -228,19 +252,39 @@ export async function readResponder(store: FileStore, ca: CaRef, dir: string = O
  * `revoked` (with date and reason), or `unknown` for a serial it never issued. A retired
  * certificate is good: retiring takes it out of profiles, not out of trust.
  */
-export async function certificateStatus(store: FileStore, ca: CaRef, serial: string): Promise<{ status: 'good' } | { status: 'revoked'; date: Date; reason: RevocationReason } | { status: 'unknown' }> {
-  const s = normalizeSerial(serial);
-  const revocation = (await store.index.revocations()).find((r) => r.serial === s && r.kind === 'revoked' && (r.ca ?? 'issuing') === caSlug(ca));
-  let issued = false;
-  // The common question first: a user certificate (one entry read). The CA's own certificates
-  // (signers, responders: a directory listing and a signature check each) only when it is not one.
-  if (ca !== 'root' && SERIAL.test(s)) {
-    const record = await store.index.read(s).catch(() => undefined);
-    issued = record?.source === 'issued' && (await store.issuingOf(record)) === ca;
+export async function certificateStatus(store: FileStore, ca: CaRef, serial: string): Promise<SerialStatus> {
+  return (await certificateStatuses(store, ca, [serial]))[0]!;
+}
+
+/**
+ * {@link certificateStatus} of several serials, with the shared reads done once: revocations.json,
+ * and the CA's own certificates only when a serial is not a user certificate. A serial the store
+ * never issued costs one failed entry lookup, never a certificate read.
+ */
+export async function certificateStatuses(store: FileStore, ca: CaRef, serials: readonly string[]): Promise<SerialStatus[]> {
+  const slug = caSlug(ca);
+  const revoked = new Map((await store.index.revocations()).filter((r) => r.kind === 'revoked' && (r.ca ?? 'issuing') === slug).map((r) => [r.serial, r]));
+  let own: Promise<Set<string>> | undefined;
+  const ownSerials = () =>
+    (own ??= (async () => {
+      const set = new Set((await caIssued(store)).filter((c) => c.ca === ca).map((c) => c.serial));
+      if (ca === 'root') for (const c of await store.caCertificates()) if (c.ca !== 'root') set.add(c.serial);
+      return set;
+    })());
+  const out: SerialStatus[] = [];
+  for (const serial of serials) {
+    const s = normalizeSerial(serial);
+    let issued = false;
+    // The common question first: a user certificate (one entry read).
+    if (ca !== 'root' && SERIAL.test(s)) {
+      const record = await store.index.get(s).catch(() => undefined);
+      issued = record?.source === 'issued' && (await store.issuingOf(record)) === ca;
+    }
+    if (!issued) issued = (await ownSerials()).has(s);
+    const revocation = revoked.get(s);
+    if (!issued) out.push({ status: 'unknown' });
+    else if (revocation) out.push({ status: 'revoked', date: new Date(revocation.date), reason: revocation.reason as RevocationReason });
+    else out.push({ status: 'good' });
   }
-  if (!issued && ca === 'root') issued = (await store.caCertificates()).some((c) => c.ca !== 'root' && c.serial === s);
-  if (!issued) issued = (await caIssued(store)).some((c) => c.serial === s && c.ca === ca);
-  if (!issued) return { status: 'unknown' };
-  if (revocation) return { status: 'revoked', date: new Date(revocation.date), reason: revocation.reason as RevocationReason };
-  return { status: 'good' };
+  return out;
 }

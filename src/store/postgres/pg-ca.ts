@@ -6,6 +6,7 @@
  *
  * @module postgres-ca
  */
+import type { SerialStatus } from '../../pki/handler.js';
 import { X509Certificate } from 'node:crypto';
 import type pg from 'pg';
 import { createOcspResponder, createScepRa } from '../../certs/ca.js';
@@ -308,21 +309,31 @@ export class PgCa {
   }
 
   /** The status of a serial among the certificates `ca` issued (for OCSP); a retired certificate is good. */
-  async certificateStatus(ca: CaRef, serial: string): Promise<{ status: 'good' } | { status: 'revoked'; date: Date; reason: RevocationReason } | { status: 'unknown' }> {
-    const s = normalizeSerial(serial);
+  async certificateStatus(ca: CaRef, serial: string): Promise<SerialStatus> {
+    return (await this.certificateStatuses(ca, [serial]))[0]!;
+  }
+
+  /** The statuses of several serials in one query (an OCSP request names up to 16). */
+  async certificateStatuses(ca: CaRef, serials: readonly string[]): Promise<SerialStatus[]> {
+    const wanted = serials.map(normalizeSerial);
     const slug = caSlug(ca);
     // A user certificate this CA issued (by its issuer name), or one of the store's own it issued.
     const subject = ca === 'root' ? null : ((await this.caCertificates()).find((c) => c.ca === ca)?.subject ?? null);
-    const r = await this.db.query<{ issued: boolean; kind: string | null; date: Date | null; reason: string | null }>(
-      `SELECT (EXISTS (SELECT 1 FROM certificates WHERE serial = $1 AND record->>'source' = 'issued' AND record->>'issuer' = $3)
-            OR EXISTS (SELECT 1 FROM ca_certs WHERE serial = $1 AND ca = $2)) AS issued,
+    const r = await this.db.query<{ serial: string; issued: boolean; kind: string | null; date: Date | null; reason: string | null }>(
+      `SELECT s.serial,
+              (EXISTS (SELECT 1 FROM certificates WHERE serial = s.serial AND record->>'source' = 'issued' AND record->>'issuer' = $3)
+            OR EXISTS (SELECT 1 FROM ca_certs WHERE serial = s.serial AND ca = $2)) AS issued,
               v.kind, v.date, v.reason
-         FROM (SELECT 1) AS one LEFT JOIN revocations v ON v.serial = $1 AND v.kind = 'revoked' AND COALESCE(v.ca, 'issuing') = $2`,
-      [s, slug, subject],
+         FROM unnest($1::text[]) AS s(serial)
+         LEFT JOIN revocations v ON v.serial = s.serial AND v.kind = 'revoked' AND COALESCE(v.ca, 'issuing') = $2`,
+      [[...new Set(wanted)], slug, subject],
     );
-    const row = r.rows[0]!;
-    if (!row.issued) return { status: 'unknown' };
-    if (row.kind === 'revoked') return { status: 'revoked', date: row.date!, reason: row.reason as RevocationReason };
-    return { status: 'good' };
+    const bySerial = new Map(r.rows.map((row) => [row.serial, row]));
+    return wanted.map((s): SerialStatus => {
+      const row = bySerial.get(s);
+      if (!row?.issued) return { status: 'unknown' };
+      if (row.kind === 'revoked') return { status: 'revoked', date: row.date!, reason: row.reason as RevocationReason };
+      return { status: 'good' };
+    });
   }
 }

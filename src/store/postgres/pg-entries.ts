@@ -10,7 +10,8 @@ import type pg from 'pg';
 import { assertEmail } from '../../certs/email.js';
 import { checkImport, type IdentityBundle } from '../../certs/import.js';
 import { type CertificatePurpose } from '../../certs/issue.js';
-import { distinctIssuers, fingerprint, toCertificates } from '../../certs/pem.js';
+import { distinctIssuers, fingerprint, normalizeSerial, toCertificates } from '../../certs/pem.js';
+import { caSlug } from '../../certs/publication.js';
 import { CertificateInvalid } from '../../errors.js';
 import { seal } from '../secret-box.js';
 import { planReimport, servesPurpose, statusOf, type CertificateRecord, type ImportIdentityOptions, type ImportIdentityResult, type IssueDeviceCertificateOptions, type IssueUserCertificateOptions } from '../store.js';
@@ -57,9 +58,26 @@ export async function issueDevice(store: PostgresStore, options: IssueDeviceCert
   await store.refreshMeta();
   const user = store.checkedUser({ user: options.user, name: options.name, purpose: 'smime-signing' });
   const gen = await store.ca.current();
+  const renews = options.renews === undefined ? undefined : normalizeSerial(options.renews);
+  // The renewed certificate's CA, for its CRL entry; it must be a device certificate of this user.
+  const renewed = renews === undefined ? undefined : await store.record(renews);
+  if (renewed && (!renewed.keyOnDevice || renewed.user.toLowerCase() !== user.toLowerCase())) {
+    throw new CertificateInvalid('not-renewable', `Certificate ${renewed.serial} is not a device certificate of ${user}; only those are renewed this way`);
+  }
+  const renewedCa = renewed ? caSlug(await store.ca.issuingOf(renewed)) : undefined;
   const { certificate } = await certifyFor(await store.ca.caIdentity(gen), user, options, gen, store.keys.meta.pkiUrl, store.now);
-  const record = await newRecord(certificate, { user, purpose: 'smime-signing', source: 'issued', chain: [], now: store.now(), keyOnDevice: true });
-  await store.db.tx((c) => insertEntry(store, c, record, { certificate }, []));
+  const record = await newRecord(certificate, { user, purpose: 'smime-signing', source: 'issued', chain: [], now: store.now(), keyOnDevice: true, ...(renews ? { renewedFrom: renews } : {}) });
+  await store.db.tx(async (c) => {
+    if (renews !== undefined) {
+      // One statement decides, across nodes: two renewals of one certificate (a replay) cannot both pass.
+      const superseded = await c.query(
+        `INSERT INTO revocations (serial, kind, ca, date, reason) VALUES ($1, 'revoked', $2, $3, 'superseded') ON CONFLICT (serial) DO NOTHING RETURNING serial`,
+        [renews, renewedCa, store.now()],
+      );
+      if (!superseded.rowCount) throw new CertificateInvalid('revoked', `Certificate ${renews} is revoked; a revoked certificate cannot be renewed`);
+    }
+    await insertEntry(store, c, record, { certificate }, []);
+  });
   return record;
 }
 

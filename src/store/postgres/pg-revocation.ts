@@ -13,6 +13,7 @@ import { CertificateInvalid, StoreEntryNotFound } from '../../errors.js';
 import type { RevokeResult } from '../pki-files.js';
 import { removalOf, type CertificateRecord, type RemoveUserResult } from '../store.js';
 
+import { renewalsOf } from '../issuance.js';
 import type { PgCa } from './pg-ca.js';
 
 export async function revokeCertificate(authority: PgCa, serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {
@@ -51,21 +52,31 @@ export async function revokeCertificate(authority: PgCa, serial: string, reason:
     if (record.source !== 'issued') throw new CertificateInvalid('outside-ca', `Certificate ${s} was issued by an outside CA ("${record.issuer}"); only that CA can revoke it`);
     ca = caSlug(await authority.issuingOf(record));
   }
-  // One statement decides: a revocation by another node meanwhile counts as prior; a retired one becomes revoked.
-  const r = await authority.db.query<{ date: Date; reason: string }>(
-    `INSERT INTO revocations AS v (serial, kind, ca, date, reason) VALUES ($1, 'revoked', $2, $3, $4)
-       ON CONFLICT (serial) DO UPDATE SET kind = 'revoked', ca = EXCLUDED.ca, date = EXCLUDED.date, reason = EXCLUDED.reason WHERE v.kind = 'retired'
-       RETURNING date, reason`,
-    [s, ca, date, reason],
-    'write',
-  );
-  const changed = r.rows[0];
-  if (changed) {
+  // A compromised key taints what was renewed from it: the renewal was signed with that key.
+  const renewals: { serial: string; ca: string }[] = [];
+  if (record && reason === 'keyCompromise') {
+    for (const r of renewalsOf(await authority.lookup.list({ user: record.user }), s)) renewals.push({ serial: r.serial, ca: caSlug(await authority.issuingOf(r)) });
+  }
+  // One statement per certificate decides: a revocation by another node meanwhile counts as prior;
+  // a retired one becomes revoked; one revoked for another reason becomes keyCompromise (its date kept).
+  const upsert = `INSERT INTO revocations AS v (serial, kind, ca, date, reason) VALUES ($1, 'revoked', $2, $3, $4)
+       ON CONFLICT (serial) DO UPDATE SET kind = 'revoked', ca = EXCLUDED.ca,
+         date = CASE WHEN v.kind = 'retired' THEN EXCLUDED.date ELSE v.date END, reason = EXCLUDED.reason
+       WHERE v.kind = 'retired' OR (EXCLUDED.reason = 'keyCompromise' AND v.reason <> 'keyCompromise')
+       RETURNING serial, date, reason`;
+  const { changed, cascaded } = await authority.db.tx(async (c) => {
+    const main = (await c.query<{ date: Date; reason: string }>(upsert, [s, ca, date, reason])).rows[0];
+    const done: string[] = [];
+    for (const r of renewals) if ((await c.query(upsert, [r.serial, r.ca, date, 'keyCompromise'])).rowCount) done.push(r.serial);
+    return { changed: main, cascaded: done };
+  });
+  const cascade = renewals.length ? { renewals: cascaded } : {};
+  if (changed && changed.date.getTime() === date.getTime()) {
     const revoked = { date: changed.date.toISOString(), reason: changed.reason };
-    return { serial: s, kind, ca, already: false, revoked, ...(record ? { record: { ...record, revoked } } : {}) };
+    return { serial: s, kind, ca, already: false, revoked, ...(record ? { record: { ...record, revoked } } : {}), ...cascade };
   }
   const prior = (await authority.db.query<{ date: Date; reason: string }>('SELECT date, reason FROM revocations WHERE serial = $1', [s])).rows[0]!;
-  return { serial: s, kind, ca, already: true, revoked: { date: prior.date.toISOString(), reason: prior.reason }, ...(record ? { record: await authority.lookup.record(s) } : {}) };
+  return { serial: s, kind, ca, already: true, revoked: { date: prior.date.toISOString(), reason: prior.reason }, ...(record ? { record: await authority.lookup.record(s) } : {}), ...cascade };
 }
 
 export async function removeUser(authority: PgCa, user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {

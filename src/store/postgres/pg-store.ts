@@ -18,6 +18,7 @@
  *
  * @module postgres-store
  */
+import type { SerialStatus } from '../../pki/handler.js';
 import type { KeyObject } from 'node:crypto';
 import type pg from 'pg';
 import { type IdentityBundle } from '../../certs/import.js';
@@ -406,8 +407,13 @@ export class PostgresStore implements LifecycleStore {
   }
 
   /** The status of a serial among the certificates `ca` issued (for OCSP); a retired certificate is good. */
-  certificateStatus(ca: CaRef, serial: string): Promise<{ status: 'good' } | { status: 'revoked'; date: Date; reason: RevocationReason } | { status: 'unknown' }> {
+  certificateStatus(ca: CaRef, serial: string): Promise<SerialStatus> {
     return this.#ca.certificateStatus(ca, serial);
+  }
+
+  /** The statuses of several serials in one query (an OCSP request names up to 16). */
+  certificateStatuses(ca: CaRef, serials: readonly string[]): Promise<SerialStatus[]> {
+    return this.#ca.certificateStatuses(ca, serials);
   }
 
   // ---- administration ----
