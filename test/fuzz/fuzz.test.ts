@@ -8,14 +8,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
 import { tmp } from '../helpers/tools.js';
-import { checkCli, checkProfileBytes, cliCase, makeCorpus, properties, type Property } from './properties.js';
+import { BOUND_MS, checkCli, checkProfileBytes, cliCase, makeCorpus, properties, type Property } from './properties.js';
 
 const runs = Number(process.env.FUZZ_RUNS ?? 150);
 const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
 const corpus = makeCorpus();
 
 for (const p of Object.values(properties) as Property<unknown>[]) {
-  test(`fuzz ${p.name}: every input ends in a result or a typed error, within ${5} s`, async (t) => {
+  test(`fuzz ${p.name}: every input ends in a result or a typed error (hang bound ${BOUND_MS / 1000} s)`, async (t) => {
     const c = await corpus;
     const result = await fc.check(fc.asyncProperty(p.arbitrary(c), (input) => p.check(c, input)), { numRuns: runs, ...(seed !== undefined ? { seed } : {}) });
     t.log(`${result.numRuns} inputs, seed ${result.seed}`);

@@ -20,7 +20,7 @@ import { toPkcs12 } from '../../src/certs/pkcs12.js';
 import { checkSignerInfo, parseSignedData, verifyProfile } from '../../src/cms/verify.js';
 import { envelope } from '../../src/cms/envelope.js';
 import { createScepService, type ScepHttpRequest, type ScepHttpResponse } from '../../src/scep/service.js';
-import { initStore } from '../../src/store/fs-store.js';
+import { initStore, type FileStore } from '../../src/store/fs-store.js';
 import { pkiMessage, requester } from '../helpers/scep.js';
 import { isProfilesmithError } from '../../src/errors.js';
 import { profileFileName } from '../../src/batch/names.js';
@@ -32,9 +32,22 @@ import { isPlistDict, parsePlistXml, type PlistValue } from '../../src/profile/p
 import { createMemoryStore, type MemoryStore } from '../../src/store/memory-store.js';
 import { CsvParser, csvField } from '../../src/util/csv.js';
 import { BIN, snapshotDir } from '../helpers/tools.js';
+import { createServer } from 'node:http';
+import { connect as netConnect } from 'node:net';
+import { KdfBudget, readPkcs12, readPkcs12Async } from '../../src/certs/pkcs12-read.js';
+import { createPkiHandler } from '../../src/pki/handler.js';
+import { createScepHandler } from '../../src/scep/handler.js';
+import { createProfileHandler } from '../../src/server/handler.js';
+import { requestTarget } from '../../src/server/request-target.js';
+import { hostileTargets } from '../helpers/hostile-targets.js';
+import { pkcs12Bomb } from '../helpers/pkcs12-bomb.js';
 
-/** Time one input may take before it counts as a hang. */
-export const BOUND_MS = 5_000;
+/**
+ * Time one input may take before it counts as a hang: far above any honest run (the slowest
+ * inputs take well under a second here), so a machine under load never fails it. Work bounds
+ * are asserted as work (the KDF budget, bytes read), not as time.
+ */
+export const BOUND_MS = 60_000;
 
 export interface Corpus {
   store: MemoryStore;
@@ -51,7 +64,7 @@ export interface Corpus {
   ocsp: Buffer;
   responder: { certificate: Buffer; privateKey: import('node:crypto').KeyObject };
   /** A SCEP service over a file store, with a valid PKCSReq for it and its parts (absent without openssl). */
-  scep?: { service: (r: ScepHttpRequest) => Promise<ScepHttpResponse>; message: Buffer; csr: Buffer; ra: Buffer; requester: { key: import('node:crypto').KeyObject; certificate: Buffer } };
+  scep?: { service: (r: ScepHttpRequest) => Promise<ScepHttpResponse>; message: Buffer; csr: Buffer; ra: Buffer; requester: { key: import('node:crypto').KeyObject; certificate: Buffer }; store: FileStore };
 }
 
 /** The SCEP part of the corpus: a file store in a temporary directory (removed at exit) and a PKCSReq made by openssl. */
@@ -64,7 +77,7 @@ async function scepCorpus(): Promise<Corpus['scep']> {
   const { token } = await store.challenges.create('alice@example.com');
   const who = requester(dir, 'device', { challenge: token });
   const ra = (await store.scepRa()).certificate;
-  return { service: createScepService({ store }), message: pkiMessage(envelope(who.csr, ra), who), csr: who.csr, ra, requester: who };
+  return { service: createScepService({ store }), message: pkiMessage(envelope(who.csr, ra), who), csr: who.csr, ra, requester: who, store };
 }
 
 export async function makeCorpus(): Promise<Corpus> {
@@ -222,6 +235,60 @@ export async function checkProfileBytes(c: Corpus, bytes: Buffer): Promise<void>
   // A mutated profile that still verifies must carry exactly the content that was signed.
   if (v?.valid && !Buffer.from(v.content).equals(c.xml)) throw new Error('verifyProfile: valid, but with other content');
 }
+
+
+/** The composed handlers (SCEP, PKI, profiles) of a file store, on a loopback port: made once, for the http-target property. */
+let targetServer: Promise<number> | undefined;
+function handlersServer(c: Corpus): Promise<number> {
+  return (targetServer ??= (async () => {
+    const store = c.scep?.store;
+    const profiles = createProfileHandler({ store: store ?? c.store, links: store?.links ?? c.store.links, template: 'exchange-smime', data: { exchange: { host: 'mail.example.com' } }, rateLimit: 1e9, guessLimit: 1e9 });
+    const pki = store ? createPkiHandler({ store, rateLimit: 1e9 }) : undefined;
+    const scep = store ? createScepHandler({ store, rateLimit: 1e9, failureLimit: 1e9 }) : undefined;
+    const server = createServer((req, res) => {
+      if (scep?.(req, res)) return;
+      if (!pki?.(req, res)) profiles(req, res);
+    });
+    server.unref();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    return (server.address() as { port: number }).port;
+  })());
+}
+
+/** One request with `target` sent byte for byte: the status code, or 0 when the server closed without one. */
+function rawRequest(port: number, target: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect(port, '127.0.0.1');
+    let data = '';
+    socket.setTimeout(BOUND_MS, () => socket.destroy(new Error('no answer')));
+    socket.on('connect', () => socket.write(Buffer.concat([Buffer.from('GET '), target, Buffer.from(' HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')])));
+    socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+    const done = () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1] ?? 0));
+    socket.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' || err.code === 'EPIPE' ? done() : reject(err)));
+    socket.on('close', done);
+  });
+}
+
+/** Pieces request targets are made of: schemes, hosts, ports, paths, percent-escapes, controls. */
+const targetPiece = fc.oneof(
+  fc.constantFrom('http://', 'https://', '//', '/', 'ftp://', '*', ':', '@', '[', ']', '::1', '%', '%zz', '%00', '%2F', '%E0%A4', '?', '#', '&', '=', '..', '.'),
+  fc.constantFrom('a', 'localhost', '127.0.0.1', '[::1]', 'xn--', '\u00ff', '\u202e', '\x00', '\r', '\n', '\t', ' ', '\x1b'),
+  fc.constantFrom(':99999', ':-1', ':0', ':65536', ':abc', ':80'),
+  fc.constantFrom('/p/', '/p/AAAAAAAAAAAAAAAAAAAAAA', '/ocsp/', '/ocsp', '/crl/root.crl', '/ca/issuing.cer', '/scep', '?operation=GetCACaps', '?operation=PKIOperation&message=', '/install', '/trust'),
+  fc.string({ unit: 'binary-ascii', maxLength: 12 }),
+);
+
+/** A PKCS#12 structure around the bomb builder: how many safes, what KDF and how much of it, a MAC or none, then mutated. */
+interface Pkcs12Shape {
+  safes: number;
+  iterations: number;
+  kind: 'legacy' | 'pbes2';
+  mac: number | null;
+  m: Mutation | null;
+}
+const PKCS12_FUZZ_PASSWORD = 'fuzz';
+/** The fuzz budget: small, so that the budget is reached often and quickly. */
+const PKCS12_FUZZ_BUDGET = 60_000;
 
 export const properties = {
   /** The XML plist parser: random and mutated text ends in a value or ERR_PROFILE_PARSE, within the bound. */
@@ -424,9 +491,67 @@ export const properties = {
     },
     save: (_c, input) => Buffer.from(input),
   } satisfies Property<string>,
+
+  /**
+   * Request targets (absolute forms, bad hosts and ports, percent-encoding, controls, long ones)
+   * sent over a raw socket to the SCEP, PKI and profile handlers composed in one node:http
+   * server: each is answered (or closed by node's parser) with a status below 500, and the
+   * server then answers a normal request.
+   */
+  httpTarget: {
+    name: 'http-target',
+    arbitrary: () =>
+      fc.oneof(
+        { weight: 1, arbitrary: fc.constantFrom(...hostileTargets()) },
+        { weight: 4, arbitrary: fc.array(targetPiece, { minLength: 1, maxLength: 10 }).map((a) => a.join('')) },
+        { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 60 }) },
+      ),
+    check: async (c, target) => {
+      if (requestTarget(target) && typeof requestTarget(target)!.path !== 'string') throw new Error('requestTarget: no path');
+      const port = await handlersServer(c);
+      const status = await rawRequest(port, Buffer.from(target, 'latin1'));
+      if (status >= 500) throw new Error(`http-target: ${JSON.stringify(target.slice(0, 80))} answered ${status}`);
+      const next = await rawRequest(port, Buffer.from(c.scep ? '/ca/root.cer' : '/p/AAAAAAAAAAAAAAAAAAAAAA'));
+      if (next !== (c.scep ? 200 : 404)) throw new Error(`http-target: after ${JSON.stringify(target.slice(0, 80))} a normal request got ${next}`);
+    },
+    save: (_c, target) => Buffer.from(target, 'latin1'),
+  } satisfies Property<string>,
+
+  /**
+   * PKCS#12 structure: files of 0-40 safes, legacy or PBES2, with or without a MAC, mutated or
+   * not. Each opens or fails typed; the work charged never passes the budget; and the
+   * synchronous and asynchronous readers agree (the same outcome, the same work).
+   */
+  pkcs12Structure: {
+    name: 'pkcs12-structure',
+    arbitrary: () =>
+      fc.record({
+        safes: fc.integer({ min: 0, max: 40 }),
+        iterations: fc.oneof(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1000, max: 40_000 })),
+        kind: fc.constantFrom('legacy' as const, 'pbes2' as const),
+        mac: fc.option(fc.integer({ min: 1, max: 30_000 })),
+        m: fc.option(mutation, { freq: 2 }),
+      }),
+    check: async (_c, shape) => {
+      const bytes = pkcs12ShapeBytes(shape);
+      const sync = new KdfBudget(PKCS12_FUZZ_BUDGET);
+      const async = new KdfBudget(PKCS12_FUZZ_BUDGET);
+      const a = await typedOrResult('readPkcs12', () => readPkcs12(bytes, PKCS12_FUZZ_PASSWORD, { budget: sync }));
+      const b = await typedOrResult('readPkcs12Async', () => readPkcs12Async(bytes, PKCS12_FUZZ_PASSWORD, { budget: async }));
+      if (sync.spent > sync.total || async.spent > async.total) throw new Error(`pkcs12: spent ${sync.spent}/${async.spent} of ${PKCS12_FUZZ_BUDGET}`);
+      if (sync.spent !== async.spent || (a === undefined) !== (b === undefined)) throw new Error(`pkcs12: the readers disagree (${sync.spent} vs ${async.spent})`);
+    },
+    save: (_c, shape) => pkcs12ShapeBytes(shape),
+  } satisfies Property<Pkcs12Shape>,
 };
 
 /** The CLI over a mutated file: exit 0-3, one line on stderr when it fails, no stack, nothing written, the store unchanged. */
+/** The bytes of a {@link Pkcs12Shape}. */
+function pkcs12ShapeBytes(shape: Pkcs12Shape): Buffer {
+  const bytes = pkcs12Bomb({ safes: shape.safes, iterations: shape.iterations, kind: shape.kind, password: PKCS12_FUZZ_PASSWORD, ...(shape.mac !== null ? { macIterations: shape.mac } : {}) });
+  return shape.m ? mutate(bytes, shape.m) : bytes;
+}
+
 export interface CliCase extends MutatedInput {
   command: 'lint' | 'inspect' | 'verify' | 'sign' | 'import';
 }
