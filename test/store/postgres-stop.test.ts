@@ -3,14 +3,27 @@
  * it: one line, never a stack trace. node-postgres emits 'error' on a client whose connection
  * dies between two queries, and a client checked out for a transaction had no listener, so the
  * process crashed in some rounds ("Emitted 'error' event on Client instance"). This file has a
- * cluster of its own (the tests stop it), and the tests run one after another.
+ * cluster of its own (the tests stop it), and the tests run one after another. No timing: the
+ * server is stopped when the database announces the batch's first certificate (LISTEN/NOTIFY).
  */
 import test from 'ava';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { Database } from '../../src/store/postgres/db.js';
-import { hasPostgres, postgres } from '../helpers/postgres.js';
+import { PASSPHRASE } from '../helpers/fixture.js';
+import { hasPostgres, postgres, type PgServer } from '../helpers/postgres.js';
+import { BIN, cli, tmp } from '../helpers/tools.js';
 
+const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 const server = await postgres();
+
+/** The two messages the store's error mapping (db.ts pgError) gives a server that went away. */
+const gone = (url: string) => {
+  const at = `the PostgreSQL server of ${url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`;
+  return new RegExp(`(Cannot reach ${at} \\(connection refused\\); is it running\\?|The connection to ${at} was cut \\(the server restarted or went away\\); nothing was half-written: run it again)$`);
+};
 
 /** An operator's connection to the test's database, for looking at it from outside. */
 async function connect(url: string): Promise<pg.Client> {
@@ -19,6 +32,15 @@ async function connect(url: string): Promise<pg.Client> {
   client.on('error', () => {});
   await client.connect();
   return client;
+}
+
+/** After a stop of the test's own: start the cluster again (a no-op when it runs). */
+function ensureStarted(pgServer: PgServer): void {
+  try {
+    pgServer.start();
+  } catch {
+    // running already
+  }
 }
 
 if (hasPostgres(server, 'PostgreSQL stop tests')) {
@@ -55,5 +77,59 @@ if (hasPostgres(server, 'PostgreSQL stop tests')) {
     await removed;
     await db.tx((c) => c.query('INSERT INTO t VALUES (3)'));
     t.deepEqual((await db.query('SELECT n FROM t')).rows, [{ n: 3 }]);
+  });
+
+  test.serial('pg_ctl stop -m immediate in the middle of cert issue-batch, 10 rounds: exit 1 and one line every time, never a stack trace; after a start, store check is clean and nobody holds two certificates', async (t) => {
+    // A hang guard only: each round waits on events (a notification, the exit), not on a clock.
+    t.timeout(20 * 60_000);
+    const dir = tmp(t);
+    const url = await server.createDatabase();
+    t.teardown(() => ensureStarted(server));
+    const init = cli(['init', '--store', url, '--org', 'Stop Corp'], { cwd: dir, env });
+    t.is(init.status, 0, init.stderr);
+    // Each committed certificate is announced, so the test stops the server right after the first.
+    const admin = await connect(url);
+    await admin.query(`CREATE FUNCTION announce() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('issued', NEW.serial); RETURN NEW; END $$`);
+    await admin.query('CREATE TRIGGER announce AFTER INSERT ON certificates FOR EACH ROW EXECUTE FUNCTION announce()');
+    await admin.end();
+
+    const outcomes: string[] = [];
+    for (let round = 1; round <= 10; round++) {
+      // 300 users nobody has issued to: the batch is far from done when the first is committed.
+      writeFileSync(join(dir, 'users.csv'), ['email', ...Array.from({ length: 300 }, (_, i) => `r${round}.u${i}@example.com`)].join('\n') + '\n');
+      const listener = await connect(url);
+      await listener.query('LISTEN issued');
+      const first = new Promise<void>((resolve) => listener.once('notification', () => resolve()));
+      const child = spawn(process.execPath, [BIN, 'cert', 'issue-batch', '--store', url, '--users', 'users.csv', '--purpose', 'smime-signing'], {
+        cwd: dir,
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      const early = await Promise.race([first.then(() => false), exited.then(() => true)]);
+      t.false(early, `round ${round}: the batch exited before its first certificate: ${stderr}`);
+      await listener.end();
+      server.pgCtl(['-m', 'immediate', 'stop']);
+      const code = await exited;
+      t.is(code, 1, `round ${round}: ${stderr}`);
+      t.regex(stderr, /^error: [^\n]*\n$/, `round ${round}: exactly one line`);
+      t.notRegex(stderr, /Emitted|\n\s*at |node:/, `round ${round}: no stack trace`);
+      t.regex(stderr.trimEnd(), gone(url), `round ${round}: says the database is unreachable, and what to do`);
+      outcomes.push(/Cannot reach/.test(stderr) ? 'refused' : 'cut');
+
+      server.start();
+      const check = cli(['store', 'check', '--store', url, '--json'], { cwd: dir, env });
+      t.is(check.status, 0, `round ${round}: ${check.stderr}`);
+      t.like(JSON.parse(check.stdout), { keysChecked: true, errors: 0, findings: [] }, `round ${round}`);
+    }
+    t.log(`10 rounds: exit 1 and one line each (${outcomes.filter((o) => o === 'refused').length} connection refused, ${outcomes.filter((o) => o === 'cut').length} connection cut)`);
+    // Consistent: every certificate whole (store check above), none twice for a user and purpose.
+    const admin2 = await connect(url);
+    t.teardown(() => admin2.end());
+    const twice = await admin2.query(`SELECT user_lower FROM certificates WHERE purpose = 'smime-signing' GROUP BY user_lower HAVING count(*) > 1`);
+    t.deepEqual(twice.rows, []);
+    t.true((await admin2.query('SELECT count(*)::int AS n FROM certificates')).rows[0].n >= 10, 'each round issued before the stop');
   });
 }
