@@ -171,16 +171,24 @@ export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
     const started = Date.now();
     const ip = req.socket.remoteAddress ?? '?';
     const logged = path.length > 64 ? path.slice(0, 64) + '…' : path;
-    res.on('finish', () => options.log?.(`${ip} ${req.method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
+    // One line per request; a failed one says why (the store's database unreachable, say).
+    let failure = '';
+    res.on('finish', () => options.log?.(`${ip} ${req.method} ${logged} ${res.statusCode} ${Date.now() - started}ms${failure}`));
     const t = now().getTime();
     if (requests.hit(ip, t) > limit) {
       send(res, 429, 'Too many requests; try again in a minute\n', undefined, { 'Retry-After': '60' });
       return true;
     }
     handle(req, res, path).catch((err: unknown) => {
-      options.log?.(`${ip} ${req.method} ${logged} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}${isProfilesmithError(err) ? `: ${err.message}` : ''}`);
-      if (res.headersSent) return res.destroy();
+      failure = ` ${isProfilesmithError(err) ? `${err.code}: ${err.message.split('\n')[0]}` : 'ERR_INTERNAL'}`;
+      if (res.headersSent) {
+        // A cut answer never finishes: its line is written here.
+        options.log?.(`${ip} ${req.method} ${logged} cut${failure}`);
+        return res.destroy();
+      }
       if (path.startsWith('/ocsp')) send(res, 200, ocspErrorResponse('internalError'), 'application/ocsp-response', { 'Cache-Control': 'no-store' });
+      // A store fault (its database unreachable, say) is the server's, and passes: 503, try again.
+      else if (isProfilesmithError(err)) send(res, 503, 'The server cannot answer now; try again later\n', undefined, { 'Retry-After': '30' });
       else send(res, 500, 'Internal error\n');
     });
     return true;

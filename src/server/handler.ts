@@ -157,7 +157,9 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     const logged = path.replace(/^\/p\/[^/]+/, '/p/<token>');
-    res.on('finish', () => options.log?.(`${client} ${req.method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
+    // One line per request; a failed one says why (the store's database unreachable, say).
+    let failure = '';
+    res.on('finish', () => options.log?.(`${client} ${req.method} ${logged} ${res.statusCode} ${Date.now() - started}ms${failure}`));
     const t = clock();
     if (requests.hit(client, t) > limit) return retryPage(res, requests.peek(client, t)!.reset, t);
     const g = guesses.peek(client, t);
@@ -166,9 +168,13 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > 4096 || (req.headers['transfer-encoding'] && req.method !== 'POST')) return send(res, 413, messagePage('Too large', 'Requests carry no body.'));
     handle(req, res, path, client).catch((err: unknown) => {
-      options.log?.(`${client} ${req.method} ${logged} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}`);
+      failure = ` ${isProfilesmithError(err) ? `${err.code}: ${err.message.split('\n')[0]}` : 'ERR_INTERNAL'}`;
       if (!res.headersSent) send(res, isProfilesmithError(err) ? 503 : 500, messagePage('Cannot make the profile', 'Ask your administrator.'));
-      else res.destroy();
+      else {
+        // A cut answer never finishes: its line is written here.
+        options.log?.(`${client} ${req.method} ${logged} cut${failure}`);
+        res.destroy();
+      }
     });
   };
 }

@@ -14,7 +14,7 @@ import pg from 'pg';
 import { Database } from '../../src/store/postgres/db.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
 import { hasPostgres, postgres, type PgServer } from '../helpers/postgres.js';
-import { BIN, cli, tmp } from '../helpers/tools.js';
+import { BIN, cli, httpRequest, startServer, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 const server = await postgres();
@@ -131,5 +131,52 @@ if (hasPostgres(server, 'PostgreSQL stop tests')) {
     const twice = await admin2.query(`SELECT user_lower FROM certificates WHERE purpose = 'smime-signing' GROUP BY user_lower HAVING count(*) > 1`);
     t.deepEqual(twice.rows, []);
     t.true((await admin2.query('SELECT count(*)::int AS n FROM certificates')).rows[0].n >= 10, 'each round issued before the stop');
+  });
+
+  test.serial('serve and pki serve on a PostgreSQL store: the server stopped dead, requests get 503 and one log line each; the server stays up and answers again once the database is back', async (t) => {
+    t.timeout(5 * 60_000);
+    const dir = tmp(t);
+    const url = await server.createDatabase();
+    t.teardown(() => ensureStarted(server));
+    t.is(cli(['init', '--store', url, '--org', 'Serve Corp'], { cwd: dir, env }).status, 0);
+    writeFileSync(join(dir, 'users.csv'), 'email\nkim@example.com\n');
+    for (const purpose of ['smime-signing', 'smime-encryption']) {
+      const r = cli(['cert', 'issue-batch', '--store', url, '--users', 'users.csv', '--purpose', purpose], { cwd: dir, env });
+      t.is(r.status, 0, r.stderr);
+    }
+    const link = cli(['link', 'create', '--store', url, '--user', 'kim@example.com', '--uses', '5', '--base-url', 'http://x.example'], { cwd: dir, env });
+    t.is(link.status, 0, link.stderr);
+    const token = link.stdout.trim().split('/p/')[1]!;
+    const serve = await startServer(t, [BIN, 'serve', '--store', url, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--http', '--listen', '127.0.0.1:0'], env);
+    const pki = await startServer(t, [BIN, 'pki', 'serve', '--store', url, '--listen', '127.0.0.1:0'], env);
+    t.is((await httpRequest(`${serve.base}/p/${token}`)).status, 200);
+    t.is((await httpRequest(`${pki.base}/crl/root.crl`)).status, 200);
+
+    server.pgCtl(['-m', 'immediate', 'stop']);
+    const page = await httpRequest(`${serve.base}/p/${token}`);
+    t.is(page.status, 503);
+    t.regex(page.text(), /Cannot make the profile/);
+    t.is((await httpRequest(`${serve.base}/p/${token}/install`, { method: 'POST' })).status, 503);
+    const crl = await httpRequest(`${pki.base}/crl/root.crl`);
+    t.is(crl.status, 503);
+    t.is(crl.text(), 'The server cannot answer now; try again later\n');
+    const serveLog = await serve.logged(/POST \/p\/<token>\/install 503/);
+    const pkiLog = await pki.logged(/GET \/crl\/root\.crl 503/);
+    const failed = (log: string) => log.split('\n').filter((l) => / 503 \d+ms/.test(l));
+    for (const [log, lines] of [[serveLog, 2], [pkiLog, 1]] as const) {
+      t.is(failed(log).length, lines, log);
+      for (const line of failed(log)) t.regex(line, new RegExp(` 503 \\d+ms ERR_STORE_IO: ${gone(url).source}`), line);
+      t.notRegex(log, /Emitted|\n\s*at |node:|^error|\serror[: ]/m, 'no stack trace, no other line about it');
+    }
+
+    server.start();
+    t.is((await httpRequest(`${serve.base}/p/${token}`)).status, 200, serve.log());
+    const profile = await httpRequest(`${serve.base}/p/${token}/install`, { method: 'POST' });
+    t.is(profile.status, 200, serve.log());
+    t.is(profile.headers['content-type'], 'application/x-apple-aspen-config');
+    t.is((await httpRequest(`${pki.base}/crl/root.crl`)).status, 200, pki.log());
+    // Both servers stayed up through it all.
+    t.is(serve.proc.exitCode, null);
+    t.is(pki.proc.exitCode, null);
   });
 }
