@@ -57,7 +57,13 @@ export interface IssueBatchSummary extends BatchProgress {
 }
 
 /**
- * Issues a certificate of `purpose` to every user who has no valid one.
+ * Issues a certificate of `purpose` to every user who has no valid one. A row's own failure (a
+ * bad address, a removed user) is counted and reported through `onFailure`; a fault of the store
+ * itself (ERR_STORE_IO: its database unreachable, its files unreadable) is every later row's
+ * too, so it stops the run instead: no new row is started, the rows in flight finish, and the
+ * fault is thrown once. Each certificate is one transaction, so nothing is half-written, and
+ * a second run issues only what is missing.
+ * @throws ERR_STORE_IO when the store fails (rows issued before the fault stay issued)
  * @example
  * await issueBatch({ store, usersFile: 'users.csv', purpose: 'smime-signing' })
  */
@@ -74,7 +80,10 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
     options.onProgress?.({ done: s.done, total, generated: s.generated, unchanged: s.existing, failed: s.failed, skipped: s.skipped, elapsedMs: s.elapsedMs });
   };
   const seen = new Set<string>();
+  /** The store's first fault: it ends the run, and is thrown once at its end. */
+  let fault: Error | undefined;
   for await (const row of readUsers(options.usersFile)) {
+    if (fault) break;
     if (options.signal?.aborted) {
       s.interrupted = true;
       break;
@@ -117,6 +126,10 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
         }
       } catch (err) {
         if (!isProfilesmithError(err)) throw err;
+        if (err.code === 'ERR_STORE_IO') {
+          fault ??= err;
+          return;
+        }
         s.failed++;
         const f = { line: row.line, email, code: err.code, message: err.message };
         if (s.failures.length < 1000) s.failures.push(f);
@@ -129,6 +142,7 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
     if (running.size >= jobs) await Promise.race(running);
   }
   await Promise.all(running);
+  if (fault) throw fault;
   s.elapsedMs = Date.now() - started;
   return s;
 }

@@ -17,7 +17,7 @@ import type { RevocationReason } from '../certs/crl.js';
 import { parseCaSlug, type CaRef } from '../certs/publication.js';
 import { isProfilesmithError } from '../errors.js';
 import { clientAddress, TrustedProxies } from '../server/client.js';
-import { answerBadTarget, answerInternalError, logSafe, requestTarget, safeDecode } from '../server/request-target.js';
+import { answerBadTarget, answerInternalError, logSafe, logText, requestTarget, safeDecode } from '../server/request-target.js';
 import { WindowCounter } from '../server/window-counter.js';
 import { buildOcspResponse, certIdMatcher, ocspErrorResponse, OcspMalformed, parseOcspRequest, type OcspAnswer } from './ocsp.js';
 
@@ -204,7 +204,9 @@ export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
     const ip = clientAddress(req, trusted);
     const logged = logSafe(path, 64);
     const method = logSafe(req.method ?? '-', 16);
-    res.on('finish', () => options.log?.(`${ip} ${method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
+    // One line per request; a failed one says why (the store's database unreachable, say).
+    let failure = '';
+    res.on('finish', () => options.log?.(`${ip} ${method} ${logged} ${res.statusCode} ${Date.now() - started}ms${failure}`));
     const t = now().getTime();
     const route: PkiRoute = path.startsWith('/ocsp') ? 'ocsp' : path.startsWith('/crl/') ? 'crl' : 'ca';
     if (requests[route].hit(ip, t) > limits[route]) {
@@ -214,9 +216,15 @@ export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
       return true;
     }
     handle(req, res, path).catch((err: unknown) => {
-      options.log?.(`${ip} ${method} ${logged} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}${isProfilesmithError(err) ? `: ${err.message}` : ''}`);
-      if (res.headersSent) return res.destroy();
+      failure = ` ${isProfilesmithError(err) ? `${err.code}: ${logText(err.message)}` : 'ERR_INTERNAL'}`;
+      if (res.headersSent) {
+        // A cut answer never finishes: its line is written here.
+        options.log?.(`${ip} ${method} ${logged} cut${failure}`);
+        return res.destroy();
+      }
       if (path.startsWith('/ocsp')) send(res, 200, ocspErrorResponse('internalError'), 'application/ocsp-response', { 'Cache-Control': 'no-store' });
+      // A store fault (its database unreachable, say) is the server's, and passes: 503, try again.
+      else if (isProfilesmithError(err)) send(res, 503, 'The server cannot answer now; try again later\n', undefined, { 'Retry-After': '30' });
       else send(res, 500, 'Internal error\n');
     });
     return true;

@@ -23,7 +23,7 @@ import { clientAddress, TrustedProxies } from './client.js';
 import { WindowCounter } from './window-counter.js';
 import type { LinkStore } from './links.js';
 import { installPage, messagePage } from './page.js';
-import { answerBadTarget, answerInternalError, logSafe, redactPath, requestTarget } from './request-target.js';
+import { answerBadTarget, answerInternalError, logSafe, logText, redactPath, requestTarget } from './request-target.js';
 
 /** Options of {@link createProfileHandler}. */
 export interface ProfileHandlerOptions {
@@ -158,7 +158,9 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
     const target = requestTarget(req.url);
     const logged = target ? redactPath(target.path) : '<bad target>';
     const method = logSafe(req.method ?? '-', 16);
-    res.on('finish', () => options.log?.(`${client} ${method} ${logged} ${res.statusCode} ${Date.now() - started}ms`));
+    // One line per request; a failed one says why (the store's database unreachable, say).
+    let failure = '';
+    res.on('finish', () => options.log?.(`${client} ${method} ${logged} ${res.statusCode} ${Date.now() - started}ms${failure}`));
     if (!target) return answerBadTarget(req, res);
     const path = target.path;
     const t = clock();
@@ -169,9 +171,13 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > 4096 || (req.headers['transfer-encoding'] && req.method !== 'POST')) return send(res, 413, messagePage('Too large', 'Requests carry no body.'));
     handle(req, res, path, client).catch((err: unknown) => {
-      options.log?.(`${client} ${method} ${logged} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}`);
+      failure = ` ${isProfilesmithError(err) ? `${err.code}: ${logText(err.message)}` : 'ERR_INTERNAL'}`;
       if (!res.headersSent) send(res, isProfilesmithError(err) ? 503 : 500, messagePage('Cannot make the profile', 'Ask your administrator.'));
-      else res.destroy();
+      else {
+        // A cut answer never finishes: its line is written here.
+        options.log?.(`${client} ${method} ${logged} cut${failure}`);
+        res.destroy();
+      }
     });
   };
 

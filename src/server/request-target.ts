@@ -82,6 +82,18 @@ export function logSafe(value: string, max = 96): string {
 }
 
 /**
+ * A message for a log line: its first line, with control, line-separator and bidirectional
+ * characters escaped (spaces kept), cut at `max` characters.
+ * @example
+ * log(`${client} GET /x 503 ${err.code}: ${logText(err.message)}`)
+ */
+export function logText(value: string, max = 300): string {
+  const line = value.split('\n')[0] ?? '';
+  const out = line.replace(/[\x00-\x1f\x7f\u0085\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+  return out.length > max ? out.slice(0, max) + '…' : out;
+}
+
+/**
  * A path for the log with anything that may be a one-time link token taken out, in every form
  * a client may send it (`/p/TOKEN`, `//p/TOKEN`, `/p/%54OKEN`, `/x/TOKEN`): any run of 16 or
  * more base64url characters, before and after percent-decoding.

@@ -32,6 +32,9 @@ export function pgError(where: string, op: string, err: unknown): StoreIOError {
   let message: string;
   if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ETIMEDOUT' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     message = `Cannot reach ${at} (${code === 'ENOTFOUND' ? 'unknown host' : code === 'ECONNREFUSED' ? 'connection refused' : code}); is it running?`;
+  } else if (/connection timeout/i.test(e.message ?? '')) {
+    // node-postgres: "Connection terminated due to connection timeout": no session in 10 s.
+    message = `Cannot reach ${at} (no connection within 10 s); is it running, and is this machine or the server overloaded?`;
   } else if (code === '28P01' || code === '28000') {
     message = `${at[0]!.toUpperCase()}${at.slice(1)} refused the login (${code === '28P01' ? 'wrong password' : 'no such user, or not allowed from here'})`;
   } else if (code === '3D000') {
@@ -67,7 +70,9 @@ export class Database {
   private constructor(pgModule: typeof pg, url: string, options: { max?: number }) {
     this.where = displayUrl(url);
     this.pool = new pgModule.Pool({ connectionString: url, max: options.max ?? 4, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
-    // An idle client cut by a server restart must not crash the process; the next query reconnects.
+    // An idle client cut by a server restart must not crash the process: the pool has dropped
+    // it already, and the next query connects again (or fails with one line). A checked-out
+    // client has a listener of its own, from withClient.
     this.pool.on('error', () => {});
   }
 
@@ -80,35 +85,60 @@ export class Database {
   }
 
   /**
-   * Runs `fn` in one transaction (committed when it returns, rolled back when it throws).
-   * `lock`: an advisory lock key held until the end of the transaction.
+   * Runs `fn` with a client of its own from the pool, returned when `fn` settles: the one place
+   * this code checks a client out (transactions, advisory locks, migrations; a future LISTEN or
+   * session lock goes through here too). While the client is out, nothing of the pool's listens
+   * to it, and node-postgres emits 'error' on a client whose connection dies between two queries
+   * (a server restart, `pg_ctl stop`, a cut network): without a listener of ours that event
+   * would be thrown and end the process with a stack trace. So the first such error is kept;
+   * the next query on the client (it is not queryable any more), or the transaction's outcome,
+   * fails with it as one StoreIOError, and the client goes back with `release(err)`, which makes
+   * the pool discard it. `broken(err)` marks the client as unfit to reuse (a failed ROLLBACK).
+   * Our own typed errors thrown by `fn` pass as they are.
    */
-  async tx<T>(fn: (client: pg.PoolClient) => Promise<T>, options: { lock?: string | number; op?: string } = {}): Promise<T> {
-    const op = options.op ?? 'write';
+  async withClient<T>(fn: (client: pg.PoolClient, broken: (err: unknown) => void) => Promise<T>, op = 'read'): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
     } catch (err) {
       throw pgError(this.where, op, err);
     }
-    let broken = false;
+    let fault: Error | undefined;
+    const broken = (err: unknown) => {
+      fault ??= err instanceof Error ? err : new Error(String(err));
+    };
+    client.on('error', broken);
     try {
-      await client.query('BEGIN');
-      if (typeof options.lock === 'number') await client.query('SELECT pg_advisory_xact_lock($1)', [options.lock]);
-      else if (options.lock !== undefined) await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [options.lock]);
-      const out = await fn(client);
-      await client.query('COMMIT');
-      return out;
+      return await fn(client, broken);
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      // Our own typed errors (a refused issuance, a duplicate) pass as they are; server faults get one line.
       if (isProfilesmithError(err)) throw err;
-      throw pgError(this.where, op, err);
+      // A query after the connection died says only "not queryable": the kept error says why.
+      throw pgError(this.where, op, fault ?? err);
     } finally {
-      client.release(broken);
+      client.off('error', broken);
+      client.release(fault);
     }
+  }
+
+  /**
+   * Runs `fn` in one transaction (committed when it returns, rolled back when it throws), on a
+   * client from {@link Database.withClient}. `lock`: an advisory lock key held until the end of
+   * the transaction.
+   */
+  tx<T>(fn: (client: pg.PoolClient) => Promise<T>, options: { lock?: string | number; op?: string } = {}): Promise<T> {
+    return this.withClient(async (client, broken) => {
+      try {
+        await client.query('BEGIN');
+        if (typeof options.lock === 'number') await client.query('SELECT pg_advisory_xact_lock($1)', [options.lock]);
+        else if (options.lock !== undefined) await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [options.lock]);
+        const out = await fn(client);
+        await client.query('COMMIT');
+        return out;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(broken);
+        throw err;
+      }
+    }, options.op ?? 'write');
   }
 
   end(): Promise<void> {
