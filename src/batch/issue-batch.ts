@@ -11,8 +11,9 @@ import { availableParallelism } from 'node:os';
 import { assertEmail } from '../certs/email.js';
 import type { CertificatePurpose } from '../certs/issue.js';
 import { checkNameValue } from '../certs/name.js';
-import { isProfilesmithError, UserRemoved } from '../errors.js';
+import { isProfilesmithError, StoreIOError, UserRemoved, type AnyProfilesmithError } from '../errors.js';
 import { isRemovedUser, statusOf, type CertificateStore } from '../store/store.js';
+import { isPassingFault } from '../store/postgres/db.js';
 import type { BatchFailure, BatchProgress } from './run.js';
 import { countUsers, readUsers } from './users.js';
 
@@ -57,7 +58,13 @@ export interface IssueBatchSummary extends BatchProgress {
 }
 
 /**
- * Issues a certificate of `purpose` to every user who has no valid one.
+ * Issues a certificate of `purpose` to every user who has no valid one. A bad row is reported
+ * (`onFailure`) and skipped. A fault of the store that recurs (ERR_STORE_IO: a full disk, a
+ * store that cannot be written or reached; not a PostgreSQL transaction that collided with
+ * another node's, nor a cut connection) is not a row's: it would fail every row after it, so
+ * no further row is started, the rows in flight finish, and the error is thrown. What was
+ * issued before it is recorded; a second run issues the rest.
+ * @throws ERR_STORE_IO at the first fault of the store; ERR_INPUT_INVALID for an unreadable users file
  * @example
  * await issueBatch({ store, usersFile: 'users.csv', purpose: 'smime-signing' })
  */
@@ -74,7 +81,10 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
     options.onProgress?.({ done: s.done, total, generated: s.generated, unchanged: s.existing, failed: s.failed, skipped: s.skipped, elapsedMs: s.elapsedMs });
   };
   const seen = new Set<string>();
+  // The first store fault: no row starts after it (each would generate a key to fail on it).
+  let fault: AnyProfilesmithError | undefined;
   for await (const row of readUsers(options.usersFile)) {
+    if (fault) break;
     if (options.signal?.aborted) {
       s.interrupted = true;
       break;
@@ -117,6 +127,10 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
         }
       } catch (err) {
         if (!isProfilesmithError(err)) throw err;
+        if (err.code === StoreIOError.code && !isPassingFault(err)) {
+          fault ??= err;
+          return;
+        }
         s.failed++;
         const f = { line: row.line, email, code: err.code, message: err.message };
         if (s.failures.length < 1000) s.failures.push(f);
@@ -129,6 +143,7 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
     if (running.size >= jobs) await Promise.race(running);
   }
   await Promise.all(running);
+  if (fault) throw fault;
   s.elapsedMs = Date.now() - started;
   return s;
 }

@@ -23,6 +23,22 @@ export function displayUrl(url: string): string {
   }
 }
 
+const CUT = (code: string, message = '') => code === '57P01' || code === '57P02' || code === '57P03' || code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated|terminating connection/i.test(message);
+const COLLIDED = (code: string) => code === '40001' || code === '40P01';
+
+/**
+ * True for a store error that the next attempt need not meet: a transaction that collided with
+ * another node's, or a connection the server cut (the pool opens a new one). Every other store
+ * fault (a full disk, a server that is down or refuses the login) recurs.
+ */
+export function isPassingFault(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    const code = String((e as { code?: unknown }).code ?? '');
+    if (CUT(code, e.message) || COLLIDED(code)) return true;
+  }
+  return false;
+}
+
 /** What the server or the network said, as one line of ours. */
 export function pgError(where: string, op: string, err: unknown): StoreIOError {
   if (err instanceof StoreIOError) return err;
@@ -36,9 +52,9 @@ export function pgError(where: string, op: string, err: unknown): StoreIOError {
     message = `${at[0]!.toUpperCase()}${at.slice(1)} refused the login (${code === '28P01' ? 'wrong password' : 'no such user, or not allowed from here'})`;
   } else if (code === '3D000') {
     message = `The database of ${where} does not exist; create it (createdb) and run \`profilesmith init\``;
-  } else if (code === '57P01' || code === '57P02' || code === '57P03' || code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated|terminating connection/i.test(e.message ?? '')) {
+  } else if (CUT(code, e.message)) {
     message = `The connection to ${at} was cut (the server restarted or went away); nothing was half-written: run it again`;
-  } else if (code === '40001' || code === '40P01') {
+  } else if (COLLIDED(code)) {
     message = `${at[0]!.toUpperCase()}${at.slice(1)} aborted a transaction that collided with another node's (${code}); run it again`;
   } else if (/SSL|TLS|certificate/i.test(e.message ?? '')) {
     message = `TLS to ${at} failed: ${(e.message ?? '').split('\n')[0]}`;
