@@ -5,14 +5,13 @@
  * a second run, with room again, issues the rest.
  */
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, promises as fsp, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, promises as fsp, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { issueBatch } from '../../src/batch/issue-batch.js';
 import { checkStore } from '../../src/store/check.js';
 import { initStore, openStore } from '../../src/store/fs-store.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
+import { fill, SKIP_NO_DISK, smallDisk } from '../helpers/small-disk.js';
 import { cli, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
@@ -64,25 +63,10 @@ for (const errno of ['ENOSPC', 'EDQUOT'] as const) {
   });
 }
 
-/** A tmpfs of its own, so that the disk can really be filled: only as root with mount(8); otherwise skipped. */
-function smallDisk(t: import('ava').ExecutionContext): string | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const mnt = mkdtempSync(join(tmpdir(), 'profilesmith-disk-'));
-  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'tmpfs', mnt]).status !== 0) {
-    rmSync(mnt, { recursive: true, force: true });
-    return undefined;
-  }
-  t.teardown(() => {
-    spawnSync('umount', [mnt]);
-    rmSync(mnt, { recursive: true, force: true });
-  });
-  return mnt;
-}
-
 test('cert issue-batch on a disk that fills up: one error and its hint, exit 1, what was issued is recorded, store check is clean, a rerun with room finishes', async (t) => {
   const disk = smallDisk(t);
   if (!disk) {
-    t.log('SKIPPED: needs root and mount(8) for a tmpfs to fill; the library test above injects the same fault');
+    t.log(`${SKIP_NO_DISK}; the library tests above inject the same fault`);
     return t.pass();
   }
   const dir = tmp(t);
@@ -90,8 +74,7 @@ test('cert issue-batch on a disk that fills up: one error and its hint, exit 1, 
   await initStore(storeDir, { organization: 'Example Corp', passphrase: PASSPHRASE, kdfCost: 14 });
   writeFileSync(join(dir, 'users.csv'), ['email', ...emails].join('\n') + '\n');
   // Fill the disk but for room for a few entries (each takes a few 4 KiB pages).
-  const { bavail, bsize } = statfsSync(disk);
-  writeFileSync(join(disk, 'filler'), Buffer.alloc(bavail * bsize - 48 * 1024));
+  fill(disk, 'filler', 48 * 1024);
 
   const r = cli(['cert', 'issue-batch', '--store', storeDir, '--users', 'users.csv', '--purpose', 'smime-signing', '--jobs', '1'], { cwd: dir, env });
   t.is(r.status, 1, r.stderr);
@@ -110,8 +93,7 @@ test('cert issue-batch on a disk that fills up: one error and its hint, exit 1, 
 
   // With no room at all, the first write is the lock's: refused in one line, and no lock left
   // behind to hold off the next writer until it went stale.
-  const rest = statfsSync(disk);
-  writeFileSync(join(disk, 'filler2'), Buffer.alloc(rest.bavail * rest.bsize));
+  fill(disk, 'filler2');
   t.is(statfsSync(disk).bavail, 0);
   const full = cli(['cert', 'issue-batch', '--store', storeDir, '--users', 'users.csv', '--purpose', 'smime-signing', '--jobs', '1'], { cwd: dir, env });
   t.is(full.status, 1, full.stderr);
