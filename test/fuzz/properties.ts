@@ -451,7 +451,7 @@ export function checkCli(c: Corpus, storeDir: string, env: Record<string, string
       sign: ['sign', file, '--store', storeDir, '-o', out],
       import: ['cert', 'import', file, '--store', storeDir, '--user', 'alice@example.com', '--purpose', 'smime-encryption', '--password-file', join(dir, 'pw')],
     }[input.command];
-    writeFileSync(join(dir, 'pw'), 'fuzz');
+    writeFileSync(join(dir, 'pw'), 'fuzz', { mode: 0o600 });
     const before = snapshotDir(storeDir);
     const r = spawnSync(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', HOME: dir, ...env }, encoding: 'utf8', timeout: BOUND_MS * 4 });
     if (r.error) throw new Error(`${input.command}: ${r.error.message}`);

@@ -30,7 +30,7 @@ export function outsideCa(dir: string, options: { email?: string; days?: number;
   }
   writeFileSync(join(dir, 'chain.pem'), Buffer.concat([o(['x509', '-in', 'oint.pem']), o(['x509', '-in', 'oroot.pem'])]));
   const password = 'pässwörd-ü';
-  writeFileSync(join(dir, 'pw.txt'), password);
+  writeFileSync(join(dir, 'pw.txt'), password, { mode: 0o600 });
   const base = ['pkcs12', '-export', '-in', 'user.pem', '-inkey', 'user.key', '-certfile', 'chain.pem', '-passout', `pass:${password}`];
   o([...base, '-out', 'modern.p12']);
   o([...base, '-legacy', '-out', 'legacy.p12']);
