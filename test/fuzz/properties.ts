@@ -171,6 +171,7 @@ export const NASTY = [
   ']]>', '</string>', '</string><key>PayloadType</key><string>x', '<![CDATA[x]]>', '&amp;', '&#0;', '&x;', '<!ENTITY',
   '{{', '}}', '{{user.email}}', '{{{x}}}', '{{> profile-head}}', '{{#each .}}', '\\{{x}}',
   '"', "'", ',', '\r\n', '\n', '\r', '\t', '\u0000', '\u0001', '\u001b[31m', '\u007f', '\u0085', '\u2028', '\ufeff', '\ufffe', '\uffff',
+  '\u202e', '\u200b', '\u200d', '\u2066', '\u061c', '\u00ad', '\u{e0041}',
   '\ud800', '\udfff', '😀', 'é', 'e\u0301', '../', '..\\', '/', 'CON', 'nul', ' ', '.', '%00', '%2e%2e%2f', 'a'.repeat(300),
 ];
 export const hostileString = fc.oneof(
@@ -415,6 +416,8 @@ export const properties = {
         if (value.split('@').length !== 2) throw new Error(`accepted ${JSON.stringify(value)} without exactly one @`);
         // eslint-disable-next-line no-control-regex
         if (/[\u0000-\u001f\u007f\s]/.test(value) || value.length > 254) throw new Error(`accepted ${JSON.stringify(value)}`);
+        // Nor anything invisible or that turns the text around (issue 28).
+        if (/[\p{Cf}\u0080-\u009f\u2028\u2029]/u.test(value)) throw new Error(`accepted the hidden character in ${JSON.stringify(value)}`);
       }
       const name = profileFileName(value);
       // eslint-disable-next-line no-control-regex
