@@ -17,6 +17,16 @@ export interface LockOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Whether a writer holds the store's lock now: `held` while its holder refreshes it, `stale`
+ * when it was left by a writer that died (the next writer takes it over), `none` without one.
+ */
+export async function lockState(dir: string, now: Date = new Date()): Promise<'none' | 'held' | 'stale'> {
+  const stat = await fs.stat(join(dir, 'store.lock')).catch(() => undefined);
+  if (!stat) return 'none';
+  return now.getTime() - stat.mtimeMs > STALE_MS ? 'stale' : 'held';
+}
+
 /** Writers of this process, queued per store: they wait in line rather than poll the file lock. */
 const queues = new Map<string, Promise<unknown>>();
 
