@@ -11,8 +11,9 @@ import { availableParallelism } from 'node:os';
 import { assertEmail } from '../certs/email.js';
 import type { CertificatePurpose } from '../certs/issue.js';
 import { checkNameValue } from '../certs/name.js';
-import { isProfilesmithError, UserRemoved } from '../errors.js';
+import { isProfilesmithError, StoreIOError, UserRemoved, type AnyProfilesmithError } from '../errors.js';
 import { isRemovedUser, statusOf, type CertificateStore } from '../store/store.js';
+import { isPassingFault } from '../store/postgres/db.js';
 import type { BatchFailure, BatchProgress } from './run.js';
 import { countUsers, readUsers } from './users.js';
 
@@ -58,12 +59,14 @@ export interface IssueBatchSummary extends BatchProgress {
 
 /**
  * Issues a certificate of `purpose` to every user who has no valid one. A row's own failure (a
- * bad address, a removed user) is counted and reported through `onFailure`; a fault of the store
- * itself (ERR_STORE_IO: its database unreachable, its files unreadable) is every later row's
- * too, so it stops the run instead: no new row is started, the rows in flight finish, and the
- * fault is thrown once. Each certificate is one transaction, so nothing is half-written, and
- * a second run issues only what is missing.
- * @throws ERR_STORE_IO when the store fails (rows issued before the fault stay issued)
+ * bad address, a removed user) is counted and reported through `onFailure`, as is a PostgreSQL
+ * transaction that collided with another node's. Any other fault of the store (ERR_STORE_IO: a
+ * full disk, a store that cannot be written, its database unreachable or restarting) would fail
+ * every later row too, so it stops the run: no new row is started (no key is generated for a
+ * doomed row), the rows in flight finish, and the fault is thrown once. Each certificate is
+ * recorded whole, so nothing is half-written, and a second run issues only what is missing.
+ * @throws ERR_STORE_IO at the first fault of the store (rows issued before it stay issued);
+ * ERR_INPUT_INVALID for an unreadable users file
  * @example
  * await issueBatch({ store, usersFile: 'users.csv', purpose: 'smime-signing' })
  */
@@ -80,8 +83,8 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
     options.onProgress?.({ done: s.done, total, generated: s.generated, unchanged: s.existing, failed: s.failed, skipped: s.skipped, elapsedMs: s.elapsedMs });
   };
   const seen = new Set<string>();
-  /** The store's first fault: it ends the run, and is thrown once at its end. */
-  let fault: Error | undefined;
+  // The first store fault: no row starts after it (each would generate a key to fail on it).
+  let fault: AnyProfilesmithError | undefined;
   for await (const row of readUsers(options.usersFile)) {
     if (fault) break;
     if (options.signal?.aborted) {
@@ -126,7 +129,7 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
         }
       } catch (err) {
         if (!isProfilesmithError(err)) throw err;
-        if (err.code === 'ERR_STORE_IO') {
+        if (err.code === StoreIOError.code && !isPassingFault(err)) {
           fault ??= err;
           return;
         }

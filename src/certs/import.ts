@@ -9,6 +9,7 @@ import { CertificateInvalid, InputInvalid, KeyUnsupported } from '../errors.js';
 import type { CertificatePurpose } from './issue.js';
 import { describeKey, keysMatch } from './keys.js';
 import { certificatesFrom, pemBlocks } from './pem.js';
+import { hiddenCharacter, hiddenMessage } from './name.js';
 import { readPkcs12, readPkcs12Async, type KdfBudget, type Pkcs12Contents } from './pkcs12-read.js';
 import { describeCertificate, EKU, type CertificateInfo } from './x509.js';
 
@@ -155,6 +156,9 @@ export async function checkImport(bundle: IdentityBundle, options: ImportCheckOp
   if (!/^rsa-\d+$/.test(kind) || Number(kind.slice(4)) < 2048) {
     throw new KeyUnsupported(kind, `S/MIME on iOS needs RSA of 2048 bits or more; this key is ${kind}`);
   }
+  // The common name becomes the identity's name in the store and in profiles (the file name iOS shows).
+  const hidden = info.commonName ? hiddenCharacter(info.commonName) : undefined;
+  if (hidden) throw new CertificateInvalid('name', hiddenMessage("certificate's common name", hidden));
   const addresses = [...info.emails, ...info.subjectEmails];
   const email = addresses.find((a) => a.toLowerCase() === options.user.toLowerCase());
   if (!email) {

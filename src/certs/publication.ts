@@ -13,7 +13,7 @@
  * @module publication
  */
 import { InputInvalid } from '../errors.js';
-import { characters, MAX_COMMON_NAME } from './name.js';
+import { characters, hiddenCharacter, hiddenMessage, MAX_COMMON_NAME } from './name.js';
 import type { PublicationSpec } from './x509.js';
 
 /** A CA of the store: `root`, or an issuing CA by generation (1 for the first). */
@@ -95,12 +95,15 @@ export const caNames = {
 export const MAX_ORGANIZATION = MAX_COMMON_NAME - characters(caNames.issuing('', 99));
 
 /**
- * Checks an organization name: 1 to MAX_ORGANIZATION characters, no control characters.
+ * Checks an organization name: 1 to MAX_ORGANIZATION characters, no control, invisible or
+ * text-direction characters.
  * @throws ERR_INPUT_INVALID
  */
 export function checkOrganization(text: string): string {
   const org = text.trim();
   if (!org || /[\u0000-\u001f\u007f]/.test(org)) throw new InputInvalid('organization', 'The organization must be 1 or more characters without control characters');
+  const hidden = hiddenCharacter(org);
+  if (hidden) throw new InputInvalid('organization', hiddenMessage('organization', hidden));
   const n = characters(org);
   if (n > MAX_ORGANIZATION) {
     throw new InputInvalid(

@@ -1,5 +1,6 @@
 import { isPostgresUrl } from '../store/postgres/db.js';
 import { isProfilesmithError } from '../errors.js';
+import { isDiskFull } from '../store/fs-util.js';
 
 /** Bad or conflicting flags, a missing argument, a prompt needed while not interactive: exit 2. */
 export class UsageError extends Error {
@@ -22,7 +23,9 @@ export function hintFor(code: string, kind?: string): string | undefined {
     case 'ERR_TEMPLATE_NOT_FOUND':
       return 'See `profilesmith templates list`, or pass a path to a .hbs file';
     case 'ERR_STORE_IO':
-      // A database fault (server down, login refused, a newer schema) is not damage to look for.
+      // A database fault (server down, login refused, a newer schema) is not damage to look for;
+      // nor is a full disk, where every write was all or nothing.
+      if (kind === 'disk-full') return 'Free space on that disk (or raise the quota), then run the command again: what it finished stays done';
       return kind === 'postgres' ? undefined : 'Run `profilesmith store check` to see what is damaged';
     default:
       return undefined;
@@ -52,7 +55,7 @@ export function formatError(err: unknown, debug: boolean): string {
   else if (err instanceof Error) {
     const e = err as { code?: string; kind?: string; path?: string; dir?: string };
     const onPostgres = isPostgresUrl(e.path ?? e.dir ?? '');
-    const hint = hintFor(e.code ?? '', onPostgres ? 'postgres' : e.kind);
+    const hint = hintFor(e.code ?? '', onPostgres ? 'postgres' : isDiskFull(err) ? 'disk-full' : e.kind);
     if (hint) out += `\nhint: ${hint}`;
   }
   return out;

@@ -2,6 +2,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { InputInvalid } from '../errors.js';
+import { assertSecretFileMode } from '../util/secret-file.js';
 import { UsageError } from './errors.js';
 import type { Io } from './io.js';
 
@@ -39,7 +40,10 @@ export async function readInputFile(io: Io, path: string, what: string, max = 16
   }
 }
 
-/** Reads a secret from a file (or stdin for `-`), without its final line break. */
+/**
+ * Reads a secret from a file (or stdin for `-`), without its final line break. A file that
+ * other users have any access to is refused (as ssh refuses such a key), before it is read.
+ */
 export async function readSecretFile(io: Io, path: string, what = 'passphrase'): Promise<string> {
   let text: string;
   try {
@@ -48,6 +52,9 @@ export async function readSecretFile(io: Io, path: string, what = 'passphrase'):
       for await (const c of io.stdin) chunks.push(Buffer.from(c as Buffer));
       text = Buffer.concat(chunks).toString('utf8');
     } else {
+      const st = await stat(resolve(io.cwd, path)).catch(() => undefined);
+      // A missing file or a folder is left to readInputFile, which says so.
+      if (st?.isFile()) assertSecretFileMode(path, st.mode, what);
       text = (await readInputFile(io, path, what, MiB)).toString('utf8');
     }
   } catch (err) {

@@ -30,7 +30,7 @@ export function storeOptions<T>(y: Argv<T>) {
     .option('store', { type: 'string', describe: 'store directory or postgres://user@host:port/db URL (default: $PROFILESMITH_STORE, then the data directory)' })
     .option('passphrase-file', {
       type: 'string',
-      describe: 'read the store passphrase from this file (- for stdin); or set PROFILESMITH_PASSPHRASE',
+      describe: 'read the store passphrase from this file, private to you (chmod 600), or - for stdin; or set PROFILESMITH_PASSPHRASE',
     });
 }
 

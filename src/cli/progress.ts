@@ -1,5 +1,6 @@
 import type { BatchFailure, BatchProgress } from '../batch/run.js';
 import type { Io } from './io.js';
+import { printable } from '../certs/email.js';
 import { errorLine } from './output.js';
 
 /**
@@ -50,7 +51,7 @@ export function batchReporter(io: Io, label: string, quiet: boolean) {
       ...(progress ? { onProgress: progress.update } : {}),
       onFailure: (f: BatchFailure) => {
         progress?.done();
-        errorLine(io, `error: line ${f.line}: ${f.email || '(no email)'}: ${f.message}`);
+        errorLine(io, `error: line ${f.line}: ${f.email ? printable(f.email) : '(no email)'}: ${f.message}`);
       },
     },
     finish: () => progress?.done(),

@@ -24,7 +24,7 @@ export function signerOptions<T>(y: Argv<T>) {
     .option('chain', { type: 'string', describe: 'intermediates of the signer certificate (PEM, any number)' })
     .option('pin-file', {
       type: 'string',
-      describe: 'read the token PIN from this file (- for stdin); or set PROFILESMITH_PKCS11_PIN',
+      describe: 'read the token PIN from this file, private to you (chmod 600), or - for stdin; or set PROFILESMITH_PKCS11_PIN',
     });
 }
 

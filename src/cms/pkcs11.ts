@@ -14,7 +14,7 @@
  * @module pkcs11
  */
 import { createHash, randomBytes, verify as cryptoVerify } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
@@ -24,6 +24,7 @@ import { certificatesFrom } from '../certs/pem.js';
 import { certificatePublicKey } from './certificate.js';
 import { markChecked, type Signer } from './sign.js';
 import { parsePkcs11Uri, redactPkcs11Uri, type Pkcs11Uri } from './pkcs11-uri.js';
+import { assertSecretFileMode } from '../util/secret-file.js';
 
 /** Options of {@link pkcs11Signer}: a URI, or the same fields one by one (fields win). */
 export interface Pkcs11SignerOptions {
@@ -155,8 +156,11 @@ function hexId(id: string | Uint8Array | undefined): Buffer | undefined {
 async function readPin(source: string): Promise<string> {
   const path = source.startsWith('file:') ? fileURLToPath(source) : source;
   try {
+    const st = await stat(path);
+    if (st.isFile()) assertSecretFileMode(path, st.mode, 'PIN', 'pin-source');
     return (await readFile(path, 'utf8')).replace(/\r?\n$/, '');
   } catch (err) {
+    if (err instanceof InputInvalid) throw err;
     throw new InputInvalid('pin-source', `The PIN file ${path} could not be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
 }

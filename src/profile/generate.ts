@@ -127,7 +127,8 @@ export interface Pkcs12Password {
  * prefix tells apart two of one month.
  */
 export function identityFileNames(records: { record: CertificateRecord; role: 'signing' | 'encryption' }[], fallbackName: string): string[] {
-  const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f/\\:]+/g, '-').trim() || 'user';
+  // A name recorded before such characters were refused may still hold them: never in a file name.
+  const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f\p{Cf}\u2028\u2029/\\:]+/gu, '-').trim() || 'user';
   const base = records.map(({ record, role }) => `${clean(record.name ?? fallbackName)} (${role}${role === 'encryption' ? `, ${record.notBefore.slice(0, 7)}` : ''}`);
   return base.map((b, i) => {
     const twin = base.some((x, j) => j !== i && x === b);

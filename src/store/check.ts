@@ -8,8 +8,9 @@ import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { keysMatch } from '../certs/keys.js';
-import { certificatesFrom, fingerprint } from '../certs/pem.js';
+import { certificatesFrom, fingerprint, normalizeSerial } from '../certs/pem.js';
 import { FileStore } from './file/file-store.js';
+import { lockState } from './lock.js';
 import type { PostgresStore } from './postgres/pg-store.js';
 import type { CertificateRecord } from './store.js';
 import { parseIndex } from './file/index-format.js';
@@ -99,9 +100,38 @@ async function checkFileStore(store: FileStore): Promise<StoreFinding[]> {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') add('error', rel('revocations.json'), 'is truncated or corrupted');
   }
 
+  /**
+   * A new entry is written whole into certs/.tmp-… and then renamed to its serial (atomicDir):
+   * a folder left there is an issue or import stopped (killed) before the rename that records
+   * it. Once it holds a certificate, that certificate exists, signed, with no record: which one
+   * and what to do is said. Not damage: the store's records are whole.
+   */
+  const unrecorded = async (p: string) => {
+    let c: X509Certificate | undefined;
+    try {
+      const der = certificatesFrom(await fs.readFile(join(p, 'cert.pem'), 'utf8'))[0];
+      if (der) c = new X509Certificate(der);
+    } catch {
+      // stopped before its certificate was written whole
+    }
+    if (!c) return add('info', p, 'left over from an interrupted write, with no certificate in it; safe to delete');
+    const serial = normalizeSerial(c.serialNumber);
+    const user = /email:([^,\s]+)/.exec(c.subjectAltName ?? '')?.[1] ?? c.subject.replace(/\n/g, ', ');
+    if (issuing.some((i) => c.verify(i.publicKey))) {
+      add('warning', p, `holds certificate ${serial} for ${user}, signed by the store's CA but never recorded: an issue was stopped before it finished. It was never handed out: delete this folder, and issue again if ${user} still needs one`);
+    } else {
+      add('warning', p, `holds certificate ${serial} for ${user}, never recorded: an import was stopped before it finished. Delete this folder and import it again`);
+    }
+  };
+  // A writer holding the lock may be writing these now: they are not called leftovers then.
+  const writing = (await lockState(store.dir, store.now())) === 'held';
   const scanLeftovers = async (dir: string) => {
     for (const n of await fs.readdir(rel(dir)).catch(() => [] as string[])) {
-      if (n.startsWith('.tmp-')) add('info', rel(join(dir, n)), 'left over from an interrupted write; safe to delete');
+      if (!n.startsWith('.tmp-')) continue;
+      const p = rel(join(dir, n));
+      if (writing) add('info', p, 'being written by the process that holds the store lock (if that process was killed, run store check again once the lock is stale, after 15 s)');
+      else if (dir === 'certs' && (await fs.stat(p).catch(() => undefined))?.isDirectory()) await unrecorded(p);
+      else add('info', p, 'left over from an interrupted write; safe to delete');
     }
   };
   await scanLeftovers('.');
@@ -111,7 +141,9 @@ async function checkFileStore(store: FileStore): Promise<StoreFinding[]> {
   for (const n of await fs.readdir(rel('pkcs12-cache')).catch(() => [] as string[])) {
     if (/\.\d+$/.test(n) && !n.endsWith(`.${gen}`)) add('info', rel(`pkcs12-cache/${n}`), 'cached PKCS#12 files of another passphrase generation, which no longer open; safe to delete');
   }
-  if (await fs.stat(rel('store.lock')).catch(() => undefined)) add('info', rel('store.lock'), 'a writer holds the lock, or one was killed (the lock goes stale after 15 s)');
+  const lock = await lockState(store.dir, store.now());
+  if (lock === 'held') add('info', rel('store.lock'), 'a writer holds the lock, or one was killed (the lock goes stale after 15 s)');
+  if (lock === 'stale') add('info', rel('store.lock'), 'left by a writer that was killed; the next writer takes it over');
 
   let index = new Map<string, CertificateRecord>();
   try {

@@ -3,10 +3,24 @@ import { constants, promises as fs, renameSync, rmSync, writeFileSync } from 'no
 import { dirname, join } from 'node:path';
 import { StoreIOError } from '../errors.js';
 
+/** Errnos of a disk that has no room left: every later write fails the same way. */
+const FULL: Record<string, string> = { ENOSPC: 'no space left on the disk', EDQUOT: 'the disk quota is used up' };
+
+/** An errno code in words where a person needs them (a full disk), else the code alone. */
+export function errnoWords(code: string): string {
+  return FULL[code] ? `${FULL[code]} (${code})` : code;
+}
+
+/** True when `err`, or an error it wraps, is a write that failed because the disk or the quota is full. */
+export function isDiskFull(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) if (FULL[(e as NodeJS.ErrnoException).code ?? '']) return true;
+  return false;
+}
+
 /** Maps a filesystem failure to StoreIOError, shaped like smallstep's FileError. */
 export function ioError(path: string, op: string, cause: unknown): StoreIOError {
   const code = (cause as NodeJS.ErrnoException)?.code ?? 'error';
-  return new StoreIOError(path, op, `Cannot ${op} "${path}": ${code}`, { cause });
+  return new StoreIOError(path, op, `Cannot ${op} "${path}": ${errnoWords(code)}`, { cause });
 }
 
 async function fsyncDir(dir: string): Promise<void> {

@@ -7,6 +7,7 @@ import { constants, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StoreIOError } from '../errors.js';
+import { errnoWords } from './fs-util.js';
 
 const HEARTBEAT_MS = 2_000;
 const STALE_MS = 15_000;
@@ -14,6 +15,16 @@ const STALE_MS = 15_000;
 export interface LockOptions {
   /** How long to wait for another writer. Default: 60 s. */
   timeoutMs?: number;
+}
+
+/**
+ * Whether a writer holds the store's lock now: `held` while its holder refreshes it, `stale`
+ * when it was left by a writer that died (the next writer takes it over), `none` without one.
+ */
+export async function lockState(dir: string, now: Date = new Date()): Promise<'none' | 'held' | 'stale'> {
+  const stat = await fs.stat(join(dir, 'store.lock')).catch(() => undefined);
+  if (!stat) return 'none';
+  return now.getTime() - stat.mtimeMs > STALE_MS ? 'stale' : 'held';
 }
 
 /** Writers of this process, queued per store: they wait in line rather than poll the file lock. */
@@ -42,12 +53,20 @@ async function withFileLock<T>(dir: string, fn: () => Promise<T>, options: LockO
   for (;;) {
     try {
       const h = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-      await h.writeFile(token);
+      try {
+        await h.writeFile(token);
+      } catch (err) {
+        // A full disk creates the file but not its token: a lock of nobody's, which would
+        // hold off every writer until it went stale. It is ours to remove.
+        await h.close().catch(() => {});
+        await fs.rm(path, { force: true }).catch(() => {});
+        throw err;
+      }
       await h.close();
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new StoreIOError(path, 'lock', `Cannot lock the store at "${dir}": ${(err as NodeJS.ErrnoException).code}`, { cause: err });
+        throw new StoreIOError(path, 'lock', `Cannot lock the store at "${dir}": ${errnoWords((err as NodeJS.ErrnoException).code ?? 'error')}`, { cause: err });
       }
       const stat = await fs.stat(path).catch(() => undefined);
       if (stat && Date.now() - stat.mtimeMs > STALE_MS) {

@@ -9,7 +9,7 @@
  * signer/cert.pem signer/key.<g>              the first profile signer
  * signer/<serial>.pem <serial>.key.<g>        later signers (store.json names the current one; old keys are deleted)
  * ocsp/<ca>.json, ocsp/<ca>-<serial>.pem .key.<g>   the delegated OCSP responder of each CA
- * crl/<ca>.json, crl/<ca>.crl                 CRL number and the CRL last signed for each CA
+ * crl/<ca>.json, crl/<ca>.crl                 the last CRL number handed out, and the CRL the PKI server publishes, for each CA
  * ```
  *
  * @module pki-files
@@ -114,11 +114,15 @@ export function crlEntries(revocations: Revocation[], ca: CaRef) {
 }
 
 interface CrlState {
+  /** The last CRL number handed out, by either way: never handed out again. */
   number: number;
-  thisUpdate: string;
-  nextUpdate: string;
+  /** The rest describes crl/<ca>.crl, when it is the CRL numbered `number`; absent, nothing is published. */
+  thisUpdate?: string;
+  nextUpdate?: string;
   /** SHA-256 of the entries the published CRL lists. */
-  digest: string;
+  digest?: string;
+  /** SHA-256 of crl/<ca>.crl itself: a copy that failed to be written is never taken for it. Absent in earlier versions. */
+  sha256?: string;
 }
 
 const digestOf = (entries: ReturnType<typeof crlEntries>) =>
@@ -134,11 +138,16 @@ async function readState(dir: string, ca: CaRef): Promise<CrlState | undefined> 
 }
 
 /**
- * Signs a CRL for `ca` with the next CRL number and keeps it as the published one. The
- * caller holds the store lock. Numbers start at the thisUpdate time in seconds (what earlier
- * versions wrote) and then only grow.
+ * Signs a CRL for `ca` with the next CRL number. The caller holds the store lock. Numbers
+ * start at the thisUpdate time in seconds (what earlier versions wrote) and then only grow.
+ *
+ * The number is recorded before anything else, in a file of a few hundred bytes: a number not
+ * recorded could be handed out again. With `publish` (the PKI server) the CRL is then kept in
+ * crl/<ca>.crl, the copy the server serves; without it (`crl`, whose output goes where the
+ * admin says) the store's copy is not written at all, so a CRL of any size needs no room on
+ * the store's disk, and the older copy is no longer served (its number is below this one).
  */
-export async function signCrl(dir: string, ca: CaRef, issuer: Identity, revocations: Revocation[], now: Date, validityMs: number): Promise<{ der: Buffer; number: number }> {
+export async function signCrl(dir: string, ca: CaRef, issuer: Identity, revocations: Revocation[], now: Date, validityMs: number, publish: boolean): Promise<{ der: Buffer; number: number }> {
   const entries = crlEntries(revocations, ca);
   const previous = await readState(dir, ca);
   const number = Math.max((previous?.number ?? 0) + 1, Math.floor(now.getTime() / 1000));
@@ -146,18 +155,25 @@ export async function signCrl(dir: string, ca: CaRef, issuer: Identity, revocati
   const nextUpdate = new Date(thisUpdate.getTime() + validityMs);
   const der = await createCrl({ issuerCertificate: issuer.certificate, issuerKey: issuer.privateKey, entries, thisUpdate, nextUpdate, crlNumber: number });
   await fs.mkdir(join(dir, CRL_DIR), { recursive: true, mode: 0o755 });
-  await atomicWrite(join(dir, CRL_DIR, `${caSlug(ca)}.crl`), der, 0o644);
-  const state: CrlState = { number, thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString(), digest: digestOf(entries) };
+  const state: CrlState = publish
+    ? { number, thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString(), digest: digestOf(entries), sha256: createHash('sha256').update(der).digest('hex') }
+    : { number };
   await atomicWrite(join(dir, CRL_DIR, `${caSlug(ca)}.json`), JSON.stringify(state) + '\n', 0o644);
+  if (publish) await atomicWrite(join(dir, CRL_DIR, `${caSlug(ca)}.crl`), der, 0o644);
   return { der, number };
 }
 
-/** The last signed CRL of `ca`, when it lists exactly `revocations` and is less than half through its validity. */
+/**
+ * The published CRL of `ca`, when it is the last one handed out, lists exactly `revocations`
+ * and is less than half through its validity.
+ */
 export async function readPublishedCrl(dir: string, ca: CaRef, revocations: Revocation[], now: Date): Promise<Buffer | undefined> {
   const state = await readState(dir, ca);
-  if (!state || state.digest !== digestOf(crlEntries(revocations, ca))) return undefined;
+  if (!state?.digest || !state.thisUpdate || !state.nextUpdate || state.digest !== digestOf(crlEntries(revocations, ca))) return undefined;
   const start = Date.parse(state.thisUpdate);
   const end = Date.parse(state.nextUpdate);
   if (!(now.getTime() >= start && now.getTime() < start + (end - start) / 2)) return undefined;
-  return fs.readFile(join(dir, CRL_DIR, `${caSlug(ca)}.crl`)).catch(() => undefined);
+  const der = await fs.readFile(join(dir, CRL_DIR, `${caSlug(ca)}.crl`)).catch(() => undefined);
+  if (der && state.sha256 && createHash('sha256').update(der).digest('hex') !== state.sha256) return undefined;
+  return der;
 }

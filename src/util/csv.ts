@@ -135,7 +135,13 @@ export function detectDelimiter(headerLine: string): ',' | ';' | '\t' {
   return ',';
 }
 
-/** One CSV field, quoted when it holds a comma, a quote or a line break. */
+/**
+ * One CSV field for a file a person may open in a spreadsheet: a cell starting with `=`, `+`,
+ * `-`, `@`, a tab or a carriage return is a formula there (`=HYPERLINK(…)` in a user's name), so
+ * it gets a leading `'`, as OWASP's "CSV Injection" advises; then the field is quoted when it
+ * holds a comma, a quote or a line break. Every CSV the tool writes goes through this.
+ */
 export function csvField(s: string): string {
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  const cell = /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
+  return /[",\r\n]/.test(cell) ? `"${cell.replace(/"/g, '""')}"` : cell;
 }

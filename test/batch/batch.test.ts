@@ -275,3 +275,27 @@ test('the PKCS#12s a batch ships open in openssl pkcs12 with the password of the
   const prebuilt = await Promise.all((await kim.listCertificates({ user: 'kim@example.com' })).map((r) => kim.cachedPkcs12(r.serial, () => t.fail('not prebuilt') as never)));
   t.is(prebuilt.length, 2);
 });
+
+test('--passwords-out of batch and generate: a cell a spreadsheet would run as a formula (=, +, -, @) starts with \' (issue 28)', async (t) => {
+  if (!need(t, 'python3')) return;
+  const { dir, storeDir } = await setup(t, 'email,name\n"-2+3@example.com","=HYPERLINK(""evil.example"",""open me"")"\nkay@example.com,@SUM(1+1)\nlee@example.com,+cmd\n');
+  const r = cli(['batch', 'exchange-smime', '--store', storeDir, '--users', 'users.csv', '--out', 'out', '--set', 'exchange.host=h.example.com', '--no-pkcs12-password', '--passwords-out', 'pw.csv', '--jobs', '1'], { cwd: dir, env });
+  t.is(r.status, 0, r.stderr);
+  const g = cli(['generate', 'exchange-smime', '--store', storeDir, '--user=-2+3@example.com', '--set', 'exchange.host=h.example.com', '--no-sign', '--no-pkcs12-password', '--passwords-out', 'one.csv', '-o', 'one.mobileconfig'], { cwd: dir, env });
+  t.is(g.status, 0, g.stderr);
+  // The oracle: Python's csv module, as a spreadsheet import reads the cells.
+  const read = (file: string) => JSON.parse(python('import csv,io,json,sys; print(json.dumps(list(csv.reader(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", newline="")))))', readFileSync(join(dir, file))).stdout) as string[][];
+  const batch = read('pw.csv');
+  t.deepEqual(batch[0], ['email', 'fileName', 'payloadIdentifier', 'serial', 'purpose', 'password']);
+  t.is(batch.length, 1 + 6);
+  const cells = batch.slice(1);
+  t.deepEqual(cells.map((c) => c[0]).sort(), ["'-2+3@example.com", "'-2+3@example.com", 'kay@example.com', 'kay@example.com', 'lee@example.com', 'lee@example.com']);
+  t.deepEqual(
+    cells.map((c) => c[1]!.replace(/ \(.*$/, '')).sort(),
+    ["'+cmd", "'+cmd", "'=HYPERLINK(\"evil.example\",\"open me\")", "'=HYPERLINK(\"evil.example\",\"open me\")", "'@SUM(1+1)", "'@SUM(1+1)"],
+  );
+  const one = read('one.csv');
+  t.is(one.length, 1 + 2);
+  for (const row of one.slice(1)) t.regex(row[0]!, /^'=HYPERLINK\("evil\.example","open me"\) \((signing|encryption)/);
+  for (const row of [...cells, ...one.slice(1)]) for (const cell of row) t.notRegex(cell, /^[=+\-@\t\r]/, `a live formula: ${cell}`);
+});

@@ -21,7 +21,7 @@ function outsideCa(dir: string) {
   run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'org.key'), '-out', join(dir, 'org.csr'), '-subj', '/CN=Example Corp Profiles/O=Example Corp']);
   writeFileSync(join(dir, 'ext.cnf'), 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=emailProtection,codeSigning\n');
   run(['x509', '-req', '-in', join(dir, 'org.csr'), '-CA', join(dir, 'pubroot.pem'), '-CAkey', join(dir, 'pubroot.key'), '-CAcreateserial', '-out', join(dir, 'org.pem'), '-days', '20', '-extfile', join(dir, 'ext.cnf')]);
-  writeFileSync(join(dir, 'p12pass'), 'export-pass\n');
+  writeFileSync(join(dir, 'p12pass'), 'export-pass\n', { mode: 0o600 });
   run(['pkcs12', '-export', '-in', join(dir, 'org.pem'), '-inkey', join(dir, 'org.key'), '-certfile', join(dir, 'pubroot.pem'), '-out', join(dir, 'org.p12'), '-passout', 'pass:export-pass']);
 }
 

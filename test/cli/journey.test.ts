@@ -106,7 +106,7 @@ test('usage errors exit 2 with one line; init refuses an existing store; secrets
   const noPass = cli(['cert', 'issue', '--store', store, '--user', 'a@example.com', '--name', 'A', '--purpose', 'smime-signing'], { cwd: dir });
   t.is(noPass.status, 2);
   t.regex(noPass.stderr, /PROFILESMITH_PASSPHRASE/);
-  writeFileSync(join(dir, 'pass.txt'), PASS + '\n');
+  writeFileSync(join(dir, 'pass.txt'), PASS + '\n', { mode: 0o600 });
   const viaFile = cli(['cert', 'list', '--store', store, '--passphrase-file', 'pass.txt'], { cwd: dir });
   t.is(viaFile.status, 0, viaFile.stderr);
   const noPw = run(['generate', 'exchange-smime', '--store', store, '--user', 'alice@example.com', '--set', 'exchange.host=h', '--no-pkcs12-password']);

@@ -4,10 +4,11 @@
  * files, unknown links, unsigned profiles.
  */
 import test from 'ava';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
-import { cli, tmp } from '../helpers/tools.js';
+import { outsideCa } from '../helpers/outside-ca.js';
+import { cli, need, snapshotDir, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 
@@ -142,4 +143,50 @@ test('with --json an error is one JSON line on stderr; inspect shows the account
   const other = cli(['inspect', 'other.mobileconfig'], { cwd: dir }).stdout;
   t.regex(other, /SMIMESigningEnabled: true \(left out: iOS turns it on\)/);
   t.regex(other, /SMIMESigningUserOverrideable: false \(left out\)/);
+});
+
+test('invisible and text-direction characters (U+202E, U+200B...) in a name, an address, a users file, an organization or an imported certificate are refused, naming the field and the character; nothing is written (issue 28)', async (t) => {
+  const { dir, storeDir } = await store(t);
+  const before = snapshotDir(storeDir);
+  const hidden = (what: string, char: string) => `error: The ${what} must not hold ${char}, an invisible or text-direction character\n`;
+  const issue = (user: string, name: string) => ['cert', 'issue', '--store', storeDir, '--user', user, '--name', name, '--purpose', 'smime-signing'];
+  const cases: [string[], string][] = [
+    // Shows as "Aliceexe.png".
+    [issue('b@example.com', 'Alice\u202Egnp.exe'), hidden('common name', 'U+202E')],
+    [issue('b@example.com', '\u2066Eve\u2069'), hidden('common name', 'U+2066')],
+    [issue('b@example.com', 'Ar\u061Cam'), hidden('common name', 'U+061C')],
+    [issue('b@example.com', 'Soft\u00ADhyphen'), hidden('common name', 'U+00AD')],
+    [issue('al\u200Bice@example.com', 'Alice'), hidden('email address', 'U+200B')],
+    [issue('bob\u200F@example.com', 'Bob'), hidden('email address', 'U+200F')],
+    [issue('tag\u{E0041}@example.com', 'Tag'), hidden('email address', 'U+E0041')],
+    [['init', '--store', join(dir, 'new'), '--org', 'Evil\u202ECorp'], hidden('organization', 'U+202E')],
+  ];
+  for (const [args, line] of cases) {
+    const r = cli(args, { cwd: dir, env });
+    t.is(r.status, 1, args.join(' '));
+    t.is(r.stderr, line);
+  }
+  t.false(readdirSync(dir).includes('new'));
+
+  // A users file: each row names its line, the address is shown with the character as "?".
+  writeFileSync(join(dir, 'users.csv'), 'email,name\nann@example.com,Ann\u202Dx\nb\u200Eob@example.com,Bob\n');
+  const batch = cli(['cert', 'issue-batch', '--store', storeDir, '--users', 'users.csv', '--purpose', 'smime-signing', '--json'], { cwd: dir, env });
+  t.is(batch.status, 1);
+  t.like(JSON.parse(batch.stdout), { generated: 0, failed: 2 });
+  const lines = batch.stderr.split('\n');
+  t.deepEqual(lines.slice(0, 2), [
+    'error: line 2: ann@example.com: The common name must not hold U+202D, an invisible or text-direction character',
+    'error: line 3: b?ob@example.com: The email address must not hold U+200E, an invisible or text-direction character',
+  ]);
+  t.regex(lines[2]!, /^0 issued, 0 already held one, 2 failed in /);
+
+  // An outside certificate whose common name holds one is not imported.
+  if (need(t, 'openssl')) {
+    mkdirSync(join(dir, 'outside'));
+    const ca = outsideCa(join(dir, 'outside'), { email: 'dan@example.com', commonName: 'Dan\u202Egnp.exe' });
+    const imported = cli(['cert', 'import', ca.pem, '--store', storeDir, '--user', 'dan@example.com', '--purpose', 'smime-signing'], { cwd: dir, env });
+    t.is(imported.status, 1);
+    t.is(imported.stderr, hidden("certificate's common name", 'U+202E'));
+  }
+  t.deepEqual(snapshotDir(storeDir), before, 'the store is unchanged');
 });

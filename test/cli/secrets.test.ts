@@ -5,11 +5,13 @@
  */
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toPkcs12 } from '../../src/certs/pkcs12.js';
+import { pkcs11Signer } from '../../src/cms/pkcs11.js';
 import { openStore } from '../../src/store/fs-store.js';
-import { cli, tmp } from '../helpers/tools.js';
+import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
+import { cli, ROOT, snapshotDir, tmp } from '../helpers/tools.js';
 
 const PASS = 'store-pässphrase-7f3e9a';
 const NEW_PASS = 'new-store-passphrase-c41d2b';
@@ -136,4 +138,49 @@ test('a full CLI journey: no passphrase, password or private key in any output, 
   } catch {
     t.pass();
   }
+});
+
+test('a secret file that other users can read or change is refused, as ssh refuses such a key: one line naming it and chmod 600, exit 1, nothing written (issue 28)', async (t) => {
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  const store = await aliceStore(storeDir);
+  const serial = (await store.listCertificates({ user: 'alice@example.com', purpose: 'smime-signing' }))[0]!.serial;
+  const alice = await store.getIdentity(serial);
+  writeFileSync(join(dir, 'a.p12'), toPkcs12(alice.certificate, alice.privateKey, { password: IMPORT_PW }));
+  copyFileSync(join(ROOT, 'test', 'golden', 'root-ca.mobileconfig'), join(dir, 'profile.xml'));
+  const secret = (name: string, text: string, mode: number) => {
+    writeFileSync(join(dir, name), text, { mode });
+    chmodSync(join(dir, name), mode); // whatever the umask
+    return name;
+  };
+  const refused = (name: string, what: string, mode: string, access = 'readable') => `error: The ${what} file "${name}" is ${access} by other users (mode ${mode}); run chmod 600 "${name}"\n`;
+  const before = snapshotDir(storeDir);
+  const cases: [string[], Record<string, string>, string][] = [
+    [['cert', 'issue', '--store', storeDir, '--user', 'b@example.com', '--name', 'B', '--purpose', 'smime-signing', '--passphrase-file', secret('world.txt', PASSPHRASE, 0o644)], {}, refused('world.txt', 'passphrase', '644')],
+    [['cert', 'issue', '--store', storeDir, '--user', 'b@example.com', '--name', 'B', '--purpose', 'smime-signing'], { PROFILESMITH_PASSPHRASE_FILE: secret('group.txt', PASSPHRASE, 0o640) }, refused('group.txt', 'passphrase', '640')],
+    [['cert', 'issue', '--store', storeDir, '--user', 'b@example.com', '--name', 'B', '--purpose', 'smime-signing', '--passphrase-file', secret('writable.txt', PASSPHRASE, 0o620)], {}, refused('writable.txt', 'passphrase', '620', 'writable')],
+    [['cert', 'import', 'a.p12', '--store', storeDir, '--user', 'alice@example.com', '--purpose', 'smime-encryption', '--password-file', secret('p12.txt', IMPORT_PW, 0o644)], { PROFILESMITH_PASSPHRASE: PASSPHRASE }, refused(join(dir, 'p12.txt'), 'password', '644')],
+    [['cert', 'export', serial, '--store', storeDir, '--format', 'p12', '--password-file', 'p12.txt', '-o', 'out.p12'], { PROFILESMITH_PASSPHRASE: PASSPHRASE }, refused('p12.txt', 'password', '644')],
+    [['store', 'passphrase', '--store', storeDir, '--new-passphrase-file', secret('new.txt', NEW_PASS, 0o604)], { PROFILESMITH_PASSPHRASE: PASSPHRASE }, refused('new.txt', 'new passphrase', '604')],
+    [['sign', 'profile.xml', '--signer', 'pkcs11:token=t;object=k?module-path=/nonexistent/libpkcs11.so', '--pin-file', secret('pin.txt', '1234', 0o644), '-o', 'signed.mobileconfig'], {}, refused('pin.txt', 'PIN', '644')],
+  ];
+  for (const [args, env, line] of cases) {
+    const r = cli(args, { cwd: dir, env });
+    t.is(r.status, 1, args.join(' '));
+    t.is(r.stderr, line);
+  }
+  t.deepEqual(snapshotDir(storeDir), before, 'the store is unchanged');
+  t.false(existsSync(join(dir, 'out.p12')));
+  t.false(existsSync(join(dir, 'signed.mobileconfig')));
+  // A PIN file named in the PKCS#11 URI (pin-source) is held to the same rule, in the library.
+  await t.throwsAsync(pkcs11Signer({ uri: `pkcs11:token=t;object=k?module-path=/nonexistent/libpkcs11.so&pin-source=file:${join(dir, 'pin.txt')}` }), {
+    code: 'ERR_INPUT_INVALID',
+    message: `The PIN file "${join(dir, 'pin.txt')}" is readable by other users (mode 644); run chmod 600 "${join(dir, 'pin.txt')}"`,
+  });
+  // Made private, the same files serve.
+  for (const f of ['world.txt', 'p12.txt']) chmodSync(join(dir, f), 0o600);
+  const ok = cli(['cert', 'issue', '--store', storeDir, '--user', 'b@example.com', '--name', 'B', '--purpose', 'smime-signing', '--passphrase-file', 'world.txt'], { cwd: dir });
+  t.is(ok.status, 0, ok.stderr);
+  const exported = cli(['cert', 'export', serial, '--store', storeDir, '--format', 'p12', '--password-file', 'p12.txt', '-o', 'out.p12'], { cwd: dir, env: { PROFILESMITH_PASSPHRASE: PASSPHRASE } });
+  t.is(exported.status, 0, exported.stderr);
 });

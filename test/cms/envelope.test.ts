@@ -67,7 +67,7 @@ test('CLI: generate --encrypt-to, verify and decrypt say so and give the payload
   const dir = tmp(t);
   writeFileSync(join(dir, 'dev.pem'), toPem(dev.certificate));
   writeFileSync(join(dir, 'dev.key'), dev.key.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'device key pw' }));
-  writeFileSync(join(dir, 'pw'), 'device key pw');
+  writeFileSync(join(dir, 'pw'), 'device key pw', { mode: 0o600 });
   const { initStore } = await import('../../src/store/fs-store.js');
   const store = await initStore(join(dir, 'store'), { organization: 'Example Corp', passphrase: 'pp-long-enough', kdfCost: 14 });
   await store.issueCertificate({ user: 'a@example.com', name: 'A', purpose: 'smime-signing' });

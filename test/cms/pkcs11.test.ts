@@ -218,7 +218,7 @@ test('CLI sign --signer --pin-file --signer-cert --chain: openssl verifies; the 
   t.regex(inArgv.stderr, /visible to other users/);
 
   // A wrong PIN: one line, exit 1, no output file.
-  writeFileSync(join(dir, 'bad-pin'), 'nope-0000\n');
+  writeFileSync(join(dir, 'bad-pin'), 'nope-0000\n', { mode: 0o600 });
   const bad = cli(['sign', join(dir, 'profile.xml'), '--signer', uri('rsa-token'), '--pin-file', join(dir, 'bad-pin'), '-o', join(dir, 'bad.mobileconfig')], { env: hsmEnv() });
   t.is(bad.status, 1);
   t.is(bad.stderr.trim().split('\n').filter((l) => l.startsWith('error')).length, 1, bad.stderr);

@@ -184,6 +184,7 @@ export const NASTY = [
   ']]>', '</string>', '</string><key>PayloadType</key><string>x', '<![CDATA[x]]>', '&amp;', '&#0;', '&x;', '<!ENTITY',
   '{{', '}}', '{{user.email}}', '{{{x}}}', '{{> profile-head}}', '{{#each .}}', '\\{{x}}',
   '"', "'", ',', '\r\n', '\n', '\r', '\t', '\u0000', '\u0001', '\u001b[31m', '\u007f', '\u0085', '\u2028', '\ufeff', '\ufffe', '\uffff',
+  '\u202e', '\u200b', '\u200d', '\u2066', '\u061c', '\u00ad', '\u{e0041}',
   '\ud800', '\udfff', '😀', 'é', 'e\u0301', '../', '..\\', '/', 'CON', 'nul', ' ', '.', '%00', '%2e%2e%2f', 'a'.repeat(300),
 ];
 export const hostileString = fc.oneof(
@@ -399,7 +400,8 @@ export const properties = {
         return JSON.stringify([...rows, ...p.end()]);
       });
       if (whole !== chunked) throw new Error(`csv: chunking changed the result (${whole} vs ${chunked})`);
-      // Round trip: rows written with csvField come back field for field.
+      // Round trip: rows written with csvField come back field for field; a field a spreadsheet
+      // would take for a formula comes back with the ' csvField put before it.
       const text = 'h\n' + input.fields.map((r) => r.map(csvField).join(',')).join('\n') + '\n';
       const back = await typedOrResult('csv round trip', () => {
         const p = new CsvParser();
@@ -408,7 +410,7 @@ export const properties = {
       if (back) {
         const got = back.slice(1).map((r) => r.fields);
         // A row of one empty field is a blank line, which the parser skips by design.
-        const want = input.fields.filter((r) => !(r.length === 1 && r[0] === '')).map((r) => [...r]);
+        const want = input.fields.filter((r) => !(r.length === 1 && r[0] === '')).map((r) => r.map((f) => (/^[=+\-@\t\r]/.test(f) ? `'${f}` : f)));
         if (JSON.stringify(got) !== JSON.stringify(want) && input.fields.every((r) => r.every((f) => f.length <= CsvParser.MAX_FIELD))) {
           throw new Error(`csv: round trip changed ${JSON.stringify(want)} into ${JSON.stringify(got)}`);
         }
@@ -481,6 +483,8 @@ export const properties = {
         if (value.split('@').length !== 2) throw new Error(`accepted ${JSON.stringify(value)} without exactly one @`);
         // eslint-disable-next-line no-control-regex
         if (/[\u0000-\u001f\u007f\s]/.test(value) || value.length > 254) throw new Error(`accepted ${JSON.stringify(value)}`);
+        // Nor anything invisible or that turns the text around (issue 28).
+        if (/[\p{Cf}\u0080-\u009f\u2028\u2029]/u.test(value)) throw new Error(`accepted the hidden character in ${JSON.stringify(value)}`);
       }
       const name = profileFileName(value);
       // eslint-disable-next-line no-control-regex
@@ -575,7 +579,7 @@ export function checkCli(c: Corpus, storeDir: string, env: Record<string, string
       sign: ['sign', file, '--store', storeDir, '-o', out],
       import: ['cert', 'import', file, '--store', storeDir, '--user', 'alice@example.com', '--purpose', 'smime-encryption', '--password-file', join(dir, 'pw')],
     }[input.command];
-    writeFileSync(join(dir, 'pw'), 'fuzz');
+    writeFileSync(join(dir, 'pw'), 'fuzz', { mode: 0o600 });
     const before = snapshotDir(storeDir);
     const r = spawnSync(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', HOME: dir, ...env }, encoding: 'utf8', timeout: BOUND_MS * 4 });
     if (r.error) throw new Error(`${input.command}: ${r.error.message}`);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
  * An outside CA made with the openssl CLI (root → intermediate → user), as a commercial CA
  * or AD CS would hand an admin. Returns file paths.
  */
-export function outsideCa(dir: string, options: { email?: string; days?: number; bits?: number; eku?: boolean; startDate?: string; endDate?: string } = {}) {
+export function outsideCa(dir: string, options: { email?: string; commonName?: string; days?: number; bits?: number; eku?: boolean; startDate?: string; endDate?: string } = {}) {
   const email = options.email ?? 'bob@example.com';
   const o = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   writeFileSync(
@@ -19,7 +19,7 @@ export function outsideCa(dir: string, options: { email?: string; days?: number;
   o(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'oroot.key', '-out', 'oroot.pem', '-subj', '/CN=Outside Root CA/O=Outside', '-days', '3650', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   o(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'oint.key', '-out', 'oint.csr', '-subj', '/CN=Outside Issuing CA/O=Outside']);
   o(['x509', '-req', '-in', 'oint.csr', '-CA', 'oroot.pem', '-CAkey', 'oroot.key', '-CAcreateserial', '-out', 'oint.pem', '-days', '3000', '-extfile', 'ext.cnf', '-extensions', 'ca']);
-  o(['req', '-newkey', `rsa:${options.bits ?? 2048}`, '-nodes', '-keyout', 'user.key', '-out', 'user.csr', '-subj', `/CN=Outside User`]);
+  o(['req', '-utf8', '-newkey', `rsa:${options.bits ?? 2048}`, '-nodes', '-keyout', 'user.key', '-out', 'user.csr', '-subj', `/CN=${options.commonName ?? 'Outside User'}`]);
   if (options.endDate) {
     writeFileSync(join(dir, 'ca.cnf'), `[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial.txt\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n`);
     writeFileSync(join(dir, 'index.txt'), '');
@@ -30,7 +30,7 @@ export function outsideCa(dir: string, options: { email?: string; days?: number;
   }
   writeFileSync(join(dir, 'chain.pem'), Buffer.concat([o(['x509', '-in', 'oint.pem']), o(['x509', '-in', 'oroot.pem'])]));
   const password = 'pässwörd-ü';
-  writeFileSync(join(dir, 'pw.txt'), password);
+  writeFileSync(join(dir, 'pw.txt'), password, { mode: 0o600 });
   const base = ['pkcs12', '-export', '-in', 'user.pem', '-inkey', 'user.key', '-certfile', 'chain.pem', '-passout', `pass:${password}`];
   o([...base, '-out', 'modern.p12']);
   o([...base, '-legacy', '-out', 'legacy.p12']);

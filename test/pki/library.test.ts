@@ -79,6 +79,27 @@ test('CRL numbers strictly increase, even within one second; the published CRL i
   t.regex(openssl(['crl', '-inform', 'DER', '-noout', '-text'], root).stdout.toString(), /Issuer: CN = Clock Corp Root CA[\s\S]*No Revoked Certificates/);
 });
 
+test('createCrl records only its number in the store, never the CRL; the published copy is then re-signed above it, and a copy that is not the recorded one is never served (issue 28)', async (t) => {
+  if (!need(t, 'openssl')) return;
+  const { dir, store } = await clockStore(t);
+  const number = (der: Buffer) => BigInt(/X509v3 CRL Number: \s*(\d+)/.exec(openssl(['crl', '-inform', 'DER', '-noout', '-text'], der).stdout.toString())![1]!);
+  const copy = join(dir, 'store', 'crl', 'issuing.crl');
+  const served = await store.publishedCrl(1);
+  t.deepEqual(readFileSync(copy), served);
+  const made = await store.createCrl();
+  t.true(number(made) > number(served));
+  t.deepEqual(readFileSync(copy), served, 'the store\'s copy is not written by createCrl');
+  t.deepEqual(JSON.parse(readFileSync(join(dir, 'store', 'crl', 'issuing.json'), 'utf8')), { number: Number(number(made)) });
+  const after = await store.publishedCrl(1);
+  t.true(number(after) > number(made), 'the server never serves a CRL numbered below one handed out');
+  t.deepEqual(readFileSync(copy), after);
+  // A copy that is not the one recorded (a write of it that failed, an older file) is re-signed, not served.
+  writeFileSync(copy, served);
+  const again = await store.publishedCrl(1);
+  t.true(number(again) > number(after));
+  t.deepEqual(await store.publishedCrl(1), again);
+});
+
 test('the PKI handler bounds the rate per address, in windows of the injected clock', async (t) => {
   const { store, clock, advance } = await clockStore(t);
   const handler = createPkiHandler({ store, rateLimit: 3, now: clock });

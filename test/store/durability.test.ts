@@ -1,15 +1,18 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { normalizeSerial } from '../../src/certs/pem.js';
 import { checkStore } from '../../src/store/check.js';
 import { openStore } from '../../src/store/fs-store.js';
 import { withLock } from '../../src/store/lock.js';
 import { formatIndex, parseIndex } from '../../src/store/file/index-format.js';
 import type { CertificateRecord } from '../../src/store/store.js';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
-import { cli, ROOT, snapshotDir, tmp } from '../helpers/tools.js';
+import { outsideCa } from '../helpers/outside-ca.js';
+import { cli, need, ROOT, snapshotDir, tmp } from '../helpers/tools.js';
 
 const WRITER = join(ROOT, 'test', 'helpers', 'writer.ts');
 
@@ -185,4 +188,92 @@ test('a damaged line of a vouching index.json is never served: the reader lists 
   const repaired = parseIndex(readFileSync(path, 'utf8'));
   t.true(repaired.records.some((r) => r.user === 'bulk7@example.com'));
   t.is(repaired.records.length, 263);
+});
+/** Runs test/helpers/stopped-issue.ts until it stops at `stage`, kills it (SIGKILL) and returns the entry's temporary folder. */
+async function killedIssue(dir: string, user: string, stage: 'key' | 'rename'): Promise<string> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'stopped-issue.ts'), dir, user, stage], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c) => (err += c));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const folder = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (c) => {
+      out += c;
+      if (out.includes('\n')) resolve(out.trim());
+    });
+    child.on('exit', () => reject(new Error(`the issue ended before it stopped: ${err}`)));
+  });
+  child.kill('SIGKILL');
+  await exited;
+  return folder;
+}
+
+test('an issue killed before its entry is recorded leaves a temporary folder with a signed certificate: store check names it and says what to do, without calling the store damaged; a healthy store has no findings (issue 28)', async (t) => {
+  const base = tmp(t);
+  const dir = join(base, 'store');
+  await aliceStore(dir);
+  const check = (json = true) => cli(['store', 'check', '--store', dir, ...(json ? ['--json'] : [])], { cwd: base, env: { PROFILESMITH_PASSPHRASE: PASSPHRASE } });
+  const healthy = check();
+  t.is(healthy.status, 0, healthy.stdout);
+  t.deepEqual(JSON.parse(healthy.stdout).findings, [], 'a healthy store: nothing to report');
+
+  const lock = join(dir, 'store.lock');
+  for (const [user, stage] of [['kim@example.com', 'rename'], ['lou@example.com', 'key']] as const) {
+    const folder = await killedIssue(dir, user, stage);
+    t.true(folder.startsWith(join(dir, 'certs', '.tmp-')), folder);
+    t.deepEqual(readdirSync(folder).sort(), stage === 'rename' ? ['cert.pem', 'entry.json', 'key.1'] : ['cert.pem']);
+    const serial = normalizeSerial(new X509Certificate(readFileSync(join(folder, 'cert.pem'))).serialNumber);
+
+    // Straight after the kill its lock is fresh: a writer may be at work, so nothing is a leftover yet.
+    const early = check();
+    t.is(early.status, 0, early.stdout);
+    t.deepEqual(JSON.parse(early.stdout).findings, [
+      { severity: 'info', path: folder, message: 'being written by the process that holds the store lock (if that process was killed, run store check again once the lock is stale, after 15 s)' },
+      { severity: 'info', path: lock, message: 'a writer holds the lock, or one was killed (the lock goes stale after 15 s)' },
+    ]);
+
+    // Once the lock is stale (its time set back, rather than waited for): the certificate is named, with what to do.
+    const old = new Date('2020-01-01T00:00:00Z');
+    utimesSync(lock, old, old);
+    const r = check(false);
+    t.is(r.status, 0, 'not damage: exit 0');
+    t.is(
+      r.stdout,
+      `warning: ${folder}: holds certificate ${serial} for ${user}, signed by the store's CA but never recorded: an issue was stopped before it finished. It was never handed out: delete this folder, and issue again if ${user} still needs one\n` +
+        `info: ${lock}: left by a writer that was killed; the next writer takes it over\n`,
+    );
+    t.is(r.stderr, `No errors in ${dir}\n`);
+    t.is((await (await openStore(dir)).listCertificates({ user })).length, 0, 'no record');
+
+    // Doing what it says: the folder goes, the user is issued a certificate, the next writer takes the lock over.
+    rmSync(folder, { recursive: true });
+    t.is(cli(['cert', 'issue', '--store', dir, '--user', user, '--name', 'Again', '--purpose', 'smime-signing'], { cwd: base, env: { PROFILESMITH_PASSPHRASE: PASSPHRASE } }).status, 0);
+    const after = check();
+    t.is(after.status, 0);
+    t.deepEqual(JSON.parse(after.stdout).findings, []);
+  }
+});
+
+test('a temporary entry folder holding an outside certificate (an import stopped) is named too; one without a certificate is safe to delete (issue 28)', async (t) => {
+  if (!need(t, 'openssl')) return;
+  const base = tmp(t);
+  const dir = join(base, 'store');
+  await aliceStore(dir);
+  mkdirSync(join(base, 'outside'));
+  const ca = outsideCa(join(base, 'outside'), { email: 'ola@example.com' });
+  const imported = join(dir, 'certs', '.tmp-0123456789ab');
+  const empty = join(dir, 'certs', '.tmp-ba9876543210');
+  mkdirSync(imported, { mode: 0o700 });
+  mkdirSync(empty, { mode: 0o700 });
+  writeFileSync(join(imported, 'cert.pem'), readFileSync(ca.userPem), { mode: 0o644 });
+  const serial = normalizeSerial(new X509Certificate(readFileSync(ca.userPem)).serialNumber);
+  const r = cli(['store', 'check', '--store', dir, '--json'], { cwd: base, env: { PROFILESMITH_PASSPHRASE: PASSPHRASE } });
+  t.is(r.status, 0, r.stdout);
+  t.deepEqual(
+    JSON.parse(r.stdout).findings.sort((a: { path: string }, b: { path: string }) => a.path.localeCompare(b.path)),
+    [
+      { severity: 'warning', path: imported, message: `holds certificate ${serial} for ola@example.com, never recorded: an import was stopped before it finished. Delete this folder and import it again` },
+      { severity: 'info', path: empty, message: 'left over from an interrupted write, with no certificate in it; safe to delete' },
+    ],
+  );
 });

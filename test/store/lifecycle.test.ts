@@ -57,7 +57,7 @@ test('bad input ends in one clear line, exit 1, and a byte-identical store', asy
   writeFileSync(join(dir, 'random.p12'), Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 251)));
   writeFileSync(join(dir, 'truncated.p12'), readFileSync(ca.modern).subarray(0, 900));
   writeFileSync(join(dir, 'nokey.pem'), readFileSync(ca.userPem));
-  writeFileSync(join(dir, 'wrong.txt'), 'not the password');
+  writeFileSync(join(dir, 'wrong.txt'), 'not the password', { mode: 0o600 });
   writeFileSync(join(dir, 'big.p12'), Buffer.alloc(50 * 1024 * 1024, 1));
   const before = snapshotDir(storeDir);
   const cases: [string[], RegExp][] = [
@@ -182,7 +182,7 @@ test('renew adds a certificate and keeps the old one in the history; export give
   const show = JSON.parse(cli(['cert', 'show', renewed.fingerprint, '--store', storeDir, '--json'], { cwd: dir }).stdout);
   t.is(show.serial, renewed.serial);
   t.deepEqual(show.emails, ['alice@example.com']);
-  writeFileSync(join(dir, 'pw'), 'export-pass');
+  writeFileSync(join(dir, 'pw'), 'export-pass', { mode: 0o600 });
   const p12 = cli(['cert', 'export', renewed.serial, '--store', storeDir, '--format', 'p12', '--password-file', 'pw', '-o', 'x.p12'], { cwd: dir, env });
   t.is(p12.status, 0, p12.stderr);
   if (!need(t, 'openssl')) return;
@@ -197,7 +197,7 @@ test('store passphrase re-encrypts every key: the old passphrase stops working, 
   const dir = tmp(t);
   const storeDir = join(dir, 'store');
   await aliceStore(storeDir);
-  writeFileSync(join(dir, 'new'), 'a new passphrase');
+  writeFileSync(join(dir, 'new'), 'a new passphrase', { mode: 0o600 });
   const r = cli(['store', 'passphrase', '--store', storeDir, '--new-passphrase-file', 'new'], { cwd: dir, env });
   t.is(r.status, 0, r.stderr);
   t.regex(r.stderr, /Re-encrypted 6 keys/);

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseCsv, parseCsvRecords } from '../../src/util/csv.js';
+import { csvField, parseCsv, parseCsvRecords } from '../../src/util/csv.js';
 
 test('BOM, CRLF, quoted commas, doubled quotes and line breaks inside quotes', (t) => {
   const rows = parseCsv('\uFEFFemail,name\r\n"a@example.com","Doe, Jane ""JD"""\r\nb@example.com,"two\nlines"\r\n\r\nc@example.com,C');
@@ -14,4 +14,17 @@ test('BOM, CRLF, quoted commas, doubled quotes and line breaks inside quotes', (
 
 test('an unclosed quote names its line', (t) => {
   t.throws(() => parseCsv('a,b\n"open,c\n'), { code: 'ERR_INPUT_INVALID', message: 'Line 2: a quoted field is not closed' });
+});
+
+test('csvField neutralises formula cells with a leading \' and quotes what needs it (issue 28)', (t) => {
+  t.is(csvField('=1+2'), "'=1+2");
+  t.is(csvField('+1'), "'+1");
+  t.is(csvField('-1'), "'-1");
+  t.is(csvField('@SUM(A1)'), "'@SUM(A1)");
+  t.is(csvField('\tx'), "'\tx");
+  t.is(csvField('\rx'), `"'\rx"`);
+  t.is(csvField('=HYPERLINK("a","b")'), `"'=HYPERLINK(""a"",""b"")"`);
+  t.is(csvField('a=b'), 'a=b');
+  t.is(csvField('Doe, Jane'), '"Doe, Jane"');
+  t.is(csvField(''), '');
 });

@@ -115,12 +115,12 @@ function issueBatchCmd(ctx: Context): CommandModule<object, IssueBatchArgs> {
         .option('skip-removed', { type: 'boolean', describe: 'skip users removed from the store (user remove) instead of failing their rows' })
         .example('$0 cert issue-batch --store ./store --users users.csv --purpose smime-signing', 'a signing certificate for everyone')
         .example('$0 cert issue-batch --store ./store --users users.csv --purpose smime-signing --dry-run', 'who would get one')
-        .epilogue('Ctrl-C stops the run after the keys being made; run it again to finish (users who hold a certificate are skipped). Exit codes: 0, 1 a row failed (the others still complete) or the store failed (the run stops there, one line), 130 stopped by Ctrl-C') as unknown as Argv<IssueBatchArgs>,
+        .epilogue('Ctrl-C stops the run after the keys being made; run it again to finish (users who hold a certificate are skipped). A fault of the store (a full disk, its database down) stops the run at once, with one error. Exit codes: 0, 1 a row failed (the others still complete) or the store failed (the run stops there), 130 stopped by Ctrl-C') as unknown as Argv<IssueBatchArgs>,
     handler: async (args) => {
       const store = await openStoreFromArgs(args, ctx.io, !args.dryRun);
       const report = batchReporter(ctx.io, 'issue', !!args.json);
       const stop = interruptSignal(ctx.io);
-      // A store fault ends the run with one error line: on a TTY, below the progress bar.
+      // A store fault (a full disk, the database down) ends the run with one error, thrown, after the progress line.
       const s = await issueBatch({
         dryRun: !!args.dryRun,
         skipRemoved: !!args.skipRemoved,

@@ -438,7 +438,8 @@ export class FileStore implements LifecycleStore {
    * A DER CRL signed by one of the store's CAs (default: the current issuing CA), listing
    * every serial it revoked with reason and date; its CRL number is one more than the last
    * this store signed for that CA (kept under the lock), so numbers strictly increase.
-   * The root's CRL lists revoked issuing CAs (an ARL).
+   * The root's CRL lists revoked issuing CAs (an ARL). Only the number is written to the
+   * store (a few hundred bytes); the CRL is the caller's to publish.
    * @example
    * await writeFile('crl.der', await store.createCrl({ nextUpdateMs: 7 * 86400_000 }))
    */

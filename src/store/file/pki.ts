@@ -132,7 +132,8 @@ export async function removeUser(store: FileStore, user: string, options: { revo
  * A DER CRL signed by one of the store's CAs (default: the current issuing CA), listing
  * every serial it revoked with reason and date; its CRL number is one more than the last
  * this store signed for that CA (kept under the lock), so numbers strictly increase.
- * The root's CRL lists revoked issuing CAs (an ARL).
+ * The root's CRL lists revoked issuing CAs (an ARL). Only the number is written to the
+ * store (a few hundred bytes); the CRL is the caller's to publish.
  * @example
  * await writeFile('crl.der', await store.createCrl({ nextUpdateMs: 7 * 86400_000 }))
  */
@@ -143,7 +144,7 @@ export async function createCrl(store: FileStore, options: { ca?: CaRef; nextUpd
   const issuer = await store.caIdentity(ca);
   return store.write(async () => {
     const revocations = await store.index.revocations();
-    return (await signCrl(store.dir, ca, issuer, revocations, store.now(), options.nextUpdateMs ?? 7 * 86_400_000)).der;
+    return (await signCrl(store.dir, ca, issuer, revocations, store.now(), options.nextUpdateMs ?? 7 * 86_400_000, false)).der;
   });
 }
 
@@ -162,7 +163,7 @@ export async function publishedCrl(store: FileStore, ca: CaRef, options: { valid
     const fresh = await store.index.revocations();
     const again = await readPublishedCrl(store.dir, ca, fresh, store.now());
     if (again) return again;
-    return (await signCrl(store.dir, ca, issuer, fresh, store.now(), options.validityMs ?? 7 * 86_400_000)).der;
+    return (await signCrl(store.dir, ca, issuer, fresh, store.now(), options.validityMs ?? 7 * 86_400_000, true)).der;
   });
 }
 

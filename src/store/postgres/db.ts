@@ -23,6 +23,23 @@ export function displayUrl(url: string): string {
   }
 }
 
+const CUT = (code: string, message = '') => code === '57P01' || code === '57P02' || code === '57P03' || code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated|terminating connection/i.test(message);
+const COLLIDED = (code: string) => code === '40001' || code === '40P01';
+
+/**
+ * True for a store error that belongs to one write only: a transaction that collided with
+ * another node's (the next write need not meet it). Every other store fault (a full disk, a
+ * server that is down, restarting or refusing the login, a connection it cut) is taken as
+ * recurring: a batch stops at it with one line rather than failing row after row, and a second
+ * run finishes the job.
+ */
+export function isPassingFault(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if (COLLIDED(String((e as { code?: unknown }).code ?? ''))) return true;
+  }
+  return false;
+}
+
 /** What the server or the network said, as one line of ours. */
 export function pgError(where: string, op: string, err: unknown): StoreIOError {
   if (err instanceof StoreIOError) return err;
@@ -39,9 +56,9 @@ export function pgError(where: string, op: string, err: unknown): StoreIOError {
     message = `${at[0]!.toUpperCase()}${at.slice(1)} refused the login (${code === '28P01' ? 'wrong password' : 'no such user, or not allowed from here'})`;
   } else if (code === '3D000') {
     message = `The database of ${where} does not exist; create it (createdb) and run \`profilesmith init\``;
-  } else if (code === '57P01' || code === '57P02' || code === '57P03' || code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated|terminating connection/i.test(e.message ?? '')) {
+  } else if (CUT(code, e.message)) {
     message = `The connection to ${at} was cut (the server restarted or went away); nothing was half-written: run it again`;
-  } else if (code === '40001' || code === '40P01') {
+  } else if (COLLIDED(code)) {
     message = `${at[0]!.toUpperCase()}${at.slice(1)} aborted a transaction that collided with another node's (${code}); run it again`;
   } else if (/SSL|TLS|certificate/i.test(e.message ?? '')) {
     message = `TLS to ${at} failed: ${(e.message ?? '').split('\n')[0]}`;
