@@ -22,7 +22,7 @@ import { storeSettings } from '../settings.js';
 import { caSlug } from '../../certs/publication.js';
 import { issuingPaths, signerPaths, verifiesWith } from '../pki-files.js';
 import { Database } from './db.js';
-import type { PgStoreMeta } from './pg-store.js';
+import type { PgStoreMeta } from './rows.js';
 import { migrate, schemaVersion, STORE_LOCK } from './schema.js';
 
 /** What {@link migrateStore} copied. */

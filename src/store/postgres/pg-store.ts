@@ -56,7 +56,6 @@ import { PgLinks } from './pg-links.js';
 import { PgPkcs12Cache } from './pg-pkcs12.js';
 import { Keyring, RECORD_SELECT, toRecord, type CertRow, type PgStoreMeta } from './rows.js';
 
-export type { PgStoreMeta } from './rows.js';
 
 /** The PostgreSQL store. Create it with {@link initPostgresStore} or {@link openPostgresStore}. */
 export class PostgresStore implements LifecycleStore {
