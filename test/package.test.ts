@@ -82,9 +82,10 @@ test('the packed files name no file the package does not ship, and the declarati
  * production dependencies (from package-lock.json, no devDependency: no @types/pg, no
  * @types/yargs) beside it, and @types/node, which every Node project has. No network.
  */
-function consumerProject(t: ExecutionContext): string {
+function consumerProject(t: ExecutionContext): { proj: string; manifest: Record<string, any> } {
   const dir = tmp(t);
-  const packed = spawnSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8' });
+  // With its scripts, as npm publish packs it (prepack builds only when dist/ is older than src/).
+  const packed = spawnSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8' });
   if (packed.status !== 0) throw new Error(packed.stderr);
   const tarball = join(dir, JSON.parse(packed.stdout)[0].filename as string);
   const proj = join(dir, 'project');
@@ -104,7 +105,7 @@ function consumerProject(t: ExecutionContext): string {
     symlinkSync(from, join(proj, 'node_modules', name), 'dir');
   }
   writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'vendor-app', private: true, type: 'module', dependencies: { profilesmith: `file:${tarball}` } }));
-  return proj;
+  return { proj, manifest: JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) };
 }
 
 /** Every export of the installed package by name, values and types, as the compiler sees them. */
@@ -129,7 +130,7 @@ function exportsOf(proj: string, specifier: string): { values: string[]; types: 
 }
 
 test('the packed tarball installed in a new project type-checks with TypeScript defaults (strict, skipLibCheck false; nodenext, then bundler) over every public export, the examples and the type test', (t) => {
-  const proj = consumerProject(t);
+  const { proj } = consumerProject(t);
   const root = exportsOf(proj, 'profilesmith');
   const errs = exportsOf(proj, 'profilesmith/errors');
   t.true(root.values.includes('createProfileHandler') && root.types.includes('ProfileHandlerOptions'), JSON.stringify(root));
@@ -161,4 +162,18 @@ test('the packed tarball installed in a new project type-checks with TypeScript 
     t.true(listed.length > 0 && listed.every((l) => l.startsWith(join(proj, 'node_modules'))), `${name}: declarations from the installed package`);
     t.false(r.stdout.includes('/@types/pg/'), `${name}: the declarations need no @types/pg`);
   }
+});
+
+test('the packed package.json has no install-time script (npm 11 flags prepare), while the repository keeps its build on install', (t) => {
+  const { manifest } = consumerProject(t);
+  const lifecycle = ['preinstall', 'install', 'postinstall', 'prepare', 'prepack', 'postpack', 'prepublish'];
+  t.deepEqual(Object.keys(manifest.scripts ?? {}).filter((s) => lifecycle.includes(s)), []);
+  t.is(manifest.bin.profilesmith, 'dist/cli/main.js');
+  const repo = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  t.is(repo.scripts.prepare, 'npm run build', 'a fresh clone builds dist/ on npm install, so npm start works');
+  // Packing put the repository's package.json back as it was.
+  t.false(existsSync(join(ROOT, '.package.json.prepack')));
+  const { scripts: _a, ...packedRest } = manifest;
+  const { scripts: _b, ...repoRest } = repo;
+  t.deepEqual(packedRest, repoRest, 'only the scripts differ');
 });
