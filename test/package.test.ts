@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
+import { apiExamples, exampleContext } from './helpers/api-examples.js';
 import { ROOT, tmp } from './helpers/tools.js';
 
 test('npm pack ships dist (code and types), templates, README and LICENSE; no tests, fixtures, sources or keys', (t) => {
@@ -129,7 +130,7 @@ function exportsOf(proj: string, specifier: string): { values: string[]; types: 
   return { values: values.sort(), types: types.sort(), arity };
 }
 
-test('the packed tarball installed in a new project type-checks with TypeScript defaults (strict, skipLibCheck false; nodenext, then bundler) over every public export, the examples and the type test', (t) => {
+test('the packed tarball installed in a new project type-checks with TypeScript defaults (strict, skipLibCheck false; nodenext, then bundler) over every public export, every API example, the examples and the type test', (t) => {
   const { proj } = consumerProject(t);
   const root = exportsOf(proj, 'profilesmith');
   const errs = exportsOf(proj, 'profilesmith/errors');
@@ -146,13 +147,19 @@ test('the packed tarball installed in a new project type-checks with TypeScript 
   // The examples and the type test, as a vendor would copy them.
   cpSync(join(ROOT, 'examples'), join(proj, 'examples'), { recursive: true });
   cpSync(join(ROOT, 'test', 'types', 'public-api.ts'), join(proj, 'public-api.ts'));
+  // Every @example of the API reference, each a module of its own.
+  mkdirSync(join(proj, 'api-examples'));
+  writeFileSync(join(proj, 'api-examples', 'context.d.ts'), exampleContext(root.values, errs.values));
+  const examples = apiExamples();
+  t.true(examples.length > 80, `${examples.length} examples`);
+  examples.forEach((e, i) => writeFileSync(join(proj, 'api-examples', `${String(i).padStart(3, '0')}-${e.page.replace(/[/.]/g, '-')}.ts`), `${e.code}\nexport {};\n`));
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   const configs = {
     nodenext: { strict: true, module: 'nodenext', noEmit: true },
     bundler: { strict: true, module: 'esnext', moduleResolution: 'bundler', target: 'es2022', noEmit: true },
   };
   for (const [name, compilerOptions] of Object.entries(configs)) {
-    writeFileSync(join(proj, 'tsconfig.json'), JSON.stringify({ compilerOptions, include: ['every-export.ts', 'public-api.ts', 'examples'] }));
+    writeFileSync(join(proj, 'tsconfig.json'), JSON.stringify({ compilerOptions, include: ['every-export.ts', 'public-api.ts', 'examples', 'api-examples'] }));
     const r = spawnSync(process.execPath, [tsc, '-p', '.', '--listFiles'], { cwd: proj, encoding: 'utf8' });
     const diagnostics = r.stdout.split('\n').filter((l) => /error TS\d+/.test(l));
     t.deepEqual(diagnostics, [], `${name}: tsc in the new project`);
