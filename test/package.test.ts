@@ -6,6 +6,7 @@ import test, { type ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { apiExamples, exampleContext } from './helpers/api-examples.js';
 import { ROOT, tmp } from './helpers/tools.js';
@@ -169,6 +170,17 @@ test('the packed tarball installed in a new project type-checks with TypeScript 
     t.true(listed.length > 0 && listed.every((l) => l.startsWith(join(proj, 'node_modules'))), `${name}: declarations from the installed package`);
     t.false(r.stdout.includes('/@types/pg/'), `${name}: the declarations need no @types/pg`);
   }
+  // And it runs from there: the dependencies resolve and the shipped templates are found.
+  const script = `import { createMemoryStore, generateProfile, verifyProfile } from 'profilesmith';
+    const store = await createMemoryStore({ organization: 'Example Corp' });
+    await store.issueCertificate({ user: 'a@example.com', name: 'A', purpose: 'smime-signing' });
+    await store.issueCertificate({ user: 'a@example.com', name: 'A', purpose: 'smime-encryption' });
+    const p = await generateProfile({ store, template: 'exchange-smime', user: 'a@example.com', data: { exchange: { host: 'mail.example.com' } } });
+    const v = await verifyProfile(p.bytes, { ca: (await store.trustChain()).roots });
+    console.log(v.valid, import.meta.resolve('profilesmith'));`;
+  const ran = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: proj, encoding: 'utf8' });
+  t.is(ran.status, 0, ran.stderr);
+  t.is(ran.stdout.trim(), `true ${pathToFileURL(join(proj, 'node_modules', 'profilesmith', 'dist', 'index.js')).href}`);
 });
 
 test('the packed package.json has no install-time script (npm 11 flags prepare), while the repository keeps its build on install', (t) => {

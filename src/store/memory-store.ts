@@ -63,7 +63,9 @@ export interface AddIdentityOptions {
  * @example
  * import type { MemoryStore } from 'profilesmith'
  * const store: MemoryStore = await createMemoryStore({ organization: 'Example Corp' })
- * await store.issueCertificate({ user: 'alice@example.com', name: 'Alice', purpose: 'smime-encryption' })
+ * for (const purpose of ['smime-signing', 'smime-encryption'] as const) {
+ *   await store.issueCertificate({ user: 'alice@example.com', name: 'Alice', purpose })
+ * }
  * const profile = await generateProfile({ store, template: 'exchange-smime', user: 'alice@example.com', data: { exchange: { host: 'mail.example.com' } } })
  */
 export class MemoryStore implements LifecycleStore {
