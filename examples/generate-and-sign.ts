@@ -3,12 +3,21 @@
  * built-in template, a profile made elsewhere signed, and both checked.
  *
  *   node --import tsx examples/generate-and-sign.ts OUT_DIR
+ *
+ * OUT_DIR is made when missing.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createMemoryStore, generateProfile, inspectProfile, lintProfile, signProfile, verifyProfile, isProfilesmithError } from 'profilesmith';
 
 const out = process.argv[2] ?? '.';
+try {
+  await mkdir(out, { recursive: true });
+} catch (err) {
+  // One line, not a stack trace: a file in the way (EEXIST, ENOTDIR), no permission (EACCES).
+  console.error(`error: cannot write to OUT_DIR "${out}": ${(err as NodeJS.ErrnoException).code === 'EEXIST' ? 'it is a file, not a folder' : (err as NodeJS.ErrnoException).code ?? String(err)}`);
+  process.exit(1);
+}
 const store = await createMemoryStore({ organization: 'Example Corp' });
 await store.issueCertificate({ user: 'alice@example.com', name: 'Alice Example', purpose: 'smime-signing' });
 await store.issueCertificate({ user: 'alice@example.com', name: 'Alice Example', purpose: 'smime-encryption' });

@@ -20,7 +20,17 @@ export interface ProfileIssue {
   severity: 'error' | 'warning' | 'info';
 }
 
-/** Base class of every error profilesmith throws on purpose. */
+/**
+ * Base class of every error profilesmith throws on purpose.
+ * @example
+ * import { ProfilesmithError } from 'profilesmith/errors'
+ * try {
+ *   await generateProfile({ store, template: 'exchange-smime', user: 'alice@example.com', data: { exchange: { host: 'mail.example.com' } } })
+ * } catch (err) {
+ *   if (!(err instanceof ProfilesmithError)) throw err
+ *   console.error(err.code, err.message)
+ * }
+ */
 export class ProfilesmithError extends Error {
   static code = 'ERR_PROFILESMITH';
   readonly code: string = ProfilesmithError.code;
@@ -30,7 +40,17 @@ export class ProfilesmithError extends Error {
   }
 }
 
-/** A template name that is neither built in nor a readable file. */
+/**
+ * A template name that is neither built in nor a readable file.
+ * @example
+ * import { TemplateNotFound } from 'profilesmith/errors'
+ * try {
+ *   loadTemplate('no-such-template')
+ * } catch (err) {
+ *   if (!(err instanceof TemplateNotFound)) throw err
+ *   console.error(err.message, listTemplates().map((t) => t.name))
+ * }
+ */
 export class TemplateNotFound extends ProfilesmithError {
   static override code = 'ERR_TEMPLATE_NOT_FOUND';
   override readonly code = 'ERR_TEMPLATE_NOT_FOUND';
@@ -42,7 +62,17 @@ export class TemplateNotFound extends ProfilesmithError {
   }
 }
 
-/** Handlebars could not parse a template. */
+/**
+ * Handlebars could not parse a template.
+ * @example
+ * import { TemplateSyntaxError } from 'profilesmith/errors'
+ * try {
+ *   loadTemplate({ source: '<plist>{{#if}}</plist>' })
+ * } catch (err) {
+ *   if (!(err instanceof TemplateSyntaxError)) throw err
+ *   console.error(err.message)
+ * }
+ */
 export class TemplateSyntaxError extends ProfilesmithError {
   static override code = 'ERR_TEMPLATE_SYNTAX';
   override readonly code = 'ERR_TEMPLATE_SYNTAX';
@@ -55,7 +85,17 @@ export class TemplateSyntaxError extends ProfilesmithError {
   }
 }
 
-/** A template variable is missing, unknown to a typed helper, or of the wrong type. */
+/**
+ * A template variable is missing, unknown to a typed helper, or of the wrong type.
+ * @example
+ * import { TemplateDataError } from 'profilesmith/errors'
+ * try {
+ *   await generateProfile({ store, template: 'exchange-smime', user: 'alice@example.com', data: JSON.parse(readFileSync('data.json', 'utf8')) })
+ * } catch (err) {
+ *   if (!(err instanceof TemplateDataError)) throw err
+ *   console.error(err.variable, err.message)
+ * }
+ */
 export class TemplateDataError extends ProfilesmithError {
   static override code = 'ERR_TEMPLATE_DATA';
   override readonly code = 'ERR_TEMPLATE_DATA';
@@ -68,7 +108,17 @@ export class TemplateDataError extends ProfilesmithError {
   }
 }
 
-/** The rendered or given profile breaks a rule that would make iOS reject it. */
+/**
+ * The rendered or given profile breaks a rule that would make iOS reject it.
+ * @example
+ * import { ProfileInvalid } from 'profilesmith/errors'
+ * try {
+ *   await generateProfile({ store, template: { path: './site.mobileconfig.hbs' }, data: {} })
+ * } catch (err) {
+ *   if (!(err instanceof ProfileInvalid)) throw err
+ *   for (const issue of err.issues) console.error(issue.rule, issue.message)
+ * }
+ */
 export class ProfileInvalid extends ProfilesmithError {
   static override code = 'ERR_PROFILE_INVALID';
   override readonly code = 'ERR_PROFILE_INVALID';
@@ -79,13 +129,33 @@ export class ProfileInvalid extends ProfilesmithError {
   }
 }
 
-/** Bytes that are not a property list nor a CMS-wrapped one. */
+/**
+ * Bytes that are not a property list nor a CMS-wrapped one.
+ * @example
+ * import { ProfileParseError } from 'profilesmith/errors'
+ * try {
+ *   await verifyProfile(upload)
+ * } catch (err) {
+ *   if (!(err instanceof ProfileParseError)) throw err
+ *   console.error('not a signed profile:', err.message)
+ * }
+ */
 export class ProfileParseError extends ProfilesmithError {
   static override code = 'ERR_PROFILE_PARSE';
   override readonly code = 'ERR_PROFILE_PARSE';
 }
 
-/** A key type or size the operation does not accept. */
+/**
+ * A key type or size the operation does not accept.
+ * @example
+ * import { KeyUnsupported } from 'profilesmith/errors'
+ * try {
+ *   parseCertificateRequest(csrDer)
+ * } catch (err) {
+ *   if (!(err instanceof KeyUnsupported)) throw err
+ *   console.error(err.message)
+ * }
+ */
 export class KeyUnsupported extends ProfilesmithError {
   static override code = 'ERR_KEY_UNSUPPORTED';
   override readonly code = 'ERR_KEY_UNSUPPORTED';
@@ -97,7 +167,17 @@ export class KeyUnsupported extends ProfilesmithError {
   }
 }
 
-/** Wrong or missing passphrase for the store or a key. */
+/**
+ * Wrong or missing passphrase for the store or a key.
+ * @example
+ * import { KeyPassphraseInvalid } from 'profilesmith/errors'
+ * try {
+ *   await openStore('./store', { passphrase: 'wrong' })
+ * } catch (err) {
+ *   if (!(err instanceof KeyPassphraseInvalid)) throw err
+ *   console.error('The passphrase is wrong')
+ * }
+ */
 export class KeyPassphraseInvalid extends ProfilesmithError {
   static override code = 'ERR_KEY_PASSPHRASE';
   override readonly code = 'ERR_KEY_PASSPHRASE';
@@ -109,7 +189,17 @@ export class KeyPassphraseInvalid extends ProfilesmithError {
   }
 }
 
-/** A certificate that cannot serve: malformed, expired, key mismatch, wrong address. */
+/**
+ * A certificate that cannot serve: malformed, expired, key mismatch, wrong address.
+ * @example
+ * import { CertificateInvalid } from 'profilesmith/errors'
+ * try {
+ *   await store.importIdentity(readIdentity(upload, { password }), { user: 'alice@example.com', purpose: 'smime-encryption' })
+ * } catch (err) {
+ *   if (!(err instanceof CertificateInvalid)) throw err
+ *   console.error(err.message)
+ * }
+ */
 export class CertificateInvalid extends ProfilesmithError {
   static override code = 'ERR_CERT_INVALID';
   override readonly code = 'ERR_CERT_INVALID';
@@ -127,6 +217,14 @@ export class CertificateInvalid extends ProfilesmithError {
  * used. `reason`: `algorithm` (keyType or padding/digest does not fit the certificate),
  * `key-mismatch` (the signature does not verify with the certificate's key), `bad-output`
  * (not bytes, the wrong length, or r||s instead of DER for ECDSA).
+ * @example
+ * import { SignerInvalid } from 'profilesmith/errors'
+ * try {
+ *   await signProfile(xml, keySigner({ key, certificate }))
+ * } catch (err) {
+ *   if (!(err instanceof SignerInvalid)) throw err
+ *   console.error(err.message)
+ * }
  */
 export class SignerInvalid extends ProfilesmithError {
   static override code = 'ERR_SIGNER_INVALID';
@@ -139,13 +237,33 @@ export class SignerInvalid extends ProfilesmithError {
   }
 }
 
-/** Something unexpected failed while building CMS. */
+/**
+ * Something unexpected failed while building CMS.
+ * @example
+ * import { SigningFailed } from 'profilesmith/errors'
+ * try {
+ *   await signProfile(xml, keySigner({ key, certificate }))
+ * } catch (err) {
+ *   if (!(err instanceof SigningFailed)) throw err
+ *   console.error(err.message)
+ * }
+ */
 export class SigningFailed extends ProfilesmithError {
   static override code = 'ERR_SIGNING_FAILED';
   override readonly code = 'ERR_SIGNING_FAILED';
 }
 
-/** The store directory holds no store. */
+/**
+ * The store directory holds no store.
+ * @example
+ * import { StoreNotInitialized } from 'profilesmith/errors'
+ * try {
+ *   await openStore('./store', { passphrase })
+ * } catch (err) {
+ *   if (!(err instanceof StoreNotInitialized)) throw err
+ *   console.error('run profilesmith init first')
+ * }
+ */
 export class StoreNotInitialized extends ProfilesmithError {
   static override code = 'ERR_STORE_NOT_INITIALIZED';
   override readonly code = 'ERR_STORE_NOT_INITIALIZED';
@@ -154,7 +272,17 @@ export class StoreNotInitialized extends ProfilesmithError {
   }
 }
 
-/** A store already exists where one would be created. */
+/**
+ * A store already exists where one would be created.
+ * @example
+ * import { StoreExists } from 'profilesmith/errors'
+ * try {
+ *   await initStore('./store', { organization: 'Example Corp', passphrase })
+ * } catch (err) {
+ *   if (!(err instanceof StoreExists)) throw err
+ *   console.error('a store is there already')
+ * }
+ */
 export class StoreExists extends ProfilesmithError {
   static override code = 'ERR_STORE_EXISTS';
   override readonly code = 'ERR_STORE_EXISTS';
@@ -163,7 +291,17 @@ export class StoreExists extends ProfilesmithError {
   }
 }
 
-/** A user, serial or fingerprint the store does not hold. */
+/**
+ * A user, serial or fingerprint the store does not hold.
+ * @example
+ * import { StoreEntryNotFound } from 'profilesmith/errors'
+ * try {
+ *   await generateProfile({ store, template: 'exchange-smime', user: 'nobody@example.com', data: { exchange: { host: 'mail.example.com' } } })
+ * } catch (err) {
+ *   if (!(err instanceof StoreEntryNotFound)) throw err
+ *   console.error(err.kind, err.message)
+ * }
+ */
 export class StoreEntryNotFound extends ProfilesmithError {
   static override code = 'ERR_STORE_ENTRY_NOT_FOUND';
   override readonly code = 'ERR_STORE_ENTRY_NOT_FOUND';
@@ -176,7 +314,17 @@ export class StoreEntryNotFound extends ProfilesmithError {
   }
 }
 
-/** Filesystem trouble inside the store, or a store that is damaged or locked. */
+/**
+ * Filesystem trouble inside the store, or a store that is damaged or locked.
+ * @example
+ * import { StoreIOError } from 'profilesmith/errors'
+ * try {
+ *   await openStore('postgres://profilesmith@db.internal/pki', { passphrase })
+ * } catch (err) {
+ *   if (!(err instanceof StoreIOError)) throw err
+ *   console.error(err.message)
+ * }
+ */
 export class StoreIOError extends ProfilesmithError {
   static override code = 'ERR_STORE_IO';
   override readonly code = 'ERR_STORE_IO';
@@ -190,7 +338,17 @@ export class StoreIOError extends ProfilesmithError {
   }
 }
 
-/** A value from the user (an address, a duration, a file) that is not acceptable. */
+/**
+ * A value from the user (an address, a duration, a file) that is not acceptable.
+ * @example
+ * import { InputInvalid } from 'profilesmith/errors'
+ * try {
+ *   assertEmail('alice@')
+ * } catch (err) {
+ *   if (!(err instanceof InputInvalid)) throw err
+ *   console.error(err.field, err.message)
+ * }
+ */
 export class InputInvalid extends ProfilesmithError {
   static override code = 'ERR_INPUT_INVALID';
   override readonly code = 'ERR_INPUT_INVALID';
@@ -202,7 +360,17 @@ export class InputInvalid extends ProfilesmithError {
   }
 }
 
-/** A row names a user removed from the store (`removeUser`); batches skip such rows with `skipRemoved`. */
+/**
+ * A row names a user removed from the store (`removeUser`); batches skip such rows with `skipRemoved`.
+ * @example
+ * import { UserRemoved } from 'profilesmith/errors'
+ * try {
+ *   await store.issueCertificate({ user: 'alice@example.com', name: 'Alice', purpose: 'smime-signing' })
+ * } catch (err) {
+ *   if (!(err instanceof UserRemoved)) throw err
+ *   console.error(err.message)
+ * }
+ */
 export class UserRemoved extends ProfilesmithError {
   static override code = 'ERR_USER_REMOVED';
   override readonly code = 'ERR_USER_REMOVED';
@@ -215,6 +383,14 @@ export class UserRemoved extends ProfilesmithError {
  * A PKCS#11 module, token, key or operation failed. `reason` is one of `unavailable`
  * (pkcs11js is not installed), `module`, `token-not-found`, `pin-incorrect`, `pin-missing`,
  * `key-not-found`, `certificate-not-found`, `key-mismatch`, `mechanism`, `device`.
+ * @example
+ * import { Pkcs11Failed } from 'profilesmith/errors'
+ * try {
+ *   await pkcs11Signer({ uri: 'pkcs11:token=HSM;object=signer', pin: password, certificate: signerPem })
+ * } catch (err) {
+ *   if (!(err instanceof Pkcs11Failed)) throw err
+ *   console.error(err.reason, err.message)
+ * }
  */
 export class Pkcs11Failed extends ProfilesmithError {
   static override code = 'ERR_PKCS11';
@@ -254,7 +430,13 @@ export type ErrorCode = AnyProfilesmithError['code'];
 /**
  * True for errors thrown by any copy of profilesmith (works across duplicated installs).
  * @example
- * try { await generateProfile(...) } catch (e) { if (isProfilesmithError(e)) console.error(e.code) }
+ * try {
+ *   await generateProfile({ store, template: 'exchange-smime', user: 'alice@example.com', data: { exchange: { host: 'mail.example.com' } } })
+ * } catch (e) {
+ *   if (!isProfilesmithError(e)) throw e
+ *   if (e.code === 'ERR_STORE_ENTRY_NOT_FOUND') console.error('no such user:', e.kind)
+ *   else console.error(e.code, e.message)
+ * }
  */
 export function isProfilesmithError(err: unknown): err is AnyProfilesmithError {
   if (err instanceof ProfilesmithError) return true;

@@ -40,7 +40,7 @@ export type { IssueBatchOptions, IssueBatchSummary } from './batch/issue-batch.j
 
 // Delivery
 export { createProfileHandler } from './server/handler.js';
-export type { ProfileHandlerOptions } from './server/handler.js';
+export type { ProfileHandler, ProfileHandlerOptions } from './server/handler.js';
 export { LinkBook, LinkLedger, MemoryLinks, linkState } from './server/links.js';
 export type { LinkRecord, LinkState, LinkStore } from './server/links.js';
 

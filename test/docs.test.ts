@@ -5,8 +5,9 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { apiExamples } from './helpers/api-examples.js';
 import { ROOT, tmp } from './helpers/tools.js';
 
 test('every public export is documented, and docs/api is what npm run docs makes now', (t) => {
@@ -44,4 +45,16 @@ test('every guide and doc page links only to files that exist', (t) => {
       t.notThrows(() => statSync(join(ROOT, page, '..', target)), `${page} links to ${target}`);
     }
   }
+});
+
+test('every public function, class and constant has an example (its JSDoc @example, a page section typedoc writes)', (t) => {
+  const pages = ['profilesmith', 'errors'].flatMap((module) =>
+    ['functions', 'classes', 'variables']
+      .filter((kind) => existsSync(join(ROOT, 'docs', 'api', module, kind)))
+      .flatMap((kind) => readdirSync(join(ROOT, 'docs', 'api', module, kind)).map((f) => `${module}/${kind}/${f}`)),
+  );
+  t.true(pages.length > 60, `${pages.length} pages`);
+  const withExample = new Set(apiExamples().map((e) => e.page));
+  // A class's example may sit on the class or on its constructor: both are on the class's page.
+  t.deepEqual(pages.filter((p) => !withExample.has(p)), [], 'these public exports have no @example');
 });

@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { createCertificateAuthority } from '../src/certs/ca.js';
@@ -126,4 +126,17 @@ test('http-handler: a plain node:http server serves a signed profile per user, 4
   t.deepEqual(r.reasons.map((x) => x.code), ['untrusted']); // signature intact; its CA lives in that process
   t.is((await get('/profiles/nobody%40example.com')).status, 404);
   t.is((await get('/elsewhere')).status, 404);
+});
+
+test('generate-and-sign: a missing OUT_DIR is made; one that cannot be is one line on stderr, not a stack trace', (t) => {
+  const dir = tmp(t);
+  const nested = join(dir, 'new', 'profiles');
+  const made = run('generate-and-sign.ts', [nested]);
+  t.is(made.status, 0, made.stderr);
+  t.true(existsSync(join(nested, 'alice.mobileconfig')));
+  writeFileSync(join(dir, 'a-file'), '');
+  const blocked = run('generate-and-sign.ts', [join(dir, 'a-file')]);
+  t.is(blocked.status, 1);
+  t.is(blocked.stderr, `error: cannot write to OUT_DIR "${join(dir, 'a-file')}": it is a file, not a folder\n`);
+  t.is(blocked.stdout, '');
 });

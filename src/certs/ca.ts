@@ -150,6 +150,10 @@ export async function createScepRa(issuer: Identity, ca: CaRef, options: CaCerti
  * Creates a root CA (20 years), an intermediate (10 years) and a profile-signing
  * identity (3 years). The three keys are generated in parallel.
  * @throws ERR_INPUT_INVALID for an empty organization, or one too long to name the CAs
+ * @example
+ * const ca = await createCertificateAuthority({ organization: 'Example Corp' })
+ * writeFileSync('root.pem', toPem(ca.root.certificate))
+ * const signer = keySigner({ key: ca.signer.privateKey, certificate: ca.signer.certificate, chain: [ca.intermediate.certificate] })
  */
 export async function createCertificateAuthority(
   options: CreateCertificateAuthorityOptions,

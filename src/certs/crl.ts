@@ -7,7 +7,11 @@ import type { KeyObject } from 'node:crypto';
 import { int } from '../asn1/der.js';
 import { createCrlDer } from './x509.js';
 
-/** RFC 5280 5.3.1 reason codes that we write. */
+/**
+ * RFC 5280 5.3.1 reason codes that we write.
+ * @example
+ * console.log(Object.keys(REVOCATION_REASONS).join(', ')) // the reasons revokeCertificate takes
+ */
 export const REVOCATION_REASONS = {
   unspecified: 0,
   keyCompromise: 1,
@@ -41,6 +45,17 @@ export interface CreateCrlOptions {
 /**
  * Builds a DER CRL with the authority key identifier and a CRL number (by default the
  * thisUpdate time in seconds, so numbers grow without kept state), as RFC 5280 5.2 requires.
+ * @example
+ * const ca = await createCertificateAuthority({ organization: 'Example Corp' })
+ * const now = new Date()
+ * const crl = await createCrl({
+ *   issuerCertificate: ca.intermediate.certificate,
+ *   issuerKey: ca.intermediate.privateKey,
+ *   entries: [{ serial: '0a1b2c', date: now, reason: 'keyCompromise' }],
+ *   thisUpdate: now,
+ *   nextUpdate: new Date(now.getTime() + 86_400_000),
+ * })
+ * writeFileSync('issuing.crl', crl)
  */
 export function createCrl(options: CreateCrlOptions): Promise<Buffer> {
   const crlNumber = int(BigInt(options.crlNumber ?? Math.floor(options.thisUpdate.getTime() / 1000)));

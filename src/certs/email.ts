@@ -7,6 +7,9 @@ import { hiddenCharacter, hiddenMessage } from './name.js';
  * unchanged (case is kept: iOS compares the account address and the certificate's
  * case-sensitively).
  * @throws ERR_INPUT_INVALID
+ * @example
+ * const email = assertEmail('alice@example.com') // the address, checked
+ * try { assertEmail('alice@') } catch (err) { if (isProfilesmithError(err)) console.error(err.code) } // ERR_INPUT_INVALID
  */
 export function assertEmail(value: string): string {
   const hidden = typeof value === 'string' ? hiddenCharacter(value, { joiners: false }) : undefined;

@@ -144,6 +144,11 @@ export interface ImportCheckResult {
  * more; the address is the certificate's (case-insensitive); emailProtection (warning, or
  * refused with `strict`); an expired certificate only into the encryption history.
  * @throws ERR_CERT_INVALID, ERR_KEY_UNSUPPORTED
+ * @example
+ * const bundle = readIdentity(readFileSync('alice.p12'), { password })
+ * const { email, warnings, expired } = await checkImport(bundle, { user: 'alice@example.com', purpose: 'smime-encryption' })
+ * for (const warning of warnings) console.warn(`${email}: ${warning}`)
+ * if (!expired) await store.importIdentity(bundle, { user: email, purpose: 'smime-encryption' })
  */
 export async function checkImport(bundle: IdentityBundle, options: ImportCheckOptions): Promise<ImportCheckResult> {
   const info = await describeCertificate(bundle.certificate);

@@ -13,7 +13,11 @@ import { assertEmail } from './email.js';
 /** The certificate templates a user certificate is issued from. */
 export type CertificatePurpose = 'smime-signing' | 'smime-encryption';
 
-/** The certificate purposes: S/MIME signing and S/MIME encryption. */
+/**
+ * The certificate purposes: S/MIME signing and S/MIME encryption.
+ * @example
+ * for (const purpose of PURPOSES) console.log(purpose, (await store.listCertificates({ purpose })).length)
+ */
 export const PURPOSES: readonly CertificatePurpose[] = ['smime-signing', 'smime-encryption'];
 
 const PROFILES: Record<CertificatePurpose, { keyUsage: KeyUsageName[]; eku: string[] }> = {
@@ -69,6 +73,10 @@ export function validity(now: Date, days: number, issuerNotAfter?: Date): { notB
 /**
  * Issues a user certificate from `issuer` for `options.purpose`.
  * @throws ERR_INPUT_INVALID for a bad address, name or validity; ERR_KEY_UNSUPPORTED for a weak key.
+ * @example
+ * const ca = await createCertificateAuthority({ organization: 'Example Corp' })
+ * const alice = await issueCertificate(ca.intermediate, { purpose: 'smime-signing', email: 'alice@example.com', name: 'Alice' })
+ * writeFileSync('alice.p12', toPkcs12(alice.certificate, alice.privateKey, { password }))
  */
 export async function issueCertificate(issuer: Identity, options: IssueCertificateOptions): Promise<IssuedIdentity> {
   // Checked before a key is made (170 ms); certifyPublicKey checks again, for its own callers.

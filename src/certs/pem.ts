@@ -7,7 +7,11 @@ import { hash, X509Certificate } from 'node:crypto';
 import { InputInvalid } from '../errors.js';
 import { printable } from './email.js';
 
-/** Wraps DER in a PEM block with 64-character lines. */
+/**
+ * Wraps DER in a PEM block with 64-character lines.
+ * @example
+ * writeFileSync('root.pem', toPem(certificateDer))
+ */
 export function toPem(der: Uint8Array, label = 'CERTIFICATE'): string {
   const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
@@ -57,6 +61,8 @@ export type CertificateInput = string | Uint8Array | readonly (string | Uint8Arr
  * certificate. `option` names the option in errors.
  * @throws ERR_INPUT_INVALID naming `option`: a value of another shape, an element that is not a
  * certificate, or (unless `allowEmpty`) no certificate at all
+ * @example
+ * const chain = toCertificates(readFileSync('chain.pem', 'utf8'), 'chain') // the DER of each certificate
  */
 export function toCertificates(input: unknown, option: string, options: { allowEmpty?: boolean } = {}): Buffer[] {
   const items = Array.isArray(input) ? input : [input];
@@ -84,6 +90,9 @@ export function toCertificates(input: unknown, option: string, options: { allowE
 /**
  * The issuers of a leaf gathered from several lists (the bundle's, the `chain` option's): each
  * certificate once, in the order first seen, and never the leaf itself.
+ * @example
+ * // The issuers of a leaf, each once and never the leaf itself, from several lists.
+ * const chain = distinctIssuers(fingerprint(certificateDer), toCertificates(pemIntermediate, 'chain'), toCertificates(rootPem, 'ca'))
  */
 export function distinctIssuers(leafFingerprint: string, ...lists: readonly (readonly Buffer[])[]): Buffer[] {
   const seen = new Set([leafFingerprint]);
@@ -95,7 +104,11 @@ export function distinctIssuers(leafFingerprint: string, ...lists: readonly (rea
   return out;
 }
 
-/** SHA-256 fingerprint of DER bytes, lower-case hex without separators. */
+/**
+ * SHA-256 fingerprint of DER bytes, lower-case hex without separators.
+ * @example
+ * console.log(fingerprint(certificateDer)) // SHA-256 of the DER, lower-case hex
+ */
 export function fingerprint(der: Uint8Array): string {
   return hash('sha256', der, 'hex');
 }

@@ -66,6 +66,10 @@ const MAX_SAFES = 32;
  * The default {@link KdfBudget}: 4,000,000 iteration-blocks, about 1 s of one core here (PBKDF2-SHA-256
  * runs ~5 M/s, the PKCS#12 KDF ~3.5 M/s). OpenSSL's default file (2,048 iterations) costs ~10,000;
  * a file made with 1,000,000 iterations for its key, certificates and MAC fits.
+ * @example
+ * // One upload holding four PKCS#12 files may cost what four default reads cost, no more.
+ * const budget = new KdfBudget(DEFAULT_KDF_BUDGET * 4)
+ * const bundle = await readIdentityAsync(upload, { password, budget })
  */
 export const DEFAULT_KDF_BUDGET = 4_000_000;
 

@@ -34,6 +34,11 @@ const ITERATIONS = 2048;
  * chains (about 2 ms in JavaScript, the largest cost of a first batch). iOS reads any count
  * (Security's p12import.c has no minimum and takes an absent MAC count as 1), as OpenSSL does.
  * 16 rather than 1, because 1 is the value some decoders treat as "absent".
+ * @example
+ * import { randomBytes } from 'node:crypto'
+ * // A random password (as profiles use) gains nothing from a high count.
+ * const password = randomBytes(18).toString('base64url')
+ * const p12 = toPkcs12(certificateDer, privateKey, { password, iterations: RANDOM_PASSWORD_ITERATIONS })
  */
 export const RANDOM_PASSWORD_ITERATIONS = 16;
 

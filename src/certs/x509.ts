@@ -297,7 +297,12 @@ export function certificateBasics(der: Uint8Array): CertificateBasics {
   return info;
 }
 
-/** Parses a DER certificate. Throws CertificateInvalid on garbage. */
+/**
+ * Parses a DER certificate. Throws CertificateInvalid on garbage.
+ * @example
+ * const info = await describeCertificate(certificateDer)
+ * console.log(info.subject, info.emails, info.notAfter.toISOString())
+ */
 export function describeCertificate(der: Uint8Array): Promise<CertificateInfo> {
   const fp = fingerprint(der);
   let hit = described.get(fp);

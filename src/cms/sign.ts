@@ -38,10 +38,13 @@ export const OID = {
  * certificate's public key, or signing fails with `ERR_SIGNER_INVALID` naming what is wrong,
  * and no profile is made. That costs one `sign` call per signer object, so keep the object.
  * @example
- * // A cloud KMS: the key never leaves it; `sign` is one API call.
+ * import type { Signer } from 'profilesmith'
+ *
+ * // A cloud KMS: the key never leaves it; `sign` is one API call (your KMS client here).
+ * declare const kms: { sign(request: { keyId: string; message: Uint8Array; algorithm: string }): Promise<{ signature: Uint8Array }> }
  * const signer: Signer = {
- *   certificate: pemFromKms, chain: [pemIntermediate], keyType: 'rsa',
- *   sign: async (data) => (await kms.sign({ keyId, message: data, algorithm: 'RSASSA_PKCS1_V1_5_SHA_256' })).signature,
+ *   certificate: pemCert, chain: [pemIntermediate], keyType: 'rsa',
+ *   sign: async (data) => (await kms.sign({ keyId: 'profile-signer', message: data, algorithm: 'RSASSA_PKCS1_V1_5_SHA_256' })).signature,
  * }
  */
 export interface Signer {

@@ -111,7 +111,7 @@ export interface ParsedSignedData {
   trailingBytes: number;
 }
 
-/** Reads the SignedData; throws ProfileParseError when the bytes are not one. */
+/** Reads the SignedData; throws ProfileParseError when the bytes are not one. @internal */
 export function parseSignedData(bytes: Uint8Array): ParsedSignedData {
   const start = Buffer.from(bytes.subarray(0, 16)).toString('latin1').replace(/^\uFEFF|^\xEF\xBB\xBF/, '').trimStart();
   if (start.startsWith('<')) throw new ProfileParseError('The profile is not signed: it is an unsigned XML property list');

@@ -80,12 +80,25 @@ export const MAX_OCSP_REQUEST = 16 * 1024;
 /** A handler that answers the PKI routes and returns false for any other path. */
 export type PkiHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
-/** True for the paths the PKI handler answers. */
+/**
+ * True for the paths the PKI handler answers.
+ * @example
+ * isPkiPath('/crl/root.crl') // true
+ * isPkiPath('/p/abc') // false
+ */
 export function isPkiPath(path: string): boolean {
   return path === '/ocsp' || path.startsWith('/ocsp/') || path.startsWith('/crl/') || path.startsWith('/ca/');
 }
 
-/** Creates the PKI request handler. */
+/**
+ * Creates the PKI request handler.
+ * @example
+ * // GET /crl/<ca>.crl, GET /ca/<ca>.cer, POST /ocsp, GET /ocsp/<base64>; false for any other path
+ * const pki = createPkiHandler({ store, log: console.error })
+ * http.createServer((req, res) => {
+ *   if (!pki(req, res)) res.writeHead(404).end()
+ * }).listen(8080)
+ */
 export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
   const now = options.now ?? (() => new Date());
   const given = options.rateLimit ?? 600;

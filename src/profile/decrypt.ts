@@ -15,6 +15,9 @@ import { parseProfile } from './parse.js';
 /**
  * Gives back the plain XML profile of an encrypted one (signed or not), for testing and support.
  * @throws ERR_PROFILE_PARSE, ERR_INPUT_INVALID (not encrypted to that key)
+ * @example
+ * const plain = decryptProfile(readFileSync('alice.mobileconfig'), key, pemCert)
+ * console.log(plain) // the XML property list
  */
 export function decryptProfile(bytes: Uint8Array, key: KeyObject, certificate?: string | Uint8Array): string {
   const parsed = parseProfile(bytes);

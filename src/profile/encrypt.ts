@@ -25,6 +25,10 @@ export function spansOf(xml: string) {
 /**
  * Moves PayloadContent of an XML profile into EncryptedPayloadContent, encrypted to `recipient` (DER).
  * @throws ERR_PROFILE_PARSE when the profile has no PayloadContent
+ * @example
+ * // Only the device holding the recipient's key reads the payloads; then sign as usual.
+ * const encrypted = encryptProfileXml(xml, toCertificates(pemCert, 'recipient')[0]!)
+ * const signed = await signProfile(encrypted, keySigner({ key, certificate }))
  */
 export function encryptProfileXml(xml: string, recipient: Buffer, cipher: ContentCipher = 'aes-256-cbc'): string {
   const span = spansOf(xml).get('PayloadContent');

@@ -183,6 +183,9 @@ function nameToString(der: Buffer): string {
 /**
  * Describes a profile. Passwords are `<redacted>` and PKCS#12 bytes left out unless `showSecrets`.
  * @throws ERR_PROFILE_PARSE
+ * @example
+ * const result = await inspectProfile(readFileSync('alice.mobileconfig'))
+ * console.log(JSON.stringify(result, null, 2))
  */
 export async function inspectProfile(bytes: Uint8Array, options: { showSecrets?: boolean; budget?: KdfBudget } = {}): Promise<InspectResult> {
   const parsed = parseProfile(bytes);

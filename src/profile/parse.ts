@@ -51,6 +51,9 @@ function parsePlistBytes(bytes: Buffer): { format: PlistFormat; plist: PlistValu
 /**
  * Parses profile bytes.
  * @throws ERR_PROFILE_PARSE for anything that is not a plist or a signed plist
+ * @example
+ * const { format, signed, plist } = parseProfile(readFileSync('wifi.mobileconfig'))
+ * console.log(format, signed, plist)
  */
 export function parseProfile(bytes: Uint8Array): ParsedProfile {
   const buf = Buffer.from(bytes);

@@ -15,7 +15,11 @@ export interface LintRule {
   description: string;
 }
 
-/** The lint rules by id. Ids are stable: CI configurations name them in `--ignore`. */
+/**
+ * The lint rules by id. Ids are stable: CI configurations name them in `--ignore`.
+ * @example
+ * for (const [id, rule] of Object.entries(LINT_RULES)) console.log(id, rule.severity, rule.description)
+ */
 export const LINT_RULES = {
   malformed: { severity: 'error', description: 'Not a well-formed property list: iOS cannot read the profile.' },
   'unknown-variable': { severity: 'warning', description: 'generateProfile: a key of the template data that the template does not declare (a typo?). It is ignored.' },

@@ -17,7 +17,12 @@ export interface SarifInput {
 
 const LEVEL: Record<ProfileIssue['severity'], 'error' | 'warning' | 'note'> = { error: 'error', warning: 'warning', info: 'note' };
 
-/** A SARIF 2.1.0 log of one lint run. `uri`s are the file names as given. */
+/**
+ * A SARIF 2.1.0 log of one lint run. `uri`s are the file names as given.
+ * @example
+ * const result = await lintProfile(readFileSync('wifi.mobileconfig'))
+ * writeFileSync('lint.sarif', JSON.stringify(lintToSarif([{ file: 'wifi.mobileconfig', result }])))
+ */
 export function lintToSarif(inputs: SarifInput[], options: { version?: string } = {}): Record<string, unknown> {
   const ids = Object.keys(LINT_RULES);
   const used = new Set(inputs.flatMap((i) => i.result?.findings.map((f) => f.rule) ?? []));

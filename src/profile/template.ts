@@ -153,7 +153,11 @@ function isTemplate(ref: unknown): ref is Template {
   return !!ref && typeof ref === 'object' && 'source' in ref && 'meta' in ref && 'name' in ref && typeof (ref as Template).meta?.variables === 'object';
 }
 
-/** Names of the built-in templates. */
+/**
+ * Names of the built-in templates.
+ * @example
+ * for (const t of listTemplates()) console.log(t.name, t.description)
+ */
 export function listTemplates(): { name: string; description: string; payloads: string[] }[] {
   return readdirSync(BUILTIN_DIR)
     .filter((f) => f.endsWith(SUFFIX))

@@ -64,7 +64,13 @@ function prefix(payload: PlistDict, index: number): string {
   return `${id ?? type ?? `PayloadContent[${index}]`} / `;
 }
 
-/** Validates a parsed profile. */
+/**
+ * Validates a parsed profile.
+ * @example
+ * const { plist } = parseProfile(readFileSync('wifi.mobileconfig'))
+ * const errors = validateProfile(plist).filter((issue) => issue.severity === 'error')
+ * for (const e of errors) console.error(e.rule, e.path, e.message)
+ */
 export function validateProfile(profile: PlistValue, options: ValidateOptions = {}): ProfileIssue[] {
   const issues: ProfileIssue[] = [];
   const skip = new Set(options.skip ?? []);

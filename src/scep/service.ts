@@ -34,10 +34,19 @@ import { isProfilesmithError } from '../errors.js';
 import { isRemovedUser, statusOf, type CertificateRecord, type EnrollingStore } from '../store/store.js';
 import { certRep, MESSAGE_TYPE, parsePkiRequest, type FailInfo, type PkiRequest, type ReplySigner, type ReplyTo } from './message.js';
 
-/** What GetCACaps answers (RFC 8894 3.5.2): POST, SHA-256, AES, the standard, renewal. */
+/**
+ * What GetCACaps answers (RFC 8894 3.5.2): POST, SHA-256, AES, the standard, renewal.
+ * @example
+ * console.log(SCEP_CAPABILITIES.join('\n')) // what GetCACaps answers
+ */
 export const SCEP_CAPABILITIES = ['POSTPKIOperation', 'SHA-256', 'AES', 'SCEPStandard', 'Renewal'] as const;
 
-/** The largest PKIMessage taken: a 4096-bit request in a SignedData is under 8 KiB. */
+/**
+ * The largest PKIMessage taken: a 4096-bit request in a SignedData is under 8 KiB.
+ * @example
+ * // In your own HTTP layer for createScepService: refuse a larger body before reading on.
+ * if (upload.length > MAX_SCEP_MESSAGE) throw new Error('The PKIMessage is too large')
+ */
 export const MAX_SCEP_MESSAGE = 64 * 1024;
 
 /** Options of {@link createScepService}. */

@@ -1,22 +1,23 @@
 /**
- * A node:http request handler that serves profiles behind one-time links:
+ * A node:http request handler that serves profiles behind one-time links, under a base path
+ * (default: the server's root):
  * ```
- * GET  /p/TOKEN          the page: step 1 the trust profile, step 2 the account profile
- * GET  /p/TOKEN/trust    the trust profile (the store's root and issuing CAs); never uses the link up
- * POST /p/TOKEN/install  the freshly generated, signed account profile; uses the link up
+ * GET  <base>/p/TOKEN          the page: step 1 the trust profile, step 2 the account profile
+ * GET  <base>/p/TOKEN/trust    the trust profile (the store's root and issuing CAs); never uses the link up
+ * POST <base>/p/TOKEN/install  the freshly generated, signed account profile; uses the link up
  * ```
  * Only the POST of the page's form uses a link: mail security gateways and link scanners
  * fetch every URL in a message with HEAD and GET before the user clicks, and such fetches
- * must not spend it. Anything else is 404 (or 405). Usable with http, https, or any framework
- * that passes IncomingMessage/ServerResponse.
+ * must not spend it. Usable with http, https, or any framework that passes
+ * IncomingMessage/ServerResponse.
  *
  * @module handler
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Signer } from '../cms/sign.js';
-import { isProfilesmithError } from '../errors.js';
+import { InputInvalid, isProfilesmithError, TemplateDataError } from '../errors.js';
 import { generateProfile } from '../profile/generate.js';
-import { loadTemplate, type Template, type TemplateRef } from '../profile/template.js';
+import { loadTemplate, resolveData, unknownDataKeys, type Template, type TemplateRef } from '../profile/template.js';
 import type { CertificateStore } from '../store/store.js';
 import { profileFileName } from '../batch/names.js';
 import { clientAddress, TrustedProxies } from './client.js';
@@ -27,10 +28,29 @@ import { answerBadTarget, answerInternalError, logSafe, logText, redactPath, req
 
 /** Options of {@link createProfileHandler}. */
 export interface ProfileHandlerOptions {
+  /** The store the profiles' identities and the trust profile come from. */
   store: CertificateStore;
+  /** The one-time links (a store's `links`, or {@link MemoryLinks}). */
   links: LinkStore;
+  /** The template of the account profile. */
   template: TemplateRef | Template;
+  /**
+   * The template's variables, the same for every user (`{ exchange: { host } }`). Checked when
+   * the handler is created, as a profile for a sample user would be: a missing or mistyped
+   * variable, or a key the template does not declare, throws ERR_TEMPLATE_DATA naming it.
+   */
   data?: Record<string, unknown>;
+  /**
+   * Where the routes live: `/enroll` serves `/enroll/p/TOKEN`, and the page's links and form
+   * point there. Starts with `/`, no trailing `/`. Default: `''` (the server's root).
+   */
+  basePath?: string;
+  /**
+   * A request outside `<basePath>/p/`: `'not-found'` answers 404 (the handler is the whole
+   * server); `'pass'` answers nothing and returns false, so the caller answers it (another
+   * handler, its own 404). Default: `'not-found'`.
+   */
+  otherPaths?: 'not-found' | 'pass';
   /** Default: the store's profile signer. */
   signer?: Signer;
   /** Requests per minute per client address, of any kind: a bound on floods. Default: 600. */
@@ -69,11 +89,87 @@ const PAYLOAD_NAMES: Record<string, string> = {
 };
 
 const TOKEN_PATH = /^\/p\/([A-Za-z0-9_-]{22})(\/install|\/trust)?$/;
+/** The stand-ins a sample render uses for what is only known per request. */
+const SAMPLE_USER = { email: 'sample.user@example.com', name: 'Sample User' };
+
+/** `''`, or `/a/b` without a trailing slash; anything else is refused. */
+function checkBasePath(basePath: string | undefined): string {
+  const base = basePath ?? '';
+  if (base === '' || /^(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/.test(base)) return base;
+  throw new InputInvalid('basePath', `basePath must be empty or start with "/" and not end with "/" (like "/enroll"), got ${JSON.stringify(base)}`);
+}
+
+/**
+ * The template data as a profile for a sample user would resolve it: every declared variable
+ * present and of its type, and no key the template does not declare (a typo).
+ * @throws ERR_TEMPLATE_DATA naming the variable
+ */
+function checkTemplateData(template: Template, data: Record<string, unknown>, store: CertificateStore): void {
+  const unknown = unknownDataKeys(template, data);
+  if (unknown.length) {
+    const names = Object.keys(template.meta.variables).join(', ');
+    throw new TemplateDataError(template.name, unknown[0]!, `is not a variable of the template (a typo?); it has: ${names}`);
+  }
+  const scepUrl = (store as { scepUrl?: unknown }).scepUrl;
+  resolveData(template, data, {
+    user: SAMPLE_USER,
+    // The SCEP URL may be recorded after the server listens, and a challenge is minted per user.
+    store: { organization: store.organization, scepUrl: typeof scepUrl === 'string' ? scepUrl : 'https://sample.invalid/scep', scepChallenge: 'sample-challenge' },
+  });
+}
 const GUESS_WINDOW_MS = 10 * 60_000;
 
-/** Creates the handler. */
-export function createProfileHandler(options: ProfileHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+/** A handler made by {@link createProfileHandler}: true when it answered the request. */
+export type ProfileHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+/**
+ * Creates a node:http handler that serves profiles behind one-time links
+ * ({@link LinkStore.create} makes them; send users `https://host<basePath>/p/TOKEN`):
+ *
+ * | route | answer |
+ * |---|---|
+ * | `GET <basePath>/p/TOKEN` | the install page: step 1 the trust profile, step 2 the account profile |
+ * | `GET <basePath>/p/TOKEN/trust` | the trust profile (the store's root and issuing CAs), signed; never uses the link |
+ * | `POST <basePath>/p/TOKEN/install` | the account profile, generated and signed for the link's user; uses the link |
+ * | `HEAD` of the GET routes | their headers |
+ * | an unknown, expired or used link | 404, 410 |
+ * | too many requests, or too many unknown links, from one client | 429 with `Retry-After` |
+ * | any other path | 404, or nothing and `false` with `otherPaths: 'pass'` |
+ *
+ * Link scanners that GET every URL in a mail do not spend a link: only the page's POST does.
+ * A store fault while answering is a 503, and the `log` line names the error code and message.
+ * @returns a handler that returns true when it answered the request, false when it left it to the caller
+ * @throws ERR_TEMPLATE_DATA when `data` lacks a required variable, holds one of the wrong type,
+ *   or names a key the template does not declare (the error's `variable` names it);
+ *   ERR_TEMPLATE_* when the template cannot be loaded; ERR_INPUT_INVALID for a bad `basePath` or `trustProxy`
+ * @example
+ * import { createServer } from 'node:http'
+ * import { createProfileHandler, openStore } from 'profilesmith'
+ *
+ * const store = await openStore('./store', { passphrase: process.env.STORE_PASSPHRASE! })
+ * const profiles = createProfileHandler({
+ *   store,
+ *   links: store.links,
+ *   template: 'exchange-smime',
+ *   data: { exchange: { host: 'mail.example.com' } },
+ *   basePath: '/enroll',
+ *   otherPaths: 'pass',
+ *   log: console.error,
+ * })
+ * const { token } = await store.links.create('alice@example.com')
+ * console.log(`send alice: https://profiles.example.com/enroll/p/${token}`)
+ * createServer((req, res) => {
+ *   if (!profiles(req, res)) res.writeHead(404).end()
+ * }).listen(8080)
+ */
+export function createProfileHandler(options: ProfileHandlerOptions): ProfileHandler {
   const template = loadTemplate(options.template);
+  const base = checkBasePath(options.basePath);
+  const pass = options.otherPaths === 'pass';
+  if (options.otherPaths !== undefined && options.otherPaths !== 'pass' && options.otherPaths !== 'not-found') {
+    throw new InputInvalid('otherPaths', `otherPaths is 'not-found' or 'pass', got ${JSON.stringify(options.otherPaths)}`);
+  }
+  checkTemplateData(template, options.data ?? {}, options.store);
   const limit = options.rateLimit ?? 600;
   const guessLimit = options.guessLimit ?? 20;
   const trusted = new TrustedProxies(options.trustProxy ?? []);
@@ -111,9 +207,17 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
     return p.bytes;
   };
 
+  /** The path below the base path (`/p/…`), or undefined for a path outside it. */
+  const below = (path: string): string | undefined => (base === '' ? path : path.startsWith(`${base}/`) ? path.slice(base.length) : undefined);
+  /** The handler's own paths: everything under `<base>/p/`. */
+  const owns = (path: string): boolean => {
+    const rel = below(path);
+    return rel !== undefined && (rel === '/p' || rel.startsWith('/p/'));
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse, path: string, client: string) => {
     const method = req.method ?? 'GET';
-    const m = TOKEN_PATH.exec(path);
+    const m = TOKEN_PATH.exec(below(path) ?? '');
     if (!m) return send(res, 404, messagePage('Not found', 'There is nothing here.'));
     const token = m[1] as string;
     const step = m[2];
@@ -137,8 +241,8 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
         organization: options.store.organization,
         user: found.link.user,
         payloads: payloadNames,
-        installAction: `/p/${token}/install`,
-        ...(options.trustStep === false ? {} : { trustHref: `/p/${token}/trust` }),
+        installAction: `${base}/p/${token}/install`,
+        ...(options.trustStep === false ? {} : { trustHref: `${base}/p/${token}/trust` }),
         ...(options.tlsTrustReason ? { tlsTrustReason: options.tlsTrustReason } : {}),
         expires: found.link.expires,
         usesLeft: found.link.usesLeft,
@@ -152,24 +256,38 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
     send(res, 200, profile.bytes, 'application/x-apple-aspen-config', { 'Content-Disposition': `attachment; filename="${profileFileName(found.link.user)}"` });
   };
 
-  const respond = (req: IncomingMessage, res: ServerResponse) => {
+  const respond = (req: IncomingMessage, res: ServerResponse): boolean => {
     const started = Date.now();
-    const client = clientAddress(req, trusted);
     const target = requestTarget(req.url);
+    // Another handler's path: not counted, not logged, not answered.
+    if (pass && target && !owns(target.path)) return false;
+    const client = clientAddress(req, trusted);
     const logged = target ? redactPath(target.path) : '<bad target>';
     const method = logSafe(req.method ?? '-', 16);
     // One line per request; a failed one says why (the store's database unreachable, say).
     let failure = '';
     res.on('finish', () => options.log?.(`${client} ${method} ${logged} ${res.statusCode} ${Date.now() - started}ms${failure}`));
-    if (!target) return answerBadTarget(req, res);
+    if (!target) {
+      answerBadTarget(req, res);
+      return true;
+    }
     const path = target.path;
     const t = clock();
-    if (requests.hit(client, t) > limit) return retryPage(res, requests.peek(client, t)!.reset, t);
+    if (requests.hit(client, t) > limit) {
+      retryPage(res, requests.peek(client, t)!.reset, t);
+      return true;
+    }
     const g = guesses.peek(client, t);
     // Past the guess limit every link request from the client waits: answering valid ones would tell guesses apart.
-    if (g && g.count >= guessLimit && path.startsWith('/p/')) return retryPage(res, g.reset, t);
+    if (g && g.count >= guessLimit && owns(path)) {
+      retryPage(res, g.reset, t);
+      return true;
+    }
     const length = Number(req.headers['content-length'] ?? 0);
-    if (length > 4096 || (req.headers['transfer-encoding'] && req.method !== 'POST')) return send(res, 413, messagePage('Too large', 'Requests carry no body.'));
+    if (length > 4096 || (req.headers['transfer-encoding'] && req.method !== 'POST')) {
+      send(res, 413, messagePage('Too large', 'Requests carry no body.'));
+      return true;
+    }
     handle(req, res, path, client).catch((err: unknown) => {
       failure = ` ${isProfilesmithError(err) ? `${err.code}: ${logText(err.message)}` : 'ERR_INTERNAL'}`;
       if (!res.headersSent) send(res, isProfilesmithError(err) ? 503 : 500, messagePage('Cannot make the profile', 'Ask your administrator.'));
@@ -179,15 +297,17 @@ export function createProfileHandler(options: ProfileHandlerOptions): (req: Inco
         res.destroy();
       }
     });
+    return true;
   };
 
   return (req, res) => {
     try {
-      respond(req, res);
+      return respond(req, res);
     } catch (err) {
       // Nothing above should throw; if something does, it costs this request only.
       options.log?.(`${logSafe(req.socket.remoteAddress ?? '?')} ${logSafe(req.method ?? '-', 16)} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}`);
       answerInternalError(res);
+      return true;
     }
   };
 }

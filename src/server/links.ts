@@ -31,7 +31,12 @@ export type LinkState = 'valid' | 'expired' | 'used' | 'revoked';
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 
-/** `active`, `used`, `expired` or `revoked` at `now`. */
+/**
+ * `active`, `used`, `expired` or `revoked` at `now`.
+ * @example
+ * const { link } = await store.links.create('alice@example.com')
+ * console.log(linkState(link, new Date())) // 'valid'
+ */
 export function linkState(l: LinkRecord, now: Date): LinkState {
   if (l.revoked) return 'revoked';
   if (l.usesLeft <= 0) return 'used';
@@ -85,10 +90,27 @@ export interface LinkStore {
  * `transact` runs a change with nothing else changing them meanwhile (a lock, a database
  * transaction) and saves it. Extend it to keep links in your own database.
  * @example
- * class PgLinks extends LinkLedger {
- *   async list() { return (await pool.query('SELECT doc FROM links')).rows.map((r) => r.doc) }
- *   protected async transact(fn) { ... BEGIN; SELECT ... FOR UPDATE; fn(links); write; COMMIT ... }
+ * import { LinkLedger, type LinkRecord } from 'profilesmith'
+ *
+ * // Links in your own database; here a Map behind one lock stands in for it.
+ * class KvLinks extends LinkLedger {
+ *   #rows = new Map<string, LinkRecord[]>()
+ *   #lock: Promise<unknown> = Promise.resolve()
+ *   async list(): Promise<LinkRecord[]> {
+ *     return structuredClone(this.#rows.get('links') ?? []) // SELECT doc FROM links
+ *   }
+ *   protected transact<T>(fn: (links: LinkRecord[]) => T): Promise<T> {
+ *     const run = this.#lock.then(async () => {
+ *       const links = await this.list() // BEGIN; SELECT ... FOR UPDATE
+ *       const out = fn(links) // the change, made in place
+ *       this.#rows.set('links', this.prune(links)) // UPDATE ...; COMMIT
+ *       return out
+ *     })
+ *     this.#lock = run.catch(() => {})
+ *     return run
+ *   }
  * }
+ * const { token } = await new KvLinks().create('alice@example.com')
  */
 export abstract class LinkLedger implements LinkStore {
   /** @param now the clock that expiry is judged by. Default: `() => new Date()`. */
@@ -161,6 +183,10 @@ export abstract class LinkLedger implements LinkStore {
  * The links of a file store: `links.json` in its directory, changed under the store lock. The
  * store's SCEP challenges are a second book of the same kind (`challenges.json`), so that a
  * challenge is never a download link nor a link a challenge.
+ * @example
+ * const links = new LinkBook('./links')
+ * const { token } = await links.create('alice@example.com', { ttlMs: 7 * 86_400_000 })
+ * const profiles = createProfileHandler({ store, links, template: 'exchange-smime', data: { exchange: { host: 'mail.example.com' } } })
  */
 export class LinkBook extends LinkLedger {
   constructor(
@@ -203,7 +229,13 @@ export class LinkBook extends LinkLedger {
   }
 }
 
-/** Links kept in memory (the memory store's): one process, so a change is atomic by itself. */
+/**
+ * Links kept in memory (the memory store's): one process, so a change is atomic by itself.
+ * @example
+ * const links = new MemoryLinks()
+ * const { token } = await links.create('alice@example.com')
+ * const spent = await links.consume(token)
+ */
 export class MemoryLinks extends LinkLedger {
   #links: LinkRecord[] = [];
 

@@ -23,7 +23,12 @@ export interface StoreFinding {
   message: string;
 }
 
-/** Checks a store (a file store, or a PostgreSQL store: its rows). Keys are decrypted only when the store is unlocked. */
+/**
+ * Checks a store (a file store, or a PostgreSQL store: its rows). Keys are decrypted only when the store is unlocked.
+ * @example
+ * const store = await openStore('./store', { passphrase })
+ * for (const finding of await checkStore(store)) console.log(finding.severity, finding.path, finding.message)
+ */
 export async function checkStore(store: FileStore | PostgresStore): Promise<StoreFinding[]> {
   if (store instanceof FileStore) return checkFileStore(store);
   return (await import('./postgres/check.js')).checkPostgresStore(store);

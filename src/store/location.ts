@@ -7,6 +7,9 @@ import { isPostgresUrl } from './postgres/db.js';
  * directory (XDG on Linux, Application Support on macOS, LOCALAPPDATA on Windows). A
  * `postgres://` URL is returned as it is; a directory is made absolute.
  * `env` is passed in: the library never reads the process environment itself.
+ * @example
+ * const dir = resolveStoreDir(undefined, process.env) // PROFILESMITH_STORE, else the platform's data folder
+ * const store = await openStore(dir, { passphrase })
  */
 export function resolveStoreDir(flag: string | undefined, env: Record<string, string | undefined> = {}): string {
   if (flag) return isPostgresUrl(flag) ? flag : resolve(flag);

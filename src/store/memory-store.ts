@@ -58,7 +58,16 @@ export interface AddIdentityOptions {
   chain?: CertificateInput;
 }
 
-/** The in-memory store. Create it with {@link createMemoryStore}. */
+/**
+ * The in-memory store. Create it with {@link createMemoryStore}.
+ * @example
+ * import type { MemoryStore } from 'profilesmith'
+ * const store: MemoryStore = await createMemoryStore({ organization: 'Example Corp' })
+ * for (const purpose of ['smime-signing', 'smime-encryption'] as const) {
+ *   await store.issueCertificate({ user: 'alice@example.com', name: 'Alice', purpose })
+ * }
+ * const profile = await generateProfile({ store, template: 'exchange-smime', user: 'alice@example.com', data: { exchange: { host: 'mail.example.com' } } })
+ */
 export class MemoryStore implements LifecycleStore {
   readonly organization: string;
   readonly #ca: CertificateAuthority;

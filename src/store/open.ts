@@ -37,6 +37,9 @@ export function openStore(location: string, options: OpenStoreOptions = {}): Pro
  * Creates a store with a new CA: in a directory, or in an empty PostgreSQL database (its
  * schema is created).
  * @throws ERR_STORE_EXISTS, ERR_INPUT_INVALID, ERR_STORE_IO
+ * @example
+ * const store = await initStore('./store', { organization: 'Example Corp', passphrase: process.env.STORE_PASSPHRASE! })
+ * await store.issueCertificate({ user: 'alice@example.com', name: 'Alice', purpose: 'smime-signing' })
  */
 export function initStore(location: PostgresUrl, options: InitStoreOptions): Promise<PostgresStore>;
 export function initStore(location: string, options: InitStoreOptions): Promise<AnyStore>;
@@ -44,7 +47,16 @@ export function initStore(location: string, options: InitStoreOptions): Promise<
   return isPostgresUrl(location) ? import('./postgres/init.js').then(({ initPostgresStore }) => initPostgresStore(location, options)) : initFileStore(location, options);
 }
 
-/** Closes what the store holds open (the PostgreSQL pool); a file store holds nothing. */
+/**
+ * Closes what the store holds open (the PostgreSQL pool); a file store holds nothing.
+ * @example
+ * const store = await openStore(process.env.STORE_URL ?? './store', { passphrase })
+ * try {
+ *   console.log(store.organization)
+ * } finally {
+ *   await closeStore(store) // ends a PostgreSQL pool; nothing to do for a directory
+ * }
+ */
 export async function closeStore(store: AnyStore): Promise<void> {
   if ('close' in store) await store.close();
 }

@@ -9,7 +9,7 @@
 import type { KeyAlgorithm } from '../certs/keys.js';
 import { seal, unseal, type KdfParams, type Sealed } from './secret-box.js';
 
-/** @internal The settings both stores keep. */
+/** The settings both stores keep. */
 export interface StoreSettings {
   organization: string;
   created: string;

@@ -243,6 +243,9 @@ export interface EnrollingStore extends LifecycleStore {
  * fingerprint, or a unique prefix of 6 or more hex digits of either, as git takes short
  * hashes. For stores implementing {@link LifecycleStore.findCertificate}.
  * @throws ERR_STORE_ENTRY_NOT_FOUND; ERR_INPUT_INVALID for a prefix of several
+ * @example
+ * const record = findRecord(await store.listCertificates(), '0a1b2c') // a serial or a fingerprint
+ * console.log(record.user, record.purpose)
  */
 export function findRecord(records: readonly CertificateRecord[], query: string): CertificateRecord {
   const q = String(query).toLowerCase().replace(/[:\s]/g, '');
@@ -261,6 +264,8 @@ export function findRecord(records: readonly CertificateRecord[], query: string)
  * What removing a user (`removeUser`) does to one of their records: `revoke` for one this
  * store's CA issued when `revoke` is asked, `retire` for any other still in use, nothing for
  * one already revoked or retired. For stores implementing {@link LifecycleStore.removeUser}.
+ * @example
+ * const how = removalOf(record) // 'revoke', 'retire', or undefined when nothing is left to do
  */
 export function removalOf(record: CertificateRecord, options: { revoke?: boolean } = {}): 'revoke' | 'retire' | undefined {
   if (record.revoked) return undefined;
@@ -274,6 +279,10 @@ export function removalOf(record: CertificateRecord, options: { revoke?: boolean
  * the issuers (DER) it does not have yet. For stores implementing
  * {@link LifecycleStore.importIdentity}.
  * @throws ERR_CERT_INVALID (`key-usage`) when the other purpose is asked of a certificate whose key usage forbids it
+ * @example
+ * // In your own store's importIdentity, when the certificate is already stored:
+ * const info = await describeCertificate(certificateDer)
+ * const { alsoPurpose, addChain } = planReimport(record, 'smime-encryption', [], info.keyUsage)
  */
 export function planReimport(
   existing: CertificateRecord,
@@ -309,12 +318,19 @@ export function compareRecords(a: CertificateRecord, b: CertificateRecord): numb
  * some, and every one was retired or revoked as `cessationOfOperation`, which is what
  * `removeUser` does. A user whose key was compromised (revoked as `keyCompromise`) is not
  * removed: they get a new certificate.
+ * @example
+ * const records = await store.listCertificates({ user: 'alice@example.com' })
+ * if (isRemovedUser(records)) console.log('alice@example.com was removed')
  */
 export function isRemovedUser(records: readonly CertificateRecord[]): boolean {
   return records.length > 0 && records.every((r) => r.retired || r.revoked?.reason === 'cessationOfOperation');
 }
 
-/** Whether the record serves `purpose`: its own, or the other one of a dual-use certificate. */
+/**
+ * Whether the record serves `purpose`: its own, or the other one of a dual-use certificate.
+ * @example
+ * const signing = records.filter((r) => servesPurpose(r, 'smime-signing'))
+ */
 export function servesPurpose(record: CertificateRecord, purpose: CertificatePurpose): boolean {
   return record.purpose === purpose || record.alsoPurpose === purpose;
 }
@@ -329,7 +345,11 @@ export function keyOnDeviceError(serial: string): CertificateInvalid {
   return new CertificateInvalid('key-on-device', `Certificate ${serial} was enrolled by a device over SCEP: its private key is on the device, not in the store`);
 }
 
-/** `valid`, `expired`, `not-yet-valid` or `revoked` at `now`. */
+/**
+ * `valid`, `expired`, `not-yet-valid` or `revoked` at `now`.
+ * @example
+ * const valid = records.filter((r) => statusOf(r, new Date()) === 'valid')
+ */
 export function statusOf(record: CertificateRecord, now: Date): CertificateStatus {
   if (record.revoked) return 'revoked';
   if (record.retired) return 'retired';

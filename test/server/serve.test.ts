@@ -297,3 +297,16 @@ test('behind a proxy named by --trust-proxy, wrong guesses from one client are l
   for (let i = 0; i < 5; i++) codes.push((await httpRequest(`${plain.base}/p/${'B'.repeat(21)}${i}`, { headers: { 'x-forwarded-for': `10.0.0.${i}` } })).status);
   t.deepEqual(codes, [404, 404, 404, 429, 429]);
 });
+
+test('serve with a key the template does not declare in --data warns and ignores it, as generate does, and the install still works', async (t) => {
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  await aliceStore(storeDir);
+  writeFileSync(join(dir, 'data.json'), JSON.stringify({ exchange: { host: 'mail.example.com', hots: 'typo' } }));
+  const server = await startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--data', join(dir, 'data.json'), '--http', '--port', '0'], env);
+  t.regex(server.log(), /warning: --data .*data\.json: "exchange\.hots" is not a variable of template "exchange-smime"; it is ignored/);
+  const url = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', server.base], { env }).stdout.trim();
+  const installed = await httpRequest(`${url}/install`, { method: 'POST' });
+  t.is(installed.status, 200, server.log());
+  t.true((await verifyProfile(installed.body)).reasons.every((r) => r.code === 'untrusted'));
+});

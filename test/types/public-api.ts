@@ -7,6 +7,7 @@ import type { KeyObject } from 'node:crypto';
 import {
   FileStore,
   createMemoryStore,
+  createProfileHandler,
   errors,
   generateProfile,
   inspectProfile,
@@ -35,6 +36,7 @@ import {
   type BuiltinTemplateData,
   type BuiltinTemplateName,
   type ExchangeSmimeData,
+  type ProfileHandler,
 } from 'profilesmith';
 import { ProfilesmithError as FromErrors, StoreNotInitialized } from 'profilesmith/errors';
 
@@ -111,6 +113,11 @@ export async function stores(key: KeyObject, cert: string): Promise<void> {
   const broken: Signer = { certificate: new Uint8Array(), chain: [], keyType: 'rsa' };
   // @ts-expect-error DSA is not a profile-signing key type
   const dsa: Signer = { ...broken, keyType: 'dsa', sign: (d: Uint8Array) => d };
+  // The download handler mounts beside others: it says whether it answered.
+  const profiles: ProfileHandler = createProfileHandler({ store: la, links: la.links, template: 'exchange-smime', data: { exchange: { host: 'h' } }, basePath: '/enroll', otherPaths: 'pass' });
+  expectType<Equal<ReturnType<typeof profiles>, boolean>>();
+  // @ts-expect-error otherPaths is 'not-found' or 'pass'
+  createProfileHandler({ store: la, links: la.links, template: 'exchange-smime', otherPaths: 'ignore' });
   // @ts-expect-error the PIN is a string
   await pkcs11Signer({ uri: 'pkcs11:', pin: 1234 });
   void dsa;

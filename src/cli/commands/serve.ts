@@ -14,6 +14,7 @@ import { answerInternalError } from '../../server/request-target.js';
 import { validity } from '../../certs/issue.js';
 import { publicationFor } from '../../certs/publication.js';
 import { generateProfile } from '../../profile/generate.js';
+import { unknownDataKeys } from '../../profile/template.js';
 import { statusOf } from '../../store/store.js';
 import { UsageError } from '../errors.js';
 import { isProfilesmithError } from '../../errors.js';
@@ -46,6 +47,18 @@ interface Args extends StoreArgs, SignerArgs {
   sample: number;
   scep?: boolean;
   scepDeviceLimit?: number;
+}
+
+/** The data without the keys the template does not declare: the CLI warned about them and ignores them; the handler would refuse them. */
+function declaredOnly(data: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  const out = structuredClone(data);
+  for (const key of keys) {
+    const parts = key.split('.');
+    let cur: unknown = out;
+    for (const part of parts.slice(0, -1)) cur = cur && typeof cur === 'object' ? (cur as Record<string, unknown>)[part] : undefined;
+    if (cur && typeof cur === 'object') delete (cur as Record<string, unknown>)[parts.at(-1)!];
+  }
+  return out;
 }
 
 /** The public URL: given, or made from the listening address (which must then be a real one). */
@@ -150,7 +163,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
           signer,
           links: store.links,
           template,
-          data,
+          data: declaredOnly(data, unknownDataKeys(template, data)),
           rateLimit: args.rateLimit,
           guessLimit: args.guessLimit,
           trustStep: trust.kind !== 'public',
@@ -166,8 +179,9 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
           : undefined;
         const handler = (req: IncomingMessage, res: ServerResponse) => {
           try {
-            if (scep?.(req, res)) return;
-            if (!pki(req, res)) profiles(req, res);
+            // SCEP and the PKI routes answer their own paths; the profile handler answers the rest (404 outside /p/).
+            if (scep?.(req, res) || pki(req, res)) return;
+            profiles(req, res);
           } catch {
             // Each handler answers its own faults; this is the last guard: one request, never the server.
             answerInternalError(res);

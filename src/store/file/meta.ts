@@ -13,7 +13,7 @@ import { seal } from '../secret-box.js';
 import type { StoreSettings } from '../settings.js';
 
 export const FORMAT = 'profilesmith-store';
-/** @internal store.json: the settings both stores keep, and the file store's own pointers. */
+/** store.json: the settings both stores keep, and the file store's own pointers. */
 export interface StoreMeta extends StoreSettings {
   format: typeof FORMAT;
   version: 1;

@@ -30,7 +30,12 @@ export interface OpenPostgresStoreOptions {
   connections?: number;
 }
 
-/** Creates the schema and a new CA in an empty database. @throws ERR_STORE_EXISTS when it holds a store */
+/**
+ * Creates the schema and a new CA in an empty database. @throws ERR_STORE_EXISTS when it holds a store
+ * @example
+ * const store = await initPostgresStore('postgres://profilesmith@db.internal/pki', { organization: 'Example Corp', passphrase })
+ * await store.close()
+ */
 export async function initPostgresStore(url: string, options: InitPostgresStoreOptions): Promise<PostgresStore> {
   checkNewPassphrase(options.passphrase);
   const now = options.now ?? (() => new Date());
@@ -77,6 +82,13 @@ export async function initPostgresStore(url: string, options: InitPostgresStoreO
 /**
  * Opens the store in a database, migrating an older schema forward.
  * @throws ERR_STORE_NOT_INITIALIZED for a database without one; ERR_STORE_IO for a schema newer than this code, or a server fault
+ * @example
+ * const store = await openPostgresStore('postgres://profilesmith@db.internal/pki', { passphrase })
+ * try {
+ *   console.log((await store.listCertificates()).length)
+ * } finally {
+ *   await store.close()
+ * }
  */
 export async function openPostgresStore(url: string, options: OpenPostgresStoreOptions = {}): Promise<PostgresStore> {
   const db = await Database.open(url, { ...(options.connections ? { max: options.connections } : {}) });

@@ -22,7 +22,7 @@ import { storeSettings } from '../settings.js';
 import { caSlug } from '../../certs/publication.js';
 import { issuingPaths, signerPaths, verifiesWith } from '../pki-files.js';
 import { Database } from './db.js';
-import type { PgStoreMeta } from './pg-store.js';
+import type { PgStoreMeta } from './rows.js';
 import { migrate, schemaVersion, STORE_LOCK } from './schema.js';
 
 /** What {@link migrateStore} copied. */
@@ -37,6 +37,11 @@ export interface MigrateResult {
 /**
  * Copies the file store `from` into the empty PostgreSQL database at `toUrl`.
  * @throws ERR_STORE_EXISTS when the database holds a store already; ERR_STORE_IO for a key file that is missing or damaged
+ * @example
+ * const from = await openStore('./store', { passphrase })
+ * if (!(from instanceof FileStore)) throw new Error('./store is not a directory')
+ * const moved = await migrateStore(from, 'postgres://profilesmith@db.internal/pki')
+ * console.log(`${moved.certificates} certificates, ${moved.revocations} revocations moved`)
  */
 export async function migrateStore(from: FileStore, toUrl: string): Promise<MigrateResult> {
   const meta = from.meta;

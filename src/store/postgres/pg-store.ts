@@ -56,9 +56,18 @@ import { PgLinks } from './pg-links.js';
 import { PgPkcs12Cache } from './pg-pkcs12.js';
 import { Keyring, RECORD_SELECT, toRecord, type CertRow, type PgStoreMeta } from './rows.js';
 
-export type { PgStoreMeta } from './rows.js';
 
-/** The PostgreSQL store. Create it with {@link initPostgresStore} or {@link openPostgresStore}. */
+/**
+ * The PostgreSQL store. Create it with {@link initPostgresStore} or {@link openPostgresStore}.
+ * @example
+ * import type { PostgresStore } from 'profilesmith'
+ * const store: PostgresStore = await openStore('postgres://profilesmith@db.internal/pki', { passphrase })
+ * try {
+ *   await store.revokeCertificate('0a1b2c', 'keyCompromise')
+ * } finally {
+ *   await store.close()
+ * }
+ */
 export class PostgresStore implements LifecycleStore {
   readonly organization: string;
   /** The database's URL without its password (where messages say the store is). */

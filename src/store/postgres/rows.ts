@@ -12,7 +12,7 @@ import { opensCheck, type StoreSettings } from '../settings.js';
 import type { CertificateRecord } from '../store.js';
 import type { Database } from './db.js';
 
-/** @internal What `store_meta.meta` holds: the settings both stores keep (store.json's in the file store). */
+/** What `store_meta.meta` holds: the settings both stores keep (store.json's in the file store). */
 export type PgStoreMeta = StoreSettings;
 
 /** A certificate row with its revocation, as RECORD_SELECT reads it. */
