@@ -111,7 +111,7 @@ test('http-handler: a plain node:http server serves a signed profile per user, 4
   const { base } = await startServer(t, ['--import', 'tsx', join(ROOT, 'examples', 'http-handler.ts'), '0'], {});
   const get = (path: string) =>
     new Promise<{ status: number; type: string; body: Buffer }>((resolve, reject) => {
-      request(base + path, (res) => {
+      request(base + path, { agent: false }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body: Buffer.concat(chunks) }));
