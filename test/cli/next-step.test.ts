@@ -1,0 +1,91 @@
+/**
+ * Messages that say what is wrong and what to do next, in one line (issue "Messages that do not
+ * say what to do next"): one test per bullet, through the CLI as a process, each asserting the
+ * exit code, the exact line, and that nothing was written or lost (a snapshot before and after).
+ */
+import test from 'ava';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
+import { outsideCa } from '../helpers/outside-ca.js';
+import { cli, need, openssl, snapshotDir, tmp } from '../helpers/tools.js';
+
+const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
+
+async function store(t: import('ava').ExecutionContext) {
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  await aliceStore(storeDir);
+  return { dir, storeDir };
+}
+
+/** A profile carrying `oroot.pem` in a pkcs1 payload, signed by openssl with user.pem (its chain in the signature). */
+function outsideProfile(dir: string): string {
+  const der = openssl(['x509', '-in', join(dir, 'oroot.pem'), '-outform', 'DER']).stdout;
+  const xml = `<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0"><dict>
+<key>PayloadContent</key><array><dict>
+<key>PayloadContent</key><data>${der.toString('base64')}</data>
+<key>PayloadIdentifier</key><string>com.example.root</string>
+<key>PayloadType</key><string>com.apple.security.pkcs1</string>
+<key>PayloadUUID</key><string>0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0</string>
+<key>PayloadVersion</key><integer>1</integer>
+</dict></array>
+<key>PayloadDisplayName</key><string>Outside</string>
+<key>PayloadIdentifier</key><string>com.example.outside</string>
+<key>PayloadType</key><string>Configuration</string>
+<key>PayloadUUID</key><string>1F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0</string>
+<key>PayloadVersion</key><integer>1</integer>
+</dict></plist>
+`;
+  writeFileSync(join(dir, 'plain.plist'), xml);
+  const signed = openssl(['cms', '-sign', '-nodetach', '-binary', '-outform', 'DER', '-in', join(dir, 'plain.plist'), '-signer', join(dir, 'user.pem'), '-inkey', join(dir, 'user.key'), '-certfile', join(dir, 'chain.pem'), '-out', join(dir, 'p.mobileconfig')]);
+  if (signed.status !== 0) throw new Error(signed.stderr.toString());
+  return join(dir, 'p.mobileconfig');
+}
+
+const prediction = (stdout: string) => stdout.split('\n').filter((l) => l.startsWith('to show as Verified it needs:'));
+
+test('verify: a root the profile carries never makes the prediction "Verified", even when given as --ca', (t) => {
+  if (!need(t, 'openssl')) return;
+  const dir = tmp(t);
+  outsideCa(dir);
+  outsideProfile(dir);
+  const before = snapshotDir(dir);
+  const r = cli(['verify', 'p.mobileconfig', '--ca', 'oroot.pem'], { cwd: dir });
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stderr, '');
+  t.deepEqual(prediction(r.stdout), [
+    'to show as Verified it needs: the root "CN=Outside Root CA, O=Outside" on the device first (the profile carries it, but iOS does not trust a root by the profile it comes in: install the trust profile first): until then iOS shows it as Not Verified',
+  ]);
+  t.deepEqual(snapshotDir(dir), before);
+});
+
+test('verify: a signer that expired is never predicted "Verified", whatever trusts its root', (t) => {
+  if (!need(t, 'openssl')) return;
+  const dir = tmp(t);
+  outsideCa(dir, { startDate: '20200101000000Z', endDate: '20210101000000Z' });
+  outsideProfile(dir);
+  // The device is told to trust the issuing CA (--ca), which the profile does not carry.
+  const before = snapshotDir(dir);
+  const r = cli(['verify', 'p.mobileconfig', '--ca', 'oint.pem'], { cwd: dir });
+  t.is(r.status, 3);
+  t.is(r.stderr, '');
+  t.deepEqual(prediction(r.stdout), [
+    'to show as Verified it needs: nothing on the device will do: the signer certificate "CN=Outside User" expired on 2021-01-01T00:00:00.000Z, so iOS shows it as Not Verified; sign it again with a valid signer (profilesmith sign)',
+  ]);
+  t.deepEqual(snapshotDir(dir), before);
+});
+
+test('verify --store: a profile of the store carries its root, so the prediction asks for the trust profile first', async (t) => {
+  const { dir, storeDir } = await store(t);
+  t.is(cli(['generate', 'exchange-smime', '--store', storeDir, '--user', 'alice@example.com', '--set', 'exchange.host=mail.example.com', '-o', 'p.mobileconfig'], { cwd: dir, env }).status, 0);
+  const before = snapshotDir(dir);
+  const r = cli(['verify', 'p.mobileconfig', '--store', storeDir], { cwd: dir, env });
+  t.is(r.status, 0, r.stderr);
+  t.deepEqual(prediction(r.stdout), [
+    'to show as Verified it needs: the root "CN=Example Corp Root CA, O=Example Corp" on the device first (the profile carries it, but iOS does not trust a root by the profile it comes in: install the trust profile first): until then iOS shows it as Not Verified',
+  ]);
+  t.deepEqual(snapshotDir(dir), before);
+});
