@@ -5,6 +5,7 @@
  * @module schema
  */
 import { COMMON_PAYLOAD_KEYS, PAYLOAD_TYPES, TOP_LEVEL_KEYS } from './schema.gen.js';
+import { withIosExtraKeys } from './schema-ios.js';
 
 /** One key of a payload, as the schema describes it. */
 export interface KeySchema {
@@ -39,7 +40,10 @@ export function payloadType(type: string): PayloadTypeSchema | undefined {
 
 const payloadKeyCache = new Map<string, KeySchema[] | undefined>();
 
-/** Keys of a payload type (common keys included), or undefined for an unknown type. */
+/**
+ * Keys of a payload type (common keys included, and the keys iOS reads beyond Apple's schema:
+ * schema-ios.ts), or undefined for an unknown type.
+ */
 export function payloadKeys(type: string): KeySchema[] | undefined {
   // The same array for the same type: lint runs this for every payload of every profile.
   if (payloadKeyCache.has(type)) return payloadKeyCache.get(type);
@@ -47,7 +51,7 @@ export function payloadKeys(type: string): KeySchema[] | undefined {
   let keys: KeySchema[] | undefined;
   if (own) {
     const names = new Set(own.map((k) => k.key));
-    keys = [...own, ...COMMON_PAYLOAD_KEYS.filter((k) => !names.has(k.key))];
+    keys = withIosExtraKeys(type, [...own, ...COMMON_PAYLOAD_KEYS.filter((k) => !names.has(k.key))]);
   }
   if (payloadKeyCache.size < 1024) payloadKeyCache.set(type, keys);
   return keys;

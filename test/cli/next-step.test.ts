@@ -89,3 +89,33 @@ test('verify --store: a profile of the store carries its root, so the prediction
   ]);
   t.deepEqual(snapshotDir(dir), before);
 });
+
+const U = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+const scep = (inner: string) =>
+  `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>PayloadType</key><string>Configuration</string><key>PayloadVersion</key><integer>1</integer><key>PayloadIdentifier</key><string>top</string><key>PayloadUUID</key><string>${U(99)}</string><key>PayloadContent</key><array><dict><key>PayloadType</key><string>com.apple.security.scep</string><key>PayloadVersion</key><integer>1</integer><key>PayloadIdentifier</key><string>p1</string><key>PayloadUUID</key><string>${U(1)}</string><key>PayloadContent</key><dict><key>URL</key><string>https://scep.example.com/scep</string><key>Keysize</key><integer>2048</integer>${inner}</dict></dict></array></dict></plist>`;
+
+test('lint: GetCACaps, which iOS reads, is known with its type: an array passes, a string is the error iOS makes of it', (t) => {
+  const dir = tmp(t);
+  writeFileSync(join(dir, 'ok.xml'), scep('<key>GetCACaps</key><array><string>POSTPKIOperation</string><string>SHA-256</string></array>'));
+  writeFileSync(join(dir, 'bad.xml'), scep('<key>GetCACaps</key><string>POSTPKIOperation</string>'));
+  const before = snapshotDir(dir);
+  const ok = cli(['lint', 'ok.xml', '--strict'], { cwd: dir });
+  t.is(ok.status, 0, ok.stdout + ok.stderr);
+  t.notRegex(ok.stdout, /unknown-key/);
+  const bad = cli(['lint', 'bad.xml'], { cwd: dir });
+  t.is(bad.status, 3);
+  t.is(bad.stdout, 'bad.xml: error: p1 / PayloadContent.GetCACaps: Must be an array, not a string [wrong-type]\n');
+  t.deepEqual(snapshotDir(dir), before);
+});
+
+test('lint: <true/> where the schema says integer is a warning (iOS reads it as 1), not an error', (t) => {
+  const dir = tmp(t);
+  writeFileSync(join(dir, 'p.xml'), scep('<key>Retries</key><true/>'));
+  const before = snapshotDir(dir);
+  const r = cli(['lint', 'p.xml'], { cwd: dir });
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stderr, '');
+  t.is(r.stdout, 'p.xml: warning: p1 / PayloadContent.Retries: A boolean where an integer is expected: iOS reads it as 1; write <integer>1</integer> if that is meant [wrong-type]\n');
+  t.is(cli(['lint', 'p.xml', '--strict'], { cwd: dir }).status, 3);
+  t.deepEqual(snapshotDir(dir), before);
+});
