@@ -39,13 +39,37 @@ function nonEmpty(value: string, path: string): string {
   return value;
 }
 
+/** Where the run's passphrase came from, so that "wrong passphrase" can say what to fix. */
+const passphraseSources = new WeakMap<Io, string>();
+
+/**
+ * What to do about a wrong passphrase, by where it came from (undefined when no passphrase was
+ * read in this run): one clause, for the error line.
+ */
+export function wrongPassphraseAdvice(io: Io): string | undefined {
+  return passphraseSources.get(io);
+}
+
 /** The passphrase: --passphrase-file, then PROFILESMITH_PASSPHRASE, then PROFILESMITH_PASSPHRASE_FILE, then a prompt on a TTY. */
 export async function getPassphrase(args: StoreArgs, io: Io, options: { confirm?: boolean } = {}): Promise<string> {
-  if (args.passphraseFile) return nonEmpty(await readSecretFile(io, args.passphraseFile), args.passphraseFile);
-  if (io.env.PROFILESMITH_PASSPHRASE) return io.env.PROFILESMITH_PASSPHRASE;
+  if (args.passphraseFile) {
+    passphraseSources.set(
+      io,
+      args.passphraseFile === '-'
+        ? 'it was read from stdin (--passphrase-file -); send the store\'s passphrase there'
+        : `it was read from --passphrase-file "${args.passphraseFile}"; put the store's passphrase in that file`,
+    );
+    return nonEmpty(await readSecretFile(io, args.passphraseFile), args.passphraseFile);
+  }
+  if (io.env.PROFILESMITH_PASSPHRASE) {
+    passphraseSources.set(io, "it came from PROFILESMITH_PASSPHRASE; set that to the store's passphrase (or unset it to be asked)");
+    return io.env.PROFILESMITH_PASSPHRASE;
+  }
   if (io.env.PROFILESMITH_PASSPHRASE_FILE) {
+    passphraseSources.set(io, `it was read from PROFILESMITH_PASSPHRASE_FILE ("${io.env.PROFILESMITH_PASSPHRASE_FILE}"); put the store's passphrase in that file`);
     return nonEmpty(await readSecretFile(io, io.env.PROFILESMITH_PASSPHRASE_FILE), io.env.PROFILESMITH_PASSPHRASE_FILE);
   }
+  passphraseSources.set(io, "it was typed at the prompt; run the command again and type the store's passphrase");
   const how = 'set PROFILESMITH_PASSPHRASE or pass --passphrase-file';
   const first = await readSecret(io, 'Store passphrase: ', how);
   if (!first) throw new UsageError('The passphrase must not be empty');

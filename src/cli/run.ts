@@ -23,7 +23,7 @@ import { completions, yargsCandidates } from './completion.js';
 import { completionCommand } from './commands/completion.js';
 import { exitCodeFor, formatError, UsageError } from './errors.js';
 import type { Io } from './io.js';
-import type { Context } from './options.js';
+import { wrongPassphraseAdvice, type Context } from './options.js';
 import { errorLine } from './output.js';
 
 const EPILOGUE = `Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 a check (verify, lint, store check) ran and said no.
@@ -194,7 +194,7 @@ export async function run(rawArgv: string[], io: Io): Promise<number> {
     if (argv.includes('--json') && !debug) {
       const code = (err as { code?: string })?.code ?? 'ERR_INTERNAL';
       io.stderr.write(JSON.stringify({ error: { code, message: (err instanceof Error ? err.message : String(err)).split('\n')[0], exitCode: exitCodeFor(err) } }) + '\n');
-    } else errorLine(io, formatError(err, debug));
+    } else errorLine(io, formatError(err, debug, { passphraseAdvice: wrongPassphraseAdvice(io) }));
     return exitCodeFor(err);
   }
 }

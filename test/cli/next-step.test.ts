@@ -119,3 +119,23 @@ test('lint: <true/> where the schema says integer is a warning (iOS reads it as 
   t.is(cli(['lint', 'p.xml', '--strict'], { cwd: dir }).status, 3);
   t.deepEqual(snapshotDir(dir), before);
 });
+
+test('a wrong passphrase names where it came from and what to fix there, one line, store untouched', async (t) => {
+  const { dir, storeDir } = await store(t);
+  writeFileSync(join(dir, 'pw'), 'not the passphrase\n', { mode: 0o600 });
+  const issue = ['cert', 'issue', '--store', storeDir, '--user', 'b@example.com', '--name', 'B', '--purpose', 'smime-signing'];
+  const wrong = `error: The passphrase for the store at "${storeDir}" is wrong`;
+  const cases: [string[], { env?: Record<string, string>; input?: string }, string][] = [
+    [[], { env: { PROFILESMITH_PASSPHRASE: 'not the passphrase' } }, "it came from PROFILESMITH_PASSPHRASE; set that to the store's passphrase (or unset it to be asked)"],
+    [['--passphrase-file', 'pw'], { env: { PROFILESMITH_PASSPHRASE: PASSPHRASE } }, `it was read from --passphrase-file "pw"; put the store's passphrase in that file`],
+    [['--passphrase-file', '-'], { input: 'not the passphrase\n' }, "it was read from stdin (--passphrase-file -); send the store's passphrase there"],
+    [[], { env: { PROFILESMITH_PASSPHRASE_FILE: join(dir, 'pw') } }, `it was read from PROFILESMITH_PASSPHRASE_FILE ("${join(dir, 'pw')}"); put the store's passphrase in that file`],
+  ];
+  const before = snapshotDir(storeDir);
+  for (const [extra, options, advice] of cases) {
+    const r = cli([...issue, ...extra], { cwd: dir, ...options });
+    t.is(r.status, 1, extra.join(' '));
+    t.is(r.stderr, `${wrong}: ${advice}\n`);
+  }
+  t.deepEqual(snapshotDir(storeDir), before);
+});
