@@ -139,3 +139,35 @@ test('a wrong passphrase names where it came from and what to fix there, one lin
   }
   t.deepEqual(snapshotDir(storeDir), before);
 });
+
+test('link create without --base-url or --template is refused (exit 2) with what to add; no link is made', async (t) => {
+  const { dir, storeDir } = await store(t);
+  const base = ['link', 'create', '--store', storeDir, '--user', 'alice@example.com'];
+  const url = 'https://profiles.example.com';
+  const template = ['--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com'];
+  const needsUrl = '--base-url URL (the address devices reach profilesmith serve at; serve prints it when it starts)';
+  const needsTemplate = "--template NAME (serve's template, with serve's --set/--data, so that the user's profile is made and checked before the link goes out)";
+  const before = snapshotDir(storeDir);
+  const cases: [string[], string][] = [
+    [[], `error: link create needs ${needsUrl} and ${needsTemplate}\n`],
+    [template, `error: link create needs ${needsUrl}\n`],
+    [['--base-url', url], `error: link create needs ${needsTemplate}\n`],
+  ];
+  for (const [extra, line] of cases) {
+    const r = cli([...base, ...extra], { cwd: dir, env });
+    t.is(r.status, 2, extra.join(' '));
+    t.is(r.stderr, line);
+    t.is(r.stdout, '');
+  }
+  t.deepEqual(snapshotDir(storeDir), before);
+  // bob holds only a signing certificate: exchange-smime needs an encryption one too, so no link for him.
+  t.is(cli(['cert', 'issue', '--store', storeDir, '--user', 'bob@example.com', '--name', 'Bob', '--purpose', 'smime-signing'], { cwd: dir, env }).status, 0);
+  const withBob = snapshotDir(storeDir);
+  const bob = cli(['link', 'create', '--store', storeDir, '--user', 'bob@example.com', '--base-url', url, ...template], { cwd: dir, env });
+  t.is(bob.status, 1);
+  t.is(bob.stderr, 'error: User "bob@example.com" has no valid smime-encryption certificate\nhint: See `profilesmith cert list` for what the store holds\n');
+  t.deepEqual(snapshotDir(storeDir), withBob);
+  const ok = cli([...base, '--base-url', url, ...template], { cwd: dir, env });
+  t.is(ok.status, 0, ok.stderr);
+  t.regex(ok.stdout, /^https:\/\/profiles\.example\.com\/p\/\S+\n$/);
+});

@@ -211,7 +211,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
         }
         if (args.scep) await recordScepUrl(scepUrl(new URL(base)));
         ctx.io.stdout.write(base + '\n');
-        note(ctx.io, `Serving ${template.name} profiles on ${base} (listening on ${bound.address}:${bound.port}); links: profilesmith link create --base-url ${base}`);
+        note(ctx.io, `Serving ${template.name} profiles on ${base} (listening on ${bound.address}:${bound.port}); links: profilesmith link create --base-url ${base} --template ${args.template} --user EMAIL`);
         note(ctx.io, trust.kind === 'public' ? 'The signer chains to a public root: profiles show "Verified" without a trust step' : 'The page installs the trust profile first, so the account profile shows "Verified"');
         await serveUntilTerminated(ctx.io, server);
       } finally {
