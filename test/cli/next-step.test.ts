@@ -171,3 +171,23 @@ test('link create without --base-url or --template is refused (exit 2) with what
   t.is(ok.status, 0, ok.stderr);
   t.regex(ok.stdout, /^https:\/\/profiles\.example\.com\/p\/\S+\n$/);
 });
+
+test('a Handlebars error says which tag, on which line, and what to write; nothing is written', async (t) => {
+  const { dir, storeDir } = await store(t);
+  const lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<plist version="1.0">', '<dict>', ...Array.from({ length: 20 }, (_, i) => `<!-- line ${i + 4} -->`), '{{#if organization}}', '<key>PayloadOrganization</key><string>{{organization}}</string>', '</dict>', '</plist>', ''];
+  writeFileSync(join(dir, 'unclosed.mobileconfig.hbs'), lines.join('\n'));
+  writeFileSync(join(dir, 'stray.mobileconfig.hbs'), '<plist>\n{{/if}}\n</plist>\n');
+  writeFileSync(join(dir, 'open.mobileconfig.hbs'), '<plist>\n<string>{{organization</string>\n</plist>\n');
+  const before = snapshotDir(dir);
+  const cases: [string, string][] = [
+    ['unclosed', 'line 24: {{#if}} is never closed; add {{/if}} where its block ends'],
+    ['stray', 'line 2: {{/if}} closes no block; remove it, or open the block with {{#if}}'],
+    ['open', 'line 2: "{{organization</string" is not closed; end the expression with }}'],
+  ];
+  for (const [name, detail] of cases) {
+    const r = cli(['generate', `./${name}.mobileconfig.hbs`, '--store', storeDir, '--user', 'alice@example.com', '-o', 'out.mobileconfig'], { cwd: dir, env });
+    t.is(r.status, 1, name);
+    t.is(r.stderr, `error: Template "${name}" has a syntax error: ${detail}\n`);
+  }
+  t.deepEqual(snapshotDir(dir), before);
+});
