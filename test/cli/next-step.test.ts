@@ -8,7 +8,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
 import { outsideCa } from '../helpers/outside-ca.js';
-import { cli, need, openssl, snapshotDir, tmp } from '../helpers/tools.js';
+import { createServer, type Server } from 'node:net';
+import { BIN, cli, need, openssl, snapshotDir, startServer, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 
@@ -190,4 +191,51 @@ test('a Handlebars error says which tag, on which line, and what to write; nothi
     t.is(r.stderr, `error: Template "${name}" has a syntax error: ${detail}\n`);
   }
   t.deepEqual(snapshotDir(dir), before);
+});
+
+/** Holds a port of 127.0.0.1 for the test (the kernel keeps it bound while spawnSync blocks this process). */
+async function takenPort(t: import('ava').ExecutionContext): Promise<number> {
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  return (server.address() as { port: number }).port;
+}
+
+test('serve: users who cannot have a profile are one warning line, not one each; the server still starts', async (t) => {
+  const { storeDir } = await store(t);
+  for (const n of [1, 2, 3, 4]) {
+    t.is(cli(['cert', 'issue', '--store', storeDir, '--user', `a${n}@example.com`, '--name', `A${n}`, '--purpose', 'smime-signing'], { env }).status, 0);
+  }
+  const before = snapshotDir(storeDir);
+  const server = await startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--http', '--listen', '127.0.0.1:0'], env);
+  const log = await server.logged(/Serving exchange-smime/);
+  t.deepEqual(log.split('\n').filter((l) => l.startsWith('warning:')), [
+    'warning: 4 users cannot have a "exchange-smime" profile now (first: User "a1@example.com" has no valid smime-encryption certificate); their links fail until they hold what the template needs: see `profilesmith user list`',
+    'warning: serving plain HTTP: put a TLS reverse proxy in front; profiles carry identities',
+  ]);
+  t.deepEqual(snapshotDir(storeDir), before);
+});
+
+test('serve: a missing --tls-cert is the one line, found before the store is opened or any profile tried', async (t) => {
+  const { dir, storeDir } = await store(t);
+  t.is(cli(['cert', 'issue', '--store', storeDir, '--user', 'a1@example.com', '--name', 'A1', '--purpose', 'smime-signing'], { env }).status, 0);
+  const before = snapshotDir(storeDir);
+  const r = cli(['serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--tls-cert', 'nope.pem', '--tls-key', 'nope.key', '--listen', '127.0.0.1:0'], { cwd: dir, env });
+  t.is(r.status, 1);
+  t.is(r.stderr, 'error: --tls-cert: Cannot read "nope.pem": no such file; give the PEM file of the server\'s TLS certificate (or serve with --tls-from-store)\n');
+  t.deepEqual(snapshotDir(storeDir), before);
+});
+
+test('pki serve and serve --scep: a port in use is found before anything is written to the store', async (t) => {
+  const { dir, storeDir } = await store(t);
+  const port = await takenPort(t);
+  const before = snapshotDir(storeDir);
+  const line = `error: Cannot listen on 127.0.0.1:${port}: the port is in use; stop what listens there, or pick another port with --listen HOST:PORT\n`;
+  const pki = cli(['pki', 'serve', '--store', storeDir, '--listen', `127.0.0.1:${port}`], { cwd: dir, env });
+  t.is(pki.status, 1);
+  t.is(pki.stderr, line);
+  const serve = cli(['serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--http', '--scep', '--listen', `127.0.0.1:${port}`], { cwd: dir, env });
+  t.is(serve.status, 1);
+  t.is(serve.stderr, line);
+  t.deepEqual(snapshotDir(storeDir), before);
 });
