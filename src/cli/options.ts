@@ -9,6 +9,18 @@ import { warn } from './output.js';
 import { applySetValues, loadTemplate, unknownDataKeys, type Template } from '../profile/template.js';
 import { readSecret, type Io } from './io.js';
 import { configValues, mergeData, type CliConfig } from './config.js';
+import { parseDuration } from '../util/duration.js';
+import { isProfilesmithError } from '../errors.js';
+
+/** A duration flag (`--ttl 24h`): a bad one is a usage error (exit 2) naming the flag and the form. */
+export function durationFlag(text: string, flag: string): number {
+  try {
+    return parseDuration(text, flag);
+  } catch (err) {
+    if (!isProfilesmithError(err)) throw err;
+    throw new UsageError(`--${flag}: ${err.message}; write a whole number and a unit: s, m, h, d or w (90m, 24h, 30d, 2w)`);
+  }
+}
 
 /** Per-run state shared by the handlers: the Io and the exit code a handler may set. */
 export interface Context {

@@ -4,7 +4,7 @@
  * exit code, the exact line, and that nothing was written or lost (a snapshot before and after).
  */
 import test from 'ava';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
 import { outsideCa } from '../helpers/outside-ca.js';
@@ -238,4 +238,23 @@ test('pki serve and serve --scep: a port in use is found before anything is writ
   t.is(serve.status, 1);
   t.is(serve.stderr, line);
   t.deepEqual(snapshotDir(storeDir), before);
+});
+
+test('a bad duration is a usage error (exit 2) naming the flag and the form, before anything is written', async (t) => {
+  const { dir, storeDir } = await store(t);
+  const before = snapshotDir(storeDir);
+  const form = 'write a whole number and a unit: s, m, h, d or w (90m, 24h, 30d, 2w)';
+  const cases: [string[], string][] = [
+    [['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', 'https://p.example.com', '--template', 'exchange-smime', '--set', 'exchange.host=m.example.com', '--ttl', '3 days'], `error: --ttl: "3 days" is not a duration like 30d, 24h or 90m; ${form}`],
+    [['crl', '--store', storeDir, '-o', 'crl.der', '--next-update', '1y'], `error: --next-update: "1y" is not a duration like 30d, 24h or 90m; ${form}`],
+    [['cert', 'list', '--store', storeDir, '--expiring', 'soon'], `error: --expiring: "soon" is not a duration like 30d, 24h or 90m; ${form}`],
+    [['pki', 'serve', '--store', storeDir, '--listen', '127.0.0.1:0', '--crl-validity', '0d'], `error: --crl-validity: "0d" must be longer than zero; ${form}`],
+  ];
+  for (const [args, line] of cases) {
+    const r = cli(args, { cwd: dir, env });
+    t.is(r.status, 2, args.join(' '));
+    t.is(r.stderr, `${line}\n`);
+  }
+  t.deepEqual(snapshotDir(storeDir), before);
+  t.false(readdirSync(dir).includes('crl.der'));
 });

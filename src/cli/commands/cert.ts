@@ -6,10 +6,9 @@ import { toPkcs12 } from '../../certs/pkcs12.js';
 import { describeCertificate } from '../../certs/x509.js';
 import { statusOf } from '../../store/store.js';
 import { isProfilesmithError } from '../../errors.js';
-import { parseDuration } from '../../util/duration.js';
 import { UsageError } from '../errors.js';
 import { readSecretFile } from '../files.js';
-import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { openStoreFromArgs, storeOptions, type Context, type StoreArgs, durationFlag } from '../options.js';
 import { interruptSignal, note, printJson, printTable, warn, writeArtifact, checkOutput } from '../output.js';
 import { importBatchCommand, importCommand } from './cert-import.js';
 import { resolve } from 'node:path';
@@ -157,7 +156,7 @@ function list(ctx: Context): CommandModule<object, ListArgs> {
     handler: async (args) => {
       const store = await openStoreFromArgs(args, ctx.io, false);
       const now = new Date();
-      const horizon = args.expiring ? now.getTime() + parseDuration(args.expiring, 'expiring') : undefined;
+      const horizon = args.expiring ? now.getTime() + durationFlag(args.expiring, 'expiring') : undefined;
       const records = (await store.listCertificates(args.user ? { user: args.user } : {})).filter(
         (r) => horizon === undefined || (statusOf(r, now) === 'valid' && Date.parse(r.notAfter) <= horizon),
       );

@@ -1,7 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { linkState } from '../../server/links.js';
-import { parseDuration } from '../../util/duration.js';
-import { openStoreFromArgs, templateArg, templateValues, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { openStoreFromArgs, templateArg, templateValues, storeOptions, type Context, type StoreArgs, durationFlag } from '../options.js';
 import { InputInvalid } from '../../errors.js';
 import { UsageError } from '../errors.js';
 import { generateProfile } from '../../profile/generate.js';
@@ -47,6 +46,7 @@ export function linkCommand(ctx: Context): CommandModule<object, object> {
               ...(args.template ? [] : ["--template NAME (serve's template, with serve's --set/--data, so that the user's profile is made and checked before the link goes out)"]),
             ];
             if (missing.length || !args.baseUrl || !args.template) throw new UsageError(`link create needs ${missing.join(' and ')}`);
+            const ttlMs = durationFlag(args.ttl, 'ttl');
             const store = await openStoreFromArgs(args, ctx.io, true);
             const now = new Date();
             const held = await store.listCertificates({ user: args.user });
@@ -57,7 +57,7 @@ export function linkCommand(ctx: Context): CommandModule<object, object> {
             const data = await templateValues(ctx, template, args.data, args.set);
             // The profile the link will serve, made now without signing: a missing variable or certificate shows here.
             await generateProfile({ store, template, user: args.user, data, sign: false });
-            const { token, link } = await store.links.create(args.user, { ttlMs: parseDuration(args.ttl, 'ttl'), uses: args.uses });
+            const { token, link } = await store.links.create(args.user, { ttlMs, uses: args.uses });
             const url = `${args.baseUrl.replace(/\/+$/, '')}/p/${token}`;
             if (args.json) printJson(ctx.io, { url, id: link.id, user: link.user, expires: link.expires, uses: link.usesLeft });
             else ctx.io.stdout.write(url + '\n');

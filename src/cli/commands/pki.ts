@@ -3,10 +3,9 @@ import { isIP } from 'node:net';
 import type { Argv, CommandModule } from 'yargs';
 import { createPkiHandler } from '../../pki/handler.js';
 import { TrustedProxies } from '../../server/client.js';
-import { parseDuration } from '../../util/duration.js';
 import { UsageError } from '../errors.js';
 import { listen, parseListen } from '../listen.js';
-import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { openStoreFromArgs, storeOptions, type Context, type StoreArgs, durationFlag } from '../options.js';
 import { note, serveUntilTerminated } from '../output.js';
 
 interface ServeArgs extends StoreArgs {
@@ -30,7 +29,7 @@ function serve(ctx: Context): CommandModule<object, ServeArgs> {
     handler: async (args) => {
       const { host, port } = parseListen(args.listen);
       if (!Number.isInteger(args.rateLimit) || args.rateLimit < 1) throw new UsageError(`--rate-limit takes a whole number of 1 or more, got "${args.rateLimit}"`);
-      const crlValidityMs = parseDuration(args.crlValidity, 'crl-validity');
+      const crlValidityMs = durationFlag(args.crlValidity, 'crl-validity');
       const trustProxy = args.trustProxy?.length ? args.trustProxy : undefined;
       if (trustProxy) new TrustedProxies(trustProxy); // a bad value is refused before the store is opened
       // The port is bound first: one taken is found before the responders and CRLs are written to the store.
