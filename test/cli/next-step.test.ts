@@ -258,3 +258,30 @@ test('a bad duration is a usage error (exit 2) naming the flag and the form, bef
   t.deepEqual(snapshotDir(storeDir), before);
   t.false(readdirSync(dir).includes('crl.der'));
 });
+
+test('one encryption identity is "1 encryption identity"', async (t) => {
+  const { dir, storeDir } = await store(t);
+  // Alice holds two encryption certificates, one of them short-lived: revoke the other, so one is left.
+  const list = JSON.parse(cli(['cert', 'list', '--store', storeDir, '--user', 'alice@example.com', '--json'], { cwd: dir, env }).stdout) as { serial: string; purpose: string }[];
+  const enc = list.filter((r) => r.purpose === 'smime-encryption');
+  t.is(cli(['cert', 'revoke', enc[0]!.serial, '--store', storeDir], { cwd: dir, env }).status, 0);
+  const before = snapshotDir(storeDir);
+  const r = cli(['generate', 'exchange-smime', '--store', storeDir, '--user', 'alice@example.com', '--set', 'exchange.host=mail.example.com', '-o', 'a.mobileconfig'], { cwd: dir, env });
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stderr, /^Wrote .*a\.mobileconfig \(signed; signing identity [0-9a-f]+, 1 encryption identity\)\n$/);
+  t.deepEqual(snapshotDir(storeDir), before);
+});
+
+test('the CRL hint after a revocation runs as printed, and publishes the CRL', async (t) => {
+  const { dir } = await store(t);
+  const list = JSON.parse(cli(['cert', 'list', '--store', 'store', '--json'], { cwd: dir, env }).stdout) as { serial: string }[];
+  const r = cli(['cert', 'revoke', list[0]!.serial, '--store', 'store'], { cwd: dir, env });
+  t.is(r.status, 0, r.stderr);
+  const hint = r.stderr.split('\n')[1]!;
+  t.is(hint, 'Publish the CRL: profilesmith crl --store store --ca issuing -o issuing.crl');
+  const command = hint.slice('Publish the CRL: profilesmith '.length).split(' ');
+  const crl = cli(command, { cwd: dir, env });
+  t.is(crl.status, 0, crl.stderr);
+  t.true(readdirSync(dir).includes('issuing.crl'));
+  if (need(t, 'openssl')) t.regex(openssl(['crl', '-inform', 'DER', '-in', join(dir, 'issuing.crl'), '-noout', '-text']).stdout.toString(), new RegExp(list[0]!.serial.toUpperCase().slice(0, 8)));
+});
