@@ -10,6 +10,7 @@ import { applySetValues, loadTemplate, unknownDataKeys, type Template } from '..
 import { readSecret, type Io } from './io.js';
 import { configValues, mergeData, type CliConfig } from './config.js';
 import { parseDuration } from '../util/duration.js';
+import { suggest } from '../util/suggest.js';
 import { isProfilesmithError } from '../errors.js';
 
 /** A duration flag (`--ttl 24h`): a bad one is a usage error (exit 2) naming the flag and the form. */
@@ -124,6 +125,12 @@ export function templateArg(io: Io, arg: string): Template {
   return loadTemplate(/[\\/]/.test(arg) || arg.endsWith('.hbs') ? { path: resolve(io.cwd, arg) } : { builtin: arg });
 }
 
+/** " (did you mean exchange.host?)" for a key close to one of the template's variables, else "". */
+function didYouMean(template: Template, key: string): string {
+  const near = suggest(key, Object.keys(template.meta.variables));
+  return near ? ` (did you mean ${near}?)` : '';
+}
+
 /** Parses repeated `--set key=value`. */
 export function parseSets(values: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -144,15 +151,15 @@ export function parseSets(values: string[] | undefined): Record<string, string> 
 export async function templateValues(ctx: Context, template: Template, dataFile: string | undefined, sets: string[] | undefined): Promise<Record<string, unknown>> {
   const { io } = ctx;
   const fromConfig = configValues(ctx.config, template);
-  for (const key of fromConfig.unknown) warn(io, `${ctx.config!.path}: templates.${template.name}: "${key}" is not a variable of template "${template.name}"; it is ignored`);
+  for (const key of fromConfig.unknown) warn(io, `${ctx.config!.path}: templates.${template.name}: "${key}" is not a variable of template "${template.name}"${didYouMean(template, key)}; it is ignored`);
   const fromFile = dataFile ? await readDataFile(io, dataFile) : {};
   const data = mergeData(fromConfig.data, fromFile);
   const parsed = parseSets(sets);
   for (const key of Object.keys(parsed)) {
     if (template.meta.variables[key]?.secret) throw new UsageError(`--set ${key}: a secret; put it in a --data file instead (a flag value shows in ps and shell history)`);
   }
-  for (const key of unknownDataKeys(template, fromFile)) warn(io, `--data ${dataFile}: "${key}" is not a variable of template "${template.name}"; it is ignored`);
+  for (const key of unknownDataKeys(template, fromFile)) warn(io, `--data ${dataFile}: "${key}" is not a variable of template "${template.name}"${didYouMean(template, key)}; it is ignored`);
   const { unknown } = applySetValues(template, data, parsed);
-  for (const key of unknown) warn(io, `--set ${key}: template "${template.name}" has no such variable`);
+  for (const key of unknown) warn(io, `--set ${key}: template "${template.name}" has no such variable${didYouMean(template, key)}; it is ignored (\`profilesmith templates show ${template.name}\` lists them)`);
   return data;
 }

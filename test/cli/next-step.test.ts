@@ -285,3 +285,18 @@ test('the CRL hint after a revocation runs as printed, and publishes the CRL', a
   t.true(readdirSync(dir).includes('issuing.crl'));
   if (need(t, 'openssl')) t.regex(openssl(['crl', '-inform', 'DER', '-in', join(dir, 'issuing.crl'), '-noout', '-text']).stdout.toString(), new RegExp(list[0]!.serial.toUpperCase().slice(0, 8)));
 });
+
+test('did you mean: a mistyped flag (exit 2) and a mistyped --set key name the one meant; nothing is written', async (t) => {
+  const { dir, storeDir } = await store(t);
+  const before = snapshotDir(dir);
+  const flag = cli(['generate', 'exchange-smime', '--store', storeDir, '--user', 'alice@example.com', '--set', 'exchange.host=mail.example.com', '--outt', 'a.mobileconfig'], { cwd: dir, env });
+  t.is(flag.status, 2);
+  t.is(flag.stderr, 'error: Unknown argument: --outt (did you mean --out?); `profilesmith generate exchange-smime --help` lists the options\n');
+  const two = cli(['cert', 'list', '--store', storeDir, '--jsn', '--usr', 'alice@example.com'], { cwd: dir, env });
+  t.is(two.status, 2);
+  t.is(two.stderr, 'error: Unknown arguments: --jsn, --usr (did you mean --json for --jsn, --user for --usr?); `profilesmith cert list --help` lists the options\n');
+  const set = cli(['generate', 'exchange-smime', '--store', storeDir, '--user', 'alice@example.com', '--set', 'exchange.hots=mail.example.com', '-o', 'a.mobileconfig'], { cwd: dir, env });
+  t.is(set.status, 1);
+  t.is(set.stderr.split('\n')[0], 'warning: --set exchange.hots: template "exchange-smime" has no such variable (did you mean exchange.host?); it is ignored (`profilesmith templates show exchange-smime` lists them)');
+  t.deepEqual(snapshotDir(dir), before);
+});
