@@ -22,6 +22,7 @@ import { loadConfig } from './config.js';
 import { completions, yargsCandidates } from './completion.js';
 import { completionCommand } from './commands/completion.js';
 import { exitCodeFor, formatError, UsageError } from './errors.js';
+import { unwrapExamples } from './help.js';
 import { suggest as closest } from '../util/suggest.js';
 import type { Io } from './io.js';
 import { wrongPassphraseAdvice, type Context } from './options.js';
@@ -215,7 +216,7 @@ export async function run(rawArgv: string[], io: Io): Promise<number> {
       if (err instanceof UsageError && err.message.startsWith('Unknown argument')) throw new UsageError(await withFlagSuggestions(err.message, argv, io));
       throw err;
     }
-    if (output) io.stdout.write(output + '\n');
+    if (output) io.stdout.write(unwrapExamples(output) + '\n');
     return ctx.exitCode;
   } catch (err) {
     // With --json, stderr carries the error as one JSON line too, for scripts.

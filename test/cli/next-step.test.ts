@@ -300,3 +300,27 @@ test('did you mean: a mistyped flag (exit 2) and a mistyped --set key name the o
   t.is(set.stderr.split('\n')[0], 'warning: --set exchange.hots: template "exchange-smime" has no such variable (did you mean exchange.host?); it is ignored (`profilesmith templates show exchange-smime` lists them)');
   t.deepEqual(snapshotDir(dir), before);
 });
+
+test('--help examples are one line each, so they paste; quoted arguments are never split', (t) => {
+  const dir = tmp(t);
+  const before = snapshotDir(dir);
+  const examples = (args: string[]) => {
+    const r = cli(args, { cwd: dir });
+    t.is(r.status, 0, r.stderr);
+    t.is(r.stderr, '');
+    const lines = r.stdout.split('\n');
+    const start = lines.indexOf('Examples:');
+    t.true(start >= 0, args.join(' '));
+    const section = lines.slice(start + 1, lines.findIndex((l, i) => i > start && l.trim() === '') >>> 0);
+    const commands = section.filter((l) => l.startsWith('  profilesmith '));
+    t.true(commands.length > 0);
+    for (const c of commands) t.is((c.match(/"/g) ?? []).length % 2, 0, c);
+    t.true(section.every((l) => l.startsWith('  profilesmith ') || l.startsWith('      ')), section.join('\n'));
+    return commands.map((c) => c.trim());
+  };
+  t.true(examples(['--help']).includes('profilesmith init --store ./store --org "Example Corp"'));
+  t.true(examples(['cert', 'issue', '--help']).length > 0);
+  t.deepEqual(examples(['link', 'create', '--help']), ['profilesmith link create --store ./store --user alice@example.com --base-url https://profiles.example.com --template exchange-smime --set exchange.host=mail.example.com']);
+  t.true(examples(['serve', '--help'])[0]!.endsWith('--public-url https://profiles.example.com:8443'));
+  t.deepEqual(snapshotDir(dir), before);
+});
