@@ -324,3 +324,35 @@ test('--help examples are one line each, so they paste; quoted arguments are nev
   t.true(examples(['serve', '--help'])[0]!.endsWith('--public-url https://profiles.example.com:8443'));
   t.deepEqual(snapshotDir(dir), before);
 });
+
+test('batch onto a disk that fills up: one error line saying what to do, no row started after it, the store untouched', async (t) => {
+  const { smallDisk, fill, SKIP_NO_DISK } = await import('../helpers/small-disk.js');
+  const disk = smallDisk(t);
+  if (!disk) {
+    t.log(SKIP_NO_DISK);
+    return t.pass();
+  }
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  const s = await aliceStore(storeDir);
+  const emails = Array.from({ length: 12 }, (_, i) => `user${i + 1}@example.com`);
+  for (const user of emails) {
+    for (const purpose of ['smime-signing', 'smime-encryption'] as const) await s.issueCertificate({ user, name: user, purpose });
+  }
+  writeFileSync(join(dir, 'users.csv'), ['email', ...emails].join('\n') + '\n');
+  const args = ['batch', 'exchange-smime', '--store', storeDir, '--users', 'users.csv', '--set', 'exchange.host=mail.example.com', '--jobs', '1'];
+  // A first run elsewhere fills the store's PKCS#12 cache, so that the run below has nothing to record there.
+  t.is(cli([...args, '--out', join(dir, 'warm')], { cwd: dir, env }).status, 0);
+  const before = snapshotDir(storeDir);
+  const out = join(disk, 'out');
+  fill(disk, 'filler', 64 * 1024);
+  const r = cli([...args, '--out', out], { cwd: dir, env });
+  t.is(r.status, 1, r.stderr);
+  t.deepEqual(r.stderr.split('\n').filter((l) => !/^batch: /.test(l)), [
+    `error: Cannot write the profiles to "${out}": no space left on the disk (ENOSPC); free space there (or choose another --out), then run the batch again with --only-changed: the profiles written so far stay`,
+    '',
+  ]);
+  t.deepEqual(snapshotDir(storeDir), before, 'the store: nothing written, nothing lost');
+  const written = readdirSync(out).filter((f) => f.endsWith('.mobileconfig'));
+  t.true(written.length < emails.length + 1, `written before the disk was full: ${written.length}`);
+});
