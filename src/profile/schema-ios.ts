@@ -1,7 +1,7 @@
 /**
  * Keys iOS reads that Apple's device-management YAML does not list, with the type iOS requires
- * of them (read from iOS 26.1's ManagedConfiguration; see ../shared/reference/ios-behaviour.md
- * for how). {@link payloadKeys} merges them into the generated schema, so lint knows them like
+ * of them (read from iOS 26.1's ManagedConfiguration, as the lint rules are). {@link payloadKeys}
+ * merges them into the generated schema, so lint knows them like
  * any other key: a wrong type is the error iOS makes of it, never an "unknown key".
  *
  * A key belongs here only when iOS's own parser reads it; cite where. Keys of Apple's YAML stay in
