@@ -47,7 +47,7 @@ try {
   });
   await writeFile(join(out, 'alice.mobileconfig'), profile.bytes, { mode: 0o600 });
   const check = await verifyProfile(profile.bytes, { ca: (await store.trustChain()).roots });
-  console.log(`alice.mobileconfig: ${check.valid ? 'signed and verified' : 'NOT VALID'}, ${profile.encryptionSerials.length} encryption identities`);
+  console.log(`alice.mobileconfig: ${check.valid ? 'signed and verified' : 'NOT VALID'}, ${profile.encryptionSerials.length} encryption ${profile.encryptionSerials.length === 1 ? 'identity' : 'identities'}`);
 } finally {
   store.close();
 }

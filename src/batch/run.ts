@@ -264,6 +264,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
   const onAbort = () => wake();
   options.signal?.addEventListener('abort', onAbort);
   let stopped = false;
+  let outputFull = false;
   let inFlight = 0;
   let writes = Promise.resolve();
 
@@ -281,6 +282,16 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
   };
   const onResult = (r: WorkerResult) => {
     inFlight--;
+    if (r.outputFull) {
+      // One error for the run, not one per remaining row: no row starts after it, those in flight are dropped.
+      if (!fatal) {
+        const why = /": ([^"]*)$/.exec(r.error?.message ?? '')?.[1] ?? 'no space left on the disk';
+        fatal = new InputInvalid('out', `Cannot write the profiles to "${options.outDir}": ${why}; free space there (or choose another --out), then run the batch again with --only-changed: the profiles written so far stay`);
+        outputFull = true;
+      }
+      wake();
+      return;
+    }
     progress.done++;
     if (r.status === 'failed') fail(r.line, r.email, r.error?.code ?? 'ERR_INTERNAL', r.error?.message ?? 'failed');
     else {
@@ -357,7 +368,10 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
         throw new StoreIOError(passwords!.path, 'write', `Cannot write "${passwords!.path}"`, { cause });
       });
     }
-    if (!options.dryRun) await atomicWrite(manifestPath, JSON.stringify({ version: 1, entries: manifest }) + '\n', 0o600);
+    // On a full output disk the run record may not fit either; the run's one error says what to do.
+    if (!options.dryRun) await atomicWrite(manifestPath, JSON.stringify({ version: 1, entries: manifest }) + '\n', 0o600).catch((err: unknown) => {
+      if (!outputFull) throw err;
+    });
   }
   progress.elapsedMs = Date.now() - started;
   return { ...progress, failures, stopped, dryRun: !!options.dryRun, interrupted, profilesPerSecond: progress.done / Math.max(progress.elapsedMs / 1000, 0.001) };

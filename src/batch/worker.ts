@@ -14,7 +14,7 @@ import { InputInvalid, isProfilesmithError } from '../errors.js';
 import { generateProfile, selectIdentities } from '../profile/generate.js';
 import { applySetValues, setPath, type Template } from '../profile/template.js';
 import { openStore, type AnyStore } from '../store/open.js';
-import { atomicWriteSyncFast } from '../store/fs-util.js';
+import { atomicWriteSyncFast, isDiskFull } from '../store/fs-util.js';
 import type { CertificateRecord } from '../store/store.js';
 import { profileFileName } from './names.js';
 
@@ -62,6 +62,8 @@ export interface WorkerResult {
   hash?: string;
   passwords?: { payloadIdentifier: string; fileName: string; serial: string; purpose: string; password: string }[];
   error?: { code: string; message: string };
+  /** The profile could not be written because the output folder's disk is full (ENOSPC, EDQUOT): the run stops. */
+  outputFull?: true;
 }
 
 const USERNAME_VARIABLES = ['exchange.username', 'imap.username', 'smtp.username'];
@@ -146,7 +148,15 @@ export async function processRow(init: WorkerInit, ready: Ready, task: WorkerTas
     });
     // Batch output can be regenerated: atomic (never partial) but without fsync per file,
     // and synchronous, since this is a worker thread.
-    if (!init.dryRun) atomicWriteSyncFast(file, profile.bytes, 0o600);
+    if (!init.dryRun) {
+      try {
+        atomicWriteSyncFast(file, profile.bytes, 0o600);
+      } catch (err) {
+        // The output folder's disk is full: every row after this one would fail the same way, so the run stops.
+        if (isDiskFull(err)) return { id: task.id, line: task.line, email, status: 'failed', error: { code: (err as { code: string }).code, message: (err as Error).message }, outputFull: true };
+        throw err;
+      }
+    }
     return { id: task.id, line: task.line, email, status: 'generated', file, hash, passwords: init.embedPkcs12Passwords ? [] : profile.passwords };
   } catch (err) {
     const error = isProfilesmithError(err) ? { code: err.code, message: err.message } : { code: 'ERR_INTERNAL', message: (err as Error)?.message ?? String(err) };

@@ -37,11 +37,16 @@ export function exitCodeFor(err: unknown): number {
   return 1;
 }
 
-/** One line for stderr; the stack and cause chain only with --debug. */
-export function formatError(err: unknown, debug: boolean): string {
+/**
+ * One line for stderr; the stack and cause chain only with --debug. `passphraseAdvice`: what to
+ * do about a wrong passphrase, by where this run read it (said on the error's own line).
+ */
+export function formatError(err: unknown, debug: boolean, context: { passphraseAdvice?: string | undefined } = {}): string {
   const known = err instanceof UsageError || isProfilesmithError(err);
   const message = err instanceof Error ? err.message : String(err);
   let out = `error: ${message.split('\n')[0]}`;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (!debug && code === 'ERR_KEY_PASSPHRASE' && context.passphraseAdvice && isProfilesmithError(err)) return `${out}: ${context.passphraseAdvice}`;
   if (debug) {
     let e: unknown = err;
     const parts: string[] = [];

@@ -9,6 +9,19 @@ import { warn } from './output.js';
 import { applySetValues, loadTemplate, unknownDataKeys, type Template } from '../profile/template.js';
 import { readSecret, type Io } from './io.js';
 import { configValues, mergeData, type CliConfig } from './config.js';
+import { parseDuration } from '../util/duration.js';
+import { suggest } from '../util/suggest.js';
+import { isProfilesmithError } from '../errors.js';
+
+/** A duration flag (`--ttl 24h`): a bad one is a usage error (exit 2) naming the flag and the form. */
+export function durationFlag(text: string, flag: string): number {
+  try {
+    return parseDuration(text, flag);
+  } catch (err) {
+    if (!isProfilesmithError(err)) throw err;
+    throw new UsageError(`--${flag}: ${err.message}; write a whole number and a unit: s, m, h, d or w (90m, 24h, 30d, 2w)`);
+  }
+}
 
 /** Per-run state shared by the handlers: the Io and the exit code a handler may set. */
 export interface Context {
@@ -39,13 +52,37 @@ function nonEmpty(value: string, path: string): string {
   return value;
 }
 
+/** Where the run's passphrase came from, so that "wrong passphrase" can say what to fix. */
+const passphraseSources = new WeakMap<Io, string>();
+
+/**
+ * What to do about a wrong passphrase, by where it came from (undefined when no passphrase was
+ * read in this run): one clause, for the error line.
+ */
+export function wrongPassphraseAdvice(io: Io): string | undefined {
+  return passphraseSources.get(io);
+}
+
 /** The passphrase: --passphrase-file, then PROFILESMITH_PASSPHRASE, then PROFILESMITH_PASSPHRASE_FILE, then a prompt on a TTY. */
 export async function getPassphrase(args: StoreArgs, io: Io, options: { confirm?: boolean } = {}): Promise<string> {
-  if (args.passphraseFile) return nonEmpty(await readSecretFile(io, args.passphraseFile), args.passphraseFile);
-  if (io.env.PROFILESMITH_PASSPHRASE) return io.env.PROFILESMITH_PASSPHRASE;
+  if (args.passphraseFile) {
+    passphraseSources.set(
+      io,
+      args.passphraseFile === '-'
+        ? 'it was read from stdin (--passphrase-file -); send the store\'s passphrase there'
+        : `it was read from --passphrase-file "${args.passphraseFile}"; put the store's passphrase in that file`,
+    );
+    return nonEmpty(await readSecretFile(io, args.passphraseFile), args.passphraseFile);
+  }
+  if (io.env.PROFILESMITH_PASSPHRASE) {
+    passphraseSources.set(io, "it came from PROFILESMITH_PASSPHRASE; set that to the store's passphrase (or unset it to be asked)");
+    return io.env.PROFILESMITH_PASSPHRASE;
+  }
   if (io.env.PROFILESMITH_PASSPHRASE_FILE) {
+    passphraseSources.set(io, `it was read from PROFILESMITH_PASSPHRASE_FILE ("${io.env.PROFILESMITH_PASSPHRASE_FILE}"); put the store's passphrase in that file`);
     return nonEmpty(await readSecretFile(io, io.env.PROFILESMITH_PASSPHRASE_FILE), io.env.PROFILESMITH_PASSPHRASE_FILE);
   }
+  passphraseSources.set(io, "it was typed at the prompt; run the command again and type the store's passphrase");
   const how = 'set PROFILESMITH_PASSPHRASE or pass --passphrase-file';
   const first = await readSecret(io, 'Store passphrase: ', how);
   if (!first) throw new UsageError('The passphrase must not be empty');
@@ -88,6 +125,12 @@ export function templateArg(io: Io, arg: string): Template {
   return loadTemplate(/[\\/]/.test(arg) || arg.endsWith('.hbs') ? { path: resolve(io.cwd, arg) } : { builtin: arg });
 }
 
+/** " (did you mean exchange.host?)" for a key close to one of the template's variables, else "". */
+function didYouMean(template: Template, key: string): string {
+  const near = suggest(key, Object.keys(template.meta.variables));
+  return near ? ` (did you mean ${near}?)` : '';
+}
+
 /** Parses repeated `--set key=value`. */
 export function parseSets(values: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -108,15 +151,15 @@ export function parseSets(values: string[] | undefined): Record<string, string> 
 export async function templateValues(ctx: Context, template: Template, dataFile: string | undefined, sets: string[] | undefined): Promise<Record<string, unknown>> {
   const { io } = ctx;
   const fromConfig = configValues(ctx.config, template);
-  for (const key of fromConfig.unknown) warn(io, `${ctx.config!.path}: templates.${template.name}: "${key}" is not a variable of template "${template.name}"; it is ignored`);
+  for (const key of fromConfig.unknown) warn(io, `${ctx.config!.path}: templates.${template.name}: "${key}" is not a variable of template "${template.name}"${didYouMean(template, key)}; it is ignored`);
   const fromFile = dataFile ? await readDataFile(io, dataFile) : {};
   const data = mergeData(fromConfig.data, fromFile);
   const parsed = parseSets(sets);
   for (const key of Object.keys(parsed)) {
     if (template.meta.variables[key]?.secret) throw new UsageError(`--set ${key}: a secret; put it in a --data file instead (a flag value shows in ps and shell history)`);
   }
-  for (const key of unknownDataKeys(template, fromFile)) warn(io, `--data ${dataFile}: "${key}" is not a variable of template "${template.name}"; it is ignored`);
+  for (const key of unknownDataKeys(template, fromFile)) warn(io, `--data ${dataFile}: "${key}" is not a variable of template "${template.name}"${didYouMean(template, key)}; it is ignored`);
   const { unknown } = applySetValues(template, data, parsed);
-  for (const key of unknown) warn(io, `--set ${key}: template "${template.name}" has no such variable`);
+  for (const key of unknown) warn(io, `--set ${key}: template "${template.name}" has no such variable${didYouMean(template, key)}; it is ignored (\`profilesmith templates show ${template.name}\` lists them)`);
   return data;
 }

@@ -116,3 +116,8 @@ export function serveUntilTerminated(io: Io, server: { close(cb: () => void): un
     if (io.onTerminate) io.onTerminate(stop);
   });
 }
+
+/** A word for a command line the user may paste into a POSIX shell: as is when safe, else single-quoted. */
+export function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

@@ -22,8 +22,10 @@ import { loadConfig } from './config.js';
 import { completions, yargsCandidates } from './completion.js';
 import { completionCommand } from './commands/completion.js';
 import { exitCodeFor, formatError, UsageError } from './errors.js';
+import { unwrapExamples } from './help.js';
+import { suggest as closest } from '../util/suggest.js';
 import type { Io } from './io.js';
-import type { Context } from './options.js';
+import { wrongPassphraseAdvice, type Context } from './options.js';
 import { errorLine } from './output.js';
 
 const EPILOGUE = `Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 a check (verify, lint, store check) ran and said no.
@@ -125,6 +127,31 @@ export function joinStdinValues(argv: string[]): string[] {
 /** Options that take a file, where `-` means stdin (or stdout, for -o and --out). */
 const STDIN_OPTIONS = /-file$|^--(out|data|users|cert|key|chain|passwords-out)$/;
 
+/**
+ * "Unknown argument: --outt" with the command's own flags (from the parser, as completion has
+ * them) made into "(did you mean --out?)" and what to read.
+ */
+async function withFlagSuggestions(message: string, argv: string[], io: Io): Promise<string> {
+  const m = /^Unknown arguments?: (.*)$/.exec(message);
+  if (!m) return message;
+  const given = m[1]!.split(', ');
+  const path: string[] = [];
+  for (const a of argv) {
+    if (a.startsWith('-')) break;
+    path.push(a);
+  }
+  let flags: string[] = [];
+  try {
+    flags = (await yargsCandidates(buildParser({ io: { ...io, env: {} }, exitCode: 0 }, []), [...path, '--'])).filter((c) => c.startsWith('--')).map((c) => c.split(':')[0]!);
+  } catch {
+    // no suggestions then
+  }
+  const near = given.map((g) => [g, g.startsWith('--') ? closest(g, flags) : undefined] as const).filter((x): x is readonly [string, string] => x[1] !== undefined);
+  const hint = near.length === 0 ? '' : near.length === 1 && given.length === 1 ? ` (did you mean ${near[0]![1]}?)` : ` (did you mean ${near.map(([g, s]) => `${s} for ${g}`).join(', ')}?)`;
+  const help = `profilesmith ${path.length ? `${path.join(' ')} ` : ''}--help`;
+  return `${message}${hint}; \`${help}\` lists the options`;
+}
+
 /** Commands that only group subcommands (`cert issue`, `user list`). */
 const GROUPS = ['cert', 'ca', 'link', 'templates', 'user', 'pki', 'store', 'config'];
 
@@ -185,16 +212,18 @@ export async function run(rawArgv: string[], io: Io): Promise<number> {
     } catch (err) {
       // Only when yargs refused the line: is it an unknown command? (No cost on the happy path.)
       const unknown = err instanceof UsageError ? await unknownCommand(argv, io) : undefined;
-      throw unknown ? new UsageError(unknown) : err;
+      if (unknown) throw new UsageError(unknown);
+      if (err instanceof UsageError && err.message.startsWith('Unknown argument')) throw new UsageError(await withFlagSuggestions(err.message, argv, io));
+      throw err;
     }
-    if (output) io.stdout.write(output + '\n');
+    if (output) io.stdout.write(unwrapExamples(output) + '\n');
     return ctx.exitCode;
   } catch (err) {
     // With --json, stderr carries the error as one JSON line too, for scripts.
     if (argv.includes('--json') && !debug) {
       const code = (err as { code?: string })?.code ?? 'ERR_INTERNAL';
       io.stderr.write(JSON.stringify({ error: { code, message: (err instanceof Error ? err.message : String(err)).split('\n')[0], exitCode: exitCodeFor(err) } }) + '\n');
-    } else errorLine(io, formatError(err, debug));
+    } else errorLine(io, formatError(err, debug, { passphraseAdvice: wrongPassphraseAdvice(io) }));
     return exitCodeFor(err);
   }
 }

@@ -18,6 +18,8 @@ export interface SignerTrust {
   root?: string;
   /** True when the profile itself carries that root (our store's case): it cannot vouch for itself. */
   rootInProfile?: boolean;
+  /** Why no trust on the device makes it Verified (a signer expired or not yet valid), when so. */
+  invalid?: string;
 }
 
 let roots: X509Certificate[] | undefined;
@@ -45,6 +47,7 @@ export function signerTrust(certificate: Uint8Array, chain: readonly Uint8Array[
 
 /** One line for people: what the device needs for the profile to show "Verified". */
 export function describeTrust(t: SignerTrust): string {
+  if (t.invalid) return `nothing on the device will do: ${t.invalid}, so iOS shows it as Not Verified; sign it again with a valid signer (profilesmith sign)`;
   return t.kind === 'public'
     ? `nothing on the device: the signer chains to "${t.root}", a root devices already trust (a public one, or one given as trusted), so iOS shows it as Verified`
     : `the root "${t.root}" on the device first (${t.rootInProfile ? 'the profile carries it, but iOS does not trust a root by the profile it comes in: install the trust profile first' : 'a trust profile with it'}): until then iOS shows it as Not Verified`;

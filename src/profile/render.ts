@@ -8,6 +8,7 @@ import { TemplateDataError, TemplateSyntaxError } from '../errors.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUILTIN_DIR, type Template } from './template.js';
+import { describeTemplateSyntax } from './template-syntax.js';
 
 type HelperOptions = { loc?: { start?: { line: number; column: number } } };
 
@@ -68,7 +69,7 @@ export function renderTemplate(template: Template, context: Record<string, unkno
     try {
       hb.precompile(template.source, { strict: true }); // surfaces syntax errors now, not at first render
     } catch (err) {
-      throw new TemplateSyntaxError(template.name, (err as Error).message.split('\n')[0] ?? 'parse error', { cause: err });
+      throw new TemplateSyntaxError(template.name, describeTemplateSyntax(template.source, (err as Error).message), { cause: err });
     }
     fn = hb.compile(template.source, { strict: true, preventIndent: true });
     compiled.set(template, fn);

@@ -57,6 +57,9 @@ function typeOk(schema: KeySchema, v: PlistValue, parent: string): boolean {
   }
 }
 
+/** "a string", "an integer", "an array". */
+const article = (type: string): string => `${/^[aeiou]/.test(type) ? 'an' : 'a'} ${type}`;
+
 const describe = (v: PlistValue): string =>
   typeof v === 'string' ? 'a string' : typeof v === 'boolean' ? 'a boolean' : typeof v === 'number' ? 'a number' : v instanceof Date ? 'a date' : v instanceof Uint8Array ? 'data' : Array.isArray(v) ? 'an array' : 'a dictionary';
 
@@ -94,7 +97,7 @@ export function checkKeys(dict: Record<string, PlistValue>, schemas: KeySchema[]
   if (any) {
     for (const key of Object.keys(dict)) {
       const value = dict[key] as PlistValue;
-      if (!typeOk(any, value, parent)) add('wrong-type', `${path}${key}`, `Must be a ${any.type}, not ${describe(value)}`);
+      if (!typeOk(any, value, parent)) add('wrong-type', `${path}${key}`, `Must be ${article(any.type)}, not ${describe(value)}`);
     }
     return;
   }
@@ -113,8 +116,11 @@ export function checkKeys(dict: Record<string, PlistValue>, schemas: KeySchema[]
       continue;
     }
     const where = `${path}${key}`;
-    if (!typeOk(s, value, parent)) {
-      add('wrong-type', where, `Must be ${s.type === 'integer' ? 'an integer' : `a ${s.type}`}, not ${describe(value)}`);
+    if (s.type === 'integer' && typeof value === 'boolean') {
+      // iOS reads integer keys as NSNumber, and <true/>/<false/> are NSNumbers too: 1 and 0, not a refusal.
+      add('wrong-type', where, `A boolean where an integer is expected: iOS reads it as ${value ? 1 : 0}; write <integer>${value ? 1 : 0}</integer> if that is meant`, 'warning');
+    } else if (!typeOk(s, value, parent)) {
+      add('wrong-type', where, `Must be ${article(s.type)}, not ${describe(value)}`);
       continue;
     }
     if (value === '' && s.required) {
@@ -134,7 +140,7 @@ export function checkKeys(dict: Record<string, PlistValue>, schemas: KeySchema[]
       if (s.type === 'array' && Array.isArray(value)) {
         const item = s.subkeys[0] as KeySchema;
         value.forEach((v, i) => {
-          if (!typeOk(item, v, key)) add('wrong-type', `${where}[${i}]`, `Must be a ${item.type}, not ${describe(v)}`);
+          if (!typeOk(item, v, key)) add('wrong-type', `${where}[${i}]`, `Must be ${article(item.type)}, not ${describe(v)}`);
           else if (item.type === 'dictionary' && isDict(v) && item.subkeys?.length) checkKeys(v, item.subkeys, `${where}[${i}].`, add, ctx, key);
         });
       }

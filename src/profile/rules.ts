@@ -30,7 +30,7 @@ export const LINT_RULES = {
   'missing-key': { severity: 'error', description: 'A required key is missing: iOS refuses the payload.' },
   'empty-required': { severity: 'error', description: 'A required string is empty: iOS reads an empty string as absent, so the key is missing and the payload refused.' },
   'empty-string': { severity: 'info', description: 'An empty optional string: iOS reads it as absent, which is harmless. Profiles profilesmith generates never hold one (an error there).' },
-  'wrong-type': { severity: 'error', description: "A value of the wrong type: iOS refuses the payload. Booleans may be <true/>, <false/>, <integer> or <real> (iOS reads an NSNumber); a <string>true</string> is refused." },
+  'wrong-type': { severity: 'error', description: "A value of the wrong type: iOS refuses the payload. Booleans may be <true/>, <false/>, <integer> or <real> (iOS reads an NSNumber); a <string>true</string> is refused. A boolean where an integer is expected is read as 1 or 0 (both are NSNumbers), so it is a warning." },
   'value-not-allowed': { severity: 'warning', description: "A value outside the list Apple's schema gives: iOS may ignore the setting or refuse the payload." },
   'value-out-of-range': { severity: 'warning', description: "A number outside the range Apple's schema gives." },
   'unknown-key': { severity: 'warning', description: 'A key the schema does not have (a typo, with "did you mean"): iOS logs it and ignores it.' },

@@ -5,6 +5,7 @@
  * @module schema
  */
 import { COMMON_PAYLOAD_KEYS, PAYLOAD_TYPES, TOP_LEVEL_KEYS } from './schema.gen.js';
+import { withIosExtraKeys } from './schema-ios.js';
 
 /** One key of a payload, as the schema describes it. */
 export interface KeySchema {
@@ -39,7 +40,10 @@ export function payloadType(type: string): PayloadTypeSchema | undefined {
 
 const payloadKeyCache = new Map<string, KeySchema[] | undefined>();
 
-/** Keys of a payload type (common keys included), or undefined for an unknown type. */
+/**
+ * Keys of a payload type (common keys included, and the keys iOS reads beyond Apple's schema:
+ * schema-ios.ts), or undefined for an unknown type.
+ */
 export function payloadKeys(type: string): KeySchema[] | undefined {
   // The same array for the same type: lint runs this for every payload of every profile.
   if (payloadKeyCache.has(type)) return payloadKeyCache.get(type);
@@ -47,7 +51,7 @@ export function payloadKeys(type: string): KeySchema[] | undefined {
   let keys: KeySchema[] | undefined;
   if (own) {
     const names = new Set(own.map((k) => k.key));
-    keys = [...own, ...COMMON_PAYLOAD_KEYS.filter((k) => !names.has(k.key))];
+    keys = withIosExtraKeys(type, [...own, ...COMMON_PAYLOAD_KEYS.filter((k) => !names.has(k.key))]);
   }
   if (payloadKeyCache.size < 1024) payloadKeyCache.set(type, keys);
   return keys;
@@ -57,31 +61,4 @@ export function topLevelKeys(): KeySchema[] {
   return TOP_LEVEL_KEYS;
 }
 
-/** Levenshtein distance, for "did you mean". */
-export function distance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0] as number;
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j] as number;
-      dp[j] = Math.min((dp[j] as number) + 1, (dp[j - 1] as number) + 1, prev + (a[i - 1]?.toLowerCase() === b[j - 1]?.toLowerCase() ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length] as number;
-}
-
-/** The closest known key, when close enough to be a likely typo. */
-export function suggest(key: string, known: string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const k of known) {
-    const d = distance(key, k);
-    if (d < bestD) {
-      bestD = d;
-      best = k;
-    }
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(key.length / 5)) ? best : undefined;
-}
+export { distance, suggest } from '../util/suggest.js';

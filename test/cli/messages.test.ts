@@ -25,7 +25,7 @@ test('usage errors are one line, exit 2, and change nothing: a bad choice, a bad
   const cases: [string[], string][] = [
     [['cert', 'issue', '--store', storeDir, '--user', 'b@example.com', '--name', 'B', '--purpose', 'signing'], 'error: Invalid values: Argument: purpose, Given: "signing", Choices: "smime-signing", "smime-encryption"'],
     [['cert', 'issue', '--store', storeDir, '--user', 'b@example.com', '--name', 'B', '--purpose', 'smime-signing', '--days', 'abc'], 'error: --days takes a number'],
-    [['cert', 'issue-batch', '--store', storeDir, '--users', 'u.csv', '--purpose', 'smime-signing', '--dry-runn'], 'error: Unknown argument: --dry-runn'],
+    [['cert', 'issue-batch', '--store', storeDir, '--users', 'u.csv', '--purpose', 'smime-signing', '--dry-runn'], 'error: Unknown argument: --dry-runn (did you mean --dry-run?); `profilesmith cert issue-batch --help` lists the options'],
     // An unknown command is named, with what there is (yargs listed every flag of the line as unknown).
     [['user', 'add', '--store', storeDir, 'b@example.com', '--name', 'B'], 'error: Unknown command "user add". The user commands are: list, remove'],
     [['cert', 'issu', '--store', storeDir], 'error: Unknown command "cert issu" (did you mean "cert issue" or "cert issue-batch"?). The cert commands are: issue, issue-batch, list, show, export, renew, revoke, import, import-batch'],
@@ -90,7 +90,7 @@ test('a secret in --set is refused (exit 2, nothing written); an unknown key in 
   writeFileSync(join(dir, 'data.json'), JSON.stringify({ exchange: { host: 'h.example.com', hots: 'typo' }, removal: { password: 'from-a-file' } }));
   const typo = cli(['generate', 'exchange-smime', '--store', storeDir, '--user', 'alice@example.com', '--data', 'data.json', '-o', 'a.mobileconfig'], { cwd: dir, env });
   t.is(typo.status, 0, typo.stderr);
-  t.regex(typo.stderr, /warning: --data data\.json: "exchange\.hots" is not a variable of template "exchange-smime"; it is ignored/);
+  t.regex(typo.stderr, /warning: --data data\.json: "exchange\.hots" is not a variable of template "exchange-smime" \(did you mean exchange\.host\?\); it is ignored/);
   t.notRegex(typo.stderr, /removal\.password/, 'a secret in --data is fine');
 });
 

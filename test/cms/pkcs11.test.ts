@@ -272,7 +272,7 @@ test('CLI serve --signer: the downloaded profile is signed by the token key', as
   const env = { ...hsmEnv(), PROFILESMITH_PKCS11_PIN: PIN.rsa };
   const { base, proc, log } = await startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--tls-from-store', '--port', '0', '--signer', uri('rsa-token'), '--chain', join(dir, 'rsa-chain.pem')], env);
   const storeCa = cli(['ca', 'export', '--store', storeDir]).stdout;
-  const link = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', base], { env: { PROFILESMITH_PASSPHRASE: PASSPHRASE } }).stdout.trim();
+  const link = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', base, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com'], { env: { PROFILESMITH_PASSPHRASE: PASSPHRASE } }).stdout.trim();
   const body = await new Promise<Buffer>((resolve, reject) => {
     request(`${link}/install`, { ca: storeCa, agent: false, method: 'POST' }, (res) => {
       const chunks: Buffer[] = [];

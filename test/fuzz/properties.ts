@@ -31,6 +31,8 @@ import { parseProfile } from '../../src/profile/parse.js';
 import { isPlistDict, parsePlistXml, type PlistValue } from '../../src/profile/plist-xml.js';
 import { createMemoryStore, type MemoryStore } from '../../src/store/memory-store.js';
 import { CsvParser, csvField } from '../../src/util/csv.js';
+import Handlebars from 'handlebars';
+import { describeTemplateSyntax } from '../../src/profile/template-syntax.js';
 import { BIN, snapshotDir } from '../helpers/tools.js';
 import { createServer } from 'node:http';
 import { connect as netConnect } from 'node:net';
@@ -375,6 +377,28 @@ export const properties = {
   } satisfies Property<MutatedInput>,
 
   /** CSV: any text parses the same whole or in any chunks, or fails typed; fields round-trip through csvField. */
+  /** Handlebars' parse errors said for people: for any template text, one line (no newline), never a throw. */
+  templateSyntax: {
+    name: 'template-syntax',
+    arbitrary: () =>
+      fc
+        .array(fc.oneof(fc.constantFrom('{{', '}}', '{{#if x}}', '{{/if}}', '{{#each items}}', '{{/each}}', '{{^x}}', '{{else}}', '{{!-- c --}}', '{{!', '{{> p}}', '{{#> p}}', '}}}', '{{{', '\n', '"'), hostileString), { maxLength: 30 })
+        .map((a) => ({ bytes: Buffer.from(a.join('')) })),
+    check: async (_c, input) => {
+      const source = input.bytes.toString('utf8');
+      let message: string;
+      try {
+        Handlebars.create().precompile(source, { strict: true });
+        return;
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      const line = describeTemplateSyntax(source, message);
+      if (typeof line !== 'string' || line.includes('\n')) throw new Error(`not one line: ${JSON.stringify(line)}`);
+    },
+    save: bytesOf,
+  } satisfies Property<{ bytes: Buffer }>,
+
   csv: {
     name: 'csv',
     arbitrary: () =>

@@ -151,11 +151,11 @@ test('pki serve: a bad --listen is a usage error, a port in use one clear line, 
   t.regex(bad.stderr, /^error: --listen takes HOST:PORT/);
   const busy = cli(['pki', 'serve', '--store', storeDir, '--listen', pkiUrl.slice('http://'.length)], { cwd: dir, env });
   t.is(busy.status, 1);
-  t.regex(busy.stderr, /^error: Cannot listen on 127\.0\.0\.1:\d+: the port is in use\n$/m);
+  t.regex(busy.stderr, /^error: Cannot listen on 127\.0\.0\.1:\d+: the port is in use; stop what listens there, or pick another port with --listen HOST:PORT\n$/m);
   t.notRegex(busy.stderr, /This is a bug|at .*\.js:\d+/);
   const dns = cli(['serve', '--store', storeDir, '--template', 'root-ca', '--http', '--listen', 'no-such-host.invalid:0'], { cwd: dir, env });
   t.is(dns.status, 1, dns.stderr);
-  t.regex(dns.stderr, /^error: Cannot listen on no-such-host\.invalid:0: the name "no-such-host\.invalid" does not resolve here\n$/m);
+  t.regex(dns.stderr, /^error: Cannot listen on no-such-host\.invalid:0: the name "no-such-host\.invalid" does not resolve here; give an address of this machine with --listen HOST:PORT\n$/m);
   t.notRegex(dns.stderr, /This is a bug/);
   t.is(run(t, dir, ['ca', 'pki-url', '--store', storeDir]).stdout, `${pkiUrl}\n`);
   const set = run(t, dir, ['ca', 'pki-url', 'https://pki.example.com/base/', '--store', storeDir]);

@@ -90,7 +90,7 @@ test('serve --http (profiles, PKI routes, SCEP) answers every hostile target wit
   const { storeDir } = await store(t);
   const server = await startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--http', '--listen', '127.0.0.1:0', '--scep', '--rate-limit', '100000'], env);
   const port = Number(new URL(server.base).port);
-  const link = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', server.base], { env }).stdout.trim();
+  const link = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', server.base, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com'], { env }).stdout.trim();
   const token = link.split('/p/')[1]!;
   await volley(t, port, async () => (await httpRequest(link)).status);
   for (const path of [`//p/${token}`, `/p//${token}`, `/%70/${token}`, `//p/${token}/install`]) t.true([400, 404, 405].includes(await raw(port, path)), path);

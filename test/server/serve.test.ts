@@ -41,7 +41,7 @@ async function setup(t: import('ava').ExecutionContext, extra: string[] = []) {
   const store = await aliceStore(storeDir);
   const ca = cli(['ca', 'export', '--store', storeDir]).stdout;
   const server = await serve(t, storeDir, extra);
-  const link = (uses = 1) => cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', server.base, '--uses', String(uses)], { env }).stdout.trim();
+  const link = (uses = 1) => cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', server.base, '--uses', String(uses), '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com'], { env }).stdout.trim();
   return { dir, storeDir, store, ca, server, link };
 }
 
@@ -187,7 +187,7 @@ test('serve with a given --tls-cert and --tls-key; a missing half of the pair is
   t.is(half.status, 2);
   t.is(half.stderr.trim(), 'error: --tls-cert and --tls-key go together');
   const { base } = await startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=m.example.com', '--port', '0', '--tls-cert', join(dir, 'tls.pem'), '--tls-key', join(dir, 'tls.key')], env);
-  const url = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', base], { env }).stdout.trim();
+  const url = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', base, '--template', 'exchange-smime', '--set', 'exchange.host=m.example.com'], { env }).stdout.trim();
   const dl = await install(url, toPem(cert));
   t.is(dl.status, 200);
   t.true((await verifyProfile(dl.body, { ca: (await store.trustChain()).roots })).valid);
@@ -240,7 +240,7 @@ test('serve with a missing template variable exits 1 before listening, naming th
   });
   t.is(cert.subject.CN, 'profiles.example.com');
   t.is(cert.subjectaltname, 'DNS:profiles.example.com');
-  const url = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', server.base], { env }).stdout.trim();
+  const url = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', server.base, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com'], { env }).stdout.trim();
   t.regex(url, /^https:\/\/profiles\.example\.com\/p\/[A-Za-z0-9_-]{22}$/);
 });
 
@@ -248,13 +248,13 @@ test('link create refuses a user whose profile cannot be made now, with the reas
   const dir = tmp(t);
   const storeDir = join(dir, 'store');
   await aliceStore(storeDir);
-  const nobody = cli(['link', 'create', '--store', storeDir, '--user', 'nobody@example.com'], { env });
+  const nobody = cli(['link', 'create', '--store', storeDir, '--user', 'nobody@example.com', '--base-url', 'https://p.example.com', '--template', 'exchange-smime'], { env });
   t.is(nobody.status, 1);
   t.regex(nobody.stderr, /^error: "nobody@example\.com" holds no certificate in this store/);
-  const noVar = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--template', 'exchange-smime'], { env });
+  const noVar = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', 'https://p.example.com', '--template', 'exchange-smime'], { env });
   t.is(noVar.status, 1);
   t.regex(noVar.stderr, /exchange\.host/);
-  const ok = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com'], { env });
+  const ok = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', 'https://p.example.com', '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com'], { env });
   t.is(ok.status, 0, ok.stderr);
   t.is(JSON.parse(cli(['link', 'list', '--store', storeDir, '--json'], { env }).stdout).length, 1, 'only the good one was made');
 });
@@ -276,7 +276,7 @@ test('behind a proxy named by --trust-proxy, wrong guesses from one client are l
   const storeDir = join(dir, 'store');
   await aliceStore(storeDir);
   const server = await startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--http', '--listen', '127.0.0.1:0', '--trust-proxy', '127.0.0.1', '--guess-limit', '5'], env);
-  const link = () => cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', server.base], { env }).stdout.trim();
+  const link = () => cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', server.base, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com'], { env }).stdout.trim();
   const from = (ip: string, path: string, method = 'GET') => httpRequest(`${server.base}${path}`, { method, headers: { 'x-forwarded-for': `${ip}, 127.0.0.1` } });
   const guesses = [];
   for (let i = 0; i < 7; i++) guesses.push((await from('203.0.113.5', `/p/${'A'.repeat(21)}${i}`)).status);

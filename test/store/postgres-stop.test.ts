@@ -144,7 +144,7 @@ if (hasPostgres(server, 'PostgreSQL stop tests')) {
       const r = cli(['cert', 'issue-batch', '--store', url, '--users', 'users.csv', '--purpose', purpose], { cwd: dir, env });
       t.is(r.status, 0, r.stderr);
     }
-    const link = cli(['link', 'create', '--store', url, '--user', 'kim@example.com', '--uses', '5', '--base-url', 'http://x.example'], { cwd: dir, env });
+    const link = cli(['link', 'create', '--store', url, '--user', 'kim@example.com', '--uses', '5', '--base-url', 'http://x.example', '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com'], { cwd: dir, env });
     t.is(link.status, 0, link.stderr);
     const token = link.stdout.trim().split('/p/')[1]!;
     const serve = await startServer(t, [BIN, 'serve', '--store', url, '--template', 'exchange-smime', '--set', 'exchange.host=mail.example.com', '--http', '--listen', '127.0.0.1:0'], env);

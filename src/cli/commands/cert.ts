@@ -6,11 +6,10 @@ import { toPkcs12 } from '../../certs/pkcs12.js';
 import { describeCertificate } from '../../certs/x509.js';
 import { statusOf } from '../../store/store.js';
 import { isProfilesmithError } from '../../errors.js';
-import { parseDuration } from '../../util/duration.js';
 import { UsageError } from '../errors.js';
 import { readSecretFile } from '../files.js';
-import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { interruptSignal, note, printJson, printTable, warn, writeArtifact, checkOutput } from '../output.js';
+import { openStoreFromArgs, storeOptions, type Context, type StoreArgs, durationFlag } from '../options.js';
+import { interruptSignal, note, printJson, printTable, warn, writeArtifact, checkOutput, shellWord } from '../output.js';
 import { importBatchCommand, importCommand } from './cert-import.js';
 import { resolve } from 'node:path';
 import { issueBatch } from '../../batch/issue-batch.js';
@@ -59,6 +58,12 @@ interface IssueBatchArgs extends StoreArgs {
   json?: boolean;
   dryRun?: boolean;
   skipRemoved?: boolean;
+}
+
+/** What publishes the CRL after a revocation, as a command that runs as printed (the store, the CA, a file). */
+function crlHint(pkiUrl: string | undefined, store: string | undefined, ca: string): string {
+  const command = ['profilesmith crl', ...(store ? ['--store', shellWord(store)] : []), '--ca', shellWord(ca), '-o', shellWord(`${ca}.crl`)].join(' ');
+  return pkiUrl ? `\`profilesmith pki serve\` publishes it at once; for a copy elsewhere run: ${command}` : `Publish the CRL: ${command}`;
 }
 
 interface RevokeArgs extends StoreArgs {
@@ -157,7 +162,7 @@ function list(ctx: Context): CommandModule<object, ListArgs> {
     handler: async (args) => {
       const store = await openStoreFromArgs(args, ctx.io, false);
       const now = new Date();
-      const horizon = args.expiring ? now.getTime() + parseDuration(args.expiring, 'expiring') : undefined;
+      const horizon = args.expiring ? now.getTime() + durationFlag(args.expiring, 'expiring') : undefined;
       const records = (await store.listCertificates(args.user ? { user: args.user } : {})).filter(
         (r) => horizon === undefined || (statusOf(r, now) === 'valid' && Date.parse(r.notAfter) <= horizon),
       );
@@ -298,11 +303,11 @@ function revoke(ctx: Context): CommandModule<object, RevokeArgs> {
       if (r.already) {
         note(ctx.io, `${r.serial} (${what}) was already revoked on ${r.revoked.date.slice(0, 10)} (${r.revoked.reason}); the ${r.ca} CRL lists it${renewals}`);
         if (!renewals) return;
-        note(ctx.io, store.pkiUrl ? `\`profilesmith pki serve\` publishes it at once; a copy elsewhere needs \`profilesmith crl\`` : 'Publish the CRLs with `profilesmith crl`');
+        note(ctx.io, crlHint(store.pkiUrl, args.store, r.ca));
         return;
       }
       note(ctx.io, `Revoked ${r.serial} (${what}): ${args.reason}; the ${r.ca} CRL lists it from now on${renewals}`);
-      note(ctx.io, store.pkiUrl ? `\`profilesmith pki serve\` publishes it at once; a copy elsewhere needs \`profilesmith crl --ca ${r.ca}\`` : `Publish the CRL with \`profilesmith crl --ca ${r.ca}\``);
+      note(ctx.io, crlHint(store.pkiUrl, args.store, r.ca));
       if (r.kind === 'signer' && !r.already) note(ctx.io, 'Profiles cannot be signed until `profilesmith ca rotate-signer` issues a new signer');
     },
   };

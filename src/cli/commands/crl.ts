@@ -1,9 +1,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { toPem } from '../../certs/pem.js';
-import { parseDuration } from '../../util/duration.js';
 import { parseCaSlug, type CaRef } from '../../certs/publication.js';
 import { UsageError } from '../errors.js';
-import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { openStoreFromArgs, storeOptions, type Context, type StoreArgs, durationFlag } from '../options.js';
 import { note, writeArtifact, checkOutput } from '../output.js';
 
 interface Args extends StoreArgs {
@@ -27,7 +26,7 @@ export function crlCommand(ctx: Context): CommandModule<object, Args> {
         .option('next-update', { type: 'string', default: '7d', describe: 'when the next CRL is due (7d, 24h)' })
         .example('$0 crl --store ./store -o crl.der', 'publish revocations') as unknown as Argv<Args>,
     handler: async (args) => {
-      const nextUpdateMs = parseDuration(args.nextUpdate, 'next-update');
+      const nextUpdateMs = durationFlag(args.nextUpdate, 'next-update');
       // Before the CRL is made: making one takes a CRL number.
       checkOutput(ctx.io, args.out, !!args.force);
       let ca: CaRef | undefined;

@@ -108,7 +108,7 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
       else {
         note(
           ctx.io,
-          `Wrote ${where} (${profile.signed ? 'signed' : 'unsigned'}${profile.encrypted ? ', payloads encrypted to the device' : ''}; signing identity ${profile.signingSerial ?? 'none'}, ${profile.encryptionSerials.length} encryption identities)`,
+          `Wrote ${where} (${profile.signed ? 'signed' : 'unsigned'}${profile.encrypted ? ', payloads encrypted to the device' : ''}; signing identity ${profile.signingSerial ?? 'none'}, ${profile.encryptionSerials.length} encryption ${profile.encryptionSerials.length === 1 ? 'identity' : 'identities'})`,
         );
       }
     },

@@ -1,12 +1,11 @@
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Argv, CommandModule } from 'yargs';
 import { createPkiHandler } from '../../pki/handler.js';
 import { TrustedProxies } from '../../server/client.js';
-import { parseDuration } from '../../util/duration.js';
 import { UsageError } from '../errors.js';
 import { listen, parseListen } from '../listen.js';
-import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
+import { openStoreFromArgs, storeOptions, type Context, type StoreArgs, durationFlag } from '../options.js';
 import { note, serveUntilTerminated } from '../output.js';
 
 interface ServeArgs extends StoreArgs {
@@ -30,29 +29,41 @@ function serve(ctx: Context): CommandModule<object, ServeArgs> {
     handler: async (args) => {
       const { host, port } = parseListen(args.listen);
       if (!Number.isInteger(args.rateLimit) || args.rateLimit < 1) throw new UsageError(`--rate-limit takes a whole number of 1 or more, got "${args.rateLimit}"`);
-      const crlValidityMs = parseDuration(args.crlValidity, 'crl-validity');
+      const crlValidityMs = durationFlag(args.crlValidity, 'crl-validity');
       const trustProxy = args.trustProxy?.length ? args.trustProxy : undefined;
       if (trustProxy) new TrustedProxies(trustProxy); // a bad value is refused before the store is opened
-      const store = await openStoreFromArgs(args, ctx.io, true);
-      // Issue the responders and sign the CRLs now: a problem shows at start, not per request.
-      for (const ca of await store.caCertificates()) {
-        await store.ocspResponder(ca.ca);
-        await store.publishedCrl(ca.ca, { validityMs: crlValidityMs });
-      }
-      const handler = createPkiHandler({ store, rateLimit: args.rateLimit, crlValidityMs, ...(trustProxy ? { trustProxy } : {}), log: (l) => ctx.io.stderr.write(l + '\n') });
+      // The port is bound first: one taken is found before the responders and CRLs are written to the store.
+      let handler: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
       const server = createServer({ requestTimeout: 15_000, headersTimeout: 10_000, maxHeaderSize: 8192, keepAliveTimeout: 5_000 }, (req, res) => {
-        if (!handler(req, res)) {
+        if (!handler) {
+          res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8', 'Retry-After': '1' });
+          res.end('Starting\n');
+        } else if (!handler(req, res)) {
           res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
           res.end('Not found\n');
         }
       });
       const bound = await listen(server, host, port);
+      let pkiUrl: string | undefined;
+      try {
+        const store = await openStoreFromArgs(args, ctx.io, true);
+        // Issue the responders and sign the CRLs now: a problem shows at start, not per request.
+        for (const ca of await store.caCertificates()) {
+          await store.ocspResponder(ca.ca);
+          await store.publishedCrl(ca.ca, { validityMs: crlValidityMs });
+        }
+        handler = createPkiHandler({ store, rateLimit: args.rateLimit, crlValidityMs, ...(trustProxy ? { trustProxy } : {}), log: (l) => ctx.io.stderr.write(l + '\n') });
+        pkiUrl = store.pkiUrl;
+      } catch (err) {
+        server.close();
+        throw err;
+      }
       const shown = bound.address === '::' || bound.address === '0.0.0.0' ? 'localhost' : bound.address;
       const base = `http://${isIP(shown) === 6 ? `[${shown}]` : shown}:${bound.port}`;
       ctx.io.stdout.write(base + '\n');
       note(ctx.io, `Serving CRLs, CA certificates and OCSP on ${base}`);
-      if (!store.pkiUrl) note(ctx.io, 'This store has no PKI URL, so its certificates point nowhere: set one with `profilesmith ca pki-url URL` (applies to certificates issued from then on)');
-      else note(ctx.io, `Certificates point at ${store.pkiUrl}: route it here (a reverse proxy or DNS)`);
+      if (!pkiUrl) note(ctx.io, 'This store has no PKI URL, so its certificates point nowhere: set one with `profilesmith ca pki-url URL` (applies to certificates issued from then on)');
+      else note(ctx.io, `Certificates point at ${pkiUrl}: route it here (a reverse proxy or DNS)`);
       await serveUntilTerminated(ctx.io, server);
     },
   };

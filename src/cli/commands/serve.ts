@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import type { Argv, CommandModule } from 'yargs';
 import { signerCertificates } from '../../cms/sign.js';
 import { generateKeyPair } from '../../certs/keys.js';
@@ -17,9 +18,9 @@ import { generateProfile } from '../../profile/generate.js';
 import { unknownDataKeys } from '../../profile/template.js';
 import { statusOf } from '../../store/store.js';
 import { UsageError } from '../errors.js';
-import { isProfilesmithError } from '../../errors.js';
+import { InputInvalid, isProfilesmithError } from '../../errors.js';
 import { readInputFile } from '../files.js';
-import { listen, parseListen } from '../listen.js';
+import { listen, parseListen, probeListen } from '../listen.js';
 import { openStoreFromArgs, templateArg, templateValues, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, serveUntilTerminated, warn } from '../output.js';
 import { signerFromArgs, signerOptions, type SignerArgs } from '../signer.js';
@@ -59,6 +60,40 @@ function declaredOnly(data: Record<string, unknown>, keys: string[]): Record<str
     if (cur && typeof cur === 'object') delete (cur as Record<string, unknown>)[parts.at(-1)!];
   }
   return out;
+}
+
+/**
+ * The users tried at start who cannot have a profile now, as one warning line (undefined when
+ * every user tried could): how many, the first one's reason, and what to do.
+ */
+export function cannotLine(cannot: readonly { user: string; reason: string }[], made: number, template: string): string | undefined {
+  const first = cannot[0];
+  if (!first) return made ? undefined : 'no user of the store holds a valid certificate, so no profile could be tried at start; issue some with `profilesmith cert issue` or `cert issue-batch`';
+  const who = cannot.length === 1 ? `1 user cannot have a "${template}" profile now` : `${cannot.length} users cannot have a "${template}" profile now`;
+  const none = made ? '' : ', and none could, so nothing was tried at start';
+  return `${who}${none} (first: ${first.reason}); their links fail until they hold what the template needs: see \`profilesmith user list\``;
+}
+
+/** The --tls-cert and --tls-key files, read and checked to be a pair before anything else is done. */
+async function readTlsFiles(io: Context['io'], certPath: string, keyPath: string): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = async (path: string, flag: 'tls-cert' | 'tls-key') => {
+    try {
+      return await readInputFile(io, path, flag, 1 << 20);
+    } catch (err) {
+      if (!(err instanceof InputInvalid)) throw err;
+      const what = flag === 'tls-cert' ? "the server's TLS certificate" : 'its private key';
+      throw new InputInvalid(flag, `--${flag}: ${err.message}; give the PEM file of ${what} (or serve with --tls-from-store)`);
+    }
+  };
+  const cert = await read(certPath, 'tls-cert');
+  const key = await read(keyPath, 'tls-key');
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    const why = (err as Error).message.replace(/^error:[0-9A-F]+:[^:]*:[^:]*:/, '');
+    throw new InputInvalid('tls-key', `--tls-cert "${certPath}" and --tls-key "${keyPath}" are not a certificate and its key in PEM (${why}); give the key that belongs to that certificate`);
+  }
+  return { cert, key };
 }
 
 /** The public URL: given, or made from the listening address (which must then be a real one). */
@@ -118,8 +153,12 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
         throw new UsageError('Listening on all addresses needs --public-url: the address devices reach (https://profiles.example.com)');
       }
       if (args.publicUrl) publicUrlOf(args, at.host, at.port);
+      // The TLS files are read and paired now, before the store is opened and profiles are tried.
+      const tlsFiles = args.tlsCert && args.tlsKey ? await readTlsFiles(ctx.io, args.tlsCert, args.tlsKey) : undefined;
       const template = templateArg(ctx.io, args.template);
       const data = await templateValues(ctx, template, args.data, args.set);
+      // A port in use is found before the store is written to (the SCEP RA, its URL) or profiles are tried.
+      await probeListen(at.host, at.port);
       const store = await openStoreFromArgs(args, ctx.io, true);
       // The SCEP RA is issued (or read) now: a problem shows at start, not at a device's first request.
       if (args.scep) await store.scepRa();
@@ -142,8 +181,9 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
         const now = new Date();
         // A template or data problem stops the server; a user who cannot have a profile (no encryption
         // certificate yet, say) is reported and the next one tried, so one user does not keep everyone waiting.
-        const users = [...new Set((await store.listCertificates()).filter((r) => statusOf(r, now) === 'valid').map((r) => r.user.toLowerCase()))];
+        const users = [...new Set((await store.listCertificates()).filter((r) => statusOf(r, now) === 'valid').map((r) => r.user.toLowerCase()))].sort();
         let made = 0;
+        const cannot: { user: string; reason: string }[] = [];
         for (const user of users) {
           if (made >= args.sample) break;
           try {
@@ -151,10 +191,14 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
             made++;
           } catch (err) {
             if (!isProfilesmithError(err) || !USER_ERRORS.has(err.code)) throw err;
-            warn(ctx.io, `${user} cannot have a profile now: ${err.message}`);
+            cannot.push({ user, reason: err.message });
           }
         }
-        if (!made && args.sample) warn(ctx.io, 'no user can have a profile yet, so none could be tried at start');
+        // One line, however many users are short of something (hundreds in a real store).
+        if (args.sample) {
+          const line = cannotLine(cannot, made, args.template);
+          if (line) warn(ctx.io, line);
+        }
         const certs = signerCertificates(signer);
         const trust = signerTrust(certs.certificate, certs.chain);
         const log = (l: string) => ctx.io.stderr.write(l + '\n');
@@ -212,8 +256,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
           });
           server = createHttpsServer({ ...limits, key: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), cert: toPem(cert) + toPem(issuer.certificate) }, handler);
         } else {
-          const [cert, key] = await Promise.all([readInputFile(ctx.io, args.tlsCert!, 'tls-cert', 1 << 20), readInputFile(ctx.io, args.tlsKey!, 'tls-key', 1 << 20)]);
-          server = createHttpsServer({ ...limits, key, cert }, handler);
+          server = createHttpsServer({ ...limits, key: tlsFiles!.key, cert: tlsFiles!.cert }, handler);
         }
         const bound = await listen(server, at.host, at.port);
         let base: string;
@@ -225,7 +268,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
         }
         if (args.scep) await recordScepUrl(scepUrl(new URL(base)));
         ctx.io.stdout.write(base + '\n');
-        note(ctx.io, `Serving ${template.name} profiles on ${base} (listening on ${bound.address}:${bound.port}); links: profilesmith link create --base-url ${base}`);
+        note(ctx.io, `Serving ${template.name} profiles on ${base} (listening on ${bound.address}:${bound.port}); links: profilesmith link create --base-url ${base} --template ${args.template} --user EMAIL`);
         note(ctx.io, trust.kind === 'public' ? 'The signer chains to a public root: profiles show "Verified" without a trust step' : 'The page installs the trust profile first, so the account profile shows "Verified"');
         await serveUntilTerminated(ctx.io, server);
       } finally {

@@ -59,7 +59,7 @@ export function verifyCommand(ctx: Context): CommandModule<object, Args> {
         result.valid = false;
         result.reasons.push({ code: 'content-not-plist', message: 'The signed content is not a property list' });
       }
-      const trust = profileTrust(bytes, ca ?? []);
+      const trust = profileTrust(bytes, ca ?? [], new Date());
       if (args.json) printJson(ctx.io, { ...result, content: undefined, bytes: result.content.length, encryptedTo: encryptedTo ?? null, trustNeeded: trust ?? null });
       else {
         printHuman(ctx.io, result);
