@@ -1,0 +1,69 @@
+/**
+ * Data and certificates (issue "Data and certificates"): each finding through the CLI as a
+ * process, asserting the exit code, the exact stderr line, and that nothing was written or lost
+ * (the store and the output snapshotted before and after).
+ */
+import test from 'ava';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { initStore } from '../../src/store/fs-store.js';
+import { PASSPHRASE } from '../helpers/fixture.js';
+import { cli, snapshotDir, tmp } from '../helpers/tools.js';
+
+const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
+
+async function usersStore(t: import('ava').ExecutionContext, emails: string[]) {
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  await initStore(storeDir, { organization: 'Example Corp', passphrase: PASSPHRASE, kdfCost: 14 });
+  writeFileSync(join(dir, 'users.csv'), ['email', ...emails].join('\n') + '\n');
+  for (const purpose of ['smime-signing', 'smime-encryption']) {
+    const r = cli(['cert', 'issue-batch', '--store', storeDir, '--users', 'users.csv', '--purpose', purpose], { cwd: dir, env });
+    t.is(r.status, 0, r.stderr);
+  }
+  return { dir, storeDir };
+}
+
+test('batch --passwords-out: an existing file is refused without --force, changing nothing; --only-changed merges, never losing a row; --force replaces', async (t) => {
+  const { dir, storeDir } = await usersStore(t, ['ann@example.com', 'ben@example.com', 'cy@example.com']);
+  // The interrupted run: it did ann and ben.
+  writeFileSync(join(dir, 'first.csv'), 'email\nann@example.com\nben@example.com\n');
+  const batch = (users: string, ...extra: string[]) =>
+    cli(['batch', 'exchange-smime', '--store', storeDir, '--users', users, '--out', 'out', '--set', 'exchange.host=h.example.com', '--no-pkcs12-password', '--passwords-out', 'pw.csv', '--jobs', '1', ...extra], { cwd: dir, env });
+  t.is(batch('first.csv').status, 0);
+  const first = readFileSync(join(dir, 'pw.csv'), 'utf8');
+  t.is(first.trim().split('\n').length, 1 + 4, 'two users × (signing + encryption)');
+
+  const before = snapshotDir(dir);
+  const again = batch('users.csv');
+  t.is(again.status, 1);
+  t.is(again.stderr, `error: "pw.csv" exists; pass --only-changed to add this run's passwords to it, or --force to replace it (or choose another --passwords-out)\n`);
+  t.deepEqual(snapshotDir(dir), before, 'nothing written, nothing lost: the store, the profiles, the passwords');
+  const dry = batch('users.csv', '--dry-run');
+  t.is(dry.status, 1, 'a dry run says what the real run would refuse');
+  t.deepEqual(snapshotDir(dir), before);
+
+  // The README's advice after an interruption: --only-changed completes it and keeps every row.
+  const rest = batch('users.csv', '--only-changed', '--json');
+  t.is(rest.status, 0, rest.stderr);
+  t.like(JSON.parse(rest.stdout), { generated: 1, unchanged: 2 });
+  const merged = readFileSync(join(dir, 'pw.csv'), 'utf8');
+  t.true(merged.startsWith(first), 'every row of the first run is kept, first');
+  const added = merged.slice(first.length).trim().split('\n');
+  t.is(added.length, 2);
+  t.true(added.every((l) => l.startsWith('cy@example.com,')));
+  // Once more: nothing new, nothing lost, no row twice.
+  t.is(batch('users.csv', '--only-changed').status, 0);
+  t.is(readFileSync(join(dir, 'pw.csv'), 'utf8'), merged);
+
+  // A file that is not ours is never merged into.
+  writeFileSync(join(dir, 'notes.csv'), 'my,own\nnotes,here\n');
+  const foreign = cli(['batch', 'exchange-smime', '--store', storeDir, '--users', 'users.csv', '--out', 'out', '--set', 'exchange.host=h.example.com', '--no-pkcs12-password', '--passwords-out', 'notes.csv', '--only-changed'], { cwd: dir, env });
+  t.is(foreign.status, 1);
+  t.is(foreign.stderr, `error: "notes.csv" is not a passwords file of profilesmith (its first line is not "email,fileName,payloadIdentifier,serial,purpose,password"); it is left as it was; choose another --passwords-out\n`);
+  t.is(readFileSync(join(dir, 'notes.csv'), 'utf8'), 'my,own\nnotes,here\n');
+
+  const forced = batch('users.csv', '--force');
+  t.is(forced.status, 0, forced.stderr);
+  t.is(readFileSync(join(dir, 'pw.csv'), 'utf8').trim().split('\n').length, 1 + 6, '--force replaced it with this run\'s rows');
+});
