@@ -15,6 +15,7 @@ import { openStore } from '../store/open.js';
 import { isPostgresUrl } from '../store/postgres/db.js';
 import { atomicWrite } from '../store/fs-util.js';
 import { csvField } from '../util/csv.js';
+import { assertCertificateEmail } from '../certs/email.js';
 import { countUsers, readUsers } from './users.js';
 import type { WorkerInit, WorkerResult, WorkerTask } from './worker.js';
 import { isRemovedUser } from '../store/store.js';
@@ -364,6 +365,18 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
         else fail(row.line, email, UserRemoved.code, new UserRemoved(email).message);
         counted();
         continue;
+      }
+      if (mint) {
+        // The store's SCEP server will certify this address: no challenge is minted for one it would refuse.
+        try {
+          assertCertificateEmail(email);
+        } catch (err) {
+          if (!(err instanceof ProfilesmithError)) throw err;
+          progress.done++;
+          fail(row.line, email, err.code, err.message);
+          counted();
+          continue;
+        }
       }
       pending.push({ id: id++, line: row.line, values: row.values, previousHash: manifest[email.toLowerCase()], records });
       inFlight++;

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { InputInvalid, ProfileInvalid, StoreEntryNotFound, type ProfileIssue } from '../errors.js';
-import { assertEmail } from '../certs/email.js';
+import { assertCertificateEmail, assertEmail } from '../certs/email.js';
 import type { Identity } from '../certs/issue.js';
 import { toCertificates } from '../certs/pem.js';
 import type { ContentCipher } from '../cms/envelope.js';
@@ -105,6 +105,8 @@ async function scepValues(template: Template, data: Record<string, unknown>, sto
   const storeUrl = typeof minter.scepUrl === 'string' ? minter.scepUrl : undefined;
   const out: { scepUrl?: string; scepChallenge?: string } = storeUrl ? { scepUrl: storeUrl } : {};
   if (!user || !challengeToMint(template, (k) => getPath(data, k), storeUrl) || options.scepChallenge === false) return out;
+  // The store's SCEP server will certify this address: refused now, not at the device's enrolment.
+  assertCertificateEmail(user);
   if (typeof options.scepChallenge === 'string') return { ...out, scepChallenge: options.scepChallenge };
   if (!minter.challenges) return out;
   const { token } = await minter.challenges.create(user, { ttlMs: options.scepChallengeTtlMs ?? SCEP_CHALLENGE_TTL_MS });

@@ -67,3 +67,34 @@ test('batch --passwords-out: an existing file is refused without --force, changi
   t.is(forced.status, 0, forced.stderr);
   t.is(readFileSync(join(dir, 'pw.csv'), 'utf8').trim().split('\n').length, 1 + 6, '--force replaced it with this run\'s rows');
 });
+
+test('a non-ASCII address never enters a certificate: cert issue and issue-batch refuse it with one line (a Unicode domain is shown its A-label), writing nothing', async (t) => {
+  const { dir, storeDir } = await usersStore(t, ['ann@example.com']);
+  const before = snapshotDir(storeDir);
+  const issue = (user: string) => cli(['cert', 'issue', '--store', storeDir, '--user', user, '--name', 'Jürgen', '--purpose', 'smime-signing'], { cwd: dir, env });
+  const local = issue('jürgen@acme.test');
+  t.is(local.status, 1);
+  t.is(local.stderr, 'error: "jürgen@acme.test" has characters outside ASCII, and a certificate\'s address is ASCII (internationalised addresses, RFC 8398, are not supported): use an ASCII address of this mailbox\n');
+  const domain = issue('jurgen@bücher.test');
+  t.is(domain.status, 1);
+  t.is(domain.stderr, 'error: "jurgen@bücher.test" has a domain in Unicode, and a certificate\'s address is ASCII: give the domain as its A-label, "jurgen@xn--bcher-kva.test"\n');
+  writeFileSync(join(dir, 'intl.csv'), 'email,name\njürgen@acme.test,Jürgen\n');
+  const batch = cli(['cert', 'issue-batch', '--store', storeDir, '--users', 'intl.csv', '--purpose', 'smime-signing'], { cwd: dir, env });
+  t.is(batch.status, 1);
+  t.is(batch.stderr.split('\n')[0], 'error: line 2: jürgen@acme.test: "jürgen@acme.test" has characters outside ASCII, and a certificate\'s address is ASCII (internationalised addresses, RFC 8398, are not supported): use an ASCII address of this mailbox');
+  t.deepEqual(snapshotDir(storeDir), before, 'no certificate, key or record was written');
+  // The A-label form is an ordinary ASCII address: issued.
+  t.is(issue('jurgen@xn--bcher-kva.test').status, 0);
+});
+
+test('SCEP issuance refuses a non-ASCII address as cert issue does (certifyPublicKey, which the SCEP service calls)', async (t) => {
+  const { createCertificateAuthority } = await import('../../src/certs/ca.js');
+  const { certifyPublicKey } = await import('../../src/certs/issue.js');
+  const { generateKeyPairSync } = await import('node:crypto');
+  const ca = await createCertificateAuthority({ organization: 'Example Corp' });
+  const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  await t.throwsAsync(certifyPublicKey(ca.intermediate, { purpose: 'smime-signing', email: 'jürgen@acme.test', name: 'J', publicKey }), {
+    code: 'ERR_INPUT_INVALID',
+    message: '"jürgen@acme.test" has characters outside ASCII, and a certificate\'s address is ASCII (internationalised addresses, RFC 8398, are not supported): use an ASCII address of this mailbox',
+  });
+});
