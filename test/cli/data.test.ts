@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initStore } from '../../src/store/fs-store.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
-import { cli, snapshotDir, tmp } from '../helpers/tools.js';
+import { cli, need, openssl, python, snapshotDir, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 
@@ -97,4 +97,47 @@ test('SCEP issuance refuses a non-ASCII address as cert issue does (certifyPubli
     code: 'ERR_INPUT_INVALID',
     message: '"jürgen@acme.test" has characters outside ASCII, and a certificate\'s address is ASCII (internationalised addresses, RFC 8398, are not supported): use an ASCII address of this mailbox',
   });
+});
+
+test('identities whose serials share a prefix get distinct PKCS#12 file names and display names (a fingerprint prefix tells them apart)', async (t) => {
+  if (!need(t, 'openssl') || !need(t, 'python3')) return;
+  const dir = tmp(t);
+  const storeDir = join(dir, 'store');
+  await initStore(storeDir, { organization: 'Acme', passphrase: PASSPHRASE, kdfCost: 14 });
+  // An outside CA that numbers its certificates one after another, as the issue's did.
+  const o = (args: string[]) => t.is(openssl(args).status, 0, args.join(' '));
+  writeFileSync(join(dir, 'ext.cnf'), '[user]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,keyEncipherment\nextendedKeyUsage=emailProtection\nsubjectAltName=email:zed@acme.test\n');
+  o(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'oca.key'), '-out', join(dir, 'oca.pem'), '-subj', '/CN=Outside CA', '-days', '3650', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  for (const i of [1, 2]) {
+    const f = (ext: string) => join(dir, `e${i}.${ext}`);
+    o(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('key'), '-out', f('csr'), '-subj', '/CN=Zed Acme']);
+    o(['x509', '-req', '-in', f('csr'), '-CA', join(dir, 'oca.pem'), '-CAkey', join(dir, 'oca.key'), '-set_serial', `0x2d7ca2000${i}`, '-out', f('pem'), '-days', '365', '-extfile', join(dir, 'ext.cnf'), '-extensions', 'user']);
+    const r = cli(['cert', 'import', f('pem'), '--key', f('key'), '--chain', 'oca.pem', '--store', storeDir, '--user', 'zed@acme.test', '--purpose', 'smime-encryption'], { cwd: dir, env });
+    t.is(r.status, 0, r.stderr);
+  }
+  t.is(cli(['cert', 'issue', '--store', storeDir, '--user', 'zed@acme.test', '--name', 'Zed Acme', '--purpose', 'smime-signing'], { cwd: dir, env }).status, 0);
+  const before = snapshotDir(storeDir);
+  const r = cli(['generate', 'exchange-smime', '--store', storeDir, '--user', 'zed@acme.test', '--set', 'exchange.host=h.example.com', '--no-sign', '--no-pkcs12-password', '--passwords-out', 'pw.csv', '-o', 'z.mobileconfig'], { cwd: dir, env });
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stderr, /^Wrote .*z\.mobileconfig \(unsigned; signing identity [0-9a-f]+, 2 encryption identities\)\n$/);
+  // plistlib, not our parser, reads the names the phone shows.
+  const names = python(
+    'import plistlib,sys,json; p=plistlib.loads(sys.stdin.buffer.read()); ids=[x for x in p["PayloadContent"] if x["PayloadType"]=="com.apple.security.pkcs12"]; print(json.dumps([[x["PayloadCertificateFileName"], x["PayloadDisplayName"]] for x in ids]))',
+    readFileSync(join(dir, 'z.mobileconfig')),
+  );
+  t.is(names.status, 0, names.stderr);
+  const ids = JSON.parse(names.stdout) as [string, string][];
+  t.is(ids.length, 3);
+  t.is(new Set(ids.map((x) => x[0])).size, 3, `file names: ${ids.map((x) => x[0]).join(' | ')}`);
+  t.is(new Set(ids.map((x) => x[1])).size, 3, `display names: ${ids.map((x) => x[1]).join(' | ')}`);
+  const encryption = ids.filter((x) => x[0].includes('(encryption'));
+  for (const [fileName, displayName] of encryption) {
+    t.regex(fileName, /^Zed Acme \(encryption, \d{4}-\d{2}, [0-9a-f]{8}\)\.p12$/);
+    t.regex(displayName, /^S\/MIME encryption zed@acme\.test \(until \d{4}-\d{2}-\d{2}, [0-9a-f]{8}\)$/);
+    t.false(fileName.includes('2d7ca2'), 'not the shared serial prefix');
+  }
+  // The passwords file names each identity as the profile does.
+  const rows = readFileSync(join(dir, 'pw.csv'), 'utf8').trim().split('\n').slice(1);
+  for (const [fileName] of ids) t.true(rows.some((l) => l.startsWith(`"${fileName}",`) || l.startsWith(`${fileName},`)), fileName);
+  t.deepEqual(snapshotDir(storeDir), before, 'generate wrote nothing into the store');
 });
