@@ -4,7 +4,7 @@
  * (the store and the output snapshotted before and after).
  */
 import test from 'ava';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initStore } from '../../src/store/fs-store.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
@@ -140,4 +140,56 @@ test('identities whose serials share a prefix get distinct PKCS#12 file names an
   const rows = readFileSync(join(dir, 'pw.csv'), 'utf8').trim().split('\n').slice(1);
   for (const [fileName] of ids) t.true(rows.some((l) => l.startsWith(`"${fileName}",`) || l.startsWith(`${fileName},`)), fileName);
   t.deepEqual(snapshotDir(storeDir), before, 'generate wrote nothing into the store');
+});
+
+test('a damaged entry.json stops only what needs it: cert list lists the rest and names it; store check names it once with what to do; --quarantine moves it aside, recoverably', async (t) => {
+  const { dir, storeDir } = await usersStore(t, ['ann@example.com', 'ben@example.com']);
+  const list = JSON.parse(cli(['cert', 'list', '--store', storeDir, '--json'], { cwd: dir }).stdout) as { serial: string; user: string }[];
+  const ann = list.filter((r) => r.user === 'ann@example.com').map((r) => r.serial).sort();
+  const damaged = ann[0]!;
+  const entryDir = join(storeDir, 'certs', damaged);
+  writeFileSync(join(entryDir, 'entry.json'), '{"serial": "trunc');
+  const before = snapshotDir(storeDir);
+
+  const all = cli(['cert', 'list', '--store', storeDir, '--json'], { cwd: dir });
+  t.is(all.status, 1);
+  t.is(all.stderr, `error: Certificate ${damaged} of ann@example.com is not listed: its store entry "${join(entryDir, 'entry.json')}" is damaged; run \`profilesmith store check --quarantine\` to move it aside\n`);
+  t.deepEqual((JSON.parse(all.stdout) as { serial: string }[]).map((r) => r.serial).sort(), list.map((r) => r.serial).filter((s) => s !== damaged).sort(), 'the rest is listed');
+  const ben = cli(['cert', 'list', '--store', storeDir, '--user', 'ben@example.com'], { cwd: dir });
+  t.is(ben.status, 0, 'someone else is not affected');
+  t.is(ben.stderr, '');
+  t.is(ben.stdout.trim().split('\n').length, 1 + 2);
+  // What needs ann's whole history still stops, with the store's line.
+  const gen = cli(['generate', 'exchange-smime', '--store', storeDir, '--user', 'ann@example.com', '--set', 'exchange.host=h.example.com', '--no-sign', '-o', 'ann.mobileconfig'], { cwd: dir, env });
+  t.is(gen.status, 1);
+  t.is(gen.stderr.split('\n')[0], `error: The store entry "${join(entryDir, 'entry.json')}" is damaged`);
+  t.is(cli(['generate', 'exchange-smime', '--store', storeDir, '--user', 'ben@example.com', '--set', 'exchange.host=h.example.com', '--no-sign', '-o', 'ben.mobileconfig'], { cwd: dir, env }).status, 0);
+
+  const check = cli(['store', 'check', '--store', storeDir], { cwd: dir });
+  t.is(check.status, 3);
+  t.is(
+    check.stdout,
+    `error: ${join(entryDir, 'entry.json')}: is missing, truncated or corrupted: certificate ${damaged} of ann@example.com is left out of listings, and ann@example.com's profiles fail until it is repaired or moved aside; \`profilesmith store check --quarantine\` moves the entry aside\n`,
+  );
+  t.is(check.stderr, `Keys were not decrypted: give the passphrase to check them too\n1 error(s) found in ${storeDir}\n`);
+  t.deepEqual(snapshotDir(storeDir), before, 'listing, generating and checking changed nothing in the store');
+
+  const q = cli(['store', 'check', '--store', storeDir, '--quarantine'], { cwd: dir });
+  t.is(q.status, 0, q.stderr);
+  t.is(q.stdout, '');
+  t.is(q.stderr.split('\n')[0], `Moved certs/${damaged} to quarantine/${damaged} in ${storeDir}: its certificate is no longer listed or put in profiles; to restore it, repair it and move it back to certs/${damaged}`);
+  // Nothing lost: the folder is there, byte for byte.
+  const moved = snapshotDir(join(storeDir, 'quarantine', damaged));
+  const was = Object.fromEntries(Object.entries(before).filter(([k]) => k.startsWith(entryDir + '/') && k !== entryDir + '/').map(([k, v]) => [k.replace(entryDir, join(storeDir, 'quarantine', damaged)), v]));
+  t.deepEqual(moved, was);
+  const after = cli(['cert', 'list', '--store', storeDir], { cwd: dir });
+  t.is(after.status, 0);
+  t.is(after.stderr, '');
+
+  // A missing entry.json is named as missing, not as a raw ENOENT.
+  const other = ann[1]!;
+  rmSync(join(storeDir, 'certs', other, 'entry.json'));
+  const missing = cli(['cert', 'list', '--store', storeDir, '--user', 'ann@example.com'], { cwd: dir });
+  t.is(missing.status, 1);
+  t.is(missing.stderr, `error: Certificate ${other} of ann@example.com is not listed: its store entry "${join(storeDir, 'certs', other, 'entry.json')}" is missing; run \`profilesmith store check --quarantine\` to move it aside\n`);
 });

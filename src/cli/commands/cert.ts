@@ -10,7 +10,7 @@ import { parseDuration } from '../../util/duration.js';
 import { UsageError } from '../errors.js';
 import { readSecretFile } from '../files.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { interruptSignal, note, printJson, printTable, warn, writeArtifact, checkOutput } from '../output.js';
+import { errorLine, interruptSignal, note, printJson, printTable, warn, writeArtifact, checkOutput } from '../output.js';
 import { importBatchCommand, importCommand } from './cert-import.js';
 import { resolve } from 'node:path';
 import { issueBatch } from '../../batch/issue-batch.js';
@@ -158,7 +158,14 @@ function list(ctx: Context): CommandModule<object, ListArgs> {
       const store = await openStoreFromArgs(args, ctx.io, false);
       const now = new Date();
       const horizon = args.expiring ? now.getTime() + parseDuration(args.expiring, 'expiring') : undefined;
-      const records = (await store.listCertificates(args.user ? { user: args.user } : {})).filter(
+      const which = args.user ? { user: args.user } : {};
+      // A damaged entry is named, and the rest listed; a store without the notion lists or fails whole.
+      const readable = 'listReadable' in store && typeof store.listReadable === 'function' ? await store.listReadable(which) : { records: await store.listCertificates(which), damaged: [] };
+      for (const d of readable.damaged) {
+        errorLine(ctx.io, `error: Certificate ${d.serial}${d.user ? ` of ${d.user}` : ' (whose certificate file is damaged too)'} is not listed: its store entry "${d.path}" is ${d.error.message.endsWith('missing') ? 'missing' : 'damaged'}; run \`profilesmith store check --quarantine\` to move it aside`);
+        ctx.exitCode = 1;
+      }
+      const records = readable.records.filter(
         (r) => horizon === undefined || (statusOf(r, now) === 'valid' && Date.parse(r.notAfter) <= horizon),
       );
       const rows = records.map((r) => ({
@@ -180,7 +187,7 @@ function list(ctx: Context): CommandModule<object, ListArgs> {
         ...(r.keyOnDevice ? { keyOnDevice: true } : {}),
       }));
       if (args.json) return printJson(ctx.io, rows);
-      if (!rows.length) return note(ctx.io, 'No certificates');
+      if (!rows.length) return readable.damaged.length ? undefined : note(ctx.io, 'No certificates');
       printTable(
         ctx.io,
         ['SERIAL', 'USER', 'PURPOSE', 'STATUS', 'NOT AFTER', 'SOURCE'],
