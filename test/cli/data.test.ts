@@ -4,7 +4,7 @@
  * (the store and the output snapshotted before and after).
  */
 import test from 'ava';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initStore } from '../../src/store/fs-store.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
@@ -192,4 +192,37 @@ test('a damaged entry.json stops only what needs it: cert list lists the rest an
   const missing = cli(['cert', 'list', '--store', storeDir, '--user', 'ann@example.com'], { cwd: dir });
   t.is(missing.status, 1);
   t.is(missing.stderr, `error: Certificate ${other} of ann@example.com is not listed: its store entry "${join(storeDir, 'certs', other, 'entry.json')}" is missing; run \`profilesmith store check --quarantine\` to move it aside\n`);
+});
+
+test('users files: an unquoted comma, a duplicate address, an empty file and a directory are each one line naming the row, exit 1, before any work', async (t) => {
+  const { dir, storeDir } = await usersStore(t, ['ann@example.com', 'ben@example.com']);
+  writeFileSync(join(dir, 'comma.csv'), 'email,name\nann@example.com,"Ann, A."\nben@example.com,Example, Ben\n');
+  writeFileSync(join(dir, 'twice.csv'), 'email,name\nann@example.com,Ann\nben@example.com,Ben\nAnn@Example.com,Ann again\n');
+  writeFileSync(join(dir, 'twice.json'), JSON.stringify([{ email: 'ann@example.com' }, { email: 'ANN@example.com' }]));
+  writeFileSync(join(dir, 'empty.csv'), '');
+  writeFileSync(join(dir, 'padded.csv'), 'email,name\nann@example.com,Ann,,\n');
+  mkdirSync(join(dir, 'folder.csv'));
+  const cases: [string, string][] = [
+    ['comma.csv', 'error: Line 3 of the users file has 3 fields, its header 2: a value holding the separator (an unquoted comma) goes in double quotes, "Example, Ann"'],
+    ['twice.csv', 'error: The users file has Ann@Example.com twice, on lines 2 and 4; a user goes in once (merge the rows)'],
+    ['twice.json', 'error: The users file has ANN@example.com twice, on entries 1 and 2; a user goes in once (merge the rows)'],
+    ['empty.csv', `error: The users file "${join(dir, 'empty.csv')}" is empty: it needs a header row (email[,name]...) and a row per user`],
+    ['folder.csv', `error: The users file "${join(dir, 'folder.csv')}" is a directory; name a CSV or JSON file`],
+  ];
+  const before = snapshotDir(dir);
+  for (const [file, line] of cases) {
+    for (const args of [
+      ['batch', 'exchange-smime', '--store', storeDir, '--users', file, '--out', 'out', '--set', 'exchange.host=h.example.com', '--no-pkcs12-password', '--passwords-out', 'pw.csv'],
+      ['cert', 'issue-batch', '--store', storeDir, '--users', file, '--purpose', 'smime-encryption'],
+    ]) {
+      const r = cli(args, { cwd: dir, env });
+      t.is(r.status, 1, `${args[0]} ${file}`);
+      t.is(r.stderr, `${line}\n`, `${args[0]} ${file}`);
+    }
+  }
+  t.deepEqual(snapshotDir(dir), before, 'no profile, passwords file, run record or certificate was written');
+  // Empty fields past the header (a spreadsheet's padding) lose nothing: read as before.
+  const padded = cli(['batch', 'exchange-smime', '--store', storeDir, '--users', 'padded.csv', '--out', 'out', '--set', 'exchange.host=h.example.com', '--json'], { cwd: dir, env });
+  t.is(padded.status, 0, padded.stderr);
+  t.like(JSON.parse(padded.stdout), { generated: 1, failed: 0 });
 });
