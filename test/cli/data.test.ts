@@ -226,3 +226,33 @@ test('users files: an unquoted comma, a duplicate address, an empty file and a d
   t.is(padded.status, 0, padded.stderr);
   t.like(JSON.parse(padded.stdout), { generated: 1, failed: 0 });
 });
+
+test('a signing-only certificate is refused for the encryption history; a second signing certificate needs --force; imap.port=99999 is refused: one line each, nothing written', async (t) => {
+  if (!need(t, 'openssl')) return;
+  const { dir, storeDir } = await usersStore(t, ['ann@example.com']);
+  const o = (args: string[]) => t.is(openssl(args).status, 0, args.join(' '));
+  writeFileSync(join(dir, 'ext.cnf'), '[u]\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=emailProtection\nsubjectAltName=email:carol@example.com\n');
+  o(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.pem'), '-subj', '/CN=Other CA', '-days', '3650']);
+  o(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'c.key'), '-out', join(dir, 'c.csr'), '-subj', '/CN=Carol']);
+  o(['x509', '-req', '-in', join(dir, 'c.csr'), '-CA', join(dir, 'ca.pem'), '-CAkey', join(dir, 'ca.key'), '-set_serial', '7', '-out', join(dir, 'c.pem'), '-days', '365', '-extfile', join(dir, 'ext.cnf'), '-extensions', 'u']);
+  const before = snapshotDir(dir);
+
+  const imp = cli(['cert', 'import', 'c.pem', '--key', 'c.key', '--store', storeDir, '--user', 'carol@example.com', '--purpose', 'smime-encryption'], { cwd: dir, env });
+  t.is(imp.status, 1);
+  t.is(imp.stderr, "error: The certificate's key usage (digitalSignature) lacks keyEncipherment, which smime-encryption needs; import it as smime-signing\n");
+
+  const held = (JSON.parse(cli(['cert', 'list', '--store', storeDir, '--user', 'ann@example.com', '--json'], { cwd: dir }).stdout) as { serial: string; purpose: string; notAfter: string }[]).find((r) => r.purpose === 'smime-signing')!;
+  const again = cli(['cert', 'issue', '--store', storeDir, '--user', 'ann@example.com', '--name', 'Ann', '--purpose', 'smime-signing'], { cwd: dir, env });
+  t.is(again.status, 1);
+  t.is(again.stderr, `error: ann@example.com already holds a valid signing certificate, ${held.serial} (until ${held.notAfter.slice(0, 10)}); to replace it, \`profilesmith cert renew --user ann@example.com --purpose smime-signing\`; to add another, --force\n`);
+
+  const port = cli(['generate', 'imap-smime', '--store', storeDir, '--user', 'ann@example.com', '--set', 'imap.host=imap.example.com', '--set', 'smtp.host=smtp.example.com', '--set', 'imap.port=99999', '-o', 'ann.mobileconfig'], { cwd: dir, env });
+  t.is(port.status, 1);
+  t.is(port.stderr, 'error: Template "imap-smime": variable "imap.port" must be from 1 to 65535, got 99999\n');
+  t.deepEqual(snapshotDir(dir), before, 'no certificate, key, record or profile was written');
+
+  // What is meant still works: the right purpose, --force, a real port.
+  t.is(cli(['cert', 'import', 'c.pem', '--key', 'c.key', '--store', storeDir, '--user', 'carol@example.com', '--purpose', 'smime-signing'], { cwd: dir, env }).status, 0);
+  t.is(cli(['cert', 'issue', '--store', storeDir, '--user', 'ann@example.com', '--name', 'Ann', '--purpose', 'smime-signing', '--force'], { cwd: dir, env }).status, 0);
+  t.is(cli(['generate', 'imap-smime', '--store', storeDir, '--user', 'ann@example.com', '--set', 'imap.host=imap.example.com', '--set', 'smtp.host=smtp.example.com', '--set', 'imap.port=143', '-o', 'ann.mobileconfig'], { cwd: dir, env }).status, 0);
+});

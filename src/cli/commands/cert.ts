@@ -5,7 +5,7 @@ import { toPem } from '../../certs/pem.js';
 import { toPkcs12 } from '../../certs/pkcs12.js';
 import { describeCertificate } from '../../certs/x509.js';
 import { statusOf } from '../../store/store.js';
-import { isProfilesmithError } from '../../errors.js';
+import { InputInvalid, isProfilesmithError } from '../../errors.js';
 import { parseDuration } from '../../util/duration.js';
 import { UsageError } from '../errors.js';
 import { readSecretFile } from '../files.js';
@@ -22,6 +22,7 @@ interface IssueArgs extends StoreArgs {
   purpose: CertificatePurpose;
   days: number;
   json?: boolean;
+  force?: boolean;
 }
 
 interface ListArgs extends StoreArgs {
@@ -85,12 +86,21 @@ function issue(ctx: Context): CommandModule<object, IssueArgs> {
         .option('purpose', { choices: PURPOSES, demandOption: true, describe: 'certificate template' })
         .option('days', { type: 'number', default: 365, describe: "validity in days (1-3650); a notAfter past the issuing CA's is clamped to it, with a warning" })
         .option('json', { type: 'boolean', describe: 'print the new record as JSON' })
+        .option('force', { alias: 'f', type: 'boolean', describe: 'issue a signing certificate even if the user holds a valid one' })
         .example(
           '$0 cert issue --store ./store --user alice@example.com --name "Alice Example" --purpose smime-signing',
           'issue a signing certificate',
         ) as unknown as Argv<IssueArgs>,
     handler: async (args) => {
       const store = await openStoreFromArgs(args, ctx.io, true);
+      if (args.purpose === 'smime-signing' && !args.force) {
+        // A profile carries one signing identity: a second one is a renewal, or a mistake.
+        const now = new Date();
+        const held = (await store.listCertificates({ user: args.user, purpose: 'smime-signing' })).filter((r) => !r.keyOnDevice && statusOf(r, now) === 'valid').at(-1);
+        if (held) {
+          throw new InputInvalid('user', `${held.user} already holds a valid signing certificate, ${held.serial} (until ${held.notAfter.slice(0, 10)}); to replace it, \`profilesmith cert renew --user ${held.user} --purpose smime-signing\`; to add another, --force`);
+        }
+      }
       if (ctx.io.stderr.isTTY) note(ctx.io, 'Generating an RSA key...');
       const record = await store.issueCertificate({ user: args.user, name: args.name, purpose: args.purpose, days: args.days });
       warnIfClamped(ctx, record, args.days);
