@@ -8,7 +8,7 @@
  * @module issue-batch
  */
 import { availableParallelism } from 'node:os';
-import { assertEmail } from '../certs/email.js';
+import { assertCertificateEmail } from '../certs/email.js';
 import type { CertificatePurpose } from '../certs/issue.js';
 import { checkNameValue } from '../certs/name.js';
 import { isProfilesmithError, StoreIOError, UserRemoved, type AnyProfilesmithError } from '../errors.js';
@@ -109,7 +109,7 @@ export async function issueBatch(options: IssueBatchOptions): Promise<IssueBatch
         else if (options.dryRun) {
           // What issuing would check first (the store's own checks, when it offers them), then
           // whether the user already holds one.
-          const user = assertEmail(email);
+          const user = assertCertificateEmail(email);
           if (options.store.checkIssuance) await options.store.checkIssuance(request);
           else checkNameValue('name', name.trim());
           const held = await options.store.listCertificates({ user, purpose: options.purpose });

@@ -15,6 +15,7 @@ import { openStore } from '../store/open.js';
 import { isPostgresUrl } from '../store/postgres/db.js';
 import { atomicWrite } from '../store/fs-util.js';
 import { csvField } from '../util/csv.js';
+import { assertCertificateEmail } from '../certs/email.js';
 import { countUsers, readUsers } from './users.js';
 import type { WorkerInit, WorkerResult, WorkerTask } from './worker.js';
 import { isRemovedUser } from '../store/store.js';
@@ -77,6 +78,12 @@ export interface RunBatchOptions {
   strict?: boolean;
   /** A CSV (mode 0600) of the PKCS#12 passwords, when they are kept out of the profiles. */
   passwordsOut?: string;
+  /**
+   * What to do when `passwordsOut` exists: `'refuse'` (throw ERR_INPUT_INVALID before any work),
+   * `'merge'` (keep every row it holds and add this run's new rows after them: the re-run that
+   * completes an interrupted one) or `'replace'`. Default: `'refuse'`.
+   */
+  passwordsOutExisting?: 'refuse' | 'merge' | 'replace';
   /** Encrypt every profile to this device certificate; a `device_cert` column (a path) overrides it per user. */
   encryptTo?: Uint8Array;
   /** Default: `aes-256-cbc`. */
@@ -109,6 +116,24 @@ export interface RunBatchOptions {
 }
 
 const MANIFEST = '.profilesmith-batch.json';
+const PASSWORDS_HEADER = 'email,fileName,payloadIdentifier,serial,purpose,password';
+
+/**
+ * The rows of an existing passwords file to keep (none when there is no file, or it is to be
+ * replaced). Refused: an existing file without `'merge'` or `'replace'`, a folder, and a file
+ * that is not a passwords file of ours (its rows could not be kept as they are).
+ */
+async function existingPasswords(path: string, existing: 'refuse' | 'merge' | 'replace'): Promise<string[]> {
+  const text = await fs.readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw new InputInvalid('passwords-out', `Cannot use "${path}" for the passwords: ${err.code === 'EISDIR' ? 'it is a directory; name a file' : err.code === 'EACCES' ? 'permission denied' : err.code ?? err.message}`);
+  });
+  if (text === undefined || existing === 'replace') return [];
+  if (existing === 'refuse') throw new InputInvalid('passwords-out', `"${path}" exists; pass --only-changed to add this run's passwords to it, or --force to replace it (or choose another --passwords-out)`);
+  const lines = text.split(/\r?\n/);
+  if (lines[0] !== PASSWORDS_HEADER) throw new InputInvalid('passwords-out', `"${path}" is not a passwords file of profilesmith (its first line is not "${PASSWORDS_HEADER}"); it is left as it was; choose another --passwords-out`);
+  return lines.slice(1).filter((l) => l !== '');
+}
 
 /**
  * How a batch mints SCEP challenges, when it does: the template takes a minted challenge, the
@@ -150,7 +175,7 @@ function workerUrl(): URL {
 /**
  * Generates a signed profile for every user of `usersFile` into `outDir`.
  * A bad row is reported with its line number and skipped; the others complete.
- * @throws ERR_STORE_*, ERR_KEY_PASSPHRASE, ERR_TEMPLATE_* before any work; ERR_INPUT_INVALID for an unreadable users file
+ * @throws ERR_STORE_*, ERR_KEY_PASSPHRASE, ERR_TEMPLATE_* before any work; ERR_INPUT_INVALID for an unreadable users file, or a `passwordsOut` that exists (unless `passwordsOutExisting` says merge or replace)
  * @example
  * const summary = await runBatch({ storeDir: './store', passphrase, template: 'exchange-smime',
  *   usersFile: 'users.csv', outDir: 'out', sets: { 'exchange.host': 'mail.example.com' } })
@@ -191,7 +216,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
   );
   // Awaited below; until then an early worker failure is not an unhandled rejection.
   readyAll.catch(() => {});
-  let passwords: { handle: fs.FileHandle; tmp: string; path: string } | undefined;
+  let passwords: { handle: fs.FileHandle; tmp: string; path: string; kept: Set<string> } | undefined;
   let manifest: Record<string, string>;
   let manifestPath: string;
   let total: number;
@@ -225,12 +250,15 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
       .then((t) => (JSON.parse(t) as { entries: Record<string, string> }).entries ?? {})
       .catch(() => ({}));
 
-    if (options.passwordsOut && !options.dryRun) {
-      const path = resolve(options.passwordsOut);
-      const tmp = join(resolve(path, '..'), `.tmp-${randomBytes(6).toString('hex')}`);
-      const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-      passwords = { handle, tmp, path };
-      await handle.writeFile('email,fileName,payloadIdentifier,serial,purpose,password\n');
+    if (options.passwordsOut) {
+      const kept = await existingPasswords(options.passwordsOut, options.passwordsOutExisting ?? 'refuse');
+      if (!options.dryRun) {
+        const path = resolve(options.passwordsOut);
+        const tmp = join(resolve(path, '..'), `.tmp-${randomBytes(6).toString('hex')}`);
+        const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+        passwords = { handle, tmp, path, kept: new Set(kept) };
+        await handle.writeFile([PASSWORDS_HEADER, ...kept].join('\n') + '\n');
+      }
     }
 
     const init: WorkerInit = {
@@ -299,9 +327,11 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
       else progress.unchanged++;
       if (r.hash) manifest[r.email.toLowerCase()] = r.hash;
       if (passwords && r.passwords?.length) {
-        const lines = r.passwords.map((p) => [r.email, p.fileName, p.payloadIdentifier, p.serial, p.purpose, p.password].map(csvField).join(',')).join('\n') + '\n';
-        const handle = passwords.handle;
-        writes = writes.then(() => handle.appendFile(lines));
+        const { handle, kept } = passwords;
+        // A merged file holds a row once: a cached PKCS#12 comes back with the same password.
+        const rows = r.passwords.map((p) => [r.email, p.fileName, p.payloadIdentifier, p.serial, p.purpose, p.password].map(csvField).join(',')).filter((l) => !kept.has(l));
+        rows.forEach((l) => kept.add(l));
+        if (rows.length) writes = writes.then(() => handle.appendFile(rows.join('\n') + '\n'));
       }
     }
     counted();
@@ -346,6 +376,18 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
         else fail(row.line, email, UserRemoved.code, new UserRemoved(email).message);
         counted();
         continue;
+      }
+      if (mint) {
+        // The store's SCEP server will certify this address: no challenge is minted for one it would refuse.
+        try {
+          assertCertificateEmail(email);
+        } catch (err) {
+          if (!(err instanceof ProfilesmithError)) throw err;
+          progress.done++;
+          fail(row.line, email, err.code, err.message);
+          counted();
+          continue;
+        }
       }
       pending.push({ id: id++, line: row.line, values: row.values, previousHash: manifest[email.toLowerCase()], records });
       inFlight++;

@@ -8,6 +8,7 @@
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import { InputInvalid } from '../errors.js';
+import { printable } from '../certs/email.js';
 import { CsvParser, detectDelimiter, headerKeys, type CsvRow } from '../util/csv.js';
 import { detectEncoding } from '../util/text-encoding.js';
 
@@ -47,14 +48,29 @@ async function* csvRows(path: string): AsyncGenerator<CsvRow> {
 
 /**
  * Yields the users of a CSV or JSON file one by one.
- * @throws ERR_INPUT_INVALID for a file without an `email` column or not a JSON array
+ * @throws ERR_INPUT_INVALID for a file without an `email` column or not a JSON array, an empty file, a directory, a row with more values than the header (an unquoted comma), or an address twice
  */
 export async function* readUsers(path: string): AsyncGenerator<UserRow> {
+  let stat: Awaited<ReturnType<typeof fs.stat>>;
   try {
     await fs.access(path);
+    stat = await fs.stat(path);
   } catch (err) {
-    throw new InputInvalid('users', `Cannot read the users file "${path}": ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InputInvalid('users', `Cannot read the users file "${path}": ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code ?? 'error'}`);
   }
+  if (stat.isDirectory()) throw new InputInvalid('users', `The users file "${path}" is a directory; name a CSV or JSON file`);
+  if (!stat.isFile()) throw new InputInvalid('users', `The users file "${path}" is not a file`);
+  // A user goes in once: a second row would be merged silently, or counted as another profile.
+  const seen = new Map<string, number>();
+  const once = (row: UserRow): UserRow => {
+    const email = typeof row.values.email === 'string' ? row.values.email.trim().toLowerCase() : '';
+    if (!email) return row;
+    const first = seen.get(email);
+    if (first !== undefined) throw new InputInvalid('users', `The users file has ${printable(row.values.email)} twice, on ${isJson(path) ? 'entries' : 'lines'} ${first} and ${row.line}; a user goes in once (merge the rows)`);
+    seen.set(email, row.line);
+    return row;
+  };
   if (isJson(path)) {
     const stat = await fs.stat(path);
     if (stat.size > MAX_JSON_USERS_BYTES) {
@@ -67,21 +83,31 @@ export async function* readUsers(path: string): AsyncGenerator<UserRow> {
       throw new InputInvalid('users', `The users file is not JSON: ${(err as Error).message}`);
     }
     if (!Array.isArray(list)) throw new InputInvalid('users', 'A JSON users file must hold an array of objects');
+    if (!list.length) throw new InputInvalid('users', `The users file "${path}" holds no users (an empty array)`);
     for (let i = 0; i < list.length; i++) {
       const v = list[i] as unknown;
-      yield { line: i + 1, values: v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : { email: undefined } };
+      yield once({ line: i + 1, values: v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : { email: undefined } });
     }
     return;
   }
   let keys: string[] | undefined;
   for await (const row of csvRows(path)) {
     if (!keys) {
+      // Blank lines before the header are no header.
+      if (row.fields.every((f) => !f.trim())) continue;
       keys = headerKeys(row);
       if (!keys.includes('email')) throw new InputInvalid('users', `The users file's header row has no "email" column (line ${row.line})`);
       continue;
     }
-    yield { line: row.line, values: Object.fromEntries(keys.map((k, i) => [k, (row.fields[i] ?? '').trim()])) };
+    // A value past the header's columns is a comma that split one (an unquoted "Ann, A."): the
+    // row would lose it. Empty ones (a spreadsheet's padding) are nothing lost.
+    const extra = row.fields.slice(keys.length);
+    if (extra.some((f) => f.trim())) {
+      throw new InputInvalid('users', `Line ${row.line} of the users file has ${row.fields.length} fields, its header ${keys.length}: a value holding the separator (an unquoted comma) goes in double quotes, "Example, Ann"`);
+    }
+    yield once({ line: row.line, values: Object.fromEntries(keys.map((k, i) => [k, (row.fields[i] ?? '').trim()])) });
   }
+  if (!keys) throw new InputInvalid('users', `The users file "${path}" is empty: it needs a header row (email[,name]...) and a row per user`);
 }
 
 /** How many users the file holds (a streaming pass), for progress and ETA. */

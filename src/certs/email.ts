@@ -1,11 +1,13 @@
+import { domainToASCII } from 'node:url';
 import { InputInvalid } from '../errors.js';
 import { hiddenCharacter, hiddenMessage } from './name.js';
 
 /**
- * Checks an address for use as an rfc822Name and as a store key: one `@`, no spaces,
- * control, invisible or text-direction characters, at most 254 characters. Returns it
+ * Checks an address for use as a store key and a profile's account address: one `@`, no
+ * spaces, control, invisible or text-direction characters, at most 254 characters. Returns it
  * unchanged (case is kept: iOS compares the account address and the certificate's
- * case-sensitively).
+ * case-sensitively). The local part may hold non-ASCII letters (an imported certificate's
+ * owner); issuing a certificate takes ASCII only (an rfc822Name is an IA5String).
  * @throws ERR_INPUT_INVALID
  * @example
  * const email = assertEmail('alice@example.com') // the address, checked
@@ -22,6 +24,28 @@ export function assertEmail(value: string): string {
     );
   if (!ok) throw new InputInvalid('email', `"${printable(value)}" is not an email address`);
   return value;
+}
+
+/**
+ * Checks an address for a certificate's rfc822Name, an IA5String (RFC 5280): what
+ * {@link assertEmail} accepts, in ASCII only. An internationalised address (RFC 8398
+ * SmtpUTF8Mailbox) is refused, with one line; for a domain in Unicode the line names the
+ * A-label form to use instead.
+ * @throws ERR_INPUT_INVALID
+ */
+export function assertCertificateEmail(value: string): string {
+  if (typeof value !== 'string' || hiddenCharacter(value, { joiners: false }) || !/[^\u0000-\u007f]/.test(value)) return assertEmail(value);
+  const at = value.lastIndexOf('@');
+  const local = value.slice(0, at);
+  const domain = value.slice(at + 1);
+  if (at > 0 && !/[^\u0000-\u007f]/.test(local)) {
+    const aLabel = domainToASCII(domain);
+    if (aLabel) {
+      assertEmail(`${local}@${aLabel}`);
+      throw new InputInvalid('email', `"${printable(value)}" has a domain in Unicode, and a certificate's address is ASCII: give the domain as its A-label, "${local}@${aLabel}"`);
+    }
+  }
+  throw new InputInvalid('email', `"${printable(value)}" has characters outside ASCII, and a certificate's address is ASCII (internationalised addresses, RFC 8398, are not supported): use an ASCII address of this mailbox`);
 }
 
 /** A value made safe to quote in a one-line message. */

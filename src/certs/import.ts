@@ -142,7 +142,8 @@ export interface ImportCheckResult {
 /**
  * The checks before an outside identity is stored: the key matches; RSA of 2048 bits or
  * more; the address is the certificate's (case-insensitive); emailProtection (warning, or
- * refused with `strict`); an expired certificate only into the encryption history.
+ * refused with `strict`); a key usage that allows the purpose; an expired certificate only
+ * into the encryption history.
  * @throws ERR_CERT_INVALID, ERR_KEY_UNSUPPORTED
  * @example
  * const bundle = readIdentity(readFileSync('alice.p12'), { password })
@@ -181,7 +182,12 @@ export async function checkImport(bundle: IdentityBundle, options: ImportCheckOp
   };
   if (!info.extendedKeyUsage.includes(EKU.emailProtection)) soft('the certificate has no emailProtection extended key usage');
   const wanted = options.purpose === 'smime-signing' ? 'digitalSignature' : 'keyEncipherment';
-  if (info.keyUsage.length && !info.keyUsage.includes(wanted)) soft(`the key usage lacks ${wanted}, which ${options.purpose} needs`);
+  // Unfit key usage is refused, --strict or not: a signing-only certificate in the encryption
+  // history would be offered for mail nobody can encrypt to it, and the reverse cannot sign.
+  if (info.keyUsage.length && !info.keyUsage.includes(wanted)) {
+    const other = options.purpose === 'smime-signing' ? 'smime-encryption' : 'smime-signing';
+    throw new CertificateInvalid('key-usage', `The certificate's key usage (${info.keyUsage.join(', ')}) lacks ${wanted}, which ${options.purpose} needs; import it as ${other}`);
+  }
   if (info.isCA) throw new CertificateInvalid('ca', 'The certificate is a CA certificate, not a user identity');
   const expired = now > info.notAfter;
   if (expired) {

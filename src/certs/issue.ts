@@ -8,7 +8,7 @@ import { InputInvalid, KeyUnsupported } from '../errors.js';
 import { describeKey, generateKeyPair, type KeyAlgorithm } from './keys.js';
 import { createCertificate, EKU, type KeyUsageName, type PublicationSpec } from './x509.js';
 import { checkNameValue } from './name.js';
-import { assertEmail } from './email.js';
+import { assertCertificateEmail } from './email.js';
 
 /** The certificate templates a user certificate is issued from. */
 export type CertificatePurpose = 'smime-signing' | 'smime-encryption';
@@ -137,7 +137,7 @@ export function assertSmimeKey(key: KeyObject): void {
 }
 
 function checkRequest(options: { email: string; name: string; days?: number }): { email: string; name: string; days: number } {
-  const email = assertEmail(options.email);
+  const email = assertCertificateEmail(options.email);
   // The CN is the text given, as a UTF8String: quotes, commas, `#` and all.
   const name = checkNameValue('name', options.name.trim());
   const days = options.days ?? 365;

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { InputInvalid, ProfileInvalid, StoreEntryNotFound, type ProfileIssue } from '../errors.js';
-import { assertEmail } from '../certs/email.js';
+import { assertCertificateEmail, assertEmail } from '../certs/email.js';
 import type { Identity } from '../certs/issue.js';
 import { toCertificates } from '../certs/pem.js';
 import type { ContentCipher } from '../cms/envelope.js';
@@ -105,6 +105,8 @@ async function scepValues(template: Template, data: Record<string, unknown>, sto
   const storeUrl = typeof minter.scepUrl === 'string' ? minter.scepUrl : undefined;
   const out: { scepUrl?: string; scepChallenge?: string } = storeUrl ? { scepUrl: storeUrl } : {};
   if (!user || !challengeToMint(template, (k) => getPath(data, k), storeUrl) || options.scepChallenge === false) return out;
+  // The store's SCEP server will certify this address: refused now, not at the device's enrolment.
+  assertCertificateEmail(user);
   if (typeof options.scepChallenge === 'string') return { ...out, scepChallenge: options.scepChallenge };
   if (!minter.challenges) return out;
   const { token } = await minter.challenges.create(user, { ttlMs: options.scepChallengeTtlMs ?? SCEP_CHALLENGE_TTL_MS });
@@ -122,18 +124,39 @@ export interface Pkcs12Password {
 }
 
 /**
+ * What tells apart identities whose names would be the same: a prefix of each one's
+ * fingerprint (never of the serial: a CA's sequential serials share theirs), 8 hex digits or
+ * as many more as it takes. Empty for a name no other identity has.
+ */
+function distinguishers(bases: string[], fingerprints: string[]): string[] {
+  return bases.map((b, i) => {
+    const own = fingerprints[i] ?? '';
+    const twins = bases.flatMap((x, j) => (j !== i && x === b ? [fingerprints[j] ?? ''] : []));
+    if (!twins.length) return '';
+    let n = 8;
+    while (n < own.length && twins.some((f) => f.slice(0, n) === own.slice(0, n))) n += 2;
+    return own.slice(0, n);
+  });
+}
+
+/**
  * The PayloadCertificateFileName of each identity, as the iPhone shows it when it asks for
- * a password: `Alice Example (signing).p12`, `Alice Example (encryption, 2025-03).p12`; a serial
- * prefix tells apart two of one month.
+ * a password: `Alice Example (signing).p12`, `Alice Example (encryption, 2025-03).p12`; a
+ * fingerprint prefix tells apart two of one month.
  */
 export function identityFileNames(records: { record: CertificateRecord; role: 'signing' | 'encryption' }[], fallbackName: string): string[] {
   // A name recorded before such characters were refused may still hold them: never in a file name.
   const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f\p{Cf}\u2028\u2029/\\:]+/gu, '-').trim() || 'user';
   const base = records.map(({ record, role }) => `${clean(record.name ?? fallbackName)} (${role}${role === 'encryption' ? `, ${record.notBefore.slice(0, 7)}` : ''}`);
-  return base.map((b, i) => {
-    const twin = base.some((x, j) => j !== i && x === b);
-    return `${b}${twin ? `, ${records[i]!.record.serial.slice(0, 6)}` : ''}).p12`;
-  });
+  const extra = distinguishers(base, records.map((r) => r.record.fingerprint));
+  return base.map((b, i) => `${b}${extra[i] ? `, ${extra[i]}` : ''}).p12`);
+}
+
+/** The PayloadDisplayName of each identity: `S/MIME encryption alice@example.com (until 2026-12-01)`, a fingerprint prefix added to tell apart two that end on one day. */
+function identityDisplayNames(records: { record: CertificateRecord; role: 'signing' | 'encryption' }[], email: string): string[] {
+  const base = records.map(({ record, role }) => `S/MIME ${role} ${email} (until ${record.notAfter.slice(0, 10)}`);
+  const extra = distinguishers(base, records.map((r) => r.record.fingerprint));
+  return base.map((b, i) => `${b}${extra[i] ? `, ${extra[i]}` : ''})`);
 }
 
 /** What {@link generateProfile} returns: the profile file and what went into it. */
@@ -290,6 +313,7 @@ export async function generateProfile<T extends TemplateRef | Template>(options:
   const build = (identity: Identity, record: CertificateRecord) => profilePkcs12(identity, { user: email, purpose: record.purpose }, random);
   const order = [...(user?.signing ? [{ record: user.signing, role: 'signing' as const }] : []), ...(user?.history ?? []).map((record) => ({ record, role: 'encryption' as const }))];
   const names = identityFileNames(order, user?.name ?? email);
+  const displayNames = identityDisplayNames(order, email);
   const fileNameOf = (record: CertificateRecord, role: 'signing' | 'encryption') => names[order.findIndex((o) => o.record === record && o.role === role)] ?? `${local}-${role}.p12`;
   const identityPayload = async (record: CertificateRecord, role: 'signing' | 'encryption') => {
     const { password, pkcs12 } =
@@ -302,7 +326,7 @@ export async function generateProfile<T extends TemplateRef | Template>(options:
     return {
       identifier: payloadIdentifier,
       uuid: stableUuid(identifier, role, record.fingerprint),
-      displayName: `S/MIME ${role} ${email} (until ${record.notAfter.slice(0, 10)})`,
+      displayName: displayNames[order.findIndex((o) => o.record === record && o.role === role)] ?? `S/MIME ${role} ${email}`,
       fileName,
       content: pkcs12,
       password: embed ? password : undefined,

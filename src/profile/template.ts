@@ -23,6 +23,10 @@ export interface TemplateVariable {
   default?: string | boolean | number;
   description?: string;
   enum?: (string | number)[];
+  /** For an integer or a real: the smallest value allowed (a port: 1). */
+  minimum?: number;
+  /** For an integer or a real: the largest value allowed (a port: 65535). */
+  maximum?: number;
   /** A secret (a password, a challenge): never a command-line value, which other users of the machine can see. */
   secret?: boolean;
 }
@@ -266,6 +270,10 @@ export function resolveData(
     if (!ok) {
       const what = decl.type === 'date' ? 'an ISO-8601 date and time' : decl.type === 'real' ? 'a positive number' : `a ${decl.type}`;
       throw new TemplateDataError(template.name, name, `must be ${what}, got ${JSON.stringify(value)}`);
+    }
+    // A value the device would refuse or misread (imap.port=99999) is never signed.
+    if (typeof value === 'number' && ((decl.minimum !== undefined && value < decl.minimum) || (decl.maximum !== undefined && value > decl.maximum))) {
+      throw new TemplateDataError(template.name, name, `must be from ${decl.minimum ?? '-∞'} to ${decl.maximum ?? '∞'}, got ${value}`);
     }
     if (decl.enum && !decl.enum.includes(value as string | number)) {
       throw new TemplateDataError(template.name, name, `must be one of ${decl.enum.join(', ')}`);

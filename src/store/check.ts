@@ -1,6 +1,7 @@
 /**
  * `store check`: reads everything in a file store and reports what is damaged. It never
- * changes or deletes anything.
+ * changes or deletes anything; {@link quarantineEntries} (`store check --quarantine`) moves
+ * damaged entries aside, whole, into `quarantine/`.
  *
  * @module check
  */
@@ -10,7 +11,8 @@ import { join } from 'node:path';
 import { keysMatch } from '../certs/keys.js';
 import { certificatesFrom, fingerprint, normalizeSerial } from '../certs/pem.js';
 import { FileStore } from './file/file-store.js';
-import { lockState } from './lock.js';
+import { lockState, withLock } from './lock.js';
+import { ioError } from './fs-util.js';
 import type { PostgresStore } from './postgres/pg-store.js';
 import type { CertificateRecord } from './store.js';
 import { parseIndex } from './file/index-format.js';
@@ -21,6 +23,11 @@ export interface StoreFinding {
   severity: 'error' | 'warning' | 'info';
   path: string;
   message: string;
+  /**
+   * For damage to one certificate's entry: its folder (`certs/<serial>`, relative to the store),
+   * which `store check --quarantine` can move aside.
+   */
+  entry?: string;
 }
 
 /**
@@ -36,7 +43,10 @@ export async function checkStore(store: FileStore | PostgresStore): Promise<Stor
 
 async function checkFileStore(store: FileStore): Promise<StoreFinding[]> {
   const findings: StoreFinding[] = [];
-  const add = (severity: StoreFinding['severity'], path: string, message: string) => findings.push({ severity, path, message });
+  // Each problem once, however many checks meet it.
+  const add = (severity: StoreFinding['severity'], path: string, message: string, entry?: string) => {
+    if (!findings.some((f) => f.path === path && f.message === message)) findings.push({ severity, path, message, ...(entry ? { entry } : {}) });
+  };
   const gen = store.meta.keyGeneration;
   const rel = (p: string) => join(store.dir, p);
 
@@ -45,13 +55,13 @@ async function checkFileStore(store: FileStore): Promise<StoreFinding[]> {
     if (!st) return add('error', rel(p), `${what} is missing`);
     if (st.mode & 0o077 & ~max) add('error', rel(p), `${what} has mode ${(st.mode & 0o777).toString(8)}; it must not be readable by others (chmod ${max === 0o044 ? '644' : '600'})`);
   };
-  const cert = async (p: string): Promise<X509Certificate | undefined> => {
+  const cert = async (p: string, entry?: string): Promise<X509Certificate | undefined> => {
     try {
       const der = certificatesFrom(await fs.readFile(rel(p), 'utf8'))[0];
       if (!der) throw new Error('no certificate');
       return new X509Certificate(der);
     } catch {
-      add('error', rel(p), 'is missing, truncated or not a certificate');
+      add('error', rel(p), 'is missing, truncated or not a certificate', entry);
       return undefined;
     }
   };
@@ -166,16 +176,19 @@ async function checkFileStore(store: FileStore): Promise<StoreFinding[]> {
       record = JSON.parse(await fs.readFile(rel(`${dir}/entry.json`), 'utf8')) as CertificateRecord;
       if (record.serial !== name) throw new Error('serial');
     } catch {
-      add('error', rel(`${dir}/entry.json`), 'is missing, truncated or corrupted');
+      // Whose it is, from its certificate when that is whole: the one user whose lookups it stops.
+      const c = await fs.readFile(rel(`${dir}/cert.pem`), 'utf8').then((t) => certificatesFrom(t)[0], () => undefined).catch(() => undefined);
+      const owner = c ? /(?:^|, )email:([^,\s]+)/.exec(new X509Certificate(c).subjectAltName ?? '')?.[1] : undefined;
+      add('error', rel(`${dir}/entry.json`), `is missing, truncated or corrupted: certificate ${name}${owner ? ` of ${owner}` : ''} is left out of listings, and ${owner ?? 'every user'}'s profiles fail until it is repaired or moved aside`, dir);
       continue;
     }
     const indexed = index.get(name);
     if (indexed && (indexed.user !== record.user || indexed.fingerprint !== record.fingerprint || indexed.purpose !== record.purpose)) {
       add('error', rel('index.json'), `disagrees with the entry ${name}; delete index.json and it is rebuilt from the entries`);
     }
-    const c = await cert(`${dir}/cert.pem`);
+    const c = await cert(`${dir}/cert.pem`, dir);
     if (!c) continue;
-    if (fingerprint(c.raw) !== record.fingerprint) add('error', rel(`${dir}/cert.pem`), 'does not match the fingerprint its entry records');
+    if (fingerprint(c.raw) !== record.fingerprint) add('error', rel(`${dir}/cert.pem`), 'does not match the fingerprint its entry records', dir);
     // A device's certificate (SCEP) has its key on the device: one here would be out of place.
     if (!record.keyOnDevice) await key(`${dir}/key`, c);
     else if (await fs.stat(rel(`${dir}/key.${gen}`)).catch(() => undefined)) add('error', rel(`${dir}/key.${gen}`), 'a key beside a certificate enrolled by a device (its key is on the device)');
@@ -191,4 +204,39 @@ async function checkFileStore(store: FileStore): Promise<StoreFinding[]> {
     }
   }
   return findings;
+}
+
+/** An entry {@link quarantineEntries} moved: from `certs/<serial>` to `quarantine/<serial>…`, relative to the store. */
+export interface QuarantinedEntry {
+  from: string;
+  to: string;
+}
+
+/**
+ * Moves the entries that findings name as damaged (their `entry`) out of `certs/` into
+ * `quarantine/`, whole and under the store lock, so that listings and profiles no longer meet
+ * them. Nothing is deleted: moving a folder back restores it. An entry already gone is skipped.
+ * @throws ERR_STORE_IO when a folder cannot be moved (those moved before stay moved)
+ */
+export async function quarantineEntries(store: FileStore, findings: readonly StoreFinding[]): Promise<QuarantinedEntry[]> {
+  const entries = [...new Set(findings.flatMap((f) => (f.entry && /^certs\/[0-9a-f]+$/.test(f.entry) ? [f.entry] : [])))];
+  if (!entries.length) return [];
+  return withLock(store.dir, async () => {
+    const moved: QuarantinedEntry[] = [];
+    await fs.mkdir(join(store.dir, 'quarantine'), { recursive: true, mode: 0o700 });
+    for (const from of entries) {
+      const serial = from.slice('certs/'.length);
+      const taken = new Set(await fs.readdir(join(store.dir, 'quarantine')));
+      let to = `quarantine/${serial}`;
+      for (let i = 2; taken.has(to.slice('quarantine/'.length)); i++) to = `quarantine/${serial}-${i}`;
+      try {
+        await fs.rename(join(store.dir, from), join(store.dir, to));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw ioError(join(store.dir, from), 'move', err);
+      }
+      moved.push({ from, to });
+    }
+    return moved;
+  });
 }

@@ -4,7 +4,7 @@
  *
  * @module issuance
  */
-import { assertEmail } from '../certs/email.js';
+import { assertCertificateEmail } from '../certs/email.js';
 import type { CertificatePurpose } from '../certs/issue.js';
 import { checkNameValue } from '../certs/name.js';
 import { distinctIssuers, fingerprint, normalizeSerial, toCertificates, type CertificateInput } from '../certs/pem.js';
@@ -32,7 +32,7 @@ export function checkNewPassphrase(passphrase: string): void {
  * the name. Returns the address.
  */
 export function checkedIssuance(options: IssueUserCertificateOptions, domains: readonly string[]): string {
-  const user = assertEmail(options.user);
+  const user = assertCertificateEmail(options.user);
   if (!emailPermitted(user, domains)) {
     throw new InputInvalid('user', `"${user}" is outside the email domains this CA may issue for (${domains.join(', ')})`);
   }

@@ -129,7 +129,7 @@ test('--no-pkcs12-password writes the passwords to a 0600 file and leaves them o
     const fileName = /^"((?:[^"]|"")*)"|^([^,]*)/.exec(line)!.slice(1).find((x) => x !== undefined)!.replace(/""/g, '"');
     t.true(xml.includes(`<key>PayloadCertificateFileName</key>\n\t\t\t<string>${fileName}</string>`), fileName);
   }
-  t.regex(csv.slice(1).join("\n"), /^"Alice Example \(encryption, \d{4}-\d{2}, [0-9a-f]{6}\)\.p12",/m, "two of one month are told apart by serial");
+  t.regex(csv.slice(1).join("\n"), /^"Alice Example \(encryption, \d{4}-\d{2}, [0-9a-f]{8,}\)\.p12",/m, "two of one month are told apart by a fingerprint prefix");
   t.regex(csv.slice(1).join('\n'), /^Alice Example \(signing\)\.p12,/m);
 });
 

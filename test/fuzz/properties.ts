@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertEmail } from '../../src/certs/email.js';
+import { assertCertificateEmail, assertEmail } from '../../src/certs/email.js';
 import { readIdentity } from '../../src/certs/import.js';
 import { toPem } from '../../src/certs/pem.js';
 import { toPkcs12 } from '../../src/certs/pkcs12.js';
@@ -502,6 +502,9 @@ export const properties = {
       ),
     check: async (_c, value) => {
       const ok = await typedOrResult('assertEmail', () => assertEmail(value));
+      // A certificate's rfc822Name is an IA5String: never a byte above 0x7f (RFC 5280).
+      const forCertificate = await typedOrResult('assertCertificateEmail', () => assertCertificateEmail(value));
+      if (forCertificate !== undefined && (forCertificate !== value || /[^\u0000-\u007f]/.test(value) || ok === undefined)) throw new Error(`accepted ${JSON.stringify(value)} for a certificate`);
       if (ok !== undefined) {
         if (ok !== value) throw new Error('assertEmail changed the address');
         if (value.split('@').length !== 2) throw new Error(`accepted ${JSON.stringify(value)} without exactly one @`);

@@ -4,7 +4,8 @@ import { runBatch } from '../../batch/run.js';
 import { UsageError } from '../errors.js';
 import { readInputFile } from '../files.js';
 import { getPassphrase, templateArg, templateValues, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
-import { interruptSignal, note, printJson } from '../output.js';
+import { InputInvalid } from '../../errors.js';
+import { checkOutput, interruptSignal, note, printJson } from '../output.js';
 import { batchReporter } from '../progress.js';
 import { pkcs11OptionsFromArgs, signerOptions, type SignerArgs } from '../signer.js';
 
@@ -18,6 +19,7 @@ interface Args extends StoreArgs, SignerArgs {
   pkcs12Password: boolean;
   passwordsOut?: string;
   onlyChanged?: boolean;
+  force?: boolean;
   includeRevoked?: boolean;
   strict?: boolean;
   dryRun?: boolean;
@@ -25,6 +27,17 @@ interface Args extends StoreArgs, SignerArgs {
   encryptTo?: string;
   cipher: 'aes-256' | '3des';
   json?: boolean;
+}
+
+/** `-o`'s rule for --passwords-out, with batch's two ways on: --only-changed merges, --force replaces. */
+function checkPasswordsOut(ctx: Context, out: string, force: boolean): void {
+  try {
+    checkOutput(ctx.io, out, force, '--passwords-out');
+  } catch (err) {
+    if (err instanceof InputInvalid && err.message.startsWith(`"${out}" exists`))
+      throw new InputInvalid('passwords-out', `"${out}" exists; pass --only-changed to add this run's passwords to it, or --force to replace it (or choose another --passwords-out)`);
+    throw err;
+  }
 }
 
 export function batchCommand(ctx: Context): CommandModule<object, Args> {
@@ -41,7 +54,8 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
         .option('jobs', { type: 'number', describe: 'worker threads (default: the number of cores)' })
         .option('pkcs12-password', { type: 'boolean', default: true, describe: '--no-pkcs12-password keeps passwords out of the profiles; needs --passwords-out' })
         .option('passwords-out', { type: 'string', describe: 'CSV of the PKCS#12 passwords (mode 0600)' })
-        .option('only-changed', { type: 'boolean', describe: 'skip users whose profile would not change' })
+        .option('only-changed', { type: 'boolean', describe: 'skip users whose profile would not change; an existing --passwords-out keeps its rows and gets the new ones' })
+        .option('force', { alias: 'f', type: 'boolean', describe: 'replace an existing --passwords-out (without it, or --only-changed, an existing file is refused)' })
         .option('include-revoked', { type: 'boolean', describe: 'also ship revoked encryption certificates' })
         .option('strict', { type: 'boolean', describe: 'stop at the first failed row' })
         .option('dry-run', { type: 'boolean', describe: 'make every profile in memory and say what would be written; write nothing' })
@@ -54,11 +68,14 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
         .example('$0 batch exchange-smime --store ./store --users users.csv --out profiles --dry-run', 'check every row first; nothing is written')
         .epilogue(
           'Ctrl-C stops the run: the rows in flight finish, the run record (OUT/.profilesmith-batch.json) and --passwords-out are written for them, ' +
-            'a summary is printed, and the exit code is 130; rerun with --only-changed to do the rest.\n' +
+            'a summary is printed, and the exit code is 130; rerun with --only-changed to do the rest ' +
+            '(an existing --passwords-out keeps its rows and gets the new ones; without --only-changed it is refused unless --force).\n' +
             'Exit codes: 0 every row done, 1 a row failed (the others still complete) or the run could not start, 130 stopped by Ctrl-C',
         ) as unknown as Argv<Args>,
     handler: async (args) => {
       if (!args.pkcs12Password && !args.passwordsOut) throw new UsageError('--no-pkcs12-password needs --passwords-out FILE, or the passwords would be lost');
+      // Nothing the tool wrote is replaced silently: the passwords are what users must type.
+      if (args.passwordsOut) checkPasswordsOut(ctx, args.passwordsOut, !!args.force || !!args.onlyChanged);
       if (args.jobs !== undefined && (!Number.isInteger(args.jobs) || args.jobs < 1)) throw new UsageError('--jobs takes a whole number from 1');
       // The config's values, the data file and the sets, with the secret and unknown-key checks
       // done here, once; users-file columns override them in the workers.
@@ -68,6 +85,7 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
       const pkcs11 = await pkcs11OptionsFromArgs(args, ctx.io);
       const report = batchReporter(ctx.io, 'batch', !!args.json);
       const stop = interruptSignal(ctx.io);
+      const passwordsPath = args.passwordsOut ? resolve(ctx.io.cwd, args.passwordsOut) : undefined;
       const summary = await runBatch({
         storeDir: storeDir(args, ctx.io),
         passphrase,
@@ -79,7 +97,7 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
         ...(args.jobs ? { jobs: args.jobs } : {}),
         ...(pkcs11 ? { pkcs11 } : {}),
         embedPkcs12Passwords: args.pkcs12Password,
-        ...(args.passwordsOut ? { passwordsOut: resolve(ctx.io.cwd, args.passwordsOut) } : {}),
+        ...(passwordsPath ? { passwordsOut: passwordsPath, passwordsOutExisting: args.force ? 'replace' : args.onlyChanged ? 'merge' : 'refuse' } : {}),
         onlyChanged: !!args.onlyChanged,
         includeRevoked: !!args.includeRevoked,
         strict: !!args.strict,
@@ -89,6 +107,10 @@ export function batchCommand(ctx: Context): CommandModule<object, Args> {
         ...(args.encryptTo ? { encryptTo: await readInputFile(ctx.io, args.encryptTo, 'encrypt-to', 1024 * 1024) } : {}),
         cipher: args.cipher === '3des' ? 'des-ede3-cbc' : 'aes-256-cbc',
         ...report.callbacks,
+      }).catch((err: unknown) => {
+        // The library names the full path; the admin typed a shorter one.
+        if (err instanceof InputInvalid && err.field === 'passwords-out' && passwordsPath && args.passwordsOut) throw new InputInvalid(err.field, err.message.replace(`"${passwordsPath}"`, `"${args.passwordsOut}"`));
+        throw err;
       });
       report.finish();
       const text =

@@ -79,7 +79,7 @@ function importCmd(ctx: Context): CommandModule<object, ImportArgs> {
         .option('password-file', { type: 'string', describe: 'file holding the PKCS#12 or key password (- for stdin)' })
         .option('key', { type: 'string', describe: 'private key file (PEM or DER PKCS#8) for a PEM/DER certificate' })
         .option('chain', { type: 'string', describe: 'PEM file of issuer certificates to ship with it' })
-        .option('strict', { type: 'boolean', describe: 'refuse a certificate without emailProtection or with unfit key usage' })
+        .option('strict', { type: 'boolean', describe: 'refuse a certificate without emailProtection (a key usage unfit for --purpose is always refused)' })
         .option('json', { type: 'boolean', describe: 'print the record as JSON' })
         .example('$0 cert import alice-2019.pfx --store ./store --user alice@example.com --purpose smime-encryption --password-file pw.txt', 'import an old encryption identity') as unknown as Argv<ImportArgs>,
     handler: async (args) => {

@@ -5,11 +5,11 @@ import { toPem } from '../../certs/pem.js';
 import { toPkcs12 } from '../../certs/pkcs12.js';
 import { describeCertificate } from '../../certs/x509.js';
 import { statusOf } from '../../store/store.js';
-import { isProfilesmithError } from '../../errors.js';
+import { InputInvalid, isProfilesmithError } from '../../errors.js';
 import { UsageError } from '../errors.js';
 import { readSecretFile } from '../files.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs, durationFlag } from '../options.js';
-import { interruptSignal, note, printJson, printTable, warn, writeArtifact, checkOutput, shellWord } from '../output.js';
+import { errorLine, interruptSignal, note, printJson, printTable, warn, writeArtifact, checkOutput, shellWord } from '../output.js';
 import { importBatchCommand, importCommand } from './cert-import.js';
 import { resolve } from 'node:path';
 import { issueBatch } from '../../batch/issue-batch.js';
@@ -21,6 +21,7 @@ interface IssueArgs extends StoreArgs {
   purpose: CertificatePurpose;
   days: number;
   json?: boolean;
+  force?: boolean;
 }
 
 interface ListArgs extends StoreArgs {
@@ -90,12 +91,21 @@ function issue(ctx: Context): CommandModule<object, IssueArgs> {
         .option('purpose', { choices: PURPOSES, demandOption: true, describe: 'certificate template' })
         .option('days', { type: 'number', default: 365, describe: "validity in days (1-3650); a notAfter past the issuing CA's is clamped to it, with a warning" })
         .option('json', { type: 'boolean', describe: 'print the new record as JSON' })
+        .option('force', { alias: 'f', type: 'boolean', describe: 'issue a signing certificate even if the user holds a valid one' })
         .example(
           '$0 cert issue --store ./store --user alice@example.com --name "Alice Example" --purpose smime-signing',
           'issue a signing certificate',
         ) as unknown as Argv<IssueArgs>,
     handler: async (args) => {
       const store = await openStoreFromArgs(args, ctx.io, true);
+      if (args.purpose === 'smime-signing' && !args.force) {
+        // A profile carries one signing identity: a second one is a renewal, or a mistake.
+        const now = new Date();
+        const held = (await store.listCertificates({ user: args.user, purpose: 'smime-signing' })).filter((r) => !r.keyOnDevice && statusOf(r, now) === 'valid').at(-1);
+        if (held) {
+          throw new InputInvalid('user', `${held.user} already holds a valid signing certificate, ${held.serial} (until ${held.notAfter.slice(0, 10)}); to replace it, \`profilesmith cert renew --user ${held.user} --purpose smime-signing\`; to add another, --force`);
+        }
+      }
       if (ctx.io.stderr.isTTY) note(ctx.io, 'Generating an RSA key...');
       const record = await store.issueCertificate({ user: args.user, name: args.name, purpose: args.purpose, days: args.days });
       warnIfClamped(ctx, record, args.days);
@@ -163,7 +173,14 @@ function list(ctx: Context): CommandModule<object, ListArgs> {
       const store = await openStoreFromArgs(args, ctx.io, false);
       const now = new Date();
       const horizon = args.expiring ? now.getTime() + durationFlag(args.expiring, 'expiring') : undefined;
-      const records = (await store.listCertificates(args.user ? { user: args.user } : {})).filter(
+      const which = args.user ? { user: args.user } : {};
+      // A damaged entry is named, and the rest listed; a store without the notion lists or fails whole.
+      const readable = 'listReadable' in store && typeof store.listReadable === 'function' ? await store.listReadable(which) : { records: await store.listCertificates(which), damaged: [] };
+      for (const d of readable.damaged) {
+        errorLine(ctx.io, `error: Certificate ${d.serial}${d.user ? ` of ${d.user}` : ' (whose certificate file is damaged too)'} is not listed: its store entry "${d.path}" is ${d.error.message.endsWith('missing') ? 'missing' : 'damaged'}; run \`profilesmith store check --quarantine\` to move it aside`);
+        ctx.exitCode = 1;
+      }
+      const records = readable.records.filter(
         (r) => horizon === undefined || (statusOf(r, now) === 'valid' && Date.parse(r.notAfter) <= horizon),
       );
       const rows = records.map((r) => ({
@@ -185,7 +202,7 @@ function list(ctx: Context): CommandModule<object, ListArgs> {
         ...(r.keyOnDevice ? { keyOnDevice: true } : {}),
       }));
       if (args.json) return printJson(ctx.io, rows);
-      if (!rows.length) return note(ctx.io, 'No certificates');
+      if (!rows.length) return readable.damaged.length ? undefined : note(ctx.io, 'No certificates');
       printTable(
         ctx.io,
         ['SERIAL', 'USER', 'PURPOSE', 'STATUS', 'NOT AFTER', 'SOURCE'],

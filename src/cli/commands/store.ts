@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
-import { checkStore } from '../../store/check.js';
+import { checkStore, quarantineEntries, type QuarantinedEntry } from '../../store/check.js';
+import { FileStore } from '../../store/file/file-store.js';
 import { closeStore, openStore } from '../../store/open.js';
 import { openStore as openFileStore } from '../../store/fs-store.js';
 import { isPostgresUrl } from '../../store/postgres/db.js';
@@ -12,6 +13,7 @@ import { note, printJson } from '../output.js';
 
 interface CheckArgs extends StoreArgs {
   json?: boolean;
+  quarantine?: boolean;
 }
 
 interface PassphraseArgs extends StoreArgs {
@@ -25,17 +27,30 @@ function check(ctx: Context): CommandModule<object, CheckArgs> {
     builder: (y: Argv) =>
       storeOptions(y)
         .option('json', { type: 'boolean', describe: 'print the findings as JSON' })
+        .option('quarantine', { type: 'boolean', describe: 'move damaged certificate entries aside, into STORE/quarantine/ (move one back to restore it)' })
         .example('$0 store check --store ./store', 'check everything (keys too, when the passphrase is given)')
-        .epilogue('Exit codes: 0 no errors, 1 could not check, 3 checked and found errors. Nothing is changed or deleted.') as unknown as Argv<CheckArgs>,
+        .example('$0 store check --store ./store --quarantine', 'move damaged entries aside so that the rest of the store works')
+        .epilogue('Exit codes: 0 no errors, 1 could not check, 3 checked and found errors. Nothing is changed or deleted, except that --quarantine moves damaged entries (whole) into STORE/quarantine/.') as unknown as Argv<CheckArgs>,
     handler: async (args) => {
       const store = await openStore(storeDir(args, ctx.io));
+      if (args.quarantine && !(store instanceof FileStore)) throw new UsageError('--quarantine is for a file store; a PostgreSQL store keeps no entry files to move aside');
       const hasPassphrase = !!(args.passphraseFile || ctx.io.env.PROFILESMITH_PASSPHRASE || ctx.io.env.PROFILESMITH_PASSPHRASE_FILE || ctx.io.stdin.isTTY);
       if (hasPassphrase) await store.unlock(await getPassphrase(args, ctx.io));
-      const findings = await checkStore(store);
+      let findings = await checkStore(store);
+      let moved: QuarantinedEntry[] = [];
+      if (args.quarantine && store instanceof FileStore) {
+        moved = await quarantineEntries(store, findings);
+        // What is left, once they are aside.
+        if (moved.length) findings = await checkStore(store);
+      }
       const errors = findings.filter((f) => f.severity === 'error').length;
-      if (args.json) printJson(ctx.io, { keysChecked: hasPassphrase, errors, findings });
+      if (args.json) printJson(ctx.io, { keysChecked: hasPassphrase, errors, findings, ...(args.quarantine ? { quarantined: moved } : {}) });
       else {
-        for (const f of findings) ctx.io.stdout.write(`${f.severity}: ${f.path}: ${f.message}\n`);
+        for (const f of findings) {
+          const advice = f.entry && !args.quarantine ? '; `profilesmith store check --quarantine` moves the entry aside' : '';
+          ctx.io.stdout.write(`${f.severity}: ${f.path}: ${f.message}${advice}\n`);
+        }
+        for (const m of moved) note(ctx.io, `Moved ${m.from} to ${m.to} in ${store.dir}: its certificate is no longer listed or put in profiles; to restore it, repair it and move it back to ${m.from}`);
         if (!hasPassphrase) note(ctx.io, 'Keys were not decrypted: give the passphrase to check them too');
         note(ctx.io, errors ? `${errors} error(s) found in ${store.dir}` : `No errors in ${store.dir}`);
       }

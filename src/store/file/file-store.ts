@@ -40,7 +40,7 @@ import { withLock } from '../lock.js';
 import { type ResponderIdentity, type RevokeResult, type StoreCa } from '../pki-files.js';
 import { deriveKey, unseal, type Sealed } from '../secret-box.js';
 import { findRecord, keyOnDeviceError, type CertificateRecord, type IssueDeviceCertificateOptions, type ImportIdentityOptions, type ImportIdentityResult, type IssueUserCertificateOptions, type LifecycleStore, type ListCertificatesOptions, type RemoveUserResult, type TrustChain } from '../store.js';
-import { RecordIndex, type Amendment, type Revocation } from './record-index.js';
+import { RecordIndex, type Amendment, type DamagedEntry, type Revocation } from './record-index.js';
 import { FilePkcs12Cache } from './pkcs12-cache.js';
 import * as caRead from './ca-read.js';
 import { parseMeta, type StoreMeta } from './meta.js';
@@ -243,6 +243,16 @@ export class FileStore implements LifecycleStore {
 
   async listCertificates(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {
     return this.#index.list(options);
+  }
+
+  /**
+   * The records that can be read, and the damaged entries that may be among those asked for
+   * (with `user`: that user's, or those whose certificate is damaged too): `cert list` lists
+   * the rest and names them, where {@link listCertificates} fails.
+   * @internal
+   */
+  listReadable(options: ListCertificatesOptions = {}): Promise<{ records: CertificateRecord[]; damaged: DamagedEntry[] }> {
+    return this.#index.listReadable(options);
   }
 
   /**

@@ -5,10 +5,12 @@
  *
  * @module file-record-index
  */
+import { X509Certificate } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreEntryNotFound, StoreIOError } from '../../errors.js';
 import { atomicWrite, ioError } from '../fs-util.js';
+import { certificatesFrom } from '../../certs/pem.js';
 import { compareRecords, servesPurpose, type CertificateRecord, type ListCertificatesOptions } from '../store.js';
 import { formatIndex, IndexDamaged, IndexFile, parseIndex } from './index-format.js';
 import { SERIAL, type Amendment, type Overlay, type Revocation } from './records.js';
@@ -27,6 +29,28 @@ const overlayOf = (file: { entries: Revocation[]; amendments: Amendment[] }): Ov
 });
 
 /** The records in memory, and what they were read from. */
+/**
+ * An entry whose entry.json is missing or damaged. `user` is read from its certificate when
+ * that is whole, so that only that user's lookups fail; without it, every user's do.
+ */
+export interface DamagedEntry {
+  serial: string;
+  path: string;
+  user: string | undefined;
+  error: StoreIOError;
+}
+
+/** The address in a certificate's subjectAltName, if its cert.pem is whole. */
+function ownerOf(certPath: string): string | undefined {
+  try {
+    const der = certificatesFrom(readFileSync(certPath, 'utf8'))[0];
+    if (!der) return undefined;
+    return /(?:^|, )email:([^,\s]+)/.exec(new X509Certificate(der).subjectAltName ?? '')?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
 interface RecordCache {
   revKey: string;
   dirKey: string;
@@ -40,6 +64,8 @@ interface RecordCache {
    * unparsed lines in it. `records` then holds only those asked for.
    */
   lazy: IndexFile | undefined;
+  /** Entries whose entry.json is missing or damaged, by serial: left out of `records`, each named when it is needed. */
+  damaged: Map<string, DamagedEntry>;
 }
 
 export class RecordIndex {
@@ -221,8 +247,10 @@ export class RecordIndex {
     let cache = this.#records;
     if (cache && cache.dirKey === dirKey && cache.revKey === revKey) return cache;
     const revocations = overlayOf(await this.overlayFile());
+    let listed = false;
     const readNames = async () => {
       try {
+        listed = true;
         return await fs.readdir(certsDir);
       } catch (err) {
         throw ioError(certsDir, 'read', err);
@@ -230,7 +258,7 @@ export class RecordIndex {
     };
     let names: string[] = [];
     if (!cache) {
-      cache = { revKey, dirKey, indexKey: undefined, records: new Map(), byUser: new Map(), revocations, lazy: undefined };
+      cache = { revKey, dirKey, indexKey: undefined, records: new Map(), byUser: new Map(), revocations, lazy: undefined, damaged: new Map() };
       this.#records = cache;
       // A large store starts from index.json, a cache of the entries' (immutable) facts.
       const { file, bytes } = this.readIndex();
@@ -266,19 +294,29 @@ export class RecordIndex {
     }
     // Only the entries that are not in memory yet are read: one file instead of tens of thousands.
     const fresh = names.filter((n) => SERIAL.test(n) && !cache.records.has(n));
+    // A damaged entry is read again on every listing (it may have been repaired) and forgotten once gone (quarantined).
+    if (listed) cache.damaged.clear();
     // Synchronous reads in slices: thousands of small files read far faster without a
     // threadpool round trip each, and yielding between slices keeps the event loop alive.
     for (let i = 0; i < fresh.length; i += 512) {
       if (i) await new Promise((r) => setImmediate(r));
-      const batch = fresh.slice(i, i + 512).map((n) => {
+      const batch = fresh.slice(i, i + 512).flatMap((n) => {
         const path = join(this.dir, 'certs', n, 'entry.json');
         let text: string;
         try {
           text = readFileSync(path, 'utf8');
         } catch (err) {
-          throw ioError(path, 'read', err);
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(path, 'read', err);
+          cache.damaged.set(n, { serial: n, path, user: ownerOf(join(this.dir, 'certs', n, 'cert.pem')), error: new StoreIOError(path, 'read', `The store entry "${path}" is missing`, { cause: err }) });
+          return [];
         }
-        return this.parseRecord(text, n, path, revocations);
+        try {
+          return [this.parseRecord(text, n, path, revocations)];
+        } catch (err) {
+          if (!(err instanceof StoreIOError)) throw err;
+          cache.damaged.set(n, { serial: n, path, user: ownerOf(join(this.dir, 'certs', n, 'cert.pem')), error: err });
+          return [];
+        }
       });
       this.add(cache, batch);
     }
@@ -322,19 +360,34 @@ export class RecordIndex {
     await this.refreshed();
   }
 
-  async list(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {
+  /**
+   * The records, and the damaged entries that may be among them: with `user`, those of that
+   * user or of no known user (its certificate is damaged too).
+   */
+  async listReadable(options: ListCertificatesOptions = {}): Promise<{ records: CertificateRecord[]; damaged: DamagedEntry[] }> {
     const user = options.user?.toLowerCase();
     let source: Iterable<CertificateRecord>;
-    if (user === undefined) source = (await this.allRecords()).values();
-    else {
+    let cache: RecordCache;
+    if (user === undefined) {
+      cache = await this.takeLazy(await this.refreshed());
+      source = cache.records.values();
+    } else {
       // One user: from a lazily read index.json only that user's line is parsed.
-      const cache = await this.takeLazy(await this.refreshed(), user);
+      cache = await this.takeLazy(await this.refreshed(), user);
       source = cache.byUser.get(user) ?? [];
     }
+    const damaged = [...cache.damaged.values()].filter((d) => user === undefined || d.user === undefined || d.user.toLowerCase() === user);
     const out: CertificateRecord[] = [];
     for (const r of source) {
       if ((!user || r.user.toLowerCase() === user) && (!options.purpose || servesPurpose(r, options.purpose))) out.push({ ...r });
     }
-    return out.sort(compareRecords);
+    return { records: out.sort(compareRecords), damaged };
+  }
+
+  /** The records; a damaged entry that may be among them fails the list (a user's history must be whole). */
+  async list(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {
+    const { records, damaged } = await this.listReadable(options);
+    if (damaged[0]) throw damaged[0].error;
+    return records;
   }
 }
