@@ -304,8 +304,10 @@ test('serve with a key the template does not declare in --data warns and ignores
   await aliceStore(storeDir);
   writeFileSync(join(dir, 'data.json'), JSON.stringify({ exchange: { host: 'mail.example.com', hots: 'typo' } }));
   const server = await startServer(t, [BIN, 'serve', '--store', storeDir, '--template', 'exchange-smime', '--data', join(dir, 'data.json'), '--http', '--port', '0'], env);
-  t.regex(server.log(), /warning: --data .*data\.json: "exchange\.hots" is not a variable of template "exchange-smime"; it is ignored/);
-  const url = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', server.base], { env }).stdout.trim();
+  t.regex(server.log(), /warning: --data .*data\.json: "exchange\.hots" is not a variable of template "exchange-smime" \(did you mean exchange\.host\?\); it is ignored\n/);
+  const link = cli(['link', 'create', '--store', storeDir, '--user', 'alice@example.com', '--base-url', server.base, '--template', 'exchange-smime', '--data', join(dir, 'data.json')], { env });
+  t.is(link.status, 0, link.stderr);
+  const url = link.stdout.trim();
   const installed = await httpRequest(`${url}/install`, { method: 'POST' });
   t.is(installed.status, 200, server.log());
   t.true((await verifyProfile(installed.body)).reasons.every((r) => r.code === 'untrusted'));
