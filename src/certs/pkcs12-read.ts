@@ -14,7 +14,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { child, children, DerError, parseDer, readInt, readOid, TAG, type DerNode } from '../asn1/der.js';
 import { InputInvalid } from '../errors.js';
-import { pkcs12KdfSteps, pkcs12Password } from './pkcs12.js';
+import { pkcs12Kdf, pkcs12KdfSteps, pkcs12Password } from './pkcs12.js';
 import { rc2Decrypt } from './forge.js';
 
 const OID = {
@@ -324,7 +324,7 @@ export function readPkcs12(der: Uint8Array, password: string, options: ReadPkcs1
     let r = steps.next();
     while (!r.done) {
       const step = r.value;
-      r = steps.next(step.kind === 'pbkdf2' ? pbkdf2Sync(step.password, step.salt, step.iterations, step.keyLen, step.digest) : runSteps(step));
+      r = steps.next(step.kind === 'pbkdf2' ? pbkdf2Sync(step.password, step.salt, step.iterations, step.keyLen, step.digest) : pkcs12Kdf(step.password, step.salt, step.id, step.iterations, step.size, step.hash));
     }
     return r.value;
   } catch (err) {
@@ -333,14 +333,6 @@ export function readPkcs12(der: Uint8Array, password: string, options: ReadPkcs1
 }
 
 const pbkdf2Async = promisify(pbkdf2);
-
-function runSteps(step: Extract<KdfStep, { kind: 'pkcs12' }>): Buffer {
-  const g = pkcs12KdfSteps(step.password, step.salt, step.id, step.iterations, step.size, step.hash);
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-  }
-}
 
 /**
  * {@link readPkcs12} without blocking the event loop: PBKDF2 runs on libuv's thread pool and the

@@ -17,7 +17,7 @@ import type { RevocationReason } from '../certs/crl.js';
 import { parseCaSlug, type CaRef } from '../certs/publication.js';
 import { isProfilesmithError } from '../errors.js';
 import { clientAddress, TrustedProxies } from '../server/client.js';
-import { answerBadTarget, answerInternalError, logSafe, logText, requestTarget, safeDecode } from '../server/request-target.js';
+import { answerBadTarget, logSafe, logText, requestTarget, safeDecode, guardHandler } from '../server/request-target.js';
 import { WindowCounter } from '../server/window-counter.js';
 import { buildOcspResponse, certIdMatcher, ocspErrorResponse, OcspMalformed, parseOcspRequest, type OcspAnswer } from './ocsp.js';
 
@@ -243,13 +243,5 @@ export function createPkiHandler(options: PkiHandlerOptions): PkiHandler {
     return true;
   };
 
-  return (req, res) => {
-    try {
-      return respond(req, res);
-    } catch (err) {
-      options.log?.(`${logSafe(req.socket.remoteAddress ?? '?')} ${logSafe(req.method ?? '-', 16)} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}`);
-      answerInternalError(res);
-      return true;
-    }
-  };
+  return guardHandler(respond, options.log);
 }

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { clientAddress, TrustedProxies } from '../server/client.js';
-import { answerBadTarget, answerInternalError, requestTarget } from '../server/request-target.js';
+import { answerBadTarget, requestTarget, guardHandler } from '../server/request-target.js';
 import { WindowCounter } from '../server/window-counter.js';
 import { createScepService, MAX_SCEP_MESSAGE, type ScepServiceOptions } from './service.js';
 
@@ -95,12 +95,5 @@ export function createScepHandler(options: ScepHandlerOptions): (req: IncomingMe
     });
     return true;
   };
-  return (req, res) => {
-    try {
-      return respond(req, res);
-    } catch {
-      answerInternalError(res);
-      return true;
-    }
-  };
+  return guardHandler(respond, options.log);
 }

@@ -24,7 +24,7 @@ import { clientAddress, TrustedProxies } from './client.js';
 import { WindowCounter } from './window-counter.js';
 import type { LinkStore } from './links.js';
 import { installPage, messagePage } from './page.js';
-import { answerBadTarget, answerInternalError, logSafe, logText, redactPath, requestTarget } from './request-target.js';
+import { answerBadTarget, logSafe, logText, redactPath, requestTarget, guardHandler } from './request-target.js';
 
 /** Options of {@link createProfileHandler}. */
 export interface ProfileHandlerOptions {
@@ -300,14 +300,5 @@ export function createProfileHandler(options: ProfileHandlerOptions): ProfileHan
     return true;
   };
 
-  return (req, res) => {
-    try {
-      return respond(req, res);
-    } catch (err) {
-      // Nothing above should throw; if something does, it costs this request only.
-      options.log?.(`${logSafe(req.socket.remoteAddress ?? '?')} ${logSafe(req.method ?? '-', 16)} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}`);
-      answerInternalError(res);
-      return true;
-    }
-  };
+  return guardHandler(respond, options.log);
 }

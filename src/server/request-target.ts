@@ -8,6 +8,7 @@
  * @module request-target
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isProfilesmithError } from '../errors.js';
 
 /** A request target as the handlers use it. */
 export interface RequestTarget {
@@ -120,6 +121,23 @@ export function answerInternalError(res: ServerResponse, body = 'Internal error\
   } catch {
     res.destroy();
   }
+}
+
+/**
+ * `respond` with a last guard: whatever it throws synchronously costs this request only (a 500,
+ * logged once with the error's code, never its message), never the server. Returns what
+ * `respond` returned, or true (answered) after a fault.
+ */
+export function guardHandler(respond: (req: IncomingMessage, res: ServerResponse) => boolean, log?: (line: string) => void): (req: IncomingMessage, res: ServerResponse) => boolean {
+  return (req, res) => {
+    try {
+      return respond(req, res);
+    } catch (err) {
+      log?.(`${logSafe(req.socket.remoteAddress ?? '?')} ${logSafe(req.method ?? '-', 16)} error ${isProfilesmithError(err) ? err.code : 'ERR_INTERNAL'}`);
+      answerInternalError(res);
+      return true;
+    }
+  };
 }
 
 /** A 400 for a target {@link requestTarget} could not read. */

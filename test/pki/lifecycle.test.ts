@@ -27,7 +27,10 @@ function pkcs12sOf(dir: string, profile: string): { data: Buffer; password: stri
   return (JSON.parse(out.stdout) as { data: string; password: string }[]).map((x) => ({ data: Buffer.from(x.data, 'base64'), password: x.password }));
 }
 
-test('hostile names come back byte-identical from openssl; the profile\'s PKCS#12 opens in openssl pkcs12; a CN over 64 characters writes nothing', async (t) => {
+// Serial: these tests run the CLI with spawnSync, which blocks this whole process; a test of the
+// same file with an HTTP request or a database connection in flight would then see its peer time
+// out (408 from a server that got no request headers, a pool that got no session in 10 s).
+test.serial('hostile names come back byte-identical from openssl; the profile\'s PKCS#12 opens in openssl pkcs12; a CN over 64 characters writes nothing', async (t) => {
   if (!need(t, 'openssl') || !need(t, 'python3')) return;
   const dir = tmp(t);
   const storeDir = join(dir, 'store');
@@ -66,7 +69,7 @@ test('hostile names come back byte-identical from openssl; the profile\'s PKCS#1
   t.false(existsSync(join(dir, 'long')));
 });
 
-test('names from a users CSV reach the certificate exactly as written', async (t) => {
+test.serial('names from a users CSV reach the certificate exactly as written', async (t) => {
   if (!need(t, 'openssl')) return;
   const dir = tmp(t);
   const storeDir = join(dir, 'store');
@@ -82,7 +85,7 @@ test('names from a users CSV reach the certificate exactly as written', async (t
   }
 });
 
-test('retired certificates can still be revoked, by user remove --revoke or cert revoke, and then the CRL lists them; nothing says Revoked twice', async (t) => {
+test.serial('retired certificates can still be revoked, by user remove --revoke or cert revoke, and then the CRL lists them; nothing says Revoked twice', async (t) => {
   if (!need(t, 'openssl')) return;
   const { dir, storeDir } = await pkiStore(t);
   const bob = [issue(t, dir, storeDir, 'bob@example.com'), issue(t, dir, storeDir, 'bob@example.com', 'smime-encryption')];
@@ -108,7 +111,7 @@ test('retired certificates can still be revoked, by user remove --revoke or cert
   t.true(listed.every((x) => x.status === 'revoked'));
 });
 
-test('concurrent issue-batch runs over the same users leave exactly one new certificate per user and purpose', async (t) => {
+test.serial('concurrent issue-batch runs over the same users leave exactly one new certificate per user and purpose', async (t) => {
   const dir = tmp(t);
   const storeDir = join(dir, 'store');
   await initStore(storeDir, { organization: 'Example Corp', passphrase: PASSPHRASE, kdfCost: 14 });
@@ -130,7 +133,7 @@ test('concurrent issue-batch runs over the same users leave exactly one new cert
   t.is(new Set(list.map((r) => r.user)).size, 30);
 });
 
-test('rotate-signer revokes the old signer and profiles verify with the new one; a revoked signer stops generate until rotated', async (t) => {
+test.serial('rotate-signer revokes the old signer and profiles verify with the new one; a revoked signer stops generate until rotated', async (t) => {
   if (!need(t, 'openssl')) return;
   const { dir, storeDir } = await pkiStore(t);
   writeFileSync(join(dir, 'root.pem'), run(t, dir, ['ca', 'export', '--store', storeDir]).stdout);
@@ -225,11 +228,11 @@ async function rotateIssuing(t: ExecutionContext, onPostgres: boolean) {
   t.is(run(t, dir, ['store', 'check', '--store', storeDir]).status, 0);
 }
 
-test('rotate-issuing: new certificates come from the new CA, old ones stay valid, profiles carry both; the old CA is revoked on the root CRL once empty', (t) => rotateIssuing(t, false));
+test.serial('rotate-issuing: new certificates come from the new CA, old ones stay valid, profiles carry both; the old CA is revoked on the root CRL once empty', (t) => rotateIssuing(t, false));
 
-test('rotate-issuing on a PostgreSQL store: the same, with pki serve reading the database', (t) => rotateIssuing(t, true));
+test.serial('rotate-issuing on a PostgreSQL store: the same, with pki serve reading the database', (t) => rotateIssuing(t, true));
 
-test('--permit-email-domain puts a critical nameConstraints on the issuing CA, and cert issue refuses other domains without writing anything', async (t) => {
+test.serial('--permit-email-domain puts a critical nameConstraints on the issuing CA, and cert issue refuses other domains without writing anything', async (t) => {
   if (!need(t, 'openssl')) return;
   const dir = tmp(t);
   const storeDir = join(dir, 'store');

@@ -43,7 +43,10 @@ function run(args: string[], cwd: string): Promise<{ status: number | null; stdo
 }
 
 if (hasPostgres(server, 'PostgreSQL multi-node tests')) {
-  test('two servers and two issue-batch runs per purpose on one database: one certificate per user and purpose, no repeated serial, 100 links each used once across both servers, every profile verifies', async (t) => {
+  // Serial: these tests run the CLI with spawnSync, which blocks this whole process; a test of the
+  // same file with an HTTP request or a database connection in flight would then see its peer time
+  // out (408 from a server that got no request headers, a pool that got no session in 10 s).
+  test.serial('two servers and two issue-batch runs per purpose on one database: one certificate per user and purpose, no repeated serial, 100 links each used once across both servers, every profile verifies', async (t) => {
     const dir = tmp(t);
     const url = await server.createDatabase();
     const init = cli(['init', '--store', url, '--org', 'Nodes Corp'], { cwd: dir, env });
@@ -101,7 +104,7 @@ if (hasPostgres(server, 'PostgreSQL multi-node tests')) {
     }
   });
 
-  test('a database at schema version 1 is migrated forward on open (versions 2, 3 and 4, one transaction), and its store works as before', async (t) => {
+  test.serial('a database at schema version 1 is migrated forward on open (versions 2, 3 and 4, one transaction), and its store works as before', async (t) => {
     const url = await server.createDatabase();
     const { MIGRATIONS } = await import('../../src/store/postgres/schema.js');
     const store = await initPostgresStore(url, { organization: 'Old Corp', passphrase: PASSPHRASE, kdfCost: 14 });
@@ -123,7 +126,7 @@ if (hasPostgres(server, 'PostgreSQL multi-node tests')) {
     t.truthy(await reopened.profileSigner());
   });
 
-  test('a node that opened the store before another changed the passphrase cannot seal under the old key: its write is refused with one line, and nothing is written', async (t) => {
+  test.serial('a node that opened the store before another changed the passphrase cannot seal under the old key: its write is refused with one line, and nothing is written', async (t) => {
     const url = await server.createDatabase();
     const a = await initPostgresStore(url, { organization: 'Keys Corp', passphrase: PASSPHRASE, kdfCost: 14 });
     const b = await openPostgresStore(url, { passphrase: PASSPHRASE });
@@ -144,7 +147,7 @@ if (hasPostgres(server, 'PostgreSQL multi-node tests')) {
     t.truthy(await b.issueCertificate({ user: 'k@example.com', name: 'K', purpose: 'smime-signing' }), 'the node with the new key writes');
   });
 
-  test('the derived store key shows nowhere in util.inspect of an unlocked store (logging a store object leaks no secret)', async (t) => {
+  test.serial('the derived store key shows nowhere in util.inspect of an unlocked store (logging a store object leaks no secret)', async (t) => {
     const url = await server.createDatabase();
     const store = await initPostgresStore(url, { organization: 'Log Corp', passphrase: PASSPHRASE, kdfCost: 14 });
     t.teardown(() => store.close());
@@ -156,7 +159,7 @@ if (hasPostgres(server, 'PostgreSQL multi-node tests')) {
     t.false(text.includes(key.toString('base64')));
   });
 
-  test('the CLI on PostgreSQL: revoke on one node is on the next CRL and OCSP answer of the other, passphrase change, store check, and one clear line for faults', async (t) => {
+  test.serial('the CLI on PostgreSQL: revoke on one node is on the next CRL and OCSP answer of the other, passphrase change, store check, and one clear line for faults', async (t) => {
     const dir = tmp(t);
     const url = await server.createDatabase();
     t.is(cli(['init', '--store', url, '--org', 'Nodes Corp', '--pki-url', 'http://pki.example.com'], { cwd: dir, env }).status, 0);
