@@ -200,7 +200,7 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
       // (RFC 8894 2.4; certmonger's resubmit sends one): the certificate, not a challenge, says who.
       const held = await heldBy(request);
       const renewal = request.messageType === MESSAGE_TYPE.RenewalReq || (held !== undefined && renewable(held) === undefined);
-      outcome = renewal ? { ...(await renew(csr, request)), renewal: true } : await enroll(csr);
+      outcome = renewal ? { ...(await renew(csr, held)), renewal: true } : await enroll(csr);
     } catch (err) {
       // What the request got wrong is the client's failure; a store fault is the server's (503).
       if (!isProfilesmithError(err) || !REQUEST_ERRORS.has(err.code)) throw err;
@@ -251,8 +251,7 @@ export function createScepService(options: ScepServiceOptions): (request: ScepHt
   };
 
   /** A renewal: signed with a valid signing certificate this store issued; the new one is for the same user. */
-  const renew = async (csr: CertificateRequest, request: PkiRequest): Promise<Outcome> => {
-    const held = await heldBy(request);
+  const renew = async (csr: CertificateRequest, held: CertificateRecord | undefined): Promise<Outcome> => {
     if (!held) return { failInfo: 'badCertId', reason: 'the renewal is signed with a certificate this store did not issue' };
     const why = renewable(held);
     if (why) return { failInfo: 'badCertId', reason: why };

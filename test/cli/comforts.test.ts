@@ -7,17 +7,12 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
+import { aliceStoreIn, PASSPHRASE } from '../helpers/fixture.js';
 import { BIN, cli, snapshotDir, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 
-async function store(t: import('ava').ExecutionContext) {
-  const dir = tmp(t);
-  const storeDir = join(dir, 'store');
-  await aliceStore(storeDir);
-  return { dir, storeDir };
-}
+const store = aliceStoreIn;
 
 /** The Host of the account payload of an unsigned profile written by `generate --no-sign`. */
 function host(file: string): string | undefined {

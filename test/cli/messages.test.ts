@@ -6,16 +6,14 @@
 import test from 'ava';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
+import { aliceStoreIn, PASSPHRASE } from '../helpers/fixture.js';
 import { outsideCa } from '../helpers/outside-ca.js';
-import { cli, need, snapshotDir, tmp } from '../helpers/tools.js';
+import { cli, need, snapshotDir } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 
 async function store(t: import('ava').ExecutionContext) {
-  const dir = tmp(t);
-  const storeDir = join(dir, 'store');
-  await aliceStore(storeDir);
+  const { dir, storeDir } = await aliceStoreIn(t);
   return { dir, storeDir, certs: () => readdirSync(join(storeDir, 'certs')).sort() };
 }
 

@@ -6,19 +6,14 @@
 import test from 'ava';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
+import { aliceStore, aliceStoreIn, PASSPHRASE } from '../helpers/fixture.js';
 import { outsideCa } from '../helpers/outside-ca.js';
 import { createServer, type Server } from 'node:net';
 import { BIN, cli, need, openssl, snapshotDir, startServer, tmp } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 
-async function store(t: import('ava').ExecutionContext) {
-  const dir = tmp(t);
-  const storeDir = join(dir, 'store');
-  await aliceStore(storeDir);
-  return { dir, storeDir };
-}
+const store = aliceStoreIn;
 
 /** A profile carrying `oroot.pem` in a pkcs1 payload, signed by openssl with user.pem (its chain in the signature). */
 function outsideProfile(dir: string): string {

@@ -15,9 +15,9 @@ import { createPkiHandler } from '../../src/pki/handler.js';
 import { createScepHandler } from '../../src/scep/handler.js';
 import { createProfileHandler } from '../../src/server/handler.js';
 import { logSafe, redactPath, requestTarget } from '../../src/server/request-target.js';
-import { aliceStore, PASSPHRASE } from '../helpers/fixture.js';
+import { aliceStoreIn, PASSPHRASE } from '../helpers/fixture.js';
 import { hostileTargets, REPORTED } from '../helpers/hostile-targets.js';
-import { BIN, cli, httpRequest, startServer, tmp } from '../helpers/tools.js';
+import { BIN, cli, httpRequest, startServer } from '../helpers/tools.js';
 
 const env = { PROFILESMITH_PASSPHRASE: PASSPHRASE };
 
@@ -58,12 +58,7 @@ async function volley(t: ExecutionContext, port: number, normal: () => Promise<n
   t.is(await normal(), 200, 'a normal request succeeds afterwards');
 }
 
-async function store(t: ExecutionContext) {
-  const dir = tmp(t);
-  const storeDir = join(dir, 'store');
-  const s = await aliceStore(storeDir);
-  return { dir, storeDir, store: s };
-}
+const store = aliceStoreIn;
 
 test('requestTarget reads origin and absolute forms and refuses what cannot be routed, never throwing', (t) => {
   t.deepEqual(requestTarget('/p/x?a=1#f')?.path, '/p/x');

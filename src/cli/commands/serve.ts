@@ -132,7 +132,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
         .option('tls-from-store', { type: 'boolean', describe: "issue a TLS certificate for the public URL's host from the store's CA (kept in memory)" })
         .option('http', { type: 'boolean', describe: 'plain HTTP, only behind a TLS reverse proxy' })
         .option('trust-proxy', { type: 'string', array: true, describe: 'a reverse proxy (address or CIDR) whose X-Forwarded-For / Forwarded is believed (repeatable)' })
-        .option('rate-limit', { type: 'number', default: 600, describe: 'requests per minute per client, of any kind (a flood bound)' })
+        .option('rate-limit', { type: 'number', default: 600, describe: 'requests per minute per client for each kind of route (downloads, OCSP, CRLs, CA certificates), a flood bound' })
         .option('guess-limit', { type: 'number', default: 20, describe: 'unknown links a client may try in 10 minutes before it must wait' })
         .option('tls-trust-step', { type: 'string', describe: "tell users to switch on full TLS trust for the root, giving this reason (only if the profile's servers use this CA's TLS certificates)" })
         .option('scep', { type: 'boolean', describe: "also answer SCEP at /scep (devices enroll their own signing keys with the store's CA); its URL goes into SCEP profiles" })
