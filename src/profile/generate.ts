@@ -4,7 +4,8 @@
  * @module generate
  */
 import { randomBytes } from 'node:crypto';
-import { InputInvalid, ProfileInvalid, StoreEntryNotFound, type ProfileIssue } from '../errors.js';
+import { InputInvalid, ProfileInvalid, StoreEntryNotFound, TemplateDataError, type ProfileIssue } from '../errors.js';
+import { profileFileName } from '../batch/names.js';
 import { assertCertificateEmail, assertEmail } from '../certs/email.js';
 import type { Identity } from '../certs/issue.js';
 import { toCertificates } from '../certs/pem.js';
@@ -14,7 +15,8 @@ import { profilePkcs12 } from '../certs/pkcs12.js';
 import { certificateBasics, describeCertificate, type CertificateBasics } from '../certs/x509.js';
 import { signProfile, type Signer } from '../cms/sign.js';
 import { servesPurpose, statusOf, type CertificateRecord, type CertificateStore } from '../store/store.js';
-import { defaultProfileIdentifier, stableUuid } from './ids.js';
+import { defaultIdentifierPrefix, isIdentifierPrefix, profileIdentifier, stableUuid } from './ids.js';
+import { describeProfile } from './describe.js';
 import { renderTemplate } from './render.js';
 import { challengeToMint, getPath, loadTemplate, resolveData, SCEP_CHALLENGE_TTL_MS, unknownDataKeys, type IdentityUse, type Template, type TemplateRef } from './template.js';
 import type { BuiltinTemplateData, BuiltinTemplateName } from './template-data.gen.js';
@@ -170,8 +172,15 @@ export interface GeneratedProfile {
   /** The profile file: signed DER, or the XML bytes with `sign: false`. */
   bytes: Uint8Array;
   signed: boolean;
+  /** The profile's PayloadIdentifier (see the `identifierPrefix` and `identifier` template data). */
   identifier: string;
   uuid: string;
+  /**
+   * The file name every part of profilesmith gives this profile (`generate`, `batch`, the
+   * server's download): the address for a user's profile (`alice@example.com.mobileconfig`),
+   * the identifier for the trust profile.
+   */
+  fileName: string;
   passwords: Pkcs12Password[];
   /** Serials of the identities shipped. */
   signingSerial: string | undefined;
@@ -288,16 +297,15 @@ export async function generateProfile<T extends TemplateRef | Template>(options:
       ? await resolveUser(store, options.user, uses, now, !!options.includeRevoked, options.records)
       : undefined;
 
-  const given = options.data?.identifier;
-  const identifier =
-    typeof given === 'string' && given
-      ? given
-      : user
-        ? defaultProfileIdentifier(user.email, template.name)
-        : `profilesmith.${template.name}.${store.organization.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'store'}`;
   const scep = await scepValues(template, (options.data ?? {}) as Record<string, unknown>, store, user?.email, options);
   const builtins = { user: user ? { email: user.email, name: user.name } : undefined, store: { organization: store.organization, ...scep } };
   const data = resolveData(template, { ...((options.data ?? {}) as Record<string, unknown>) }, builtins);
+  const organization = typeof data.organization === 'string' ? data.organization : store.organization;
+  const prefix = typeof data.identifierPrefix === 'string' ? data.identifierPrefix : defaultIdentifierPrefix(organization);
+  if (!isIdentifierPrefix(prefix)) {
+    throw new TemplateDataError(template.name, 'identifierPrefix', 'must be dot-separated words of letters, digits and hyphens (com.example.mail)');
+  }
+  const identifier = typeof data.identifier === 'string' ? data.identifier : profileIdentifier(prefix, template.name, user?.email);
 
   const shipped = user ? [...(user.signing ? [user.signing] : []), ...user.history] : [];
   // Without a user (the trust profile), every outside CA an active import came with.
@@ -343,6 +351,18 @@ export async function generateProfile<T extends TemplateRef | Template>(options:
   if (shared) historyPayloads[user!.history.indexOf(shared)] = signingPayload;
   const encryptionPayload = user?.current ? historyPayloads[user.history.indexOf(user.current)] : undefined;
   const handle = (role: string) => ({ identifier: `${identifier}.${role}`, uuid: stableUuid(identifier, role) });
+  if (typeof data.description !== 'string' || !data.description) {
+    const description = describeProfile({
+      organization,
+      ...(user ? { user: { email: user.email, name: user.name } } : {}),
+      payloadTypes: template.meta.payloads ?? [],
+      data,
+      authorities: [...certificates.roots, ...certificates.intermediates].map((c) => c.displayName),
+      signing: !!signingPayload,
+      encryption: new Set(historyPayloads).size,
+    });
+    if (description !== undefined) data.description = description;
+  }
 
   const context = {
     ...data,
@@ -386,6 +406,7 @@ export async function generateProfile<T extends TemplateRef | Template>(options:
     signed: sign,
     identifier,
     uuid: context.profile.uuid,
+    fileName: user ? profileFileName(user.email) : profileFileName(identifier),
     passwords,
     signingSerial: signingPayload?.serial,
     encryptionSerials: historyPayloads.map((p) => p!.serial),

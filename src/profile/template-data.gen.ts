@@ -5,14 +5,16 @@ export type BuiltinTemplateName = "exchange-smime" | "imap-smime" | "root-ca" | 
 
 /** The variables every template has (the profile-level options). */
 export interface CommonTemplateData {
-  /** Top-level PayloadIdentifier (reverse DNS). Default: derived from the address (or organization) and template. */
+  /** PayloadOrganization. Default: the store's organization. */
+  organization?: string;
+  /** The namespace of every PayloadIdentifier (reverse DNS: com.example.mail). Default: profilesmith.<organization>. */
+  identifierPrefix?: string;
+  /** Top-level PayloadIdentifier. Default: <identifierPrefix>.<template>, then .<local part>.<domain> for a user. */
   identifier?: string;
   /** Profile name on the install screen. Default: "Profile". */
   displayName?: string;
-  /** PayloadDescription; left out when not set. */
+  /** PayloadDescription on the install screen. Default: names the organization, the user and what the profile installs. */
   description?: string;
-  /** PayloadOrganization. Default: the store's organization. */
-  organization?: string;
   /** TargetDeviceType: 1 iPhone/iPad (so iOS does not ask), 0 any. Default: 1. */
   targetDeviceType?: 0 | 1 | 2 | 3 | 4 | 5 | 6;
   removal?: {
@@ -40,7 +42,7 @@ export interface ExchangeSmimeData extends CommonTemplateData {
     ssl?: boolean;
     /** Account user name. Default: the user's address. */
     username?: string;
-    /** Account name shown in Settings (PayloadDisplayName of the account) Default: "Exchange". */
+    /** Account name shown in Settings (PayloadDisplayName of the account). Default: the organization's name and Exchange. */
     accountName?: string;
   };
   smime?: {
@@ -92,7 +94,7 @@ export interface ImapSmimeData extends CommonTemplateData {
     samePassword?: boolean;
   };
   mail?: {
-    /** Account name in Settings. Default: "Mail". */
+    /** Account name in Settings. Default: the organization's name and Mail. */
     accountDescription?: string;
     /** EmailAccountName: the name on sent mail. Default: the certificate's name. */
     senderName?: string;
@@ -132,7 +134,7 @@ export interface ScepSmimeSigningData extends CommonTemplateData {
     ssl?: boolean;
     /** Account user name. Default: the user's address. */
     username?: string;
-    /** Account name shown in Settings (PayloadDisplayName of the account) Default: "Exchange". */
+    /** Account name shown in Settings (PayloadDisplayName of the account). Default: the organization's name and Exchange. */
     accountName?: string;
   };
   smime?: {

@@ -19,6 +19,8 @@ export interface TemplateVariable {
   /**
    * A literal, or `$user.email`, `$user.name`, `$store.organization`, `$store.scepUrl` (the
    * store's SCEP server), `$store.scepChallenge` (a one-time challenge the store mints for the user).
+   * A string may also name other values inside it: `${organization} Exchange` (a variable
+   * declared before this one, or one of the `$` names above without the `$`).
    */
   default?: string | boolean | number;
   description?: string;
@@ -66,10 +68,11 @@ const MAX_TEMPLATE_BYTES = 1024 * 1024;
  * profile-head partial writes at the top level.
  */
 export const COMMON_VARIABLES: Record<string, TemplateVariable> = {
-  identifier: { type: 'string', description: 'Top-level PayloadIdentifier (reverse DNS). Default: derived from the address (or organization) and template' },
-  displayName: { type: 'string', default: 'Profile', description: 'Profile name on the install screen' },
-  description: { type: 'string', description: 'PayloadDescription; left out when not set' },
   organization: { type: 'string', default: '$store.organization', description: "PayloadOrganization. Default: the store's organization" },
+  identifierPrefix: { type: 'string', description: 'The namespace of every PayloadIdentifier (reverse DNS: com.example.mail). Default: profilesmith.<organization>' },
+  identifier: { type: 'string', description: 'Top-level PayloadIdentifier. Default: <identifierPrefix>.<template>, then .<local part>.<domain> for a user' },
+  displayName: { type: 'string', default: 'Profile', description: 'Profile name on the install screen' },
+  description: { type: 'string', description: 'PayloadDescription on the install screen. Default: names the organization, the user and what the profile installs' },
   targetDeviceType: { type: 'integer', default: 1, enum: [0, 1, 2, 3, 4, 5, 6], description: 'TargetDeviceType: 1 iPhone/iPad (so iOS does not ask), 0 any' },
   'removal.disallowed': { type: 'boolean', default: false, description: 'PayloadRemovalDisallowed (supervised devices only)' },
   'removal.password': { type: 'string', secret: true, description: 'Removal password payload + HasRemovalPasscode (locks the profile on any device). A secret: give it in --data, not --set' },
@@ -250,7 +253,14 @@ export function resolveData(
     let value = getPath(out, name);
     if ((value === undefined || value === null || value === '') && decl.default !== undefined) {
       // A default of "$user.email" refers to what the generator knows (user, store).
-      value = typeof decl.default === 'string' && decl.default.startsWith('$') ? getPath(builtins, decl.default.slice(1)) : decl.default;
+      value =
+        typeof decl.default !== 'string'
+          ? decl.default
+          : decl.default.includes('${')
+            ? interpolate(decl.default, out, builtins)
+            : decl.default.startsWith('$')
+              ? getPath(builtins, decl.default.slice(1))
+              : decl.default;
       setPath(out, name, value);
     }
     if (value === undefined || value === null || value === '') {
@@ -290,6 +300,20 @@ export function resolveData(
   };
   walk(out, '');
   return out;
+}
+
+/** `${name}` in a default, each replaced by the data's value (then the builtins'); undefined when one has none. */
+function interpolate(text: string, data: Record<string, unknown>, builtins: Record<string, unknown>): string | undefined {
+  let missing = false;
+  const out = text.replace(/\$\{([A-Za-z0-9_.]+)\}/g, (_, name: string) => {
+    const v = getPath(data, name) ?? getPath(builtins, name);
+    if (typeof v !== 'string' && typeof v !== 'number') {
+      missing = true;
+      return '';
+    }
+    return String(v);
+  });
+  return missing ? undefined : out.trim();
 }
 
 /**

@@ -19,7 +19,6 @@ import { InputInvalid, isProfilesmithError, TemplateDataError } from '../errors.
 import { generateProfile } from '../profile/generate.js';
 import { loadTemplate, resolveData, unknownDataKeys, type Template, type TemplateRef } from '../profile/template.js';
 import type { CertificateStore } from '../store/store.js';
-import { profileFileName } from '../batch/names.js';
 import { clientAddress, TrustedProxies } from './client.js';
 import { WindowCounter } from './window-counter.js';
 import type { LinkStore } from './links.js';
@@ -180,7 +179,7 @@ export function createProfileHandler(options: ProfileHandlerOptions): ProfileHan
   const signer = options.signer ? Promise.resolve(options.signer) : options.store.profileSigner();
   signer.catch(() => {});
   const payloadNames = (template.meta.payloads ?? []).map((p) => (Object.hasOwn(PAYLOAD_NAMES, p) ? PAYLOAD_NAMES[p] : undefined) ?? p);
-  let trustProfile: { bytes: Uint8Array; made: number } | undefined;
+  let trustProfile: { bytes: Uint8Array; fileName: string; made: number } | undefined;
 
   const send = (res: ServerResponse, status: number, body: string | Uint8Array, type = 'text/html; charset=utf-8', extra: Record<string, string> = {}) => {
     res.writeHead(status, {
@@ -199,12 +198,14 @@ export function createProfileHandler(options: ProfileHandlerOptions): ProfileHan
   };
 
   /** The trust profile (root and issuing CAs), made once a minute at most: it is the same for everyone. */
-  const trust = async (): Promise<Uint8Array> => {
+  const trust = async (): Promise<{ bytes: Uint8Array; fileName: string }> => {
     const t = clock();
-    if (trustProfile && t - trustProfile.made < 60_000) return trustProfile.bytes;
-    const p = await generateProfile({ store: options.store, template: 'root-ca', data: {}, signer: await signer, ...(options.now ? { now: options.now } : {}) });
-    trustProfile = { bytes: p.bytes, made: t };
-    return p.bytes;
+    if (trustProfile && t - trustProfile.made < 60_000) return trustProfile;
+    // The organization and the identifiers' namespace are the account profile's, so the two read as one set.
+    const shared = Object.fromEntries(Object.entries(options.data ?? {}).filter(([k]) => k === 'organization' || k === 'identifierPrefix'));
+    const p = await generateProfile({ store: options.store, template: 'root-ca', data: shared, signer: await signer, ...(options.now ? { now: options.now } : {}) });
+    trustProfile = { bytes: p.bytes, fileName: p.fileName, made: t };
+    return trustProfile;
   };
 
   /** The path below the base path (`/p/…`), or undefined for a path outside it. */
@@ -233,8 +234,8 @@ export function createProfileHandler(options: ProfileHandlerOptions): ProfileHan
       return send(res, 410, messagePage('Link no longer valid', found.state === 'expired' ? 'This link has expired. Ask your administrator for a new one.' : 'This link has been used already. Ask your administrator for a new one.'));
     }
     if (step === '/trust') {
-      const slug = options.store.organization.replace(/[^A-Za-z0-9.-]+/g, '-').replace(/^-+|-+$/g, '') || 'organization';
-      return send(res, 200, await trust(), 'application/x-apple-aspen-config', { 'Content-Disposition': `attachment; filename="${slug}-trust.mobileconfig"` });
+      const { bytes, fileName } = await trust();
+      return send(res, 200, bytes, 'application/x-apple-aspen-config', { 'Content-Disposition': `attachment; filename="${fileName}"` });
     }
     if (!post) {
       return send(res, 200, installPage({
@@ -253,7 +254,7 @@ export function createProfileHandler(options: ProfileHandlerOptions): ProfileHan
     const profile = await generateProfile({ store: options.store, template, user: found.link.user, data: options.data ?? {}, signer: await signer, ...(options.now ? { now: options.now } : {}) });
     const spent = await options.links.consume(token);
     if (!('user' in spent)) return send(res, 410, messagePage('Link no longer valid', 'This link has been used already.'));
-    send(res, 200, profile.bytes, 'application/x-apple-aspen-config', { 'Content-Disposition': `attachment; filename="${profileFileName(found.link.user)}"` });
+    send(res, 200, profile.bytes, 'application/x-apple-aspen-config', { 'Content-Disposition': `attachment; filename="${profile.fileName}"` });
   };
 
   const respond = (req: IncomingMessage, res: ServerResponse): boolean => {

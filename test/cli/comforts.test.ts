@@ -68,7 +68,7 @@ test('config file: ./profilesmith.json, --config, PROFILESMITH_CONFIG; flags and
   const tpl = JSON.parse(cli(['config', 'show', '--json', '--template', 'exchange-smime', '--config', join(dir, 'other.json')], { cwd: site }).stdout) as typeof rows;
   t.deepEqual(tpl[1], { key: 'store', value: storeDir, source: 'config file' });
   t.deepEqual(tpl.find((x) => x.key === 'exchange.host'), { key: 'exchange.host', value: '"named.example.com"', source: 'config templates.exchange-smime' });
-  t.deepEqual(tpl.find((x) => x.key === 'exchange.accountName'), { key: 'exchange.accountName', value: '"Exchange"', source: 'template default' });
+  t.deepEqual(tpl.find((x) => x.key === 'exchange.accountName'), { key: 'exchange.accountName', value: '"${organization} Exchange"', source: 'template default' });
 });
 
 test('config file: a secret, an unknown key, bad JSON and a missing --config file are one line each, exit 1, nothing written', async (t) => {

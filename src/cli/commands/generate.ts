@@ -94,7 +94,7 @@ export function generateCommand(ctx: Context): CommandModule<object, Args> {
         const csv = ['fileName,payloadIdentifier,serial,purpose,password', ...profile.passwords.map((p) => [p.fileName, p.payloadIdentifier, p.serial, p.purpose, p.password].map(csvField).join(','))];
         await writeArtifact(ctx.io, args.passwordsOut, Buffer.from(csv.join('\n') + '\n'), false, 0o600, !!args.force);
       }
-      const where = await writeArtifact(ctx.io, args.out ?? `${profile.identifier}.mobileconfig`, profile.bytes, profile.signed, 0o600, !!args.force);
+      const where = await writeArtifact(ctx.io, args.out ?? profile.fileName, profile.bytes, profile.signed, 0o600, !!args.force);
       const summary = {
         file: where,
         identifier: profile.identifier,
