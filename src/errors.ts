@@ -309,6 +309,8 @@ export class StoreEntryNotFound extends ProfilesmithError {
     readonly entry: string,
     readonly kind: 'user' | 'certificate' | 'identity' | 'link',
     message?: string,
+    /** For a missing identity: the purpose it would serve (smime-signing, smime-encryption). */
+    readonly purpose?: string,
   ) {
     super(message ?? `No ${kind} "${entry}" in the store`);
   }

@@ -12,13 +12,17 @@ export class UsageError extends Error {
 }
 
 /** What to type next, by error code. Library messages stay CLI-agnostic; advice lives here. */
-export function hintFor(code: string, kind?: string): string | undefined {
+export function hintFor(code: string, kind?: string, detail: { entry?: string; purpose?: string } = {}): string | undefined {
   switch (code) {
     case 'ERR_STORE_NOT_INITIALIZED':
       return kind === 'postgres' ? 'Run `profilesmith init --store postgres://… --org NAME` to create the schema and the CA in it' : 'Run `profilesmith init --store DIR --org NAME` to create one, or pass --store';
     case 'ERR_KEY_PASSPHRASE':
       return 'Set PROFILESMITH_PASSPHRASE or pass --passphrase-file';
     case 'ERR_STORE_ENTRY_NOT_FOUND':
+      if (kind === 'identity') {
+        const user = detail.entry ?? 'ADDRESS';
+        return `Issue one (\`profilesmith cert issue --user ${user} --purpose ${detail.purpose ?? 'PURPOSE'}\`) or import one (\`profilesmith cert import\`); \`profilesmith cert list --user ${user}\` shows what the user has`;
+      }
       return kind === 'link' ? 'See `profilesmith link list` for the links' : 'See `profilesmith cert list` for what the store holds';
     case 'ERR_TEMPLATE_NOT_FOUND':
       return 'See `profilesmith templates list`, or pass a path to a .hbs file';
@@ -60,7 +64,7 @@ export function formatError(err: unknown, debug: boolean, context: { passphraseA
   else if (err instanceof Error) {
     const e = err as { code?: string; kind?: string; path?: string; dir?: string };
     const onPostgres = isPostgresUrl(e.path ?? e.dir ?? '');
-    const hint = hintFor(e.code ?? '', onPostgres ? 'postgres' : isDiskFull(err) ? 'disk-full' : e.kind);
+    const hint = hintFor(e.code ?? '', onPostgres ? 'postgres' : isDiskFull(err) ? 'disk-full' : e.kind, err as { entry?: string; purpose?: string });
     if (hint) out += `\nhint: ${hint}`;
   }
   return out;

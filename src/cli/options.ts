@@ -6,7 +6,7 @@ import { resolveStoreDir } from '../store/location.js';
 import { UsageError } from './errors.js';
 import { readDataFile, readSecretFile } from './files.js';
 import { warn } from './output.js';
-import { applySetValues, loadTemplate, unknownDataKeys, type Template } from '../profile/template.js';
+import { applySetValues, getPath, loadTemplate, unknownDataKeys, type Template } from '../profile/template.js';
 import { readSecret, type Io } from './io.js';
 import { configValues, mergeData, type CliConfig } from './config.js';
 import { parseDuration } from '../util/duration.js';
@@ -158,8 +158,18 @@ export async function templateValues(ctx: Context, template: Template, dataFile:
   for (const key of Object.keys(parsed)) {
     if (template.meta.variables[key]?.secret) throw new UsageError(`--set ${key}: a secret; put it in a --data file instead (a flag value shows in ps and shell history)`);
   }
-  for (const key of unknownDataKeys(template, fromFile)) warn(io, `--data ${dataFile}: "${key}" is not a variable of template "${template.name}"${didYouMean(template, key)}; it is ignored`);
+  const fileUnknown = unknownDataKeys(template, fromFile);
   const { unknown } = applySetValues(template, data, parsed);
+  // A typo of a required variable is the reason the profile cannot be made: say so once, as the error.
+  const typo = [...unknown.map((key) => ['--set', key] as const), ...fileUnknown.map((key) => [`--data ${dataFile}:`, key] as const)].find(([, key]) => {
+    const near = suggest(key, Object.keys(template.meta.variables));
+    return near !== undefined && template.meta.variables[near]?.required && getPath(data, near) === undefined;
+  });
+  if (typo) {
+    const near = suggest(typo[1], Object.keys(template.meta.variables))!;
+    throw new UsageError(`${typo[0]} ${typo[1]}: template "${template.name}" has no such variable; did you mean ${near}? (it is required: --set ${near}=…)`);
+  }
+  for (const key of fileUnknown) warn(io, `--data ${dataFile}: "${key}" is not a variable of template "${template.name}"${didYouMean(template, key)}; it is ignored`);
   for (const key of unknown) warn(io, `--set ${key}: template "${template.name}" has no such variable${didYouMean(template, key)}; it is ignored (\`profilesmith templates show ${template.name}\` lists them)`);
   return data;
 }

@@ -231,10 +231,10 @@ async function resolveUser(
   }
   const { signing, current, history } = selectIdentities(records, now, includeRevoked);
   if (uses.signing === 'required' && !signing) {
-    throw new StoreEntryNotFound(user, 'identity', `User "${user}" has no valid smime-signing certificate`);
+    throw new StoreEntryNotFound(user, 'identity', `User "${user}" has no valid smime-signing certificate`, 'smime-signing');
   }
   if (uses.encryption === 'required' && !current) {
-    throw new StoreEntryNotFound(user, 'identity', `User "${user}" has no valid smime-encryption certificate`);
+    throw new StoreEntryNotFound(user, 'identity', `User "${user}" has no valid smime-encryption certificate`, 'smime-encryption');
   }
   const useSigning = uses.signing === 'none' ? undefined : signing;
   const useHistory = uses.encryption === 'none' ? [] : history;

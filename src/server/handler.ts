@@ -73,6 +73,11 @@ export interface ProfileHandlerOptions {
   tlsTrustReason?: string;
   /** One line per request, without tokens. */
   log?: (line: string) => void;
+  /**
+   * What the admin should do about a request that failed, appended to its log line after
+   * "next:" (the CLI passes its advice by error code). Default: nothing appended.
+   */
+  advise?: (err: unknown) => string | undefined;
   /** Default: `() => new Date()`. */
   now?: () => Date;
 }
@@ -290,7 +295,8 @@ export function createProfileHandler(options: ProfileHandlerOptions): ProfileHan
       return true;
     }
     handle(req, res, path, client).catch((err: unknown) => {
-      failure = ` ${isProfilesmithError(err) ? `${err.code}: ${logText(err.message)}` : 'ERR_INTERNAL'}`;
+      const advice = isProfilesmithError(err) ? options.advise?.(err) : undefined;
+      failure = ` ${isProfilesmithError(err) ? `${err.code}: ${logText(err.message)}` : 'ERR_INTERNAL'}${advice ? `; next: ${logText(advice)}` : ''}`;
       if (!res.headersSent) send(res, isProfilesmithError(err) ? 503 : 500, messagePage('Cannot make the profile', 'Ask your administrator.'));
       else {
         // A cut answer never finishes: its line is written here.

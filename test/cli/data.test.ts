@@ -171,7 +171,7 @@ test('a damaged entry.json stops only what needs it: cert list lists the rest an
     check.stdout,
     `error: ${join(entryDir, 'entry.json')}: is missing, truncated or corrupted: certificate ${damaged} of ann@example.com is left out of listings, and ann@example.com's profiles fail until it is repaired or moved aside; \`profilesmith store check --quarantine\` moves the entry aside\n`,
   );
-  t.is(check.stderr, `Keys were not decrypted: give the passphrase to check them too\n1 error(s) found in ${storeDir}\n`);
+  t.is(check.stderr, `Keys were not decrypted: give the passphrase to check them too\n1 error found in ${storeDir}\n`);
   t.deepEqual(snapshotDir(storeDir), before, 'listing, generating and checking changed nothing in the store');
 
   const q = cli(['store', 'check', '--store', storeDir, '--quarantine'], { cwd: dir });

@@ -161,7 +161,7 @@ test('link create without --base-url or --template is refused (exit 2) with what
   const withBob = snapshotDir(storeDir);
   const bob = cli(['link', 'create', '--store', storeDir, '--user', 'bob@example.com', '--base-url', url, ...template], { cwd: dir, env });
   t.is(bob.status, 1);
-  t.is(bob.stderr, 'error: User "bob@example.com" has no valid smime-encryption certificate\nhint: See `profilesmith cert list` for what the store holds\n');
+  t.is(bob.stderr, 'error: User "bob@example.com" has no valid smime-encryption certificate\nhint: Issue one (`profilesmith cert issue --user bob@example.com --purpose smime-encryption`) or import one (`profilesmith cert import`); `profilesmith cert list --user bob@example.com` shows what the user has\n');
   t.deepEqual(snapshotDir(storeDir), withBob);
   const ok = cli([...base, '--base-url', url, ...template], { cwd: dir, env });
   t.is(ok.status, 0, ok.stderr);
@@ -291,8 +291,13 @@ test('did you mean: a mistyped flag (exit 2) and a mistyped --set key name the o
   t.is(two.status, 2);
   t.is(two.stderr, 'error: Unknown arguments: --jsn, --usr (did you mean --json for --jsn, --user for --usr?); `profilesmith cert list --help` lists the options\n');
   const set = cli(['generate', 'exchange-smime', '--store', storeDir, '--user', 'alice@example.com', '--set', 'exchange.hots=mail.example.com', '-o', 'a.mobileconfig'], { cwd: dir, env });
-  t.is(set.status, 1);
-  t.is(set.stderr.split('\n')[0], 'warning: --set exchange.hots: template "exchange-smime" has no such variable (did you mean exchange.host?); it is ignored (`profilesmith templates show exchange-smime` lists them)');
+  // A typo of a required variable is the whole story: one line, a usage error (it was a warning and then "exchange.host is required").
+  t.is(set.status, 2);
+  t.is(set.stderr, 'error: --set exchange.hots: template "exchange-smime" has no such variable; did you mean exchange.host? (it is required: --set exchange.host=…)\n');
+  // A typo of an optional one is warned about, and the profile is made without it.
+  const optional = cli(['generate', 'exchange-smime', '--store', storeDir, '--user', 'alice@example.com', '--set', 'exchange.host=mail.example.com', '--set', 'exchange.sl=false', '-o', '-'], { cwd: dir, env });
+  t.is(optional.status, 0, optional.stderr);
+  t.is(optional.stderr.split('\n')[0], 'warning: --set exchange.sl: template "exchange-smime" has no such variable (did you mean exchange.ssl?); it is ignored (`profilesmith templates show exchange-smime` lists them)');
   t.deepEqual(snapshotDir(dir), before);
 });
 

@@ -93,3 +93,21 @@ test('a base path must start with / and not end with one; otherPaths is one of t
   }
   t.like(t.throws(() => createProfileHandler({ store, links: store.links, template: 'exchange-smime', data: DATA, otherPaths: 'skip' as 'pass' })), { code: 'ERR_INPUT_INVALID', field: 'otherPaths' });
 });
+
+test('a request that fails is logged with what the admin should do next (advise); the CLI advises by error code', async (t) => {
+  const store = await aliceStore();
+  await store.issueCertificate({ user: 'bob@example.com', name: 'Bob', purpose: 'smime-signing' });
+  const lines: string[] = [];
+  const { hintFor } = await import('../../src/cli/errors.js');
+  const profiles = createProfileHandler({
+    store, links: store.links, template: 'exchange-smime', data: DATA, log: (l) => lines.push(l),
+    advise: (err) => { const e = err as { code: string; kind?: string; entry?: string; purpose?: string }; return hintFor(e.code, e.kind, e); },
+  });
+  const base = await serve(t, profiles);
+  const { token } = await store.links.create('bob@example.com');
+  const r = await httpRequest(`${base}/p/${token}/install`, { method: 'POST' });
+  t.is(r.status, 503);
+  const line = lines.find((l) => l.includes('/install'));
+  t.regex(line ?? '', / 503 \d+ms ERR_STORE_ENTRY_NOT_FOUND: User "bob@example\.com" has no valid smime-encryption certificate; next: Issue one \(`profilesmith cert issue --user bob@example\.com --purpose smime-encryption`\) or import one/);
+  t.false(line?.includes(token), 'the token is not logged');
+});

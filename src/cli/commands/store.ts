@@ -52,7 +52,7 @@ function check(ctx: Context): CommandModule<object, CheckArgs> {
         }
         for (const m of moved) note(ctx.io, `Moved ${m.from} to ${m.to} in ${store.dir}: its certificate is no longer listed or put in profiles; to restore it, repair it and move it back to ${m.from}`);
         if (!hasPassphrase) note(ctx.io, 'Keys were not decrypted: give the passphrase to check them too');
-        note(ctx.io, errors ? `${errors} error(s) found in ${store.dir}` : `No errors in ${store.dir}`);
+        note(ctx.io, errors ? `${errors} ${errors === 1 ? 'error' : 'errors'} found in ${store.dir}` : `No errors in ${store.dir}`);
       }
       if (errors) ctx.exitCode = 3;
     },
@@ -120,7 +120,7 @@ function migrateCommand(ctx: Context): CommandModule<object, MigrateArgs> {
         else {
           note(ctx.io, `Copied ${copied.certificates} certificates, ${copied.keys} sealed keys, ${copied.chains} issuer certificates, ${copied.revocations} revocations and ${copied.links} links into ${target.dir}`);
           for (const [end, f] of Object.entries(checks)) for (const x of f) ctx.io.stdout.write(`${end}: ${x.severity}: ${x.path}: ${x.message}\n`);
-          note(ctx.io, `store check: ${errors(checks.from)} error(s) in the file store, ${errors(checks.to)} in PostgreSQL${hasPassphrase ? ' (keys decrypted on both ends)' : '; give the passphrase to decrypt every key on both ends too'}`);
+          note(ctx.io, `store check: errors: ${errors(checks.from)} in the file store, ${errors(checks.to)} in PostgreSQL${hasPassphrase ? ' (keys decrypted on both ends)' : '; give the passphrase to decrypt every key on both ends too'}`);
         }
         if (errors(checks.from) || errors(checks.to)) ctx.exitCode = 3;
       } finally {
