@@ -447,25 +447,29 @@ export function isProfilesmithError(err: unknown): err is AnyProfilesmithError {
   return err instanceof Error && typeof (err as { code?: unknown }).code === 'string' && CODES.has((err as unknown as { code: string }).code) && !BUILTIN_NAMES.has(err.name);
 }
 
-/** Every code a {@link ProfilesmithError} subclass carries. */
-const CODES: ReadonlySet<string> = new Set<ErrorCode | 'ERR_PROFILESMITH'>([
-  'ERR_CERT_INVALID',
-  'ERR_INPUT_INVALID',
-  'ERR_KEY_PASSPHRASE',
-  'ERR_KEY_UNSUPPORTED',
-  'ERR_PKCS11',
-  'ERR_PROFILE_INVALID',
-  'ERR_PROFILE_PARSE',
-  'ERR_SIGNER_INVALID',
-  'ERR_SIGNING_FAILED',
-  'ERR_STORE_ENTRY_NOT_FOUND',
-  'ERR_STORE_EXISTS',
-  'ERR_STORE_IO',
-  'ERR_STORE_NOT_INITIALIZED',
-  'ERR_TEMPLATE_DATA',
-  'ERR_TEMPLATE_NOT_FOUND',
-  'ERR_TEMPLATE_SYNTAX',
-  'ERR_USER_REMOVED',
-  'ERR_PROFILESMITH',
-]);
+/**
+ * Every code a {@link ProfilesmithError} subclass carries. A record keyed by ErrorCode, so a new
+ * error class whose code is not listed here fails to compile (a Set would not notice).
+ */
+const CODE_RECORD: Record<ErrorCode | 'ERR_PROFILESMITH', true> = {
+  ERR_CERT_INVALID: true,
+  ERR_INPUT_INVALID: true,
+  ERR_KEY_PASSPHRASE: true,
+  ERR_KEY_UNSUPPORTED: true,
+  ERR_PKCS11: true,
+  ERR_PROFILE_INVALID: true,
+  ERR_PROFILE_PARSE: true,
+  ERR_SIGNER_INVALID: true,
+  ERR_SIGNING_FAILED: true,
+  ERR_STORE_ENTRY_NOT_FOUND: true,
+  ERR_STORE_EXISTS: true,
+  ERR_STORE_IO: true,
+  ERR_STORE_NOT_INITIALIZED: true,
+  ERR_TEMPLATE_DATA: true,
+  ERR_TEMPLATE_NOT_FOUND: true,
+  ERR_TEMPLATE_SYNTAX: true,
+  ERR_USER_REMOVED: true,
+  ERR_PROFILESMITH: true,
+};
+const CODES: ReadonlySet<string> = new Set(Object.keys(CODE_RECORD));
 const BUILTIN_NAMES = new Set(['Error', 'TypeError', 'RangeError', 'SyntaxError', 'ReferenceError', 'EvalError', 'URIError', 'AggregateError', 'SystemError', 'AbortError']);
