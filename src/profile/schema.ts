@@ -5,7 +5,7 @@
  * @module schema
  */
 import { COMMON_PAYLOAD_KEYS, PAYLOAD_TYPES, TOP_LEVEL_KEYS } from './schema.gen.js';
-import { withIosExtraKeys } from './schema-ios.js';
+import { TOP_LEVEL_TYPE, withIosExtraKeys } from './schema-ios.js';
 
 /** One key of a payload, as the schema describes it. */
 export interface KeySchema {
@@ -57,8 +57,12 @@ export function payloadKeys(type: string): KeySchema[] | undefined {
   return keys;
 }
 
+let topLevelCache: KeySchema[] | undefined;
+
+/** Keys of the profile's own dictionary, with the keys iOS reads beyond Apple's schema (schema-ios.ts, payload type `Configuration`). */
 export function topLevelKeys(): KeySchema[] {
-  return TOP_LEVEL_KEYS;
+  topLevelCache ??= withIosExtraKeys(TOP_LEVEL_TYPE, TOP_LEVEL_KEYS);
+  return topLevelCache;
 }
 
 export { distance, suggest } from '../util/suggest.js';
