@@ -35,13 +35,15 @@ const isDict = isPlistDict;
 function typeOk(schema: KeySchema, v: PlistValue, parent: string): boolean {
   switch (schema.type) {
     case 'string':
-      // SCEP's SubjectAltName values may be a string or an array of strings.
-      return typeof v === 'string' || (parent === 'SubjectAltName' && Array.isArray(v) && v.every((x) => typeof x === 'string'));
+      // SCEP's SubjectAltName values may be a string or an array of strings; so may PayloadDescription,
+      // which iOS joins (MCPayload, MCProfile: MCStringFromArrayOfStrings).
+      return typeof v === 'string' || ((parent === 'SubjectAltName' || schema.key === 'PayloadDescription') && Array.isArray(v) && v.every((x) => typeof x === 'string'));
     case 'boolean':
       // iOS reads booleans as NSNumber: <true/>, <false/>, <integer> and <real> all pass.
       return typeof v === 'boolean' || typeof v === 'number';
     case 'integer':
-      return typeof v === 'number' && Number.isInteger(v);
+      // SCEP's Keysize may also be a string of digits: iOS takes its intValue (MCSCEPPayload).
+      return (typeof v === 'number' && Number.isInteger(v)) || (schema.key === 'Keysize' && typeof v === 'string' && /^\d+$/.test(v));
     case 'real':
       return typeof v === 'number';
     case 'data':

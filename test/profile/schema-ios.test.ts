@@ -119,3 +119,12 @@ test('lint: a key iOS reads only from its own stored copies (MCProfileIsRemovalS
     ['MCProfileIsRemovalStub', 'p1 / EASAccountPersistentUUID'],
   );
 });
+
+test('types iOS accepts beyond the YAML: PayloadDescription as an array of strings (iOS joins them), SCEP Keysize as a string of digits (its intValue)', async (t) => {
+  if (!need(t, 'python3')) return;
+  const scep = { PayloadType: 'com.apple.security.scep', PayloadVersion: 1, PayloadIdentifier: 'p1', PayloadUUID: U(1), PayloadDescription: ['Signing', 'for mail'], PayloadContent: { URL: 'https://scep.example.com/scep', Keysize: '2048' } };
+  const profile = { PayloadType: 'Configuration', PayloadVersion: 1, PayloadIdentifier: 'top', PayloadUUID: U(99), PayloadDescription: ['Mail', 'for Alice'], PayloadContent: [scep] };
+  t.deepEqual((await lintProfile(plist(profile, false))).findings.filter((i) => i.rule === 'wrong-type'), []);
+  const wrong = { ...profile, PayloadDescription: ['Mail', 3], PayloadContent: [{ ...scep, PayloadContent: { URL: 'https://scep.example.com/scep', Keysize: 'big' } }] };
+  t.deepEqual((await lintProfile(plist(wrong, false))).findings.filter((i) => i.rule === 'wrong-type').map((i) => i.path).sort(), ['PayloadDescription', 'p1 / PayloadContent.Keysize']);
+});
