@@ -11,11 +11,11 @@ import ts from 'typescript';
 import { apiExamples, exampleContext } from './helpers/api-examples.js';
 import { ROOT, tmp } from './helpers/tools.js';
 
-test('npm pack ships dist (code and types), templates, README and LICENSE; no tests, fixtures, sources or keys', (t) => {
+test('npm pack ships dist (code and types), templates, the schema data, README and LICENSE; no tests, fixtures, sources or keys', (t) => {
   const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' });
   t.is(r.status, 0, r.stderr);
   const files: string[] = JSON.parse(r.stdout)[0].files.map((f: { path: string }) => f.path);
-  for (const needed of ['dist/index.js', 'dist/index.d.ts', 'dist/errors.d.ts', 'dist/cli/main.js', 'dist/batch/worker.js', 'dist/cms/pkcs11.d.ts', 'templates/exchange-smime.mobileconfig.hbs', 'templates/exchange-smime.json', 'templates/partials/profile-head.hbs', 'README.md', 'LICENSE', 'package.json']) {
+  for (const needed of ['dist/index.js', 'dist/index.d.ts', 'dist/errors.d.ts', 'dist/cli/main.js', 'dist/batch/worker.js', 'dist/cms/pkcs11.d.ts', 'templates/exchange-smime.mobileconfig.hbs', 'templates/exchange-smime.json', 'templates/partials/profile-head.hbs', 'schema/profiles/index.json', 'schema/profiles/com.apple.eas.account.json', 'README.md', 'LICENSE', 'package.json']) {
     t.true(files.includes(needed), `${needed} is shipped`);
   }
   const unwanted = files.filter((f) => /^(test|examples|src|scripts|bench|docs|\.ci|scratch)\/|\.test\.|fixtures|tsconfig|ava\.config/.test(f));

@@ -6,9 +6,8 @@
  */
 import test from 'ava';
 import { lintProfile } from '../../src/profile/lint.js';
-import { COMMON_PAYLOAD_KEYS, PAYLOAD_TYPES, TOP_LEVEL_KEYS } from '../../src/profile/schema.gen.js';
 import { IOS_EXTRA_KEYS, TOP_LEVEL_TYPE, type IosExtraKey } from '../../src/profile/schema-ios.js';
-import { payloadKeys, topLevelKeys, type KeySchema } from '../../src/profile/schema.js';
+import { payloadKeys, payloadType as schemaOf, schemaIndex, topLevelKeys, type KeySchema } from '../../src/profile/schema.js';
 import { need, pythonBytes } from '../helpers/tools.js';
 
 type Json = string | number | boolean | Json[] | { [k: string]: Json };
@@ -57,7 +56,7 @@ function plist(value: Json, binary: boolean): Buffer {
 /** The generated (YAML) keys at `path` of a payload type, or of the top level; undefined when the path leads nowhere. */
 function yamlKeysAt(payloadType: string, path: readonly string[]): KeySchema[] | undefined {
   let keys: KeySchema[] | undefined =
-    payloadType === TOP_LEVEL_TYPE ? TOP_LEVEL_KEYS : path.length === 0 ? [...(PAYLOAD_TYPES[payloadType]?.keys ?? []), ...COMMON_PAYLOAD_KEYS] : PAYLOAD_TYPES[payloadType]?.keys;
+    payloadType === TOP_LEVEL_TYPE ? schemaIndex().topLevel : path.length === 0 ? [...(schemaOf(payloadType)?.keys ?? []), ...schemaIndex().common] : schemaOf(payloadType)?.keys;
   for (const head of path) keys = keys?.find((k) => k.key === head)?.subkeys;
   return keys;
 }
@@ -67,7 +66,7 @@ const label = (e: IosExtraKey) => `${e.payloadType === TOP_LEVEL_TYPE ? 'the top
 test('every entry names a payload type and a place Apple\'s schema has, and a key Apple\'s schema lacks there', (t) => {
   t.true(IOS_EXTRA_KEYS.length >= 3);
   for (const e of IOS_EXTRA_KEYS) {
-    t.true(e.payloadType === TOP_LEVEL_TYPE || Object.hasOwn(PAYLOAD_TYPES, e.payloadType), `${label(e)}: a payload type of the schema`);
+    t.true(e.payloadType === TOP_LEVEL_TYPE || schemaOf(e.payloadType) !== undefined, `${label(e)}: a payload type of the schema`);
     const keys = yamlKeysAt(e.payloadType, e.path);
     t.truthy(keys, `${label(e)}: the path ${e.path.join('.')} is in the generated schema`);
     t.false(keys?.some((k) => k.key === e.schema.key) ?? true, `${label(e)}: Apple's YAML now has this key; take the entry out of schema-ios.ts`);
