@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../../certs/crl.js';
 import { PURPOSES, type CertificatePurpose } from '../../certs/issue.js';
 import { toPem } from '../../certs/pem.js';
@@ -332,8 +333,7 @@ function revoke(ctx: Context): CommandModule<object, RevokeArgs> {
 
 export function certCommand(ctx: Context): CommandModule<object, object> {
   return {
-    command: 'cert <command>',
-    describe: 'user certificates in the store',
+    ...TOP.cert,
     builder: (y: Argv) =>
       y
         .command(issue(ctx))
