@@ -1,4 +1,5 @@
-import yargs, { type Argv, type CommandModule } from 'yargs';
+import type { Argv, CommandModule } from 'yargs';
+import yargs from 'yargs';
 import { LOAD, TOP, type CommandName } from './commands/index.js';
 import { loadConfig } from './config.js';
 import { exitCodeFor, formatError, UsageError } from './errors.js';
@@ -6,6 +7,7 @@ import { unwrapExamples } from './help.js';
 import { suggest as closest } from '../util/suggest.js';
 import type { Io } from './io.js';
 import { wrongPassphraseAdvice, type Context } from './options.js';
+import { packageVersion } from './version.js';
 import { errorLine } from './output.js';
 
 const EPILOGUE = `Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 a check (verify, lint, store check) ran and said no.
@@ -28,7 +30,7 @@ export async function buildParser(ctx: Context, argv: string[], words: string[] 
       named.has(name) ? (await LOAD[name]())(ctx) : { ...TOP[name], builder: {}, handler: () => {} },
     ),
   );
-  let parser: Argv = yargs(argv).scriptName('profilesmith').usage('$0 <command> [options]');
+  let parser: Argv = yargs(argv).scriptName('profilesmith').version(packageVersion()).usage('$0 <command> [options]');
   for (const m of modules) parser = parser.command(m);
   return parser
     .option('debug', { type: 'boolean', describe: 'print stack traces and causes' })
