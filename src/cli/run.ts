@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import yargs from 'yargs';
+import yargs from '../vendor/yargs.js';
 import { LOAD, TOP, type CommandName } from './commands/index.js';
 import { loadConfig } from './config.js';
 import { exitCodeFor, formatError, UsageError } from './errors.js';

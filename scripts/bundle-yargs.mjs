@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+/**
+ * Part of npm run build, after tsc: dist/vendor/yargs.js becomes yargs and its dependencies
+ * bundled into one minified ES module (issue 29: the CLI's start-up). Importing the package
+ * loads some 45 files, which cost about 85 ms of CPU here against 65 ms for starting Node
+ * (`node -e 0`); the one file costs about 40 ms. Only yargs is bundled: the CLI's own modules
+ * stay as tsc wrote them (they find templates/, worker scripts and package.json relative to
+ * their own URL), and load one command at a time (src/cli/commands/index.ts).
+ *
+ * yargs finds its messages' translations relative to its platform shim's URL
+ * (lib/platform-shims/esm.mjs, then ../../../locales): the bundle gets that URL as if the shim
+ * were at dist/vendor/yargs/lib/platform-shims/esm.mjs, and the locales are copied to
+ * dist/vendor/yargs/locales, so a German terminal still reads "Kommandos:". The licences of
+ * what is bundled go beside it, in dist/vendor/yargs.LICENSES.txt.
+ *
+ * esbuild is a devDependency: the published package runs the bundle and needs neither it nor
+ * yargs at run time.
+ */
+import { build } from 'esbuild';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const OUT = join(ROOT, 'dist', 'vendor');
+const shim = 'yargs/lib/platform-shims/esm.mjs';
+
+const result = await build({
+  stdin: { contents: "export { default } from 'yargs';", resolveDir: ROOT, loader: 'js', sourcefile: 'yargs-entry.js' },
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  minify: true,
+  legalComments: 'none', // the licences are in yargs.LICENSES.txt, whole
+  outfile: join(OUT, 'yargs.js'),
+  allowOverwrite: true, // tsc wrote a re-export of the package there
+  metafile: true,
+  logLevel: 'warning',
+  // Every import.meta.url in the bundle (the shim's, and yargs-parser's createRequire base)
+  // reads as the shim's URL would in an installed yargs next to the bundle.
+  define: { 'import.meta.url': '__yargsShimUrl' },
+  banner: { js: `const __yargsShimUrl = new URL('./${shim}', import.meta.url).href;` },
+});
+
+rmSync(join(OUT, 'yargs'), { recursive: true, force: true });
+cpSync(join(ROOT, 'node_modules', 'yargs', 'locales'), join(OUT, 'yargs', 'locales'), { recursive: true });
+
+// One licence per bundled package, by the package directory of each input file.
+const packages = new Map();
+for (const input of Object.keys(result.metafile.inputs)) {
+  const m = /^(.*node_modules\/((?:@[^/]+\/)?[^/]+))\//.exec(input);
+  if (!m || packages.has(m[1])) continue;
+  const dir = resolve(ROOT, m[1]);
+  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+  const file = readdirSync(dir).find((f) => /^licen[cs]e/i.test(f));
+  if (!file) throw new Error(`${m[2]}: no licence file to ship with the bundle`);
+  packages.set(m[1], { title: `${pkg.name}@${pkg.version} (${pkg.license})`, text: readFileSync(join(dir, file), 'utf8').trim() });
+}
+// The same version nested twice (string-width under cliui and under wrap-ansi) is listed once.
+const sorted = [...new Map([...packages.values()].map((p) => [p.title, p])).values()].sort((a, b) => a.title.localeCompare(b.title));
+writeFileSync(
+  join(OUT, 'yargs.LICENSES.txt'),
+  `dist/vendor/yargs.js bundles these packages (scripts/bundle-yargs.mjs); their licences follow.\n\n${sorted.map((p) => `- ${p.title}`).join('\n')}\n\n${sorted.map((p) => `${'='.repeat(78)}\n${p.title}\n\n${p.text}\n`).join('\n')}`,
+);
+if (!existsSync(join(OUT, 'yargs', 'locales', 'en.json')) || !existsSync(dirname(join(OUT, 'yargs.js')))) throw new Error('bundle-yargs: the locales were not copied');
