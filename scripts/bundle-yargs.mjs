@@ -19,10 +19,42 @@
 import { build } from 'esbuild';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const OUT = join(ROOT, 'dist', 'vendor');
 const shim = 'yargs/lib/platform-shims/esm.mjs';
+
+/**
+ * string-width, as yargs and cliui call it to lay out --help: for a line of printable ASCII it
+ * answers the line's length without its per-character work (a grapheme segmenter, a fresh
+ * emoji RegExp, an East Asian width lookup per character): that work was a third of --help's
+ * CPU time beyond starting Node. Every other string goes to the package itself. The shortcut
+ * is checked against each bundled string-width below, character by character, at every build.
+ */
+const widths = new Set();
+const asciiWidth = {
+  name: 'ascii-string-width',
+  setup(b) {
+    b.onResolve({ filter: /^string-width$/ }, async (args) => {
+      if (args.pluginData === 'real') return undefined;
+      const real = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, pluginData: 'real' });
+      if (real.errors.length) return { errors: real.errors };
+      widths.add(real.path);
+      return { path: real.path, namespace: 'ascii-string-width' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'ascii-string-width' }, (args) => ({
+      resolveDir: dirname(args.path),
+      loader: 'js',
+      contents: `import stringWidth from ${JSON.stringify(args.path)};
+const PRINTABLE_ASCII = /^[\\x20-\\x7e]*$/;
+export default function asciiStringWidth(string, options) {
+  return typeof string === 'string' && PRINTABLE_ASCII.test(string) ? string.length : stringWidth(string, options);
+}
+`,
+    }));
+  },
+};
 
 const result = await build({
   stdin: { contents: "export { default } from 'yargs';", resolveDir: ROOT, loader: 'js', sourcefile: 'yargs-entry.js' },
@@ -36,11 +68,24 @@ const result = await build({
   allowOverwrite: true, // tsc wrote a re-export of the package there
   metafile: true,
   logLevel: 'warning',
+  plugins: [asciiWidth],
   // Every import.meta.url in the bundle (the shim's, and yargs-parser's createRequire base)
   // reads as the shim's URL would in an installed yargs next to the bundle.
   define: { 'import.meta.url': '__yargsShimUrl' },
   banner: { js: `const __yargsShimUrl = new URL('./${shim}', import.meta.url).href;` },
 });
+
+// The shortcut's premise: string-width gives every printable ASCII character width 1 (a line
+// of them, its length), with and without its options.
+if (widths.size === 0) throw new Error('bundle-yargs: no string-width was bundled; is the ascii-string-width plugin still needed?');
+for (const path of widths) {
+  const { default: stringWidth } = await import(pathToFileURL(path).href);
+  const printable = Array.from({ length: 0x7f - 0x20 }, (_, i) => String.fromCharCode(0x20 + i));
+  for (const options of [undefined, { ambiguousIsNarrow: false }, { countAnsiEscapeCodes: true }]) {
+    const wrong = [...printable, printable.join(''), ''].filter((c) => stringWidth(c, options) !== c.length);
+    if (wrong.length) throw new Error(`bundle-yargs: ${path} gives ${JSON.stringify(wrong)} a width other than their length`);
+  }
+}
 
 rmSync(join(OUT, 'yargs'), { recursive: true, force: true });
 cpSync(join(ROOT, 'node_modules', 'yargs', 'locales'), join(OUT, 'yargs', 'locales'), { recursive: true });
@@ -49,7 +94,7 @@ cpSync(join(ROOT, 'node_modules', 'yargs', 'locales'), join(OUT, 'yargs', 'local
 const packages = new Map();
 for (const input of Object.keys(result.metafile.inputs)) {
   const m = /^(.*node_modules\/((?:@[^/]+\/)?[^/]+))\//.exec(input);
-  if (!m || packages.has(m[1])) continue;
+  if (!m || input.startsWith('ascii-string-width:') || packages.has(m[1])) continue;
   const dir = resolve(ROOT, m[1]);
   const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
   const file = readdirSync(dir).find((f) => /^licen[cs]e/i.test(f));
