@@ -4,11 +4,9 @@ import { LOAD, TOP, type CommandName } from './commands/index.js';
 import { loadConfig } from './config.js';
 import { exitCodeFor, formatError, UsageError } from './errors.js';
 import { unwrapExamples } from './help.js';
-import { suggest as closest } from '../util/suggest.js';
 import type { Io } from './io.js';
-import { wrongPassphraseAdvice, type Context } from './options.js';
+import type { Context } from './options.js';
 import { packageVersion } from './version.js';
-import { errorLine } from './output.js';
 
 const EPILOGUE = `Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 a check (verify, lint, store check) ran and said no.
 Config: ./profilesmith.json, or --config FILE, or PROFILESMITH_CONFIG: the store and default template values (see \`config show\`).
@@ -123,6 +121,7 @@ async function withFlagSuggestions(message: string, argv: string[], io: Io): Pro
   } catch {
     // no suggestions then
   }
+  const { suggest: closest } = await import('../util/suggest.js');
   const near = given.map((g) => [g, g.startsWith('--') ? closest(g, flags) : undefined] as const).filter((x): x is readonly [string, string] => x[1] !== undefined);
   const hint = near.length === 0 ? '' : near.length === 1 && given.length === 1 ? ` (did you mean ${near[0]![1]}?)` : ` (did you mean ${near.map(([g, s]) => `${s} for ${g}`).join(', ')}?)`;
   const help = `profilesmith ${path.length ? `${path.join(' ')} ` : ''}--help`;
@@ -202,7 +201,11 @@ export async function run(rawArgv: string[], io: Io): Promise<number> {
     if (argv.includes('--json') && !debug) {
       const code = (err as { code?: string })?.code ?? 'ERR_INTERNAL';
       io.stderr.write(JSON.stringify({ error: { code, message: (err instanceof Error ? err.message : String(err)).split('\n')[0], exitCode: exitCodeFor(err) } }) + '\n');
-    } else errorLine(io, formatError(err, debug, { passphraseAdvice: wrongPassphraseAdvice(io) }));
+    } else {
+      // Loaded for an error only: output.js brings the file-writing code, options.js the stores' options.
+      const [{ errorLine }, { wrongPassphraseAdvice }] = await Promise.all([import('./output.js'), import('./options.js')]);
+      errorLine(io, formatError(err, debug, { passphraseAdvice: wrongPassphraseAdvice(io) }));
+    }
     return exitCodeFor(err);
   }
 }
