@@ -18,6 +18,7 @@
  */
 import { build } from 'esbuild';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -43,6 +44,14 @@ const asciiWidth = {
       widths.add(real.path);
       return { path: real.path, namespace: 'ascii-string-width' };
     });
+    // Each string-width makes an Intl.Segmenter when it loads, and the first one made in a
+    // process costs 10 ms (ICU's break rules); made on first use instead, --help never makes one.
+    b.onLoad({ filter: /[\\/]string-width[\\/]index\.js$/, namespace: 'file' }, async (args) => {
+      const source = await readFile(args.path, 'utf8');
+      const eager = 'const segmenter = new Intl.Segmenter();';
+      if (source.split(eager).length !== 2) throw new Error(`bundle-yargs: ${args.path} no longer makes its segmenter with "${eager}"; look again at the ascii-string-width plugin`);
+      return { loader: 'js', contents: source.replace(eager, 'let madeSegmenter;\nconst segmenter = { segment: (text) => (madeSegmenter ??= new Intl.Segmenter()).segment(text) };') };
+    });
     b.onLoad({ filter: /.*/, namespace: 'ascii-string-width' }, (args) => ({
       resolveDir: dirname(args.path),
       loader: 'js',
@@ -62,7 +71,7 @@ const result = await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  minify: true,
+  minify: process.env.BUNDLE_YARGS_READABLE !== '1', // BUNDLE_YARGS_READABLE=1: unminified, for a profile that names functions
   legalComments: 'none', // the licences are in yargs.LICENSES.txt, whole
   outfile: join(OUT, 'yargs.js'),
   allowOverwrite: true, // tsc wrote a re-export of the package there
