@@ -34,6 +34,7 @@ const shim = 'yargs/lib/platform-shims/esm.mjs';
  * is checked against each bundled string-width below, character by character, at every build.
  */
 const widths = new Set();
+const lazied = new Set();
 const asciiWidth = {
   name: 'ascii-string-width',
   setup(b) {
@@ -44,13 +45,37 @@ const asciiWidth = {
       widths.add(real.path);
       return { path: real.path, namespace: 'ascii-string-width' };
     });
-    // Each string-width makes an Intl.Segmenter when it loads, and the first one made in a
-    // process costs 10 ms (ICU's break rules); made on first use instead, --help never makes one.
+    // What each string-width makes when it loads, made on first use instead, so that --help
+    // (all ASCII, see above) never makes them: the first Intl.Segmenter of a process costs about
+    // 10 ms (ICU's break rules), and string-width 8's /^\p{RGI_Emoji}$/v about 15 ms (the set
+    // of every emoji sequence), more than half of what loading the whole bundle cost. Each is
+    // only ever called as .segment(), .test() or by String#search, which the stand-in forwards.
     b.onLoad({ filter: /[\\/]string-width[\\/]index\.js$/, namespace: 'file' }, async (args) => {
-      const source = await readFile(args.path, 'utf8');
-      const eager = 'const segmenter = new Intl.Segmenter();';
-      if (source.split(eager).length !== 2) throw new Error(`bundle-yargs: ${args.path} no longer makes its segmenter with "${eager}"; look again at the ascii-string-width plugin`);
-      return { loader: 'js', contents: source.replace(eager, 'let madeSegmenter;\nconst segmenter = { segment: (text) => (madeSegmenter ??= new Intl.Segmenter()).segment(text) };') };
+      let source = await readFile(args.path, 'utf8');
+      const statement = /^const (segmenter|rgiEmojiRegex|visibleCharacterRegex|defaultIgnorableCodePointRegex) = (new Intl\.Segmenter\(\)|\/.*\/[uv]);$/gm;
+      const found = [];
+      source = source.replace(statement, (_, name, value) => {
+        found.push(name);
+        lazied.add(name);
+        return `const ${name} = madeOnFirstUse(() => ${value});`;
+      });
+      if (!found.includes('segmenter')) throw new Error(`bundle-yargs: ${args.path} no longer makes its segmenter as the plugin expects; look again at the ascii-string-width plugin`);
+      const code = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, ''); // the comments mention them too
+      for (const name of found) {
+        const uses = code.match(new RegExp(`\\b${name}\\b(?!\\.(segment|test)\\()`, 'g')) ?? [];
+        const searches = code.match(new RegExp(`\\.search\\(${name}\\)`, 'g')) ?? [];
+        if (uses.length - 1 !== searches.length) throw new Error(`bundle-yargs: ${args.path} uses ${name} other than by .segment(), .test() or .search(); look again at the ascii-string-width plugin`);
+      }
+      return {
+        loader: 'js',
+        contents: `${source}
+function madeOnFirstUse(make) {
+  let made;
+  const get = () => (made ??= make());
+  return { segment: (text) => get().segment(text), test: (text) => get().test(text), [Symbol.search]: (text) => get()[Symbol.search](text) };
+}
+`,
+      };
     });
     b.onLoad({ filter: /.*/, namespace: 'ascii-string-width' }, (args) => ({
       resolveDir: dirname(args.path),
@@ -86,6 +111,9 @@ const result = await build({
 
 // The shortcut's premise: string-width gives every printable ASCII character width 1 (a line
 // of them, its length), with and without its options.
+for (const name of ['segmenter', 'rgiEmojiRegex', 'defaultIgnorableCodePointRegex']) {
+  if (!lazied.has(name)) throw new Error(`bundle-yargs: no bundled string-width makes ${name} any more; look again at the ascii-string-width plugin`);
+}
 if (widths.size === 0) throw new Error('bundle-yargs: no string-width was bundled; is the ascii-string-width plugin still needed?');
 for (const path of widths) {
   const { default: stringWidth } = await import(pathToFileURL(path).href);
@@ -117,3 +145,26 @@ writeFileSync(
   `dist/vendor/yargs.js bundles these packages (scripts/bundle-yargs.mjs); their licences follow.\n\n${sorted.map((p) => `- ${p.title}`).join('\n')}\n\n${sorted.map((p) => `${'='.repeat(78)}\n${p.title}\n\n${p.text}\n`).join('\n')}`,
 );
 if (!existsSync(join(OUT, 'yargs', 'locales', 'en.json')) || !existsSync(dirname(join(OUT, 'yargs.js')))) throw new Error('bundle-yargs: the locales were not copied');
+
+// The bundle against the package, on a help that takes every path of string-width and cliui:
+// ASCII, accents, CJK, full-width forms, emoji sequences and a flag, wrapped. Any difference in
+// layout (the shortcut, the stand-ins above, the bundling) fails the build.
+const render = async (url) => {
+  const { default: yargs } = await import(url);
+  let out = '';
+  await yargs([])
+    .scriptName('probe')
+    .command('é <ü>', 'emoji 👩‍👩‍👧 日本語 wide, and a long ASCII description that wraps over more than one line of the help', {}, () => {})
+    .option('ñ', { describe: 'ｆｕｌｌ　ｗｉｄｔｈ 🇩🇪 flag 1️⃣ keycap', type: 'string' })
+    .option('plain', { describe: 'plain ASCII', choices: ['a', 'b'] })
+    .wrap(60)
+    .exitProcess(false)
+    .parseAsync(['--help'], {}, (_err, _argv, output) => {
+      out = output;
+    });
+  return out;
+};
+const [fromPackage, fromBundle] = [await render('yargs'), await render(pathToFileURL(join(OUT, 'yargs.js')).href)];
+if (!fromPackage.includes('日本語') || fromPackage !== fromBundle) {
+  throw new Error(`bundle-yargs: the bundle lays out help differently from the yargs package:\n${fromPackage}\n---\n${fromBundle}`);
+}
