@@ -7,6 +7,11 @@
 //   BENCH_FIRST=600                           (the first batch on a store just filled by cert issue-batch)
 //   BENCH_PG=0                                (leave out the PostgreSQL store's batch; on by default
 //                                              where Debian's postgresql is installed)
+//   BENCH_ONLY=startup                        (only the start-up section: --help, --version and
+//                                              cert list on a 1,000-certificate store against
+//                                              node -e 0, in CPU time; see scripts/bench-startup.mjs.
+//                                              Its result replaces the startup entry of latest.json)
+//   BENCH_STARTUP_ROUNDS=41                   (the start-up section's interleaved rounds)
 //
 // The store builds each identity's profile PKCS#12 when it enters (issue, import, issue-batch),
 // so the first batch after cert issue-batch finds them built and runs as a warm one does. The
@@ -21,6 +26,7 @@ import { promisify } from 'node:util';
 import { createRequire } from 'node:module';
 import { initStore, openStore, generateProfile, migrateStore } from '../dist/index.js';
 import { startCluster } from './pg-cluster.mjs';
+import { benchStartup, startupLines } from './bench-startup.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const CACHE = join(ROOT, 'bench', '.cache');
@@ -36,6 +42,20 @@ const firstUsers = Number(process.env.BENCH_FIRST ?? (quick ? 100 : 600));
 const jobs = availableParallelism();
 const log = (...a) => console.error(...a);
 const f = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
+const only = process.env.BENCH_ONLY;
+if (only !== undefined && only !== 'startup') throw new Error(`BENCH_ONLY=${only}: the only section that runs alone is startup`);
+
+// 0. Start-up (first, while nothing else of the bench has warmed or loaded the machine).
+const startup = await benchStartup({ root: ROOT, cache: CACHE, lib: { initStore, openStore }, log });
+if (only === 'startup') {
+  // The other sections' results of an earlier run stay; this one's replace its entry.
+  const latest = join(RESULTS, 'latest.json');
+  const previous = existsSync(latest) ? JSON.parse(readFileSync(latest, 'utf8')) : {};
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(latest, JSON.stringify({ ...previous, startup: { date: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version }, ...startup } }, null, 2) + '\n');
+  console.log(`${startupLines(startup).join('\n')}\nwrote ${latest} (startup)`);
+  process.exit(0);
+}
 
 // 1. A store with maxUsers users, each holding one signing and three encryption identities.
 //    Keys come from a pool (RSA keygen is not what is measured); the store is kept between runs.
@@ -352,6 +372,7 @@ const result = {
   firstBatch: { users: firstUsers, issueBatchSeconds: issueSeconds, round: 1 },
   ratioRanges: Object.fromEntries(Object.keys(mid.ratios).filter((k) => k !== 'firstBatchVsPlainLoop').map((k) => [k, [Math.min(...rounds.map((r) => r.ratios[k])), Math.max(...rounds.map((r) => r.ratios[k]))]])),
   rounds,
+  startup: { date: new Date().toISOString(), ...startup },
   peakRssMB: Math.max(rounds[0].first.maxRssMB, ...rounds.flatMap((r) => [...Object.values(r.cold), ...Object.values(r.warm)].map((w) => w.maxRssMB))),
 };
 mkdirSync(RESULTS, { recursive: true });
@@ -371,4 +392,5 @@ ratios (median round of ${ROUNDS}; each round's baselines against its own batche
   warm batch of ${sizes[0]} = ${f(result.ratios.warmBatchVsOpensslLoop)} × openssl loop (rounds: ${rounds.map((r) => f(r.ratios.warmBatchVsOpensslLoop)).join(', ')}), ${f(result.ratios.warmBatchVsMobileconfig)} × mobileconfig (rounds: ${rounds.map((r) => f(r.ratios.warmBatchVsMobileconfig)).join(', ')}); start-up weighs more
   warm batch of ${sizes[sizes.length - 1]} without start-up = ${f(result.ratios.largestWarmBatchVsPlainLoop)} × unencrypted-key openssl loop (rounds: ${rounds.map((r) => f(r.ratios.largestWarmBatchVsPlainLoop)).join(', ')})
   ms/profile ${sizes[sizes.length - 1]} vs ${sizes[0]}: ${f(result.ratios.msPerProfileLargeVsSmall)} (without start-up: ${f(result.ratios.netMsPerProfileLargeVsSmall)})
+${startupLines(startup).join('\n')}
 wrote ${join(RESULTS, 'latest.json')}`);

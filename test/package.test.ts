@@ -196,3 +196,19 @@ test('the packed package.json has no install-time script (npm 11 flags prepare),
   const { scripts: _b, ...repoRest } = repo;
   t.deepEqual(packedRest, repoRest, 'only the scripts differ');
 });
+
+test('the installed CLI runs without yargs installed (it ships bundled), and --version is the package\'s, not the project\'s', (t) => {
+  const { proj, manifest } = consumerProject(t);
+  t.false(existsSync(join(proj, 'node_modules', 'yargs')), 'yargs is a devDependency: npm does not install it');
+  writeFileSync(join(proj, 'package.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(proj, 'package.json'), 'utf8')), version: '9.9.9' }));
+  const bin = join(proj, 'node_modules', 'profilesmith', manifest.bin.profilesmith);
+  for (const argv of [['--version'], ['cert', '--version']]) {
+    const r = spawnSync(process.execPath, [bin, ...argv], { cwd: proj, encoding: 'utf8' });
+    t.is(r.status, 0, r.stderr);
+    t.is(r.stdout, `${manifest.version}\n`, argv.join(' '));
+  }
+  const help = spawnSync(process.execPath, [bin, '--help'], { cwd: proj, encoding: 'utf8', env: { ...process.env, LANG: 'de_DE.UTF-8', LC_ALL: '' } });
+  t.is(help.status, 0, help.stderr);
+  t.true(help.stdout.includes('profilesmith cert <command>'), help.stdout);
+  t.true(help.stdout.includes('Kommandos:'), 'yargs finds its translations beside the bundle');
+});

@@ -6,21 +6,9 @@
 import type { KeyObject } from 'node:crypto';
 import { int } from '../asn1/der.js';
 import { createCrlDer } from './x509.js';
+import { REVOCATION_REASONS, type RevocationReason } from './revocation-reasons.js';
 
-/**
- * RFC 5280 5.3.1 reason codes that we write.
- * @example
- * console.log(Object.keys(REVOCATION_REASONS).join(', ')) // the reasons revokeCertificate takes
- */
-export const REVOCATION_REASONS = {
-  unspecified: 0,
-  keyCompromise: 1,
-  affiliationChanged: 3,
-  superseded: 4,
-  cessationOfOperation: 5,
-} as const;
-/** A CRL reason code name (RFC 5280 section 5.3.1). */
-export type RevocationReason = keyof typeof REVOCATION_REASONS;
+export { REVOCATION_REASONS, type RevocationReason } from './revocation-reasons.js';
 
 /** One revoked certificate on a CRL. */
 export interface CrlEntry {

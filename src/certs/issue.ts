@@ -9,16 +9,9 @@ import { describeKey, generateKeyPair, type KeyAlgorithm } from './keys.js';
 import { createCertificate, EKU, type KeyUsageName, type PublicationSpec } from './x509.js';
 import { checkNameValue } from './name.js';
 import { assertCertificateEmail } from './email.js';
+import type { CertificatePurpose } from './purposes.js';
 
-/** The certificate templates a user certificate is issued from. */
-export type CertificatePurpose = 'smime-signing' | 'smime-encryption';
-
-/**
- * The certificate purposes: S/MIME signing and S/MIME encryption.
- * @example
- * for (const purpose of PURPOSES) console.log(purpose, (await store.listCertificates({ purpose })).length)
- */
-export const PURPOSES: readonly CertificatePurpose[] = ['smime-signing', 'smime-encryption'];
+export { PURPOSES, type CertificatePurpose } from './purposes.js';
 
 const PROFILES: Record<CertificatePurpose, { keyUsage: KeyUsageName[]; eku: string[] }> = {
   // RFC 8550 4.4.2: signing needs digitalSignature; RSA encryption needs keyEncipherment.

@@ -24,7 +24,7 @@ export async function yargsCandidates(parser: Argv, words: string[]): Promise<st
  * from the commands; template names and the `--set` keys of the template on the line are
  * added here.
  */
-export async function completions(parser: () => Argv, words: string[], io: Io): Promise<string[]> {
+export async function completions(parser: () => Argv | Promise<Argv>, words: string[], io: Io): Promise<string[]> {
   const current = words.at(-1) ?? '';
   const prev = words.at(-2);
   if (prev === '--set' || prev === '-s') return setKeys(words, current, io);
@@ -35,7 +35,7 @@ export async function completions(parser: () => Argv, words: string[], io: Io): 
   if (!current.startsWith('-') && words.length === 2 && (words[0] === 'generate' || words[0] === 'batch')) return templateNames(current);
   if (!current.startsWith('-') && words.length === 3 && positionals[0] === 'templates' && positionals[1] === 'show') return templateNames(current);
 
-  const candidates = (await yargsCandidates(parser(), words))
+  const candidates = (await yargsCandidates(await parser(), words))
     // yargs offers one-letter aliases as `--o`; on a command line they are `-o`.
     .map((c) => (/^--[a-zA-Z]$/.test(c) ? c.slice(1) : c))
     .filter((c) => c !== 'completion' || words.length === 1);

@@ -1,6 +1,6 @@
 import { isPostgresUrl } from '../store/postgres/db.js';
 import { isProfilesmithError } from '../errors.js';
-import { isDiskFull } from '../store/fs-util.js';
+import { isDiskFull } from '../store/errno.js';
 
 /** Bad or conflicting flags, a missing argument, a prompt needed while not interactive: exit 2. */
 export class UsageError extends Error {

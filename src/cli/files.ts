@@ -1,4 +1,4 @@
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { InputInvalid } from '../errors.js';
@@ -81,6 +81,8 @@ export async function readDataFile(io: Io, path: string): Promise<Record<string,
 export async function readPrivateKeyFile(io: Io, path: string, option: string, passwordFile?: string): Promise<KeyObject> {
   const bytes = await readInputFile(io, path, option, 1024 * 1024);
   const password = passwordFile ? await readSecretFile(io, passwordFile, 'password') : undefined;
+  // node:crypto loads here, not with this module: config and output read files through it too.
+  const { createPrivateKey } = await import('node:crypto');
   try {
     const text = bytes.toString('latin1');
     return text.includes('-----BEGIN')

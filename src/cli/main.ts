@@ -1,16 +1,22 @@
 #!/usr/bin/env node
 // The only file that touches the process: everything else gets an Io.
-import { run } from './run.js';
-
-const code = await run(process.argv.slice(2), {
-  stdout: process.stdout,
-  stderr: process.stderr,
-  stdin: process.stdin,
-  env: process.env,
-  cwd: process.cwd(),
-  onTerminate: (fn) => {
-    process.once('SIGTERM', () => fn('SIGTERM'));
-    process.once('SIGINT', () => fn('SIGINT'));
-  },
-});
-process.exitCode = code;
+// `profilesmith --version` alone is answered here, before the parser and the commands load
+// (what yargs prints for it: the version and a newline, exit code 0).
+if (process.argv.length === 3 && process.argv[2] === '--version') {
+  const { packageVersion } = await import('./version.js');
+  process.stdout.write(`${packageVersion()}\n`);
+} else {
+  const { run } = await import('./run.js');
+  const code = await run(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+    cwd: process.cwd(),
+    onTerminate: (fn) => {
+      process.once('SIGTERM', () => fn('SIGTERM'));
+      process.once('SIGINT', () => fn('SIGINT'));
+    },
+  });
+  process.exitCode = code;
+}

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
-import { openStore, type AnyStore } from '../store/open.js';
+import type { AnyStore } from '../store/open.js';
 import { isPostgresUrl } from '../store/postgres/db.js';
 import { resolveStoreDir } from '../store/location.js';
 import { UsageError } from './errors.js';
@@ -112,6 +112,9 @@ export function storeDir(args: StoreArgs, io: Io): string {
 /** Opens the store; with `keys`, asks for the passphrase and checks it. */
 export async function openStoreFromArgs(args: StoreArgs, io: Io, keys: boolean): Promise<AnyStore> {
   const dir = storeDir(args, io);
+  // Loaded here, not with this module: every command's options come from this module, and
+  // --help or a command without a store never needs the store's code.
+  const { openStore } = await import('../store/open.js');
   const store = await openStore(dir);
   if (keys) await store.unlock(await getPassphrase(args, io));
   return store;

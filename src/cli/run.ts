@@ -1,62 +1,36 @@
-import yargs, { type Argv } from 'yargs';
-import { batchCommand } from './commands/batch.js';
-import { caCommand } from './commands/ca.js';
-import { certCommand } from './commands/cert.js';
-import { crlCommand } from './commands/crl.js';
-import { pkiCommand } from './commands/pki.js';
-import { decryptCommand } from './commands/decrypt.js';
-import { storeCommand } from './commands/store.js';
-import { userCommand } from './commands/user.js';
-import { demoCommand } from './commands/demo.js';
-import { generateCommand } from './commands/generate.js';
-import { initCommand } from './commands/init.js';
-import { linkCommand } from './commands/link.js';
-import { serveCommand } from './commands/serve.js';
-import { inspectCommand } from './commands/inspect.js';
-import { lintCommand } from './commands/lint.js';
-import { signCommand } from './commands/sign.js';
-import { templatesCommand } from './commands/templates.js';
-import { verifyCommand } from './commands/verify.js';
-import { configCommand } from './commands/config.js';
+import type { Argv, CommandModule } from 'yargs';
+import yargs from '../vendor/yargs.js';
+import { LOAD, TOP, type CommandName } from './commands/index.js';
 import { loadConfig } from './config.js';
-import { completions, yargsCandidates } from './completion.js';
-import { completionCommand } from './commands/completion.js';
 import { exitCodeFor, formatError, UsageError } from './errors.js';
 import { unwrapExamples } from './help.js';
-import { suggest as closest } from '../util/suggest.js';
 import type { Io } from './io.js';
-import { wrongPassphraseAdvice, type Context } from './options.js';
-import { errorLine } from './output.js';
+import type { Context } from './options.js';
+import { packageVersion } from './version.js';
 
 const EPILOGUE = `Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 a check (verify, lint, store check) ran and said no.
 Config: ./profilesmith.json, or --config FILE, or PROFILESMITH_CONFIG: the store and default template values (see \`config show\`).
 Environment: PROFILESMITH_STORE (store directory), PROFILESMITH_PASSPHRASE, PROFILESMITH_PASSPHRASE_FILE,
 PROFILESMITH_NEW_PASSPHRASE (store passphrase), PROFILESMITH_DEBUG=1 (same as --debug), NO_COLOR.`;
 
-export function buildParser(ctx: Context, argv: string[]): Argv {
-  return yargs(argv)
-    .scriptName('profilesmith')
-    .usage('$0 <command> [options]')
-    .command(initCommand(ctx))
-    .command(certCommand(ctx))
-    .command(caCommand(ctx))
-    .command(generateCommand(ctx))
-    .command(batchCommand(ctx))
-    .command(verifyCommand(ctx))
-    .command(signCommand(ctx))
-    .command(decryptCommand(ctx))
-    .command(serveCommand(ctx))
-    .command(linkCommand(ctx))
-    .command(lintCommand(ctx))
-    .command(inspectCommand(ctx))
-    .command(templatesCommand(ctx))
-    .command(userCommand(ctx))
-    .command(crlCommand(ctx))
-    .command(pkiCommand(ctx))
-    .command(storeCommand(ctx))
-    .command(demoCommand(ctx))
-    .command(configCommand(ctx))
-    .command(completionCommand(ctx))
+/**
+ * The parser for a command line. Every command is registered, but only those named among the
+ * line's `words` with their module (options, subcommands, handler, and what they import): the
+ * others by their usage and description alone, which is all that --help and yargs' command
+ * matching read of a command that is not run. A command runs only when its name is a word of
+ * the line, so a command that runs is always a loaded one. (A name that is only an option's
+ * value, `--template verify`, loads a module for nothing, which costs time, never behaviour.)
+ */
+export async function buildParser(ctx: Context, argv: string[], words: string[] = argv): Promise<Argv> {
+  const named = new Set(words.filter((w) => !w.startsWith('-')));
+  const modules = await Promise.all(
+    (Object.keys(TOP) as CommandName[]).map(async (name): Promise<CommandModule<object, any>> => // eslint-disable-line @typescript-eslint/no-explicit-any
+      named.has(name) ? (await LOAD[name]())(ctx) : { ...TOP[name], builder: {}, handler: () => {} },
+    ),
+  );
+  let parser: Argv = yargs(argv).scriptName('profilesmith').version(packageVersion()).usage('$0 <command> [options]');
+  for (const m of modules) parser = parser.command(m);
+  return parser
     .option('debug', { type: 'boolean', describe: 'print stack traces and causes' })
     .option('config', { type: 'string', describe: 'config file (default: $PROFILESMITH_CONFIG, then ./profilesmith.json); --no-config reads none' })
     .example('$0 init --store ./store --org "Example Corp"', 'create a store and its CA')
@@ -142,10 +116,12 @@ async function withFlagSuggestions(message: string, argv: string[], io: Io): Pro
   }
   let flags: string[] = [];
   try {
-    flags = (await yargsCandidates(buildParser({ io: { ...io, env: {} }, exitCode: 0 }, []), [...path, '--'])).filter((c) => c.startsWith('--')).map((c) => c.split(':')[0]!);
+    const { yargsCandidates } = await import('./completion.js');
+    flags = (await yargsCandidates(await buildParser({ io: { ...io, env: {} }, exitCode: 0 }, [], path), [...path, '--'])).filter((c) => c.startsWith('--')).map((c) => c.split(':')[0]!);
   } catch {
     // no suggestions then
   }
+  const { suggest: closest } = await import('../util/suggest.js');
   const near = given.map((g) => [g, g.startsWith('--') ? closest(g, flags) : undefined] as const).filter((x): x is readonly [string, string] => x[1] !== undefined);
   const hint = near.length === 0 ? '' : near.length === 1 && given.length === 1 ? ` (did you mean ${near[0]![1]}?)` : ` (did you mean ${near.map(([g, s]) => `${s} for ${g}`).join(', ')}?)`;
   const help = `profilesmith ${path.length ? `${path.join(' ')} ` : ''}--help`;
@@ -163,7 +139,8 @@ const GROUPS = ['cert', 'ca', 'link', 'templates', 'user', 'pki', 'store', 'conf
 async function unknownCommand(argv: string[], io: Io): Promise<string | undefined> {
   const words = argv.filter((a) => !a.startsWith('-'));
   if (!words.length || argv.includes('--help') || argv.includes('--version') || argv[0]?.startsWith('-')) return undefined;
-  const names = async (path: string[]) => (await yargsCandidates(buildParser({ io: { ...io, env: {} }, exitCode: 0 }, []), [...path, ''])).filter((c) => !c.startsWith('-'));
+  const { yargsCandidates } = await import('./completion.js');
+  const names = async (path: string[]) => (await yargsCandidates(await buildParser({ io: { ...io, env: {} }, exitCode: 0 }, [], path), [...path, ''])).filter((c) => !c.startsWith('-'));
   const [first, second] = argv;
   if (first === undefined) return undefined;
   const top = await names([]);
@@ -194,7 +171,8 @@ export async function run(rawArgv: string[], io: Io): Promise<number> {
     // Called by the completion scripts on every Tab: candidates on stdout, never an error.
     const words = rawArgv.slice(rawArgv[1] === '--' ? 2 : 1);
     try {
-      const list = await completions(() => buildParser({ io: { ...io, env: {} }, exitCode: 0 }, []), words.length ? words : [''], io);
+      const { completions } = await import('./completion.js');
+      const list = await completions(() => buildParser({ io: { ...io, env: {} }, exitCode: 0 }, [], words), words.length ? words : [''], io);
       if (list.length) io.stdout.write(list.join('\n') + '\n');
     } catch {
       // Nothing to offer; the shell falls back to file names.
@@ -206,7 +184,7 @@ export async function run(rawArgv: string[], io: Io): Promise<number> {
   try {
     let output = '';
     try {
-      await buildParser(ctx, argv).parseAsync(argv, {}, (_err, _args, out) => {
+      await (await buildParser(ctx, argv)).parseAsync(argv, {}, (_err, _args, out) => {
         output = out;
       });
     } catch (err) {
@@ -223,7 +201,11 @@ export async function run(rawArgv: string[], io: Io): Promise<number> {
     if (argv.includes('--json') && !debug) {
       const code = (err as { code?: string })?.code ?? 'ERR_INTERNAL';
       io.stderr.write(JSON.stringify({ error: { code, message: (err instanceof Error ? err.message : String(err)).split('\n')[0], exitCode: exitCodeFor(err) } }) + '\n');
-    } else errorLine(io, formatError(err, debug, { passphraseAdvice: wrongPassphraseAdvice(io) }));
+    } else {
+      // Loaded for an error only: output.js brings the file-writing code, options.js the stores' options.
+      const [{ errorLine }, { wrongPassphraseAdvice }] = await Promise.all([import('./output.js'), import('./options.js')]);
+      errorLine(io, formatError(err, debug, { passphraseAdvice: wrongPassphraseAdvice(io) }));
+    }
     return exitCodeFor(err);
   }
 }

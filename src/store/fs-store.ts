@@ -7,7 +7,7 @@
 export { FileStore } from './file/file-store.js';
 export { initStore, openStore } from './file/init.js';
 export type { StoreMeta, InitStoreOptions, OpenStoreOptions } from './file/meta.js';
-export { MIN_PASSPHRASE_LENGTH } from './issuance.js';
+export { MIN_PASSPHRASE_LENGTH } from './passphrase.js';
 export { normalizeSerial } from '../certs/pem.js';
 export type { RevokeResult, StoreCa, ResponderIdentity } from './pki-files.js';
 export type { ImportIdentityOptions, ImportIdentityResult, RemoveUserResult } from './store.js';

@@ -2,20 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { StoreIOError } from '../errors.js';
+import { errnoWords } from './errno.js';
 
-/** Errnos of a disk that has no room left: every later write fails the same way. */
-const FULL: Record<string, string> = { ENOSPC: 'no space left on the disk', EDQUOT: 'the disk quota is used up' };
-
-/** An errno code in words where a person needs them (a full disk), else the code alone. */
-export function errnoWords(code: string): string {
-  return FULL[code] ? `${FULL[code]} (${code})` : code;
-}
-
-/** True when `err`, or an error it wraps, is a write that failed because the disk or the quota is full. */
-export function isDiskFull(err: unknown): boolean {
-  for (let e = err; e instanceof Error; e = e.cause) if (FULL[(e as NodeJS.ErrnoException).code ?? '']) return true;
-  return false;
-}
+export { errnoWords, isDiskFull } from './errno.js';
 
 /** Maps a filesystem failure to StoreIOError, shaped like smallstep's FileError. */
 export function ioError(path: string, op: string, cause: unknown): StoreIOError {

@@ -17,15 +17,7 @@ import { describeCertificate, EKU } from '../certs/x509.js';
 import { CertificateInvalid, InputInvalid } from '../errors.js';
 import type { CertificateRecord, IssueDeviceCertificateOptions, IssueUserCertificateOptions } from './store.js';
 
-/** The shortest passphrase a new store (or a new passphrase) takes: it is all that guards the keys. */
-export const MIN_PASSPHRASE_LENGTH = 8;
-
-/** @throws ERR_INPUT_INVALID for a passphrase shorter than {@link MIN_PASSPHRASE_LENGTH} characters */
-export function checkNewPassphrase(passphrase: string): void {
-  if ([...passphrase].length < MIN_PASSPHRASE_LENGTH) {
-    throw new InputInvalid('passphrase', `The passphrase must have at least ${MIN_PASSPHRASE_LENGTH} characters; it is all that protects the store's private keys`);
-  }
-}
+export { MIN_PASSPHRASE_LENGTH, checkNewPassphrase } from './passphrase.js';
 
 /**
  * What issuing would refuse, before any key is made: the address, the CA's permitted domains,

@@ -310,7 +310,16 @@ export function planReimport(
  * records.sort(compareRecords)
  */
 export function compareRecords(a: CertificateRecord, b: CertificateRecord): number {
-  return a.notBefore.localeCompare(b.notBefore) || a.created.localeCompare(b.created) || a.serial.localeCompare(b.serial);
+  return byCodeUnit(a.notBefore, b.notBefore) || byCodeUnit(a.created, b.created) || byCodeUnit(a.serial, b.serial);
+}
+
+/**
+ * ISO 8601 UTC timestamps and lowercase hex serials (normalizeSerial) sort the same by code
+ * unit as by locale, and localeCompare goes through an ICU collator on every call: sorting
+ * 1,000 records that way was a tenth of `cert list`'s CPU time.
+ */
+function byCodeUnit(x: string, y: string): number {
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /**

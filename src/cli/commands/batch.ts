@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { runBatch } from '../../batch/run.js';
 import { UsageError } from '../errors.js';
 import { readInputFile } from '../files.js';
@@ -42,8 +43,7 @@ function checkPasswordsOut(ctx: Context, out: string, force: boolean): void {
 
 export function batchCommand(ctx: Context): CommandModule<object, Args> {
   return {
-    command: 'batch <template>',
-    describe: 'generate a signed profile for every user of a users file',
+    ...TOP.batch,
     builder: (y: Argv) =>
       signerOptions(storeOptions(y))
         .positional('template', { type: 'string', describe: 'built-in template name or path' })

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { toPem } from '../../certs/pem.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, printJson, warn } from '../output.js';
@@ -164,8 +165,7 @@ function importSigner(ctx: Context): CommandModule<object, ImportSignerArgs> {
 
 export function caCommand(ctx: Context): CommandModule<object, Args> {
   return {
-    command: 'ca <command>',
-    describe: 'the store CA',
+    ...TOP.ca,
     builder: (y: Argv) =>
       y
         .command(exportCmd(ctx))

@@ -1,12 +1,9 @@
 import { dirname, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { readIdentity } from '../../certs/import.js';
-import { PURPOSES, type CertificatePurpose } from '../../certs/issue.js';
-import { certificatesFrom } from '../../certs/pem.js';
+import { PURPOSES, type CertificatePurpose } from '../../certs/purposes.js';
 import { InputInvalid, isProfilesmithError } from '../../errors.js';
 import type { ImportIdentityResult } from '../../store/fs-store.js';
 import type { AnyStore } from '../../store/open.js';
-import { parseCsvRecords } from '../../util/csv.js';
 import { readInputFile, readSecretFile } from '../files.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, printJson, warn } from '../output.js';
@@ -49,6 +46,8 @@ async function importOne(ctx: Context, store: AnyStore, spec: ImportSpec, base: 
   const bytes = await readInputFile(ctx.io, at(spec.file), 'file', MAX_IDENTITY_BYTES);
   const password = spec.passwordFile ? await readSecretFile(ctx.io, spec.passwordFile === '-' ? '-' : at(spec.passwordFile), 'password') : undefined;
   const keyBytes = spec.key ? await readInputFile(ctx.io, at(spec.key), 'key', MAX_IDENTITY_BYTES) : undefined;
+  // The certificate code loads when an import runs, not with `cert`'s other subcommands.
+  const [{ readIdentity }, { certificatesFrom }] = await Promise.all([import('../../certs/import.js'), import('../../certs/pem.js')]);
   const chain = spec.chain ? certificatesFrom(await readInputFile(ctx.io, at(spec.chain), 'chain', MAX_IDENTITY_BYTES)) : [];
   const bundle = readIdentity(bytes, { ...(password !== undefined ? { password } : {}), ...(keyBytes ? { keyBytes } : {}) });
   return store.importIdentity(bundle, {
@@ -103,6 +102,7 @@ function importBatchCmd(ctx: Context): CommandModule<object, BatchArgs> {
         .example('$0 cert import-batch pfx/manifest.csv --store ./store', 'import every row') as unknown as Argv<BatchArgs>,
     handler: async (args) => {
       const manifest = resolve(ctx.io.cwd, args.manifest);
+      const { parseCsvRecords } = await import('../../util/csv.js');
       const rows = parseCsvRecords((await readInputFile(ctx.io, manifest, 'manifest', MAX_IDENTITY_BYTES)).toString('utf8'));
       if (rows.length && !('user' in rows[0]!.values && 'file' in rows[0]!.values && 'purpose' in rows[0]!.values)) {
         throw new InputInvalid('manifest', `"${args.manifest}" needs a header row with user, file and purpose`);

@@ -1,9 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
-import { REVOCATION_REASONS, type RevocationReason } from '../../certs/crl.js';
-import { PURPOSES, type CertificatePurpose } from '../../certs/issue.js';
-import { toPem } from '../../certs/pem.js';
-import { toPkcs12 } from '../../certs/pkcs12.js';
-import { describeCertificate } from '../../certs/x509.js';
+import { TOP } from './index.js';
+import { REVOCATION_REASONS, type RevocationReason } from '../../certs/revocation-reasons.js';
+import { PURPOSES, type CertificatePurpose } from '../../certs/purposes.js';
 import { statusOf } from '../../store/store.js';
 import { InputInvalid, isProfilesmithError } from '../../errors.js';
 import { UsageError } from '../errors.js';
@@ -12,8 +10,8 @@ import { openStoreFromArgs, storeOptions, type Context, type StoreArgs, duration
 import { errorLine, interruptSignal, note, printJson, printTable, warn, writeArtifact, checkOutput, shellWord } from '../output.js';
 import { importBatchCommand, importCommand } from './cert-import.js';
 import { resolve } from 'node:path';
-import { issueBatch } from '../../batch/issue-batch.js';
-import { batchReporter } from '../progress.js';
+// What only some subcommands need (the certificate code, the batch runner) loads in their
+// handlers: every subcommand of `cert` loads this module.
 
 interface IssueArgs extends StoreArgs {
   user: string;
@@ -133,6 +131,7 @@ function issueBatchCmd(ctx: Context): CommandModule<object, IssueBatchArgs> {
         .epilogue('Ctrl-C stops the run after the keys being made; run it again to finish (users who hold a certificate are skipped). A fault of the store (a full disk, its database down) stops the run at once, with one error. Exit codes: 0, 1 a row failed (the others still complete) or the store failed (the run stops there), 130 stopped by Ctrl-C') as unknown as Argv<IssueBatchArgs>,
     handler: async (args) => {
       const store = await openStoreFromArgs(args, ctx.io, !args.dryRun);
+      const [{ issueBatch }, { batchReporter }] = await Promise.all([import('../../batch/issue-batch.js'), import('../progress.js')]);
       const report = batchReporter(ctx.io, 'issue', !!args.json);
       const stop = interruptSignal(ctx.io);
       // A store fault (a full disk, the database down) ends the run with one error, thrown, after the progress line.
@@ -227,6 +226,7 @@ function show(ctx: Context): CommandModule<object, ShowArgs> {
       const store = await openStoreFromArgs(args, ctx.io, false);
       const record = await store.findCertificate(args.id);
       const der = await store.getCertificate(record.serial);
+      const [{ toPem }, { describeCertificate }] = await Promise.all([import('../../certs/pem.js'), import('../../certs/x509.js')]);
       if (args.pem) return void ctx.io.stdout.write(toPem(der));
       const info = await describeCertificate(der);
       const detail = {
@@ -266,9 +266,11 @@ function exportCmd(ctx: Context): CommandModule<object, ExportArgs> {
         const password = await readSecretFile(ctx.io, args.passwordFile as string, 'password');
         if (!password) throw new UsageError('The PKCS#12 password must not be empty');
         const id = await store.getIdentity(record.serial);
+        const { toPkcs12 } = await import('../../certs/pkcs12.js');
         bytes = toPkcs12(id.certificate, id.privateKey, { password, friendlyName: `${record.user} ${record.purpose}` });
       } else {
         const der = await store.getCertificate(record.serial);
+        const { toPem } = await import('../../certs/pem.js');
         bytes = args.format === 'der' ? der : Buffer.from(toPem(der));
       }
       const where = await writeArtifact(ctx.io, args.out ?? '-', bytes, args.format !== 'pem', args.format === 'p12' ? 0o600 : 0o644, !!args.force);
@@ -332,8 +334,7 @@ function revoke(ctx: Context): CommandModule<object, RevokeArgs> {
 
 export function certCommand(ctx: Context): CommandModule<object, object> {
   return {
-    command: 'cert <command>',
-    describe: 'user certificates in the store',
+    ...TOP.cert,
     builder: (y: Argv) =>
       y
         .command(issue(ctx))

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { COMPLETION_SCRIPTS } from '../completion.js';
 import type { Context } from '../options.js';
 
@@ -7,8 +8,7 @@ type Shell = keyof typeof COMPLETION_SCRIPTS;
 /** `completion <shell>`: prints the script that asks `profilesmith __complete` for candidates. */
 export function completionCommand(ctx: Context): CommandModule<object, { shell: Shell }> {
   return {
-    command: 'completion <shell>',
-    describe: 'print a shell completion script (commands, flags, templates, --set keys)',
+    ...TOP.completion,
     builder: (y: Argv) =>
       y
         .positional('shell', { choices: ['bash', 'zsh', 'fish'] as const, demandOption: true })

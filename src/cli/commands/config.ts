@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { getPath } from '../../profile/template.js';
 import { configValues } from '../config.js';
 import { storeDir, storeOptions, templateArg, type Context, type StoreArgs } from '../options.js';
@@ -62,8 +63,7 @@ function show(ctx: Context): CommandModule<object, ShowArgs> {
 
 export function configCommand(ctx: Context): CommandModule<object, object> {
   return {
-    command: 'config <command>',
-    describe: 'the config file (profilesmith.json): what is in force',
+    ...TOP.config,
     builder: (y: Argv) => y.command(show(ctx)).demandCommand(1, 'Name a command: show'),
     handler: () => {},
   };

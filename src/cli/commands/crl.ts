@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { toPem } from '../../certs/pem.js';
 import { parseCaSlug, type CaRef } from '../../certs/publication.js';
 import { UsageError } from '../errors.js';
@@ -15,8 +16,7 @@ interface Args extends StoreArgs {
 
 export function crlCommand(ctx: Context): CommandModule<object, Args> {
   return {
-    command: 'crl',
-    describe: 'write the CRL of the issuing CA (or of the root: revoked issuing CAs)',
+    ...TOP.crl,
     builder: (y: Argv) =>
       storeOptions(y)
         .option('ca', { type: 'string', describe: 'whose CRL: issuing (the current issuing CA), root, or issuing-N for an older one' })

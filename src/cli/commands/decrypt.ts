@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { certificatesFrom } from '../../certs/pem.js';
 import { decryptProfile } from '../../profile/decrypt.js';
 import { readInputFile, readPrivateKeyFile } from '../files.js';
@@ -16,8 +17,7 @@ interface Args {
 
 export function decryptCommand(ctx: Context): CommandModule<object, Args> {
   return {
-    command: 'decrypt <file>',
-    describe: 'give back the plain profile of an encrypted one (support)',
+    ...TOP.decrypt,
     builder: (y: Argv) =>
       y
         .positional('file', { type: 'string', describe: 'an encrypted profile (signed or not)' })

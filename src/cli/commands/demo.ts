@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { toPem } from '../../certs/pem.js';
 import { verifyProfile } from '../../cms/verify.js';
 import { generateProfile } from '../../profile/generate.js';
@@ -20,8 +21,7 @@ const MARKER = '.profilesmith-demo';
 /** The whole journey on a throw-away store: init, issue, generate, verify. */
 export function demoCommand(ctx: Context): CommandModule<object, Args> {
   return {
-    command: 'demo',
-    describe: 'run the whole journey on a demo store (npm start)',
+    ...TOP.demo,
     builder: (y: Argv) =>
       y
         .option('dir', { type: 'string', default: './demo', describe: 'folder for the demo (replaced if it is an earlier demo)' })

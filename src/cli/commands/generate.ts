@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { generateProfile } from '../../profile/generate.js';
 import { csvField } from '../../util/csv.js';
 import { readInputFile } from '../files.js';
@@ -26,8 +27,7 @@ interface Args extends StoreArgs, SignerArgs {
 
 export function generateCommand(ctx: Context): CommandModule<object, Args> {
   return {
-    command: 'generate <template>',
-    describe: 'generate a signed profile for a user from a template',
+    ...TOP.generate,
     builder: (y: Argv) =>
       signerOptions(storeOptions(y))
         .positional('template', { type: 'string', describe: 'built-in template name or path to a .hbs file' })

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { initStore } from '../../store/open.js';
 import type { KeyAlgorithm } from '../../certs/keys.js';
 import { getPassphrase, storeDir, storeOptions, type Context, type StoreArgs } from '../options.js';
@@ -14,8 +15,7 @@ interface Args extends StoreArgs {
 
 export function initCommand(ctx: Context): CommandModule<object, Args> {
   return {
-    command: 'init',
-    describe: 'create a store with a root CA, intermediate and profile signer',
+    ...TOP.init,
     builder: (y: Argv) =>
       storeOptions(y)
         .option('org', { type: 'string', demandOption: true, describe: 'organization name for the CA certificates' })

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { inspectProfile, type InspectResult } from '../../profile/inspect.js';
 import { readInputFile } from '../files.js';
 import type { Context } from '../options.js';
@@ -43,8 +44,7 @@ function human(r: InspectResult): string {
 
 export function inspectCommand(ctx: Context): CommandModule<object, Args> {
   return {
-    command: 'inspect <file>',
-    describe: 'show signer, payloads, references and certificates',
+    ...TOP.inspect,
     builder: (y: Argv) =>
       y
         .positional('file', { type: 'string', describe: 'a profile (XML, binary or signed)' })

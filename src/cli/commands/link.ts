@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { linkState } from '../../server/links.js';
 import { openStoreFromArgs, templateArg, templateValues, storeOptions, type Context, type StoreArgs, durationFlag } from '../options.js';
 import { InputInvalid } from '../../errors.js';
@@ -21,8 +22,7 @@ interface CreateArgs extends StoreArgs {
 
 export function linkCommand(ctx: Context): CommandModule<object, object> {
   return {
-    command: 'link <command>',
-    describe: 'one-time download links for profilesmith serve',
+    ...TOP.link,
     builder: (y: Argv) =>
       y
         .command<CreateArgs>({

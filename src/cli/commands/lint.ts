@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { certificatesFrom } from '../../certs/pem.js';
 import { isProfilesmithError } from '../../errors.js';
 import { lintProfile, type LintResult } from '../../profile/lint.js';
@@ -32,8 +33,7 @@ function version(): string | undefined {
 
 export function lintCommand(ctx: Context): CommandModule<object, Args> {
   return {
-    command: 'lint <files..>',
-    describe: "check profiles against Apple's schema and iOS's rules",
+    ...TOP.lint,
     builder: (y: Argv) =>
       y
         .positional('files', { type: 'string', array: true, describe: 'profiles: XML, binary or signed (DER or BER)' })

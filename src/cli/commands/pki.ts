@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { createPkiHandler } from '../../pki/handler.js';
 import { TrustedProxies } from '../../server/client.js';
 import { UsageError } from '../errors.js';
@@ -71,8 +72,7 @@ function serve(ctx: Context): CommandModule<object, ServeArgs> {
 
 export function pkiCommand(ctx: Context): CommandModule<object, object> {
   return {
-    command: 'pki <command>',
-    describe: 'publish revocation: CRLs, CA certificates, OCSP',
+    ...TOP.pki,
     builder: (y: Argv) => y.command(serve(ctx)).demandCommand(1),
     handler: () => {},
   };

@@ -4,6 +4,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { signerCertificates } from '../../cms/sign.js';
 import { generateKeyPair } from '../../certs/keys.js';
 import { toPem } from '../../certs/pem.js';
@@ -116,8 +117,7 @@ function publicUrlOf(args: Args, host: string | undefined, port: number): URL {
 
 export function serveCommand(ctx: Context): CommandModule<object, Args> {
   return {
-    command: 'serve',
-    describe: 'serve profiles behind one-time download links',
+    ...TOP.serve,
     builder: (y: Argv) =>
       signerOptions(storeOptions(y))
         .option('template', { type: 'string', demandOption: true, describe: 'template for the profiles' })

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { signProfile } from '../../cms/sign.js';
 import { ProfileInvalid } from '../../errors.js';
 import { parseProfile } from '../../profile/parse.js';
@@ -17,8 +18,7 @@ interface Args extends StoreArgs, SignerArgs {
 
 export function signCommand(ctx: Context): CommandModule<object, Args> {
   return {
-    command: 'sign <file>',
-    describe: "sign an existing profile with the store's signing identity, or a key in a PKCS#11 token",
+    ...TOP.sign,
     builder: (y: Argv) =>
       signerOptions(storeOptions(y))
         .positional('file', { type: 'string', describe: 'an unsigned profile (XML or binary plist)' })

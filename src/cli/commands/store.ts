@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { checkStore, quarantineEntries, type QuarantinedEntry } from '../../store/check.js';
 import { FileStore } from '../../store/file/file-store.js';
 import { closeStore, openStore } from '../../store/open.js';
@@ -143,8 +144,7 @@ function path(ctx: Context): CommandModule<object, StoreArgs> {
 
 export function storeCommand(ctx: Context): CommandModule<object, object> {
   return {
-    command: 'store <command>',
-    describe: 'the certificate store itself',
+    ...TOP.store,
     builder: (y: Argv) => y.command(check(ctx)).command(passphrase(ctx)).command(migrateCommand(ctx)).command(path(ctx)).demandCommand(1),
     handler: () => {},
   };

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { listTemplates } from '../../profile/template.js';
 import { templateArg, type Context } from '../options.js';
 import { printJson, printTable } from '../output.js';
@@ -10,8 +11,7 @@ interface ShowArgs {
 
 export function templatesCommand(ctx: Context): CommandModule<object, object> {
   return {
-    command: 'templates <command>',
-    describe: 'the built-in templates and their variables',
+    ...TOP.templates,
     builder: (y: Argv) =>
       y
         .command<{ json?: boolean }>({

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { openStoreFromArgs, storeOptions, type Context, type StoreArgs } from '../options.js';
 import { note, printJson, printTable } from '../output.js';
 import { isRemovedUser, statusOf, type CertificateRecord } from '../../store/store.js';
@@ -64,8 +65,7 @@ function list(ctx: Context): CommandModule<object, StoreArgs & { json?: boolean 
 
 export function userCommand(ctx: Context): CommandModule<object, object> {
   return {
-    command: 'user <command>',
-    describe: 'users of the store',
+    ...TOP.user,
     builder: (y: Argv) => y.command(list(ctx)).command(remove(ctx)).demandCommand(1),
     handler: () => {},
   };

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { TOP } from './index.js';
 import { verifyProfile, type VerifyResult } from '../../cms/verify.js';
 import { describeTrust } from '../../cms/trust.js';
 import { profileTrust } from '../../profile/trust.js';
@@ -30,8 +31,7 @@ function printHuman(io: Context['io'], r: VerifyResult): void {
 
 export function verifyCommand(ctx: Context): CommandModule<object, Args> {
   return {
-    command: 'verify <file>',
-    describe: 'check the signature and chain of a signed profile',
+    ...TOP.verify,
     builder: (y: Argv) =>
       y
         .positional('file', { type: 'string', describe: 'the .mobileconfig to check' })

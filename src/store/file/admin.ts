@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CertificateInvalid } from '../../errors.js';
 import { createIssuingCa, createProfileSigner } from '../../certs/ca.js';
-import { type IdentityBundle } from '../../certs/import.js';
+import type { IdentityBundle } from '../../certs/import.js';
 import { fingerprint, normalizeSerial, toPem, type CertificateInput } from '../../certs/pem.js';
 import { certificateBasics } from '../../certs/x509.js';
 import { caSlug, checkPkiUrl, checkScepUrl } from '../../certs/publication.js';

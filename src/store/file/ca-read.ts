@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { CertificateInvalid } from '../../errors.js';
-import { type Identity } from '../../certs/issue.js';
+import type { Identity } from '../../certs/issue.js';
 import { normalizeSerial } from '../../certs/pem.js';
 import { certificateBasics, describeCertificate } from '../../certs/x509.js';
 import { caSlug, type CaRef } from '../../certs/publication.js';
@@ -15,7 +15,7 @@ import { keySigner, type Signer } from '../../cms/sign.js';
 import { atomicWrite } from '../fs-util.js';
 import { issuingPaths, signerPaths, type StoreCa } from '../pki-files.js';
 import { statusOf, type TrustChain } from '../store.js';
-import { type Amendment, type Revocation } from './record-index.js';
+import type { Amendment, Revocation } from './record-index.js';
 import type { FileStore } from './file-store.js';
 
 /** The store's CA certificates: the root and every issuing CA generation, oldest first. */

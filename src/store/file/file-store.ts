@@ -29,26 +29,31 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KeyPassphraseInvalid, StoreEntryNotFound, StoreIOError } from '../../errors.js';
 import type { RevocationReason } from '../../certs/crl.js';
-import { checkImport, type IdentityBundle } from '../../certs/import.js';
-import { type CertificatePurpose, type Identity } from '../../certs/issue.js';
+import type { checkImport, IdentityBundle } from '../../certs/import.js';
+import type { CertificatePurpose, Identity } from '../../certs/issue.js';
 import { certificatesFrom, normalizeSerial, type CertificateInput } from '../../certs/pem.js';
-import { type CaRef } from '../../certs/publication.js';
-import { type Signer } from '../../cms/sign.js';
+import type { CaRef } from '../../certs/publication.js';
+import type { Signer } from '../../cms/sign.js';
 import { LinkBook } from '../../server/links.js';
 import { atomicWrite, ioError, readText } from '../fs-util.js';
 import { withLock } from '../lock.js';
-import { type ResponderIdentity, type RevokeResult, type StoreCa } from '../pki-files.js';
+import type { ResponderIdentity, RevokeResult, StoreCa } from '../pki-files.js';
 import { deriveKey, unseal, type Sealed } from '../secret-box.js';
 import { findRecord, keyOnDeviceError, type CertificateRecord, type IssueDeviceCertificateOptions, type ImportIdentityOptions, type ImportIdentityResult, type IssueUserCertificateOptions, type LifecycleStore, type ListCertificatesOptions, type RemoveUserResult, type TrustChain } from '../store.js';
 import { RecordIndex, type Amendment, type DamagedEntry, type Revocation } from './record-index.js';
 import { FilePkcs12Cache } from './pkcs12-cache.js';
-import * as caRead from './ca-read.js';
 import { parseMeta, type StoreMeta } from './meta.js';
 import { opensCheck } from '../settings.js';
-import { changePassphrase, importSigner, rotateIssuing, rotateSigner, setPkiUrl, setScepUrl } from './admin.js';
-import { checkedUser, importIdentity, issue, issueDevice, renewCertificate } from './entries.js';
 import type { SerialStatus } from '../../pki/handler.js';
-import { certificateStatus, certificateStatuses, createCrl, ocspResponder, publishedCrl, removeUser, revokeCertificate, serviceIdentity, serviceIdentityBySerial } from './pki.js';
+
+// The parts that issue, administer, publish revocation or read the CAs load on first use, so
+// that opening a store to list it (cert list, user list) loads none of them nor the certificate
+// code they need: about half of what a command loaded. (import() of a module already loaded is
+// a lookup.)
+const admin = () => import('./admin.js');
+const entries = () => import('./entries.js');
+const pki = () => import('./pki.js');
+const caRead = () => import('./ca-read.js');
 
 /** The file store. Create it with {@link initStore} or {@link openStore}. */
 export class FileStore implements LifecycleStore {
@@ -314,8 +319,8 @@ export class FileStore implements LifecycleStore {
    * user's smime-signing certificate with `keyOnDevice`, without a key. Needs the passphrase.
    * @throws ERR_INPUT_INVALID; ERR_KEY_UNSUPPORTED for a key other than RSA of 2048 bits or more
    */
-  issueDeviceCertificate(options: IssueDeviceCertificateOptions): Promise<CertificateRecord> {
-    return issueDevice(this, options);
+  async issueDeviceCertificate(options: IssueDeviceCertificateOptions): Promise<CertificateRecord> {
+    return (await entries()).issueDevice(this, options);
   }
 
   #challenges: LinkBook | undefined;
@@ -326,14 +331,14 @@ export class FileStore implements LifecycleStore {
 
   /** The SCEP RA of the current issuing CA (RSA, keyEncipherment), issued and renewed automatically. Needs the passphrase. */
   async scepRa(): Promise<ResponderIdentity> {
-    return serviceIdentity(this, (await this.freshMeta()).issuing ?? 1, 'scep');
+    return (await pki()).serviceIdentity(this, (await this.freshMeta()).issuing ?? 1, 'scep');
   }
 
   /** A SCEP RA the store issued, by serial, while the store keeps it (a device may have encrypted to the one before). */
   async scepRaBySerial(serial: string): Promise<ResponderIdentity | undefined> {
     for (const c of await this.caCertificates()) {
       if (c.ca === 'root') continue;
-      const r = await serviceIdentityBySerial(this, c.ca, 'scep', normalizeSerial(serial));
+      const r = await (await pki()).serviceIdentityBySerial(this, c.ca, 'scep', normalizeSerial(serial));
       if (r) return r;
     }
     return undefined;
@@ -349,12 +354,12 @@ export class FileStore implements LifecycleStore {
    * (`serve --scep` sets it to its own public URL).
    * @throws ERR_INPUT_INVALID for a URL that is not http(s)
    */
-  setScepUrl(url: string | undefined): Promise<string | undefined> {
-    return setScepUrl(this, url);
+  async setScepUrl(url: string | undefined): Promise<string | undefined> {
+    return (await admin()).setScepUrl(this, url);
   }
 
   async issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord> {
-    return (await issue(this, options, false)).record;
+    return (await (await entries()).issue(this, options, false)).record;
   }
 
   /**
@@ -363,13 +368,13 @@ export class FileStore implements LifecycleStore {
    * users leave exactly one new certificate per user and purpose.
    */
   async issueCertificateIfMissing(options: IssueUserCertificateOptions): Promise<{ record: CertificateRecord; issued: boolean }> {
-    return issue(this, options, true);
+    return (await entries()).issue(this, options, true);
   }
 
 
   /** What issuing would refuse, before any key is made: the address, the name, the CA's permitted domains. */
   async checkIssuance(options: IssueUserCertificateOptions): Promise<void> {
-    await checkedUser(this, options, await this.freshMeta());
+    await (await entries()).checkedUser(this, options, await this.freshMeta());
   }
 
 
@@ -430,8 +435,8 @@ export class FileStore implements LifecycleStore {
    * @throws ERR_STORE_ENTRY_NOT_FOUND; ERR_CERT_INVALID for an outside CA's certificate, the
    * root, the current issuing CA, or an issuing CA with live certificates
    */
-  revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {
-    return revokeCertificate(this, serial, reason);
+  async revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {
+    return (await pki()).revokeCertificate(this, serial, reason);
   }
 
   /**
@@ -440,8 +445,8 @@ export class FileStore implements LifecycleStore {
    * included; those of outside CAs, which we cannot revoke, are marked retired.
    * @throws ERR_STORE_ENTRY_NOT_FOUND for an unknown user
    */
-  removeUser(user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {
-    return removeUser(this, user, options);
+  async removeUser(user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {
+    return (await pki()).removeUser(this, user, options);
   }
 
   /**
@@ -453,8 +458,8 @@ export class FileStore implements LifecycleStore {
    * @example
    * await writeFile('crl.der', await store.createCrl({ nextUpdateMs: 7 * 86400_000 }))
    */
-  createCrl(options: { ca?: CaRef; nextUpdateMs?: number } = {}): Promise<Buffer> {
-    return createCrl(this, options);
+  async createCrl(options: { ca?: CaRef; nextUpdateMs?: number } = {}): Promise<Buffer> {
+    return (await pki()).createCrl(this, options);
   }
 
   /**
@@ -462,16 +467,16 @@ export class FileStore implements LifecycleStore {
    * exactly the current revocations and less than half its validity has passed, else a
    * newly signed one. A revocation is on the very next fetch.
    */
-  publishedCrl(ca: CaRef, options: { validityMs?: number } = {}): Promise<Buffer> {
-    return publishedCrl(this, ca, options);
+  async publishedCrl(ca: CaRef, options: { validityMs?: number } = {}): Promise<Buffer> {
+    return (await pki()).publishedCrl(this, ca, options);
   }
 
   /**
    * The delegated OCSP responder of `ca`, issued (and later renewed) automatically: a new
    * one once less than half its validity is left. Needs the passphrase.
    */
-  ocspResponder(ca: CaRef): Promise<ResponderIdentity> {
-    return ocspResponder(this, ca);
+  async ocspResponder(ca: CaRef): Promise<ResponderIdentity> {
+    return (await pki()).ocspResponder(this, ca);
   }
 
   /**
@@ -479,13 +484,13 @@ export class FileStore implements LifecycleStore {
    * `revoked` (with date and reason), or `unknown` for a serial it never issued. A retired
    * certificate is good: retiring takes it out of profiles, not out of trust.
    */
-  certificateStatus(ca: CaRef, serial: string): Promise<SerialStatus> {
-    return certificateStatus(this, ca, serial);
+  async certificateStatus(ca: CaRef, serial: string): Promise<SerialStatus> {
+    return (await pki()).certificateStatus(this, ca, serial);
   }
 
   /** {@link FileStore.certificateStatus} of several serials, the shared reads done once (an OCSP request names up to 16). */
-  certificateStatuses(ca: CaRef, serials: readonly string[]): Promise<SerialStatus[]> {
-    return certificateStatuses(this, ca, serials);
+  async certificateStatuses(ca: CaRef, serials: readonly string[]): Promise<SerialStatus[]> {
+    return (await pki()).certificateStatuses(this, ca, serials);
   }
 
   /**
@@ -493,16 +498,16 @@ export class FileStore implements LifecycleStore {
    * from then on; those issued before keep the URLs they carry.
    * @throws ERR_INPUT_INVALID for a URL that is not http(s)
    */
-  setPkiUrl(url: string | undefined): Promise<string | undefined> {
-    return setPkiUrl(this, url);
+  async setPkiUrl(url: string | undefined): Promise<string | undefined> {
+    return (await admin()).setPkiUrl(this, url);
   }
 
   /**
    * A new profile-signing identity from the current issuing CA; the previous signer is
    * revoked (superseded) and its key deleted. Profiles signed from then on verify with the new one.
    */
-  rotateSigner(): Promise<{ previous: string; serial: string }> {
-    return rotateSigner(this);
+  async rotateSigner(): Promise<{ previous: string; serial: string }> {
+    return (await admin()).rotateSigner(this);
   }
 
   /**
@@ -512,8 +517,8 @@ export class FileStore implements LifecycleStore {
    * previous signer is revoked (superseded).
    * @throws ERR_CERT_INVALID for an expired certificate, a CA certificate, or one without digitalSignature
    */
-  importSigner(bundle: IdentityBundle, options: { chain?: CertificateInput } = {}): Promise<{ previous: string; serial: string; warnings: string[] }> {
-    return importSigner(this, bundle, options);
+  async importSigner(bundle: IdentityBundle, options: { chain?: CertificateInput } = {}): Promise<{ previous: string; serial: string; warnings: string[] }> {
+    return (await admin()).importSigner(this, bundle, options);
   }
 
   /**
@@ -522,16 +527,16 @@ export class FileStore implements LifecycleStore {
    * signer moves to the new CA too (the old signer is revoked, superseded), so the old CA
    * can be revoked on the root's CRL once its last user certificate is gone.
    */
-  rotateIssuing(): Promise<{ generation: number; serial: string; signer: string }> {
-    return rotateIssuing(this);
+  async rotateIssuing(): Promise<{ generation: number; serial: string; signer: string }> {
+    return (await admin()).rotateIssuing(this);
   }
 
   /**
    * Re-encrypts every private key under a new passphrase (new salt, new key), all or none.
    * @throws ERR_KEY_PASSPHRASE when the current passphrase was not given; ERR_STORE_IO when a key does not decrypt
    */
-  changePassphrase(newPassphrase: string, options: { kdfCost?: number } = {}): Promise<number> {
-    return changePassphrase(this, newPassphrase, options);
+  async changePassphrase(newPassphrase: string, options: { kdfCost?: number } = {}): Promise<number> {
+    return (await admin()).changePassphrase(this, newPassphrase, options);
   }
 
   /**
@@ -539,8 +544,8 @@ export class FileStore implements LifecycleStore {
    * one stays in the history.
    * @throws ERR_STORE_ENTRY_NOT_FOUND when the user holds no certificate of that purpose
    */
-  renewCertificate(user: string, purpose: CertificatePurpose, days?: number): Promise<CertificateRecord> {
-    return renewCertificate(this, user, purpose, days);
+  async renewCertificate(user: string, purpose: CertificatePurpose, days?: number): Promise<CertificateRecord> {
+    return (await entries()).renewCertificate(this, user, purpose, days);
   }
 
   /**
@@ -548,8 +553,8 @@ export class FileStore implements LifecycleStore {
    * again is a no-op (`duplicate: true`).
    * @throws ERR_CERT_INVALID, ERR_KEY_UNSUPPORTED, ERR_INPUT_INVALID
    */
-  importIdentity(bundle: IdentityBundle, options: ImportIdentityOptions): Promise<ImportIdentityResult> {
-    return importIdentity(this, bundle, options);
+  async importIdentity(bundle: IdentityBundle, options: ImportIdentityOptions): Promise<ImportIdentityResult> {
+    return (await entries()).importIdentity(this, bundle, options);
   }
 
   /**
@@ -562,58 +567,58 @@ export class FileStore implements LifecycleStore {
   }
 
   /** The store's CA certificates: the root and every issuing CA generation, oldest first. */
-  caCertificates(): Promise<StoreCa[]> {
-    return caRead.caCertificates(this);
+  async caCertificates(): Promise<StoreCa[]> {
+    return (await caRead()).caCertificates(this);
   }
 
   /** @internal */
-  caInfo(ca: CaRef, rel: string): Promise<StoreCa> {
-    return caRead.caInfo(this, ca, rel);
+  async caInfo(ca: CaRef, rel: string): Promise<StoreCa> {
+    return (await caRead()).caInfo(this, ca, rel);
   }
 
   /** @internal The issuing CA generation that issued a record of this store's CA. */
-  issuingOf(record: { issuer: string }): Promise<number> {
-    return caRead.issuingOf(this, record);
+  async issuingOf(record: { issuer: string }): Promise<number> {
+    return (await caRead()).issuingOf(this, record);
   }
 
   /**
    * The root, and the issuing CAs a device needs: the current one first, then each older one
    * that is neither revoked nor expired and still has live certificates (or issued the signer).
    */
-  trustChain(): Promise<TrustChain> {
-    return caRead.trustChain(this);
+  async trustChain(): Promise<TrustChain> {
+    return (await caRead()).trustChain(this);
   }
 
   /** The issuers of a stored certificate, as far as the store knows them (leaf-most first). */
-  issuerChain(serial: string): Promise<Buffer[]> {
-    return caRead.issuerChain(this, serial);
+  async issuerChain(serial: string): Promise<Buffer[]> {
+    return (await caRead()).issuerChain(this, serial);
   }
 
-  profileSigner(): Promise<Signer> {
-    return caRead.profileSigner(this);
+  async profileSigner(): Promise<Signer> {
+    return (await caRead()).profileSigner(this);
   }
 
   /** The issuing CA's certificate and key (default: the current one), decrypted once per instance; needs the passphrase. */
-  issuerIdentity(generation?: number): Promise<Identity> {
-    return caRead.issuerIdentity(this, generation);
+  async issuerIdentity(generation?: number): Promise<Identity> {
+    return (await caRead()).issuerIdentity(this, generation);
   }
 
   /** @internal A CA's certificate and key, decrypted once per instance. */
-  caIdentity(ca: CaRef): Promise<Identity> {
-    return caRead.caIdentity(this, ca);
+  async caIdentity(ca: CaRef): Promise<Identity> {
+    return (await caRead()).caIdentity(this, ca);
   }
 
   /** @internal
    * Adds revocations (under the lock the caller holds). A serial already revoked stays as it
    * was; a retired one becomes revoked. Returns the items that changed something.
    */
-  putRevocations(items: Revocation[]): Promise<Revocation[]> {
-    return caRead.putRevocations(this, items);
+  async putRevocations(items: Revocation[]): Promise<Revocation[]> {
+    return (await caRead()).putRevocations(this, items);
   }
 
   /** @internal revocations.json: the revocations, and the amendments of entries (see file/record-index.ts). */
-  writeOverlay(entries: Revocation[], amendments: Amendment[]): Promise<void> {
-    return caRead.writeOverlay(this, entries, amendments);
+  async writeOverlay(entries: Revocation[], amendments: Amendment[]): Promise<void> {
+    return (await caRead()).writeOverlay(this, entries, amendments);
   }
 
   /** @internal For store check. */

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { StoreExists, StoreIOError, StoreNotInitialized } from '../../errors.js';
 import { toPem } from '../../certs/pem.js';
 import { atomicDir, ioError } from '../fs-util.js';
-import { checkNewPassphrase, newStoreCa } from '../issuance.js';
+import { checkNewPassphrase } from '../passphrase.js';
 import { DEFAULT_KDF_COST, deriveKey, newKdfParams } from '../secret-box.js';
 import { sealCheck } from '../settings.js';
 import { FileStore } from './file-store.js';
@@ -37,6 +37,8 @@ export async function initStore(dir: string, options: InitStoreOptions): Promise
   checkNewPassphrase(options.passphrase);
   if (!(await isEmptyOrMissing(root))) throw new StoreExists(root);
   const now = options.now ?? (() => new Date());
+  // The certificate code loads to make a CA, not to open a store.
+  const { newStoreCa } = await import('../issuance.js');
   const { ca, pkiUrl, domains } = await newStoreCa({ ...options, now });
   const kdf = newKdfParams(options.kdfCost ?? DEFAULT_KDF_COST);
   const key = await deriveKey(options.passphrase, kdf);

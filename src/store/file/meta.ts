@@ -4,11 +4,11 @@
  *
  * @module file-meta
  */
-import { type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { StoreIOError } from '../../errors.js';
 import type { KeyAlgorithm } from '../../certs/keys.js';
-import { MIN_PASSPHRASE_LENGTH } from '../issuance.js';
+import { MIN_PASSPHRASE_LENGTH } from '../passphrase.js';
 import { seal } from '../secret-box.js';
 import type { StoreSettings } from '../settings.js';
 

@@ -8,11 +8,11 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, promises as fs, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Identity } from '../../certs/issue.js';
+import type { Identity } from '../../certs/issue.js';
 import { normalizeSerial } from '../../certs/pem.js';
 import { atomicWrite } from '../fs-util.js';
 import { sealBytes, unsealBytes } from '../secret-box.js';
-import { type CertificateRecord } from '../store.js';
+import type { CertificateRecord } from '../store.js';
 import type { FileStore } from './file-store.js';
 
 /** Folder of the PKCS#12 cache: one sealed file per user, `<hash of the address>.<key generation>`. */

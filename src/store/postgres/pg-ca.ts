@@ -19,7 +19,7 @@ import { keySigner, type Signer } from '../../cms/sign.js';
 import { CertificateInvalid, InputInvalid, StoreIOError } from '../../errors.js';
 import type { ResponderIdentity, RevokeResult, ServiceKind, StoreCa } from '../pki-files.js';
 import type { Sealed } from '../secret-box.js';
-import { type CertificateRecord, type RemoveUserResult, type TrustChain } from '../store.js';
+import type { CertificateRecord, RemoveUserResult, TrustChain } from '../store.js';
 import type { Database } from './db.js';
 import * as revocation from './pg-revocation.js';
 import { digestOf, exportKey, type Keyring } from './rows.js';

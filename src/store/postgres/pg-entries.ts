@@ -9,7 +9,7 @@ import type { KeyObject } from 'node:crypto';
 import type pg from 'pg';
 import { assertEmail } from '../../certs/email.js';
 import { checkImport, type IdentityBundle } from '../../certs/import.js';
-import { type CertificatePurpose } from '../../certs/issue.js';
+import type { CertificatePurpose } from '../../certs/issue.js';
 import { distinctIssuers, fingerprint, normalizeSerial, toCertificates } from '../../certs/pem.js';
 import { caSlug } from '../../certs/publication.js';
 import { CertificateInvalid } from '../../errors.js';

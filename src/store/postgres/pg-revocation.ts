@@ -6,7 +6,7 @@
  *
  * @module postgres-revocation
  */
-import { type RevocationReason } from '../../certs/crl.js';
+import type { RevocationReason } from '../../certs/crl.js';
 import { normalizeSerial } from '../../certs/pem.js';
 import { caSlug } from '../../certs/publication.js';
 import { CertificateInvalid, StoreEntryNotFound } from '../../errors.js';

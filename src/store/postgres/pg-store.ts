@@ -21,10 +21,10 @@
 import type { SerialStatus } from '../../pki/handler.js';
 import type { KeyObject } from 'node:crypto';
 import type pg from 'pg';
-import { type IdentityBundle } from '../../certs/import.js';
-import { type CertificatePurpose, type Identity } from '../../certs/issue.js';
+import type { IdentityBundle } from '../../certs/import.js';
+import type { CertificatePurpose, Identity } from '../../certs/issue.js';
 import { normalizeSerial, type CertificateInput } from '../../certs/pem.js';
-import { type CaRef } from '../../certs/publication.js';
+import type { CaRef } from '../../certs/publication.js';
 import type { Signer } from '../../cms/sign.js';
 import { describeCertificate } from '../../certs/x509.js';
 import type { RevocationReason } from '../../certs/crl.js';
