@@ -90,6 +90,27 @@ export default function asciiStringWidth(string, options) {
   },
 };
 
+/**
+ * yargs renders the whole help text after every command it runs (usage.cacheHelpMessage), for
+ * getHelp()/showHelp() called later and for an async handler's failure without a parse
+ * callback. The CLI calls neither and always passes a parse callback, so the text was never
+ * read: rendering it was 5-10 ms of every command's CPU. Here it is not rendered; getHelp() and
+ * showHelp() then render the help when asked, as they do before a command has run.
+ */
+let helpCacheSkipped = 0;
+const noHelpCache = {
+  name: 'no-help-cache',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]yargs[\\/]build[\\/]lib[\\/]usage\.js$/, namespace: 'file' }, async (args) => {
+      const source = await readFile(args.path, 'utf8');
+      const statement = 'cachedHelpMessage = this.help();';
+      if (source.split(statement).length !== 2) throw new Error(`bundle-yargs: ${args.path} no longer caches its help as the no-help-cache plugin expects; look again at it`);
+      helpCacheSkipped++;
+      return { loader: 'js', contents: source.replace(statement, '/* not rendered: see scripts/bundle-yargs.mjs */') };
+    });
+  },
+};
+
 const result = await build({
   stdin: { contents: "export { default } from 'yargs';", resolveDir: ROOT, loader: 'js', sourcefile: 'yargs-entry.js' },
   bundle: true,
@@ -102,7 +123,7 @@ const result = await build({
   allowOverwrite: true, // tsc wrote a re-export of the package there
   metafile: true,
   logLevel: 'warning',
-  plugins: [asciiWidth],
+  plugins: [asciiWidth, noHelpCache],
   // Every import.meta.url in the bundle (the shim's, and yargs-parser's createRequire base)
   // reads as the shim's URL would in an installed yargs next to the bundle.
   define: { 'import.meta.url': '__yargsShimUrl' },
@@ -114,6 +135,7 @@ const result = await build({
 for (const name of ['segmenter', 'rgiEmojiRegex', 'defaultIgnorableCodePointRegex']) {
   if (!lazied.has(name)) throw new Error(`bundle-yargs: no bundled string-width makes ${name} any more; look again at the ascii-string-width plugin`);
 }
+if (helpCacheSkipped !== 1) throw new Error(`bundle-yargs: the no-help-cache plugin met yargs' usage.js ${helpCacheSkipped} times, not once`);
 if (widths.size === 0) throw new Error('bundle-yargs: no string-width was bundled; is the ascii-string-width plugin still needed?');
 for (const path of widths) {
   const { default: stringWidth } = await import(pathToFileURL(path).href);

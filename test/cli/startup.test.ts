@@ -119,3 +119,17 @@ test('cert list loads the file store\'s reading code only: no certificate code, 
   t.log(`cert list: ${loaded.ours.length} of our modules`);
   t.true(loaded.ours.length <= 50, `cert list loads ${loaded.ours.length} of our modules: ${loaded.ours.join(', ')}`);
 });
+
+test('a reader that stops reading (profilesmith --help | head -1, | true) ends the command quietly: exit 0, no EPIPE stack trace', async (t) => {
+  const { spawn } = await import('node:child_process');
+  for (const args of [['--help'], ['cert', '--help'], ['templates', 'list']]) {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    // The reading end is closed at once, before the child has even loaded, as `| true` would: its first write meets EPIPE.
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    t.is(stderr, '', args.join(' '));
+    t.is(code, 0, args.join(' '));
+  }
+});
