@@ -62,10 +62,19 @@ export function formatError(err: unknown, debug: boolean, context: { passphraseA
   }
   if (!known) out += '\nThis is a bug; re-run with --debug and report it';
   else if (err instanceof Error) {
-    const e = err as { code?: string; kind?: string; path?: string; dir?: string };
-    const onPostgres = isPostgresUrl(e.path ?? e.dir ?? '');
-    const hint = hintFor(e.code ?? '', onPostgres ? 'postgres' : isDiskFull(err) ? 'disk-full' : e.kind, err as { entry?: string; purpose?: string });
+    const hint = adviceFor(err);
     if (hint) out += `\nhint: ${hint}`;
   }
   return out;
+}
+
+/**
+ * What to do about one of our errors, as the CLI says it (after "hint:", or "next:" on a
+ * server's log line): by its code, and by where it happened (a PostgreSQL store's fault is
+ * no damage to look for; a full disk is space to free).
+ */
+export function adviceFor(err: unknown): string | undefined {
+  const e = err as { code?: string; kind?: string; path?: string; dir?: string; entry?: string; purpose?: string };
+  const onPostgres = isPostgresUrl(e.path ?? e.dir ?? '');
+  return hintFor(e.code ?? '', onPostgres ? 'postgres' : isDiskFull(err) ? 'disk-full' : e.kind, e);
 }

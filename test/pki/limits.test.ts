@@ -104,7 +104,7 @@ test('serve applies --rate-limit and --trust-proxy to the PKI routes, each kind 
   t.is(await get('/crl/issuing.crl', '198.51.100.7'), 200, 'another forwarded client is counted apart');
 });
 
-test('an OCSP request for 16 unknown serials costs a bounded multiple of a one-serial request, counted in file-system calls', async (t) => {
+test('an OCSP request for 16 unknown serials costs at most one entry lookup per serial and reads no certificate, counted in file-system calls', async (t) => {
   if (!need(t, 'openssl')) return;
   const { dir, store, clock } = await clockStore(t);
   const leaf = await store.issueCertificate({ user: 'a@example.com', name: 'A', purpose: 'smime-signing' });
@@ -121,17 +121,21 @@ test('an OCSP request for 16 unknown serials costs a bounded multiple of a one-s
   // Count the store's file-system calls (every read the file store makes goes through fs.promises).
   let calls = 0;
   let certReads = 0;
+  let serialCalls = 0;
   const names = ['readFile', 'readdir', 'stat', 'open', 'lstat'] as const;
   const saved = names.map((n) => fsp[n]);
   names.forEach((n, i) => ((fsp as unknown as Record<string, unknown>)[n] = (...a: unknown[]) => {
     calls++;
     if (n === 'readFile' && /\.pem$/.test(String(a[0]))) certReads++;
+    // The store looks a serial up without its leading zeros (certs/7000/entry.json).
+    if (unknown.some((serial) => String(a[0]).includes(`/${serial.replace(/^0+/, '')}/`))) serialCalls++;
     return (saved[i] as (...x: unknown[]) => unknown)(...a);
   }));
   t.teardown(() => names.forEach((n, i) => ((fsp as unknown as Record<string, unknown>)[n] = saved[i])));
   const cost = async (body: Buffer) => {
     calls = 0;
     certReads = 0;
+    serialCalls = 0;
     const r = await post(body);
     t.is(r.status, 200);
     return calls;
@@ -140,13 +144,14 @@ test('an OCSP request for 16 unknown serials costs a bounded multiple of a one-s
   await cost(sixteen);
   const single = await cost(one);
   const many = await cost(sixteen);
-  t.log(`file-system calls: 1 known serial ${single}, 16 unknown serials ${many}`);
+  t.log(`file-system calls: 1 known serial ${single}, 16 unknown serials ${many} (${serialCalls} naming one of them)`);
   t.true(single > 0);
   t.is(certReads, 0, 'no certificate is read for a serial the store never issued');
   // Per unknown serial at most one failed entry lookup; the CA's own certificates are listed
-  // once, never read per serial. (A few more calls may come from the record index looking at
-  // certs/ again, which it does on its own schedule.)
-  t.true(many <= single + 16 + 10, `16 unknown serials cost ${many} calls against ${single} for one`);
+  // once, never read per serial. The rest is the record index looking at certs/ again, which it
+  // does once a second of wall time whatever the request holds: a loaded machine sees more of
+  // it (31 calls in a full run, 20 alone), so the total is logged, not bounded.
+  t.true(serialCalls > 0 && serialCalls <= 16, `16 unknown serials: ${serialCalls} file-system calls naming them`);
   // What openssl makes of the answer: 16 unknowns.
   writeFileSync(join(dir, 'resp.der'), (await post(sixteen)).body);
   const text = openssl(['ocsp', '-respin', join(dir, 'resp.der'), '-resp_text', '-noverify']).stdout.toString();

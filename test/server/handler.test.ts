@@ -98,10 +98,10 @@ test('a request that fails is logged with what the admin should do next (advise)
   const store = await aliceStore();
   await store.issueCertificate({ user: 'bob@example.com', name: 'Bob', purpose: 'smime-signing' });
   const lines: string[] = [];
-  const { hintFor } = await import('../../src/cli/errors.js');
+  const { adviceFor } = await import('../../src/cli/errors.js');
   const profiles = createProfileHandler({
     store, links: store.links, template: 'exchange-smime', data: DATA, log: (l) => lines.push(l),
-    advise: (err) => { const e = err as { code: string; kind?: string; entry?: string; purpose?: string }; return hintFor(e.code, e.kind, e); },
+    advise: adviceFor,
   });
   const base = await serve(t, profiles);
   const { token } = await store.links.create('bob@example.com');

@@ -18,7 +18,7 @@ import { publicationFor } from '../../certs/publication.js';
 import { generateProfile } from '../../profile/generate.js';
 import { unknownDataKeys } from '../../profile/template.js';
 import { statusOf } from '../../store/store.js';
-import { hintFor, UsageError } from '../errors.js';
+import { adviceFor, UsageError } from '../errors.js';
 import { InputInvalid, isProfilesmithError } from '../../errors.js';
 import { readInputFile } from '../files.js';
 import { listen, parseListen, probeListen } from '../listen.js';
@@ -214,10 +214,7 @@ export function serveCommand(ctx: Context): CommandModule<object, Args> {
           ...(args.trustProxy?.length ? { trustProxy: args.trustProxy } : {}),
           ...(args.tlsTrustStep ? { tlsTrustReason: args.tlsTrustStep } : {}),
           log,
-          advise: (err) => {
-            const e = err as { code?: string; kind?: string; entry?: string; purpose?: string };
-            return hintFor(e.code ?? '', e.kind, e);
-          },
+          advise: adviceFor,
         });
         // The PKI routes (CRLs, CA certificates, OCSP) ride along, as `pki serve` answers them.
         // The PKI routes take the same per-client limit and proxies, each kind of route counted apart.
