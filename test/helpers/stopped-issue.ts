@@ -10,6 +10,8 @@ import { PASSPHRASE } from './fixture.js';
 const [dir, user, stage] = process.argv.slice(2) as [string, string, 'key' | 'rename'];
 const stop = (folder: string) => {
   process.stdout.write(`${folder}\n`);
+  // A promise that never settles does not keep Node running by itself: a timer does, until the kill.
+  setInterval(() => {}, 60_000);
   return new Promise<never>(() => {});
 };
 const { open, rename } = fs;

@@ -8,7 +8,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -63,9 +63,19 @@ async function dailyWork(t: ExecutionContext, store: LifecycleStore, dir: string
   t.regex(ocsp.stderr, /Response verify OK/);
 }
 
+/** The modes the CLI gave the store, which git does not keep: directories 0700, files 0600. */
+function privateModes(path: string): void {
+  chmodSync(path, 0o700);
+  for (const e of readdirSync(path, { withFileTypes: true })) {
+    if (e.isDirectory()) privateModes(join(path, e.name));
+    else chmodSync(join(path, e.name), 0o600);
+  }
+}
+
 test('a file store written by an earlier commit opens and does the daily work', async (t) => {
   const dir = tmp(t);
   cpSync(join(FIXTURES, 'file-store'), join(dir, 'store'), { recursive: true });
+  privateModes(join(dir, 'store'));
   const store = await openStore(join(dir, 'store'), { passphrase: PASSPHRASE, now });
   await dailyWork(t, store, dir);
 });

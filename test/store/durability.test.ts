@@ -201,7 +201,8 @@ async function killedIssue(dir: string, user: string, stage: 'key' | 'rename'): 
       out += c;
       if (out.includes('\n')) resolve(out.trim());
     });
-    child.on('exit', () => reject(new Error(`the issue ended before it stopped: ${err}`)));
+    // 'close', not 'exit': the child's output is all read by then, so a folder it printed is never missed.
+    child.on('close', (code, signal) => reject(new Error(`the issue ended before it stopped (exit ${code ?? signal}): ${err}`)));
   });
   child.kill('SIGKILL');
   await exited;
