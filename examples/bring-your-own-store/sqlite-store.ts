@@ -275,7 +275,13 @@ export class SqliteStore implements LifecycleStore {
       ...(check.info.commonName ? { name: check.info.commonName } : {}),
       ...(chain.length ? { chain: chain.map((d) => fingerprint(d)) } : {}),
     };
-    this.#insert(record, { certificate: bundle.certificate, privateKey: bundle.privateKey }, chain);
+    try {
+      this.#insert(record, { certificate: bundle.certificate, privateKey: bundle.privateKey }, chain);
+    } catch (err) {
+      // Another import of the same certificate got in first (another process, a concurrent call): import again, as a duplicate.
+      if ((await this.listCertificates()).some((r) => r.fingerprint === leaf)) return this.importIdentity(bundle, options);
+      throw err;
+    }
     return { record, duplicate: false, warnings: check.warnings };
   }
 

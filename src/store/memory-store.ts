@@ -102,8 +102,8 @@ export class MemoryStore implements LifecycleStore {
     const leaf = check.info.fingerprint;
     const given = options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true });
     const chain = distinctIssuers(leaf, bundle.chain, given);
-    const existing = [...this.#entries.values()].find((e) => e.record.fingerprint === leaf);
-    if (existing) {
+    const held = () => [...this.#entries.values()].find((e) => e.record.fingerprint === leaf);
+    const reimport = (existing: NonNullable<ReturnType<typeof held>>): ImportIdentityResult => {
       const plan = planReimport(existing.record, options.purpose, chain, check.info.keyUsage);
       if (plan.alsoPurpose) existing.record.alsoPurpose = plan.alsoPurpose;
       if (plan.addChain.length) {
@@ -112,9 +112,18 @@ export class MemoryStore implements LifecycleStore {
       }
       const changed = !!plan.alsoPurpose || plan.addChain.length > 0;
       return { record: structuredClone(existing.record), duplicate: true, added: { ...(plan.alsoPurpose ? { purpose: plan.alsoPurpose } : {}), chain: plan.addChain.length }, warnings: changed ? check.warnings : [] };
+    };
+    const existing = held();
+    if (existing) return reimport(existing);
+    try {
+      const record = await this.addIdentity({ certificate: bundle.certificate, privateKey: bundle.privateKey, user: check.email, purpose: options.purpose, chain });
+      return { record: structuredClone(record), duplicate: false, warnings: check.warnings };
+    } catch (err) {
+      // The same certificate taken in by a concurrent import meanwhile: this one is a re-import.
+      const raced = held();
+      if (raced) return reimport(raced);
+      throw err;
     }
-    const record = await this.addIdentity({ certificate: bundle.certificate, privateKey: bundle.privateKey, user: check.email, purpose: options.purpose, chain });
-    return { record: structuredClone(record), duplicate: false, warnings: check.warnings };
   }
 
   async revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {

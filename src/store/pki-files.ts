@@ -22,7 +22,6 @@ import type { Identity } from '../certs/issue.js';
 import { caSlug, type CaRef } from '../certs/publication.js';
 import { atomicWrite } from './fs-util.js';
 import type { Revocation } from './file/records.js';
-import type { CertificateRecord } from './store.js';
 
 export const OCSP_DIR = 'ocsp';
 const CRL_DIR = 'crl';
@@ -78,23 +77,8 @@ export interface ResponderIdentity extends Identity {
   notAfter: Date;
 }
 
-/** What {@link FileStore.revokeCertificate} did. */
-export interface RevokeResult {
-  serial: string;
-  kind: 'user' | 'signer' | 'responder' | 'scep-ra' | 'issuing-ca';
-  /** The CA whose CRL lists it: `root`, `issuing`, `issuing-2`, ... */
-  ca: string;
-  /** True when it was revoked before: nothing changed. */
-  already: boolean;
-  revoked: { date: string; reason: string };
-  /** The user certificate's record. */
-  record?: CertificateRecord;
-  /**
-   * With reason keyCompromise: the certificates renewed from this one (a SCEP renewal chain),
-   * revoked with it for keyCompromise, or whose earlier revocation (superseded) now says so.
-   */
-  renewals?: string[];
-}
+
+export type { RevokeResult } from './store.js';
 
 /** True when `issuer`'s key verifies `der`'s signature. */
 export function verifiesWith(der: Buffer, issuer: Buffer): boolean {

@@ -12,7 +12,6 @@ import { fingerprint, type CertificateInput } from '../certs/pem.js';
 import type { Signer } from '../cms/sign.js';
 import { CertificateInvalid, InputInvalid, StoreEntryNotFound } from '../errors.js';
 import type { LinkStore } from '../server/links.js';
-import type { RevokeResult } from './pki-files.js';
 
 /** Status of a certificate at a given moment. `retired`: taken out of use without revocation (outside CAs). */
 export type CertificateStatus = 'valid' | 'expired' | 'revoked' | 'retired' | 'not-yet-valid';
@@ -170,6 +169,24 @@ export interface ImportIdentityResult {
    */
   added?: { purpose?: CertificatePurpose; chain: number };
   warnings: string[];
+}
+
+/** What {@link LifecycleStore.revokeCertificate} did. */
+export interface RevokeResult {
+  serial: string;
+  kind: 'user' | 'signer' | 'responder' | 'scep-ra' | 'issuing-ca';
+  /** The CA whose CRL lists it: `root`, `issuing`, `issuing-2`, ... */
+  ca: string;
+  /** True when it was revoked before: nothing changed. */
+  already: boolean;
+  revoked: { date: string; reason: string };
+  /** The user certificate's record. */
+  record?: CertificateRecord;
+  /**
+   * With reason keyCompromise: the certificates renewed from this one (a SCEP renewal chain),
+   * revoked with it for keyCompromise, or whose earlier revocation (superseded) now says so.
+   */
+  renewals?: string[];
 }
 
 /** What removing a user did: serials revoked (our CA) and retired (outside CAs). */

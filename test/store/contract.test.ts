@@ -114,6 +114,53 @@ for (const [kind, make] of Object.entries(stores)) {
     t.regex(text, /E-mail Protection/);
   });
 
+  test(`${kind}: after an issuing-CA rotation, the issuer identity is the new generation's (what serve --tls-from-store signs with) and new certificates chain to it`, async (t) => {
+    const { store } = await make(t);
+    const rotating = store as LifecycleStore & { rotateIssuing?: () => Promise<{ generation: number }>; issuerIdentity?: (generation?: number) => Promise<{ certificate: Uint8Array }> };
+    if (!rotating.rotateIssuing || !rotating.issuerIdentity) {
+      t.log(`${kind}: this store has no issuing-CA rotation`);
+      t.pass();
+      return;
+    }
+    const first = Buffer.from((await rotating.issuerIdentity()).certificate);
+    const { generation } = await rotating.rotateIssuing();
+    t.is(generation, 2);
+    const current = Buffer.from((await rotating.issuerIdentity()).certificate);
+    t.notDeepEqual(current, first, 'the default is the current generation, not the first');
+    t.deepEqual(Buffer.from((await rotating.issuerIdentity(1)).certificate), first, 'an older generation by number');
+    const leaf = await store.issueCertificate({ user: 'a@example.com', name: 'A', purpose: 'smime-signing' });
+    t.deepEqual((await store.issuerChain(leaf.serial))[0], current);
+  });
+
+  test(`${kind}: a profile signer imported from an outside CA is that CA's to revoke: revoking it is refused (outside-ca) and no CRL of ours lists it`, async (t) => {
+    const { store } = await make(t);
+    const importing = store as LifecycleStore & { importSigner?: (bundle: ReturnType<typeof readIdentity>, options?: { chain?: Buffer }) => Promise<{ serial: string; previous: string }> };
+    if (!importing.importSigner || !need(t, 'openssl')) {
+      t.pass();
+      return;
+    }
+    const ca = outsideCa(tmp(t), { email: 'signing@example.com', commonName: 'Example Corp Profiles' });
+    const { serial, previous } = await importing.importSigner(readIdentity(readFileSync(ca.modern), { password: ca.password }), { chain: readFileSync(ca.chain) });
+    const refused = await t.throwsAsync(store.revokeCertificate(serial, 'keyCompromise'));
+    t.is(code(refused), 'ERR_CERT_INVALID');
+    t.regex(refused?.message ?? '', /outside CA/);
+    const crl = openssl(['crl', '-inform', 'DER', '-noout', '-text'], await store.createCrl()).stdout.toString();
+    t.notRegex(crl, new RegExp(serial, 'i'), 'the outside signer is not on our CRL');
+    t.regex(crl, new RegExp(previous, 'i'), 'our own previous signer is (superseded)');
+  });
+
+  test(`${kind}: the same PFX imported twice at once${kind === 'memory' ? '' : ' from two instances'}: one import takes it in, the other is a duplicate, one record`, async (t) => {
+    const { store, reopen } = await make(t);
+    if (!need(t, 'openssl')) return;
+    const ca = outsideCa(tmp(t));
+    const bundle = () => readIdentity(readFileSync(ca.modern), { password: ca.password });
+    const other = reopen ? await reopen() : store;
+    const results = await Promise.all([store, other].map((s) => s.importIdentity({ ...bundle(), chain: [] }, { user: 'bob@example.com', purpose: 'smime-encryption' })));
+    t.deepEqual(results.map((r) => r.duplicate).sort(), [false, true]);
+    t.is(results[0]!.record.serial, results[1]!.record.serial);
+    t.is((await store.listCertificates({ user: 'bob@example.com' })).length, 1);
+  });
+
   test(`${kind}: listing filters by user (any case) and purpose, oldest first, and hands out copies`, async (t) => {
     const { store } = await make(t);
     await store.issueCertificate({ user: 'bob@example.com', name: 'Bob', purpose: 'smime-encryption' });

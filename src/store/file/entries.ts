@@ -100,13 +100,16 @@ export async function importIdentity(store: FileStore, bundle: IdentityBundle, o
   const chain = distinctIssuers(leafFp, bundle.chain, options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true }));
   const existing = (await store.listCertificates()).find((r) => r.fingerprint === leafFp);
   if (existing) return amendEntry(store, existing, options.purpose, chain, check.info.keyUsage, check.warnings);
-  const { record } = await addEntry(store, 
-    { certificate: bundle.certificate, privateKey: bundle.privateKey },
-    check.email,
-    options.purpose,
-    'imported',
-    chain,
-  );
+  // Decided again under the lock: another import of the same certificate (another process, a
+  // concurrent call) may have taken it in since, which makes this one a re-import, not a clash.
+  let raced: CertificateRecord | undefined;
+  const guard = async () => {
+    store.index.rescan();
+    raced = (await store.listCertificates()).find((r) => r.fingerprint === leafFp);
+    return !raced;
+  };
+  const { record } = await addEntry(store, { certificate: bundle.certificate, privateKey: bundle.privateKey }, check.email, options.purpose, 'imported', chain, guard);
+  if (raced) return amendEntry(store, raced, options.purpose, chain, check.info.keyUsage, check.warnings);
   await prebuildPkcs12(store, record, { certificate: bundle.certificate, privateKey: bundle.privateKey });
   return { record, duplicate: false, warnings: check.warnings };
 }

@@ -91,6 +91,10 @@ export async function revokeCertificate(store: FileStore, serial: string, reason
   }
   const own = (await caIssued(store)).find((c) => c.serial === s);
   if (own) return result(own.kind, own.ca);
+  // A signer kept here that none of our CAs issued was imported from an outside CA: its CA alone can revoke it.
+  if (/^[0-9a-f]{1,64}$/.test(s) && (await fs.stat(join(store.dir, 'signer', `${s}.pem`)).catch(() => undefined))) {
+    throw new CertificateInvalid('outside-ca', `Certificate ${s} is a profile signer imported from an outside CA; only that CA can revoke it`);
+  }
   const record = await store.index.read(s);
   if (record.source !== 'issued') {
     throw new CertificateInvalid('outside-ca', `Certificate ${s} was issued by an outside CA ("${record.issuer}"); only that CA can revoke it`);

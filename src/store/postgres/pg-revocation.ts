@@ -44,8 +44,10 @@ export async function revokeCertificate(authority: PgCa, serial: string, reason:
       kind = 'issuing-ca';
       ca = 'root';
     } else {
+      // A signer without an issuer of ours was imported from an outside CA: its CA alone can revoke it.
+      if (own.ca === null) throw new CertificateInvalid('outside-ca', `Certificate ${s} is a profile signer imported from an outside CA; only that CA can revoke it`);
       kind = own.role as RevokeResult['kind'];
-      ca = own.ca ?? 'issuing';
+      ca = own.ca;
     }
   } else {
     record = await authority.lookup.record(s);

@@ -335,8 +335,8 @@ export class PostgresStore implements LifecycleStore {
     return this.#ca.caCertificates();
   }
 
-  /** The issuing CA's certificate and key; needs the passphrase. */
-  issuerIdentity(generation = 1): Promise<Identity> {
+  /** The issuing CA's certificate and key (default: the current generation, as the file store); needs the passphrase. */
+  issuerIdentity(generation?: number): Promise<Identity> {
     return this.#ca.issuerIdentity(generation);
   }
 
