@@ -16,7 +16,7 @@ import { applySetValues, setPath, type Template } from '../profile/template.js';
 import { openStore, type AnyStore } from '../store/open.js';
 import { atomicWriteSyncFast, isDiskFull } from '../store/fs-util.js';
 import type { CertificateRecord } from '../store/store.js';
-import { profileFileName } from './names.js';
+import { profileFileName } from '../profile/file-name.js';
 
 /** What the main thread hands each worker. */
 export interface WorkerInit {

@@ -164,14 +164,10 @@ export async function templateValues(ctx: Context, template: Template, dataFile:
   const fileUnknown = unknownDataKeys(template, fromFile);
   const { unknown } = applySetValues(template, data, parsed);
   // A typo of a required variable is the reason the profile cannot be made: say so once, as the error.
-  const typo = [...unknown.map((key) => ['--set', key] as const), ...fileUnknown.map((key) => [`--data ${dataFile}:`, key] as const)].find(([, key]) => {
-    const near = suggest(key, Object.keys(template.meta.variables));
-    return near !== undefined && template.meta.variables[near]?.required && getPath(data, near) === undefined;
-  });
-  if (typo) {
-    const near = suggest(typo[1], Object.keys(template.meta.variables))!;
-    throw new UsageError(`${typo[0]} ${typo[1]}: template "${template.name}" has no such variable; did you mean ${near}? (it is required: --set ${near}=…)`);
-  }
+  const typo = [...unknown.map((key) => ['--set', key] as const), ...fileUnknown.map((key) => [`--data ${dataFile}:`, key] as const)]
+    .map(([source, key]) => ({ source, key, near: suggest(key, Object.keys(template.meta.variables)) }))
+    .find(({ near }) => near !== undefined && template.meta.variables[near]?.required && getPath(data, near) === undefined);
+  if (typo) throw new UsageError(`${typo.source} ${typo.key}: template "${template.name}" has no such variable; did you mean ${typo.near}? (it is required: --set ${typo.near}=…)`);
   for (const key of fileUnknown) warn(io, `--data ${dataFile}: "${key}" is not a variable of template "${template.name}"${didYouMean(template, key)}; it is ignored`);
   for (const key of unknown) warn(io, `--set ${key}: template "${template.name}" has no such variable${didYouMean(template, key)}; it is ignored (\`profilesmith templates show ${template.name}\` lists them)`);
   return data;

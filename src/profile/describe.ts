@@ -3,6 +3,7 @@
  * "Description". It names the organization, the user and what the profile installs, so the
  * person installing it (or an admin reading an MDM's list) knows what it is without opening it.
  */
+import { getPath } from './template.js';
 
 /** What a profile installs, as {@link describeProfile} reads it. */
 export interface ProfileContents {
@@ -26,8 +27,6 @@ const list = (items: string[]): string =>
   items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
 
 const text = (v: unknown): string | undefined => (typeof v === 'string' && v ? v : undefined);
-const get = (data: Record<string, unknown>, path: string): unknown =>
-  path.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), data);
 
 function hostOf(url: unknown): string | undefined {
   try {
@@ -55,15 +54,15 @@ export function describeProfile(c: ProfileContents): string | undefined {
   const items: string[] = [];
   const smime = c.signing || c.encryption > 0 || has('com.apple.security.scep') ? ' with S/MIME signing and encryption' : '';
   if (has('com.apple.eas.account')) {
-    const host = text(get(c.data, 'exchange.host'));
+    const host = text(getPath(c.data, 'exchange.host'));
     items.push(`the Exchange account${host ? ` on ${host}` : ''}${smime}`);
   }
   if (has('com.apple.mail.managed')) {
-    const host = text(get(c.data, 'imap.host'));
+    const host = text(getPath(c.data, 'imap.host'));
     items.push(`the mail account${host ? ` on ${host}` : ''}${smime}`);
   }
   if (has('com.apple.security.scep')) {
-    const host = hostOf(get(c.data, 'scep.url'));
+    const host = hostOf(getPath(c.data, 'scep.url'));
     items.push(`a signing identity the device makes itself and has certified${host ? ` by ${host}` : ''} (SCEP)`);
   }
   // What the template declares it carries: a template without CA payloads ships none of the store's CAs.

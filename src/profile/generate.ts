@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { InputInvalid, ProfileInvalid, StoreEntryNotFound, TemplateDataError, type ProfileIssue } from '../errors.js';
-import { profileFileName } from '../batch/names.js';
+import { profileFileName } from './file-name.js';
 import { assertCertificateEmail, assertEmail } from '../certs/email.js';
 import type { Identity } from '../certs/issue.js';
 import { toCertificates } from '../certs/pem.js';

@@ -2,7 +2,7 @@ import test from 'ava';
 import { createHash, createPublicKey } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { profileFileName } from '../../src/batch/names.js';
+import { profileFileName } from '../../src/profile/file-name.js';
 import { readUsers } from '../../src/batch/users.js';
 import { parseProfile } from '../../src/profile/parse.js';
 import { checkStore } from '../../src/store/check.js';

@@ -23,7 +23,7 @@ import { createScepService, type ScepHttpRequest, type ScepHttpResponse } from '
 import { initStore, type FileStore } from '../../src/store/fs-store.js';
 import { pkiMessage, requester } from '../helpers/scep.js';
 import { isProfilesmithError } from '../../src/errors.js';
-import { profileFileName } from '../../src/batch/names.js';
+import { profileFileName } from '../../src/profile/file-name.js';
 import { generateProfile } from '../../src/profile/generate.js';
 import { inspectProfile } from '../../src/profile/inspect.js';
 import { lintProfile } from '../../src/profile/lint.js';

@@ -102,10 +102,12 @@ export async function importIdentity(store: FileStore, bundle: IdentityBundle, o
   if (existing) return amendEntry(store, existing, options.purpose, chain, check.info.keyUsage, check.warnings);
   // Decided again under the lock: another import of the same certificate (another process, a
   // concurrent call) may have taken it in since, which makes this one a re-import, not a clash.
+  // One entry read (its serial's), not the whole listing: imports come by the thousand (import-batch).
   let raced: CertificateRecord | undefined;
+  const serial = normalizeSerial(check.info.serial);
   const guard = async () => {
-    store.index.rescan();
-    raced = (await store.listCertificates()).find((r) => r.fingerprint === leafFp);
+    const there = await store.index.read(serial).catch((err: unknown) => (err instanceof StoreEntryNotFound ? undefined : Promise.reject(err)));
+    raced = there?.fingerprint === leafFp ? there : undefined;
     return !raced;
   };
   const { record } = await addEntry(store, { certificate: bundle.certificate, privateKey: bundle.privateKey }, check.email, options.purpose, 'imported', chain, guard);
