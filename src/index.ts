@@ -106,6 +106,34 @@ export type {
   TrustChain,
 } from './store/store.js';
 export { resolveStoreDir } from './store/location.js';
+// The CA over a storage port: a backend implements the port (see examples/bring-your-own-store)
+export { CaStore } from './store/ca/ca-store.js';
+export type { OpenCaOptions } from './store/ca/ca-store.js';
+export { initializeCa } from './store/ca/init.js';
+export type { InitializeCaOptions } from './store/ca/init.js';
+export { migratePort } from './store/ca/migrate.js';
+export type { PortMigration } from './store/ca/migrate.js';
+export { MemoryPort } from './store/memory/port.js';
+export type {
+  StoragePort,
+  PortReads,
+  PortTransaction,
+  PortCache,
+  SealingBox,
+  BuiltPkcs12,
+  SealedKey,
+  Sealer,
+  Revocation,
+  Amendment,
+  RecordQuery,
+  StoredCertificate,
+  Credential,
+  CredentialRole,
+  CrlState,
+  LinkBookName,
+  StoreSettings,
+} from './store/port/port.js';
+export type { Sealed, KdfParams } from './store/secret-box.js';
 
 // Publishing revocation: CRLs, CA certificates and OCSP over HTTP
 export { createPkiHandler, isPkiPath } from './pki/handler.js';

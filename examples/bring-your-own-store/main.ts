@@ -1,7 +1,7 @@
 /**
- * Generates a signed profile from the SQLite store in ./sqlite-store.ts; with `revoke`, first
- * revokes Alice's encryption certificate (key compromise), issues her a new one, and writes the
- * CRL that lists the old one.
+ * Generates a signed profile from the SQLite store in ./sqlite-store.ts (profilesmith's CA,
+ * `CaStore`, over a SQLite `StoragePort`); with `revoke`, first revokes Alice's encryption
+ * certificate (key compromise), issues her a new one, and writes the CRL that lists the old one.
  *
  *   node --import tsx examples/bring-your-own-store/main.ts OUT_DIR [revoke]
  *
@@ -49,5 +49,5 @@ try {
   const check = await verifyProfile(profile.bytes, { ca: (await store.trustChain()).roots });
   console.log(`alice.mobileconfig: ${check.valid ? 'signed and verified' : 'NOT VALID'}, ${profile.encryptionSerials.length} encryption ${profile.encryptionSerials.length === 1 ? 'identity' : 'identities'}`);
 } finally {
-  store.close();
+  await store.close(); // closes the database
 }

@@ -1,360 +1,330 @@
 /**
- * Bring your own store: a LifecycleStore on SQLite (better-sqlite3 version 12).
+ * Bring your own store: the CA on SQLite (better-sqlite3 version 12), in one file that uses
+ * only profilesmith's public API.
  *
- * Everything the generator needs comes through the `CertificateStore` interface, and the whole
- * lifecycle (import, revocation with a reason, unenrollment, CRLs, one-time links) through
- * `LifecycleStore`; this file uses only profilesmith's public API. Private keys are kept as
- * encrypted PKCS#8 (never in clear), and every write is one SQLite transaction (BEGIN
- * IMMEDIATE), so many processes may share the database: a link is used exactly once.
+ * **A port, not a CA.** Everything a CA does (issuing, renewal, import, revocation and
+ * unenrollment, CRLs and OCSP statuses, signer and issuing-CA rotation, passphrase change,
+ * the SCEP RA and challenges, one-time links) is `CaStore`, written once over a small
+ * `StoragePort`: a handful of reads, one kind of transaction, and the writes a transaction
+ * makes. A vendor's database needs only the port, here `SqlitePort`; `SqliteStore.open` puts
+ * a `CaStore` on it (and `initializeCa` writes a new CA into an empty one). Keys reach the
+ * port already sealed (AES-256-GCM under the store key, a `Sealer` called with the associated
+ * data the port chose): the port never sees a passphrase or a clear key. Check a port with
+ * the port contract suite (test/helpers/port-contract.ts, see test/store/port-sqlite.test.ts).
+ *
+ * **Transactions.** `transaction(fn)` is `BEGIN IMMEDIATE`, `fn`, then `COMMIT` (`ROLLBACK`
+ * when `fn` throws): SQLite's write lock excludes every other writer of the file, in this
+ * process and in others (a busy timeout waits for them; WAL lets readers go on meanwhile).
+ * better-sqlite3 is synchronous and `fn` is async, so a transaction spans several turns of
+ * the event loop: transactions on the same file in this process wait in a promise chain
+ * (one per file, so two ports of one process never block each other's event loop inside the
+ * busy timeout), and run their reads and writes on the port's writing connection. Reads
+ * outside a transaction use a second connection, which sees committed state only. Waiting for
+ * another process's transaction is better-sqlite3's busy timeout: synchronous, so it holds up
+ * this process's event loop (up to `busyTimeoutMs`, then SQLITE_BUSY); keep transactions short,
+ * as the CA does (it signs and generates keys before one begins, and only reads and writes rows in it).
+ *
+ * **Tables** (a vendor may lay them out as they like; only the port reads them):
+ * - `settings`: one JSON document (organization, key derivation, passphrase check, URLs);
+ * - `certificates`: user certificates: the record's JSON (the facts that never change), the
+ *   DER, the sealed key (JSON, with its AAD `certs/<serial>/key`; NULL when a device holds it);
+ * - `amendments`: what a later import added to a certificate (`alsoPurpose`, chain);
+ * - `credentials`: the store's own certificates (root, issuing CAs, signers, OCSP
+ *   responders, SCEP RAs): role, CA, generation, the current flag, DER, sealed key
+ *   (AAD `<role>/<serial>.key`);
+ * - `chains`: issuer certificates of imported identities, by SHA-256;
+ * - `revocations`: one line per revoked or retired serial, applied to records when read;
+ * - `crl_states`: per CA, the last CRL number and the CRL last published;
+ * - `links`: the one-time tokens (hashes only) of two books, `links` and `challenges`.
  */
 import Database from 'better-sqlite3';
-import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
-import {
-  checkImport,
-  compareRecords,
-  createCertificateAuthority,
-  createCrl,
-  describeCertificate,
-  distinctIssuers,
-  findRecord,
-  fingerprint,
-  issueCertificate,
-  keySigner,
-  LinkLedger,
-  planReimport,
-  removalOf,
-  servesPurpose,
-  toCertificates,
-  errors,
-  type CertificateAuthority,
-  type CertificateRecord,
-  type Identity,
-  type IdentityBundle,
-  type ImportIdentityOptions,
-  type ImportIdentityResult,
-  type IssueUserCertificateOptions,
-  type LifecycleStore,
-  type LinkRecord,
-  type ListCertificatesOptions,
-  type RemoveUserResult,
-  type RevocationReason,
-  type RevokeResult,
-  type Signer,
-  type TrustChain,
-} from 'profilesmith';
+import { realpathSync } from 'node:fs';
+import { CaStore, compareRecords, fingerprint, initializeCa } from 'profilesmith';
+import type { Amendment, CertificateRecord, Credential, CrlState, LinkBookName, LinkRecord, PortReads, PortTransaction, RecordQuery, Revocation } from 'profilesmith';
+import type { Sealed, SealedKey, Sealer, StoragePort, StoredCertificate, StoreSettings } from 'profilesmith';
+import { CertificateInvalid, KeyPassphraseInvalid, StoreNotInitialized } from 'profilesmith/errors';
 
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS ca (role TEXT PRIMARY KEY, cert BLOB NOT NULL, key TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS certs (
-  serial TEXT PRIMARY KEY,
-  user_lc TEXT NOT NULL,
-  purpose TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  record TEXT NOT NULL,
-  cert BLOB NOT NULL,
-  key TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS certs_user ON certs (user_lc, purpose);
-CREATE TABLE IF NOT EXISTS chains (fingerprint TEXT PRIMARY KEY, cert BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS links (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS certificates (serial TEXT PRIMARY KEY, user_lc TEXT NOT NULL, fingerprint TEXT NOT NULL, record TEXT NOT NULL, der BLOB NOT NULL, key TEXT);
+CREATE INDEX IF NOT EXISTS certificates_user ON certificates (user_lc);
+CREATE INDEX IF NOT EXISTS certificates_fingerprint ON certificates (fingerprint);
+CREATE TABLE IF NOT EXISTS amendments (serial TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS credentials (serial TEXT PRIMARY KEY, role TEXT NOT NULL, ca TEXT, generation INTEGER, current INTEGER NOT NULL, der BLOB NOT NULL, key TEXT);
+CREATE TABLE IF NOT EXISTS chains (fingerprint TEXT PRIMARY KEY, der BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS revocations (serial TEXT PRIMARY KEY, date TEXT NOT NULL, reason TEXT NOT NULL, kind TEXT NOT NULL, ca TEXT);
+CREATE TABLE IF NOT EXISTS crl_states (ca TEXT PRIMARY KEY, number INTEGER NOT NULL, published TEXT, der BLOB);
+CREATE TABLE IF NOT EXISTS links (book TEXT NOT NULL, id TEXT NOT NULL, token_hash TEXT NOT NULL, created TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (book, id));
 `;
 
-/** One-time links in a table; a change runs in one IMMEDIATE transaction, so two servers cannot both spend a use. */
-class SqliteLinks extends LinkLedger {
-  constructor(private readonly db: Database.Database) {
-    super();
+type Row = Record<string, any>;
+const json = (v: unknown) => JSON.stringify(v);
+const keyOf = (text: string | null): { key?: SealedKey } => (text ? { key: JSON.parse(text) as SealedKey } : {});
+
+/** The reads, on one connection: the port's reading one, or a transaction's writing one. */
+class SqliteReads implements PortReads {
+  constructor(protected readonly conn: () => Database.Database, readonly location: string) {}
+  protected all = (sql: string, ...args: unknown[]) => this.conn().prepare(sql).all(...args) as Row[];
+  protected get = (sql: string, ...args: unknown[]) => this.conn().prepare(sql).get(...args) as Row | undefined;
+
+  async settings(): Promise<StoreSettings> {
+    const row = this.get('SELECT doc FROM settings');
+    if (!row) throw new StoreNotInitialized(this.location);
+    return JSON.parse(row.doc) as StoreSettings;
   }
 
-  async list(): Promise<LinkRecord[]> {
-    return (this.db.prepare('SELECT doc FROM links ORDER BY rowid').all() as { doc: string }[]).map((r) => JSON.parse(r.doc) as LinkRecord);
-  }
-
-  protected async transact<T>(fn: (links: LinkRecord[]) => T): Promise<T> {
-    return this.db
-      .transaction(() => {
-        const links = (this.db.prepare('SELECT doc FROM links ORDER BY rowid').all() as { doc: string }[]).map((r) => JSON.parse(r.doc) as LinkRecord);
-        const out = fn(links);
-        const kept = this.prune(links);
-        this.db.prepare('DELETE FROM links').run();
-        const put = this.db.prepare('INSERT INTO links (id, doc) VALUES (?, ?)');
-        for (const l of kept) put.run(l.id, JSON.stringify(l));
-        return out;
-      })
-      .immediate();
-  }
-}
-
-const seal = (key: KeyObject, passphrase: string) =>
-  key.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase }) as string;
-
-const norm = (serial: string) => serial.replace(/[:\s]/g, '').toLowerCase().replace(/^0+(?=.)/, '');
-
-export class SqliteStore implements LifecycleStore {
-  readonly organization: string;
-  readonly links: SqliteLinks;
-  /** This store publishes no CRL or OCSP URLs in what it issues. */
-  readonly pkiUrl = undefined;
-  readonly #db: Database.Database;
-  readonly #passphrase: string;
-  #ca?: CertificateAuthority;
-
-  private constructor(db: Database.Database, passphrase: string) {
-    this.#db = db;
-    this.#passphrase = passphrase;
-    this.links = new SqliteLinks(db);
-    const org = db.prepare('SELECT v FROM meta WHERE k = ?').get('organization') as { v: string } | undefined;
-    if (!org) throw new errors.StoreNotInitialized(db.name);
-    this.organization = org.v;
-  }
-
-  /** Opens (and with `organization`, creates on first use) a store in a SQLite file. */
-  static async open(path: string, options: { passphrase: string; organization?: string }): Promise<SqliteStore> {
-    const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    db.pragma('busy_timeout = 10000');
-    db.exec(SCHEMA);
-    const exists = db.prepare('SELECT 1 FROM meta WHERE k = ?').get('organization');
-    if (!exists) {
-      if (!options.organization) throw new errors.StoreNotInitialized(path);
-      const ca = await createCertificateAuthority({ organization: options.organization });
-      const put = db.prepare('INSERT OR IGNORE INTO ca (role, cert, key) VALUES (?, ?, ?)');
-      db.transaction(() => {
-        // Another process may have won the race: then its CA stays and ours is dropped.
-        if (db.prepare('SELECT 1 FROM meta WHERE k = ?').get('organization')) return;
-        db.prepare('INSERT INTO meta (k, v) VALUES (?, ?)').run('organization', options.organization);
-        for (const role of ['root', 'intermediate', 'signer'] as const) {
-          put.run(role, ca[role].certificate, seal(ca[role].privateKey, options.passphrase));
-        }
-      }).immediate();
-    }
-    const store = new SqliteStore(db, options.passphrase);
-    store.#loadCa(); // checks the passphrase now, not at the first profile
-    return store;
-  }
-
-  close(): void {
-    this.#db.close();
-  }
-
-  #unseal(pem: string): KeyObject {
-    try {
-      return createPrivateKey({ key: pem, format: 'pem', passphrase: this.#passphrase });
-    } catch {
-      throw new errors.KeyPassphraseInvalid('sqlite');
-    }
-  }
-
-  #loadCa(): CertificateAuthority {
-    if (this.#ca) return this.#ca;
-    const rows = this.#db.prepare('SELECT role, cert, key FROM ca').all() as { role: keyof CertificateAuthority; cert: Buffer; key: string }[];
-    const ca = {} as CertificateAuthority;
-    for (const r of rows) ca[r.role] = { certificate: r.cert, privateKey: this.#unseal(r.key) };
-    this.#ca = ca;
-    return ca;
-  }
-
-  async listCertificates(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {
-    const where: string[] = [];
-    const args: string[] = [];
-    if (options.user) (where.push('user_lc = ?'), args.push(options.user.toLowerCase()));
-    const rows = this.#db
-      .prepare(`SELECT record FROM certs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq`)
-      .all(...args) as { record: string }[];
-    return rows
-      .map((r) => JSON.parse(r.record) as CertificateRecord)
-      // A dual-use certificate serves its other purpose too (alsoPurpose, in the record).
-      .filter((r) => !options.purpose || servesPurpose(r, options.purpose))
-      .sort(compareRecords);
-  }
-
-  #row(serial: string): { cert: Buffer; key: string } {
-    const row = this.#db.prepare('SELECT cert, key FROM certs WHERE serial = ?').get(norm(serial)) as { cert: Buffer; key: string } | undefined;
-    if (!row) throw new errors.StoreEntryNotFound(serial, 'certificate');
-    return row;
-  }
-
-  async getCertificate(serial: string): Promise<Buffer> {
-    return this.#row(serial).cert;
-  }
-
-  async getIdentity(serial: string): Promise<Identity> {
-    const row = this.#row(serial);
-    return { certificate: row.cert, privateKey: this.#unseal(row.key) };
-  }
-
-  async issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord> {
-    const identity = await issueCertificate(this.#loadCa().intermediate, {
-      purpose: options.purpose,
-      email: options.user,
-      name: options.name,
-      ...(options.days !== undefined ? { days: options.days } : {}),
-      ...(options.privateKey ? { privateKey: options.privateKey } : {}),
+  async records(query: RecordQuery = {}): Promise<CertificateRecord[]> {
+    const q = query as { user?: string; serial?: string; fingerprint?: string; prefix?: string };
+    const [where, arg] =
+      q.user !== undefined ? ['c.user_lc = @q', q.user.toLowerCase()]
+      : q.serial !== undefined ? ['c.serial = @q', q.serial.toLowerCase()]
+      : q.fingerprint !== undefined ? ['c.fingerprint = @q', q.fingerprint.toLowerCase()]
+      : q.prefix !== undefined ? ['substr(c.serial, 1, length(@q)) = @q OR substr(c.fingerprint, 1, length(@q)) = @q', q.prefix.toLowerCase()]
+      : ['1', undefined];
+    const rows = this.all(`SELECT c.record, r.date, r.reason, r.kind, a.doc AS amended FROM certificates c
+      LEFT JOIN revocations r ON r.serial = c.serial LEFT JOIN amendments a ON a.serial = c.serial WHERE ${where}`, ...(arg === undefined ? [] : [{ q: arg }]));
+    const out = rows.map((row) => {
+      const r = JSON.parse(row.record) as CertificateRecord;
+      if (row.kind === 'revoked') r.revoked = { date: row.date, reason: row.reason };
+      if (row.kind === 'retired') r.retired = { date: row.date };
+      const am = row.amended ? (JSON.parse(row.amended) as Amendment) : undefined;
+      if (am?.alsoPurpose) r.alsoPurpose = am.alsoPurpose;
+      if (am?.chain?.length) r.addedChain = am.chain;
+      return r;
     });
-    const info = await describeCertificate(identity.certificate);
-    const record: CertificateRecord = {
-      serial: norm(info.serial),
-      user: options.user,
-      purpose: options.purpose,
-      source: 'issued',
-      subject: info.subject,
-      issuer: info.issuer,
-      notBefore: info.notBefore.toISOString(),
-      notAfter: info.notAfter.toISOString(),
-      fingerprint: createHash('sha256').update(identity.certificate).digest('hex'),
-      created: new Date().toISOString(),
-      ...(info.commonName ? { name: info.commonName } : {}),
-    };
-    this.#insert(record, identity, []);
-    return record;
+    out.sort(compareRecords);
+    return q.prefix !== undefined ? out.slice(0, 4) : out; // a prefix finds at most a few
   }
 
-  #insert(record: CertificateRecord, identity: Identity, chain: Buffer[]): void {
-    const sealed = seal(identity.privateKey, this.#passphrase);
-    this.#db.transaction(() => {
-      const next = (this.#db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM certs').get() as { n: number }).n;
-      this.#db
-        .prepare('INSERT INTO certs (serial, user_lc, purpose, seq, record, cert, key) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(record.serial, record.user.toLowerCase(), record.purpose, next, JSON.stringify(record), identity.certificate, sealed);
-      const put = this.#db.prepare('INSERT OR IGNORE INTO chains (fingerprint, cert) VALUES (?, ?)');
-      for (const der of chain) put.run(fingerprint(der), der);
-    }).immediate();
+  async certificate(serial: string): Promise<StoredCertificate | undefined> {
+    const row = this.get('SELECT der, key FROM certificates WHERE serial = ?', serial.toLowerCase());
+    return row && { der: row.der as Buffer, ...keyOf(row.key) };
   }
 
-  /** Changes records in one transaction, reading each again inside it (another process may have changed it). */
-  #update(serials: string[], change: (record: CertificateRecord) => boolean): CertificateRecord[] {
-    return this.#db
-      .transaction(() => {
-        const changed: CertificateRecord[] = [];
-        for (const serial of serials) {
-          const row = this.#db.prepare('SELECT record FROM certs WHERE serial = ?').get(serial) as { record: string } | undefined;
-          if (!row) continue;
-          const record = JSON.parse(row.record) as CertificateRecord;
-          if (!change(record)) continue;
-          this.#db.prepare('UPDATE certs SET record = ? WHERE serial = ?').run(JSON.stringify(record), serial);
-          changed.push(record);
-        }
-        return changed;
-      })
-      .immediate();
+  async credentials(): Promise<Credential[]> {
+    return this.all('SELECT * FROM credentials ORDER BY rowid').map((r) => ({
+      serial: r.serial, role: r.role, ...(r.ca !== null ? { ca: r.ca } : {}), ...(r.generation !== null ? { generation: r.generation } : {}),
+      current: r.current === 1, certificate: r.der as Buffer, ...keyOf(r.key),
+    }));
   }
 
-  async findCertificate(serialOrFingerprint: string): Promise<CertificateRecord> {
-    return findRecord(await this.listCertificates(), serialOrFingerprint);
-  }
-
-  async importIdentity(bundle: IdentityBundle, options: ImportIdentityOptions): Promise<ImportIdentityResult> {
-    const check = await checkImport(bundle, { user: options.user, purpose: options.purpose, now: new Date(), ...(options.strict ? { strict: true } : {}) });
-    const leaf = check.info.fingerprint;
-    const given = options.chain === undefined ? [] : toCertificates(options.chain, 'chain', { allowEmpty: true });
-    const chain = distinctIssuers(leaf, bundle.chain, given);
-    const existing = (await this.listCertificates()).find((r) => r.fingerprint === leaf);
-    if (existing) {
-      const plan = planReimport(existing, options.purpose, chain, check.info.keyUsage);
-      if (!plan.alsoPurpose && !plan.addChain.length) return { record: existing, duplicate: true, added: { chain: 0 }, warnings: [] };
-      const put = this.#db.prepare('INSERT OR IGNORE INTO chains (fingerprint, cert) VALUES (?, ?)');
-      for (const der of plan.addChain) put.run(fingerprint(der), der);
-      const [record] = this.#update([existing.serial], (r) => {
-        if (plan.alsoPurpose) r.alsoPurpose = plan.alsoPurpose;
-        if (plan.addChain.length) r.addedChain = [...new Set([...(r.addedChain ?? []), ...plan.addChain.map((d) => fingerprint(d))])];
-        return true;
-      });
-      return { record: record ?? existing, duplicate: true, added: { ...(plan.alsoPurpose ? { purpose: plan.alsoPurpose } : {}), chain: plan.addChain.length }, warnings: check.warnings };
+  async chains(fingerprints: readonly string[]): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    for (const f of fingerprints) {
+      const row = this.get('SELECT der FROM chains WHERE fingerprint = ?', f.toLowerCase());
+      if (row) out.set(f, row.der as Buffer);
     }
-    const record: CertificateRecord = {
-      serial: norm(check.info.serial),
-      user: check.email,
-      purpose: options.purpose,
-      source: 'imported',
-      subject: check.info.subject,
-      issuer: check.info.issuer,
-      notBefore: check.info.notBefore.toISOString(),
-      notAfter: check.info.notAfter.toISOString(),
-      fingerprint: leaf,
-      created: new Date().toISOString(),
-      ...(check.info.commonName ? { name: check.info.commonName } : {}),
-      ...(chain.length ? { chain: chain.map((d) => fingerprint(d)) } : {}),
-    };
-    try {
-      this.#insert(record, { certificate: bundle.certificate, privateKey: bundle.privateKey }, chain);
-    } catch (err) {
-      // Another import of the same certificate got in first (another process, a concurrent call): import again, as a duplicate.
-      if ((await this.listCertificates()).some((r) => r.fingerprint === leaf)) return this.importIdentity(bundle, options);
-      throw err;
-    }
-    return { record, duplicate: false, warnings: check.warnings };
-  }
-
-  async revokeCertificate(serial: string, reason: RevocationReason = 'unspecified'): Promise<RevokeResult> {
-    const s = norm(serial);
-    const record = await this.findCertificate(s);
-    if (record.serial !== s) throw new errors.StoreEntryNotFound(serial, 'certificate');
-    if (record.source !== 'issued') throw new errors.CertificateInvalid('outside-ca', `Certificate ${s} was issued by an outside CA ("${record.issuer}"); only that CA can revoke it`);
-    const date = new Date().toISOString();
-    const [changed] = this.#update([s], (r) => {
-      if (r.revoked) return false;
-      r.revoked = { date, reason };
-      delete r.retired;
-      return true;
-    });
-    const now = changed ?? (await this.findCertificate(s));
-    return { serial: s, kind: 'user', ca: 'issuing', already: !changed, revoked: now.revoked!, record: now };
-  }
-
-  async removeUser(user: string, options: { revoke?: boolean } = {}): Promise<RemoveUserResult> {
-    const records = await this.listCertificates({ user });
-    if (!records.length) throw new errors.StoreEntryNotFound(user, 'user', `No certificates for user "${user}" in the store`);
-    const date = new Date().toISOString();
-    const out: RemoveUserResult = { revoked: [], retired: [] };
-    this.#update(records.map((r) => r.serial), (r) => {
-      const action = removalOf(r, options);
-      if (action === 'revoke') {
-        r.revoked = { date, reason: 'cessationOfOperation' };
-        delete r.retired;
-        out.revoked.push(r);
-      } else if (action === 'retire') {
-        r.retired = { date };
-        out.retired.push(r);
-      }
-      return action !== undefined;
-    });
     return out;
   }
 
-  async createCrl(options: { nextUpdateMs?: number } = {}): Promise<Buffer> {
-    const ca = this.#loadCa();
-    const now = new Date();
-    const entries = (await this.listCertificates())
-      .filter((r) => r.revoked && r.source === 'issued')
-      .map((r) => ({ serial: r.serial, date: new Date(r.revoked!.date), reason: r.revoked!.reason as RevocationReason }));
-    // The CRL number comes from the database, so it grows across processes.
-    const crlNumber = this.#db
-      .transaction(() => {
-        const n = Number((this.#db.prepare('SELECT v FROM meta WHERE k = ?').get('crl_number') as { v: string } | undefined)?.v ?? 0) + 1;
-        this.#db.prepare('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v').run('crl_number', String(n));
-        return n;
-      })
-      .immediate();
-    return createCrl({ issuerCertificate: ca.intermediate.certificate, issuerKey: ca.intermediate.privateKey, entries, thisUpdate: now, nextUpdate: new Date(now.getTime() + (options.nextUpdateMs ?? 7 * 86_400_000)), crlNumber });
+  async revocations(): Promise<Revocation[]> {
+    return this.all('SELECT * FROM revocations ORDER BY rowid').map((r) => ({ serial: r.serial, date: r.date, reason: r.reason, kind: r.kind, ...(r.ca !== null ? { ca: r.ca } : {}) }));
   }
 
-  async trustChain(): Promise<TrustChain> {
-    const ca = this.#loadCa();
-    return { roots: [ca.root.certificate], intermediates: [ca.intermediate.certificate] };
+  async crlState(ca: string): Promise<CrlState | undefined> {
+    const row = this.get('SELECT number, published, der FROM crl_states WHERE ca = ?', ca);
+    if (!row) return undefined;
+    return { number: row.number, ...(row.published ? { published: { ...JSON.parse(row.published), der: row.der as Buffer } } : {}) };
   }
 
-  async issuerChain(serial: string): Promise<Buffer[]> {
-    const record = await this.findCertificate(norm(serial));
-    if (record.source === 'issued') {
-      const ca = this.#loadCa();
-      return [ca.intermediate.certificate, ca.root.certificate];
+  async links(book: LinkBookName, tokenHash?: string): Promise<LinkRecord[]> {
+    const rows = tokenHash === undefined
+      ? this.all('SELECT doc FROM links WHERE book = ? ORDER BY created, rowid', book)
+      : this.all('SELECT doc FROM links WHERE book = ? AND token_hash = ? ORDER BY created, rowid', book, tokenHash.toLowerCase());
+    return rows.map((r) => JSON.parse(r.doc) as LinkRecord);
+  }
+}
+
+/** One transaction's reads and writes, on the writing connection, and only while it lasts. */
+class SqliteTransaction extends SqliteReads implements PortTransaction {
+  protected run = (sql: string, ...args: unknown[]) => void this.conn().prepare(sql).run(...args);
+
+  async putSettings(settings: StoreSettings): Promise<void> {
+    this.run('INSERT INTO settings (id, doc) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc', json(settings));
+  }
+
+  async addCertificate(record: CertificateRecord, der: Buffer, key?: Sealer): Promise<void> {
+    const serial = record.serial;
+    if (this.get('SELECT 1 FROM certificates WHERE serial = ?', serial)) {
+      throw new CertificateInvalid('duplicate', `A different certificate with serial ${serial} is already in the store`);
     }
-    const get = this.#db.prepare('SELECT cert FROM chains WHERE fingerprint = ?');
-    return [...(record.chain ?? []), ...(record.addedChain ?? [])].map((fp) => (get.get(fp) as { cert: Buffer }).cert);
+    // What revocations and amendments add to a record is theirs: the record keeps the facts that never change.
+    const { revoked: _r, retired: _t, alsoPurpose: _a, addedChain: _c, ...base } = record;
+    const aad = `certs/${serial}/key`;
+    this.run('INSERT INTO certificates (serial, user_lc, fingerprint, record, der, key) VALUES (?, ?, ?, ?, ?, ?)',
+      serial, record.user.toLowerCase(), record.fingerprint, json(base), der, key ? json({ sealed: key(aad), aad }) : null);
   }
 
-  async profileSigner(): Promise<Signer> {
-    const ca = this.#loadCa();
-    return keySigner({ key: ca.signer.privateKey, certificate: ca.signer.certificate, chain: [ca.intermediate.certificate] });
+  async amend(amendment: Amendment): Promise<void> {
+    this.run('INSERT INTO amendments (serial, doc) VALUES (?, ?) ON CONFLICT (serial) DO UPDATE SET doc = excluded.doc', amendment.serial, json(amendment));
+  }
+
+  async putChains(ders: readonly Buffer[]): Promise<void> {
+    for (const der of ders) this.run('INSERT OR IGNORE INTO chains (fingerprint, der) VALUES (?, ?)', fingerprint(der), der);
+  }
+
+  async putCredential(credential: Omit<Credential, 'key'>, key: Sealer | null | undefined): Promise<void> {
+    const { serial, role, ca, generation, current, certificate } = credential;
+    const aad = `${role}/${serial}.key`;
+    const before = this.get('SELECT key FROM credentials WHERE serial = ?', serial)?.key as string | null | undefined;
+    const sealed = key === null ? null : key === undefined ? (before ?? null) : json({ sealed: key(aad), aad });
+    if (current) {
+      // One current per role; per role and CA for responders and RAs.
+      const perCa = role === 'responder' || role === 'scep-ra';
+      this.run(`UPDATE credentials SET current = 0 WHERE role = ? AND serial <> ?${perCa ? ' AND ca IS ?' : ''}`, role, serial, ...(perCa ? [ca ?? null] : []));
+    }
+    this.run(`INSERT INTO credentials (serial, role, ca, generation, current, der, key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO UPDATE SET
+      role = excluded.role, ca = excluded.ca, generation = excluded.generation, current = excluded.current, der = excluded.der, key = excluded.key`,
+      serial, role, ca ?? null, generation ?? null, current ? 1 : 0, certificate, sealed);
+  }
+
+  async putRevocation(r: Revocation): Promise<void> {
+    this.run('INSERT OR REPLACE INTO revocations (serial, date, reason, kind, ca) VALUES (?, ?, ?, ?, ?)', r.serial, r.date, r.reason, r.kind, r.ca ?? null);
+  }
+
+  async putCrlState(ca: string, state: CrlState): Promise<void> {
+    const p = state.published;
+    this.run('INSERT OR REPLACE INTO crl_states (ca, number, published, der) VALUES (?, ?, ?, ?)', ca, state.number,
+      p ? json({ thisUpdate: p.thisUpdate, nextUpdate: p.nextUpdate, digest: p.digest }) : null, p?.der ?? null);
+  }
+
+  async putLinks(book: LinkBookName, links: readonly LinkRecord[], remove: readonly string[] = []): Promise<void> {
+    for (const l of links) {
+      this.run(`INSERT INTO links (book, id, token_hash, created, doc) VALUES (?, ?, ?, ?, ?) ON CONFLICT (book, id) DO UPDATE SET
+        token_hash = excluded.token_hash, created = excluded.created, doc = excluded.doc`, book, l.id, l.tokenHash, l.created, json(l));
+    }
+    for (const id of remove) this.run('DELETE FROM links WHERE book = ? AND id = ?', book, id);
+  }
+
+  async rekey(reseal: (key: SealedKey) => Sealed, settings: StoreSettings): Promise<number> {
+    let count = 0;
+    for (const table of ['certificates', 'credentials']) {
+      for (const row of this.all(`SELECT serial, key FROM ${table} WHERE key IS NOT NULL`)) {
+        const key = JSON.parse(row.key) as SealedKey;
+        this.run(`UPDATE ${table} SET key = ? WHERE serial = ?`, json({ sealed: reseal(key), aad: key.aad }), row.serial);
+        count++;
+      }
+    }
+    await this.putSettings(settings);
+    return count;
+  }
+}
+
+/** The transaction queue of each file this process has open: ports of one file take turns. */
+const queues = new Map<string, { tail: Promise<unknown> }>();
+
+/** The writing connection (which makes the tables) and the reading one, both waiting up to `busyMs` for other processes. */
+function connect(path: string, busyMs: number): { writer: Database.Database; reader: Database.Database } {
+  const writer = new Database(path);
+  try {
+    writer.pragma(`busy_timeout = ${busyMs}`);
+    writer.pragma('journal_mode = WAL');
+    writer.exec(SCHEMA);
+    const reader = new Database(path);
+    reader.pragma(`busy_timeout = ${busyMs}`);
+    reader.pragma('query_only = ON');
+    return { writer, reader };
+  } catch (err) {
+    writer.close();
+    throw err;
+  }
+}
+
+/**
+ * A {@link StoragePort} in a SQLite file (created with its tables when missing).
+ * @example
+ * const port = new SqlitePort('/var/lib/ca/certificates.sqlite')
+ * await initializeCa(port, { organization: 'Example Corp', passphrase })
+ * const store = await CaStore.open(port, { passphrase })
+ */
+export class SqlitePort extends SqliteReads implements StoragePort {
+  readonly #writer: Database.Database;
+  readonly #reader: Database.Database;
+  readonly #queue: { tail: Promise<unknown> };
+
+  /** @param options.busyTimeoutMs how long to wait for another process's transaction; default 10 s */
+  constructor(path: string, options: { busyTimeoutMs?: number } = {}) {
+    const { writer, reader } = connect(path, options.busyTimeoutMs ?? 10_000);
+    super(() => reader, path);
+    this.#writer = writer;
+    this.#reader = reader;
+    const file = realpathSync(path);
+    this.#queue = queues.get(file) ?? { tail: Promise.resolve() };
+    queues.set(file, this.#queue);
+  }
+
+  /**
+   * Runs `fn` in `BEGIN IMMEDIATE` ... `COMMIT` (`ROLLBACK` when it throws), after the
+   * transactions on this file begun before it in this process. Do not begin another
+   * transaction on the same file inside `fn`: it would wait for this one, which waits for `fn`.
+   */
+  transaction<T>(fn: (tx: PortTransaction) => Promise<T>): Promise<T> {
+    const run = this.#queue.tail.then(async () => {
+      let open = true;
+      const db = this.#writer;
+      const tx = new SqliteTransaction(() => {
+        if (!open) throw new Error('This transaction has ended');
+        return db;
+      }, this.location);
+      db.exec('BEGIN IMMEDIATE');
+      try {
+        const out = await fn(tx);
+        db.exec('COMMIT');
+        return out;
+      } catch (err) {
+        if (db.inTransaction) db.exec('ROLLBACK');
+        throw err;
+      } finally {
+        open = false;
+      }
+    });
+    this.#queue.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async close(): Promise<void> {
+    this.#reader.close();
+    this.#writer.close();
+  }
+}
+
+/** What {@link SqliteStore.open} takes. */
+export interface SqliteStoreOptions {
+  passphrase: string;
+  /** Needed when the file holds no store yet: a new CA is made for it. */
+  organization?: string;
+  /** log2 of scrypt's N for a new store. Default: 17. Lower only in tests. */
+  kdfCost?: number;
+}
+
+/** The CA on a SQLite file. */
+export class SqliteStore {
+  /**
+   * Opens the store in a SQLite file; a new file (or one without a store) gets a new CA first.
+   * The store's `close()` closes the database.
+   * @throws ERR_STORE_NOT_INITIALIZED (no store, and no organization given); ERR_KEY_PASSPHRASE
+   */
+  static async open(path: string, options: SqliteStoreOptions): Promise<CaStore> {
+    const port = new SqlitePort(path);
+    try {
+      const empty = await port.settings().then(() => false, (err: { code?: string }) => {
+        if (err.code !== 'ERR_STORE_NOT_INITIALIZED') throw err;
+        return true;
+      });
+      if (empty) {
+        if (!options.organization) throw new StoreNotInitialized(path);
+        const init = { organization: options.organization, passphrase: options.passphrase, ...(options.kdfCost ? { kdfCost: options.kdfCost } : {}) };
+        // Another process may have made the store meanwhile: then it is opened, with the passphrase checked against it.
+        await initializeCa(port, init).catch((err: { code?: string }) => {
+          if (err.code !== 'ERR_STORE_EXISTS') throw err;
+        });
+      }
+      return await CaStore.open(port, { passphrase: options.passphrase });
+    } catch (err) {
+      await port.close();
+      // This store's own words: the path is the caller's to show.
+      if ((err as { code?: string }).code === 'ERR_KEY_PASSPHRASE') throw new KeyPassphraseInvalid(path, 'The passphrase is wrong');
+      throw err;
+    }
   }
 }

@@ -6,6 +6,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
 
+/** The scrypt parameters a store key is derived with (kept beside the store, never secret). */
 export interface KdfParams {
   alg: 'scrypt';
   N: number;
@@ -36,6 +37,7 @@ export function deriveKey(passphrase: string, params: KdfParams): Promise<Buffer
   );
 }
 
+/** Bytes sealed with AES-256-GCM under the store key (base64 fields, as kept in key files and rows). */
 export interface Sealed {
   v: 1;
   alg: 'aes-256-gcm';

@@ -14,7 +14,7 @@ export interface StoreSettings {
   organization: string;
   created: string;
   kdf: KdfParams;
-  /** {@link sealCheck}'s value under the store key. */
+  /** A known text sealed under the store key: what tells a right passphrase from a wrong one. */
   check: Sealed;
   keyGeneration: number;
   /** The key algorithm of the CA keys, for the CA certificates issued after init. Absent: rsa-2048. */

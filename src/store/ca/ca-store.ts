@@ -1,0 +1,396 @@
+/**
+ * The CA, written once over a storage port: issuing, renewal, import, revocation,
+ * unenrollment, CRLs and OCSP statuses, signer and issuing-CA rotation, signer import,
+ * passphrase change, the SCEP RA and challenges, and one-time links. The file store, the
+ * PostgreSQL store and the memory store are this class over their ports; a vendor's own
+ * database needs only a port (see examples/bring-your-own-store).
+ *
+ * @module ca-store
+ */
+import type { IdentityBundle } from '../../certs/import.js';
+import type { CertificatePurpose, Identity } from '../../certs/issue.js';
+import { normalizeSerial, type CertificateInput } from '../../certs/pem.js';
+import { caSlug, type CaRef } from '../../certs/publication.js';
+import type { RevocationReason } from '../../certs/crl.js';
+import type { Signer } from '../../cms/sign.js';
+import { StoreEntryNotFound, StoreIOError } from '../../errors.js';
+import type { SerialStatus } from '../../pki/handler.js';
+import type { LinkStore } from '../../server/links.js';
+import type { BuiltPkcs12, PortTransaction, StoragePort, StoreSettings } from '../port/port.js';
+import type { ResponderIdentity, StoreCa } from '../pki-files.js';
+import { findRecord, keyOnDeviceError, servesPurpose, type CertificateRecord, type EnrollingStore, type ImportIdentityOptions, type ImportIdentityResult, type IssueDeviceCertificateOptions, type IssueUserCertificateOptions, type ListCertificatesOptions, type RemoveUserResult, type RevokeResult, type TrustChain } from '../store.js';
+import * as admin from './admin.js';
+import * as authority from './authority.js';
+import * as entries from './entries.js';
+import { Keyring } from './keyring.js';
+import { linkBook } from './links.js';
+import * as publish from './publish.js';
+import * as revoke from './revoke.js';
+
+/** Options of {@link CaStore.open}. */
+export interface OpenCaOptions {
+  /** Needed for anything that uses a private key; checked now when given. */
+  passphrase?: string;
+  /** Default: `() => new Date()`. */
+  now?: () => Date;
+}
+
+/**
+ * The CA over a port. Open one with {@link CaStore.open} (or a backend's openStore).
+ * @example
+ * import { CaStore, MemoryPort, initializeCa } from 'profilesmith'
+ * const port = new MemoryPort()
+ * await initializeCa(port, { organization: 'Example Corp', passphrase: 'correct horse battery staple', kdfCost: 14 })
+ * const store = await CaStore.open(port, { passphrase: 'correct horse battery staple' })
+ * await store.issueCertificate({ user: 'alice@example.com', name: 'Alice', purpose: 'smime-signing' })
+ */
+export class CaStore implements EnrollingStore {
+  readonly organization: string;
+  /** @internal */ readonly keys: Keyring;
+  /** @internal */ readonly services = new Map<string, Promise<ResponderIdentity>>();
+  #settings: StoreSettings;
+  #settingsAt = Date.now();
+  #cas: { at: number; value: Promise<StoreCa[]> } | undefined;
+  #issuers = new Map<string, Promise<Identity>>();
+  #links: LinkStore | undefined;
+  #challenges: LinkStore | undefined;
+
+  /** Use {@link CaStore.open}. */
+  protected constructor(
+    /** The storage the CA keeps its state in. */
+    readonly port: StoragePort,
+    settings: StoreSettings,
+    /** The clock every issue, signature and expiry is judged by. */
+    readonly now: () => Date,
+  ) {
+    this.organization = settings.organization;
+    this.#settings = settings;
+    this.keys = new Keyring(port.location, settings);
+  }
+
+  /**
+   * Opens the CA a port holds. With `passphrase`, it is checked now.
+   * @throws ERR_STORE_NOT_INITIALIZED; ERR_KEY_PASSPHRASE
+   */
+  static async open(port: StoragePort, options: OpenCaOptions = {}): Promise<CaStore> {
+    const store = new CaStore(port, await port.settings(), options.now ?? (() => new Date()));
+    if (options.passphrase !== undefined) await store.unlock(options.passphrase);
+    return store;
+  }
+
+  /** Where the store is, as messages name it. */
+  get dir(): string {
+    return this.port.location;
+  }
+
+  /** Checks the passphrase and keeps the derived key for this instance. @throws ERR_KEY_PASSPHRASE */
+  async unlock(passphrase: string): Promise<void> {
+    await this.keys.unlock(passphrase, this.#settings);
+  }
+
+  /** @internal A copy of the derived key, for a batch worker (so each does not run scrypt again). */
+  derivedKey(): Buffer {
+    return this.keys.copy();
+  }
+
+  /** @internal Unlocks with a key from {@link CaStore.derivedKey}, checked like a passphrase. */
+  unlockWithKey(key: Uint8Array): void {
+    this.keys.unlockWithKey(key, this.#settings);
+  }
+
+  /** True once the passphrase (or a handed-over key) was given. */
+  get unlocked(): boolean {
+    return this.keys.unlocked;
+  }
+
+  /** @internal The settings as last read. */
+  get meta(): StoreSettings {
+    return this.#settings;
+  }
+
+  /** The PKI base URL certificates are issued with, if any. */
+  get pkiUrl(): string | undefined {
+    return this.#settings.pkiUrl;
+  }
+
+  /** The URL devices reach this store's SCEP server at, if set. */
+  get scepUrl(): string | undefined {
+    return this.#settings.scepUrl;
+  }
+
+  /** The email domains the issuing CA may issue for (empty: any). */
+  get permittedEmailDomains(): readonly string[] {
+    return this.#settings.permittedEmailDomains ?? [];
+  }
+
+  /** @internal */
+  async settings(): Promise<StoreSettings> {
+    if (Date.now() - this.#settingsAt < 1000) return this.#settings;
+    const fresh = await this.port.settings();
+    this.#settingsAt = Date.now();
+    // A new key generation is this instance's only after it opens with the new passphrase.
+    if (fresh.keyGeneration === this.keys.generation) this.#settings = fresh;
+    return this.#settings;
+  }
+
+  /** @internal */
+  async write<T>(fn: (tx: PortTransaction) => Promise<T>): Promise<T> {
+    try {
+      return await this.port.transaction(async (tx) => {
+        const current = await tx.settings();
+        if (current.keyGeneration !== this.keys.generation) throw new StoreIOError(this.port.location, 'write', 'The store passphrase was changed while this ran; run it again');
+        this.#settings = current;
+        return fn(tx);
+      });
+    } finally {
+      this.#settingsAt = 0;
+    }
+  }
+
+  /** @internal */
+  cas(): Promise<StoreCa[]> {
+    if (!this.#cas || Date.now() - this.#cas.at > 1000) {
+      const value = this.port.credentials().then((c) => authority.caCertificatesOf(c, this.port.location));
+      value.catch(() => (this.#cas = undefined));
+      this.#cas = { at: Date.now(), value };
+    }
+    return this.#cas.value;
+  }
+
+  /** @internal */
+  forgetCas(): void {
+    this.#cas = undefined;
+    this.#issuers.clear();
+    this.services.clear();
+    this.#settingsAt = 0;
+  }
+
+  /** @internal */
+  async currentIssuing(): Promise<number> {
+    const c = authority.currentOf(await this.port.credentials(), 'issuing');
+    return c?.generation ?? Math.max(1, ...(await this.cas()).filter((x) => x.ca !== 'root').map((x) => x.ca as number));
+  }
+
+  /** @internal */
+  caIdentity(ca: CaRef): Promise<Identity> {
+    const slug = caSlug(ca);
+    let hit = this.#issuers.get(slug);
+    if (!hit) {
+      hit = authority.loadCaIdentity(this, ca);
+      hit.catch(() => this.#issuers.delete(slug));
+      this.#issuers.set(slug, hit);
+    }
+    return hit;
+  }
+
+  /** @internal */
+  async issuingOf(record: { issuer: string }): Promise<number> {
+    const hit = (await this.cas()).find((c) => c.ca !== 'root' && c.subject === record.issuer);
+    return hit ? (hit.ca as number) : 1;
+  }
+
+  /** @internal */
+  async record(serial: string): Promise<CertificateRecord> {
+    const hit = (await this.port.records({ serial: normalizeSerial(serial) }))[0];
+    if (!hit) throw new StoreEntryNotFound(serial, 'certificate');
+    return hit;
+  }
+
+  // ---- CertificateStore ----
+
+  async listCertificates(options: ListCertificatesOptions = {}): Promise<CertificateRecord[]> {
+    const records = await this.port.records(options.user ? { user: options.user } : {});
+    return options.purpose ? records.filter((r) => servesPurpose(r, options.purpose!)) : records;
+  }
+
+  async findCertificate(serialOrFingerprint: string): Promise<CertificateRecord> {
+    const q = String(serialOrFingerprint).toLowerCase().replace(/[:\s]/g, '');
+    if (/^[0-9a-f]+$/.test(q)) {
+      const exact = [...(await this.port.records({ serial: q.replace(/^(00)+(?=..)/, '') })), ...(q.length === 64 ? await this.port.records({ fingerprint: q }) : [])];
+      if (exact[0]) return exact[0];
+      if (q.length >= 6) return findRecord(await this.port.records({ prefix: q }), serialOrFingerprint);
+    }
+    throw new StoreEntryNotFound(serialOrFingerprint, 'certificate');
+  }
+
+  async getCertificate(serial: string): Promise<Buffer> {
+    const held = await this.port.certificate(normalizeSerial(serial));
+    if (!held) throw new StoreEntryNotFound(serial, 'certificate');
+    return held.der;
+  }
+
+  async getIdentity(serial: string): Promise<Identity> {
+    const s = normalizeSerial(serial);
+    const held = await this.port.certificate(s);
+    if (!held) throw new StoreEntryNotFound(serial, 'certificate');
+    if (!held.key) {
+      if ((await this.record(s)).keyOnDevice) throw keyOnDeviceError(s);
+      throw new StoreEntryNotFound(serial, 'certificate', `Certificate ${s} has no private key in the store`);
+    }
+    return { certificate: held.der, privateKey: this.keys.open(held.key) };
+  }
+
+  async issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord> {
+    return (await entries.issue(this, options, false)).record;
+  }
+
+  /** Issues unless the user holds a valid certificate of the purpose, decided in the transaction that records it. */
+  issueCertificateIfMissing(options: IssueUserCertificateOptions): Promise<{ record: CertificateRecord; issued: boolean }> {
+    return entries.issue(this, options, true);
+  }
+
+  /** What issuing would refuse, before any key is made: the address, the name, the CA's permitted domains. */
+  async checkIssuance(options: IssueUserCertificateOptions): Promise<void> {
+    await entries.checkedUser(this, options);
+  }
+
+  trustChain(): Promise<TrustChain> {
+    return authority.trustChain(this);
+  }
+
+  issuerChain(serial: string): Promise<Buffer[]> {
+    return authority.issuerChain(this, serial);
+  }
+
+  profileSigner(): Promise<Signer> {
+    return authority.profileSigner(this);
+  }
+
+  /** The identity as an iOS-form PKCS#12, from the port's cache when it has one (built and kept otherwise). */
+  async cachedPkcs12(serial: string, build: (identity: Identity) => BuiltPkcs12): Promise<BuiltPkcs12> {
+    const record = await this.record(serial);
+    const cache = this.port.cache;
+    const hit = cache ? await cache.get(record, this.keys.box()) : undefined;
+    if (hit) return hit;
+    const built = build(await this.getIdentity(record.serial));
+    if (cache) await cache.put(record, built, this.keys.box()).catch(() => {});
+    return built;
+  }
+
+  /** @internal A batch's hint: read every record once. */
+  async loadIndex(): Promise<void> {
+    await this.port.preload?.();
+  }
+
+  /** @internal A batch worker's records, so lookups of them need no read. */
+  remember(records: CertificateRecord[]): void {
+    this.port.remember?.(records);
+  }
+
+  /** Releases what the port holds open (a connection pool). */
+  async close(): Promise<void> {
+    await this.port.close?.();
+  }
+
+  // ---- the lifecycle ----
+
+  importIdentity(bundle: IdentityBundle, options: ImportIdentityOptions): Promise<ImportIdentityResult> {
+    return entries.importIdentity(this, bundle, options);
+  }
+
+  /** A new certificate for the user and purpose, named like the newest one; the old one stays in the history. */
+  renewCertificate(user: string, purpose: CertificatePurpose, days?: number): Promise<CertificateRecord> {
+    return entries.renewCertificate(this, (o) => this.issueCertificate(o), user, purpose, days);
+  }
+
+  issueDeviceCertificate(options: IssueDeviceCertificateOptions): Promise<CertificateRecord> {
+    return entries.issueDevice(this, options);
+  }
+
+  revokeCertificate(serial: string, reason?: RevocationReason): Promise<RevokeResult> {
+    return revoke.revokeCertificate(this, serial, reason);
+  }
+
+  removeUser(user: string, options?: { revoke?: boolean }): Promise<RemoveUserResult> {
+    return revoke.removeUser(this, user, options);
+  }
+
+  /** Serials revoked by this store's CAs (the signer's and issuing CAs' included). */
+  async revokedSerials(): Promise<Set<string>> {
+    return new Set((await this.port.revocations()).filter((r) => r.kind === 'revoked').map((r) => r.serial));
+  }
+
+  createCrl(options?: { ca?: CaRef; nextUpdateMs?: number }): Promise<Buffer> {
+    return publish.createCrl(this, options);
+  }
+
+  /** The CRL a relying party fetches for `ca`: the last published while still current, else a new one. */
+  publishedCrl(ca: CaRef, options?: { validityMs?: number }): Promise<Buffer> {
+    return publish.publishedCrl(this, ca, options);
+  }
+
+  /** The delegated OCSP responder of `ca`, issued and renewed by itself. Needs the passphrase. */
+  ocspResponder(ca: CaRef): Promise<ResponderIdentity> {
+    return publish.serviceIdentity(this, ca, 'ocsp');
+  }
+
+  /** The OCSP status of a serial among those `ca` issued. */
+  async certificateStatus(ca: CaRef, serial: string): Promise<SerialStatus> {
+    return (await publish.certificateStatuses(this, ca, [serial]))[0]!;
+  }
+
+  /** {@link CaStore.certificateStatus} of several serials, the shared reads done once. */
+  certificateStatuses(ca: CaRef, serials: readonly string[]): Promise<SerialStatus[]> {
+    return publish.certificateStatuses(this, ca, serials);
+  }
+
+  /** The store's CA certificates: the root and every issuing CA generation, oldest first. */
+  caCertificates(): Promise<StoreCa[]> {
+    return this.cas();
+  }
+
+  /** The issuing CA's certificate and key (default: the current one); needs the passphrase. */
+  async issuerIdentity(generation?: number): Promise<Identity> {
+    return this.caIdentity(generation ?? (await this.currentIssuing()));
+  }
+
+  get links(): LinkStore {
+    return (this.#links ??= linkBook(this.port, 'links', this.now));
+  }
+
+  get challenges(): LinkStore {
+    return (this.#challenges ??= linkBook(this.port, 'challenges', this.now));
+  }
+
+  scepRa(): Promise<ResponderIdentity> {
+    return this.currentIssuing().then((g) => publish.serviceIdentity(this, g, 'scep'));
+  }
+
+  async scepRaBySerial(serial: string): Promise<ResponderIdentity | undefined> {
+    for (const c of await this.cas()) {
+      if (c.ca === 'root') continue;
+      const r = await publish.serviceIdentityBySerial(this, c.ca, 'scep', normalizeSerial(serial));
+      if (r) return r;
+    }
+    return undefined;
+  }
+
+  setScepUrl(url: string | undefined): Promise<string | undefined> {
+    return admin.setUrl(this, 'scepUrl', url).then(async (u) => ((this.#settings = await this.port.settings()), u));
+  }
+
+  /** Sets (or clears) the PKI base URL, for certificates issued from then on. @throws ERR_INPUT_INVALID */
+  setPkiUrl(url: string | undefined): Promise<string | undefined> {
+    return admin.setUrl(this, 'pkiUrl', url).then(async (u) => ((this.#settings = await this.port.settings()), u));
+  }
+
+  /** A new profile signer from the current issuing CA; the previous one is revoked (superseded). */
+  rotateSigner(): Promise<{ previous: string; serial: string }> {
+    return admin.rotateSigner(this);
+  }
+
+  /** Makes an outside CA's identity the profile signer. @throws ERR_CERT_INVALID */
+  importSigner(bundle: IdentityBundle, options?: { chain?: CertificateInput }): Promise<{ previous: string; serial: string; warnings: string[] }> {
+    return admin.importSigner(this, bundle, options);
+  }
+
+  /** A new issuing CA under the same root, and a new signer from it. */
+  rotateIssuing(): Promise<{ generation: number; serial: string; signer: string }> {
+    return admin.rotateIssuing(this);
+  }
+
+  /** Re-encrypts every private key under a new passphrase, all or none. Returns how many keys. */
+  changePassphrase(newPassphrase: string, options?: { kdfCost?: number }): Promise<number> {
+    return admin.changePassphrase(this, newPassphrase, options);
+  }
+}
