@@ -41,7 +41,7 @@ export type { IssueBatchOptions, IssueBatchSummary } from './batch/issue-batch.j
 // Delivery
 export { createProfileHandler } from './server/handler.js';
 export type { ProfileHandler, ProfileHandlerOptions } from './server/handler.js';
-export { LinkBook, LinkLedger, MemoryLinks, linkState } from './server/links.js';
+export { LinkBook, LinkLedger, MemoryLinks, PortLinks, linkState } from './server/links.js';
 export type { LinkRecord, LinkState, LinkStore } from './server/links.js';
 
 // Signing and verifying (CMS)
@@ -83,8 +83,8 @@ export type { InitStoreOptions, OpenStoreOptions, RevokeResult, StoreCa, Respond
 export { PostgresStore } from './store/postgres/pg-store.js';
 export { initPostgresStore, openPostgresStore } from './store/postgres/init.js';
 export type { InitPostgresStoreOptions, OpenPostgresStoreOptions } from './store/postgres/init.js';
-export { migrateStore } from './store/postgres/migrate.js';
-export type { MigrateResult } from './store/postgres/migrate.js';
+export { migrateStore } from './store/migrate.js';
+export type { MigrateResult } from './store/migrate.js';
 export { createMemoryStore, MemoryStore } from './store/memory-store.js';
 export type { MemoryStoreOptions, AddIdentityOptions } from './store/memory-store.js';
 export { checkStore } from './store/check.js';

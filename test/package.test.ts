@@ -49,7 +49,7 @@ test('the package root exports what the README promises, and importing it has no
   const out = JSON.parse(r.stdout);
   // The public surface, exactly: a new export is a decision (add it here), an internal one leaking out is a failure.
   t.deepEqual(out.names, [
-    'CaStore', 'DEFAULT_KDF_BUDGET', 'FileStore', 'KdfBudget', 'LINT_RULES', 'LinkBook', 'LinkLedger', 'MAX_SCEP_MESSAGE', 'MemoryLinks', 'MemoryPort', 'MemoryStore', 'PURPOSES', 'PostgresStore', 'ProfilesmithError', 'RANDOM_PASSWORD_ITERATIONS', 'REVOCATION_REASONS', 'SCEP_CAPABILITIES', 'assertEmail', 'certifyPublicKey', 'checkImport',
+    'CaStore', 'DEFAULT_KDF_BUDGET', 'FileStore', 'KdfBudget', 'LINT_RULES', 'LinkBook', 'LinkLedger', 'MAX_SCEP_MESSAGE', 'MemoryLinks', 'MemoryPort', 'MemoryStore', 'PURPOSES', 'PortLinks', 'PostgresStore', 'ProfilesmithError', 'RANDOM_PASSWORD_ITERATIONS', 'REVOCATION_REASONS', 'SCEP_CAPABILITIES', 'assertEmail', 'certifyPublicKey', 'checkImport',
     'checkStore', 'closeStore', 'compareRecords', 'createCertificateAuthority', 'createCrl', 'createMemoryStore', 'createPkiHandler', 'createProfileHandler', 'createScepHandler', 'createScepService',
     'decryptProfile', 'describeCertificate', 'distinctIssuers', 'encryptProfileXml', 'errors', 'findRecord', 'fingerprint', 'generateProfile', 'initPostgresStore', 'initStore', 'initializeCa', 'inspectProfile',
     'isPkiPath', 'isProfilesmithError', 'isRemovedUser', 'issueBatch', 'issueCertificate', 'keyOnDeviceError', 'keySigner', 'linkState', 'lintProfile', 'lintToSarif', 'listTemplates',

@@ -12,6 +12,7 @@ import { assertEmail } from '../certs/email.js';
 import { InputInvalid, StoreEntryNotFound, StoreIOError } from '../errors.js';
 import { atomicWrite, ioError } from '../store/fs-util.js';
 import { withLock } from '../store/lock.js';
+import type { LinkBookName, StoragePort } from '../store/port/port.js';
 
 /** A one-time download link as stored (the token itself is kept only as a hash). */
 export interface LinkRecord {
@@ -251,3 +252,41 @@ export class MemoryLinks extends LinkLedger {
     return out;
   }
 }
+
+/**
+ * One-time links kept by a storage port (the CA's links and SCEP challenges over a port without
+ * a book of its own): each change is one port transaction, so a link is used exactly once
+ * whichever process or node receives it.
+ * @example
+ * const links = new PortLinks(new MemoryPort(), 'links')
+ * const { token } = await links.create('alice@example.com')
+ */
+export class PortLinks extends LinkLedger {
+  constructor(
+    private readonly port: StoragePort,
+    private readonly book: LinkBookName,
+    now: () => Date = () => new Date(),
+  ) {
+    super(now);
+  }
+
+  list(): Promise<LinkRecord[]> {
+    return this.port.links(this.book);
+  }
+
+  protected transact<T>(fn: (links: LinkRecord[]) => T): Promise<T> {
+    return this.port.transaction(async (tx) => {
+      const before = await tx.links(this.book);
+      const was = new Map(before.map((l) => [l.id, JSON.stringify(l)]));
+      const links = structuredClone(before);
+      const out = fn(links);
+      const kept = this.prune(links);
+      const ids = new Set(kept.map((l) => l.id));
+      const changed = kept.filter((l) => was.get(l.id) !== JSON.stringify(l));
+      const removed = before.filter((l) => !ids.has(l.id)).map((l) => l.id);
+      if (changed.length || removed.length) await tx.putLinks(this.book, changed, removed);
+      return out;
+    });
+  }
+}
+

@@ -16,6 +16,7 @@ import { ioError } from './fs-util.js';
 import type { PostgresStore } from './postgres/pg-store.js';
 import type { CertificateRecord } from './store.js';
 import { parseIndex } from './file/index-format.js';
+import type { StoreMeta } from './file/meta.js';
 import { issuingPaths, OCSP_DIR, SCEP_DIR, signerPaths } from './pki-files.js';
 
 /** One finding of {@link checkStore}. */
@@ -47,7 +48,9 @@ async function checkFileStore(store: FileStore): Promise<StoreFinding[]> {
   const add = (severity: StoreFinding['severity'], path: string, message: string, entry?: string) => {
     if (!findings.some((f) => f.path === path && f.message === message)) findings.push({ severity, path, message, ...(entry ? { entry } : {}) });
   };
-  const gen = store.meta.keyGeneration;
+  // store.json with the layout's pointers; a store.json that cannot be read is reported below.
+  const meta: StoreMeta = await store.fileMeta().catch(() => ({ ...store.meta, format: 'profilesmith-store', version: 1 }) as StoreMeta);
+  const gen = meta.keyGeneration;
   const rel = (p: string) => join(store.dir, p);
 
   const mode = async (p: string, max: number, what: string) => {
@@ -84,7 +87,7 @@ async function checkFileStore(store: FileStore): Promise<StoreFinding[]> {
   if (root && !(root.checkIssued(root) && root.verify(root.publicKey))) add('error', rel('ca/root.pem'), 'the root is not self-signed');
   await key('ca/root.key', root);
   const issuing: X509Certificate[] = [];
-  for (let g = 1; g <= (store.meta.issuing ?? 1); g++) {
+  for (let g = 1; g <= (meta.issuing ?? 1); g++) {
     const paths = issuingPaths(g);
     const c = await cert(paths.cert);
     if (root && c && !c.verify(root.publicKey)) add('error', rel(paths.cert), 'the issuing CA does not chain to the root');
@@ -92,19 +95,24 @@ async function checkFileStore(store: FileStore): Promise<StoreFinding[]> {
     if (c) issuing.push(c);
   }
   const inter = issuing.at(-1);
-  const signerAt = signerPaths(store.meta);
+  const signerAt = signerPaths(meta);
   const signer = await cert(signerAt.cert);
-  const signerIssuer = issuing[(store.meta.signerIssuing ?? 1) - 1];
-  if (store.meta.signerChain) {
-    const first = store.meta.signerChain[0] ? await cert(`chains/${store.meta.signerChain[0]}.pem`) : undefined;
+  const signerIssuer = issuing[(meta.signerIssuing ?? 1) - 1];
+  if (meta.signerChain) {
+    const first = meta.signerChain[0] ? await cert(`chains/${meta.signerChain[0]}.pem`) : undefined;
     if (first && signer && !signer.verify(first.publicKey)) add('error', rel(signerAt.cert), 'the imported signer does not chain to its stored issuer');
   } else if (signerIssuer && signer && !signer.verify(signerIssuer.publicKey)) add('error', rel(signerAt.cert), 'the signer does not chain to the issuing CA that issued it');
   await key(signerAt.key, signer);
   for (const dir of [OCSP_DIR, SCEP_DIR]) {
-    for (const n of await fs.readdir(rel(dir)).catch(() => [] as string[])) {
+    const names = await fs.readdir(rel(dir)).catch(() => [] as string[]);
+    for (const n of names) {
       if (!n.endsWith('.pem')) continue;
       const c = await cert(`${dir}/${n}`);
-      await key(`${dir}/${n.slice(0, -4)}.key`, c);
+      // A replaced OCSP responder keeps its certificate (its serial stays ours for OCSP status) without its key.
+      const stem = n.slice(0, -4);
+      const slug = stem.slice(0, stem.lastIndexOf('-'));
+      const current = await fs.readFile(rel(`${dir}/${slug}.json`), 'utf8').then((t) => (JSON.parse(t) as { serial?: string }).serial === stem.slice(slug.length + 1), () => false);
+      if (current || names.includes(`${stem}.key.${gen}`)) await key(`${dir}/${stem}.key`, c);
     }
   }
 

@@ -79,7 +79,7 @@ export class MemoryStore extends CaStore {
     await this.write(async (tx) => {
       await tx.putChains(chain);
       await tx.addCertificate(record, certificate, seal);
-    });
+    }, 'seals');
     return record;
   }
 }

@@ -37,7 +37,8 @@ export function storeSettings(meta: StoreSettings): StoreSettings {
   const out: StoreSettings = { organization: meta.organization, created: meta.created, kdf: meta.kdf, check: meta.check, keyGeneration: meta.keyGeneration };
   for (const k of OPTIONAL) {
     const v = meta[k];
-    if (v !== undefined && (!Array.isArray(v) || v.length)) (out as unknown as Record<string, unknown>)[k] = v;
+    // An empty signerChain still says something: the signer came from an outside CA, with no issuers given.
+    if (v !== undefined && (!Array.isArray(v) || v.length || k === 'signerChain')) (out as unknown as Record<string, unknown>)[k] = v;
   }
   return out;
 }

@@ -20,10 +20,6 @@ import { createMemoryStore } from '../../src/store/memory-store.js';
 import { initPostgresStore, openPostgresStore } from '../../src/store/postgres/init.js';
 import type { PostgresStore } from '../../src/store/postgres/pg-store.js';
 import { postgres } from '../helpers/postgres.js';
-import { CaStore } from '../../src/store/ca/ca-store.js';
-import { initializeCa } from '../../src/store/ca/init.js';
-import { openPostgresPort } from '../../src/store/postgres/port/postgres-port.js';
-import { openFilePort } from '../../src/store/file/port/file-port.js';
 import type { LifecycleStore } from '../../src/store/store.js';
 import { readIdentity } from '../../src/certs/import.js';
 import { outsideCa } from '../helpers/outside-ca.js';
@@ -66,34 +62,10 @@ const stores: Record<string, (t: ExecutionContext) => Promise<Harness>> = {
     const store = track(await initPostgresStore(url, { organization: 'Contract Corp', passphrase: PASSPHRASE, kdfCost: 14 }));
     return { store, reopen: async () => track(await openPostgresStore(url, { passphrase: PASSPHRASE })) };
   },
-  // The CA written once (src/store/ca) over the file port, on today's layout.
-  'ca/file': async (t) => {
-    const dir = join(tmp(t), 'store');
-    const port = await openFilePort(dir, { create: true });
-    await initializeCa(port, { organization: 'Contract Corp', passphrase: PASSPHRASE, kdfCost: 14 });
-    const open = async () => CaStore.open(await openFilePort(dir), { passphrase: PASSPHRASE });
-    return { store: await open(), reopen: open };
-  },
-  // The CA written once (src/store/ca) over the PostgreSQL port, on today's schema.
-  'ca/postgres': async (t) => {
-    if ('missing' in pgServer) throw new Error(pgServer.missing);
-    const url = await pgServer.createDatabase();
-    const opened: CaStore[] = [];
-    t.teardown(() => Promise.all(opened.map((s) => s.close())));
-    const open = async (create = false) => {
-      const port = await openPostgresPort(url, { create });
-      if (create) await initializeCa(port, { organization: 'Contract Corp', passphrase: PASSPHRASE, kdfCost: 14 });
-      const s = await CaStore.open(port, { passphrase: PASSPHRASE });
-      opened.push(s);
-      return s;
-    };
-    return { store: await open(true), reopen: () => open() };
-  },
 };
 
 if ('missing' in pgServer) {
   delete stores.postgres;
-  delete stores['ca/postgres'];
   test('postgres: the contract suite against PostgreSQL is skipped', (t) => {
     t.log(`skipped: ${pgServer.missing}`);
     t.pass();

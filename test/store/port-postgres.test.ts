@@ -18,7 +18,7 @@ import { newRecord } from '../../src/store/issuance.js';
 import type { SealingBox, StoreSettings } from '../../src/store/port/port.js';
 import { initPostgresStore, openPostgresStore } from '../../src/store/postgres/init.js';
 import { openPostgresPort, type PostgresPort } from '../../src/store/postgres/port/postgres-port.js';
-import { exportKey } from '../../src/store/postgres/rows.js';
+const exportKey = (k: import('node:crypto').KeyObject) => k.export({ format: 'der', type: 'pkcs8' });
 import { deriveKey, newKdfParams, seal, sealBytes, unseal, unsealBytes } from '../../src/store/secret-box.js';
 import { sealCheck } from '../../src/store/settings.js';
 import { PASSPHRASE } from '../helpers/fixture.js';
@@ -70,7 +70,8 @@ if (hasPostgres(server, 'PostgreSQL port tests')) {
     t.teardown(() => store.close());
     const issued = await store.issueCertificate({ user: 'Bob@example.com', name: 'Bob', purpose: 'smime-signing' });
     await store.revokeCertificate(issued.serial, 'keyCompromise');
-    const crl = await store.createCrl();
+    // The CRL a PKI server publishes (createCrl hands one out without keeping it, on every backend).
+    const crl = await store.publishedCrl(1);
     const key = await deriveKey(PASSPHRASE, store.meta.kdf);
 
     const p = await port(t, url);

@@ -3,9 +3,7 @@ import { TOP } from './index.js';
 import { checkStore, quarantineEntries, type QuarantinedEntry } from '../../store/check.js';
 import { FileStore } from '../../store/file/file-store.js';
 import { closeStore, openStore } from '../../store/open.js';
-import { openStore as openFileStore } from '../../store/fs-store.js';
-import { isPostgresUrl } from '../../store/postgres/db.js';
-import { migrateStore } from '../../store/postgres/migrate.js';
+import { migrateStore } from '../../store/migrate.js';
 import { UsageError } from '../errors.js';
 import { readSecretFile } from '../files.js';
 import { readSecret } from '../io.js';
@@ -95,37 +93,43 @@ interface MigrateArgs {
 function migrateCommand(ctx: Context): CommandModule<object, MigrateArgs> {
   return {
     command: 'migrate',
-    describe: 'copy a file store whole into an empty PostgreSQL database',
+    describe: 'copy a store whole into an empty directory or PostgreSQL database',
     builder: (y: Argv) =>
       y
-        .option('from', { type: 'string', demandOption: true, describe: 'the file store directory' })
-        .option('to', { type: 'string', demandOption: true, describe: 'postgres://user@host:port/db (empty; its password in PGPASSWORD or ~/.pgpass)' })
-        .option('passphrase-file', { type: 'string', describe: 'with the passphrase (or PROFILESMITH_PASSPHRASE), every key is decrypted on both ends by store check afterwards' })
+        .option('from', { type: 'string', demandOption: true, describe: 'the store: a directory or a postgres:// URL' })
+        .option('to', { type: 'string', demandOption: true, describe: 'an empty directory, or postgres://user@host:port/db (empty; its password in PGPASSWORD or ~/.pgpass)' })
+        .option('passphrase-file', { type: 'string', describe: 'with the passphrase (or PROFILESMITH_PASSPHRASE), every key is decrypted on both ends by store check afterwards, and a key the target keeps under other associated data is sealed again' })
         .option('json', { type: 'boolean', describe: 'print what was copied and both checks as JSON' })
         .example('$0 store migrate --from ./store --to postgres://profilesmith@db.internal/pki', 'move the store into PostgreSQL')
-        .epilogue('The file store is left as it was. Sealed keys are copied as they are (same KDF, same passphrase); nothing is decrypted on the way. Exit codes: 0, 1 refused (a non-empty target, a damaged file store), 3 copied but a check found errors.') as unknown as Argv<MigrateArgs>,
+        .example('$0 store migrate --from postgres://profilesmith@db.internal/pki --to ./store-copy --passphrase-file pass.txt', 'and back into a directory')
+        .epilogue('The source is left as it was; a failure leaves the target as it was. Sealed keys are copied as they are (same KDF, same passphrase) wherever the target keeps them under the same associated data; into a directory, a profile signer\'s key is sealed again, which needs the passphrase. Exit codes: 0, 1 refused (a non-empty target, a damaged source, a key to seal again without the passphrase), 3 copied but a check found errors.') as unknown as Argv<MigrateArgs>,
     handler: async (args) => {
-      if (!isPostgresUrl(args.to)) throw new UsageError(`--to must be a postgres:// URL, not "${args.to}"`);
+      const from = storeDir({ store: args.from }, ctx.io);
       const to = storeDir({ store: args.to }, ctx.io);
-      const source = await openFileStore(storeDir({ store: args.from }, ctx.io));
-      const hasPassphrase = !!(args.passphraseFile || ctx.io.env.PROFILESMITH_PASSPHRASE || ctx.io.env.PROFILESMITH_PASSPHRASE_FILE);
-      const passphrase = hasPassphrase ? await getPassphrase(args, ctx.io) : undefined;
-      if (passphrase !== undefined) await source.unlock(passphrase);
-      const copied = await migrateStore(source, to);
-      const target = await openStore(to);
+      if (from === to) throw new UsageError('--from and --to are the same store');
+      const source = await openStore(from);
       try {
-        if (passphrase !== undefined) await target.unlock(passphrase);
-        const checks = { from: await checkStore(source), to: await checkStore(target) };
-        const errors = (f: { severity: string }[]) => f.filter((x) => x.severity === 'error').length;
-        if (args.json) printJson(ctx.io, { copied, keysChecked: hasPassphrase, checks, errors: { from: errors(checks.from), to: errors(checks.to) } });
-        else {
-          note(ctx.io, `Copied ${copied.certificates} certificates, ${copied.keys} sealed keys, ${copied.chains} issuer certificates, ${copied.revocations} revocations and ${copied.links} links into ${target.dir}`);
-          for (const [end, f] of Object.entries(checks)) for (const x of f) ctx.io.stdout.write(`${end}: ${x.severity}: ${x.path}: ${x.message}\n`);
-          note(ctx.io, `store check: errors: ${errors(checks.from)} in the file store, ${errors(checks.to)} in PostgreSQL${hasPassphrase ? ' (keys decrypted on both ends)' : '; give the passphrase to decrypt every key on both ends too'}`);
+        const hasPassphrase = !!(args.passphraseFile || ctx.io.env.PROFILESMITH_PASSPHRASE || ctx.io.env.PROFILESMITH_PASSPHRASE_FILE);
+        const passphrase = hasPassphrase ? await getPassphrase(args, ctx.io) : undefined;
+        if (passphrase !== undefined) await source.unlock(passphrase);
+        const copied = await migrateStore(source, to, passphrase !== undefined ? { passphrase } : {});
+        const target = await openStore(to);
+        try {
+          if (passphrase !== undefined) await target.unlock(passphrase);
+          const checks = { from: await checkStore(source), to: await checkStore(target) };
+          const errors = (f: { severity: string }[]) => f.filter((x) => x.severity === 'error').length;
+          if (args.json) printJson(ctx.io, { copied, keysChecked: hasPassphrase, checks, errors: { from: errors(checks.from), to: errors(checks.to) } });
+          else {
+            note(ctx.io, `Copied ${copied.certificates} certificates, ${copied.keys} sealed keys, ${copied.chains} issuer certificates, ${copied.revocations} revocations and ${copied.links} links into ${target.dir}`);
+            for (const [end, f] of Object.entries(checks)) for (const x of f) ctx.io.stdout.write(`${end}: ${x.severity}: ${x.path}: ${x.message}\n`);
+            note(ctx.io, `store check: errors: ${errors(checks.from)} in the source, ${errors(checks.to)} in the target${hasPassphrase ? ' (keys decrypted on both ends)' : '; give the passphrase to decrypt every key on both ends too'}`);
+          }
+          if (errors(checks.from) || errors(checks.to)) ctx.exitCode = 3;
+        } finally {
+          await closeStore(target);
         }
-        if (errors(checks.from) || errors(checks.to)) ctx.exitCode = 3;
       } finally {
-        await closeStore(target);
+        await closeStore(source);
       }
     },
   };

@@ -67,7 +67,7 @@ export async function rotateSigner(ctx: CaContext): Promise<{ previous: string; 
       await tx.putSettings(rest);
     }
     return prior;
-  });
+  }, 'seals');
   ctx.forgetCas();
   return { previous, serial };
 }
@@ -87,7 +87,7 @@ export async function importSigner(ctx: CaContext, bundle: IdentityBundle, optio
     const prior = await putSigner(ctx, tx, { serial, certificate: bundle.certificate }, seal);
     await tx.putSettings({ ...settings, signerChain: chain.map((c) => fingerprint(c)) });
     return prior;
-  });
+  }, 'seals');
   ctx.forgetCas();
   return { previous, serial, warnings };
 }
@@ -118,7 +118,7 @@ export async function rotateIssuing(ctx: CaContext): Promise<{ generation: numbe
       const { signerChain: _outside, ...rest } = now;
       await tx.putSettings(rest);
     }
-  });
+  }, 'seals');
   ctx.forgetCas();
   return { generation, serial: caSerial, signer: signerSerial };
 }
@@ -139,7 +139,7 @@ export async function changePassphrase(ctx: CaContext, newPassphrase: string, op
     const current = await tx.settings();
     generation = current.keyGeneration + 1;
     return tx.rekey((k) => Keyring.reseal(old, key, k, where), { ...current, kdf, check: sealCheck(key), keyGeneration: generation });
-  });
+  }, 'seals');
   ctx.keys.replace(key, generation);
   ctx.forgetCas();
   return count;

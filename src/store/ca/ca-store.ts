@@ -15,17 +15,20 @@ import type { RevocationReason } from '../../certs/crl.js';
 import type { Signer } from '../../cms/sign.js';
 import { StoreEntryNotFound, StoreIOError } from '../../errors.js';
 import type { SerialStatus } from '../../pki/handler.js';
-import type { LinkStore } from '../../server/links.js';
+import { PortLinks, type LinkStore } from '../../server/links.js';
 import type { BuiltPkcs12, PortTransaction, StoragePort, StoreSettings } from '../port/port.js';
 import type { ResponderIdentity, StoreCa } from '../pki-files.js';
 import { findRecord, keyOnDeviceError, servesPurpose, type CertificateRecord, type EnrollingStore, type ImportIdentityOptions, type ImportIdentityResult, type IssueDeviceCertificateOptions, type IssueUserCertificateOptions, type ListCertificatesOptions, type RemoveUserResult, type RevokeResult, type TrustChain } from '../store.js';
-import * as admin from './admin.js';
-import * as authority from './authority.js';
-import * as entries from './entries.js';
 import { Keyring } from './keyring.js';
-import { linkBook } from './links.js';
-import * as publish from './publish.js';
-import * as revoke from './revoke.js';
+
+// The parts that issue, publish, revoke, administer or read the CA certificates load on first
+// use, so that opening a store to list it (cert list, user list) loads none of them nor the
+// certificate code they need. (import() of a module already loaded is a lookup.)
+const admin = () => import('./admin.js');
+const authority = () => import('./authority.js');
+const entries = () => import('./entries.js');
+const publish = () => import('./publish.js');
+const revoke = () => import('./revoke.js');
 
 /** Options of {@link CaStore.open}. */
 export interface OpenCaOptions {
@@ -134,12 +137,13 @@ export class CaStore implements EnrollingStore {
   }
 
   /** @internal */
-  async write<T>(fn: (tx: PortTransaction) => Promise<T>): Promise<T> {
+  async write<T>(fn: (tx: PortTransaction) => Promise<T>, seals?: 'seals'): Promise<T> {
     try {
       return await this.port.transaction(async (tx) => {
-        const current = await tx.settings();
-        if (current.keyGeneration !== this.keys.generation) throw new StoreIOError(this.port.location, 'write', 'The store passphrase was changed while this ran; run it again');
-        this.#settings = current;
+        if (seals) {
+          const current = await tx.settings();
+          if (current.keyGeneration !== this.keys.generation) throw this.#stale('run it again');
+        }
         return fn(tx);
       });
     } finally {
@@ -147,10 +151,22 @@ export class CaStore implements EnrollingStore {
     }
   }
 
+  /** What a key that does not open means when the passphrase was changed since this instance opened the store. */
+  #stale(then: string): StoreIOError {
+    return new StoreIOError(this.port.location, 'write', `The store passphrase was changed (${this.port.elsewhere ?? 'by another process'}) since this one opened the store; ${then}`);
+  }
+
+  /** `err`, or why a key did not open: the passphrase was changed elsewhere since this instance opened the store. */
+  async #explain(err: unknown): Promise<unknown> {
+    if (!(err instanceof StoreIOError) || err.op !== 'decrypt') return err;
+    const now = await this.port.settings().catch(() => undefined);
+    return now && now.keyGeneration !== this.keys.generation ? this.#stale('open it again with the new one') : err;
+  }
+
   /** @internal */
   cas(): Promise<StoreCa[]> {
     if (!this.#cas || Date.now() - this.#cas.at > 1000) {
-      const value = this.port.credentials().then((c) => authority.caCertificatesOf(c, this.port.location));
+      const value = this.port.credentials().then(async (c) => (await authority()).caCertificatesOf(c, this.port.location));
       value.catch(() => (this.#cas = undefined));
       this.#cas = { at: Date.now(), value };
     }
@@ -167,16 +183,16 @@ export class CaStore implements EnrollingStore {
 
   /** @internal */
   async currentIssuing(): Promise<number> {
-    const c = authority.currentOf(await this.port.credentials(), 'issuing');
+    const c = (await authority()).currentOf(await this.port.credentials(), 'issuing');
     return c?.generation ?? Math.max(1, ...(await this.cas()).filter((x) => x.ca !== 'root').map((x) => x.ca as number));
   }
 
   /** @internal */
-  caIdentity(ca: CaRef): Promise<Identity> {
+  async caIdentity(ca: CaRef): Promise<Identity> {
     const slug = caSlug(ca);
     let hit = this.#issuers.get(slug);
     if (!hit) {
-      hit = authority.loadCaIdentity(this, ca);
+      hit = (await authority()).loadCaIdentity(this, ca).catch(async (err: unknown) => Promise.reject(await this.#explain(err)));
       hit.catch(() => this.#issuers.delete(slug));
       this.#issuers.set(slug, hit);
     }
@@ -227,33 +243,37 @@ export class CaStore implements EnrollingStore {
       if ((await this.record(s)).keyOnDevice) throw keyOnDeviceError(s);
       throw new StoreEntryNotFound(serial, 'certificate', `Certificate ${s} has no private key in the store`);
     }
-    return { certificate: held.der, privateKey: this.keys.open(held.key) };
+    try {
+      return { certificate: held.der, privateKey: this.keys.open(held.key) };
+    } catch (err) {
+      throw await this.#explain(err);
+    }
   }
 
   async issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord> {
-    return (await entries.issue(this, options, false)).record;
+    return (await (await entries()).issue(this, options, false)).record;
   }
 
   /** Issues unless the user holds a valid certificate of the purpose, decided in the transaction that records it. */
-  issueCertificateIfMissing(options: IssueUserCertificateOptions): Promise<{ record: CertificateRecord; issued: boolean }> {
-    return entries.issue(this, options, true);
+  async issueCertificateIfMissing(options: IssueUserCertificateOptions): Promise<{ record: CertificateRecord; issued: boolean }> {
+    return (await entries()).issue(this, options, true);
   }
 
   /** What issuing would refuse, before any key is made: the address, the name, the CA's permitted domains. */
   async checkIssuance(options: IssueUserCertificateOptions): Promise<void> {
-    await entries.checkedUser(this, options);
+    await (await entries()).checkedUser(this, options);
   }
 
-  trustChain(): Promise<TrustChain> {
-    return authority.trustChain(this);
+  async trustChain(): Promise<TrustChain> {
+    return (await authority()).trustChain(this);
   }
 
-  issuerChain(serial: string): Promise<Buffer[]> {
-    return authority.issuerChain(this, serial);
+  async issuerChain(serial: string): Promise<Buffer[]> {
+    return (await authority()).issuerChain(this, serial);
   }
 
-  profileSigner(): Promise<Signer> {
-    return authority.profileSigner(this);
+  async profileSigner(): Promise<Signer> {
+    return (await authority()).profileSigner(this).catch(async (err: unknown) => Promise.reject(await this.#explain(err)));
   }
 
   /** The identity as an iOS-form PKCS#12, from the port's cache when it has one (built and kept otherwise). */
@@ -284,25 +304,25 @@ export class CaStore implements EnrollingStore {
 
   // ---- the lifecycle ----
 
-  importIdentity(bundle: IdentityBundle, options: ImportIdentityOptions): Promise<ImportIdentityResult> {
-    return entries.importIdentity(this, bundle, options);
+  async importIdentity(bundle: IdentityBundle, options: ImportIdentityOptions): Promise<ImportIdentityResult> {
+    return (await entries()).importIdentity(this, bundle, options);
   }
 
   /** A new certificate for the user and purpose, named like the newest one; the old one stays in the history. */
-  renewCertificate(user: string, purpose: CertificatePurpose, days?: number): Promise<CertificateRecord> {
-    return entries.renewCertificate(this, (o) => this.issueCertificate(o), user, purpose, days);
+  async renewCertificate(user: string, purpose: CertificatePurpose, days?: number): Promise<CertificateRecord> {
+    return (await entries()).renewCertificate(this, (o) => this.issueCertificate(o), user, purpose, days);
   }
 
-  issueDeviceCertificate(options: IssueDeviceCertificateOptions): Promise<CertificateRecord> {
-    return entries.issueDevice(this, options);
+  async issueDeviceCertificate(options: IssueDeviceCertificateOptions): Promise<CertificateRecord> {
+    return (await entries()).issueDevice(this, options);
   }
 
-  revokeCertificate(serial: string, reason?: RevocationReason): Promise<RevokeResult> {
-    return revoke.revokeCertificate(this, serial, reason);
+  async revokeCertificate(serial: string, reason?: RevocationReason): Promise<RevokeResult> {
+    return (await revoke()).revokeCertificate(this, serial, reason);
   }
 
-  removeUser(user: string, options?: { revoke?: boolean }): Promise<RemoveUserResult> {
-    return revoke.removeUser(this, user, options);
+  async removeUser(user: string, options?: { revoke?: boolean }): Promise<RemoveUserResult> {
+    return (await revoke()).removeUser(this, user, options);
   }
 
   /** Serials revoked by this store's CAs (the signer's and issuing CAs' included). */
@@ -310,28 +330,28 @@ export class CaStore implements EnrollingStore {
     return new Set((await this.port.revocations()).filter((r) => r.kind === 'revoked').map((r) => r.serial));
   }
 
-  createCrl(options?: { ca?: CaRef; nextUpdateMs?: number }): Promise<Buffer> {
-    return publish.createCrl(this, options);
+  async createCrl(options?: { ca?: CaRef; nextUpdateMs?: number }): Promise<Buffer> {
+    return (await publish()).createCrl(this, options);
   }
 
   /** The CRL a relying party fetches for `ca`: the last published while still current, else a new one. */
-  publishedCrl(ca: CaRef, options?: { validityMs?: number }): Promise<Buffer> {
-    return publish.publishedCrl(this, ca, options);
+  async publishedCrl(ca: CaRef, options?: { validityMs?: number }): Promise<Buffer> {
+    return (await publish()).publishedCrl(this, ca, options);
   }
 
   /** The delegated OCSP responder of `ca`, issued and renewed by itself. Needs the passphrase. */
-  ocspResponder(ca: CaRef): Promise<ResponderIdentity> {
-    return publish.serviceIdentity(this, ca, 'ocsp');
+  async ocspResponder(ca: CaRef): Promise<ResponderIdentity> {
+    return (await publish()).serviceIdentity(this, ca, 'ocsp');
   }
 
   /** The OCSP status of a serial among those `ca` issued. */
   async certificateStatus(ca: CaRef, serial: string): Promise<SerialStatus> {
-    return (await publish.certificateStatuses(this, ca, [serial]))[0]!;
+    return (await (await publish()).certificateStatuses(this, ca, [serial]))[0]!;
   }
 
   /** {@link CaStore.certificateStatus} of several serials, the shared reads done once. */
-  certificateStatuses(ca: CaRef, serials: readonly string[]): Promise<SerialStatus[]> {
-    return publish.certificateStatuses(this, ca, serials);
+  async certificateStatuses(ca: CaRef, serials: readonly string[]): Promise<SerialStatus[]> {
+    return (await publish()).certificateStatuses(this, ca, serials);
   }
 
   /** The store's CA certificates: the root and every issuing CA generation, oldest first. */
@@ -345,52 +365,52 @@ export class CaStore implements EnrollingStore {
   }
 
   get links(): LinkStore {
-    return (this.#links ??= linkBook(this.port, 'links', this.now));
+    return (this.#links ??= this.port.linkStore?.('links', this.now) ?? new PortLinks(this.port, 'links', this.now));
   }
 
   get challenges(): LinkStore {
-    return (this.#challenges ??= linkBook(this.port, 'challenges', this.now));
+    return (this.#challenges ??= this.port.linkStore?.('challenges', this.now) ?? new PortLinks(this.port, 'challenges', this.now));
   }
 
-  scepRa(): Promise<ResponderIdentity> {
-    return this.currentIssuing().then((g) => publish.serviceIdentity(this, g, 'scep'));
+  async scepRa(): Promise<ResponderIdentity> {
+    return (await publish()).serviceIdentity(this, await this.currentIssuing(), 'scep');
   }
 
   async scepRaBySerial(serial: string): Promise<ResponderIdentity | undefined> {
     for (const c of await this.cas()) {
       if (c.ca === 'root') continue;
-      const r = await publish.serviceIdentityBySerial(this, c.ca, 'scep', normalizeSerial(serial));
+      const r = await (await publish()).serviceIdentityBySerial(this, c.ca, 'scep', normalizeSerial(serial));
       if (r) return r;
     }
     return undefined;
   }
 
-  setScepUrl(url: string | undefined): Promise<string | undefined> {
-    return admin.setUrl(this, 'scepUrl', url).then(async (u) => ((this.#settings = await this.port.settings()), u));
+  async setScepUrl(url: string | undefined): Promise<string | undefined> {
+    return (await admin()).setUrl(this, 'scepUrl', url).then(async (u) => ((this.#settings = await this.port.settings()), u));
   }
 
   /** Sets (or clears) the PKI base URL, for certificates issued from then on. @throws ERR_INPUT_INVALID */
-  setPkiUrl(url: string | undefined): Promise<string | undefined> {
-    return admin.setUrl(this, 'pkiUrl', url).then(async (u) => ((this.#settings = await this.port.settings()), u));
+  async setPkiUrl(url: string | undefined): Promise<string | undefined> {
+    return (await admin()).setUrl(this, 'pkiUrl', url).then(async (u) => ((this.#settings = await this.port.settings()), u));
   }
 
   /** A new profile signer from the current issuing CA; the previous one is revoked (superseded). */
-  rotateSigner(): Promise<{ previous: string; serial: string }> {
-    return admin.rotateSigner(this);
+  async rotateSigner(): Promise<{ previous: string; serial: string }> {
+    return (await admin()).rotateSigner(this);
   }
 
   /** Makes an outside CA's identity the profile signer. @throws ERR_CERT_INVALID */
-  importSigner(bundle: IdentityBundle, options?: { chain?: CertificateInput }): Promise<{ previous: string; serial: string; warnings: string[] }> {
-    return admin.importSigner(this, bundle, options);
+  async importSigner(bundle: IdentityBundle, options?: { chain?: CertificateInput }): Promise<{ previous: string; serial: string; warnings: string[] }> {
+    return (await admin()).importSigner(this, bundle, options);
   }
 
   /** A new issuing CA under the same root, and a new signer from it. */
-  rotateIssuing(): Promise<{ generation: number; serial: string; signer: string }> {
-    return admin.rotateIssuing(this);
+  async rotateIssuing(): Promise<{ generation: number; serial: string; signer: string }> {
+    return (await admin()).rotateIssuing(this);
   }
 
   /** Re-encrypts every private key under a new passphrase, all or none. Returns how many keys. */
-  changePassphrase(newPassphrase: string, options?: { kdfCost?: number }): Promise<number> {
-    return admin.changePassphrase(this, newPassphrase, options);
+  async changePassphrase(newPassphrase: string, options?: { kdfCost?: number }): Promise<number> {
+    return (await admin()).changePassphrase(this, newPassphrase, options);
   }
 }

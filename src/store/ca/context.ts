@@ -21,11 +21,12 @@ export interface CaContext {
   /** The settings, re-read at most once a second (another process may change a URL); the key generation stays this instance's. */
   settings(): Promise<StoreSettings>;
   /**
-   * Runs a change as one port transaction, after checking that the store's passphrase was not
-   * changed since this instance read it (keys sealed under the old key would be lost); the
-   * caches of what it may change are dropped after.
+   * Runs a change as one port transaction; the caches of what it may change are dropped after.
+   * With `seals` (it writes a key sealed under this instance's store key), it first checks that
+   * the store's passphrase was not changed since this instance opened it: such a key would not
+   * open under the store's new key.
    */
-  write<T>(fn: (tx: PortTransaction) => Promise<T>): Promise<T>;
+  write<T>(fn: (tx: PortTransaction) => Promise<T>, seals?: 'seals'): Promise<T>;
   /** The root and every issuing CA generation, oldest first (re-read at most once a second). */
   cas(): Promise<StoreCa[]>;
   /** The current issuing CA's generation. */

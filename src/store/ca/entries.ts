@@ -53,7 +53,7 @@ export async function issue(ctx: CaContext, options: IssueUserCertificateOptions
     }
     await tx.addCertificate(record, identity.certificate, seal);
     return undefined;
-  });
+  }, 'seals');
   if (existing) return { record: existing, issued: false };
   await prebuildPkcs12(ctx, record, identity);
   return { record, issued: true };
@@ -148,7 +148,7 @@ export async function importIdentity(ctx: CaContext, bundle: IdentityBundle, opt
       return { record, duplicate: false, warnings: check.warnings };
     }
     return amend(ctx, tx, existing, options.purpose, chain, check.info.keyUsage, check.warnings);
-  });
+  }, 'seals');
   if (!out.duplicate) await prebuildPkcs12(ctx, record, identity);
   return out;
 }

@@ -42,13 +42,18 @@ export interface InitializeCaOptions {
  * await initializeCa(port, { organization: 'Example Corp', passphrase: 'correct horse battery staple' })
  */
 export async function initializeCa(port: StoragePort, options: InitializeCaOptions): Promise<StoreSettings> {
+  return (await initialize(port, options)).settings;
+}
+
+/** @internal {@link initializeCa}, and the store key it derived (so that the store opens without deriving it again). */
+export async function initialize(port: StoragePort, options: InitializeCaOptions): Promise<{ settings: StoreSettings; key: Buffer }> {
   checkNewPassphrase(options.passphrase);
   const organization = checkOrganization(options.organization);
   const now = options.now ?? (() => new Date());
   const made = options.ca ? { ca: options.ca, pkiUrl: options.pkiUrl, domains: options.permittedEmailDomains ?? [] } : await newStoreCa({ ...options, organization, now });
   const kdf = newKdfParams(options.kdfCost ?? DEFAULT_KDF_COST);
   const key = await deriveKey(options.passphrase, kdf);
-  return writeCa(port, made.ca, key, {
+  const settings = await writeCa(port, made.ca, key, {
     organization,
     created: now().toISOString(),
     kdf,
@@ -58,6 +63,7 @@ export async function initializeCa(port: StoragePort, options: InitializeCaOptio
     ...(made.domains.length ? { permittedEmailDomains: made.domains } : {}),
     ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
   });
+  return { settings, key };
 }
 
 /** @internal The CA and settings into an empty port, keys sealed under `key`. */

@@ -45,14 +45,18 @@ export async function migratePort(from: StoragePort, to: StoragePort, options: {
     if (!opensCheck(key, settings.check)) throw new KeyPassphraseInvalid(from.location, `The passphrase for the store at "${from.location}" is wrong`);
   }
   let keys = 0;
-  const carry = (held: SealedKey): Sealer => (aad) => {
-    keys++;
-    if (aad === held.aad) return held.sealed;
-    if (!key) throw new KeyPassphraseInvalid(from.location, `The target keeps keys under other associated data ("${aad}", not "${held.aad}"): give the passphrase to seal them again`);
-    const der = unseal(key, held.sealed, held.aad);
-    if (!der) throw new KeyPassphraseInvalid(from.location, `The key "${held.aad}" in ${from.location} does not decrypt`);
-    return seal(key, der, aad);
-  };
+  const carry = (held: SealedKey): Sealer =>
+    Object.assign(
+      (aad: string) => {
+        keys++;
+        if (aad === held.aad) return held.sealed;
+        if (!key) throw new KeyPassphraseInvalid(from.location, `The target keeps this key under other associated data ("${aad}", not "${held.aad}"): give the passphrase, to seal it again`);
+        const der = unseal(key, held.sealed, held.aad);
+        if (!der) throw new KeyPassphraseInvalid(from.location, `The key "${held.aad}" in ${from.location} does not decrypt`);
+        return seal(key, der, aad);
+      },
+      { aad: held.aad },
+    );
   const records = await from.records();
   const credentials = await from.credentials();
   const revocations = await from.revocations();

@@ -179,7 +179,7 @@ export async function serviceIdentity(ctx: CaContext, ca: CaRef, kind: ServiceKi
       // key, so that a request a device encrypted to it just before still opens.
       if (again && kind === 'ocsp') await tx.putCredential({ ...again, current: false }, null);
       return 'made' as const;
-    });
+    }, 'seals');
     if (kept === 'raced') {
       const other = await readService(ctx, kind, ca);
       if (other) return other;

@@ -1,19 +1,17 @@
 /**
- * Creating and opening a file store.
+ * Creating and opening a file store: the CA over the file port.
  *
  * @module file-init
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { StoreExists, StoreIOError, StoreNotInitialized } from '../../errors.js';
-import { toPem } from '../../certs/pem.js';
-import { atomicDir, ioError } from '../fs-util.js';
+import { StoreExists, StoreIOError } from '../../errors.js';
+import { ioError } from '../fs-util.js';
 import { checkNewPassphrase } from '../passphrase.js';
-import { DEFAULT_KDF_COST, deriveKey, newKdfParams } from '../secret-box.js';
-import { sealCheck } from '../settings.js';
 import { FileStore } from './file-store.js';
-import { FORMAT, parseMeta, sealKey, type InitStoreOptions, type OpenStoreOptions, type StoreMeta } from './meta.js';
+import type { InitStoreOptions, OpenStoreOptions } from './meta.js';
+import { openFilePort } from './port/file-port.js';
 
 async function isEmptyOrMissing(dir: string): Promise<boolean> {
   try {
@@ -23,7 +21,6 @@ async function isEmptyOrMissing(dir: string): Promise<boolean> {
     throw ioError(dir, 'read', err);
   }
 }
-
 
 /**
  * Creates a store: a root CA, an intermediate and a profile-signing identity.
@@ -37,49 +34,25 @@ export async function initStore(dir: string, options: InitStoreOptions): Promise
   checkNewPassphrase(options.passphrase);
   if (!(await isEmptyOrMissing(root))) throw new StoreExists(root);
   const now = options.now ?? (() => new Date());
-  // The certificate code loads to make a CA, not to open a store.
-  const { newStoreCa } = await import('../issuance.js');
-  const { ca, pkiUrl, domains } = await newStoreCa({ ...options, now });
-  const kdf = newKdfParams(options.kdfCost ?? DEFAULT_KDF_COST);
-  const key = await deriveKey(options.passphrase, kdf);
-  const meta: StoreMeta = {
-    format: FORMAT,
-    version: 1,
-    organization: options.organization.trim(),
-    created: now().toISOString(),
-    kdf,
-    check: sealCheck(key),
-    keyGeneration: 1,
-    ...(pkiUrl ? { pkiUrl } : {}),
-    ...(domains.length ? { permittedEmailDomains: domains } : {}),
-    ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
-  };
   // Build the whole store beside its final place, then rename it in: a crash leaves nothing half made.
   const tmp = join(dirname(root), `.${randomBytes(6).toString('hex')}.profilesmith-init`);
+  let key: Buffer;
   try {
     await fs.mkdir(tmp, { mode: 0o700 });
-    await atomicDir(join(tmp, 'ca'), {
-      'root.pem': { data: toPem(ca.root.certificate), mode: 0o644 },
-      'root.key.1': { data: sealKey(key, ca.root.privateKey, 'ca/root.key'), mode: 0o600 },
-      'intermediate.pem': { data: toPem(ca.intermediate.certificate), mode: 0o644 },
-      'intermediate.key.1': { data: sealKey(key, ca.intermediate.privateKey, 'ca/intermediate.key'), mode: 0o600 },
-    });
-    await atomicDir(join(tmp, 'signer'), {
-      'cert.pem': { data: toPem(ca.signer.certificate), mode: 0o644 },
-      'key.1': { data: sealKey(key, ca.signer.privateKey, 'signer/key'), mode: 0o600 },
-    });
-    await fs.mkdir(join(tmp, 'certs'), { mode: 0o700 });
-    await fs.mkdir(join(tmp, 'chains'), { mode: 0o700 });
-    await fs.writeFile(join(tmp, 'store.json'), JSON.stringify(meta, null, 2) + '\n', { mode: 0o600 });
+    // The certificate code loads to make a CA, not to open a store.
+    const { initialize } = await import('../ca/init.js');
+    ({ key } = await initialize(await openFilePort(tmp, { create: true }), { ...options, now }));
+    await fs.mkdir(join(tmp, 'certs'), { recursive: true, mode: 0o700 });
+    await fs.mkdir(join(tmp, 'chains'), { recursive: true, mode: 0o700 });
     if (!(await isEmptyOrMissing(root))) throw new StoreExists(root);
     await fs.rmdir(root).catch(() => {});
     await fs.rename(tmp, root);
   } catch (err) {
     await fs.rm(tmp, { recursive: true, force: true }).catch(() => {});
-    if (err instanceof StoreExists || err instanceof StoreIOError) throw err;
+    if (err instanceof StoreExists || err instanceof StoreIOError || (err as { code?: string }).code?.startsWith('ERR_')) throw err;
     throw ioError(root, 'create', err);
   }
-  return FileStore.create(root, meta, key, now);
+  return FileStore.make(await openFilePort(root), now, key);
 }
 
 /**
@@ -89,18 +62,7 @@ export async function initStore(dir: string, options: InitStoreOptions): Promise
  * const store = await openStore('./store', { passphrase })
  */
 export async function openStore(dir: string, options: OpenStoreOptions = {}): Promise<FileStore> {
-  const root = resolve(dir);
-  const path = join(root, 'store.json');
-  let text: string;
-  try {
-    text = await fs.readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new StoreNotInitialized(root);
-    throw ioError(path, 'read', err);
-  }
-  const store = FileStore.create(root, parseMeta(text, path), undefined, options.now ?? (() => new Date()), options.durable ?? true);
+  const store = await FileStore.make(await openFilePort(resolve(dir), { durable: options.durable ?? true }), options.now ?? (() => new Date()));
   if (options.passphrase !== undefined) await store.unlock(options.passphrase);
   return store;
 }
-

@@ -169,7 +169,7 @@ class MemoryTransaction extends MemoryReads implements PortTransaction {
   async putCredential(credential: Omit<Credential, 'key'>, key: Sealer | null | undefined): Promise<void> {
     const { key: _ignored, ...given } = credential as Credential;
     const held = this.#view((t) => t.credentials);
-    const [before, aad] = [held.get(given.serial), `${given.role}/${given.serial}.key`];
+    const [before, aad] = [held.get(given.serial), (key && key.aad) ?? `${given.role}/${given.serial}.key`];
     const sealed = key === null ? undefined : key === undefined ? before?.key : { sealed: key(aad), aad };
     this.ws.credentials.set(given.serial, { ...copyCredential(given), ...copyKey(sealed) });
     if (!given.current) return;

@@ -57,9 +57,11 @@ export interface SealedKey {
 
 /**
  * Seals a key for the port: the port calls it once, with the associated data it keeps the key
- * under, and stores what it returns.
+ * under, and stores what it returns. A key that is sealed already (a migration between ports)
+ * says the AAD it was sealed under in `aad`: a port that keeps each key's AAD beside it may use
+ * that one, so the key travels without being opened; any other AAD needs the store key.
  */
-export type Sealer = (aad: string) => Sealed;
+export type Sealer = ((aad: string) => Sealed) & { readonly aad?: string };
 
 /** One line of the revocation list: a serial revoked (on a CRL) or retired (out of generation only). */
 export interface Revocation {
@@ -197,6 +199,8 @@ export interface StoragePort extends PortReads {
    * every node, and commits its writes when it returns; when it throws, nothing is written.
    */
   transaction<T>(fn: (tx: PortTransaction) => Promise<T>): Promise<T>;
+  /** Optional: how messages name another writer of the store, such as `on another node`. Default: `by another process`. */
+  readonly elsewhere?: string;
   /** Optional: a cache of sealed PKCS#12 files (see {@link PortCache}). */
   readonly cache?: PortCache;
   /** Optional: the port's own link book, when it spends a use better than a transaction would (one conditional UPDATE). */

@@ -1,21 +1,14 @@
 /**
- * Creating and opening a PostgreSQL store: `init` makes the schema and a new CA in an empty
- * database; `open` migrates an older schema forward and refuses a newer one.
+ * Creating and opening a PostgreSQL store: the CA over the PostgreSQL port.
  *
  * @module postgres-init
  */
-import type { Identity } from '../../certs/issue.js';
-import { normalizeSerial } from '../../certs/pem.js';
-import { certificateBasics } from '../../certs/x509.js';
-import { StoreExists, StoreIOError, StoreNotInitialized } from '../../errors.js';
-import { checkNewPassphrase, newStoreCa } from '../issuance.js';
-import { DEFAULT_KDF_COST, deriveKey, newKdfParams, seal } from '../secret-box.js';
+import { StoreExists } from '../../errors.js';
+import { initialize } from '../ca/init.js';
+import { checkNewPassphrase } from '../issuance.js';
 import type { InitStoreOptions } from '../file/meta.js';
-import { Database } from './db.js';
 import { PostgresStore } from './pg-store.js';
-import { exportKey, type PgStoreMeta } from './rows.js';
-import { sealCheck } from '../settings.js';
-import { migrate, schemaVersion, SCHEMA_VERSION, STORE_LOCK } from './schema.js';
+import { openPostgresPort } from './port/postgres-port.js';
 
 /** Options of {@link initPostgresStore}: those of the file store's init. */
 export type InitPostgresStoreOptions = InitStoreOptions;
@@ -39,42 +32,14 @@ export interface OpenPostgresStoreOptions {
 export async function initPostgresStore(url: string, options: InitPostgresStoreOptions): Promise<PostgresStore> {
   checkNewPassphrase(options.passphrase);
   const now = options.now ?? (() => new Date());
-  const db = await Database.open(url);
+  const port = await openPostgresPort(url, { create: true });
   try {
     // Refuse early, before three keys are made, if the database already holds a store.
-    await db.tx(async (c) => {
-      if ((await schemaVersion(c)) > 0) throw new StoreExists(db.where);
-    }, { op: 'read' });
-    const { ca, pkiUrl, domains } = await newStoreCa({ ...options, now });
-    const kdf = newKdfParams(options.kdfCost ?? DEFAULT_KDF_COST);
-    const key = await deriveKey(options.passphrase, kdf);
-    const meta: PgStoreMeta = {
-      organization: options.organization.trim(),
-      created: now().toISOString(),
-      kdf,
-      check: sealCheck(key),
-      keyGeneration: 1,
-      ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
-      ...(pkiUrl ? { pkiUrl } : {}),
-      ...(domains.length ? { permittedEmailDomains: domains } : {}),
-    };
-    await db.tx(async (c) => {
-      // Two inits at once: the lock makes the second see the first's schema and refuse.
-      if ((await schemaVersion(c)) > 0) throw new StoreExists(db.where);
-      await migrate(c, 0);
-      await c.query('INSERT INTO store_meta (meta) VALUES ($1)', [meta]);
-      const put = (id: Identity, role: string, issuer: string | null, aad: string) =>
-        c.query('INSERT INTO ca_certs (serial, role, ca, certificate, sealed_key, key_aad, generation) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
-          normalizeSerial(certificateBasics(id.certificate).serial), role, issuer, id.certificate, seal(key, exportKey(id.privateKey), aad), aad, role === 'issuing' ? 1 : null,
-        ]);
-      // The same associated data as the file store's key files: sealed keys move between the two as they are.
-      await put(ca.root, 'root', null, 'ca/root.key');
-      await put(ca.intermediate, 'issuing', 'root', 'ca/intermediate.key');
-      await put(ca.signer, 'signer', 'issuing', 'signer/key');
-    }, { lock: STORE_LOCK, op: 'create' });
-    return PostgresStore.create(db, meta, key, now);
+    if (await port.settings().then(() => true, () => false)) throw new StoreExists(port.location);
+    const { key } = await initialize(port, { ...options, now });
+    return await PostgresStore.make(port, now, key);
   } catch (err) {
-    await db.end();
+    await port.close();
     throw err;
   }
 }
@@ -91,28 +56,13 @@ export async function initPostgresStore(url: string, options: InitPostgresStoreO
  * }
  */
 export async function openPostgresStore(url: string, options: OpenPostgresStoreOptions = {}): Promise<PostgresStore> {
-  const db = await Database.open(url, { ...(options.connections ? { max: options.connections } : {}) });
+  const port = await openPostgresPort(url, { ...(options.connections ? { connections: options.connections } : {}) });
   try {
-    let version = await db.tx((c) => schemaVersion(c), { op: 'read' });
-    if (version === 0) throw new StoreNotInitialized(db.where);
-    if (version > SCHEMA_VERSION) {
-      throw new StoreIOError(db.where, 'read', `The database at ${db.where} has schema version ${version}, newer than this profilesmith reads (${SCHEMA_VERSION}); upgrade profilesmith`);
-    }
-    if (version < SCHEMA_VERSION) {
-      version = await db.tx(async (c) => {
-        const v = await schemaVersion(c);
-        if (v < SCHEMA_VERSION) await migrate(c, v);
-        return SCHEMA_VERSION;
-      }, { lock: STORE_LOCK, op: 'migrate' });
-    }
-    const meta = (await db.query<{ meta: PgStoreMeta }>('SELECT meta FROM store_meta')).rows[0]?.meta;
-    if (!meta) throw new StoreNotInitialized(db.where);
-    const store = PostgresStore.create(db, meta, undefined, options.now ?? (() => new Date()));
+    const store = await PostgresStore.make(port, options.now ?? (() => new Date()));
     if (options.passphrase !== undefined) await store.unlock(options.passphrase);
     return store;
   } catch (err) {
-    await db.end();
+    await port.close();
     throw err;
   }
 }
-

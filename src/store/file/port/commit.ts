@@ -19,7 +19,7 @@ import { atomicDir, atomicWrite } from '../../fs-util.js';
 import type { Sealed } from '../../secret-box.js';
 import { storeSettings } from '../../settings.js';
 import { FORMAT, type StoreMeta } from '../meta.js';
-import { PKCS12_CACHE } from '../pkcs12-cache.js';
+import { PKCS12_CACHE } from './pkcs12.js';
 import { BOOK_FILES, exists, listDir, readMeta, sealedText, type PortContext } from './layout.js';
 
 /** A certificate entry to write: its facts, DER and sealed key. */

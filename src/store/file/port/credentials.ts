@@ -81,7 +81,7 @@ export async function readCredentials(ctx: PortContext, meta: StoreMeta | undefi
       if (m) pointers[`${d}/${m[1]}`] = await pointerSerial(join(dir, d, n));
     }
   }
-  const key = JSON.stringify([g, ca.sort(), signer.sort(), services.map((s) => s.sort()), pointers, meta?.issuing, meta?.signer, meta?.signerIssuing, !!meta?.signerChain?.length]);
+  const key = JSON.stringify([g, ca.sort(), signer.sort(), services.map((s) => s.sort()), pointers, meta?.issuing, meta?.signer, meta?.signerIssuing, meta?.signerChain !== undefined]);
   if (ctx.credentials?.key === key) return (ctx.credentials.value as HeldCredential[]).map((c) => ({ ...c }));
 
   const out: HeldCredential[] = [];
@@ -118,7 +118,7 @@ export async function readCredentials(ctx: PortContext, meta: StoreMeta | undefi
     const current = meta?.signer ? n === `${meta.signer}.pem` : first;
     const c = await make('signer', files.certRel, files.keyRel, signer, { current });
     if (!c) continue;
-    const slug = current ? (meta?.signerChain?.length ? undefined : caSlug(meta?.signerIssuing ?? 1)) : issuerOf(c.certificate);
+    const slug = current ? (meta?.signerChain !== undefined ? undefined : caSlug(meta?.signerIssuing ?? 1)) : issuerOf(c.certificate);
     if (slug) c.ca = slug;
   }
 

@@ -10,15 +10,15 @@ import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { StoreIOError, StoreNotInitialized } from '../../../errors.js';
 import { LinkBook, type LinkStore } from '../../../server/links.js';
-import type { CertificateRecord } from '../../store.js';
-import type { LinkBookName, PortTransaction, StoragePort } from '../../port/port.js';
+import type { CertificateRecord, ListCertificatesOptions } from '../../store.js';
+import type { StoreMeta } from '../meta.js';
+import type { DamagedEntry } from '../record-index.js';
+import type { LinkBookName, PortCache, PortTransaction, StoragePort } from '../../port/port.js';
 import { ioError } from '../../fs-util.js';
 import { withLock } from '../../lock.js';
-import { commit } from './commit.js';
 import { BOOK_FILES, PortContext, readMeta } from './layout.js';
-import { FilePortCache } from './pkcs12.js';
+import type { FilePortCache } from './pkcs12.js';
 import { FileReads } from './reads.js';
-import { FileTransaction } from './transaction.js';
 
 /** Options of {@link openFilePort}. */
 export interface FilePortOptions {
@@ -32,14 +32,19 @@ export interface FilePortOptions {
 export class FilePort extends FileReads implements StoragePort {
   /** The store's directory (absolute). */
   readonly location: string;
-  /** The PKCS#12 cache: `pkcs12-cache/`, as today's file store keeps it. */
-  readonly cache: FilePortCache;
+  /** The PKCS#12 cache: `pkcs12-cache/`, as today's file store keeps it (its code loads with its first use). */
+  readonly cache: PortCache;
+  #cache: FilePortCache | undefined;
 
   /** @internal Use {@link openFilePort}. */
   constructor(ctx: PortContext) {
     super(ctx, false);
     this.location = ctx.dir;
-    this.cache = new FilePortCache(ctx.dir);
+    const impl = async () => (this.#cache ??= new (await import('./pkcs12.js')).FilePortCache(ctx.dir));
+    this.cache = {
+      get: async (record, box) => (this.#cache ?? (await impl())).get(record, box),
+      put: async (record, built, box) => (this.#cache ?? (await impl())).put(record, built, box),
+    };
   }
 
   /**
@@ -56,10 +61,12 @@ export class FilePort extends FileReads implements StoragePort {
       }
       if (disk) ctx.generation = disk.keyGeneration;
       ctx.sync();
+      // The writing code loads with the first write: listing a store needs none of it.
+      const [{ FileTransaction }, { commit }] = await Promise.all([import('./transaction.js'), import('./commit.js')]);
       const tx = new FileTransaction(ctx);
       const out = await fn(tx);
       await commit(ctx, tx.plan);
-      if (tx.plan.rekey) this.cache.forget();
+      if (tx.plan.rekey) this.#cache?.forget();
       return out;
     });
   }
@@ -67,6 +74,23 @@ export class FilePort extends FileReads implements StoragePort {
   /** The store's own link book (`links.json` or `challenges.json`), as today's file store keeps it: a use is spent under the store lock. */
   linkStore(book: LinkBookName, now: () => Date): LinkStore {
     return new LinkBook(this.ctx.dir, now, BOOK_FILES[book]);
+  }
+
+  /** fsync each certificate entry written. */
+  get durable(): boolean {
+    return this.ctx.durable;
+  }
+
+  /** store.json as it is now, with the layout's pointers (what store check reads). @throws ERR_STORE_NOT_INITIALIZED */
+  storeMeta(): Promise<StoreMeta> {
+    this.ctx.sync();
+    return this.ctx.readMeta(true);
+  }
+
+  /** The records that can be read, and the damaged entries among those asked for (cert list names them). */
+  listReadable(options: ListCertificatesOptions = {}): Promise<{ records: CertificateRecord[]; damaged: DamagedEntry[] }> {
+    this.ctx.sync();
+    return this.ctx.index.listReadable(options);
   }
 
   /** Reads the record index now (a batch does it while scrypt runs). */

@@ -1,13 +1,9 @@
 /**
- * The file port's PKCS#12 cache ({@link PortCache}): the files of today's cache
- * (file/pkcs12-cache.ts), one sealed bundle per user in `pkcs12-cache/<hash>.<generation>`,
- * with the same bundle format and AAD, but sealed and opened by the {@link SealingBox} the CA
- * gives instead of the store key. Reads are synchronous and small (one open, read, close into
+ * The file port's PKCS#12 cache ({@link PortCache}): one sealed bundle per user in
+ * `pkcs12-cache/<hash>.<generation>` (the format and AAD stores have had since the cache began),
+ * sealed and opened by the {@link SealingBox} the CA gives, never the store key. Reads are synchronous and small (one open, read, close into
  * a reused buffer; the user read last is kept), and a profile's writes of one user's bundle join
  * into one file write.
- *
- * The bundle encoding is file/pkcs12-cache.ts's, which does not export it: the two must stay
- * byte-compatible (the compatibility test writes through one and reads through the other).
  *
  * @module file-port-pkcs12
  */
@@ -17,12 +13,14 @@ import { join } from 'node:path';
 import type { CertificateRecord } from '../../store.js';
 import type { BuiltPkcs12, PortCache, SealingBox } from '../../port/port.js';
 import { atomicWrite } from '../../fs-util.js';
-import { PKCS12_CACHE } from '../pkcs12-cache.js';
 
 /** One user's cached PKCS#12 files, by serial. */
 type Pkcs12Bundle = Map<string, { fingerprint: string; password: string; pkcs12: Buffer }>;
 
-/** serial, fingerprint, password, PKCS#12, each length-prefixed (file/pkcs12-cache.ts's format). */
+/** Folder of the PKCS#12 cache: one sealed file per user, `<hash of the address>.<key generation>`. */
+export const PKCS12_CACHE = 'pkcs12-cache';
+
+/** serial, fingerprint, password, PKCS#12, each length-prefixed (the format stores written since the cache began). */
 function encodeBundle(bundle: Pkcs12Bundle): Buffer {
   const parts: Buffer[] = [];
   const field = (b: Buffer) => {

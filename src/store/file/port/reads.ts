@@ -14,7 +14,10 @@ import type { CertificateRecord } from '../../store.js';
 import type { CrlState, Credential, LinkBookName, PortReads, RecordQuery, Revocation, StoredCertificate, StoreSettings } from '../../port/port.js';
 import { storeSettings } from '../../settings.js';
 import { SERIAL } from '../record-index.js';
-import { publicCredential, readCredentials, type HeldCredential } from './credentials.js';
+import type { HeldCredential } from './credentials.js';
+
+// The credentials need the certificate code: loaded when first read, not to list records.
+const credentials = () => import('./credentials.js');
 import { BOOK_FILES, errnoOf, readMeta, readSealed, type PortContext } from './layout.js';
 
 const FINGERPRINT = /^[0-9a-f]{64}$/;
@@ -90,11 +93,12 @@ export class FileReads implements PortReads {
     const meta = await readMeta(this.ctx.dir);
     if (meta) this.ctx.meta = { value: meta, at: Date.now() };
     await this.ctx.keyGeneration();
-    return readCredentials(this.ctx, meta);
+    return (await credentials()).readCredentials(this.ctx, meta);
   }
 
   /** ca/, signer/, ocsp/ and scep/, with store.json's pointers (see credentials.ts). */
   async credentials(): Promise<Credential[]> {
+    const { publicCredential } = await credentials();
     return (await this.heldCredentials()).map(publicCredential);
   }
 

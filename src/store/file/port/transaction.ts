@@ -85,7 +85,7 @@ export class FileTransaction extends FileReads implements PortTransaction {
     const serial = credential.serial;
     if (!SERIAL.test(serial)) throw new InputInvalid('serial', `"${serial}" is not a normalized serial`);
     const held = this.#put.get(serial) ?? (await this.heldCredentials()).find((c) => c.serial === serial && c.role === credential.role);
-    const files = this.filesOf(credential, held);
+    const files = this.filesOf(credential, held, await this.firstSigner(credential, key));
     if (!held) this.plan.certs.set(files.certRel, Buffer.from(credential.certificate));
     if (key) {
       this.plan.keys.set(files.keyRel, key(files.keyRel));
@@ -102,14 +102,27 @@ export class FileTransaction extends FileReads implements PortTransaction {
     }
     if (files.pointerRel) {
       if (credential.current) p.pointers.set(files.pointerRel, serial);
-      else if (held?.current || p.pointers.get(files.pointerRel) === serial) p.pointers.set(files.pointerRel, null);
+      // Not current any more: the pointer goes only while it still names this one (this transaction may have pointed it at another).
+      else if (p.pointers.has(files.pointerRel) ? p.pointers.get(files.pointerRel) === serial : held?.current) p.pointers.set(files.pointerRel, null);
     }
     const { key: _k, ...kept } = held ?? ({} as Partial<HeldCredential>);
     this.#put.set(serial, { ...kept, ...credential, ...files } as HeldCredential);
   }
 
+  /**
+   * Whether a signer goes where a store's first signer lives (`signer/cert.pem`, key `signer/key`):
+   * a store's first (as init lays it out, before store.json exists), or one sealed under that
+   * associated data already (carried by a migration), while that place is free.
+   */
+  private async firstSigner(c: Omit<Credential, 'key'>, key: Sealer | null | undefined): Promise<boolean> {
+    if (c.role !== 'signer') return false;
+    if ([...this.#put.values()].some((x) => x.certRel === 'signer/cert.pem') || (await exists(join(this.ctx.dir, 'signer', 'cert.pem')))) return false;
+    if (key?.aad === 'signer/key') return true;
+    return !(await exists(join(this.ctx.dir, 'store.json'))) && ![...this.#put.values()].some((x) => x.role === 'signer');
+  }
+
   /** Where a credential's files are (those of the one held, for a credential changed). */
-  private filesOf(c: Omit<Credential, 'key'>, held: HeldCredential | undefined): Files {
+  private filesOf(c: Omit<Credential, 'key'>, held: HeldCredential | undefined, first = false): Files {
     if (held) return { certRel: held.certRel, keyRel: held.keyRel, ...(held.pointerRel ? { pointerRel: held.pointerRel } : {}) };
     switch (c.role) {
       case 'root':
@@ -120,7 +133,7 @@ export class FileTransaction extends FileReads implements PortTransaction {
         return { certRel: p.cert, keyRel: p.key };
       }
       case 'signer':
-        return signerFiles(c.serial, false);
+        return signerFiles(c.serial, first);
       default: {
         const files = c.ca === undefined ? undefined : serviceFiles(c.role, c.ca, c.serial);
         if (!files) throw new InputInvalid('ca', `A ${c.role} credential needs the slug of its CA, not "${c.ca}"`);

@@ -56,6 +56,8 @@ export interface OpenPostgresPortOptions {
 export class PostgresPort extends PgPortReads implements StoragePort {
   /** The sealed PKCS#12 files of `pkcs12_cache`. */
   readonly cache: PgPortCache;
+  /** Another writer of a database is another node. */
+  readonly elsewhere = 'on another node';
   readonly #hints: ReadHints;
 
   private constructor(

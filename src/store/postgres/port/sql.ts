@@ -7,7 +7,6 @@
  */
 import type pg from 'pg';
 import type { LinkRecord } from '../../../server/links.js';
-import { issuingPaths } from '../../pki-files.js';
 import type { Sealed } from '../../secret-box.js';
 import type { CertificateRecord } from '../../store.js';
 import type { Credential, CredentialRole, CrlState, LinkBookName, Revocation } from '../../port/port.js';
@@ -54,7 +53,7 @@ export function credentialKeyAad(c: { serial: string; role: CredentialRole; ca?:
     case 'root':
       return 'ca/root.key';
     case 'issuing':
-      return issuingPaths(c.generation ?? 1).key;
+      return (c.generation ?? 1) === 1 ? 'ca/intermediate.key' : `ca/issuing-${c.generation}.key`;
     case 'signer':
       return `signer/${c.serial}.key`;
     case 'responder':

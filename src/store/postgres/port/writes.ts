@@ -76,7 +76,9 @@ export class PgPortTransaction extends PgPortReads implements PortTransaction {
         perCa ? [credential.role, credential.serial, credential.ca ?? null] : [credential.role, credential.serial],
       );
     }
-    const aad = held?.key_aad ?? credentialKeyAad(credential);
+    // A store's first signer has the key path the file store gives it (`signer/key`), as init always wrote it.
+    const first = credential.role === 'signer' && !held && !(await this.run(`SELECT 1 FROM ca_certs WHERE role = 'signer' LIMIT 1`)).rowCount;
+    const aad = held?.key_aad ?? key?.aad ?? (first ? 'signer/key' : credentialKeyAad(credential));
     const sealed = key ? JSON.stringify(key(aad)) : null;
     if (held) {
       // undefined: the key stays as it is.
