@@ -2,7 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { TOP } from './index.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../../certs/revocation-reasons.js';
 import { PURPOSES, type CertificatePurpose } from '../../certs/purposes.js';
-import { statusOf } from '../../store/store.js';
+import { statusOf } from '../../store/record.js';
 import { InputInvalid, isProfilesmithError } from '../../errors.js';
 import { UsageError } from '../errors.js';
 import { readSecretFile } from '../files.js';

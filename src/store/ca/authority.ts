@@ -67,7 +67,7 @@ export async function trustChain(ctx: CaContext): Promise<TrustChain> {
   const root = cas.find((c) => c.ca === 'root')!.certificate;
   const issuing = cas.filter((c) => c.ca !== 'root');
   if (issuing.length === 1) return { roots: [root], intermediates: [issuing[0]!.certificate] };
-  const signer = currentOf(await ctx.port.credentials(), 'signer');
+  const signer = currentOf(await ctx.credentials(), 'signer');
   const signerIssuing = signer?.ca === undefined ? undefined : generationOf(signer.ca);
   const revoked = new Set((await ctx.port.revocations()).filter((r) => r.kind === 'revoked').map((r) => r.serial));
   const now = ctx.now();
@@ -96,7 +96,7 @@ export async function issuerChain(ctx: CaContext, serial: string): Promise<Buffe
 /** The current profile signer. @throws ERR_CERT_INVALID (`revoked`) when it was revoked */
 export async function profileSigner(ctx: CaContext): Promise<Signer> {
   const settings = await ctx.settings();
-  const signer = currentOf(await ctx.port.credentials(), 'signer');
+  const signer = currentOf(await ctx.credentials(), 'signer');
   if (!signer?.key) throw new StoreIOError(ctx.port.location, 'read', `The store at "${ctx.port.location}" has no profile signer with a key; run \`profilesmith ca rotate-signer\``);
   if ((await ctx.port.revocations()).some((r) => r.serial === signer.serial && r.kind === 'revoked')) {
     throw new CertificateInvalid('revoked', 'The profile-signing certificate of this store has been revoked; issue a new one with `profilesmith ca rotate-signer`');
@@ -114,7 +114,7 @@ export async function profileSigner(ctx: CaContext): Promise<Signer> {
 
 /** The identity of one of the store's CAs (certificate and key); needs the passphrase. */
 export async function loadCaIdentity(ctx: CaContext, ca: CaRef): Promise<Identity> {
-  const credentials = await ctx.port.credentials();
+  const credentials = await ctx.credentials();
   const c = ca === 'root' ? credentials.find((x) => x.role === 'root') : credentials.find((x) => x.role === 'issuing' && (x.generation ?? 1) === ca);
   if (!c) throw new StoreIOError(ctx.port.location, 'read', `The store at "${ctx.port.location}" has no CA ${caSlug(ca)}`);
   if (!c.key) throw new StoreIOError(ctx.port.location, 'read', `The key of CA ${caSlug(ca)} is missing from the store at "${ctx.port.location}"`);

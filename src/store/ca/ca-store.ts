@@ -10,16 +10,18 @@
 import type { IdentityBundle } from '../../certs/import.js';
 import type { CertificatePurpose, Identity } from '../../certs/issue.js';
 import { normalizeSerial, type CertificateInput } from '../../certs/pem.js';
-import { caSlug, type CaRef } from '../../certs/publication.js';
+import type { CaRef } from '../../certs/publication.js';
 import type { RevocationReason } from '../../certs/crl.js';
 import type { Signer } from '../../cms/sign.js';
-import { StoreEntryNotFound, StoreIOError } from '../../errors.js';
+import { StoreEntryNotFound } from '../../errors.js';
 import type { SerialStatus } from '../../pki/handler.js';
 import { PortLinks, type LinkStore } from '../../server/links.js';
 import type { BuiltPkcs12, PortTransaction, StoragePort, StoreSettings } from '../port/port.js';
 import type { ResponderIdentity, StoreCa } from '../pki-files.js';
-import { findRecord, keyOnDeviceError, servesPurpose, type CertificateRecord, type EnrollingStore, type ImportIdentityOptions, type ImportIdentityResult, type IssueDeviceCertificateOptions, type IssueUserCertificateOptions, type ListCertificatesOptions, type RemoveUserResult, type RevokeResult, type TrustChain } from '../store.js';
-import { Keyring } from './keyring.js';
+import { findRecord, keyOnDeviceError, servesPurpose, type CertificateRecord } from '../record.js';
+import type { EnrollingStore, ImportIdentityOptions, ImportIdentityResult, IssueDeviceCertificateOptions, IssueUserCertificateOptions, ListCertificatesOptions, RemoveUserResult, RevokeResult, TrustChain } from '../store.js';
+import type { Keyring } from './keyring.js';
+import { CaState } from './state.js';
 
 // The parts that issue, publish, revoke, administer or read the CA certificates load on first
 // use, so that opening a store to list it (cert list, user list) loads none of them nor the
@@ -49,12 +51,7 @@ export interface OpenCaOptions {
  */
 export class CaStore implements EnrollingStore {
   readonly organization: string;
-  /** @internal */ readonly keys: Keyring;
-  /** @internal */ readonly services = new Map<string, Promise<ResponderIdentity>>();
-  #settings: StoreSettings;
-  #settingsAt = Date.now();
-  #cas: { at: number; value: Promise<StoreCa[]> } | undefined;
-  #issuers = new Map<string, Promise<Identity>>();
+  readonly #state: CaState;
   #links: LinkStore | undefined;
   #challenges: LinkStore | undefined;
 
@@ -67,8 +64,7 @@ export class CaStore implements EnrollingStore {
     readonly now: () => Date,
   ) {
     this.organization = settings.organization;
-    this.#settings = settings;
-    this.keys = new Keyring(port.location, settings);
+    this.#state = new CaState(port, settings, now);
   }
 
   /**
@@ -88,7 +84,7 @@ export class CaStore implements EnrollingStore {
 
   /** Checks the passphrase and keeps the derived key for this instance. @throws ERR_KEY_PASSPHRASE */
   async unlock(passphrase: string): Promise<void> {
-    await this.keys.unlock(passphrase, this.#settings);
+    await this.keys.unlock(passphrase, this.#state.meta);
   }
 
   /** @internal A copy of the derived key, for a batch worker (so each does not run scrypt again). */
@@ -98,7 +94,7 @@ export class CaStore implements EnrollingStore {
 
   /** @internal Unlocks with a key from {@link CaStore.derivedKey}, checked like a passphrase. */
   unlockWithKey(key: Uint8Array): void {
-    this.keys.unlockWithKey(key, this.#settings);
+    this.keys.unlockWithKey(key, this.#state.meta);
   }
 
   /** True once the passphrase (or a handed-over key) was given. */
@@ -108,108 +104,37 @@ export class CaStore implements EnrollingStore {
 
   /** @internal The settings as last read. */
   get meta(): StoreSettings {
-    return this.#settings;
+    return this.#state.meta;
   }
 
   /** The PKI base URL certificates are issued with, if any. */
   get pkiUrl(): string | undefined {
-    return this.#settings.pkiUrl;
+    return this.#state.meta.pkiUrl;
   }
 
   /** The URL devices reach this store's SCEP server at, if set. */
   get scepUrl(): string | undefined {
-    return this.#settings.scepUrl;
+    return this.#state.meta.scepUrl;
   }
 
   /** The email domains the issuing CA may issue for (empty: any). */
   get permittedEmailDomains(): readonly string[] {
-    return this.#settings.permittedEmailDomains ?? [];
+    return this.#state.meta.permittedEmailDomains ?? [];
+  }
+
+  /** @internal The CA's state, as its parts see it. */
+  get state(): CaState {
+    return this.#state;
   }
 
   /** @internal */
-  async settings(): Promise<StoreSettings> {
-    if (Date.now() - this.#settingsAt < 1000) return this.#settings;
-    const fresh = await this.port.settings();
-    this.#settingsAt = Date.now();
-    // A new key generation is this instance's only after it opens with the new passphrase.
-    if (fresh.keyGeneration === this.keys.generation) this.#settings = fresh;
-    return this.#settings;
+  get keys(): Keyring {
+    return this.#state.keys;
   }
 
-  /** @internal */
-  async write<T>(fn: (tx: PortTransaction) => Promise<T>, seals?: 'seals'): Promise<T> {
-    try {
-      return await this.port.transaction(async (tx) => {
-        if (seals) {
-          const current = await tx.settings();
-          if (current.keyGeneration !== this.keys.generation) throw this.#stale('run it again');
-        }
-        return fn(tx);
-      });
-    } finally {
-      this.#settingsAt = 0;
-    }
-  }
-
-  /** What a key that does not open means when the passphrase was changed since this instance opened the store. */
-  #stale(then: string): StoreIOError {
-    return new StoreIOError(this.port.location, 'write', `The store passphrase was changed (${this.port.elsewhere ?? 'by another process'}) since this one opened the store; ${then}`);
-  }
-
-  /** `err`, or why a key did not open: the passphrase was changed elsewhere since this instance opened the store. */
-  async #explain(err: unknown): Promise<unknown> {
-    if (!(err instanceof StoreIOError) || err.op !== 'decrypt') return err;
-    const now = await this.port.settings().catch(() => undefined);
-    return now && now.keyGeneration !== this.keys.generation ? this.#stale('open it again with the new one') : err;
-  }
-
-  /** @internal */
-  cas(): Promise<StoreCa[]> {
-    if (!this.#cas || Date.now() - this.#cas.at > 1000) {
-      const value = this.port.credentials().then(async (c) => (await authority()).caCertificatesOf(c, this.port.location));
-      value.catch(() => (this.#cas = undefined));
-      this.#cas = { at: Date.now(), value };
-    }
-    return this.#cas.value;
-  }
-
-  /** @internal */
-  forgetCas(): void {
-    this.#cas = undefined;
-    this.#issuers.clear();
-    this.services.clear();
-    this.#settingsAt = 0;
-  }
-
-  /** @internal */
-  async currentIssuing(): Promise<number> {
-    const c = (await authority()).currentOf(await this.port.credentials(), 'issuing');
-    return c?.generation ?? Math.max(1, ...(await this.cas()).filter((x) => x.ca !== 'root').map((x) => x.ca as number));
-  }
-
-  /** @internal */
-  async caIdentity(ca: CaRef): Promise<Identity> {
-    const slug = caSlug(ca);
-    let hit = this.#issuers.get(slug);
-    if (!hit) {
-      hit = (await authority()).loadCaIdentity(this, ca).catch(async (err: unknown) => Promise.reject(await this.#explain(err)));
-      hit.catch(() => this.#issuers.delete(slug));
-      this.#issuers.set(slug, hit);
-    }
-    return hit;
-  }
-
-  /** @internal */
-  async issuingOf(record: { issuer: string }): Promise<number> {
-    const hit = (await this.cas()).find((c) => c.ca !== 'root' && c.subject === record.issuer);
-    return hit ? (hit.ca as number) : 1;
-  }
-
-  /** @internal */
-  async record(serial: string): Promise<CertificateRecord> {
-    const hit = (await this.port.records({ serial: normalizeSerial(serial) }))[0];
-    if (!hit) throw new StoreEntryNotFound(serial, 'certificate');
-    return hit;
+  /** @internal One port transaction (see CaContext.write). */
+  write<T>(fn: (tx: PortTransaction) => Promise<T>, seals?: 'seals'): Promise<T> {
+    return this.#state.write(fn, seals);
   }
 
   // ---- CertificateStore ----
@@ -240,45 +165,45 @@ export class CaStore implements EnrollingStore {
     const held = await this.port.certificate(s);
     if (!held) throw new StoreEntryNotFound(serial, 'certificate');
     if (!held.key) {
-      if ((await this.record(s)).keyOnDevice) throw keyOnDeviceError(s);
+      if ((await this.#state.record(s)).keyOnDevice) throw keyOnDeviceError(s);
       throw new StoreEntryNotFound(serial, 'certificate', `Certificate ${s} has no private key in the store`);
     }
     try {
       return { certificate: held.der, privateKey: this.keys.open(held.key) };
     } catch (err) {
-      throw await this.#explain(err);
+      throw await this.#state.explain(err);
     }
   }
 
   async issueCertificate(options: IssueUserCertificateOptions): Promise<CertificateRecord> {
-    return (await (await entries()).issue(this, options, false)).record;
+    return (await (await entries()).issue(this.#state, options, false)).record;
   }
 
   /** Issues unless the user holds a valid certificate of the purpose, decided in the transaction that records it. */
   async issueCertificateIfMissing(options: IssueUserCertificateOptions): Promise<{ record: CertificateRecord; issued: boolean }> {
-    return (await entries()).issue(this, options, true);
+    return (await entries()).issue(this.#state, options, true);
   }
 
   /** What issuing would refuse, before any key is made: the address, the name, the CA's permitted domains. */
   async checkIssuance(options: IssueUserCertificateOptions): Promise<void> {
-    await (await entries()).checkedUser(this, options);
+    await (await entries()).checkedUser(this.#state, options);
   }
 
   async trustChain(): Promise<TrustChain> {
-    return (await authority()).trustChain(this);
+    return (await authority()).trustChain(this.#state);
   }
 
   async issuerChain(serial: string): Promise<Buffer[]> {
-    return (await authority()).issuerChain(this, serial);
+    return (await authority()).issuerChain(this.#state, serial);
   }
 
   async profileSigner(): Promise<Signer> {
-    return (await authority()).profileSigner(this).catch(async (err: unknown) => Promise.reject(await this.#explain(err)));
+    return (await authority()).profileSigner(this.#state).catch(async (err: unknown) => Promise.reject(await this.#state.explain(err)));
   }
 
   /** The identity as an iOS-form PKCS#12, from the port's cache when it has one (built and kept otherwise). */
   async cachedPkcs12(serial: string, build: (identity: Identity) => BuiltPkcs12): Promise<BuiltPkcs12> {
-    const record = await this.record(serial);
+    const record = await this.#state.record(serial);
     const cache = this.port.cache;
     const hit = cache ? await cache.get(record, this.keys.box()) : undefined;
     if (hit) return hit;
@@ -305,24 +230,24 @@ export class CaStore implements EnrollingStore {
   // ---- the lifecycle ----
 
   async importIdentity(bundle: IdentityBundle, options: ImportIdentityOptions): Promise<ImportIdentityResult> {
-    return (await entries()).importIdentity(this, bundle, options);
+    return (await entries()).importIdentity(this.#state, bundle, options);
   }
 
   /** A new certificate for the user and purpose, named like the newest one; the old one stays in the history. */
   async renewCertificate(user: string, purpose: CertificatePurpose, days?: number): Promise<CertificateRecord> {
-    return (await entries()).renewCertificate(this, (o) => this.issueCertificate(o), user, purpose, days);
+    return (await entries()).renewCertificate(this.#state, (o) => this.issueCertificate(o), user, purpose, days);
   }
 
   async issueDeviceCertificate(options: IssueDeviceCertificateOptions): Promise<CertificateRecord> {
-    return (await entries()).issueDevice(this, options);
+    return (await entries()).issueDevice(this.#state, options);
   }
 
   async revokeCertificate(serial: string, reason?: RevocationReason): Promise<RevokeResult> {
-    return (await revoke()).revokeCertificate(this, serial, reason);
+    return (await revoke()).revokeCertificate(this.#state, serial, reason);
   }
 
   async removeUser(user: string, options?: { revoke?: boolean }): Promise<RemoveUserResult> {
-    return (await revoke()).removeUser(this, user, options);
+    return (await revoke()).removeUser(this.#state, user, options);
   }
 
   /** Serials revoked by this store's CAs (the signer's and issuing CAs' included). */
@@ -331,37 +256,37 @@ export class CaStore implements EnrollingStore {
   }
 
   async createCrl(options?: { ca?: CaRef; nextUpdateMs?: number }): Promise<Buffer> {
-    return (await publish()).createCrl(this, options);
+    return (await publish()).createCrl(this.#state, options);
   }
 
   /** The CRL a relying party fetches for `ca`: the last published while still current, else a new one. */
   async publishedCrl(ca: CaRef, options?: { validityMs?: number }): Promise<Buffer> {
-    return (await publish()).publishedCrl(this, ca, options);
+    return (await publish()).publishedCrl(this.#state, ca, options);
   }
 
   /** The delegated OCSP responder of `ca`, issued and renewed by itself. Needs the passphrase. */
   async ocspResponder(ca: CaRef): Promise<ResponderIdentity> {
-    return (await publish()).serviceIdentity(this, ca, 'ocsp');
+    return (await publish()).serviceIdentity(this.#state, ca, 'ocsp');
   }
 
   /** The OCSP status of a serial among those `ca` issued. */
   async certificateStatus(ca: CaRef, serial: string): Promise<SerialStatus> {
-    return (await (await publish()).certificateStatuses(this, ca, [serial]))[0]!;
+    return (await (await publish()).certificateStatuses(this.#state, ca, [serial]))[0]!;
   }
 
   /** {@link CaStore.certificateStatus} of several serials, the shared reads done once. */
   async certificateStatuses(ca: CaRef, serials: readonly string[]): Promise<SerialStatus[]> {
-    return (await publish()).certificateStatuses(this, ca, serials);
+    return (await publish()).certificateStatuses(this.#state, ca, serials);
   }
 
   /** The store's CA certificates: the root and every issuing CA generation, oldest first. */
   caCertificates(): Promise<StoreCa[]> {
-    return this.cas();
+    return this.#state.cas();
   }
 
   /** The issuing CA's certificate and key (default: the current one); needs the passphrase. */
   async issuerIdentity(generation?: number): Promise<Identity> {
-    return this.caIdentity(generation ?? (await this.currentIssuing()));
+    return this.#state.caIdentity(generation ?? (await this.#state.currentIssuing()));
   }
 
   get links(): LinkStore {
@@ -373,44 +298,48 @@ export class CaStore implements EnrollingStore {
   }
 
   async scepRa(): Promise<ResponderIdentity> {
-    return (await publish()).serviceIdentity(this, await this.currentIssuing(), 'scep');
+    return (await publish()).serviceIdentity(this.#state, await this.#state.currentIssuing(), 'scep');
   }
 
   async scepRaBySerial(serial: string): Promise<ResponderIdentity | undefined> {
-    for (const c of await this.cas()) {
+    for (const c of await this.#state.cas()) {
       if (c.ca === 'root') continue;
-      const r = await (await publish()).serviceIdentityBySerial(this, c.ca, 'scep', normalizeSerial(serial));
+      const r = await (await publish()).serviceIdentityBySerial(this.#state, c.ca, 'scep', normalizeSerial(serial));
       if (r) return r;
     }
     return undefined;
   }
 
   async setScepUrl(url: string | undefined): Promise<string | undefined> {
-    return (await admin()).setUrl(this, 'scepUrl', url).then(async (u) => ((this.#settings = await this.port.settings()), u));
+    const set = await (await admin()).setUrl(this.#state, 'scepUrl', url);
+    await this.#state.reload();
+    return set;
   }
 
   /** Sets (or clears) the PKI base URL, for certificates issued from then on. @throws ERR_INPUT_INVALID */
   async setPkiUrl(url: string | undefined): Promise<string | undefined> {
-    return (await admin()).setUrl(this, 'pkiUrl', url).then(async (u) => ((this.#settings = await this.port.settings()), u));
+    const set = await (await admin()).setUrl(this.#state, 'pkiUrl', url);
+    await this.#state.reload();
+    return set;
   }
 
   /** A new profile signer from the current issuing CA; the previous one is revoked (superseded). */
   async rotateSigner(): Promise<{ previous: string; serial: string }> {
-    return (await admin()).rotateSigner(this);
+    return (await admin()).rotateSigner(this.#state);
   }
 
   /** Makes an outside CA's identity the profile signer. @throws ERR_CERT_INVALID */
   async importSigner(bundle: IdentityBundle, options?: { chain?: CertificateInput }): Promise<{ previous: string; serial: string; warnings: string[] }> {
-    return (await admin()).importSigner(this, bundle, options);
+    return (await admin()).importSigner(this.#state, bundle, options);
   }
 
   /** A new issuing CA under the same root, and a new signer from it. */
   async rotateIssuing(): Promise<{ generation: number; serial: string; signer: string }> {
-    return (await admin()).rotateIssuing(this);
+    return (await admin()).rotateIssuing(this.#state);
   }
 
   /** Re-encrypts every private key under a new passphrase, all or none. Returns how many keys. */
   async changePassphrase(newPassphrase: string, options?: { kdfCost?: number }): Promise<number> {
-    return (await admin()).changePassphrase(this, newPassphrase, options);
+    return (await admin()).changePassphrase(this.#state, newPassphrase, options);
   }
 }

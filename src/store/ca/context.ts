@@ -8,7 +8,7 @@
  */
 import type { Identity } from '../../certs/issue.js';
 import type { CaRef } from '../../certs/publication.js';
-import type { PortTransaction, StoragePort, StoreSettings } from '../port/port.js';
+import type { Credential, PortTransaction, StoragePort, StoreSettings } from '../port/port.js';
 import type { ResponderIdentity, StoreCa } from '../pki-files.js';
 import type { CertificateRecord } from '../store.js';
 import type { Keyring } from './keyring.js';
@@ -27,6 +27,8 @@ export interface CaContext {
    * open under the store's new key.
    */
   write<T>(fn: (tx: PortTransaction) => Promise<T>, seals?: 'seals'): Promise<T>;
+  /** The store's own certificates (the port's credentials), re-read at most once a second and after this instance's writes. */
+  credentials(): Promise<Credential[]>;
   /** The root and every issuing CA generation, oldest first (re-read at most once a second). */
   cas(): Promise<StoreCa[]>;
   /** The current issuing CA's generation. */

@@ -104,7 +104,7 @@ export async function certificateStatuses(ctx: CaContext, ca: CaRef, serials: re
   let own: Promise<Set<string>> | undefined;
   const ownSerials = () =>
     (own ??= (async () => {
-      const set = new Set(caIssued(await ctx.port.credentials()).filter((c) => c.ca === ca).map((c) => c.serial));
+      const set = new Set(caIssued(await ctx.credentials()).filter((c) => c.ca === ca).map((c) => c.serial));
       if (ca === 'root') for (const c of await ctx.cas()) if (c.ca !== 'root') set.add(c.serial);
       return set;
     })());
@@ -141,7 +141,7 @@ export async function caOptions(ctx: CaContext) {
 async function readService(ctx: CaContext, kind: ServiceKind, ca: CaRef, serial?: string): Promise<ResponderIdentity | undefined> {
   const role = SERVICES[kind].role;
   const slug = caSlug(ca);
-  const c = (await ctx.port.credentials()).find((x) => x.role === role && x.ca === slug && (serial === undefined ? x.current : x.serial === serial));
+  const c = (await ctx.credentials()).find((x) => x.role === role && x.ca === slug && (serial === undefined ? x.current : x.serial === serial));
   if (!c?.key) return undefined;
   if ((await ctx.port.revocations()).some((r) => r.serial === c.serial && r.kind === 'revoked')) return undefined;
   try {

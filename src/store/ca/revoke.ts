@@ -66,7 +66,7 @@ export async function revokeCertificate(ctx: CaContext, serial: string, reason: 
     });
   const cas = await ctx.cas();
   const ca = cas.find((c) => c.serial === s);
-  const credentials = await ctx.port.credentials();
+  const credentials = await ctx.credentials();
   if (ca) {
     if (ca.ca === 'root') throw new CertificateInvalid('root', 'The root CA cannot revoke itself; remove it from the devices that trust it instead');
     if (ca.ca === (await ctx.currentIssuing())) throw new CertificateInvalid('in-use', `Issuing CA ${ca.slug} is the current one; run \`profilesmith ca rotate-issuing\` first`);

@@ -5,7 +5,8 @@
  * @module file-index-format
  */
 import type { CertificateRecord } from '../store.js';
-import { SERIAL } from './records.js';
+/** Entry directory names: serials as normalizeSerial writes them. */
+export const SERIAL = /^[0-9a-f]{1,64}$/;
 
 /**
  * index.json, version 3: a header line (JSON: version, dirKey, columns, the string table, and

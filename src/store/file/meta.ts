@@ -7,10 +7,10 @@
 import type { KeyObject } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { StoreIOError } from '../../errors.js';
-import type { KeyAlgorithm } from '../../certs/keys.js';
 import { MIN_PASSPHRASE_LENGTH } from '../passphrase.js';
 import { seal } from '../secret-box.js';
 import type { StoreSettings } from '../settings.js';
+import type { InitializeCaOptions } from '../ca/init.js';
 
 export const FORMAT = 'profilesmith-store';
 /** store.json: the settings both stores keep, and the file store's own pointers. */
@@ -27,21 +27,8 @@ export interface StoreMeta extends StoreSettings {
 
 export { MIN_PASSPHRASE_LENGTH };
 
-/** Options of {@link initStore}. */
-export interface InitStoreOptions {
-  organization: string;
-  passphrase: string;
-  /** Default: `rsa-2048`. */
-  keyAlgorithm?: KeyAlgorithm;
-  /** Default: `() => new Date()`. */
-  now?: () => Date;
-  /** log2 of scrypt's N. Default: 17. Lower only in tests. */
-  kdfCost?: number;
-  /** PKI base URL (http or https): certificates then carry CRL distribution points and AIA under it. */
-  pkiUrl?: string;
-  /** Permitted email domains: the issuing CA gets a critical nameConstraints extension, and only these addresses are issued. */
-  permittedEmailDomains?: string[];
-}
+/** Options of {@link initStore}: those of {@link initializeCa}, which writes the CA. */
+export type InitStoreOptions = Omit<InitializeCaOptions, 'ca'>;
 
 /** Options of {@link openStore}. */
 export interface OpenStoreOptions {

@@ -11,9 +11,10 @@ import { join } from 'node:path';
 import { StoreEntryNotFound, StoreIOError } from '../../errors.js';
 import { atomicWrite, ioError } from '../fs-util.js';
 import { certificatesFrom } from '../../certs/pem.js';
-import { compareRecords, servesPurpose, type CertificateRecord, type ListCertificatesOptions } from '../store.js';
-import { formatIndex, IndexDamaged, IndexFile, parseIndex } from './index-format.js';
-import { SERIAL, type Amendment, type Overlay, type Revocation } from './records.js';
+import { compareRecords, servesPurpose, type CertificateRecord } from '../record.js';
+import type { ListCertificatesOptions } from '../store.js';
+import { formatIndex, IndexDamaged, IndexFile, parseIndex, SERIAL } from './index-format.js';
+import type { Amendment, Overlay, Revocation } from './records.js';
 
 export { SERIAL };
 export type { Amendment, Revocation };

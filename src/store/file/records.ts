@@ -4,37 +4,19 @@
  *
  * @module file-records
  */
-import type { RevocationReason } from '../../certs/crl.js';
-import type { CertificatePurpose } from '../../certs/issue.js';
-
-/** A line of revocations.json. */
-export interface Revocation {
-  serial: string;
-  date: string;
-  reason: RevocationReason | 'retired';
-  kind: 'revoked' | 'retired';
-  /** The CA whose CRL lists it (`root`, `issuing`, `issuing-2`, ...). Absent: `issuing`. */
-  ca?: string;
-}
+import type { Amendment, Revocation } from '../port/port.js';
 
 /**
- * An amendment of an entry, kept in revocations.json beside the revocations (entry.json never
- * changes): a certificate imported again for its other purpose (dual use), or with more of its
- * chain (`chain`: issuer fingerprints the entry lacks). Applied to records as `alsoPurpose`
- * and `addedChain`, which index.json never holds: it keeps the entries' facts only.
+ * A line of revocations.json is the port's {@link Revocation}; an amendment of an entry (a
+ * certificate imported again for its other purpose, or with more of its chain) is the port's
+ * {@link Amendment}, kept beside the revocations since entry.json never changes, and applied to
+ * records as `alsoPurpose` and `addedChain` (index.json never holds them: it keeps the entries'
+ * facts only).
  */
-export interface Amendment {
-  serial: string;
-  date: string;
-  alsoPurpose?: CertificatePurpose;
-  chain?: string[];
-}
+export type { Amendment, Revocation } from '../port/port.js';
 
 /** What revocations.json lays over the entries. */
 export interface Overlay {
   revocations: Map<string, Revocation>;
   amendments: Map<string, Amendment>;
 }
-
-/** Entry directory names: serials as normalizeSerial writes them. */
-export const SERIAL = /^[0-9a-f]{1,64}$/;

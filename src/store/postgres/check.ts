@@ -8,7 +8,7 @@
 import { X509Certificate } from 'node:crypto';
 import { keysMatch } from '../../certs/keys.js';
 import { fingerprint, normalizeSerial } from '../../certs/pem.js';
-import type { StoreFinding } from '../check.js';
+import type { StoreFinding } from '../findings.js';
 import type { Sealed } from '../secret-box.js';
 import type { CertificateRecord } from '../store.js';
 import { SCHEMA_VERSION } from './schema.js';

@@ -10,31 +10,10 @@ import { createHash } from 'node:crypto';
 import { StoreEntryNotFound } from '../../errors.js';
 import { linkState, newLink, type LinkRecord, type LinkState, type LinkStore } from '../../server/links.js';
 import type { Database } from './db.js';
+import { linkOf, type LinkRow } from './port/sql.js';
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 const TOKEN = /^[A-Za-z0-9_-]{22}$/;
-
-interface LinkRow {
-  token_hash: string;
-  id: string;
-  user_email: string;
-  created: Date;
-  expires: Date;
-  uses_left: number;
-  revoked: Date | null;
-}
-
-function toRecord(r: LinkRow): LinkRecord {
-  return {
-    id: r.id,
-    tokenHash: r.token_hash,
-    user: r.user_email,
-    created: r.created.toISOString(),
-    expires: r.expires.toISOString(),
-    usesLeft: r.uses_left,
-    ...(r.revoked ? { revoked: r.revoked.toISOString() } : {}),
-  };
-}
 
 /** The links of a PostgreSQL store; its SCEP challenges are a second table of the same shape. */
 export class PgLinks implements LinkStore {
@@ -81,14 +60,14 @@ export class PgLinks implements LinkStore {
   async revoke(id: string): Promise<LinkRecord> {
     const r = await this.db.query<LinkRow>(`UPDATE ${this.table} SET revoked = COALESCE(revoked, $2) WHERE id = $1 RETURNING *`, [String(id).toLowerCase(), this.now()], 'write');
     if (!r.rows[0]) throw new StoreEntryNotFound(id, 'link', `No link "${id}"`);
-    return toRecord(r.rows[0]);
+    return linkOf(r.rows[0]);
   }
 
   async peek(token: string): Promise<{ link: LinkRecord; state: LinkState } | undefined> {
     if (typeof token !== 'string' || !TOKEN.test(token)) return undefined;
     const r = await this.db.query<LinkRow>(`SELECT * FROM ${this.table} WHERE token_hash = $1`, [hash(token)]);
     if (!r.rows[0]) return undefined;
-    const link = toRecord(r.rows[0]);
+    const link = linkOf(r.rows[0]);
     return { link, state: linkState(link, this.now()) };
   }
 
@@ -103,10 +82,10 @@ export class PgLinks implements LinkStore {
     );
     if (spent.rows[0]) return { user: spent.rows[0].user_email };
     const r = await this.db.query<LinkRow>(`SELECT * FROM ${this.table} WHERE token_hash = $1`, [h]);
-    return r.rows[0] ? { state: linkState(toRecord(r.rows[0]), now) } : { state: 'unknown' };
+    return r.rows[0] ? { state: linkState(linkOf(r.rows[0]), now) } : { state: 'unknown' };
   }
 
   async list(): Promise<LinkRecord[]> {
-    return (await this.db.query<LinkRow>(`SELECT * FROM ${this.table} ORDER BY seq`)).rows.map(toRecord);
+    return (await this.db.query<LinkRow>(`SELECT * FROM ${this.table} ORDER BY seq`)).rows.map(linkOf);
   }
 }
