@@ -25,6 +25,9 @@ export const BOOK_FILES: Record<LinkBookName, string> = { links: 'links.json', c
 /** An errno code, if `err` has one. */
 export const errnoOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | undefined)?.code;
 
+/** A missing file or folder on the way: the file is not there (any other failure is one). */
+const absent = (err: unknown): boolean => errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR';
+
 /** True when the path exists. */
 export const exists = (path: string): Promise<boolean> => fs.stat(path).then(() => true, () => false);
 
@@ -33,7 +36,17 @@ export async function listDir(path: string): Promise<string[]> {
   try {
     return await fs.readdir(path);
   } catch (err) {
-    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return [];
+    if (absent(err)) return [];
+    throw ioError(path, 'read', err);
+  }
+}
+
+/** A text file, or undefined when it is not there. @throws ERR_STORE_IO when it cannot be read */
+async function readIfPresent(path: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(path, 'utf8');
+  } catch (err) {
+    if (absent(err)) return undefined;
     throw ioError(path, 'read', err);
   }
 }
@@ -41,26 +54,15 @@ export async function listDir(path: string): Promise<string[]> {
 /** store.json, or undefined when the store has none yet. @throws ERR_STORE_IO when it is damaged */
 export async function readMeta(dir: string): Promise<StoreMeta | undefined> {
   const path = join(dir, 'store.json');
-  let text: string;
-  try {
-    text = await fs.readFile(path, 'utf8');
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return undefined;
-    throw ioError(path, 'read', err);
-  }
-  return parseMeta(text, path);
+  const text = await readIfPresent(path);
+  return text === undefined ? undefined : parseMeta(text, path);
 }
 
 /** A sealed key file `<rel>.<generation>` with its AAD (`rel`), or undefined when there is none. */
 export async function readSealed(dir: string, rel: string, generation: number): Promise<SealedKey | undefined> {
   const path = join(dir, `${rel}.${generation}`);
-  let text: string;
-  try {
-    text = await fs.readFile(path, 'utf8');
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return undefined;
-    throw ioError(path, 'read', err);
-  }
+  const text = await readIfPresent(path);
+  if (text === undefined) return undefined;
   try {
     return { sealed: JSON.parse(text) as Sealed, aad: rel };
   } catch (cause) {
@@ -145,7 +147,7 @@ export class PortContext {
     try {
       text = readFileSync(path, 'utf8');
     } catch (err) {
-      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return undefined;
+      if (absent(err)) return undefined;
       throw ioError(path, 'read', err);
     }
     const der = certificatesFrom(text)[0];
