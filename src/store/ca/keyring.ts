@@ -15,6 +15,8 @@ import { opensCheck, type StoreSettings } from '../settings.js';
 /** The store key, and the key generation it belongs to. */
 export class Keyring {
   #key: Buffer | undefined;
+  /** The box of the current key: one per key, not one per cached PKCS#12 read. */
+  #box: SealingBox | undefined;
   /** The key generation of the settings this instance opened with (or changed to). */
   generation: number;
 
@@ -40,6 +42,7 @@ export class Keyring {
     }
     if (!opensCheck(key, settings.check)) throw new KeyPassphraseInvalid(this.where, `The passphrase for the store at "${this.where}" is wrong`);
     this.#key = key;
+    this.#box = undefined;
   }
 
   /** Takes a key handed over (a batch worker's), checked like a passphrase. */
@@ -47,12 +50,14 @@ export class Keyring {
     const k = Buffer.from(key);
     if (!opensCheck(k, settings.check)) throw new KeyPassphraseInvalid(this.where, `The key for the store at "${this.where}" is wrong`);
     this.#key = k;
+    this.#box = undefined;
   }
 
   /** After a passphrase change. */
   replace(key: Buffer, generation: number): void {
     this.#key = key;
     this.generation = generation;
+    this.#box = undefined;
   }
 
   /** The key. @throws ERR_KEY_PASSPHRASE, naming what needed it */
@@ -82,13 +87,14 @@ export class Keyring {
 
   /** Seals and opens bytes under the key without handing it over (the port's PKCS#12 cache). */
   box(): SealingBox {
+    if (this.#box) return this.#box;
     const key = this.require('use private keys');
     const generation = this.generation;
-    return {
+    return (this.#box = {
       generation,
       seal: (plain, aad) => sealBytes(key, plain, aad),
       open: (sealed, aad) => unsealBytes(key, sealed, aad),
-    };
+    });
   }
 
   /** Reseals a key from this key to `next` (a passphrase change). */
